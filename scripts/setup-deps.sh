@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install hostdevd's build and test dependencies from Debian 12's archive.
+# Idempotent: packages already present are skipped; waits for the dpkg lock.
+# Never installs a kernel on this machine: the kernel lane downloads and
+# unpacks Debian's kernel packages into the build tree (tests/kernel/).
+set -euo pipefail
+
+PKGS=(
+        # build
+        meson ninja-build gcc pkg-config clang-format
+        libsystemd-dev libudev-dev libpci-dev uuid-dev libcmocka-dev
+        libinih-dev libjson-c-dev pci.ids
+        # integration lane
+        umockdev libumockdev-dev gir1.2-umockdev-1.0 udev
+        dbus-daemon python3-dbusmock python3-dbus valgrind
+        # kernel lane (qemu guest; the kernel itself is only downloaded)
+        qemu-system-x86 busybox-static xz-utils cpio kmod make bc
+        flex bison libelf-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+        [[ $p == \#* ]] && continue
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+                missing+=("$p")
+        fi
+done
+
+[ ${#missing[@]} -eq 0 ] && { echo "setup-deps: all ${#PKGS[@]} packages present"; exit 0; }
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# apt's lock may be held by another process for a while: wait and retry.
+apt_retry() {
+        local i
+        for i in $(seq 1 60); do
+                if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 "$@"; then
+                        return 0
+                fi
+                echo "setup-deps: apt-get $1 failed (try $i), retrying in 5 s" >&2
+                sleep 5
+        done
+        return 1
+}
+
+echo "setup-deps: installing ${missing[*]}"
+apt_retry update -q
+apt_retry install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Every well-known string hostdevd touches: bus names, object paths,
+ * interfaces, errors, polkit actions, sysfs attributes, environment
+ * variables, journal fields. Grep this file to learn what the daemon reads,
+ * writes and publishes.
+ */
+
+/* ---- D-Bus -------------------------------------------------------------- */
+#define HOSTDEVD_BUS_NAME "org.hostdevd1"
+#define HOSTDEVD_ROOT_PATH "/org/hostdevd1"
+#define HOSTDEVD_DEVICES_PATH "/org/hostdevd1/devices"
+#define HOSTDEVD_MDEVS_PATH "/org/hostdevd1/mdevs"
+
+#define HOSTDEVD_MANAGER_INTERFACE "org.hostdevd1.Manager"
+#define HOSTDEVD_DEVICE_INTERFACE "org.hostdevd1.Device"
+#define HOSTDEVD_MDEV_INTERFACE "org.hostdevd1.Mdev"
+
+/* Object path element prefixes: 0000:41:00.0 -> pci_0000_41_00_0 (object-path.h). */
+#define HOSTDEVD_PCI_PATH_PREFIX "pci_"
+#define HOSTDEVD_MDEV_PATH_PREFIX "mdev_"
+
+#define HOSTDEVD_ERROR_NOT_FOUND "org.hostdevd1.Error.NotFound"
+#define HOSTDEVD_ERROR_INVALID_ARGUMENT "org.hostdevd1.Error.InvalidArgument"
+#define HOSTDEVD_ERROR_FAILED "org.hostdevd1.Error.Failed"
+
+#define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
+#define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
+
+/* ---- polkit actions (policy/org.hostdevd1.policy) ----------------------- */
+#define HOSTDEVD_ACTION_RELOAD "org.hostdevd1.reload"
+#define HOSTDEVD_ACTION_MANAGE_DEVICES "org.hostdevd1.manage-devices"
+#define HOSTDEVD_ACTION_MANAGE_SRIOV "org.hostdevd1.manage-sriov"
+#define HOSTDEVD_ACTION_MANAGE_MDEVS "org.hostdevd1.manage-mdevs"
+#define HOSTDEVD_ACTION_ACQUIRE "org.hostdevd1.acquire"
+#define HOSTDEVD_ACTION_OVERRIDE_CRITICAL "org.hostdevd1.override-critical"
+
+/* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
+#define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
+#define SYSFS_PCI_DRIVERS "/sys/bus/pci/drivers"
+#define SYSFS_PCI_SLOTS "/sys/bus/pci/slots"
+#define SYSFS_IOMMU_GROUPS "/sys/kernel/iommu_groups"
+#define SYSFS_CLASS_IOMMU "/sys/class/iommu"
+/* Documentation/driver-api/vfio-mediated-device.rst */
+#define SYSFS_MDEV_DEVICES "/sys/bus/mdev/devices"
+#define SYSFS_MDEV_BUS_CLASS "/sys/class/mdev_bus"
+
+#define SYSFS_ATTR_VENDOR "vendor"
+#define SYSFS_ATTR_DEVICE "device"
+#define SYSFS_ATTR_SUBSYSTEM_VENDOR "subsystem_vendor"
+#define SYSFS_ATTR_SUBSYSTEM_DEVICE "subsystem_device"
+#define SYSFS_ATTR_CLASS "class"
+#define SYSFS_ATTR_REVISION "revision"
+#define SYSFS_ATTR_DRIVER "driver"
+#define SYSFS_ATTR_DRIVER_OVERRIDE "driver_override"
+#define SYSFS_ATTR_IOMMU_GROUP "iommu_group"
+#define SYSFS_ATTR_NUMA_NODE "numa_node"
+#define SYSFS_ATTR_RESOURCE "resource"
+#define SYSFS_ATTR_RESET_METHOD "reset_method"
+#define SYSFS_ATTR_BOOT_VGA "boot_vga"
+#define SYSFS_ATTR_CONFIG "config"
+#define SYSFS_ATTR_SRIOV_TOTALVFS "sriov_totalvfs"
+#define SYSFS_ATTR_SRIOV_NUMVFS "sriov_numvfs"
+#define SYSFS_ATTR_SRIOV_DRIVERS_AUTOPROBE "sriov_drivers_autoprobe"
+#define SYSFS_ATTR_SRIOV_OFFSET "sriov_offset"
+#define SYSFS_ATTR_SRIOV_STRIDE "sriov_stride"
+#define SYSFS_ATTR_PHYSFN "physfn"
+#define SYSFS_ATTR_VIRTFN_PREFIX "virtfn"
+#define SYSFS_ATTR_SLOT_ADDRESS "address"
+#define SYSFS_ATTR_VFIO_DEV "vfio-dev"
+#define SYSFS_ATTR_MDEV_SUPPORTED_TYPES "mdev_supported_types"
+#define SYSFS_ATTR_MDEV_TYPE "mdev_type"
+#define SYSFS_ATTR_MDEV_TYPE_NAME "name"
+#define SYSFS_ATTR_MDEV_TYPE_DESCRIPTION "description"
+#define SYSFS_ATTR_MDEV_TYPE_DEVICE_API "device_api"
+#define SYSFS_ATTR_MDEV_TYPE_AVAILABLE_INSTANCES "available_instances"
+
+#define DEV_VFIO_DIR "/dev/vfio"
+#define DEV_VFIO_DEVICES_DIR "/dev/vfio/devices"
+
+/* ---- uevents ----------------------------------------------------------- */
+#define UEVENT_SUBSYSTEM_PCI "pci"
+#define UEVENT_SUBSYSTEM_MDEV "mdev"
+#define UEVENT_KEY_MDEV_STATE "MDEV_STATE"
+
+/* ---- environment ------------------------------------------------------- */
+#define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
+#define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
+#define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS"                  /* override libpci's pci.ids */
+#define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
+#define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
+
+/* ---- journal fields ---------------------------------------------------- */
+#define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"
+#define JOURNAL_FIELD_MDEV_UUID "MDEV_UUID"
+#define JOURNAL_FIELD_VMM_PID "VMM_PID"
+
+/* Message IDs for key transitions (journalctl MESSAGE_ID=...). */
+#define MESSAGE_ID_STARTED "3c9b1a5e0f5d4e0e9a0b8a1f6c2d7e41"
+#define MESSAGE_ID_DEVICE_ADDED "8b2f4c1d6e3a4f5b9c0d1e2f3a4b5c6d"
+#define MESSAGE_ID_DEVICE_REMOVED "1f0e2d3c4b5a46978877665544332211"
+#define MESSAGE_ID_DRIVER_CHANGED "a4e1c2b3d4f5061728394a5b6c7d8e9f"
+#define MESSAGE_ID_RESCAN "5d6c7b8a99a84b3c8d2e1f0a1b2c3d4e"
