@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing from Debian's archive, builds,
+# and runs every lane:
+#   format       clang-format check of every C file
+#   unit         cmocka (build/)
+#   cli          hostdevctl against a contract-faithful fake daemon (build/)
+#   integration  the real hostdevd on umockdev + fake kernel + private bus,
+#                including the valgrind run and the D-Bus contract test (build/)
+#   kernel       Debian's kernel in QEMU, hostdevd inside (build/)
+#   sanitizers   unit + integration again in an ASan+UBSan build (build-asan/)
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+bash scripts/setup-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+step() { # name command...
+        local name=$1
+        shift
+        echo "=== $name"
+        if "$@"; then
+                passed=$((passed + 1))
+        else
+                echo "=== $name FAILED"
+                failed=$((failed + 1))
+        fi
+}
+
+# Count meson's per-test results from a build's testlog.json.
+count_tests() { # builddir
+        /usr/bin/python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL", "SKIP"):
+            ok += 1
+        else:
+            bad += 1
+except FileNotFoundError:
+    pass
+print(ok, bad)
+PY
+}
+
+meson_lane() { # builddir setup-args... -- test-args...
+        local dir=$1
+        shift
+        local setup=()
+        while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+                setup+=("$1")
+                shift
+        done
+        shift
+        if [ -d "$dir" ]; then
+                meson setup --reconfigure "$dir" "${setup[@]}" >/dev/null || return 1
+        else
+                meson setup "$dir" "${setup[@]}" >/dev/null || return 1
+        fi
+        ninja -C "$dir" || return 1
+        meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
+}
+
+step format tests/check-format.sh
+format_rc=$((failed > 0))
+step "build + unit, cli, integration, kernel" meson_lane build -- --suite unit --suite cli --suite integration --suite kernel
+read -r ok bad < <(count_tests build)
+step "sanitizers (ASan+UBSan): unit, integration" \
+        meson_lane build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dkernel_lane=disabled -- \
+        --suite unit --suite cli --suite integration
+read -r aok abad < <(count_tests build-asan)
+
+echo
+echo "meson tests: build/ $ok ok, $bad failed; build-asan/ $aok ok, $abad failed"
+echo "steps: $passed passed, $failed failed"
+# The format check counts as one test. A step that failed before any test
+# could fail (setup, compile) still counts as a failure.
+fmt_ok=0
+fmt_bad=0
+if [ "$format_rc" -eq 0 ]; then fmt_ok=1; else fmt_bad=1; fi
+total_pass=$((ok + aok + fmt_ok))
+total_fail=$((bad + abad + fmt_bad))
+if [ $failed -gt 0 ] && [ $total_fail -eq 0 ]; then
+        total_fail=$failed
+fi
+echo "$total_pass passed, $total_fail failed"
+[ $failed -eq 0 ] && [ $total_fail -eq 0 ]
