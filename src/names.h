@@ -29,6 +29,12 @@
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
 
+/* Standard interfaces every object carries (listed in InterfacesRemoved like sd-bus lists them in InterfacesAdded). */
+#define DBUS_INTERFACE_PEER "org.freedesktop.DBus.Peer"
+#define DBUS_INTERFACE_INTROSPECTABLE "org.freedesktop.DBus.Introspectable"
+#define DBUS_INTERFACE_PROPERTIES "org.freedesktop.DBus.Properties"
+#define DBUS_ERROR_ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
+
 /* ---- polkit actions (policy/org.hostdevd1.policy) ----------------------- */
 #define HOSTDEVD_ACTION_RELOAD "org.hostdevd1.reload"
 #define HOSTDEVD_ACTION_MANAGE_DEVICES "org.hostdevd1.manage-devices"
@@ -84,6 +90,11 @@
 #define UEVENT_SUBSYSTEM_PCI "pci"
 #define UEVENT_SUBSYSTEM_MDEV "mdev"
 #define UEVENT_KEY_MDEV_STATE "MDEV_STATE"
+/* Netlink sources of libudev's monitor (Manager.EventSource). */
+#define UEVENT_SOURCE_UDEV "udev"
+#define UEVENT_SOURCE_KERNEL "kernel"
+/* Exists while systemd-udevd runs: then the "udev" source carries processed events. */
+#define UDEV_CONTROL_SOCKET "/run/udev/control"
 
 /* ---- environment ------------------------------------------------------- */
 #define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
