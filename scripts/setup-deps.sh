@@ -15,7 +15,7 @@ PKGS=(
         dbus-daemon python3-dbusmock python3-dbus valgrind
         # kernel lane (qemu guest; the kernel itself is only downloaded)
         qemu-system-x86 busybox-static xz-utils cpio kmod make bc
-        flex bison libelf-dev
+        flex bison libelf-dev jq dbus-bin python3
 )
 
 missing=()

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Boot Debian's kernel in QEMU with hostdevd inside and run one scenario.
+#
+#   tests/kernel/run-vm.sh [options] SCENARIO.sh [-- EXTRA-QEMU-ARGS...]
+#
+#   --cache DIR      cached kernel/mtty/initramfs (default: $MESON_BUILD_ROOT/kernel-lane
+#                    or build/kernel-lane)
+#   --builddir DIR   meson build dir with agent/hostdevd and cli/hostdevctl
+#                    (default: $MESON_BUILD_ROOT)
+#   --no-daemon      boot without hostdevd/hostdevctl (tests the lane itself)
+#   --outdir DIR     console log and shipped files (default: CACHE/out/<scenario>)
+#   --timeout SEC    whole run, boot included (default 300)
+#   --checker FILE   host-side checker run on OUTDIR (default: SCENARIO's
+#                    name with .check.py instead of .sh, if it exists)
+#   --quiet          print only results, not the guest console
+#
+# A scenario is a guest shell script (see guest/lib.sh for its helpers);
+# extra QEMU arguments add devices for it. The base machine (notes in
+# /work/shared/notes/kernel-lane.md):
+#   q35 + intel-iommu (interrupt remapping, hence kernel-irqchip=split), TCG;
+#   rp1, rp2:  e1000e 8086:10d3 on their own root ports (own IOMMU groups)
+#   rp3:       nvme 1b36:0010 with SR-IOV (up to 4 VFs; needs nvme-subsys)
+#   rp4:       pcie-pci-bridge with two e1000 8086:100e (one shared group)
+#   rp5, rp6:  empty hotplug slots (ids rp5, rp6 for device_add bus=)
+# Environment: KL_HOSTDEVD_ARGS (extra hostdevd options),
+# KL_CONSOLE_LOGLEVEL (non-empty: keep kernel messages on the console).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+
+cache_arg= builddir=${MESON_BUILD_ROOT:-} outdir= timeout=300 checker= quiet= no_daemon=
+while [ $# -gt 0 ]; do
+        case $1 in
+        --cache) cache_arg=$2; shift 2 ;;
+        --builddir) builddir=$2; shift 2 ;;
+        --no-daemon) no_daemon=--no-daemon; shift ;;
+        --outdir) outdir=$2; shift 2 ;;
+        --timeout) timeout=$2; shift 2 ;;
+        --checker) checker=$2; shift 2 ;;
+        --quiet) quiet=--quiet; shift ;;
+        -*) kl_die "run-vm.sh: unknown option '$1'" ;;
+        *) break ;;
+        esac
+done
+[ $# -ge 1 ] || kl_die "usage: run-vm.sh [options] SCENARIO.sh [-- EXTRA-QEMU-ARGS...]"
+scenario=$(realpath "$1")
+shift
+[ "${1:-}" = -- ] && shift
+extra=("$@")
+[ -f "$scenario" ] || kl_die "no scenario $scenario"
+name=$(basename "$scenario" .sh)
+if [ -z "$checker" ] && [ -f "${scenario%.sh}.check.py" ]; then
+        checker=${scenario%.sh}.check.py
+fi
+
+cache=$(kl_cache_dir "$cache_arg")
+outdir=${outdir:-$cache/out/$name}
+t0=$(date +%s.%N)
+
+# Cached steps: each returns at once when its output exists.
+"$here/fetch-kernel.sh" "$cache"
+"$here/build-mtty.sh" "$cache"
+kl_load_kernel_env "$cache"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kernel-lane.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+initrd=$work/initrd.cpio
+"$here/mkinitramfs.sh" --cache "$cache" ${builddir:+--builddir "$builddir"} $no_daemon -o "$initrd"
+
+# The scenario rides in a second archive appended to the first.
+mkdir -p "$work/scn/kernel-lane"
+cp "$scenario" "$work/scn/kernel-lane/scenario.sh"
+{
+        printf 'KL_SCENARIO=%q\n' "$name"
+        printf 'KL_HOSTDEVD_ARGS=%q\n' "${KL_HOSTDEVD_ARGS:-}"
+        printf 'KL_CONSOLE_LOGLEVEL=%q\n' "${KL_CONSOLE_LOGLEVEL:-}"
+} > "$work/scn/kernel-lane/scenario.env"
+(cd "$work/scn" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >> "$initrd"
+
+rm -rf "$outdir"
+mkdir -p "$outdir"
+qmp=$work/qmp.sock
+channel=$outdir/ttyS1.raw
+
+machine=(
+        -accel tcg -machine q35,kernel-irqchip=split -cpu max -smp 1 -m 1024
+        -nodefaults -display none -no-reboot
+        # ttyS0: console and requests (vm.py), ttyS1: bulk results.
+        -serial stdio -serial "file:$channel"
+        -qmp "unix:$qmp,server=on,wait=off"
+        -kernel "$VMLINUX" -initrd "$initrd"
+        -append "console=ttyS0 intel_iommu=on iommu=nopt panic=-1 quiet"
+        # The IOMMU before any device it translates for.
+        -device intel-iommu,intremap=on
+        -device pcie-root-port,id=rp1,chassis=1,slot=1
+        -device pcie-root-port,id=rp2,chassis=1,slot=2
+        -device pcie-root-port,id=rp3,chassis=1,slot=3
+        -device pcie-root-port,id=rp4,chassis=1,slot=4
+        -device pcie-root-port,id=rp5,chassis=1,slot=5
+        -device pcie-root-port,id=rp6,chassis=1,slot=6
+        # romfile= skips the iPXE option ROMs (~3 s of TCG).
+        -device e1000e,id=nic1,bus=rp1,romfile=
+        -device e1000e,id=nic2,bus=rp2,romfile=
+        # QEMU 7.2 NVMe SR-IOV constraints: sriov_vq_flexible >= 2*max_vfs,
+        # sriov_vi_flexible >= max_vfs, max_ioqpairs - vq_flexible >= 2,
+        # msix_qsize - vi_flexible >= 1, and a subsystem.
+        -device nvme-subsys,id=nvmesubsys0,nqn=kernel-lane
+        -device nvme,id=nvme0,bus=rp3,serial=klnvme0,subsys=nvmesubsys0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=12,msix_qsize=8
+        -device pcie-pci-bridge,id=ppb,bus=rp4
+        -device e1000,id=legacy1,bus=ppb,addr=1,romfile=
+        -device e1000,id=legacy2,bus=ppb,addr=2,romfile=
+)
+
+kl_log "booting $name ($KVER) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s of preparation"
+rc=0
+/usr/bin/python3 "$here/vm.py" --outdir "$outdir" --qmp "$qmp" --channel "$channel" \
+        --timeout "$timeout" ${checker:+--checker "$checker"} $quiet \
+        -- qemu-system-x86_64 "${machine[@]}" "${extra[@]}" || rc=$?
+exit $rc
