@@ -43,8 +43,9 @@ if [ "$with_daemon" = 1 ]; then
         [ -x "$hostdevctl" ] || kl_die "no $hostdevctl: build it first (ninja -C $builddir)"
 fi
 
-st=$cache/initramfs-staging
-rm -rf "$st"
+# A private staging tree, so runs sharing a cache do not collide.
+st=$(mktemp -d "$cache/initramfs.XXXXXX")
+trap 'rm -rf "$st"' EXIT
 mkdir -p "$st"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/share/misc,etc,proc,sys,dev,run,tmp,root,var/lib}
 # Debian 12 is merged-/usr: /lib, /bin, ... are links into /usr, and ldd
 # prints paths through them (/lib64/ld-linux-x86-64.so.2).

@@ -57,9 +57,13 @@ cache=$(kl_cache_dir "$cache_arg")
 outdir=${outdir:-$cache/out/$name}
 t0=$(date +%s.%N)
 
-# Cached steps: each returns at once when its output exists.
-"$here/fetch-kernel.sh" "$cache"
-"$here/build-mtty.sh" "$cache"
+# Cached steps: each returns at once when its output exists. The lock keeps
+# two runs sharing a cache from downloading or building at the same time.
+(
+        flock 9
+        "$here/fetch-kernel.sh" "$cache"
+        "$here/build-mtty.sh" "$cache"
+) 9> "$cache/.lock"
 kl_load_kernel_env "$cache"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kernel-lane.XXXXXX")
