@@ -1,5 +1,618 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-int main(void) {
+
+/*
+ * hostdevctl: hostdevd's command-line client. A D-Bus client only: every
+ * value it prints comes from org.hostdevd1 (dbus/org.hostdevd1.xml), never
+ * from sysfs. Table output for people, --json for programs (keys are the
+ * D-Bus property names), exit statuses for scripts (bus-client.h).
+ */
+
+#include <assert.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "bus-client.h"
+#include "format.h"
+#include "log.h"
+#include "macro.h"
+#include "monitor.h"
+#include "names.h"
+#include "table.h"
+
+static bool arg_json = false;
+static const char *arg_address = NULL;
+
+static void print_json(json_object *o) {
+        int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
+
+        /* Indented for people on a terminal; one line for pipes. */
+        flags |= isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN;
+        puts(json_object_to_json_string_ext(o, flags));
+}
+
+static const char *empty_to_null(const char *s) {
+        return s && *s ? s : NULL;
+}
+
+/* An int property that is -1 when absent, as a cell. */
+static int table_add_optional_int(Table *t, json_object *o, const char *key) {
+        int64_t v = json_get_int(o, key, -1);
+
+        return v < 0 ? table_add_cell(t, NULL) : table_add_cellf(t, "%" PRIi64, v);
+}
+
+static int table_print_fit(Table *t) {
+        int r;
+
+        table_set_width(t, output_columns());
+        r = table_print(t, stdout);
+        if (r < 0)
+                return log_error_errno(r, "Failed to print table: %m");
+        return 0;
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static int add_sriov_cell(Table *t, json_object *d) {
+        const char *role = json_get_string(d, "SriovRole");
+
+        if (streq(role, "pf"))
+                return table_add_cellf(
+                        t, "pf %" PRIi64 "/%" PRIi64, json_get_int(d, "SriovNumVFs", 0),
+                        json_get_int(d, "SriovTotalVFs", 0));
+        if (streq(role, "vf")) {
+                int64_t index = json_get_int(d, "VFIndex", -1);
+
+                if (index < 0)
+                        return table_add_cellf(t, "vf of %s", json_get_string(d, "PhysFn"));
+                return table_add_cellf(t, "vf %" PRIi64 " of %s", index, json_get_string(d, "PhysFn"));
+        }
+        return table_add_cell(t, NULL);
+}
+
+static int add_class_cell(Table *t, json_object *d) {
+        const char *name = json_get_string(d, "ClassName");
+
+        if (*name)
+                return table_add_cell(t, name);
+        return table_add_cellf(t, "0x%06" PRIx64, json_get_int(d, "Class", 0));
+}
+
+static int add_names_cell(Table *t, json_object *d) {
+        const char *vendor = json_get_string(d, "VendorName"), *device = json_get_string(d, "DeviceName");
+
+        return table_add_cellf(t, "%s%s%s", vendor, *vendor && *device ? " " : "", device);
+}
+
+static int verb_list(sd_bus *bus, int argc, char **argv) {
+        static const char *const headers[] = { "BDF",    "CLASS", "IDS",  "NAME",
+                                               "DRIVER", "GROUP", "NUMA", "SR-IOV" };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_json_ json_object *objects = NULL, *devices = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        /* One call for everything, so a host with thousands of functions lists in one round trip. */
+        r = bus_get_managed_objects(bus, &error, &objects);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list devices");
+        r = bus_objects_with_interface(objects, HOSTDEVD_DEVICE_INTERFACE, "Address", &devices);
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse the device list: %m");
+                return EXIT_BUS;
+        }
+
+        if (arg_json) {
+                print_json(devices);
+                return 0;
+        }
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t) {
+                log_oom();
+                return EXIT_BUS;
+        }
+        table_set_shrinkable(t, 3);
+
+        for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                json_object *d = json_object_array_get_idx(devices, i);
+
+                r = table_add_cell(t, empty_to_null(json_get_string(d, "Address")));
+                if (r >= 0)
+                        r = add_class_cell(t, d);
+                if (r >= 0)
+                        r = table_add_cellf(
+                                t, "%04" PRIx64 ":%04" PRIx64, json_get_int(d, "VendorId", 0),
+                                json_get_int(d, "DeviceId", 0));
+                if (r >= 0)
+                        r = add_names_cell(t, d);
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(d, "Driver")));
+                if (r >= 0)
+                        r = table_add_optional_int(t, d, "IommuGroup");
+                if (r >= 0)
+                        r = table_add_optional_int(t, d, "NumaNode");
+                if (r >= 0)
+                        r = add_sriov_cell(t, d);
+                if (r < 0) {
+                        log_oom();
+                        return EXIT_BUS;
+                }
+        }
+
+        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
+}
+
+/* ---- show --------------------------------------------------------------- */
+
+static int print_properties(json_object *props) {
+        size_t width = 0;
+
+        json_object_object_foreach(props, key, value) {
+                (void)value;
+                if (strlen(key) > width)
+                        width = strlen(key);
+        }
+
+        json_object_object_foreach(props, name, v) {
+                _cleanup_free_ char *s = format_property_value(name, v, 0);
+                const char *line;
+
+                if (!s)
+                        return log_oom();
+
+                /* Right-aligned names as hostnamectl prints them; further lines under the value. */
+                line = strtok(s, "\n");
+                printf("%*s: %s\n", (int)width, name, line ? line : "");
+                while ((line = strtok(NULL, "\n")))
+                        printf("%*s  %s\n", (int)width, "", line);
+        }
+        return 0;
+}
+
+static int verb_show(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ json_object *props = NULL;
+        const char *dev = argv[1], *path;
+        bool mdev = string_is_uuid(dev);
+        char what[256];
+        int r;
+
+        (void)snprintf(what, sizeof(what), "Failed to look up '%s'", dev);
+        r = sd_bus_call_method(
+                bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE,
+                mdev ? "GetMdevByUuid" : "GetDeviceByAddress", &error, &reply, "s", dev);
+        if (r < 0)
+                return bus_client_fail(&error, r, what);
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse the reply: %m");
+                return EXIT_BUS;
+        }
+
+        r = bus_get_all_properties(
+                bus, path, mdev ? HOSTDEVD_MDEV_INTERFACE : HOSTDEVD_DEVICE_INTERFACE, &error, &props);
+        if (r < 0)
+                return bus_client_fail(&error, r, what);
+
+        if (arg_json) {
+                print_json(props);
+                return 0;
+        }
+        return print_properties(props) < 0 ? EXIT_BUS : 0;
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+/*
+ * DESIGN.md rule 2, as information: a group can go to VFIO when every member
+ * is on a VFIO driver (vfio-pci or a variant such as mlx5_vfio_pci), has no
+ * driver, or is a PCI bridge. The daemon's planner makes the real decision.
+ */
+static bool device_is_vfio_ready(json_object *d) {
+        const char *driver = json_get_string(d, "Driver");
+
+        if (!json_object_object_get_ex(d, "Driver", NULL))
+                return false; /* unknown member */
+        return !*driver || *json_get_string(d, "VfioGroup") || strstr(driver, "vfio") ||
+                pci_class_is_bridge((uint32_t)json_get_int(d, "Class", 0));
+}
+
+static int compare_groups(const void *a, const void *b) {
+        int64_t x = json_get_int(*(json_object *const *)a, "IommuGroup", -1),
+                y = json_get_int(*(json_object *const *)b, "IommuGroup", -1);
+
+        return x < y ? -1 : x > y;
+}
+
+/* Replace each group's member addresses by the members' properties and add "Viable". */
+static int groups_resolve(json_object *groups, json_object *devices) {
+        _cleanup_json_ json_object *by_address = json_object_new_object();
+
+        if (!by_address)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                json_object *d = json_object_array_get_idx(devices, i);
+                if (json_object_object_add(by_address, json_get_string(d, "Address"), json_object_get(d)) <
+                    0)
+                        return -ENOMEM;
+        }
+
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                json_object *g = json_object_array_get_idx(groups, i), *addresses;
+                _cleanup_json_ json_object *members = json_object_new_array();
+                bool viable = true;
+
+                if (!members)
+                        return -ENOMEM;
+                if (!json_object_object_get_ex(g, "Devices", &addresses) ||
+                    !json_object_is_type(addresses, json_type_array))
+                        return -EBADMSG;
+
+                for (size_t j = 0; j < json_object_array_length(addresses); j++) {
+                        const char *a = json_object_get_string(json_object_array_get_idx(addresses, j));
+                        json_object *d;
+
+                        if (json_object_object_get_ex(by_address, a, &d))
+                                d = json_object_get(d);
+                        else {
+                                /* Gone between the two calls: keep the address. */
+                                d = json_object_new_object();
+                                if (!d ||
+                                    json_object_object_add(d, "Address", json_object_new_string(a)) < 0) {
+                                        json_object_put(d);
+                                        return -ENOMEM;
+                                }
+                        }
+                        viable = viable && device_is_vfio_ready(d);
+                        if (json_object_array_add(members, d) < 0) {
+                                json_object_put(d);
+                                return -ENOMEM;
+                        }
+                }
+
+                if (json_object_object_add(g, "Devices", TAKE_PTR(members)) < 0 ||
+                    json_object_object_add(g, "Viable", json_object_new_boolean(viable)) < 0)
+                        return -ENOMEM;
+        }
+
+        json_object_array_sort(groups, compare_groups);
+        return 0;
+}
+
+static int verb_groups(sd_bus *bus, int argc, char **argv) {
+        static const char *const headers[] = { "GROUP", "VIABLE", "BDF", "IDS", "DRIVER", "NAME" };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ json_object *groups = NULL, *objects = NULL, *devices = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = sd_bus_call_method(
+                bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "ListIommuGroups",
+                &error, &reply, NULL);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list IOMMU groups");
+        r = bus_message_read_json(reply, "ListIommuGroups", &groups);
+        if (r >= 0 && !json_object_is_type(groups, json_type_array))
+                r = -EBADMSG;
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse the IOMMU groups: %m");
+                return EXIT_BUS;
+        }
+
+        r = bus_get_managed_objects(bus, &error, &objects);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list devices");
+        r = bus_objects_with_interface(objects, HOSTDEVD_DEVICE_INTERFACE, "Address", &devices);
+        if (r >= 0)
+                r = groups_resolve(groups, devices);
+        if (r < 0) {
+                log_error_errno(r, "Failed to resolve the IOMMU groups: %m");
+                return EXIT_BUS;
+        }
+
+        if (arg_json) {
+                print_json(groups);
+                return 0;
+        }
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t) {
+                log_oom();
+                return EXIT_BUS;
+        }
+        table_set_shrinkable(t, 5);
+
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                json_object *g = json_object_array_get_idx(groups, i), *members;
+
+                (void)json_object_object_get_ex(g, "Devices", &members);
+                for (size_t j = 0; j < json_object_array_length(members); j++) {
+                        json_object *d = json_object_array_get_idx(members, j);
+
+                        /* The group's number and verdict on its first line only. */
+                        if (j == 0) {
+                                r = table_add_cellf(t, "%" PRIi64, json_get_int(g, "IommuGroup", -1));
+                                if (r >= 0)
+                                        r = table_add_cell(t, yes_no(json_get_bool(g, "Viable")));
+                        } else {
+                                r = table_add_cell(t, "");
+                                if (r >= 0)
+                                        r = table_add_cell(t, "");
+                        }
+                        if (r >= 0)
+                                r = table_add_cell(t, empty_to_null(json_get_string(d, "Address")));
+                        if (r >= 0)
+                                r = table_add_cellf(
+                                        t, "%04" PRIx64 ":%04" PRIx64, json_get_int(d, "VendorId", 0),
+                                        json_get_int(d, "DeviceId", 0));
+                        if (r >= 0)
+                                r = table_add_cell(t, empty_to_null(json_get_string(d, "Driver")));
+                        if (r >= 0)
+                                r = add_names_cell(t, d);
+                        if (r < 0) {
+                                log_oom();
+                                return EXIT_BUS;
+                        }
+                }
+        }
+
+        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
+}
+
+/* ---- mdev --------------------------------------------------------------- */
+
+static int mdev_list(sd_bus *bus) {
+        static const char *const headers[] = { "UUID", "TYPE", "PARENT", "GROUP", "DRIVER" };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_json_ json_object *objects = NULL, *mdevs = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = bus_get_managed_objects(bus, &error, &objects);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list mdevs");
+        r = bus_objects_with_interface(objects, HOSTDEVD_MDEV_INTERFACE, "Uuid", &mdevs);
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse the mdev list: %m");
+                return EXIT_BUS;
+        }
+
+        if (arg_json) {
+                print_json(mdevs);
+                return 0;
+        }
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t) {
+                log_oom();
+                return EXIT_BUS;
+        }
+        for (size_t i = 0; i < json_object_array_length(mdevs); i++) {
+                json_object *m = json_object_array_get_idx(mdevs, i);
+
+                r = table_add_cell(t, empty_to_null(json_get_string(m, "Uuid")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Type")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Parent")));
+                if (r >= 0)
+                        r = table_add_optional_int(t, m, "IommuGroup");
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Driver")));
+                if (r < 0) {
+                        log_oom();
+                        return EXIT_BUS;
+                }
+        }
+
+        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
+}
+
+static int mdev_types(sd_bus *bus) {
+        static const char *const headers[] = { "PARENT", "TYPE", "NAME", "AVAILABLE", "API", "DESCRIPTION" };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_json_ json_object *types = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = bus_get_property_json(
+                bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "MdevTypes", &error, &types);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list mdev types");
+        if (!json_object_is_type(types, json_type_array)) {
+                log_error("Failed to parse the mdev types: not an array");
+                return EXIT_BUS;
+        }
+
+        if (arg_json) {
+                print_json(types);
+                return 0;
+        }
+
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t) {
+                log_oom();
+                return EXIT_BUS;
+        }
+        table_set_shrinkable(t, 5);
+        for (size_t i = 0; i < json_object_array_length(types); i++) {
+                json_object *m = json_object_array_get_idx(types, i);
+                _cleanup_free_ char *description = strdup(json_get_string(m, "Description"));
+
+                if (!description) {
+                        log_oom();
+                        return EXIT_BUS;
+                }
+                /* Drivers write multi-line descriptions; a table row is one line. */
+                for (char *p = description; *p; p++)
+                        if (*p == '\n' || *p == '\t')
+                                *p = ' ';
+
+                r = table_add_cell(t, empty_to_null(json_get_string(m, "Parent")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Type")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Name")));
+                if (r >= 0)
+                        r = table_add_cellf(t, "%" PRIi64, json_get_int(m, "AvailableInstances", 0));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(m, "DeviceApi")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(description));
+                if (r < 0) {
+                        log_oom();
+                        return EXIT_BUS;
+                }
+        }
+
+        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
+}
+
+static int verb_mdev(sd_bus *bus, int argc, char **argv) {
+        if (argc < 2 || streq(argv[1], "list"))
+                return mdev_list(bus);
+        if (streq(argv[1], "types"))
+                return mdev_types(bus);
+
+        log_error("Unknown mdev command '%s' (expected 'list' or 'types').", argv[1]);
+        return EXIT_USAGE;
+}
+
+/* ---- monitor ------------------------------------------------------------ */
+
+static int verb_monitor(sd_bus *bus, int argc, char **argv) {
+        return monitor_run(bus, arg_json);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void help(void) {
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Query hostdevd, the PCI passthrough device manager.\n\n"
+               "Commands:\n"
+               "  list                  List PCI functions (the default)\n"
+               "  show DEV              Show every property of a PCI function (address, full\n"
+               "                        or short as 41:00.0) or of an mdev (UUID)\n"
+               "  groups                List IOMMU groups, their members and drivers\n"
+               "  mdev list             List mediated devices\n"
+               "  mdev types            List mdev types of every mdev parent\n"
+               "  monitor               Print changes as they happen\n\n"
+               "Options:\n"
+               "  -h --help             Show this help\n"
+               "     --version          Show the version\n"
+               "     --json             Print JSON (keys are the D-Bus property names)\n"
+               "     --address=ADDRESS  Connect to this D-Bus address instead of the system bus\n\n"
+               "Exit status: 0 success, 1 daemon or D-Bus error, 2 usage error, 4 not found.\n"
+               "See hostdevctl(1) for details.\n",
+               program_invocation_short_name);
+}
+
+/* Returns 1 to run a command, 0 to exit successfully (--help, --version), -EINVAL on a usage error. */
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_JSON,
+                ARG_ADDRESS,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "address", required_argument, NULL, ARG_ADDRESS },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("hostdevctl %s\n", HOSTDEVD_VERSION);
+                        return 0;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_ADDRESS:
+                        arg_address = optarg;
+                        break;
+                case '?':
+                        return -EINVAL; /* getopt printed the problem */
+                default:
+                        assert(!"unhandled option");
+                }
+
         return 1;
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args; /* including the verb itself */
+        int (*run)(sd_bus *bus, int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "list", 1, 1, verb_list }, { "show", 2, 2, verb_show },       { "groups", 1, 1, verb_groups },
+        { "mdev", 1, 2, verb_mdev }, { "monitor", 1, 1, verb_monitor },
+};
+
+int main(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const Verb *verb = NULL;
+        char **args;
+        int r, n;
+
+        log_set_ident(program_invocation_short_name);
+        log_set_target(LOG_TARGET_CONSOLE);
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+
+        args = argv + optind;
+        n = argc - optind;
+        if (n == 0) {
+                static char *default_args[] = { (char *)"list", NULL };
+                args = default_args;
+                n = 1;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, args[0]))
+                        verb = &verbs[i];
+        if (!verb) {
+                log_error("Unknown command '%s'. See '%s --help'.", args[0], program_invocation_short_name);
+                return EXIT_USAGE;
+        }
+        if (n < verb->min_args) {
+                log_error(
+                        "Command '%s' needs an argument. See '%s --help'.", verb->name,
+                        program_invocation_short_name);
+                return EXIT_USAGE;
+        }
+        if (n > verb->max_args) {
+                log_error(
+                        "Too many arguments for '%s'. See '%s --help'.", verb->name,
+                        program_invocation_short_name);
+                return EXIT_USAGE;
+        }
+
+        r = bus_client_open(arg_address, &bus);
+        if (r < 0) {
+                log_error_errno(r, "Failed to connect to %s: %m", arg_address ?: "the system bus");
+                return EXIT_BUS;
+        }
+
+        r = verb->run(bus, n, args);
+
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                log_error("Failed to write to standard output.");
+                return EXIT_BUS;
+        }
+        return r;
 }
