@@ -29,8 +29,8 @@ def load_sysfs(path):
     return devs
 
 
-def expected(bdf, a):
-    """Contract values for one function from its sysfs attributes."""
+def expected(bdf, a, sysfs):
+    """Contract values for one function from its sysfs attributes (sysfs: all functions)."""
     hexint = lambda k: int(a[k], 16)
     virtfns = sorted((k for k in a if k.startswith("virtfn")), key=lambda k: int(k[6:]))
     e = {
@@ -50,7 +50,12 @@ def expected(bdf, a):
         "SriovNumVFs": int(a.get("sriov_numvfs", 0)),
         "PhysFn": a.get("physfn", ""),
         "VirtFns": [a[k] for k in virtfns],
+        # The other functions whose iommu_group link names the same group.
+        "IommuGroupPeers": sorted(b for b, o in sysfs.items()
+                                  if b != bdf and "iommu_group" in a and o.get("iommu_group") == a["iommu_group"]),
     }
+    if "sriov_drivers_autoprobe" in a:
+        e["SriovDriversAutoprobe"] = a["sriov_drivers_autoprobe"] == "1"
     if "numa_node" in a:
         e["NumaNode"] = int(a["numa_node"])
     return e
@@ -113,7 +118,11 @@ def main():
         listed = {}
 
     for bdf in sorted(sysfs):
-        want = expected(bdf, sysfs[bdf])
+        try:
+            want = expected(bdf, sysfs[bdf], sysfs)
+        except (KeyError, ValueError) as e:
+            check(False, f"a: {bdf}: the guest's sysfs dump is readable", [f"bad or missing attribute: {e}"])
+            continue
         shown = None
         try:
             with open(os.path.join(outdir, f"show-{bdf}.json")) as f:
