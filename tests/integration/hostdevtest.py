@@ -1,0 +1,1055 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Integration harness: umockdev testbed + fake kernel + private bus + hostdevd.
+
+Runs under umockdev-wrapper (the testbed owner must itself run under the
+preload, see /work/shared/notes/umockdev.md). Pieces:
+
+  Testbed     a umockdev testbed filled from .umockdev files or device by
+              device, plus what umockdev does not create: IOMMU groups,
+              driver directories, PCI slots, /sys/class/mdev_bus.
+  Kernel      the "fake kernel": applies driver-core semantics to the
+              testbed (bind, unbind, hot add/remove, SR-IOV, mdev create/
+              remove) and emits the uevents the real kernel would, always
+              after the sysfs state is published.
+  Bus         a private dbus-daemon; its printed address is the readiness.
+  Daemon      hostdevd on that bus, ready when it sends READY=1 on our
+              NOTIFY_SOCKET; optionally under a wrapper (valgrind).
+  Client      python-dbus connection that records every signal hostdevd
+              sends; wait_for() iterates the main loop until a predicate
+              holds or a timeout passes (no sleeps as synchronisation).
+  expected_*  an independent reading of the testbed's sysfs that says what
+              each D-Bus property must be (the test oracle).
+
+Environment (set by tests/integration/meson.build): HOSTDEVD, HOSTDEVCTL,
+HOSTDEVD_XML, RECORDINGS_DIR; optional HOSTDEVD_WRAPPER (a command prefix,
+e.g. valgrind), HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
+"""
+import errno
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import gi
+gi.require_version('UMockdev', '1.0')
+from gi.repository import GLib, UMockdev  # noqa: E402
+
+import dbus  # noqa: E402
+import dbus.mainloop.glib  # noqa: E402
+
+from sysfstext import MEM32, MEM64P, mdev_text, pci_text  # noqa: E402,F401
+
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+
+BUS_NAME = 'org.hostdevd1'
+ROOT_PATH = '/org/hostdevd1'
+MANAGER_IFACE = 'org.hostdevd1.Manager'
+DEVICE_IFACE = 'org.hostdevd1.Device'
+MDEV_IFACE = 'org.hostdevd1.Mdev'
+PROPS_IFACE = 'org.freedesktop.DBus.Properties'
+OM_IFACE = 'org.freedesktop.DBus.ObjectManager'
+LOG_CONTROL_PATH = '/org/freedesktop/LogControl1'
+
+TIMEOUT_SCALE = float(os.environ.get('HOSTDEVTEST_TIMEOUT_SCALE', '1'))
+
+
+def timeout(seconds):
+        return seconds * TIMEOUT_SCALE
+
+
+def env_path(name):
+        v = os.environ.get(name)
+        if not v:
+                raise RuntimeError('%s is not set (run through meson test)' % name)
+        return v
+
+
+def device_path(address):
+        """0000:41:00.0 -> /org/hostdevd1/devices/pci_0000_41_00_0 (object-path.h; for
+        expectations only: tests look objects up by identity as clients must)."""
+        return '/org/hostdevd1/devices/pci_' + re.sub(r'[:.]', '_', address)
+
+
+def mdev_path(uuid):
+        return '/org/hostdevd1/mdevs/mdev_' + uuid.replace('-', '_')
+
+
+def unwrap(v):
+        """dbus-python values -> plain Python (bool before int: dbus.Boolean is an int)."""
+        if isinstance(v, dbus.Boolean):
+                return bool(v)
+        if isinstance(v, (dbus.String, dbus.ObjectPath, dbus.Signature)):
+                return str(v)
+        if isinstance(v, (dbus.Byte, dbus.Int16, dbus.UInt16, dbus.Int32, dbus.UInt32,
+                          dbus.Int64, dbus.UInt64)):
+                return int(v)
+        if isinstance(v, dbus.Double):
+                return float(v)
+        if isinstance(v, dbus.Struct):
+                return tuple(unwrap(x) for x in v)
+        if isinstance(v, dbus.Array):
+                return [unwrap(x) for x in v]
+        if isinstance(v, dbus.Dictionary):
+                return {unwrap(k): unwrap(x) for k, x in v.items()}
+        return v
+
+
+def preload_free_env(extra=None):
+        """Environment for helpers that must not see the testbed (dbus-daemon, hostdevctl)."""
+        env = dict(os.environ)
+        for k in ('LD_PRELOAD', 'UMOCKDEV_DIR'):
+                env.pop(k, None)
+        env.update(extra or {})
+        return env
+
+
+# ---------------------------------------------------------------------------
+# Testbed
+
+
+class Testbed:
+        """A umockdev testbed and the sysfs pieces umockdev does not make."""
+
+        def __init__(self):
+                self.tb = UMockdev.Testbed.new()
+                # The testbed sets UMOCKDEV_DIR with setenv(); Python's os.environ (what
+                # subprocess passes on) is a copy taken at start-up: keep it in step.
+                os.environ['UMOCKDEV_DIR'] = self.tb.get_root_dir()
+                self.root = self.tb.get_root_dir()
+                self.sys = self.tb.get_sys_dir()
+                for d in ('kernel/iommu_groups', 'bus/pci/drivers', 'bus/pci/slots',
+                          'class/mdev_bus', 'bus/mdev/devices', 'bus/mdev/drivers'):
+                        os.makedirs(os.path.join(self.sys, d), exist_ok=True)
+                # Pre-create what the daemon may write: fopen("w") on a missing testbed
+                # attribute would create it, where real sysfs fails.
+                for f in ('bus/pci/drivers_probe', 'bus/pci/rescan', 'bus/pci/drivers_autoprobe'):
+                        self.write(os.path.join(self.sys, f), '')
+
+        # -- paths
+        def real(self, syspath):
+                """/sys/devices/... -> its directory in the testbed."""
+                assert syspath.startswith('/sys/')
+                return self.root + syspath
+
+        def syspath(self, address):
+                """Resolved /sys/devices/... path of PCI function |address|."""
+                link = os.path.join(self.sys, 'bus/pci/devices', address)
+                return '/sys/' + os.path.normpath(os.path.join('bus/pci/devices', os.readlink(link)))
+
+        def mdev_syspath(self, uuid):
+                link = os.path.join(self.sys, 'bus/mdev/devices', uuid)
+                return '/sys/' + os.path.normpath(os.path.join('bus/mdev/devices', os.readlink(link)))
+
+        def devdir(self, address):
+                return self.real(self.syspath(address))
+
+        def addresses(self):
+                return sorted(os.listdir(os.path.join(self.sys, 'bus/pci/devices')))
+
+        def mdev_uuids(self):
+                return sorted(os.listdir(os.path.join(self.sys, 'bus/mdev/devices')))
+
+        @staticmethod
+        def write(path, value):
+                with open(path, 'w') as f:
+                        f.write(value)
+
+        @staticmethod
+        def read(path, default=None):
+                try:
+                        with open(path) as f:
+                                return f.read()
+                except FileNotFoundError:
+                        return default
+
+        @staticmethod
+        def symlink(target, link):
+                try:
+                        os.unlink(link)
+                except FileNotFoundError:
+                        pass
+                os.symlink(target, link)
+
+        def rel_from(self, devdir, sys_rel):
+                """Relative link text from |devdir| to /sys/<sys_rel>."""
+                return os.path.relpath(os.path.join(self.sys, sys_rel), devdir)
+
+        # -- filling
+        def load(self, path):
+                """Load a .umockdev file: '#' lines are comments, '#@' lines directives."""
+                with open(path) as f:
+                        text = f.read()
+                self.add_text(text)
+
+        def add_text(self, text):
+                body = []
+                directives = []
+                for line in text.splitlines():
+                        if line.startswith('#@'):
+                                directives.append(line[2:].split())
+                        elif not line.startswith('#'):
+                                body.append(line)
+                body = '\n'.join(body).strip('\n') + '\n'
+                for d in directives:
+                        if d[0] == 'slot':
+                                self.add_slot(d[1], d[2])
+                        else:
+                                raise ValueError('unknown directive #@ %s' % ' '.join(d))
+                if body.strip():
+                        self.tb.add_from_string(body)
+                self.complete()
+
+        def add_slot(self, name, slot_address):
+                """/sys/bus/pci/slots/NAME/address = DDDD:BB:SS (sysfs-bus-pci "slots")."""
+                d = os.path.join(self.sys, 'bus/pci/slots', name)
+                os.makedirs(d, exist_ok=True)
+                self.write(os.path.join(d, 'address'), slot_address + '\n')
+
+        def link_outside(self, devdir, name):
+                """Create the kernel-side links for a device dir: driver dir entry,
+                IOMMU group member, mdev_bus class link, mdev type devices/ entry."""
+                rel_dev = os.path.relpath(devdir, self.sys)
+                drv = os.path.join(devdir, 'driver')
+                if os.path.islink(drv):
+                        ddir = os.path.normpath(os.path.join(devdir, os.readlink(drv)))
+                        self.ensure_driver_dir(ddir)
+                        self.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, name))
+                grp = os.path.join(devdir, 'iommu_group')
+                if os.path.islink(grp):
+                        gdir = os.path.normpath(os.path.join(devdir, os.readlink(grp)))
+                        os.makedirs(os.path.join(gdir, 'devices'), exist_ok=True)
+                        if not os.path.exists(os.path.join(gdir, 'type')):
+                                self.write(os.path.join(gdir, 'type'), 'DMA\n')
+                        self.symlink(os.path.relpath(devdir, os.path.join(gdir, 'devices')),
+                                     os.path.join(gdir, 'devices', name))
+                types = os.path.join(devdir, 'mdev_supported_types')
+                if os.path.isdir(types):
+                        self.symlink('../../' + rel_dev, os.path.join(self.sys, 'class/mdev_bus', name))
+                        for t in os.listdir(types):
+                                os.makedirs(os.path.join(types, t, 'devices'), exist_ok=True)
+                                if not os.path.exists(os.path.join(types, t, 'create')):
+                                        self.write(os.path.join(types, t, 'create'), '')
+                mt = os.path.join(devdir, 'mdev_type')
+                if os.path.islink(mt):
+                        tdir = os.path.normpath(os.path.join(devdir, os.readlink(mt)))
+                        os.makedirs(os.path.join(tdir, 'devices'), exist_ok=True)
+                        self.symlink(os.path.relpath(devdir, os.path.join(tdir, 'devices')),
+                                     os.path.join(tdir, 'devices', name))
+                        if not os.path.exists(os.path.join(devdir, 'remove')):
+                                self.write(os.path.join(devdir, 'remove'), '')
+
+        def ensure_driver_dir(self, ddir):
+                os.makedirs(ddir, exist_ok=True)
+                for f in ('bind', 'unbind', 'new_id', 'remove_id'):
+                        p = os.path.join(ddir, f)
+                        if not os.path.exists(p):
+                                self.write(p, '')
+
+        def complete(self):
+                """Derive the outside-of-/sys/devices state for every device present."""
+                for addr in self.addresses():
+                        self.link_outside(self.devdir(addr), addr)
+                for uuid in self.mdev_uuids():
+                        self.link_outside(self.real(self.mdev_syspath(uuid)), uuid)
+                # non-PCI mdev parents (e.g. mtty under /sys/devices/virtual)
+                vroot = os.path.join(self.sys, 'devices/virtual')
+                if os.path.isdir(vroot):
+                        for dirpath, dirnames, _ in os.walk(vroot):
+                                if 'mdev_supported_types' in dirnames:
+                                        self.link_outside(dirpath, os.path.basename(dirpath))
+                                        dirnames.remove('mdev_supported_types')
+
+        def pre_link(self, path, driver=None, group=None):
+                """Publish a not-yet-added device's driver/group entries (dangling
+                until the device exists), so its 'add' uevent finds them in place."""
+                name = os.path.basename(path)
+                devdir = os.path.join(self.sys, path)
+                if driver:
+                        ddir = os.path.join(self.sys, 'bus/pci/drivers', driver)
+                        self.ensure_driver_dir(ddir)
+                        self.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, name))
+                if group is not None:
+                        gdir = os.path.join(self.sys, 'kernel/iommu_groups', str(group))
+                        os.makedirs(os.path.join(gdir, 'devices'), exist_ok=True)
+                        if not os.path.exists(os.path.join(gdir, 'type')):
+                                self.write(os.path.join(gdir, 'type'), 'DMA\n')
+                        self.symlink(os.path.relpath(devdir, os.path.join(gdir, 'devices')),
+                                     os.path.join(gdir, 'devices', name))
+
+        def add_pci(self, path, vendor, device, cls, **kw):
+                """Add one PCI function at /sys/<path> (see sysfstext.pci_text); the
+                testbed sends its 'add' uevent once every entry is in place."""
+                self.pre_link(path, kw.get('driver'), kw.get('group'))
+                self.tb.add_from_string(pci_text(path, vendor, device, cls, **kw))
+                self.link_outside(os.path.join(self.sys, path), os.path.basename(path))
+                return '/sys/' + path
+
+        def slots(self):
+                """{DDDD:BB:SS: slot name} from /sys/bus/pci/slots."""
+                sdir = os.path.join(self.sys, 'bus/pci/slots')
+                return {self.read(os.path.join(sdir, n, 'address')).strip(): n for n in sorted(os.listdir(sdir))}
+
+        def uevent_vars(self, devdir):
+                return dict(line.split('=', 1) for line in (self.read(os.path.join(devdir, 'uevent'), '')
+                                                             .splitlines()) if '=' in line)
+
+        def set_uevent_var(self, devdir, key, value):
+                """Keep the device's uevent file (the payload of every uevent) current."""
+                lines = [line for line in self.read(os.path.join(devdir, 'uevent'), '').splitlines()
+                         if not line.startswith(key + '=')]
+                if value is not None:
+                        lines.append('%s=%s' % (key, value))
+                self.write(os.path.join(devdir, 'uevent'), '\n'.join(lines) + '\n')
+
+
+# ---------------------------------------------------------------------------
+# The fake kernel
+
+
+class Kernel:
+        """Driver-core semantics on a Testbed, with the kernel's uevents.
+
+        The order is always: publish every sysfs change, then send the uevent
+        (a listener that reads sysfs on the event must find the new state);
+        for removal, send 'remove' while the directory still exists (umockdev
+        needs it to build the event), then delete."""
+
+        def __init__(self, testbed):
+                self.t = testbed
+                self.events = 0
+
+        def uevent(self, syspath, action):
+                self.events += 1
+                self.t.tb.uevent(syspath, action)
+
+        def bind(self, address, driver, send=True):
+                """drivers/base/dd.c driver_bound(): driver link, DRIVER= in uevent, 'bind'."""
+                t = self.t
+                devdir = t.devdir(address)
+                ddir = os.path.join(t.sys, 'bus/pci/drivers', driver)
+                t.ensure_driver_dir(ddir)
+                t.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, address))
+                t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
+                t.set_uevent_var(devdir, 'DRIVER', driver)
+                if send:
+                        self.uevent(t.syspath(address), 'bind')
+
+        def unbind(self, address, send=True):
+                """__device_release_driver(): link gone, then 'unbind' without DRIVER=."""
+                t = self.t
+                devdir = t.devdir(address)
+                drv = os.path.join(devdir, 'driver')
+                if os.path.islink(drv):
+                        ddir = os.path.normpath(os.path.join(devdir, os.readlink(drv)))
+                        os.unlink(drv)
+                        try:
+                                os.unlink(os.path.join(ddir, address))
+                        except FileNotFoundError:
+                                pass
+                t.set_uevent_var(devdir, 'DRIVER', None)
+                if send:
+                        self.uevent(t.syspath(address), 'unbind')
+
+        def set_driver_override(self, address, value):
+                """driver_override_store(): no uevent (the kernel sends none)."""
+                self.t.write(os.path.join(self.t.devdir(address), 'driver_override'),
+                             (value or '(null)') + '\n')
+
+        def hot_add(self, path, vendor, device, cls, **kw):
+                """A function appears (hotplug, rescan): 'add', then 'bind' if a driver probes it."""
+                driver = kw.pop('driver', None)
+                syspath = self.t.add_pci(path, vendor, device, cls, **kw)   # sends 'add'
+                self.events += 1
+                if driver:
+                        self.bind(os.path.basename(path), driver)
+                return syspath
+
+        def hot_remove(self, address):
+                """pci_stop_and_remove_bus_device(): children (VFs, mdevs) first, then the function."""
+                t = self.t
+                devdir = t.devdir(address)
+                if os.path.exists(os.path.join(devdir, 'sriov_numvfs')):
+                        self.set_sriov_numvfs(address, 0)
+                for uuid in t.mdev_uuids():
+                        if os.path.dirname(t.mdev_syspath(uuid)) == t.syspath(address):
+                                self.mdev_remove(uuid)
+                syspath = t.syspath(address)
+                if os.path.islink(os.path.join(devdir, 'driver')):
+                        self.unbind(address)
+                self.uevent(syspath, 'remove')
+                grp = os.path.join(devdir, 'iommu_group')
+                if os.path.islink(grp):
+                        gdir = os.path.normpath(os.path.join(devdir, os.readlink(grp)))
+                        os.unlink(os.path.join(gdir, 'devices', address))
+                        if not os.listdir(os.path.join(gdir, 'devices')):
+                                shutil.rmtree(gdir)
+                if os.path.islink(os.path.join(t.sys, 'class/mdev_bus', address)):
+                        os.unlink(os.path.join(t.sys, 'class/mdev_bus', address))
+                t.tb.remove_device(syspath)
+
+        def set_sriov_numvfs(self, pf, n, vf_driver=None, first_group=None):
+                """sriov_numvfs_store() -> sriov_enable()/sriov_disable() (drivers/pci/iov.c):
+                num_VFs is set, each VF is added ('add', then 'bind' when autoprobe
+                and a driver match), and the PF gets a 'change'.  Disabling removes
+                every VF (the kernel requires 0 before a new count)."""
+                t = self.t
+                pfdir = t.devdir(pf)
+                cur = int(t.read(os.path.join(pfdir, 'sriov_numvfs')).strip())
+                pfsys = t.syspath(pf)
+                if n == 0:
+                        for i in reversed(range(cur)):
+                                link = os.path.join(pfdir, 'virtfn%d' % i)
+                                vf = os.path.basename(os.readlink(link))
+                                vfdir = t.devdir(vf)
+                                if os.path.islink(os.path.join(vfdir, 'driver')):
+                                        self.unbind(vf)
+                                self.uevent(t.syspath(vf), 'remove')
+                                grp = os.path.join(vfdir, 'iommu_group')
+                                if os.path.islink(grp):
+                                        gdir = os.path.normpath(os.path.join(vfdir, os.readlink(grp)))
+                                        shutil.rmtree(gdir)
+                                t.tb.remove_device(t.syspath(vf))
+                                os.unlink(link)
+                        t.write(os.path.join(pfdir, 'sriov_numvfs'), '0\n')
+                        self.uevent(pfsys, 'change')
+                        return []
+                assert cur == 0, 'the kernel refuses a new VF count unless sriov_numvfs is 0 (EBUSY)'
+                total = int(t.read(os.path.join(pfdir, 'sriov_totalvfs')).strip())
+                assert n <= total
+                offset = int(t.read(os.path.join(pfdir, 'sriov_offset')).strip())
+                stride = int(t.read(os.path.join(pfdir, 'sriov_stride')).strip())
+                vf_device = int(t.read(os.path.join(pfdir, 'sriov_vf_device')).strip(), 16)
+                vendor = int(t.read(os.path.join(pfdir, 'vendor')).strip(), 16)
+                cls = int(t.read(os.path.join(pfdir, 'class')).strip(), 16)
+                autoprobe = t.read(os.path.join(pfdir, 'sriov_drivers_autoprobe'), '1').strip() == '1'
+                dom, bus, sf = pf.split(':')
+                slot, fn = sf.split('.')
+                rid = (int(bus, 16) << 8) | (int(slot, 16) << 3) | int(fn)
+                parent = os.path.dirname(pfsys)[len('/sys/'):]
+                t.write(os.path.join(pfdir, 'sriov_numvfs'), '%d\n' % n)
+                vfs = []
+                for i in range(n):
+                        r = rid + offset + i * stride
+                        vf = '%s:%02x:%02x.%d' % (dom, r >> 8, (r >> 3) & 0x1f, r & 7)
+                        path = '%s/%s' % (parent, vf)
+                        t.symlink('../' + vf, os.path.join(pfdir, 'virtfn%d' % i))
+                        group = None if first_group is None else first_group + i
+                        t.add_pci(path, vendor, vf_device, cls, subdevice=0, group=group,
+                                  reset='flr', links=[('physfn', '../' + pf)])
+                        self.events += 1
+                        if vf_driver and autoprobe:
+                                self.bind(vf, vf_driver)
+                        vfs.append(vf)
+                self.uevent(pfsys, 'change')
+                return vfs
+
+        def mdev_create(self, parent, type_id, uuid, driver=None, group=None):
+                """echo UUID > <parent>/mdev_supported_types/<type>/create
+                (vfio-mediated-device.rst): the mdev appears as a child of its
+                parent on the mdev bus ('add', subsystem mdev), then its driver
+                probes it, which takes an instance (available_instances drops:
+                the vendor driver counts in probe, e.g. samples/vfio-mdev/mtty.c
+                mtty_probe()), then 'bind'.  Without a driver the instance is taken
+                before 'add'.  The kernel sends no uevent on the parent here
+                (MDEV_STATE change uevents only surround mdev_register_parent()/
+                mdev_unregister_parent(): see mdev_parent_registered())."""
+                t = self.t
+                if os.path.exists(os.path.join(t.sys, 'bus/pci/devices', parent)):
+                        pdir = t.devdir(parent)
+                else:
+                        link = os.path.join(t.sys, 'class/mdev_bus', parent)
+                        pdir = os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))
+                avail = os.path.join(pdir, 'mdev_supported_types', type_id, 'available_instances')
+                n = int(t.read(avail).strip())
+                assert n > 0, 'the kernel refuses: no available instances'
+                if not driver:
+                        t.write(avail, '%d\n' % (n - 1))
+                ppath = os.path.relpath(pdir, t.sys)
+                if group is not None:
+                        t.pre_link('%s/%s' % (ppath, uuid), group=group)
+                t.tb.add_from_string(mdev_text(ppath, uuid, type_id, group=group))   # sends 'add'
+                self.events += 1
+                devdir = os.path.join(pdir, uuid)
+                t.link_outside(devdir, uuid)
+                syspath = '/sys/' + os.path.relpath(devdir, t.sys)
+                if driver:
+                        t.write(avail, '%d\n' % (n - 1))
+                        ddir = os.path.join(t.sys, 'bus/mdev/drivers', driver)
+                        t.ensure_driver_dir(ddir)
+                        t.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, uuid))
+                        t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
+                        t.set_uevent_var(devdir, 'DRIVER', driver)
+                        self.uevent(syspath, 'bind')
+                return syspath
+
+        def mdev_remove(self, uuid):
+                """echo 1 > /sys/bus/mdev/devices/UUID/remove: device_del() unbinds the
+                driver (which frees the instance: available_instances rises), 'unbind',
+                then 'remove'; the directory goes last."""
+                t = self.t
+                syspath = t.mdev_syspath(uuid)
+                devdir = t.real(syspath)
+                tdir = os.path.normpath(os.path.join(devdir, os.readlink(os.path.join(devdir, 'mdev_type'))))
+                avail = os.path.join(tdir, 'available_instances')
+                t.write(avail, '%d\n' % (int(t.read(avail).strip()) + 1))
+                drv = os.path.join(devdir, 'driver')
+                if os.path.islink(drv):
+                        ddir = os.path.normpath(os.path.join(devdir, os.readlink(drv)))
+                        os.unlink(drv)
+                        os.unlink(os.path.join(ddir, uuid))
+                        t.set_uevent_var(devdir, 'DRIVER', None)
+                        self.uevent(syspath, 'unbind')
+                self.uevent(syspath, 'remove')
+                grp = os.path.join(devdir, 'iommu_group')
+                if os.path.islink(grp):
+                        shutil.rmtree(os.path.normpath(os.path.join(devdir, os.readlink(grp))))
+                os.unlink(os.path.join(tdir, 'devices', uuid))
+                t.tb.remove_device(syspath)
+
+        def mdev_parent_registered(self, parent_syspath, registered=True):
+                """mdev_register_parent()/mdev_unregister_parent(): a 'change' on the
+                parent with MDEV_STATE=registered|unregistered (kernel >= 5.3)."""
+                devdir = self.t.real(parent_syspath)
+                state = 'registered' if registered else 'unregistered'
+                self.t.set_uevent_var(devdir, 'MDEV_STATE', state)
+                self.uevent(parent_syspath, 'change')
+                self.t.set_uevent_var(devdir, 'MDEV_STATE', None)
+
+
+# ---------------------------------------------------------------------------
+# The oracle: what hostdevd must publish for a testbed, read independently.
+
+
+class PciIds:
+        """Minimal pci.ids reader (vendor, device, class, subclass names)."""
+
+        def __init__(self, path='/usr/share/misc/pci.ids'):
+                self.vendors, self.devices, self.classes, self.subclasses = {}, {}, {}, {}
+                vendor = cls = None
+                with open(path, encoding='utf-8', errors='replace') as f:
+                        for line in f:
+                                if not line.strip() or line.startswith('#'):
+                                        continue
+                                if line.startswith('C '):
+                                        cls = int(line[2:4], 16)
+                                        self.classes[cls] = line[4:].strip()
+                                        vendor = None
+                                elif line[0] != '\t':
+                                        cls = None
+                                        vendor = int(line[:4], 16)
+                                        self.vendors[vendor] = line[4:].strip()
+                                elif line.startswith('\t\t'):
+                                        continue
+                                elif vendor is not None:
+                                        self.devices[(vendor, int(line[1:5], 16))] = line[5:].strip()
+                                elif cls is not None:
+                                        self.subclasses[(cls, int(line[1:3], 16))] = line[3:].strip()
+
+        def class_name(self, code):
+                """As libpci's pci_lookup_name(PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS) and lspci:
+                the subclass name, else the class name with the number ("Unassigned class [ffff]")."""
+                sub = self.subclasses.get((code >> 16, (code >> 8) & 0xff))
+                if sub:
+                        return sub
+                return '%s [%04x]' % (self.classes[code >> 16], code >> 8) if code >> 16 in self.classes else ''
+
+
+_PCI_IDS = None
+
+
+def pci_ids():
+        global _PCI_IDS
+        if _PCI_IDS is None:
+                _PCI_IDS = PciIds(os.environ.get('HOSTDEVD_PCI_IDS', '/usr/share/misc/pci.ids'))
+        return _PCI_IDS
+
+
+def _attr(devdir, name):
+        v = Testbed.read(os.path.join(devdir, name))
+        return None if v is None else v.strip()
+
+
+def _link_base(devdir, name):
+        p = os.path.join(devdir, name)
+        return os.path.basename(os.readlink(p)) if os.path.islink(p) else None
+
+
+def parse_dsn(config):
+        """Walk the extended capability list (from 0x100) for the DSN (id 0x0003)."""
+        pos, seen = 0x100, set()
+        while pos and pos + 12 <= len(config) and pos not in seen:
+                seen.add(pos)
+                header = int.from_bytes(config[pos:pos + 4], 'little')
+                if header in (0, 0xffffffff):
+                        return ''
+                if header & 0xffff == 0x0003:
+                        lo = int.from_bytes(config[pos + 4:pos + 8], 'little')
+                        hi = int.from_bytes(config[pos + 8:pos + 12], 'little')
+                        return '-'.join('%02x' % b for b in ((hi << 32) | lo).to_bytes(8, 'big'))
+                pos = (header >> 20) & 0xffc
+        return ''
+
+
+def parse_bars(resource):
+        bars = []
+        for i, line in enumerate((resource or '').splitlines()[:7]):
+                start, end, flags = (int(x, 16) for x in line.split())
+                if end == 0 and start == 0:
+                        continue
+                bars.append((i, 'io' if flags & 0x100 else 'memory', end - start + 1,
+                             bool(flags & 0x100000), bool(flags & 0x2000)))
+        return bars
+
+
+def mdev_types_of(devdir):
+        tdir = os.path.join(devdir, 'mdev_supported_types')
+        if not os.path.isdir(tdir):
+                return []
+        out = []
+        for t in sorted(os.listdir(tdir)):
+                d = os.path.join(tdir, t)
+                out.append((t, _attr(d, 'name') or '', _attr(d, 'description') or '',
+                            _attr(d, 'device_api') or '', int(_attr(d, 'available_instances'))))
+        return out
+
+
+def expected_device(t, address):
+        """Every org.hostdevd1.Device property of |address|, from the testbed."""
+        d = t.devdir(address)
+        ids = pci_ids()
+        vendor = int(_attr(d, 'vendor'), 16)
+        device = int(_attr(d, 'device'), 16)
+        cls = int(_attr(d, 'class'), 16)
+        group = _link_base(d, 'iommu_group')
+        group = int(group) if group is not None else -1
+        peers = []
+        if group >= 0:
+                gdev = os.path.join(t.sys, 'kernel/iommu_groups/%d/devices' % group)
+                peers = sorted(a for a in os.listdir(gdev)
+                               if a != address and os.path.exists(os.path.join(t.sys, 'bus/pci/devices', a)))
+        driver = _link_base(d, 'driver') or ''
+        override = _attr(d, 'driver_override') or ''
+        if override == '(null)':
+                override = ''
+        numa = _attr(d, 'numa_node')
+        slot = t.slots().get(address.rsplit('.', 1)[0], '')
+        with open(os.path.join(d, 'config'), 'rb') as f:
+                config = f.read()
+        physfn = _link_base(d, 'physfn') or ''
+        vf_index = -1
+        if physfn:
+                pfdir = t.devdir(physfn)
+                for e in os.listdir(pfdir):
+                        if e.startswith('virtfn') and os.path.basename(os.readlink(os.path.join(pfdir, e))) == address:
+                                vf_index = int(e[len('virtfn'):])
+        virtfns = sorted(((int(e[len('virtfn'):]), os.path.basename(os.readlink(os.path.join(d, e))))
+                          for e in os.listdir(d) if re.fullmatch(r'virtfn\d+', e)))
+        is_pf = _attr(d, 'sriov_totalvfs') is not None
+        vfio = driver in ('vfio-pci',) or 'vfio_pci' in driver or 'vfio-pci' in driver
+        vfio_dev = ''
+        if os.path.isdir(os.path.join(d, 'vfio-dev')):
+                names = sorted(os.listdir(os.path.join(d, 'vfio-dev')))
+                vfio_dev = '/dev/vfio/devices/' + names[0] if names else ''
+        reset = _attr(d, 'reset_method')
+        return {
+                'Address': address,
+                'SysfsPath': t.syspath(address),
+                'VendorId': vendor,
+                'DeviceId': device,
+                'SubsystemVendorId': int(_attr(d, 'subsystem_vendor'), 16),
+                'SubsystemDeviceId': int(_attr(d, 'subsystem_device'), 16),
+                'Class': cls,
+                'Revision': int(_attr(d, 'revision'), 16),
+                'VendorName': ids.vendors.get(vendor, ''),
+                'DeviceName': ids.devices.get((vendor, device), ''),
+                'ClassName': ids.class_name(cls),
+                'IommuGroup': group,
+                'IommuGroupPeers': peers,
+                'Driver': driver,
+                'DriverOverride': override,
+                'NumaNode': int(numa) if numa is not None else -1,
+                'PhysicalSlot': slot,
+                'Serial': parse_dsn(config),
+                'SriovRole': 'pf' if is_pf else ('vf' if physfn else 'none'),
+                'SriovTotalVFs': int(_attr(d, 'sriov_totalvfs') or 0) if is_pf else 0,
+                'SriovNumVFs': int(_attr(d, 'sriov_numvfs') or 0) if is_pf else 0,
+                'SriovDriversAutoprobe': (_attr(d, 'sriov_drivers_autoprobe') == '1') if is_pf else False,
+                'SriovVFOffset': int(_attr(d, 'sriov_offset') or 0) if is_pf else 0,
+                'SriovVFStride': int(_attr(d, 'sriov_stride') or 0) if is_pf else 0,
+                'PhysFn': physfn,
+                'VFIndex': vf_index,
+                'VirtFns': [a for _, a in virtfns],
+                'Bars': parse_bars(_attr(d, 'resource')),
+                'ResetMethods': reset.split() if reset else [],
+                'BootVga': _attr(d, 'boot_vga') == '1',
+                'VfioGroup': '/dev/vfio/%d' % group if vfio and group >= 0 else '',
+                'VfioDevice': vfio_dev if vfio else '',
+                'MdevTypes': mdev_types_of(d),
+                'Errors': [],
+        }
+
+
+def expected_mdev(t, uuid):
+        syspath = t.mdev_syspath(uuid)
+        d = t.real(syspath)
+        parent = os.path.basename(os.path.dirname(syspath))
+        is_pci = os.path.exists(os.path.join(t.sys, 'bus/pci/devices', parent))
+        group = _link_base(d, 'iommu_group')
+        return {
+                'Uuid': uuid,
+                'SysfsPath': syspath,
+                'Type': _link_base(d, 'mdev_type') or '',
+                'Parent': parent,
+                'ParentDevice': device_path(parent) if is_pci else '/',
+                'IommuGroup': int(group) if group is not None else -1,
+                'Driver': _link_base(d, 'driver') or '',
+                'Errors': [],
+        }
+
+
+def expected_manager_types(t):
+        out = []
+        cdir = os.path.join(t.sys, 'class/mdev_bus')
+        for name in sorted(os.listdir(cdir)):
+                pdir = os.path.normpath(os.path.join(cdir, os.readlink(os.path.join(cdir, name))))
+                out += [(name,) + typ for typ in mdev_types_of(pdir)]
+        return out
+
+
+def expected_objects(t):
+        """{object path: {interface: {property: value}}} as GetManagedObjects must return."""
+        objs = {device_path(a): {DEVICE_IFACE: expected_device(t, a)} for a in t.addresses()}
+        objs.update({mdev_path(u): {MDEV_IFACE: expected_mdev(t, u)} for u in t.mdev_uuids()})
+        return objs
+
+
+# ---------------------------------------------------------------------------
+# Processes: bus, daemon, client
+
+
+class Bus:
+        """A private dbus-daemon with its own configuration."""
+
+        CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <!-- hostdevd integration tests: a private system-like bus, open to the test user -->
+  <type>system</type>
+  <listen>unix:path=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+'''
+
+        def __init__(self, workdir, name='bus'):
+                self.dir = tempfile.mkdtemp(prefix=name + '.', dir=workdir)
+                conf = os.path.join(self.dir, 'bus.conf')
+                with open(conf, 'w') as f:
+                        f.write(self.CONFIG % os.path.join(self.dir, 'socket'))
+                r, w = os.pipe()
+                self.proc = subprocess.Popen(
+                        ['dbus-daemon', '--nofork', '--nopidfile', '--config-file=' + conf,
+                         '--print-address=%d' % w],
+                        pass_fds=(w,), env=preload_free_env(), stdout=subprocess.DEVNULL)
+                os.close(w)
+                addr = b''
+                deadline = time.monotonic() + timeout(20)
+                while not addr.endswith(b'\n'):
+                        rem = deadline - time.monotonic()
+                        if rem <= 0 or not select.select([r], [], [], rem)[0]:
+                                raise RuntimeError('dbus-daemon did not print its address')
+                        chunk = os.read(r, 4096)
+                        if not chunk:
+                                raise RuntimeError('dbus-daemon exited: %s' % self.proc.poll())
+                        addr += chunk
+                os.close(r)
+                self.address = addr.decode().strip()
+
+        def stop(self):
+                if self.proc.poll() is None:
+                        self.proc.terminate()
+                        self.proc.wait(timeout=10)
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Daemon:
+        """hostdevd on a Bus, ready when it sends READY=1 to our NOTIFY_SOCKET."""
+
+        def __init__(self, bus, workdir, env=None, wrapper=None, ready_timeout=30, source='udev', args=()):
+                self.dir = tempfile.mkdtemp(prefix='hostdevd.', dir=workdir)
+                self.notify_path = os.path.join(self.dir, 'notify')
+                self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self.notify.bind(self.notify_path)
+                self.log_path = os.path.join(self.dir, 'hostdevd.log')
+                self.log = open(self.log_path, 'w+')
+                e = dict(os.environ)
+                e.update({'NOTIFY_SOCKET': self.notify_path, 'HOSTDEVD_UEVENT_SOURCE': source,
+                          'DBUS_SYSTEM_BUS_ADDRESS': bus.address, 'SYSTEMD_LOG_LEVEL': 'debug'})
+                # ASan refuses to run behind the umockdev preload unless told (notes/umockdev.md).
+                e['ASAN_OPTIONS'] = ':'.join(filter(None, [e.get('ASAN_OPTIONS'), 'verify_asan_link_order=0']))
+                e.update(env or {})
+                if wrapper is None:
+                        wrapper = shlex.split(os.environ.get('HOSTDEVD_WRAPPER', ''))
+                self.wrapped = bool(wrapper)
+                cmd = list(wrapper) + [env_path('HOSTDEVD'), '--bus-address', bus.address] + list(args)
+                self.t0 = time.monotonic()
+                self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+                self.ready_s = None
+                self.status = {}
+                self.wait_ready(timeout(ready_timeout * (10 if self.wrapped else 1)))
+
+        @property
+        def pid(self):
+                return self.proc.pid
+
+        def wait_ready(self, limit):
+                deadline = time.monotonic() + limit
+                while True:
+                        rem = deadline - time.monotonic()
+                        if rem <= 0:
+                                raise RuntimeError('hostdevd sent no READY=1 in %.0f s\n%s' % (limit, self.output()))
+                        if select.select([self.notify], [], [], min(rem, 0.2))[0]:
+                                msg = self.notify.recv(4096).decode()
+                                for line in msg.splitlines():
+                                        k, _, v = line.partition('=')
+                                        self.status[k] = v
+                                if self.status.get('READY') == '1':
+                                        self.ready_s = time.monotonic() - self.t0
+                                        return
+                        elif self.proc.poll() is not None:
+                                raise RuntimeError('hostdevd exited with %d before READY=1\n%s'
+                                                   % (self.proc.returncode, self.output()))
+
+        def output(self):
+                self.log.flush()
+                with open(self.log_path) as f:
+                        return f.read()
+
+        def stop(self, sig=signal.SIGTERM, limit=30):
+                """Stop the daemon; returns its exit status (valgrind: 1 on errors)."""
+                if self.proc.poll() is None:
+                        self.proc.send_signal(sig)
+                        try:
+                                self.proc.wait(timeout=timeout(limit * (10 if self.wrapped else 1)))
+                        except subprocess.TimeoutExpired:
+                                self.proc.kill()
+                                self.proc.wait()
+                                raise RuntimeError('hostdevd ignored %s\n%s' % (sig, self.output()))
+                self.notify.close()
+                return self.proc.returncode
+
+        def cleanup(self):
+                if self.proc.poll() is None:
+                        self.proc.kill()
+                        self.proc.wait()
+                self.log.close()
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Client:
+        """A connection to the private bus recording every signal from hostdevd."""
+
+        def __init__(self, bus):
+                self.address = bus.address
+                self.conn = dbus.bus.BusConnection(bus.address)
+                self.signals = []      # (member, path, interface, args) in arrival order
+                self.conn.add_signal_receiver(self._on_signal, sender_keyword='sender',
+                                              member_keyword='member', path_keyword='path',
+                                              interface_keyword='interface')
+                self.ctx = GLib.MainContext.default()
+                self.owner = None
+
+        def _on_signal(self, *args, sender=None, member=None, path=None, interface=None):
+                if self.owner is None:
+                        try:
+                                self.owner = self.conn.get_name_owner(BUS_NAME)
+                        except dbus.DBusException:
+                                return
+                if sender != self.owner:
+                        return
+                self.signals.append((str(member), str(path), str(interface), unwrap(list(args))))
+
+        def obj(self, path):
+                return self.conn.get_object(BUS_NAME, path, introspect=False)
+
+        def call(self, path, iface, method, *args, timeout_s=60):
+                return unwrap(getattr(dbus.Interface(self.obj(path), iface), method)(*args, timeout=timeout_s))
+
+        def get(self, path, iface, prop):
+                return self.call(path, PROPS_IFACE, 'Get', iface, prop)
+
+        def get_all(self, path, iface):
+                return self.call(path, PROPS_IFACE, 'GetAll', iface)
+
+        def manager(self, prop):
+                return self.get(ROOT_PATH, MANAGER_IFACE, prop)
+
+        def managed_objects(self, timeout_s=120):
+                """GetManagedObjects with the standard interfaces dropped."""
+                objs = self.call(ROOT_PATH, OM_IFACE, 'GetManagedObjects', timeout_s=timeout_s)
+                return {p: {i: props for i, props in ifaces.items() if not i.startswith('org.freedesktop.DBus.')}
+                        for p, ifaces in objs.items()}
+
+        def device_by_address(self, address):
+                return self.call(ROOT_PATH, MANAGER_IFACE, 'GetDeviceByAddress', address)
+
+        def pump(self):
+                while self.ctx.pending():
+                        self.ctx.iteration(False)
+
+        def wait_for(self, predicate, limit=10, what='condition'):
+                """Iterate the main loop until predicate() is true; fail after |limit| s."""
+                deadline = time.monotonic() + timeout(limit)
+                fired = []
+                src = None
+                while True:
+                        self.pump()
+                        r = predicate()
+                        if r:
+                                if src is not None:
+                                        GLib.source_remove(src)
+                                return r
+                        rem = deadline - time.monotonic()
+                        if rem <= 0:
+                                raise AssertionError('timed out after %.1f s waiting for %s' % (limit, what))
+                        if src is not None:
+                                GLib.source_remove(src)
+                        fired.clear()
+                        src = GLib.timeout_add(max(1, int(min(rem, 0.5) * 1000)), lambda: fired.append(1) or False)
+                        self.ctx.iteration(True)
+                        if fired:
+                                src = None
+
+        def properties_changed(self, path, since=0):
+                """[(changed dict, invalidated list)] for |path| since signal index |since|."""
+                return [(a[1], a[2]) for m, p, i, a in self.signals[since:]
+                        if m == 'PropertiesChanged' and p == path]
+
+        def wait_signal(self, match, since=0, limit=10, what='signal'):
+                """Wait for a signal s (member, path, interface, args) with match(s) true."""
+                def found():
+                        for s in self.signals[since:]:
+                                if match(s):
+                                        return s
+                        return None
+                return self.wait_for(found, limit, what)
+
+        def wait_property(self, path, iface, prop, value, since=0, limit=10):
+                """Wait for a PropertiesChanged on |path| carrying prop == value."""
+                return self.wait_signal(
+                        lambda s: s[0] == 'PropertiesChanged' and s[1] == path and s[3][0] == iface
+                        and s[3][1].get(prop) == value, since, limit,
+                        '%s %s.%s = %r' % (path, iface, prop, value))
+
+        def close(self):
+                self.conn.close()
+
+
+def hostdevctl(address, *args, check=None):
+        """Run hostdevctl on the private bus; returns CompletedProcess (text)."""
+        r = subprocess.run([env_path('HOSTDEVCTL'), '--address', address] + list(args),
+                           env=preload_free_env(), capture_output=True, text=True, timeout=timeout(60))
+        if check is not None and r.returncode != check:
+                raise AssertionError('hostdevctl %s: exit %d (expected %d)\nstdout: %s\nstderr: %s'
+                                     % (' '.join(args), r.returncode, check, r.stdout, r.stderr))
+        return r
+
+
+def json_devices(text):
+        """hostdevctl list --json -> {address: {property: value}} (list or map accepted)."""
+        data = json.loads(text)
+        if isinstance(data, dict):
+                data = data.get('devices', data)
+        if isinstance(data, dict):
+                return {v.get('Address', k): v for k, v in data.items()}
+        return {d['Address']: d for d in data}
+
+
+# ---------------------------------------------------------------------------
+# Large synthetic hosts
+
+
+def build_large(t, n=4096, mdev_parents=0):
+        """n functions: 8 per slot, 32 slots per bus, buses from 0x10 on; one IOMMU
+        group per slot, every function bound (alternating drivers), each with BARs
+        and a config; added device by device (one add_from_string per device:
+        a single string of all of them is quadratic in umockdev)."""
+        drivers = ('vfio-pci', 'ixgbe', 'nvme', None)
+        for i in range(n):
+                bus, slot, fn = 0x10 + i // 256, (i // 8) % 32, i % 8
+                addr = '0000:%02x:%02x.%d' % (bus, slot, fn)
+                path = 'devices/pci0000:%02x/%s' % (bus, addr)
+                t.add_pci(path, 0x8086, 0x10fb, 0x020000, rev=0x01, driver=drivers[i % 4],
+                          group=i // 8, numa=bus & 1,
+                          bars={0: (0x80000000 + i * 0x100000, 0x80000, MEM32),
+                                2: (0x10000000000 + i * 0x400000, 0x4000, MEM64P)},
+                          reset='flr bus')
+        return n
+
+
+class Harness:
+        """One test's world: a testbed, its fake kernel, buses, daemons, clients."""
+
+        def __init__(self):
+                self.t = Testbed()
+                self.k = Kernel(self.t)
+                self.workdir = tempfile.mkdtemp(prefix='hostdevtest.')
+                self.buses, self.daemons, self.clients = [], [], []
+
+        def recording(self, name):
+                self.t.load(os.path.join(env_path('RECORDINGS_DIR'), name))
+
+        def start(self, **kw):
+                """Start a bus + hostdevd + client; returns (bus, daemon, client)."""
+                bus = Bus(self.workdir)
+                self.buses.append(bus)
+                client = Client(bus)
+                self.clients.append(client)
+                daemon = Daemon(bus, self.workdir, **kw)
+                self.daemons.append(daemon)
+                client.wait_for(lambda: client.conn.name_has_owner(BUS_NAME), 10, 'org.hostdevd1 on the bus')
+                return bus, daemon, client
+
+        def cleanup(self):
+                for c in self.clients:
+                        c.close()
+                for d in self.daemons:
+                        d.cleanup()
+                for b in self.buses:
+                        b.stop()
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.t.tb = None
+
+        # sentinel-based barrier: a device whose only purpose is to prove that
+        # every earlier uevent has been processed (uevents are handled in order).
+        SENTINEL = '0000:ff:1f.7'
+
+        def add_sentinel(self):
+                self.t.add_pci('devices/pci0000:ff/' + self.SENTINEL, 0x1b36, 0x0005, 0x00ff00)
+                self._sentinel_bound = False
+
+        def barrier(self, client, limit=30):
+                """Return once hostdevd has processed every uevent sent before this call."""
+                since = len(client.signals)
+                if self._sentinel_bound:
+                        self.k.unbind(self.SENTINEL)
+                        want = ''
+                else:
+                        self.k.bind(self.SENTINEL, 'pci-stub')
+                        want = 'pci-stub'
+                self._sentinel_bound = not self._sentinel_bound
+                client.wait_property(device_path(self.SENTINEL), DEVICE_IFACE, 'Driver', want, since, limit)
