@@ -171,7 +171,8 @@ int mdev_types_read(const char *dir, MdevType **ret, size_t *ret_n, char ***erro
                 goto fail;
         }
 
-        qsort(types, n, sizeof(MdevType), type_compare);
+        if (n > 1)
+                qsort(types, n, sizeof(MdevType), type_compare);
         *ret = types;
         *ret_n = n;
         return 0;

@@ -360,7 +360,8 @@ static int read_virtfns(PciDevice *d) {
                 e[n++] = (VirtfnEntry){ .index = idx, .address = target };
         }
 
-        qsort(e, n, sizeof(VirtfnEntry), virtfn_compare);
+        if (n > 1)
+                qsort(e, n, sizeof(VirtfnEntry), virtfn_compare);
         r = 0;
         for (size_t i = 0; i < n; i++) {
                 r = strv_push(&d->virtfns, TAKE_PTR(e[i].address));
