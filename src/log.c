@@ -22,7 +22,7 @@ static const char *const log_target_table[_LOG_TARGET_MAX] = {
 
 /* syslog(3) priorities in LogControl1's spelling. */
 static const char *const log_level_table[] = {
-        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
@@ -37,12 +37,12 @@ LogTarget log_target_from_string(const char *s) {
                 return _LOG_TARGET_INVALID;
         for (size_t i = 0; i < ELEMENTSOF(log_target_table); i++)
                 if (streq(s, log_target_table[i]))
-                        return (LogTarget) i;
+                        return (LogTarget)i;
         return _LOG_TARGET_INVALID;
 }
 
 const char *log_level_to_string(int level) {
-        if (level < 0 || (size_t) level >= ELEMENTSOF(log_level_table))
+        if (level < 0 || (size_t)level >= ELEMENTSOF(log_level_table))
                 return NULL;
         return log_level_table[level];
 }
@@ -52,7 +52,7 @@ int log_level_from_string(const char *s) {
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(log_level_table); i++)
                 if (streq(s, log_level_table[i]))
-                        return (int) i;
+                        return (int)i;
         return -EINVAL;
 }
 
@@ -95,12 +95,13 @@ static int stderr_is_journal(void) {
         journal_cached = 0;
         e = getenv(ENV_JOURNAL_STREAM);
         if (e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) >= 0 &&
-            (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
+            (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
                 journal_cached = 1;
         return journal_cached;
 }
 
-int log_internal(int level, int error, const char *extra_field, const char *message_id, const char *format, ...) {
+int log_internal(
+        int level, int error, const char *extra_field, const char *message_id, const char *format, ...) {
         char buf[2048];
         va_list ap;
         int saved_errno = errno;
@@ -110,7 +111,7 @@ int log_internal(int level, int error, const char *extra_field, const char *mess
                 errno = abs(error); /* for %m */
 
         va_start(ap, format);
-        (void) vsnprintf(buf, sizeof(buf), format, ap);
+        (void)vsnprintf(buf, sizeof(buf), format, ap);
         va_end(ap);
 
         use_journal = target == LOG_TARGET_JOURNAL || (target == LOG_TARGET_AUTO && stderr_is_journal());
@@ -123,24 +124,26 @@ int log_internal(int level, int error, const char *extra_field, const char *mess
 
                 if (asprintf(&message, "MESSAGE=%s", buf) < 0)
                         message = NULL;
-                (void) snprintf(prio, sizeof(prio), "PRIORITY=%i", level);
-                (void) snprintf(ident_field, sizeof(ident_field), "SYSLOG_IDENTIFIER=%s", ident);
-                iov[n++] = (struct iovec) { .iov_base = message ? message : buf, .iov_len = strlen(message ? message : buf) };
-                iov[n++] = (struct iovec) { .iov_base = prio, .iov_len = strlen(prio) };
-                iov[n++] = (struct iovec) { .iov_base = ident_field, .iov_len = strlen(ident_field) };
+                (void)snprintf(prio, sizeof(prio), "PRIORITY=%i", level);
+                (void)snprintf(ident_field, sizeof(ident_field), "SYSLOG_IDENTIFIER=%s", ident);
+                iov[n++] = (struct iovec){ .iov_base = message ? message : buf,
+                                           .iov_len = strlen(message ? message : buf) };
+                iov[n++] = (struct iovec){ .iov_base = prio, .iov_len = strlen(prio) };
+                iov[n++] = (struct iovec){ .iov_base = ident_field, .iov_len = strlen(ident_field) };
                 if (extra_field)
-                        iov[n++] = (struct iovec) { .iov_base = (char *) extra_field, .iov_len = strlen(extra_field) };
+                        iov[n++] = (struct iovec){ .iov_base = (char *)extra_field,
+                                                   .iov_len = strlen(extra_field) };
                 if (message_id) {
-                        (void) snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
-                        iov[n++] = (struct iovec) { .iov_base = mid, .iov_len = strlen(mid) };
+                        (void)snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
+                        iov[n++] = (struct iovec){ .iov_base = mid, .iov_len = strlen(mid) };
                 }
                 if (error != 0) {
-                        (void) snprintf(errno_field, sizeof(errno_field), "ERRNO=%i", abs(error));
-                        iov[n++] = (struct iovec) { .iov_base = errno_field, .iov_len = strlen(errno_field) };
+                        (void)snprintf(errno_field, sizeof(errno_field), "ERRNO=%i", abs(error));
+                        iov[n++] = (struct iovec){ .iov_base = errno_field, .iov_len = strlen(errno_field) };
                 }
-                (void) sd_journal_sendv(iov, (int) n);
+                (void)sd_journal_sendv(iov, (int)n);
         } else
-                (void) fprintf(stderr, "%s: %s\n", ident, buf);
+                (void)fprintf(stderr, "%s: %s\n", ident, buf);
 
         errno = saved_errno;
         return -abs(error);
