@@ -1,6 +1,367 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-int daemon_placeholder(void);
-int daemon_placeholder(void) {
+
+#include <assert.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <pci/pci.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus-device.h"
+#include "bus-emitter.h"
+#include "bus-log-control.h"
+#include "bus-manager.h"
+#include "bus-mdev.h"
+#include "bus-util.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "monitor.h"
+#include "names.h"
+
+/* libpci reports through callbacks; route them into our log. */
+static void pci_on_error(char *msg, ...) _printf_(1, 2) __attribute__((noreturn));
+static void pci_on_error(char *msg, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, msg);
+        (void)vsnprintf(buf, sizeof(buf), msg, ap);
+        va_end(ap);
+        /* libpci's contract: this must not return. It is only reached from pci_init(). */
+        log_error("libpci: %s", buf);
+        exit(EXIT_FAILURE);
+}
+
+static void pci_on_warning(char *msg, ...) _printf_(1, 2);
+static void pci_on_warning(char *msg, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, msg);
+        (void)vsnprintf(buf, sizeof(buf), msg, ap);
+        va_end(ap);
+        log_debug("libpci: %s", buf);
+}
+
+static int daemon_setup_pci(Daemon *d) {
+        struct pci_access *pacc;
+
+        pacc = pci_alloc();
+        if (!pacc)
+                return -ENOMEM;
+
+        pacc->error = pci_on_error;
+        pacc->warning = pci_on_warning;
+        pacc->debug = pci_on_warning;
+        /* The sysfs method reads /sys/bus/pci (umockdev redirects it); no /proc/bus/pci, no port I/O. */
+        pacc->method = PCI_ACCESS_SYS_BUS_PCI;
+        /* Names from our pci.ids only, never udev's hwdb or DNS: the same answer on every host and in tests.
+         */
+        pacc->id_lookup_mode = PCI_LOOKUP_NO_HWDB;
+        pci_set_name_list_path(pacc, d->pci_ids_path, 0);
+
+        pci_init(pacc);
+        d->pacc = pacc;
+
+        log_debug("Using PCI names from %s", d->pci_ids_path);
         return 0;
+}
+
+int daemon_new(const DaemonOptions *options, Daemon **ret) {
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        const char *ids;
+        int r;
+
+        assert(ret);
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+
+        if (options && options->bus_address) {
+                d->bus_address = strdup(options->bus_address);
+                if (!d->bus_address)
+                        return -ENOMEM;
+        }
+        if (options && options->uevent_source) {
+                d->uevent_source = strdup(options->uevent_source);
+                if (!d->uevent_source)
+                        return -ENOMEM;
+        }
+
+        ids = options && options->pci_ids_path ? options->pci_ids_path : getenv(ENV_PCI_IDS_PATH);
+        d->pci_ids_path = strdup(ids && *ids ? ids : PCI_IDS_PATH);
+        if (!d->pci_ids_path)
+                return -ENOMEM;
+
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+Daemon *daemon_free(Daemon *d) {
+        if (!d)
+                return NULL;
+
+        /* The bus first: its vtables point at us and at the model. */
+        d->emitter = bus_emitter_free(d->emitter);
+        d->bus = sd_bus_flush_close_unref(d->bus);
+        d->monitor = monitor_free(d->monitor);
+        d->model = model_free(d->model);
+        if (d->pacc)
+                pci_cleanup(d->pacc);
+        d->event = sd_event_unref(d->event);
+
+        model_change_list_done(&d->changes);
+        free(d->bus_address);
+        free(d->uevent_source);
+        free(d->pci_ids_path);
+        free(d);
+        return NULL;
+}
+
+static void log_change(Daemon *d, const ModelChange *c) {
+        char field[sizeof(JOURNAL_FIELD_MDEV_UUID "=") + sizeof(c->key)];
+
+        switch (c->object) {
+        case MODEL_OBJECT_DEVICE: {
+                const PciDevice *dev = model_get_device(d->model, c->key);
+
+                (void)snprintf(field, sizeof(field), JOURNAL_FIELD_PCI_ADDR "=%s", c->key);
+                if (c->kind == MODEL_CHANGE_ADDED && dev)
+                        log_field_full_errno(
+                                        LOG_INFO,
+                                        0,
+                                        field,
+                                        MESSAGE_ID_DEVICE_ADDED,
+                                        "PCI function %s appeared: [%04x:%04x] %s, driver %s",
+                                        c->key,
+                                        dev->vendor_id,
+                                        dev->device_id,
+                                        dev->device_name ?: dev->class_name ?: "unknown device",
+                                        dev->driver ?: "none");
+                else if (c->kind == MODEL_CHANGE_REMOVED)
+                        log_field_full_errno(
+                                LOG_INFO, 0, field, MESSAGE_ID_DEVICE_REMOVED, "PCI function %s disappeared",
+                                c->key);
+                else if (c->kind == MODEL_CHANGE_CHANGED && dev && (c->fields & PCI_DEVICE_FIELD_DRIVER))
+                        log_field_full_errno(
+                                LOG_INFO, 0, field, MESSAGE_ID_DRIVER_CHANGED,
+                                "PCI function %s: driver is now %s", c->key, dev->driver ?: "none");
+                else
+                        log_field_full_errno(
+                                LOG_DEBUG, 0, field, NULL, "PCI function %s changed (fields 0x%x)", c->key,
+                                c->fields);
+                break;
+        }
+        case MODEL_OBJECT_MDEV: {
+                const Mdev *mdev = model_get_mdev(d->model, c->key);
+
+                (void)snprintf(field, sizeof(field), JOURNAL_FIELD_MDEV_UUID "=%s", c->key);
+                if (c->kind == MODEL_CHANGE_ADDED && mdev)
+                        log_field_full_errno(
+                                LOG_INFO, 0, field, NULL, "mdev %s appeared: type %s on %s", c->key,
+                                strna(mdev->type_id), strna(mdev->parent));
+                else if (c->kind == MODEL_CHANGE_REMOVED)
+                        log_field_full_errno(LOG_INFO, 0, field, NULL, "mdev %s disappeared", c->key);
+                else
+                        log_field_full_errno(
+                                LOG_DEBUG, 0, field, NULL, "mdev %s changed (fields 0x%x)", c->key,
+                                c->fields);
+                break;
+        }
+        case MODEL_OBJECT_PARENT:
+                log_debug(
+                        "mdev parent %s %s", c->key,
+                        c->kind == MODEL_CHANGE_ADDED             ? "registered"
+                                : c->kind == MODEL_CHANGE_REMOVED ? "unregistered"
+                                                                  : "changed");
+                break;
+        case MODEL_OBJECT_MANAGER:
+        default:
+                break;
+        }
+}
+
+/* Log what the last model update did and hand it to the bus. */
+static void daemon_publish_changes(Daemon *d) {
+        int r;
+
+        for (size_t i = 0; i < d->changes.n; i++)
+                log_change(d, &d->changes.changes[i]);
+
+        if (d->emitter) {
+                r = bus_emitter_queue(d->emitter, d->changes.changes, d->changes.n);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to queue bus signals: %m, ignoring");
+        }
+
+        model_change_list_clear(&d->changes);
+}
+
+int daemon_handle_uevent(
+        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state) {
+        int r;
+
+        assert(d);
+
+        model_change_list_clear(&d->changes);
+        r = model_handle_uevent(d->model, action, subsystem, syspath, sysname, mdev_state, &d->changes);
+        /* Even on failure, publish what was applied before it. */
+        daemon_publish_changes(d);
+        return r;
+}
+
+int daemon_rescan(Daemon *d) {
+        size_t n_devices = 0, n_mdevs = 0;
+        int r;
+
+        assert(d);
+
+        model_change_list_clear(&d->changes);
+        r = model_enumerate(d->model, &d->changes);
+        d->rescans++;
+        if (r < 0)
+                log_error_errno(r, "Rescan of sysfs failed: %m");
+        else {
+                (void)model_get_devices(d->model, &n_devices);
+                (void)model_get_mdevs(d->model, &n_mdevs);
+                log_field_full_errno(
+                        LOG_NOTICE, 0, NULL, MESSAGE_ID_RESCAN,
+                        "Rescanned sysfs after lost uevents: %zu changes, %zu PCI functions, %zu mdevs",
+                        d->changes.n, n_devices, n_mdevs);
+        }
+
+        daemon_publish_changes(d);
+        if (d->emitter)
+                (void)bus_emitter_manager_changed(d->emitter);
+        return r;
+}
+
+static int on_uevent(
+        void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state) {
+        return daemon_handle_uevent(userdata, action, subsystem, syspath, sysname, mdev_state);
+}
+
+static int on_overflow(void *userdata) {
+        return daemon_rescan(userdata);
+}
+
+static int daemon_export(Daemon *d) {
+        int r;
+
+        r = bus_open(d->event, d->bus_address, &d->bus);
+        if (r < 0)
+                return r;
+
+        r = bus_emitter_new(d, &d->emitter);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up bus signals: %m");
+        r = bus_emitter_snapshot(d->emitter);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory");
+
+        r = bus_manager_add(d);
+        if (r < 0)
+                return r;
+        r = bus_device_add(d);
+        if (r < 0)
+                return r;
+        r = bus_mdev_add(d);
+        if (r < 0)
+                return r;
+        return bus_log_control_add(d);
+}
+
+int daemon_start(Daemon *d) {
+        static const MonitorCallbacks callbacks = {
+                .on_uevent = on_uevent,
+                .on_overflow = on_overflow,
+        };
+        size_t n_devices = 0, n_mdevs = 0;
+        const char *source;
+        sigset_t mask;
+        int r;
+
+        assert(d);
+
+        /* Handle SIGTERM/SIGINT in the loop (default handler: sd_event_exit()); block them first. */
+        if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 || sigaddset(&mask, SIGINT) < 0 ||
+            sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(negative_errno(), "Failed to block signals: %m");
+        r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle SIGTERM: %m");
+        r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle SIGINT: %m");
+
+        /* Arms a timer only when systemd set $WATCHDOG_USEC; otherwise nothing ticks. */
+        r = sd_event_set_watchdog(d->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog: %m, ignoring");
+
+        r = daemon_setup_pci(d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up libpci: %m");
+
+        r = model_new(d->pacc, &d->model);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the model: %m");
+
+        /* 1. Monitor first: from here on the socket queues every uevent, so none falls between. */
+        r = monitor_pick_source(d->uevent_source, &source);
+        if (r < 0)
+                return log_error_errno(
+                        r, "Invalid uevent source '%s' (expected \"udev\" or \"kernel\")",
+                        strempty(d->uevent_source ?: getenv(ENV_HOSTDEVD_UEVENT_SOURCE)));
+        r = monitor_new(d->event, source, &callbacks, d, &d->monitor);
+        if (r < 0)
+                return r;
+
+        /* 2. Enumerate. Events queued meanwhile are applied once the loop runs; they are idempotent. */
+        r = model_enumerate(d->model, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enumerate PCI devices in %s: %m", SYSFS_PCI_DEVICES);
+
+        /* 3. Export the objects, 4. then take the name, so the first caller sees a complete tree. */
+        r = daemon_export(d);
+        if (r < 0)
+                return r;
+        r = bus_request_name(d->bus);
+        if (r < 0)
+                return r;
+
+        /* 5. Ready. */
+        (void)model_get_devices(d->model, &n_devices);
+        (void)model_get_mdevs(d->model, &n_mdevs);
+        log_field_full_errno(
+                LOG_INFO, 0, NULL, MESSAGE_ID_STARTED,
+                "hostdevd %s started: watching %zu PCI functions, %zu mdevs (IOMMU %s)", HOSTDEVD_VERSION,
+                n_devices, n_mdevs, model_iommu_enabled(d->model) ? "enabled" : "disabled");
+        if (!model_iommu_enabled(d->model))
+                log_warning("%s", strempty(model_iommu_reason(d->model)));
+
+        (void)sd_notifyf(false, "READY=1\nSTATUS=Watching %zu PCI functions, %zu mdevs", n_devices, n_mdevs);
+        return 0;
+}
+
+int daemon_run(Daemon *d) {
+        int r;
+
+        assert(d);
+
+        r = sd_event_loop(d->event);
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        /* Leave every binding as it is (DESIGN.md rule 6): nothing to undo on exit. */
+        log_info("Exiting");
+        return r;
 }

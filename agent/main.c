@@ -1,5 +1,105 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-int main(void) {
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+
+static const char *arg_bus_address = NULL;
+
+static void help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "Keep the host's PCI devices in their declared state for VM passthrough.\n\n"
+               "  -h --help                 Show this help\n"
+               "     --version              Show the version\n"
+               "     --bus-address=ADDRESS  Connect to this D-Bus address instead of the system bus\n"
+               "     --log-level=LEVEL      emerg, alert, crit, err, warning, notice, info, debug\n"
+               "     --log-target=TARGET    auto, console, journal\n",
+               program_invocation_short_name);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_BUS_ADDRESS,
+                ARG_LOG_LEVEL,
+                ARG_LOG_TARGET,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "log-target", required_argument, NULL, ARG_LOG_TARGET },
+                {},
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("hostdevd %s\n", HOSTDEVD_VERSION);
+                        return 0;
+                case ARG_BUS_ADDRESS:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL, "Empty bus address");
+                        arg_bus_address = optarg;
+                        break;
+                case ARG_LOG_LEVEL:
+                        r = log_level_from_string(optarg);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid log level '%s'", optarg);
+                        log_set_max_level(r);
+                        break;
+                case ARG_LOG_TARGET: {
+                        LogTarget t = log_target_from_string(optarg);
+
+                        if (t < 0)
+                                return log_error_errno(t, "Invalid log target '%s'", optarg);
+                        log_set_target(t);
+                        break;
+                }
+                case '?':
+                        return -EINVAL;
+                default:
+                        return log_error_errno(-EINVAL, "Unhandled option %c", c);
+                }
+
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "%s takes no arguments", program_invocation_short_name);
+
         return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        DaemonOptions options = {};
+        int r;
+
+        log_set_ident("hostdevd");
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+        options.bus_address = arg_bus_address;
+
+        r = daemon_new(&options, &d);
+        if (r < 0) {
+                log_error_errno(r, "Failed to allocate the daemon: %m");
+                return EXIT_FAILURE;
+        }
+
+        r = daemon_start(d);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        r = daemon_run(d);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

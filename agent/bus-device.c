@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "bus-device.h"
+#include "bus-util.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "object-path.h"
+#include "pci-device.h"
+
+/*
+ * Generic getters: sd-bus passes userdata + the vtable entry's offset, so
+ * userdata points at the field itself. Absent strings are "" (the XML's convention).
+ */
+static int property_get_char_array(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", (const char *)userdata);
+}
+
+static int property_get_string_ptr(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", strempty(*(char **)userdata));
+}
+
+static int property_get_bool_field(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int)*(bool *)userdata);
+}
+
+static int property_get_strv_field(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append_strv(reply, *(char ***)userdata);
+}
+
+static int property_get_serial(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        char buf[sizeof("xx-xx-xx-xx-xx-xx-xx-xx")] = "";
+
+        /* As lspci prints the DSN: most significant byte (upper dword's top byte) first. */
+        if (dev->has_serial) {
+                uint64_t s = dev->serial;
+
+                (void)snprintf(
+                        buf, sizeof(buf), "%02x-%02x-%02x-%02x-%02x-%02x-%02x-%02x",
+                        (unsigned)(s >> 56) & 0xff, (unsigned)(s >> 48) & 0xff, (unsigned)(s >> 40) & 0xff,
+                        (unsigned)(s >> 32) & 0xff, (unsigned)(s >> 24) & 0xff, (unsigned)(s >> 16) & 0xff,
+                        (unsigned)(s >> 8) & 0xff, (unsigned)s & 0xff);
+        }
+        return sd_bus_message_append(reply, "s", buf);
+}
+
+static int property_get_sriov_role(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+
+        return sd_bus_message_append(reply, "s", strempty(sriov_role_to_string(dev->sriov_role)));
+}
+
+static int property_get_iommu_group_peers(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        Daemon *d = bus_get_slot_userdata(bus);
+        char **peers = NULL;
+        int r;
+
+        if (!d)
+                return -ESTALE;
+
+        r = model_get_iommu_group_peers(d->model, dev->address, &peers);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(reply, peers);
+        STRV_FOREACH (p, peers)
+                free(*p);
+        free(peers);
+        return r;
+}
+
+/* a(ystbb): (index, "memory"|"io", size in bytes, 64-bit, prefetchable) */
+static int property_get_bars(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ystbb)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < dev->n_bars && i < PCI_BAR_MAX; i++) {
+                const PciBar *b = &dev->bars[i];
+
+                r = sd_bus_message_append(
+                        reply, "(ystbb)", b->index, strempty(pci_bar_type_to_string(b->type)), b->size,
+                        (int)b->is_64bit, (int)b->prefetchable);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* a(ssssu): (type id, name, description, device_api, available_instances) */
+static int property_get_mdev_types(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < dev->n_mdev_types; i++) {
+                const MdevType *t = &dev->mdev_types[i];
+
+                r = sd_bus_message_append(
+                        reply, "(ssssu)", strempty(t->id), strempty(t->name), strempty(t->description),
+                        strempty(t->device_api), t->available_instances);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+#define EMITS SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+static const sd_bus_vtable device_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY(
+                "Address", "s", property_get_char_array, offsetof(PciDevice, address),
+                SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("SysfsPath", "s", property_get_string_ptr, offsetof(PciDevice, syspath), EMITS),
+        SD_BUS_PROPERTY("VendorId", "q", NULL, offsetof(PciDevice, vendor_id), EMITS),
+        SD_BUS_PROPERTY("DeviceId", "q", NULL, offsetof(PciDevice, device_id), EMITS),
+        SD_BUS_PROPERTY("SubsystemVendorId", "q", NULL, offsetof(PciDevice, subsystem_vendor_id), EMITS),
+        SD_BUS_PROPERTY("SubsystemDeviceId", "q", NULL, offsetof(PciDevice, subsystem_device_id), EMITS),
+        SD_BUS_PROPERTY("Class", "u", NULL, offsetof(PciDevice, class_code), EMITS),
+        SD_BUS_PROPERTY("Revision", "y", NULL, offsetof(PciDevice, revision), EMITS),
+        SD_BUS_PROPERTY("VendorName", "s", property_get_string_ptr, offsetof(PciDevice, vendor_name), EMITS),
+        SD_BUS_PROPERTY("DeviceName", "s", property_get_string_ptr, offsetof(PciDevice, device_name), EMITS),
+        SD_BUS_PROPERTY("ClassName", "s", property_get_string_ptr, offsetof(PciDevice, class_name), EMITS),
+        SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(PciDevice, iommu_group), EMITS),
+        SD_BUS_PROPERTY("IommuGroupPeers", "as", property_get_iommu_group_peers, 0, EMITS),
+        SD_BUS_PROPERTY("Driver", "s", property_get_string_ptr, offsetof(PciDevice, driver), EMITS),
+        SD_BUS_PROPERTY(
+                "DriverOverride", "s", property_get_string_ptr, offsetof(PciDevice, driver_override), EMITS),
+        SD_BUS_PROPERTY("NumaNode", "i", NULL, offsetof(PciDevice, numa_node), EMITS),
+        SD_BUS_PROPERTY(
+                "PhysicalSlot", "s", property_get_string_ptr, offsetof(PciDevice, physical_slot), EMITS),
+        SD_BUS_PROPERTY("Serial", "s", property_get_serial, 0, EMITS),
+        SD_BUS_PROPERTY("SriovRole", "s", property_get_sriov_role, 0, EMITS),
+        SD_BUS_PROPERTY("SriovTotalVFs", "u", NULL, offsetof(PciDevice, sriov_total_vfs), EMITS),
+        SD_BUS_PROPERTY("SriovNumVFs", "u", NULL, offsetof(PciDevice, sriov_num_vfs), EMITS),
+        SD_BUS_PROPERTY(
+                "SriovDriversAutoprobe", "b", property_get_bool_field,
+                offsetof(PciDevice, sriov_drivers_autoprobe), EMITS),
+        SD_BUS_PROPERTY("SriovVFOffset", "u", NULL, offsetof(PciDevice, sriov_vf_offset), EMITS),
+        SD_BUS_PROPERTY("SriovVFStride", "u", NULL, offsetof(PciDevice, sriov_vf_stride), EMITS),
+        SD_BUS_PROPERTY("PhysFn", "s", property_get_string_ptr, offsetof(PciDevice, physfn), EMITS),
+        SD_BUS_PROPERTY("VFIndex", "i", NULL, offsetof(PciDevice, vf_index), EMITS),
+        SD_BUS_PROPERTY("VirtFns", "as", property_get_strv_field, offsetof(PciDevice, virtfns), EMITS),
+        SD_BUS_PROPERTY("Bars", "a(ystbb)", property_get_bars, 0, EMITS),
+        SD_BUS_PROPERTY(
+                "ResetMethods", "as", property_get_strv_field, offsetof(PciDevice, reset_methods), EMITS),
+        SD_BUS_PROPERTY("BootVga", "b", property_get_bool_field, offsetof(PciDevice, boot_vga), EMITS),
+        SD_BUS_PROPERTY("VfioGroup", "s", property_get_string_ptr, offsetof(PciDevice, vfio_group), EMITS),
+        SD_BUS_PROPERTY("VfioDevice", "s", property_get_string_ptr, offsetof(PciDevice, vfio_device), EMITS),
+        SD_BUS_PROPERTY("MdevTypes", "a(ssssu)", property_get_mdev_types, 0, EMITS),
+        SD_BUS_PROPERTY("Errors", "as", property_get_strv_field, offsetof(PciDevice, errors), EMITS),
+        SD_BUS_VTABLE_END,
+};
+
+/*
+ * Which properties each PciDeviceField bit covers (pci-device.h). Where one
+ * value is derived from another (VfioGroup from the group and the driver), it
+ * is listed under both, so a client never misses a change.
+ */
+static const struct {
+        unsigned field;
+        const char *property;
+} device_field_properties[] = {
+        { PCI_DEVICE_FIELD_IDS, "VendorId" },
+        { PCI_DEVICE_FIELD_IDS, "DeviceId" },
+        { PCI_DEVICE_FIELD_IDS, "SubsystemVendorId" },
+        { PCI_DEVICE_FIELD_IDS, "SubsystemDeviceId" },
+        { PCI_DEVICE_FIELD_IDS, "Class" },
+        { PCI_DEVICE_FIELD_IDS, "Revision" },
+        { PCI_DEVICE_FIELD_IDS, "VendorName" },
+        { PCI_DEVICE_FIELD_IDS, "DeviceName" },
+        { PCI_DEVICE_FIELD_IDS, "ClassName" },
+        { PCI_DEVICE_FIELD_IOMMU_GROUP | PCI_DEVICE_FIELD_IOMMU_PEERS, "IommuGroupPeers" },
+        { PCI_DEVICE_FIELD_IOMMU_GROUP, "IommuGroup" },
+        { PCI_DEVICE_FIELD_IOMMU_GROUP | PCI_DEVICE_FIELD_DRIVER, "VfioGroup" },
+        { PCI_DEVICE_FIELD_DRIVER, "Driver" },
+        { PCI_DEVICE_FIELD_DRIVER, "VfioDevice" },
+        { PCI_DEVICE_FIELD_DRIVER_OVERRIDE, "DriverOverride" },
+        { PCI_DEVICE_FIELD_NUMA_NODE, "NumaNode" },
+        { PCI_DEVICE_FIELD_PHYSICAL_SLOT, "PhysicalSlot" },
+        { PCI_DEVICE_FIELD_SERIAL, "Serial" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovRole" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovTotalVFs" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovNumVFs" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovDriversAutoprobe" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovVFOffset" },
+        { PCI_DEVICE_FIELD_SRIOV, "SriovVFStride" },
+        { PCI_DEVICE_FIELD_SRIOV, "PhysFn" },
+        { PCI_DEVICE_FIELD_SRIOV, "VFIndex" },
+        { PCI_DEVICE_FIELD_SRIOV, "VirtFns" },
+        { PCI_DEVICE_FIELD_BARS, "Bars" },
+        { PCI_DEVICE_FIELD_RESET_METHODS, "ResetMethods" },
+        { PCI_DEVICE_FIELD_BOOT_VGA, "BootVga" },
+        { PCI_DEVICE_FIELD_MDEV_TYPES, "MdevTypes" },
+        { PCI_DEVICE_FIELD_ERRORS, "Errors" },
+        { PCI_DEVICE_FIELD_SYSPATH, "SysfsPath" },
+};
+
+size_t bus_device_property_names(unsigned fields, const char *names[static BUS_DEVICE_PROPERTIES_MAX]) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(device_field_properties) && n + 1 < BUS_DEVICE_PROPERTIES_MAX; i++)
+                if (fields & device_field_properties[i].field)
+                        names[n++] = device_field_properties[i].property;
+        names[n] = NULL;
+        return n;
+}
+
+/* Path -> device; 0 (no object) for paths that name no function of the model. */
+static int device_find(
+        sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+        sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *address = NULL;
+        const PciDevice *dev;
+        const char *e;
+
+        if (!strneq(path, HOSTDEVD_DEVICES_PATH "/", strlen(HOSTDEVD_DEVICES_PATH "/")))
+                return 0;
+        e = path + strlen(HOSTDEVD_DEVICES_PATH "/");
+        if (strchr(e, '/') || object_path_element_to_pci_address(e, &address) < 0)
+                return 0;
+
+        dev = model_get_device(d->model, address);
+        if (!dev)
+                return 0;
+
+        *found = (void *)dev;
+        return 1;
+}
+
+static int device_node_enumerator(
+        sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
+        const PciDevice *const *devices;
+        Daemon *d = userdata;
+        char **l;
+        size_t n = 0;
+
+        devices = model_get_devices(d->model, &n);
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                l[i] = object_path_from_pci_address(devices[i]->address);
+                if (!l[i]) {
+                        for (size_t j = 0; j < i; j++)
+                                free(l[j]);
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+
+        *nodes = l;
+        return 0;
+}
+
+int bus_device_add(Daemon *d) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(
+                d->bus, NULL, HOSTDEVD_DEVICES_PATH, HOSTDEVD_DEVICE_INTERFACE, device_vtable, device_find,
+                d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register %s: %m", HOSTDEVD_DEVICE_INTERFACE);
+
+        r = sd_bus_add_node_enumerator(d->bus, NULL, HOSTDEVD_DEVICES_PATH, device_node_enumerator, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the device enumerator: %m");
+
+        return 0;
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* org.hostdevd1.Device objects below /org/hostdevd1/devices, one per PCI function of the model. */
+
+#include <stddef.h>
+
+typedef struct Daemon Daemon;
+
+/* Enough for every property of org.hostdevd1.Device, plus the NULL terminator. */
+#define BUS_DEVICE_PROPERTIES_MAX 40
+
+/* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
+int bus_device_add(Daemon *d);
+
+/*
+ * The Device properties that PciDeviceField bits |fields| cover, as a
+ * NULL-terminated list into |names| (static strings; BUS_DEVICE_PROPERTIES_MAX
+ * slots). Returns the number of names.
+ */
+size_t bus_device_property_names(unsigned fields, const char *names[static BUS_DEVICE_PROPERTIES_MAX]);

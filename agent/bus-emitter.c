@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "bus-device.h"
+#include "bus-emitter.h"
+#include "bus-mdev.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "object-path.h"
+
+/*
+ * Below the bus and monitor io sources (SD_EVENT_PRIORITY_NORMAL): sd-event
+ * dispatches one source per iteration, highest priority first, so pending
+ * uevents are all applied before we announce them.
+ */
+#define BUS_EMITTER_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+
+_Static_assert(
+        BUS_DEVICE_PROPERTIES_MAX >= BUS_MDEV_PROPERTIES_MAX, "one names buffer serves both interfaces");
+
+typedef struct PendingChange {
+        ModelChange change;
+        uint64_t seq;
+} PendingChange;
+
+/* The outcome of all changes of one object in one iteration. */
+typedef struct MergedChange {
+        ModelObjectKind object;
+        const char *key;
+        bool existed_before, exists_now, replaced;
+        unsigned fields;
+        uint64_t seq;
+} MergedChange;
+
+struct BusEmitter {
+        Daemon *daemon;
+        sd_event_source *defer;
+
+        PendingChange *pending;
+        size_t n_pending, allocated;
+        uint64_t seq;
+        bool manager_dirty;
+
+        /* What clients were last told about the Manager. */
+        uint32_t device_count, mdev_count;
+        bool iommu_enabled;
+        char *iommu_reason;
+        uint64_t rescans;
+};
+
+static int bus_emitter_schedule(BusEmitter *e) {
+        return sd_event_source_set_enabled(e->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        BusEmitter *e = userdata;
+        int r;
+
+        r = bus_emitter_flush(e);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit bus signals: %m, ignoring");
+        return 0;
+}
+
+int bus_emitter_new(Daemon *d, BusEmitter **ret) {
+        _cleanup_(bus_emitter_freep) BusEmitter *e = NULL;
+        int r;
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->daemon = d;
+
+        r = sd_event_add_defer(d->event, &e->defer, on_flush, e);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(e->defer, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_priority(e->defer, BUS_EMITTER_PRIORITY);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_description(e->defer, "bus-emitter");
+
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+BusEmitter *bus_emitter_free(BusEmitter *e) {
+        if (!e)
+                return NULL;
+        sd_event_source_disable_unref(e->defer);
+        free(e->pending);
+        free(e->iommu_reason);
+        free(e);
+        return NULL;
+}
+
+int bus_emitter_snapshot(BusEmitter *e) {
+        Daemon *d = e->daemon;
+        size_t n_devices = 0, n_mdevs = 0;
+        char *reason;
+
+        (void)model_get_devices(d->model, &n_devices);
+        (void)model_get_mdevs(d->model, &n_mdevs);
+        reason = strdup(strempty(model_iommu_reason(d->model)));
+        if (!reason)
+                return -ENOMEM;
+
+        e->device_count = (uint32_t)n_devices;
+        e->mdev_count = (uint32_t)n_mdevs;
+        e->iommu_enabled = model_iommu_enabled(d->model);
+        free(e->iommu_reason);
+        e->iommu_reason = reason;
+        e->rescans = d->rescans;
+        return 0;
+}
+
+int bus_emitter_queue(BusEmitter *e, const ModelChange *changes, size_t n) {
+        if (n == 0)
+                return 0;
+
+        if (e->n_pending + n > e->allocated) {
+                size_t a = e->allocated * 2 > e->n_pending + n ? e->allocated * 2 : e->n_pending + n;
+                PendingChange *p;
+
+                p = reallocarray(e->pending, a, sizeof(PendingChange));
+                if (!p)
+                        return -ENOMEM;
+                e->pending = p;
+                e->allocated = a;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                e->pending[e->n_pending++] = (PendingChange){
+                        .change = changes[i],
+                        .seq = e->seq++,
+                };
+                /* The key is a fixed array filled by the model; make sure it is terminated. */
+                e->pending[e->n_pending - 1].change.key[sizeof(changes[i].key) - 1] = '\0';
+        }
+
+        return bus_emitter_schedule(e);
+}
+
+int bus_emitter_manager_changed(BusEmitter *e) {
+        e->manager_dirty = true;
+        return bus_emitter_schedule(e);
+}
+
+static int pending_compare(const void *a, const void *b) {
+        const PendingChange *x = a, *y = b;
+        int c;
+
+        if (x->change.object != y->change.object)
+                return x->change.object < y->change.object ? -1 : 1;
+        c = strcmp(x->change.key, y->change.key);
+        if (c != 0)
+                return c;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int merged_compare(const void *a, const void *b) {
+        const MergedChange *x = a, *y = b;
+
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sort by object, merge each object's run of changes into one outcome, order outcomes by first change. */
+static size_t merge_pending(PendingChange *pending, size_t n, MergedChange *out) {
+        size_t n_out = 0;
+
+        qsort(pending, n, sizeof(PendingChange), pending_compare);
+
+        for (size_t i = 0; i < n;) {
+                MergedChange m = {
+                        .object = pending[i].change.object,
+                        .key = pending[i].change.key,
+                        .existed_before = pending[i].change.kind != MODEL_CHANGE_ADDED,
+                        .seq = pending[i].seq,
+                };
+                bool removed = false;
+                size_t j;
+
+                for (j = i;
+                     j < n && pending[j].change.object == m.object && streq(pending[j].change.key, m.key);
+                     j++) {
+                        const ModelChange *c = &pending[j].change;
+
+                        switch (c->kind) {
+                        case MODEL_CHANGE_ADDED:
+                                /* Gone and back within one iteration: it is a different object now. */
+                                if (removed)
+                                        m.replaced = true;
+                                m.exists_now = true;
+                                break;
+                        case MODEL_CHANGE_REMOVED:
+                                removed = true;
+                                m.exists_now = false;
+                                break;
+                        case MODEL_CHANGE_CHANGED:
+                                m.exists_now = true;
+                                m.fields |= c->fields;
+                                break;
+                        }
+                }
+
+                out[n_out++] = m;
+                i = j;
+        }
+
+        qsort(out, n_out, sizeof(MergedChange), merged_compare);
+        return n_out;
+}
+
+static int emit_removed(sd_bus *bus, const char *path, const char *interface) {
+        /*
+         * The object is already gone from the model, so sd_bus_emit_object_removed() would find
+         * nothing to list; name the interfaces ourselves, as sd-bus lists them in InterfacesAdded.
+         */
+        return sd_bus_emit_interfaces_removed(
+                bus, path, DBUS_INTERFACE_PEER, DBUS_INTERFACE_INTROSPECTABLE, DBUS_INTERFACE_PROPERTIES,
+                interface, NULL);
+}
+
+static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_dirty) {
+        sd_bus *bus = e->daemon->bus;
+        Model *model = e->daemon->model;
+        _cleanup_free_ char *path = NULL;
+        const char *interface;
+        bool exists;
+        int r, n = 0;
+
+        switch (m->object) {
+        case MODEL_OBJECT_DEVICE:
+                path = object_path_from_pci_address(m->key);
+                interface = HOSTDEVD_DEVICE_INTERFACE;
+                exists = model_get_device(model, m->key) != NULL;
+                if (m->fields & PCI_DEVICE_FIELD_MDEV_TYPES)
+                        *mdev_types_dirty = true;
+                break;
+        case MODEL_OBJECT_MDEV:
+                path = object_path_from_mdev_uuid(m->key);
+                interface = HOSTDEVD_MDEV_INTERFACE;
+                exists = model_get_mdev(model, m->key) != NULL;
+                break;
+        case MODEL_OBJECT_PARENT:
+                *mdev_types_dirty = true;
+                return 0;
+        case MODEL_OBJECT_MANAGER:
+        default:
+                e->manager_dirty = true;
+                return 0;
+        }
+        if (!path)
+                return log_debug_errno(-EINVAL, "Cannot build an object path for '%s', ignoring", m->key);
+
+        if (m->existed_before && (!m->exists_now || m->replaced)) {
+                r = emit_removed(bus, path, interface);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to emit InterfacesRemoved for %s: %m, ignoring", path);
+                else
+                        n++;
+        }
+
+        /* Announce only what the model holds now: a later update may already have removed it again. */
+        if (!exists)
+                return n;
+
+        if (!m->existed_before || m->replaced) {
+                r = sd_bus_emit_object_added(bus, path);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to emit InterfacesAdded for %s: %m, ignoring", path);
+                else
+                        n++;
+                return n;
+        }
+
+        if (m->fields != 0) {
+                const char *names[BUS_DEVICE_PROPERTIES_MAX];
+                size_t k;
+
+                if (m->object == MODEL_OBJECT_DEVICE)
+                        k = bus_device_property_names(m->fields, names);
+                else
+                        k = bus_mdev_property_names(m->fields, names);
+                if (k > 0) {
+                        r = sd_bus_emit_properties_changed_strv(bus, path, interface, (char **)names);
+                        if (r < 0)
+                                log_debug_errno(
+                                        r, "Failed to emit PropertiesChanged for %s: %m, ignoring", path);
+                        else
+                                n++;
+                }
+        }
+
+        return n;
+}
+
+static int emit_manager(BusEmitter *e, bool mdev_types_dirty) {
+        Daemon *d = e->daemon;
+        const char *names[8];
+        size_t n = 0, n_devices = 0, n_mdevs = 0;
+        const char *reason;
+        bool iommu;
+        int r;
+
+        (void)model_get_devices(d->model, &n_devices);
+        (void)model_get_mdevs(d->model, &n_mdevs);
+        iommu = model_iommu_enabled(d->model);
+        reason = strempty(model_iommu_reason(d->model));
+
+        if ((uint32_t)n_devices != e->device_count)
+                names[n++] = "DeviceCount";
+        if ((uint32_t)n_mdevs != e->mdev_count)
+                names[n++] = "MdevCount";
+        if (iommu != e->iommu_enabled)
+                names[n++] = "IommuEnabled";
+        if (!streq(reason, strempty(e->iommu_reason)))
+                names[n++] = "IommuReason";
+        if (mdev_types_dirty)
+                names[n++] = "MdevTypes";
+        if (d->rescans != e->rescans)
+                names[n++] = "Rescans";
+        names[n] = NULL;
+
+        if (n == 0)
+                return 0;
+
+        r = bus_emitter_snapshot(e);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_emit_properties_changed_strv(
+                d->bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, (char **)names);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to emit PropertiesChanged for the manager: %m");
+        return 1;
+}
+
+int bus_emitter_flush(BusEmitter *e) {
+        _cleanup_free_ MergedChange *merged = NULL;
+        bool mdev_types_dirty = false;
+        size_t n_merged;
+        int r, n = 0;
+
+        assert(e);
+
+        if (!e->daemon->bus) {
+                e->n_pending = 0;
+                return 0;
+        }
+
+        if (e->n_pending > 0) {
+                merged = calloc(e->n_pending, sizeof(MergedChange));
+                if (!merged)
+                        return -ENOMEM;
+
+                /* merged[].key points into e->pending: keep the pending array until we are done. */
+                n_merged = merge_pending(e->pending, e->n_pending, merged);
+                for (size_t i = 0; i < n_merged; i++) {
+                        r = emit_object(e, &merged[i], &mdev_types_dirty);
+                        if (r > 0)
+                                n += r;
+                }
+                e->n_pending = 0;
+                /* Device and mdev counts may have moved. */
+                e->manager_dirty = true;
+        }
+
+        if (e->manager_dirty || mdev_types_dirty) {
+                e->manager_dirty = false;
+                r = emit_manager(e, mdev_types_dirty);
+                if (r > 0)
+                        n += r;
+        }
+
+        return n;
+}

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * org.freedesktop.LogControl1 at /org/freedesktop/LogControl1, so that
+ * `systemctl service-log-level hostdevd debug` and service-log-target work.
+ * LogLevel and LogTarget are writable by root (sender euid 0) only.
+ */
+
+typedef struct Daemon Daemon;
+
+int bus_log_control_add(Daemon *d);

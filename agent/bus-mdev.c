@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <stdlib.h>
+
+#include "bus-mdev.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "mdev.h"
+#include "names.h"
+#include "object-path.h"
+
+static int property_get_uuid(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+
+        return sd_bus_message_append(reply, "s", mdev->uuid);
+}
+
+static int property_get_string_ptr(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", strempty(*(char **)userdata));
+}
+
+static int property_get_parent_device(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+        _cleanup_free_ char *p = NULL;
+
+        /* "/" when the parent is no PCI function (the XML's convention for an absent object). */
+        if (mdev->parent_is_pci && mdev->parent) {
+                p = object_path_from_pci_address(mdev->parent);
+                if (!p)
+                        return -ENOMEM;
+        }
+        return sd_bus_message_append(reply, "o", p ?: "/");
+}
+
+static int property_get_errors(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+
+        return sd_bus_message_append_strv(reply, mdev->errors);
+}
+
+#define EMITS SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+static const sd_bus_vtable mdev_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Uuid", "s", property_get_uuid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("SysfsPath", "s", property_get_string_ptr, offsetof(Mdev, syspath), EMITS),
+        SD_BUS_PROPERTY("Type", "s", property_get_string_ptr, offsetof(Mdev, type_id), EMITS),
+        SD_BUS_PROPERTY("Parent", "s", property_get_string_ptr, offsetof(Mdev, parent), EMITS),
+        SD_BUS_PROPERTY("ParentDevice", "o", property_get_parent_device, 0, EMITS),
+        SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(Mdev, iommu_group), EMITS),
+        SD_BUS_PROPERTY("Driver", "s", property_get_string_ptr, offsetof(Mdev, driver), EMITS),
+        SD_BUS_PROPERTY("Errors", "as", property_get_errors, 0, EMITS),
+        SD_BUS_VTABLE_END,
+};
+
+static const struct {
+        unsigned field;
+        const char *property;
+} mdev_field_properties[] = {
+        { MDEV_FIELD_TYPE, "Type" },           { MDEV_FIELD_PARENT, "Parent" },
+        { MDEV_FIELD_PARENT, "ParentDevice" }, { MDEV_FIELD_IOMMU_GROUP, "IommuGroup" },
+        { MDEV_FIELD_DRIVER, "Driver" },       { MDEV_FIELD_ERRORS, "Errors" },
+        { MDEV_FIELD_SYSPATH, "SysfsPath" },
+};
+
+size_t bus_mdev_property_names(unsigned fields, const char *names[static BUS_MDEV_PROPERTIES_MAX]) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(mdev_field_properties) && n + 1 < BUS_MDEV_PROPERTIES_MAX; i++)
+                if (fields & mdev_field_properties[i].field)
+                        names[n++] = mdev_field_properties[i].property;
+        names[n] = NULL;
+        return n;
+}
+
+static int mdev_find(
+        sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+        sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *uuid = NULL;
+        const Mdev *mdev;
+        const char *e;
+
+        if (!strneq(path, HOSTDEVD_MDEVS_PATH "/", strlen(HOSTDEVD_MDEVS_PATH "/")))
+                return 0;
+        e = path + strlen(HOSTDEVD_MDEVS_PATH "/");
+        if (strchr(e, '/') || object_path_element_to_mdev_uuid(e, &uuid) < 0)
+                return 0;
+
+        mdev = model_get_mdev(d->model, uuid);
+        if (!mdev)
+                return 0;
+
+        *found = (void *)mdev;
+        return 1;
+}
+
+static int mdev_node_enumerator(
+        sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
+        const Mdev *const *mdevs;
+        Daemon *d = userdata;
+        char **l;
+        size_t n = 0;
+
+        mdevs = model_get_mdevs(d->model, &n);
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                l[i] = object_path_from_mdev_uuid(mdevs[i]->uuid);
+                if (!l[i]) {
+                        for (size_t j = 0; j < i; j++)
+                                free(l[j]);
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+
+        *nodes = l;
+        return 0;
+}
+
+int bus_mdev_add(Daemon *d) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(
+                d->bus, NULL, HOSTDEVD_MDEVS_PATH, HOSTDEVD_MDEV_INTERFACE, mdev_vtable, mdev_find, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register %s: %m", HOSTDEVD_MDEV_INTERFACE);
+
+        r = sd_bus_add_node_enumerator(d->bus, NULL, HOSTDEVD_MDEVS_PATH, mdev_node_enumerator, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the mdev enumerator: %m");
+
+        return 0;
+}

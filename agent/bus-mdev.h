@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* org.hostdevd1.Mdev objects below /org/hostdevd1/mdevs, one per mediated device of the model. */
+
+#include <stddef.h>
+
+typedef struct Daemon Daemon;
+
+#define BUS_MDEV_PROPERTIES_MAX 12
+
+/* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
+int bus_mdev_add(Daemon *d);
+
+/* The Mdev properties that MdevField bits |fields| cover, NULL-terminated into |names|. Returns the count.
+ */
+size_t bus_mdev_property_names(unsigned fields, const char *names[static BUS_MDEV_PROPERTIES_MAX]);

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "bus-util.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+
+int bus_open(sd_event *event, const char *address, sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (address) {
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to allocate a bus connection: %m");
+                r = sd_bus_set_address(bus, address);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set bus address '%s': %m", address);
+                r = sd_bus_set_bus_client(bus, true);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to make the bus connection a client: %m");
+                r = sd_bus_start(bus);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to connect to the bus at '%s': %m", address);
+        } else {
+                r = sd_bus_open_system(&bus);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to connect to the system bus: %m");
+        }
+
+        (void)sd_bus_set_description(bus, "hostdevd");
+
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
+        /* Without the bus nobody can reach us: end the loop, systemd restarts us (Restart=on-failure). */
+        r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set exit-on-disconnect: %m");
+
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+int bus_request_name(sd_bus *bus) {
+        int r;
+
+        r = sd_bus_request_name(bus, HOSTDEVD_BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "The bus name %s is owned by another process", HOSTDEVD_BUS_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Failed to request bus name %s: %m", HOSTDEVD_BUS_NAME);
+        return 0;
+}
+
+void *bus_get_slot_userdata(sd_bus *bus) {
+        sd_bus_slot *slot;
+
+        slot = sd_bus_get_current_slot(bus);
+        if (!slot)
+                return NULL;
+        return sd_bus_slot_get_userdata(slot);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Connecting hostdevd to its bus. */
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+/*
+ * Open a bus connection: |address| if set (a private bus), else the system
+ * bus (sd_bus_open_system() honours $DBUS_SYSTEM_BUS_ADDRESS). The connection
+ * is attached to |event| and ends the loop when the bus goes away.
+ * Returns 0 or -errno (logged).
+ */
+int bus_open(sd_event *event, const char *address, sd_bus **ret);
+
+/* Request org.hostdevd1 without queueing. Returns 0, -EEXIST if another process owns it, -errno (logged). */
+int bus_request_name(sd_bus *bus);
+
+/*
+ * The userdata a vtable was registered with. In a getter of a fallback vtable
+ * the userdata argument is the object the find callback returned; this is the
+ * daemon given to sd_bus_add_fallback_vtable(). NULL outside a callback.
+ */
+void *bus_get_slot_userdata(sd_bus *bus);

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The hostdevd daemon: one sd-event loop, one bus connection, the observed
+ * model, a libpci handle, the uevent monitor and the bus signal queue.
+ *
+ * Startup order (daemon_start()), chosen so that no uevent falls between
+ * enumeration and watching, and no client sees a half-built object tree:
+ *   1. attach the uevent monitor (its socket queues events from now on),
+ *   2. model_enumerate(),
+ *   3. export the D-Bus objects,
+ *   4. request the name org.hostdevd1,
+ *   5. sd_notify READY=1 and STATUS=.
+ * An idle daemon has no timers: it wakes only for uevents, bus messages,
+ * signals, and the watchdog when systemd set $WATCHDOG_USEC.
+ * Exiting never writes sysfs (DESIGN.md rule 6).
+ */
+
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "model.h"
+
+struct pci_access;
+typedef struct Monitor Monitor;
+typedef struct BusEmitter BusEmitter;
+
+typedef struct DaemonOptions {
+        const char *bus_address; /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
+        const char *uevent_source; /* NULL: auto ("udev" when udevd runs, else "kernel") */
+        const char *pci_ids_path; /* NULL: $HOSTDEVD_PCI_IDS, else PCI_IDS_PATH */
+} DaemonOptions;
+
+typedef struct Daemon {
+        sd_event *event;
+        sd_bus *bus;
+        struct pci_access *pacc;
+        Model *model;
+        Monitor *monitor;
+        BusEmitter *emitter;
+
+        /* Scratch list for the changes of one model update; reused, never shrunk. */
+        ModelChangeList changes;
+
+        uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
+        char *bus_address;
+        char *uevent_source;
+        char *pci_ids_path;
+} Daemon;
+
+/* Allocate the daemon and its event loop; nothing is attached yet. Returns 0 or -ENOMEM. */
+int daemon_new(const DaemonOptions *options, Daemon **ret);
+Daemon *daemon_free(Daemon *d);
+static inline void daemon_freep(Daemon **d) {
+        if (*d)
+                daemon_free(*d);
+}
+
+/*
+ * Steps 1-5 above, plus SIGTERM/SIGINT handling and the watchdog.
+ * Returns 0, or -errno with the failure logged (no bus, name already owned,
+ * /sys/bus/pci unreadable).
+ */
+int daemon_start(Daemon *d);
+
+/* Run the event loop until SIGTERM/SIGINT or bus disconnect; returns the loop's exit code (0) or -errno. */
+int daemon_run(Daemon *d);
+
+/*
+ * Feed one uevent to the model (as monitor.c delivers them); changes are logged
+ * and queued for the bus. Returns model_handle_uevent()'s result.
+ */
+int daemon_handle_uevent(
+        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state);
+
+/* Full re-enumeration after lost uevents: the difference becomes signals, Rescans is incremented. */
+int daemon_rescan(Daemon *d);

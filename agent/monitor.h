@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The uevent monitor: a libudev netlink monitor on an sd-event io source.
+ *
+ * Source: "udev" (systemd-udevd's processed events) when udevd runs
+ * (UDEV_CONTROL_SOCKET exists), else "kernel" (the kernel's uevent netlink
+ * group); $HOSTDEVD_UEVENT_SOURCE=udev|kernel forces one.
+ *
+ * No subsystem filter is installed on the socket: mdev parents announce
+ * their types in their OWN subsystem (the mtty sample's parent is in
+ * subsystem "mtty", with MDEV_STATE=registered|unregistered on a "change"
+ * event, drivers/vfio/mdev/mdev_core.c). Events are filtered here instead:
+ * subsystem "pci" and "mdev" pass, and any event carrying MDEV_STATE.
+ *
+ * Each wakeup drains the socket. When the kernel dropped messages (ENOBUFS
+ * on receive) the overflow callback runs once after draining, so the owner
+ * rescans (DESIGN.md: never assume events were complete).
+ */
+
+#include <stdbool.h>
+
+#include <systemd/sd-event.h>
+
+typedef struct Monitor Monitor;
+
+typedef struct MonitorCallbacks {
+        /* One relevant uevent. mdev_state: MDEV_STATE's value or NULL. Return value ignored but logged. */
+        int (*on_uevent)(
+                void *userdata, const char *action, const char *subsystem, const char *syspath,
+                const char *sysname, const char *mdev_state);
+        /* Events were lost (ENOBUFS); called after the queue was drained. */
+        int (*on_overflow)(void *userdata);
+} MonitorCallbacks;
+
+/* Receive buffer asked for: uevent storms (SR-IOV with 256 VFs, mass rebinds) must not overflow it. */
+#define MONITOR_RECEIVE_BUFFER_SIZE (128 * 1024 * 1024)
+
+/*
+ * "udev" or "kernel" for this host: |forced| if set (then it must be one of
+ * those, else -EINVAL), else $HOSTDEVD_UEVENT_SOURCE, else by whether
+ * udevd runs. Returns a static string via *ret.
+ */
+int monitor_pick_source(const char *forced, const char **ret);
+
+/*
+ * Create the netlink monitor on |source| ("udev" or "kernel"), start
+ * receiving (events queue in the socket from this point on) and add it
+ * to |event|. Callbacks get |userdata|.
+ * Returns 0, -EINVAL (bad source), or -errno from socket setup.
+ */
+int monitor_new(
+        sd_event *event, const char *source, const MonitorCallbacks *callbacks, void *userdata,
+        Monitor **ret);
+Monitor *monitor_free(Monitor *m);
+static inline void monitor_freep(Monitor **m) {
+        if (*m)
+                monitor_free(*m);
+}
+
+/* "udev" or "kernel". */
+const char *monitor_get_source(const Monitor *m);
+
+/*
+ * Drain every queued event now (what the io callback does). Returns the
+ * number of events delivered, or -errno on a socket failure.
+ */
+int monitor_drain(Monitor *m);
