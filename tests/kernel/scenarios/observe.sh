@@ -67,6 +67,18 @@ else
 fi
 hdc groups > /tmp/groups.json 2>&1 && kl_ship groups.json /tmp/groups.json
 
+# The Manager's view of the host (read over D-Bus directly: hostdevctl has no
+# verb for it). No udevd runs in the guest, so uevents come from the kernel.
+manager_prop() {
+        dbus-send --system --print-reply=literal --dest=org.hostdevd1 /org/hostdevd1 \
+                org.freedesktop.DBus.Properties.Get string:org.hostdevd1.Manager "string:$1" 2>&1 |
+                sed -E 's/^ *variant +//; s/^(boolean|byte|u?int(16|32|64)|double) //'
+}
+kl_check "a: Manager EventSource is kernel" [ "$(manager_prop EventSource)" = kernel ]
+kl_check "a: Manager IommuEnabled is true" [ "$(manager_prop IommuEnabled)" = true ]
+n=$(ls /sys/bus/pci/devices | wc -l)
+kl_check "a: Manager DeviceCount is $n" [ "$(manager_prop DeviceCount)" = "$n" ]
+
 # ---- b. hot-add and hot-remove through QMP ---------------------------------
 before=$(kl_pci_find $E1000E)
 new_e1000e() { for b in $(kl_pci_find $E1000E); do echo "$before" | grep -qx "$b" || echo "$b"; done; }
