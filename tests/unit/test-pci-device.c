@@ -167,6 +167,16 @@ static void test_minimal(void **state) {
         assert_true(pci_device_is_bridge(d)); /* ISA bridge 0x0601 */
         pci_device_free(d);
 
+        /* Linux 6.1 registers vfio-dev/vfioN without a device number: no cdev node to report. */
+        sysfs_tree_write(f->tree, "/sys/devices/pci0000:00/0000:00:1f.0", "vfio-dev/vfio0/uevent", "");
+        assert_int_equal(pci_device_read("0000:00:1f.0", NULL, &d), 0);
+        assert_null(d->vfio_device);
+        pci_device_free(d);
+        sysfs_tree_write(f->tree, "/sys/devices/pci0000:00/0000:00:1f.0", "vfio-dev/vfio0/dev", "511:0\n");
+        assert_int_equal(pci_device_read("0000:00:1f.0", NULL, &d), 0);
+        assert_string_equal(d->vfio_device, "/dev/vfio/devices/vfio0");
+        pci_device_free(d);
+
         /* A short config (64 bytes, as unprivileged readers get) has no DSN and must not crash libpci. */
         assert_int_equal(pci_device_read("0000:00:1f.0", f->pacc, &d), 0);
         assert_false(d->has_serial);
