@@ -114,3 +114,23 @@
 #define MESSAGE_ID_DEVICE_REMOVED "1f0e2d3c4b5a46978877665544332211"
 #define MESSAGE_ID_DRIVER_CHANGED "a4e1c2b3d4f5061728394a5b6c7d8e9f"
 #define MESSAGE_ID_RESCAN "5d6c7b8a99a84b3c8d2e1f0a1b2c3d4e"
+
+/* ---- desired state (hostdevd.conf(5)), lowest priority first -------------- */
+#define HOSTDEVD_CONF_DIR_USR "/usr/lib/hostdevd/devices.d"
+#define HOSTDEVD_CONF_DIR_ETC "/etc/hostdevd/devices.d"
+#define HOSTDEVD_CONF_DIR_RUN "/run/hostdevd/devices.d"
+#define HOSTDEVD_CONF_SUFFIX ".conf"
+#define HOSTDEVD_CONF_MASK_TARGET "/dev/null" /* a drop-in symlinked here masks same-named ones */
+
+#define CONF_SECTION_MATCH "Match"
+#define CONF_SECTION_DEVICE "Device"
+#define CONF_SECTION_SRIOV "SRIOV"
+
+/* Driver= / VFDriver= special values; anything else names a kernel driver. */
+#define CONF_DRIVER_HOST "host" /* whatever the kernel's own match binds: driver_override cleared */
+#define CONF_DRIVER_NONE "none" /* unbound */
+#define VFIO_PCI_DRIVER "vfio-pci"
+
+/* ---- liveness: holders of VFIO nodes (proc(5) /proc/PID/fd, /proc/PID/comm) */
+#define PROC_ROOT "/proc"
+#define DEV_VFIO_CONTAINER "/dev/vfio/vfio" /* the container node: holding it holds no device */

@@ -1,0 +1,1085 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "desired-state.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "strv.h"
+
+/* Longest value quoted in an error message: enough for any valid one, bounded for garbage. */
+#define VALUE_QUOTE_MAX 64
+
+static const char *const driver_kind_table[_DRIVER_KIND_MAX] = {
+        [DRIVER_KIND_UNSET] = "unset",
+        [DRIVER_KIND_NAMED] = "named",
+        [DRIVER_KIND_HOST] = "host",
+        [DRIVER_KIND_NONE] = "none",
+};
+
+const char *driver_kind_to_string(DriverKind k) {
+        if (k < 0 || k >= _DRIVER_KIND_MAX)
+                return NULL;
+        return driver_kind_table[k];
+}
+
+static const char *const group_policy_table[_GROUP_POLICY_MAX] = {
+        [GROUP_POLICY_STRICT] = "strict",
+        [GROUP_POLICY_WHOLE] = "whole",
+};
+
+const char *group_policy_to_string(GroupPolicy p) {
+        if (p < 0 || p >= _GROUP_POLICY_MAX)
+                return NULL;
+        return group_policy_table[p];
+}
+
+GroupPolicy group_policy_from_string(const char *s) {
+        for (size_t i = 0; s && i < _GROUP_POLICY_MAX; i++)
+                if (streq(group_policy_table[i], s))
+                        return (GroupPolicy)i;
+        return _GROUP_POLICY_INVALID;
+}
+
+bool driver_name_is_vfio(const char *name) {
+        /* Same test as pci_device_is_vfio_bound(): vfio-pci and variants such as mlx5_vfio_pci. */
+        return name && (strstr(name, "vfio_pci") || strstr(name, "vfio-pci"));
+}
+
+int driver_spec_parse(const char *s, DriverSpec *ret) {
+        size_t n;
+
+        assert(ret);
+        if (!s)
+                return -EINVAL;
+        if (streq(s, CONF_DRIVER_HOST)) {
+                *ret = (DriverSpec){ .kind = DRIVER_KIND_HOST };
+                return 0;
+        }
+        if (streq(s, CONF_DRIVER_NONE)) {
+                *ret = (DriverSpec){ .kind = DRIVER_KIND_NONE };
+                return 0;
+        }
+        /* Kernel driver names are C identifiers or KBUILD_MODNAME-like strings ("vfio-pci"); the name is
+         * written to driver_override (Documentation/ABI/testing/sysfs-bus-pci), so nothing else passes. */
+        n = strlen(s);
+        if (n == 0 || n > DESIRED_DRIVER_NAME_MAX ||
+            strspn(s,
+                   "abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_-") != n)
+                return -EINVAL;
+        char *name = strdup(s);
+        if (!name)
+                return -ENOMEM;
+        *ret = (DriverSpec){ .kind = DRIVER_KIND_NAMED, .name = name };
+        return 0;
+}
+
+void driver_spec_done(DriverSpec *d) {
+        d->name = mfree(d->name);
+        d->kind = DRIVER_KIND_UNSET;
+}
+
+const char *driver_spec_to_string(const DriverSpec *d) {
+        switch (d->kind) {
+        case DRIVER_KIND_NAMED:
+                return d->name;
+        case DRIVER_KIND_HOST:
+                return CONF_DRIVER_HOST;
+        case DRIVER_KIND_NONE:
+                return CONF_DRIVER_NONE;
+        default:
+                return NULL;
+        }
+}
+
+bool driver_spec_equal(const DriverSpec *a, const DriverSpec *b) {
+        if (a->kind != b->kind)
+                return false;
+        return a->kind != DRIVER_KIND_NAMED || streq(a->name, b->name);
+}
+
+static int driver_spec_copy(const DriverSpec *from, DriverSpec *to) {
+        *to = (DriverSpec){ .kind = from->kind };
+        if (from->name) {
+                to->name = strdup(from->name);
+                if (!to->name)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+bool device_match_is_empty(const DeviceMatch *m) {
+        return !m->has_address && !m->has_vendor && !m->has_device && !m->has_subsystem_vendor &&
+                !m->has_subsystem_device && !m->has_class && !m->has_pf && !m->has_vf_index && !m->slot &&
+                !m->has_serial;
+}
+
+bool device_match_test(const DeviceMatch *m, const PciDevice *d) {
+        if (device_match_is_empty(m))
+                return false; /* never "everything" */
+
+        if (m->has_address) {
+                char buf[PCI_ADDRESS_STRING_MAX];
+                if (!streq(pci_address_format(&m->address, buf), d->address))
+                        return false;
+        }
+        if (m->has_vendor && d->vendor_id != m->vendor)
+                return false;
+        if (m->has_device && d->device_id != m->device)
+                return false;
+        if (m->has_subsystem_vendor && d->subsystem_vendor_id != m->subsystem_vendor)
+                return false;
+        if (m->has_subsystem_device && d->subsystem_device_id != m->subsystem_device)
+                return false;
+        if (m->has_class && (d->class_code & m->class_mask) != m->class_value)
+                return false;
+        if (m->has_pf) {
+                char buf[PCI_ADDRESS_STRING_MAX];
+                if (d->sriov_role != SRIOV_ROLE_VF || !d->physfn ||
+                    !streq(pci_address_format(&m->pf, buf), d->physfn))
+                        return false;
+                if (m->has_vf_index &&
+                    (d->vf_index < 0 || (uint32_t)d->vf_index < m->vf_index_first ||
+                     (uint32_t)d->vf_index > m->vf_index_last))
+                        return false;
+        }
+        if (m->slot && (!d->physical_slot || !streq(m->slot, d->physical_slot)))
+                return false;
+        if (m->has_serial && (!d->has_serial || d->serial != m->serial))
+                return false;
+        return true;
+}
+
+static void desired_rule_done(DesiredRule *r) {
+        free(r->path);
+        free(r->match.slot);
+        driver_spec_done(&r->driver);
+        driver_spec_done(&r->vf_driver);
+}
+
+DesiredState *desired_state_free(DesiredState *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_rules; i++)
+                desired_rule_done(&s->rules[i]);
+        free(s->rules);
+        strv_free(s->masked);
+        strv_free(s->errors);
+        free(s);
+        return NULL;
+}
+
+/* ---- value parsers --------------------------------------------------------------------------- */
+
+/* 1..max_digits hex digits with an optional "0x"; nothing else. */
+static int parse_hex(const char *s, unsigned max_digits, uint32_t *ret) {
+        size_t n;
+
+        if (strneq(s, "0x", 2) || strneq(s, "0X", 2))
+                s += 2;
+        n = strspn(s, "0123456789abcdefABCDEF");
+        if (n == 0 || n > max_digits || s[n] != '\0')
+                return -EINVAL;
+        *ret = (uint32_t)strtoul(s, NULL, 16);
+        return 0;
+}
+
+/* Decimal without sign or leading junk, at most |max|. */
+static int parse_decimal(const char *s, uint32_t max, uint32_t *ret) {
+        size_t n = strspn(s, "0123456789");
+        unsigned long v;
+
+        if (n == 0 || n > 10 || s[n] != '\0')
+                return -EINVAL;
+        v = strtoul(s, NULL, 10);
+        if (v > max)
+                return -ERANGE;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+static int parse_boolean(const char *s, bool *ret) {
+        /* As systemd's parse_boolean(). */
+        static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+        static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/* ---- the INI handler ------------------------------------------------------------------------ */
+
+typedef enum ConfKey {
+        KEY_ADDRESS,
+        KEY_VENDOR,
+        KEY_DEVICE,
+        KEY_SUBSYSTEM_VENDOR,
+        KEY_SUBSYSTEM_DEVICE,
+        KEY_CLASS,
+        KEY_PF,
+        KEY_VF_INDEX,
+        KEY_SLOT,
+        KEY_SERIAL,
+        KEY_DRIVER,
+        KEY_GROUP,
+        KEY_ALLOW_CRITICAL,
+        KEY_NUM_VFS,
+        KEY_VF_DRIVER,
+        _KEY_MAX,
+} ConfKey;
+
+static const struct {
+        const char *section;
+        const char *name;
+} conf_keys[_KEY_MAX] = {
+        [KEY_ADDRESS] = { CONF_SECTION_MATCH, "Address" },
+        [KEY_VENDOR] = { CONF_SECTION_MATCH, "Vendor" },
+        [KEY_DEVICE] = { CONF_SECTION_MATCH, "Device" },
+        [KEY_SUBSYSTEM_VENDOR] = { CONF_SECTION_MATCH, "SubsystemVendor" },
+        [KEY_SUBSYSTEM_DEVICE] = { CONF_SECTION_MATCH, "SubsystemDevice" },
+        [KEY_CLASS] = { CONF_SECTION_MATCH, "Class" },
+        [KEY_PF] = { CONF_SECTION_MATCH, "PF" },
+        [KEY_VF_INDEX] = { CONF_SECTION_MATCH, "VFIndex" },
+        [KEY_SLOT] = { CONF_SECTION_MATCH, "Slot" },
+        [KEY_SERIAL] = { CONF_SECTION_MATCH, "Serial" },
+        [KEY_DRIVER] = { CONF_SECTION_DEVICE, "Driver" },
+        [KEY_GROUP] = { CONF_SECTION_DEVICE, "Group" },
+        [KEY_ALLOW_CRITICAL] = { CONF_SECTION_DEVICE, "AllowCritical" },
+        [KEY_NUM_VFS] = { CONF_SECTION_SRIOV, "NumVFs" },
+        [KEY_VF_DRIVER] = { CONF_SECTION_SRIOV, "VFDriver" },
+};
+
+typedef struct ParseContext {
+        FILE *f;
+        const char *path;
+        char *buf;
+        size_t buf_size;
+        unsigned line; /* line libinih is working on (its handler gets no line number
+                        * in Debian's build: INI_HANDLER_LINENO is 0), counted by our reader */
+        unsigned first_section_line; /* first "[...]" line seen by the reader, 0: none */
+        unsigned n_assignments;
+        unsigned key_line[_KEY_MAX]; /* where each key was set, 0: not set */
+        DesiredRule rule;
+        char **errors;
+        int r; /* -ENOMEM when something could not be recorded */
+} ParseContext;
+
+_printf_(3, 4) static void context_error(ParseContext *c, unsigned line, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0) {
+                c->r = -ENOMEM;
+                return;
+        }
+        if (strv_extendf(&c->errors, "%s:%u: %s", c->path, line, msg) < 0)
+                c->r = -ENOMEM;
+}
+
+/* fgets()-style reader for ini_parse_stream(): counts lines, catches what libinih would silently split. */
+static char *context_read_line(char *str, int num, void *userdata) {
+        ParseContext *c = userdata;
+        ssize_t n;
+        size_t skip;
+
+        n = getline(&c->buf, &c->buf_size, c->f);
+        if (n < 0)
+                return NULL;
+        c->line++;
+
+        if ((size_t)n != strlen(c->buf)) {
+                context_error(c, c->line, "line contains a NUL byte");
+                c->buf[0] = '\0';
+                n = 0;
+        } else if (n + 1 > num) {
+                /* libinih would read the rest as the next line; reject instead (its INI_MAX_LINE). */
+                context_error(c, c->line, "line longer than %d characters", num - 2);
+                c->buf[0] = '\0';
+                n = 0;
+        }
+
+        skip = strspn(c->buf, " \t");
+        if (c->buf[skip] == '[' && c->first_section_line == 0)
+                c->first_section_line = c->line;
+
+        memcpy(str, c->buf, (size_t)n + 1);
+        return str;
+}
+
+#define KEY_ERROR(c, key, value, reason, ...) \
+        context_error(                        \
+                c, c->line, "%s=%.*s: " reason, conf_keys[key].name, VALUE_QUOTE_MAX, value, ##__VA_ARGS__)
+
+static int context_assign(ParseContext *c, ConfKey key, const char *value) {
+        DeviceMatch *m = &c->rule.match;
+        uint32_t v;
+        int r;
+
+        switch (key) {
+        case KEY_ADDRESS:
+        case KEY_PF: {
+                PciAddress a;
+                if (pci_address_from_string(value, &a) < 0) {
+                        KEY_ERROR(c, key, value, "not a PCI address (DDDD:BB:SS.F)");
+                        return 0;
+                }
+                if (key == KEY_ADDRESS) {
+                        m->address = a;
+                        m->has_address = true;
+                } else {
+                        m->pf = a;
+                        m->has_pf = true;
+                }
+                return 0;
+        }
+        case KEY_VENDOR:
+        case KEY_DEVICE:
+        case KEY_SUBSYSTEM_VENDOR:
+        case KEY_SUBSYSTEM_DEVICE:
+                if (parse_hex(value, 4, &v) < 0) {
+                        KEY_ERROR(c, key, value, "not a 16-bit hex ID (e.g. 8086 or 0x8086)");
+                        return 0;
+                }
+                if (key == KEY_VENDOR) {
+                        m->vendor = (uint16_t)v;
+                        m->has_vendor = true;
+                } else if (key == KEY_DEVICE) {
+                        m->device = (uint16_t)v;
+                        m->has_device = true;
+                } else if (key == KEY_SUBSYSTEM_VENDOR) {
+                        m->subsystem_vendor = (uint16_t)v;
+                        m->has_subsystem_vendor = true;
+                } else {
+                        m->subsystem_device = (uint16_t)v;
+                        m->has_subsystem_device = true;
+                }
+                return 0;
+        case KEY_CLASS: {
+                _cleanup_free_ char *head = NULL;
+                const char *slash = strchr(value, '/');
+                uint32_t mask = 0xffffff;
+
+                head = strndup(value, slash ? (size_t)(slash - value) : strlen(value));
+                if (!head)
+                        return -ENOMEM;
+                if (parse_hex(head, 6, &v) < 0 || (slash && parse_hex(slash + 1, 6, &mask) < 0)) {
+                        KEY_ERROR(
+                                c, key, value,
+                                "not a 24-bit hex class with optional /mask (e.g. 0x020000/0xff0000)");
+                        return 0;
+                }
+                if (mask == 0) {
+                        KEY_ERROR(c, key, value, "mask 0 would match every function");
+                        return 0;
+                }
+                if (v & ~mask) {
+                        KEY_ERROR(c, key, value, "class has bits outside the mask");
+                        return 0;
+                }
+                m->class_value = v;
+                m->class_mask = mask;
+                m->has_class = true;
+                return 0;
+        }
+        case KEY_VF_INDEX: {
+                /* "N" or "N-M": VF numbers as in the PF's virtfnN links; sriov_totalvfs is 16 bits. */
+                _cleanup_free_ char *first = NULL;
+                const char *dash = strchr(value, '-');
+                uint32_t a, b;
+
+                first = strndup(value, dash ? (size_t)(dash - value) : strlen(value));
+                if (!first)
+                        return -ENOMEM;
+                if (parse_decimal(first, UINT16_MAX, &a) < 0 ||
+                    parse_decimal(dash ? dash + 1 : first, UINT16_MAX, &b) < 0) {
+                        KEY_ERROR(c, key, value, "not a VF index or range (e.g. 2 or 0-3)");
+                        return 0;
+                }
+                if (a > b) {
+                        KEY_ERROR(c, key, value, "range is empty (first > last)");
+                        return 0;
+                }
+                m->vf_index_first = a;
+                m->vf_index_last = b;
+                m->has_vf_index = true;
+                return 0;
+        }
+        case KEY_SLOT: {
+                size_t n = strlen(value);
+                bool ok = n > 0 && n <= 64 && !strchr(value, '/');
+                for (size_t i = 0; ok && i < n; i++)
+                        ok = isgraph((unsigned char)value[i]);
+                if (!ok) {
+                        KEY_ERROR(c, key, value, "not a slot name (as in /sys/bus/pci/slots/)");
+                        return 0;
+                }
+                m->slot = strdup(value);
+                if (!m->slot)
+                        return -ENOMEM;
+                return 0;
+        }
+        case KEY_SERIAL: {
+                /* PCIe DSN as lspci prints it: 8 bytes, most significant first, "00-25-38-b3-81-b0-a1-c2".
+                 */
+                uint64_t serial = 0;
+                bool ok = strlen(value) == 23;
+                for (size_t i = 0; ok && i < 8; i++) {
+                        char byte[3] = { value[3 * i], value[3 * i + 1], '\0' };
+                        ok = isxdigit((unsigned char)byte[0]) && isxdigit((unsigned char)byte[1]) &&
+                                (i == 7 || value[3 * i + 2] == '-');
+                        serial = (serial << 8) | strtoul(byte, NULL, 16);
+                }
+                if (!ok) {
+                        KEY_ERROR(c, key, value, "not a PCIe serial number (xx-xx-xx-xx-xx-xx-xx-xx)");
+                        return 0;
+                }
+                m->serial = serial;
+                m->has_serial = true;
+                return 0;
+        }
+        case KEY_DRIVER:
+        case KEY_VF_DRIVER: {
+                DriverSpec *d = key == KEY_DRIVER ? &c->rule.driver : &c->rule.vf_driver;
+                r = driver_spec_parse(value, d);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        KEY_ERROR(
+                                c, key, value,
+                                "not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most %u)",
+                                DESIRED_DRIVER_NAME_MAX);
+                else if (key == KEY_DRIVER)
+                        c->rule.driver_line = c->line;
+                else
+                        c->rule.vf_driver_line = c->line;
+                return 0;
+        }
+        case KEY_GROUP: {
+                GroupPolicy p = group_policy_from_string(value);
+                if (p < 0) {
+                        KEY_ERROR(c, key, value, "not whole or strict");
+                        return 0;
+                }
+                c->rule.group = p;
+                return 0;
+        }
+        case KEY_ALLOW_CRITICAL:
+                if (parse_boolean(value, &c->rule.allow_critical) < 0)
+                        KEY_ERROR(c, key, value, "not a boolean (yes/no)");
+                return 0;
+        case KEY_NUM_VFS:
+                if (parse_decimal(value, UINT16_MAX, &c->rule.num_vfs) < 0) {
+                        KEY_ERROR(c, key, value, "not a number of VFs (0..65535)");
+                        return 0;
+                }
+                c->rule.has_num_vfs = true;
+                c->rule.num_vfs_line = c->line;
+                return 0;
+        default:
+                assert(false);
+                return -EINVAL;
+        }
+}
+
+static int context_handler(void *userdata, const char *section, const char *name, const char *value) {
+        ParseContext *c = userdata;
+        int r;
+
+        c->n_assignments++;
+        if (!section || !*section) {
+                context_error(
+                        c, c->line, "%s=%.*s: assignment outside of a section", name, VALUE_QUOTE_MAX,
+                        value);
+                return 1;
+        }
+        if (!streq(section, CONF_SECTION_MATCH) && !streq(section, CONF_SECTION_DEVICE) &&
+            !streq(section, CONF_SECTION_SRIOV)) {
+                context_error(
+                        c, c->line, "[%.*s] %s=%.*s: unknown section", VALUE_QUOTE_MAX, section, name,
+                        VALUE_QUOTE_MAX, value);
+                return 1;
+        }
+
+        for (ConfKey k = 0; k < _KEY_MAX; k++) {
+                if (!streq(conf_keys[k].section, section) || !streq(conf_keys[k].name, name))
+                        continue;
+                if (c->key_line[k] != 0) {
+                        /* Also what a continuation line (libinih's multi-line values) looks like. */
+                        KEY_ERROR(c, k, value, "assigned twice (first at line %u)", c->key_line[k]);
+                        return 1;
+                }
+                c->key_line[k] = c->line;
+                if (!value || !*value) {
+                        KEY_ERROR(c, k, value, "empty value");
+                        return 1;
+                }
+                r = context_assign(c, k, value);
+                if (r < 0)
+                        c->r = r;
+                return 1;
+        }
+
+        context_error(c, c->line, "%s=%.*s: unknown key in [%s]", name, VALUE_QUOTE_MAX, value, section);
+        return 1;
+}
+
+/* Whole-file rules, after every key was seen. */
+static void context_validate(ParseContext *c) {
+        DesiredRule *rule = &c->rule;
+
+        if (c->key_line[KEY_VF_INDEX] && !c->key_line[KEY_PF])
+                context_error(c, c->key_line[KEY_VF_INDEX], "VFIndex= needs PF= in the same [Match]");
+
+        bool any_match = false;
+        for (ConfKey k = 0; k < _KEY_MAX; k++)
+                if (c->key_line[k] && streq(conf_keys[k].section, CONF_SECTION_MATCH)) {
+                        if (rule->match_line == 0 || c->key_line[k] < rule->match_line)
+                                rule->match_line = c->key_line[k];
+                        any_match = true;
+                }
+        if (!any_match)
+                context_error(
+                        c, c->first_section_line ?: 1,
+                        "[Match] section missing or empty: a rule needs at least one match key");
+
+        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER])
+                context_error(
+                        c, c->first_section_line ?: 1,
+                        "nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=");
+        if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_GROUP])
+                context_error(c, c->key_line[KEY_GROUP], "Group= needs Driver= in the same [Device]");
+        if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_ALLOW_CRITICAL])
+                context_error(
+                        c, c->key_line[KEY_ALLOW_CRITICAL],
+                        "AllowCritical= needs Driver= in the same [Device]");
+}
+
+int desired_state_add_file(DesiredState *s, const char *path) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        ParseContext c = { .path = path };
+        struct stat st;
+        int fd, k, r;
+
+        assert(s);
+        assert(path);
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = -errno;
+                if (strv_extendf(&s->errors, "%s:0: cannot open: %s", path, strerror(-r)) < 0)
+                        return -ENOMEM;
+                s->n_rejected++;
+                return log_debug_errno(r, "Failed to open '%s': %m", path);
+        }
+        f = fdopen(fd, "re");
+        if (!f) {
+                r = negative_errno();
+                close(fd);
+                return r;
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISCHR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0)) {
+                /* /dev/null (through a symlink) or empty: masks its name, as systemd's null_or_empty(). */
+                if (strv_extend(&s->masked, path) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_size > (off_t)DESIRED_STATE_FILE_MAX) {
+                if (strv_extendf(
+                            &s->errors, "%s:0: %s", path,
+                            S_ISREG(st.st_mode) ? "file larger than 64 KiB" : "not a regular file") < 0)
+                        return -ENOMEM;
+                s->n_rejected++;
+                return 0;
+        }
+
+        c.f = f;
+        k = ini_parse_stream(context_read_line, &c, context_handler, &c);
+        free(c.buf);
+        errors = TAKE_PTR(c.errors);
+        if (c.r < 0) {
+                desired_rule_done(&c.rule);
+                return c.r;
+        }
+        if (k == -2) {
+                desired_rule_done(&c.rule);
+                return -ENOMEM;
+        }
+        if (k > 0) {
+                /* Our handler never fails: this is a syntax error libinih found on its own (a line that is
+                 * neither "[Section]" nor "Key=Value"); it reports the first one only. */
+                if (strv_extendf(&errors, "%s:%d: syntax error: expected [Section] or Key=Value", path, k) <
+                    0) {
+                        desired_rule_done(&c.rule);
+                        return -ENOMEM;
+                }
+        }
+        if (ferror(f)) {
+                if (strv_extendf(&errors, "%s:%u: read error", path, c.line) < 0) {
+                        desired_rule_done(&c.rule);
+                        return -ENOMEM;
+                }
+        }
+
+        if (!errors && c.n_assignments == 0 && c.first_section_line == 0) {
+                /* Only comments and blank lines: as empty. */
+                desired_rule_done(&c.rule);
+                return strv_extend(&s->masked, path) < 0 ? -ENOMEM : 0;
+        }
+
+        if (!errors) {
+                c.errors = NULL;
+                context_validate(&c);
+                errors = TAKE_PTR(c.errors);
+                if (c.r < 0) {
+                        desired_rule_done(&c.rule);
+                        return c.r;
+                }
+        }
+
+        if (errors) {
+                desired_rule_done(&c.rule);
+                STRV_FOREACH (e, errors) {
+                        log_debug("%s, rejecting file", *e);
+                        if (strv_extend(&s->errors, *e) < 0)
+                                return -ENOMEM;
+                }
+                s->n_rejected++;
+                return 0;
+        }
+
+        c.rule.path = strdup(path);
+        if (!c.rule.path) {
+                desired_rule_done(&c.rule);
+                return -ENOMEM;
+        }
+        DesiredRule *n = reallocarray(s->rules, s->n_rules + 1, sizeof(DesiredRule));
+        if (!n) {
+                desired_rule_done(&c.rule);
+                return -ENOMEM;
+        }
+        s->rules = n;
+        s->rules[s->n_rules++] = c.rule;
+        return 1;
+}
+
+/* ---- layering -------------------------------------------------------------------------------- */
+
+typedef struct DropIn {
+        char *name; /* basename */
+        char *path;
+} DropIn;
+
+static int drop_in_compare(const void *a, const void *b) {
+        return strcmp(((const DropIn *)a)->name, ((const DropIn *)b)->name);
+}
+
+static void drop_ins_free(DropIn *d, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(d[i].name);
+                free(d[i].path);
+        }
+        free(d);
+}
+
+static bool is_conf_name(const char *name) {
+        size_t n = strlen(name), k = strlen(HOSTDEVD_CONF_SUFFIX);
+
+        /* Hidden files (editor swap files, ".#foo.conf") are skipped, as systemd does. */
+        return name[0] != '.' && n > k && streq(name + n - k, HOSTDEVD_CONF_SUFFIX);
+}
+
+int desired_state_load(const char *const *dirs, DesiredState **ret) {
+        static const char *const default_dirs[] = {
+                HOSTDEVD_CONF_DIR_USR,
+                HOSTDEVD_CONF_DIR_ETC,
+                HOSTDEVD_CONF_DIR_RUN,
+                NULL,
+        };
+        _cleanup_(desired_state_freep) DesiredState *s = NULL;
+        DropIn *drop_ins = NULL;
+        size_t n_drop_ins = 0;
+        int r = 0;
+
+        assert(ret);
+
+        s = calloc(1, sizeof(DesiredState));
+        if (!s)
+                return -ENOMEM;
+
+        for (const char *const *dir = dirs ?: default_dirs; *dir; dir++) {
+                _cleanup_closedir_ DIR *d = opendir(*dir);
+                struct dirent *de;
+
+                if (!d) {
+                        if (errno == ENOENT)
+                                continue;
+                        r = log_debug_errno(errno, "Failed to open '%s': %m", *dir);
+                        goto finish;
+                }
+                errno = 0;
+                while ((de = readdir(d))) {
+                        size_t i;
+
+                        if (!is_conf_name(de->d_name))
+                                continue;
+                        _cleanup_free_ char *path = NULL;
+                        if (asprintf(&path, "%s/%s", *dir, de->d_name) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        /* Later directories replace same-named files of earlier ones. */
+                        for (i = 0; i < n_drop_ins; i++)
+                                if (streq(drop_ins[i].name, de->d_name))
+                                        break;
+                        if (i < n_drop_ins) {
+                                free(drop_ins[i].path);
+                                drop_ins[i].path = TAKE_PTR(path);
+                                continue;
+                        }
+                        DropIn *n = reallocarray(drop_ins, n_drop_ins + 1, sizeof(DropIn));
+                        if (!n) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        drop_ins = n;
+                        drop_ins[n_drop_ins].name = strdup(de->d_name);
+                        if (!drop_ins[n_drop_ins].name) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        drop_ins[n_drop_ins++].path = TAKE_PTR(path);
+                        errno = 0;
+                }
+                if (errno != 0) {
+                        r = log_debug_errno(errno, "Failed to read '%s': %m", *dir);
+                        goto finish;
+                }
+        }
+
+        if (n_drop_ins > 0)
+                qsort(drop_ins, n_drop_ins, sizeof(DropIn), drop_in_compare);
+        for (size_t i = 0; i < n_drop_ins; i++) {
+                r = desired_state_add_file(s, drop_ins[i].path);
+                if (r == -ENOMEM)
+                        goto finish;
+                /* Unreadable files are already in ->errors. */
+                r = 0;
+        }
+
+        *ret = TAKE_PTR(s);
+finish:
+        drop_ins_free(drop_ins, n_drop_ins);
+        return r;
+}
+
+/* ---- resolution ------------------------------------------------------------------------------ */
+
+static int device_ptr_compare(const void *a, const void *b) {
+        return strcmp((*(const PciDevice *const *)a)->address, (*(const PciDevice *const *)b)->address);
+}
+
+static const PciDevice *find_device(const PciDevice **sorted, size_t n, const char *address) {
+        PciDevice key = {};
+        const PciDevice *k = &key, **found;
+
+        if (strlen(address) >= sizeof(key.address))
+                return NULL;
+        strcpy(key.address, address);
+        found = bsearch(&k, sorted, n, sizeof(PciDevice *), device_ptr_compare);
+        return found ? *found : NULL;
+}
+
+static char *rule_source(const DesiredRule *r, unsigned line) {
+        char *s;
+        return asprintf(&s, "%s:%u", r->path, line) < 0 ? NULL : s;
+}
+
+static bool rule_device_outcome_equal(const DesiredRule *a, const DesiredRule *b) {
+        return driver_spec_equal(&a->driver, &b->driver) && a->group == b->group &&
+                a->allow_critical == b->allow_critical;
+}
+
+static int format_device_outcome(const DesiredRule *r, char **ret) {
+        return asprintf(
+                       ret, "Driver=%s%s%s (%s:%u)", driver_spec_to_string(&r->driver),
+                       r->group == GROUP_POLICY_WHOLE ? " Group=whole" : "",
+                       r->allow_critical ? " AllowCritical=yes" : "", r->path, r->driver_line) < 0
+                ? -ENOMEM
+                : 0;
+}
+
+static int add_conflict(char ***conflicts, const char *address, const char *winner, const char *loser) {
+        log_debug("%s: %s overrides %s", address, winner, loser);
+        return strv_extendf(conflicts, "%s: %s overrides %s", address, winner, loser);
+}
+
+static void desired_device_done(DesiredDevice *d) {
+        driver_spec_done(&d->driver);
+        free(d->source);
+}
+
+static void desired_pf_done(DesiredPf *p) {
+        free(p->num_vfs_source);
+        driver_spec_done(&p->vf_driver);
+        free(p->vf_driver_source);
+}
+
+DesiredResolution *desired_resolution_free(DesiredResolution *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_devices; i++)
+                desired_device_done(&r->devices[i]);
+        free(r->devices);
+        for (size_t i = 0; i < r->n_pfs; i++)
+                desired_pf_done(&r->pfs[i]);
+        free(r->pfs);
+        strv_free(r->conflicts);
+        free(r);
+        return NULL;
+}
+
+static int desired_device_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredDevice *)a)->address, ((const DesiredDevice *)b)->address);
+}
+
+static int desired_pf_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredPf *)a)->address, ((const DesiredPf *)b)->address);
+}
+
+const DesiredDevice *desired_resolution_get_device(const DesiredResolution *r, const char *address) {
+        DesiredDevice key = {};
+
+        if (!r || r->n_devices == 0 || strlen(address) >= sizeof(key.address))
+                return NULL;
+        strcpy(key.address, address);
+        return bsearch(&key, r->devices, r->n_devices, sizeof(DesiredDevice), desired_device_compare);
+}
+
+const DesiredPf *desired_resolution_get_pf(const DesiredResolution *r, const char *address) {
+        DesiredPf key = {};
+
+        if (!r || r->n_pfs == 0 || strlen(address) >= sizeof(key.address))
+                return NULL;
+        strcpy(key.address, address);
+        return bsearch(&key, r->pfs, r->n_pfs, sizeof(DesiredPf), desired_pf_compare);
+}
+
+/* Last rule (lexically latest file) with Driver= matching |d|, reporting earlier ones that differ. */
+static int resolve_driver(
+        const DesiredState *s, const PciDevice *d, char ***conflicts, const DesiredRule **ret) {
+        const DesiredRule *winner = NULL;
+        int r;
+
+        for (size_t i = s->n_rules; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+
+                if (rule->driver.kind == DRIVER_KIND_UNSET || !device_match_test(&rule->match, d))
+                        continue;
+                if (!winner) {
+                        winner = rule;
+                        continue;
+                }
+                if (rule_device_outcome_equal(winner, rule))
+                        continue;
+                _cleanup_free_ char *w = NULL, *l = NULL;
+                if (format_device_outcome(winner, &w) < 0 || format_device_outcome(rule, &l) < 0)
+                        return -ENOMEM;
+                r = add_conflict(conflicts, d->address, w, l);
+                if (r < 0)
+                        return r;
+        }
+        *ret = winner;
+        return 0;
+}
+
+/* Last rule with VFDriver= matching |pf|, reporting earlier ones that differ. */
+static int resolve_vf_driver(
+        const DesiredState *s, const PciDevice *pf, char ***conflicts, const DesiredRule **ret) {
+        const DesiredRule *winner = NULL;
+        int r;
+
+        for (size_t i = s->n_rules; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+
+                if (rule->vf_driver.kind == DRIVER_KIND_UNSET || !device_match_test(&rule->match, pf))
+                        continue;
+                if (!winner) {
+                        winner = rule;
+                        continue;
+                }
+                if (driver_spec_equal(&winner->vf_driver, &rule->vf_driver))
+                        continue;
+                r = strv_extendf(
+                        conflicts, "%s: VFDriver=%s (%s:%u) overrides VFDriver=%s (%s:%u)", pf->address,
+                        driver_spec_to_string(&winner->vf_driver), winner->path, winner->vf_driver_line,
+                        driver_spec_to_string(&rule->vf_driver), rule->path, rule->vf_driver_line);
+                if (r < 0)
+                        return r;
+        }
+        *ret = winner;
+        return 0;
+}
+
+static int resolve_num_vfs(
+        const DesiredState *s, const PciDevice *pf, char ***conflicts, const DesiredRule **ret) {
+        const DesiredRule *winner = NULL;
+        int r;
+
+        for (size_t i = s->n_rules; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+
+                if (!rule->has_num_vfs || !device_match_test(&rule->match, pf))
+                        continue;
+                if (!winner) {
+                        winner = rule;
+                        continue;
+                }
+                if (winner->num_vfs == rule->num_vfs)
+                        continue;
+                r = strv_extendf(
+                        conflicts, "%s: NumVFs=%" PRIu32 " (%s:%u) overrides NumVFs=%" PRIu32 " (%s:%u)",
+                        pf->address, winner->num_vfs, winner->path, winner->num_vfs_line, rule->num_vfs,
+                        rule->path, rule->num_vfs_line);
+                if (r < 0)
+                        return r;
+        }
+        *ret = winner;
+        return 0;
+}
+
+int desired_state_resolve_devices(
+        const DesiredState *s, const PciDevice *const *devices, size_t n_devices, DesiredResolution **ret) {
+        _cleanup_(desired_resolution_freep) DesiredResolution *res = NULL;
+        _cleanup_free_ const PciDevice **sorted = NULL;
+        int r;
+
+        assert(s);
+        assert(devices || n_devices == 0);
+        assert(ret);
+
+        res = calloc(1, sizeof(DesiredResolution));
+        if (!res)
+                return -ENOMEM;
+        if (n_devices > 0) {
+                sorted = reallocarray(NULL, n_devices, sizeof(PciDevice *));
+                res->devices = reallocarray(NULL, n_devices, sizeof(DesiredDevice));
+                res->pfs = reallocarray(NULL, n_devices, sizeof(DesiredPf));
+                if (!sorted || !res->devices || !res->pfs)
+                        return -ENOMEM;
+                memcpy(sorted, devices, n_devices * sizeof(PciDevice *));
+                qsort(sorted, n_devices, sizeof(PciDevice *), device_ptr_compare);
+        }
+
+        for (size_t i = 0; i < n_devices; i++) {
+                const PciDevice *d = sorted[i];
+                const DesiredRule *direct = NULL, *via_pf = NULL, *num_vfs = NULL, *vf_driver = NULL;
+
+                r = resolve_driver(s, d, &res->conflicts, &direct);
+                if (r < 0)
+                        return r;
+                if (d->sriov_role == SRIOV_ROLE_VF && d->physfn) {
+                        const PciDevice *pf = find_device(sorted, n_devices, d->physfn);
+                        /* The PF's VFDriver= conflicts are reported once, on the PF, below. */
+                        _cleanup_strv_free_ char **ignored = NULL;
+                        if (pf) {
+                                r = resolve_vf_driver(s, pf, &ignored, &via_pf);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (direct && via_pf && !driver_spec_equal(&direct->driver, &via_pf->vf_driver)) {
+                        r = strv_extendf(
+                                &res->conflicts,
+                                "%s: Driver=%s (%s:%u) overrides VFDriver=%s (%s:%u) of PF %s", d->address,
+                                driver_spec_to_string(&direct->driver), direct->path, direct->driver_line,
+                                driver_spec_to_string(&via_pf->vf_driver), via_pf->path,
+                                via_pf->vf_driver_line, d->physfn);
+                        if (r < 0)
+                                return r;
+                }
+                if (direct || via_pf) {
+                        DesiredDevice *dd = &res->devices[res->n_devices];
+                        *dd = (DesiredDevice){};
+                        strcpy(dd->address, d->address);
+                        if (direct) {
+                                r = driver_spec_copy(&direct->driver, &dd->driver);
+                                dd->group = direct->group;
+                                dd->allow_critical = direct->allow_critical;
+                                dd->source = rule_source(direct, direct->driver_line);
+                        } else {
+                                r = driver_spec_copy(&via_pf->vf_driver, &dd->driver);
+                                dd->group = GROUP_POLICY_STRICT;
+                                dd->from_vf_driver = true;
+                                dd->source = rule_source(via_pf, via_pf->vf_driver_line);
+                        }
+                        res->n_devices++;
+                        if (r < 0 || !dd->source)
+                                return -ENOMEM;
+                }
+
+                r = resolve_num_vfs(s, d, &res->conflicts, &num_vfs);
+                if (r < 0)
+                        return r;
+                r = resolve_vf_driver(s, d, &res->conflicts, &vf_driver);
+                if (r < 0)
+                        return r;
+                if (num_vfs || vf_driver) {
+                        DesiredPf *p = &res->pfs[res->n_pfs++];
+                        *p = (DesiredPf){};
+                        strcpy(p->address, d->address);
+                        if (num_vfs) {
+                                p->has_num_vfs = true;
+                                p->num_vfs = num_vfs->num_vfs;
+                                p->num_vfs_source = rule_source(num_vfs, num_vfs->num_vfs_line);
+                                if (!p->num_vfs_source)
+                                        return -ENOMEM;
+                        }
+                        if (vf_driver) {
+                                if (driver_spec_copy(&vf_driver->vf_driver, &p->vf_driver) < 0)
+                                        return -ENOMEM;
+                                p->vf_driver_source = rule_source(vf_driver, vf_driver->vf_driver_line);
+                                if (!p->vf_driver_source)
+                                        return -ENOMEM;
+                        }
+                }
+        }
+
+        /* Built in address order already. */
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResolution **ret) {
+        const PciDevice *const *devices;
+        size_t n;
+
+        assert(m);
+        devices = model_get_devices(m, &n);
+        return desired_state_resolve_devices(s, devices, n, ret);
+}

@@ -1,0 +1,846 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "planner.h"
+#include "strv.h"
+
+static const char *const device_state_table[_DEVICE_STATE_MAX] = {
+        [DEVICE_STATE_CONVERGED] = "converged", [DEVICE_STATE_PENDING] = "pending",
+        [DEVICE_STATE_BLOCKED] = "blocked",     [DEVICE_STATE_REFUSED] = "refused",
+        [DEVICE_STATE_STUCK] = "stuck",         [DEVICE_STATE_FAILED] = "failed",
+};
+
+const char *device_state_to_string(DeviceState s) {
+        return s >= 0 && s < _DEVICE_STATE_MAX ? device_state_table[s] : NULL;
+}
+
+DeviceState device_state_from_string(const char *s) {
+        for (size_t i = 0; s && i < _DEVICE_STATE_MAX; i++)
+                if (streq(device_state_table[i], s))
+                        return (DeviceState)i;
+        return _DEVICE_STATE_INVALID;
+}
+
+static const char *const plan_action_type_table[_PLAN_ACTION_TYPE_MAX] = {
+        [PLAN_ACTION_SET_SRIOV_AUTOPROBE] = "set-sriov-autoprobe",
+        [PLAN_ACTION_SET_NUMVFS] = "set-numvfs",
+        [PLAN_ACTION_SET_OVERRIDE] = "set-override",
+        [PLAN_ACTION_CLEAR_OVERRIDE] = "clear-override",
+        [PLAN_ACTION_UNBIND] = "unbind",
+        [PLAN_ACTION_PROBE] = "probe",
+        [PLAN_ACTION_VERIFY] = "verify",
+};
+
+const char *plan_action_type_to_string(PlanActionType t) {
+        return t >= 0 && t < _PLAN_ACTION_TYPE_MAX ? plan_action_type_table[t] : NULL;
+}
+
+PlanActionType plan_action_type_from_string(const char *s) {
+        for (size_t i = 0; s && i < _PLAN_ACTION_TYPE_MAX; i++)
+                if (streq(plan_action_type_table[i], s))
+                        return (PlanActionType)i;
+        return _PLAN_ACTION_TYPE_INVALID;
+}
+
+static const char *const plan_verify_table[_PLAN_VERIFY_MAX] = {
+        [PLAN_VERIFY_DRIVER] = "driver",
+        [PLAN_VERIFY_UNBOUND] = "unbound",
+        [PLAN_VERIFY_HOST] = "host",
+};
+
+const char *plan_verify_to_string(PlanVerify v) {
+        return v >= 0 && v < _PLAN_VERIFY_MAX ? plan_verify_table[v] : NULL;
+}
+
+Plan *plan_free(Plan *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_actions; i++) {
+                free(p->actions[i].driver);
+                free(p->actions[i].reason);
+        }
+        free(p->actions);
+        for (size_t i = 0; i < p->n_devices; i++) {
+                free(p->devices[i].desired_driver);
+                free(p->devices[i].source);
+                free(p->devices[i].reason);
+        }
+        free(p->devices);
+        strv_free(p->conflicts);
+        free(p);
+        return NULL;
+}
+
+static int plan_device_compare(const void *a, const void *b) {
+        return strcmp(((const PlanDevice *)a)->address, ((const PlanDevice *)b)->address);
+}
+
+const PlanDevice *plan_get_device(const Plan *p, const char *address) {
+        PlanDevice key = {};
+
+        if (!p || p->n_devices == 0 || strlen(address) >= sizeof(key.address))
+                return NULL;
+        strcpy(key.address, address);
+        return bsearch(&key, p->devices, p->n_devices, sizeof(PlanDevice), plan_device_compare);
+}
+
+bool plan_is_converged(const Plan *p) {
+        for (size_t i = 0; i < p->n_devices; i++)
+                if (p->devices[i].state != DEVICE_STATE_CONVERGED)
+                        return false;
+        return p->n_actions == 0;
+}
+
+char *plan_action_to_string(const PlanAction *a) {
+        const char *type = plan_action_type_to_string(a->type);
+        char *s = NULL;
+        int k;
+
+        switch (a->type) {
+        case PLAN_ACTION_SET_SRIOV_AUTOPROBE:
+        case PLAN_ACTION_SET_NUMVFS:
+                k = asprintf(&s, "%s %s %" PRIu32 ": %s", type, a->address, a->value, a->reason);
+                break;
+        case PLAN_ACTION_SET_OVERRIDE:
+        case PLAN_ACTION_UNBIND:
+                k = asprintf(&s, "%s %s %s: %s", type, a->address, a->driver, a->reason);
+                break;
+        case PLAN_ACTION_VERIFY:
+                if (a->verify == PLAN_VERIFY_DRIVER)
+                        k = asprintf(&s, "%s %s %s: %s", type, a->address, a->driver, a->reason);
+                else
+                        k = asprintf(
+                                &s, "%s %s (%s): %s", type, a->address, plan_verify_to_string(a->verify),
+                                a->reason);
+                break;
+        default:
+                k = asprintf(&s, "%s %s: %s", type, a->address, a->reason);
+        }
+        return k < 0 ? NULL : s;
+}
+
+char *plan_device_to_string(const PlanDevice *d) {
+        char *s = NULL;
+        int k;
+
+        if (d->reason)
+                k = asprintf(&s, "%s %s: %s", d->address, device_state_to_string(d->state), d->reason);
+        else
+                k = asprintf(&s, "%s %s", d->address, device_state_to_string(d->state));
+        return k < 0 ? NULL : s;
+}
+
+char *plan_to_string(const Plan *p) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&out, &size);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < p->n_actions; i++) {
+                _cleanup_free_ char *a = plan_action_to_string(&p->actions[i]);
+                if (!a) {
+                        fclose(f);
+                        return NULL;
+                }
+                fprintf(f, "T%u %s\n", p->actions[i].transaction, a);
+        }
+        for (size_t i = 0; i < p->n_devices; i++) {
+                _cleanup_free_ char *d = plan_device_to_string(&p->devices[i]);
+                if (!d) {
+                        fclose(f);
+                        return NULL;
+                }
+                fprintf(f, "%s\n", d);
+        }
+        STRV_FOREACH (c, p->conflicts)
+                fprintf(f, "conflict: %s\n", *c);
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(out);
+}
+
+/* ---- planning ------------------------------------------------------------------------------- */
+
+typedef struct Planner {
+        const PlannerInput *in;
+        const PciDevice **by_address; /* sorted by address */
+        const PciDevice **by_group; /* functions in a group, sorted by (group, address) */
+        size_t n, n_grouped;
+        bool *handled; /* per by_address index: driver already planned in a transaction */
+        bool *numvfs_changing; /* per by_address index (PFs): VFs about to be destroyed */
+        Plan *plan;
+} Planner;
+
+static int device_ptr_compare(const void *a, const void *b) {
+        return strcmp((*(const PciDevice *const *)a)->address, (*(const PciDevice *const *)b)->address);
+}
+
+static int group_ptr_compare(const void *a, const void *b) {
+        const PciDevice *x = *(const PciDevice *const *)a, *y = *(const PciDevice *const *)b;
+
+        if (x->iommu_group != y->iommu_group)
+                return x->iommu_group < y->iommu_group ? -1 : 1;
+        return strcmp(x->address, y->address);
+}
+
+static ssize_t planner_index(const Planner *p, const char *address) {
+        PciDevice key = {};
+        const PciDevice *k = &key, **found;
+
+        if (!address || strlen(address) >= sizeof(key.address) || p->n == 0)
+                return -1;
+        strcpy(key.address, address);
+        found = bsearch(&k, p->by_address, p->n, sizeof(PciDevice *), device_ptr_compare);
+        return found ? found - p->by_address : -1;
+}
+
+static const PciDevice *planner_find(const Planner *p, const char *address) {
+        ssize_t i = planner_index(p, address);
+        return i < 0 ? NULL : p->by_address[i];
+}
+
+/* The other functions of d's IOMMU group, in address order, into |ret| (caller frees the array). */
+static int planner_peers(const Planner *p, const PciDevice *d, const PciDevice ***ret, size_t *ret_n) {
+        const PciDevice **peers = NULL;
+        size_t n = 0, lo = 0, hi = p->n_grouped;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (d->iommu_group < 0)
+                return 0;
+        /* lower bound of the group */
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (p->by_group[mid]->iommu_group < d->iommu_group)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (size_t i = lo; i < p->n_grouped && p->by_group[i]->iommu_group == d->iommu_group; i++) {
+                if (p->by_group[i] == d)
+                        continue;
+                const PciDevice **a = reallocarray(peers, n + 1, sizeof(PciDevice *));
+                if (!a) {
+                        free(peers);
+                        return -ENOMEM;
+                }
+                peers = a;
+                peers[n++] = p->by_group[i];
+        }
+        *ret = peers;
+        *ret_n = n;
+        return 0;
+}
+
+static const CriticalDevice *planner_critical(const Planner *p, const char *address) {
+        for (size_t i = 0; i < p->in->n_critical; i++)
+                if (streq(p->in->critical[i].address, address))
+                        return &p->in->critical[i];
+        return NULL;
+}
+
+/* Why |d| is host-critical (itself or through a group peer), as a new string; NULL + 0 if it is not. */
+static int planner_critical_reason(const Planner *p, const PciDevice *d, char **ret) {
+        _cleanup_free_ const PciDevice **peers = NULL;
+        const CriticalDevice *c;
+        size_t n_peers;
+        int r;
+
+        *ret = NULL;
+        c = planner_critical(p, d->address);
+        if (c)
+                return asprintf(ret, "host-critical (%s)", c->reason) < 0 ? -ENOMEM : 0;
+        r = planner_peers(p, d, &peers, &n_peers);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_peers; i++) {
+                c = planner_critical(p, peers[i]->address);
+                if (c)
+                        return asprintf(
+                                       ret, "shares IOMMU group %" PRIi32 " with host-critical %s (%s)",
+                                       d->iommu_group, c->address, c->reason) < 0
+                                ? -ENOMEM
+                                : 0;
+        }
+        return 0;
+}
+
+/* "pid 42 (qemu-system-x86) via /dev/vfio/12, ..." for every holder of d; NULL + 0 if none. */
+static int planner_holders(const Planner *p, const PciDevice *d, char **ret) {
+        _cleanup_free_ char *s = NULL;
+
+        *ret = NULL;
+        for (size_t i = 0; i < p->in->n_holders; i++) {
+                const Holder *h = &p->in->holders[i];
+                char *n;
+
+                if (!holder_holds_device(h, d))
+                        continue;
+                if (asprintf(
+                            &n, "%s%spid %d (%s) via %s", strempty(s), s ? ", " : "", (int)h->pid, h->comm,
+                            h->node) < 0)
+                        return -ENOMEM;
+                free(s);
+                s = n;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Find or add the PlanDevice of |address|; devices are sorted at the end. */
+static PlanDevice *plan_device_get(Plan *plan, const char *address) {
+        for (size_t i = 0; i < plan->n_devices; i++)
+                if (streq(plan->devices[i].address, address))
+                        return &plan->devices[i];
+        PlanDevice *a = reallocarray(plan->devices, plan->n_devices + 1, sizeof(PlanDevice));
+        if (!a)
+                return NULL;
+        plan->devices = a;
+        a = &plan->devices[plan->n_devices++];
+        *a = (PlanDevice){ .state = DEVICE_STATE_CONVERGED };
+        strcpy(a->address, address);
+        return a;
+}
+
+/* Raise d's state to at least |state| (refused > blocked > pending > converged) and append the reason. */
+_printf_(4, 5) static int plan_device_note(
+        Plan *plan, const char *address, DeviceState state, const char *format, ...) {
+        PlanDevice *d = plan_device_get(plan, address);
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        if (!d)
+                return -ENOMEM;
+        static const int severity[_DEVICE_STATE_MAX] = {
+                [DEVICE_STATE_CONVERGED] = 0, [DEVICE_STATE_PENDING] = 1, [DEVICE_STATE_BLOCKED] = 2,
+                [DEVICE_STATE_REFUSED] = 3,   [DEVICE_STATE_STUCK] = 2,   [DEVICE_STATE_FAILED] = 3,
+        };
+        if (severity[state] > severity[d->state])
+                d->state = state;
+        if (!format)
+                return 0;
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        log_debug("plan: %s %s: %s", address, device_state_to_string(state), msg);
+        if (d->reason) {
+                char *j;
+                if (asprintf(&j, "%s; %s", d->reason, msg) < 0)
+                        return -ENOMEM;
+                free(d->reason);
+                d->reason = j;
+        } else
+                d->reason = TAKE_PTR(msg);
+        return 0;
+}
+
+static int plan_device_set_desired(Plan *plan, const char *address, const char *driver, const char *source) {
+        PlanDevice *d = plan_device_get(plan, address);
+
+        if (!d)
+                return -ENOMEM;
+        if (driver && !d->desired_driver) {
+                d->desired_driver = strdup(driver);
+                if (!d->desired_driver)
+                        return -ENOMEM;
+        }
+        if (source && !d->source) {
+                d->source = strdup(source);
+                if (!d->source)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+_printf_(7, 8) static int plan_add_action(
+        Plan *plan, PlanActionType type, const char *address, const char *driver, PlanVerify verify,
+        uint32_t value, const char *format, ...) {
+        PlanAction *a;
+        va_list ap;
+        int k;
+
+        a = reallocarray(plan->actions, plan->n_actions + 1, sizeof(PlanAction));
+        if (!a)
+                return -ENOMEM;
+        plan->actions = a;
+        a = &plan->actions[plan->n_actions];
+        *a = (PlanAction){
+                .type = type,
+                .transaction = plan->n_transactions,
+                .verify = verify,
+                .value = value,
+        };
+        strcpy(a->address, address);
+        plan->n_actions++;
+        if (driver) {
+                a->driver = strdup(driver);
+                if (!a->driver)
+                        return -ENOMEM;
+        }
+        va_start(ap, format);
+        k = vasprintf(&a->reason, format, ap);
+        va_end(ap);
+        if (k < 0) {
+                a->reason = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* ---- SR-IOV ---------------------------------------------------------------------------------- */
+
+static int plan_pf(Planner *p, const DesiredPf *want) {
+        Plan *plan = p->plan;
+        ssize_t idx = planner_index(p, want->address);
+        const PciDevice *pf;
+        _cleanup_free_ char *blockers = NULL;
+        int r;
+
+        if (idx < 0)
+                return 0; /* not present (hot-plug later) */
+        pf = p->by_address[idx];
+
+        r = plan_device_set_desired(plan, pf->address, NULL, want->num_vfs_source ?: want->vf_driver_source);
+        if (r < 0)
+                return r;
+        if (pf->sriov_role != SRIOV_ROLE_PF)
+                return plan_device_note(
+                        plan, pf->address, DEVICE_STATE_REFUSED,
+                        "[SRIOV] settings (%s) on a function that is not an SR-IOV PF (no %s)",
+                        want->num_vfs_source ?: want->vf_driver_source, SYSFS_ATTR_SRIOV_TOTALVFS);
+        if (!want->has_num_vfs || want->num_vfs == pf->sriov_num_vfs)
+                return 0;
+        if (want->num_vfs > pf->sriov_total_vfs)
+                return plan_device_note(
+                        plan, pf->address, DEVICE_STATE_REFUSED,
+                        "NumVFs=%" PRIu32 " (%s) exceeds %s=%" PRIu32, want->num_vfs, want->num_vfs_source,
+                        SYSFS_ATTR_SRIOV_TOTALVFS, pf->sriov_total_vfs);
+
+        /* DESIGN §3.4: the count goes through 0, destroying every VF; never while one is held. */
+        STRV_FOREACH (vf_address, pf->virtfns) {
+                const PciDevice *vf = planner_find(p, *vf_address);
+                _cleanup_free_ char *h = NULL;
+                char *j;
+
+                if (!vf)
+                        continue;
+                r = planner_holders(p, vf, &h);
+                if (r < 0)
+                        return r;
+                if (!h)
+                        continue;
+                if (asprintf(
+                            &j, "%s%sVF %s held by %s", strempty(blockers), blockers ? ", " : "",
+                            vf->address, h) < 0)
+                        return -ENOMEM;
+                free(blockers);
+                blockers = j;
+        }
+        if (blockers)
+                return plan_device_note(
+                        plan, pf->address, DEVICE_STATE_BLOCKED,
+                        "NumVFs %" PRIu32 " -> %" PRIu32
+                        " (%s) needs %s=0 first, which destroys every VF: %s",
+                        pf->sriov_num_vfs, want->num_vfs, want->num_vfs_source, SYSFS_ATTR_SRIOV_NUMVFS,
+                        blockers);
+
+        p->numvfs_changing[idx] = true;
+        plan->n_transactions++;
+        if (pf->sriov_num_vfs > 0) {
+                r = plan_add_action(
+                        plan, PLAN_ACTION_SET_NUMVFS, pf->address, NULL, 0, 0,
+                        "the kernel accepts a new VF count only from 0 (sysfs-bus-pci sriov_numvfs)");
+                if (r < 0)
+                        return r;
+        }
+        if (want->num_vfs > 0) {
+                /* VFs meant for a named driver (vfio-pci) or none must not be probed by the host driver when
+                 * they appear: autoprobe off, then each VF is bound through driver_override. */
+                bool autoprobe =
+                        !(want->vf_driver.kind == DRIVER_KIND_NAMED ||
+                          want->vf_driver.kind == DRIVER_KIND_NONE);
+                if (autoprobe != pf->sriov_drivers_autoprobe) {
+                        r = plan_add_action(
+                                plan, PLAN_ACTION_SET_SRIOV_AUTOPROBE, pf->address, NULL, 0, autoprobe,
+                                "VFDriver=%s (%s): %s", strna(driver_spec_to_string(&want->vf_driver)),
+                                strna(want->vf_driver_source),
+                                autoprobe ? "let the host driver probe new VFs"
+                                          : "keep the host driver from probing new VFs");
+                        if (r < 0)
+                                return r;
+                }
+                r = plan_add_action(
+                        plan, PLAN_ACTION_SET_NUMVFS, pf->address, NULL, 0, want->num_vfs,
+                        "NumVFs=%" PRIu32 " (%s)", want->num_vfs, want->num_vfs_source);
+                if (r < 0)
+                        return r;
+        }
+        return plan_device_note(
+                plan, pf->address, DEVICE_STATE_PENDING, "NumVFs %" PRIu32 " -> %" PRIu32 " (%s)",
+                pf->sriov_num_vfs, want->num_vfs, want->num_vfs_source);
+}
+
+/* ---- drivers --------------------------------------------------------------------------------- */
+
+/* One function of a driver transaction. */
+typedef struct Member {
+        const PciDevice *d;
+        const DriverSpec *want;
+        const char *source;
+        bool released; /* owned, no rule: back to host, probe even when driverless */
+} Member;
+
+static bool is_converged(const PciDevice *d, const DriverSpec *want, bool released) {
+        switch (want->kind) {
+        case DRIVER_KIND_NAMED:
+                return d->driver && streq(d->driver, want->name);
+        case DRIVER_KIND_NONE:
+                return !d->driver;
+        case DRIVER_KIND_HOST:
+                /* Whatever the kernel's own match bound, as long as no override pins it and no VFIO driver
+                 * holds it. A released function with no driver is probed once (it may have been
+                 * Driver=none). */
+                return !d->driver_override && !pci_device_is_vfio_bound(d) && !(released && !d->driver);
+        default:
+                return true;
+        }
+}
+
+static bool host_unbind_needed(const PciDevice *d) {
+        /* Unbind only what an override or a VFIO driver put there; a host driver already bound stays. */
+        return d->driver &&
+                (pci_device_is_vfio_bound(d) ||
+                 (d->driver_override && streq(d->driver_override, d->driver)));
+}
+
+static int emit_transaction(Planner *p, const Member *m, size_t n) {
+        Plan *plan = p->plan;
+        int r;
+
+        plan->n_transactions++;
+
+        /* Phase 1: driver_override, so no probe in between binds the wrong driver. */
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *d = m[i].d;
+                if (m[i].want->kind == DRIVER_KIND_NAMED &&
+                    !(d->driver_override && streq(d->driver_override, m[i].want->name)))
+                        r = plan_add_action(
+                                plan, PLAN_ACTION_SET_OVERRIDE, d->address, m[i].want->name, 0, 0,
+                                "Driver=%s (%s)", m[i].want->name, m[i].source);
+                else if (m[i].want->kind == DRIVER_KIND_HOST && d->driver_override)
+                        r = plan_add_action(
+                                plan, PLAN_ACTION_CLEAR_OVERRIDE, d->address, NULL, 0, 0,
+                                "Driver=host (%s): drop driver_override=%s", m[i].source,
+                                d->driver_override);
+                else
+                        r = 0;
+                if (r < 0)
+                        return r;
+        }
+        /* Phase 2: unbind from the current driver. */
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *d = m[i].d;
+                bool unbind =
+                        m[i].want->kind == DRIVER_KIND_HOST ? host_unbind_needed(d) : d->driver != NULL;
+                if (!unbind)
+                        continue;
+                r = plan_add_action(
+                        plan, PLAN_ACTION_UNBIND, d->address, d->driver, 0, 0,
+                        "release from %s for Driver=%s", d->driver, driver_spec_to_string(m[i].want));
+                if (r < 0)
+                        return r;
+        }
+        /* Phase 3: drivers_probe (binds the override, or the kernel's own match when cleared). */
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *d = m[i].d;
+                if (m[i].want->kind == DRIVER_KIND_NONE)
+                        continue;
+                if (m[i].want->kind == DRIVER_KIND_HOST && !host_unbind_needed(d) && d->driver)
+                        continue; /* only the override was cleared */
+                r = plan_add_action(
+                        plan, PLAN_ACTION_PROBE, d->address, NULL, 0, 0,
+                        m[i].want->kind == DRIVER_KIND_NAMED ? "bind through driver_override"
+                                                             : "let the kernel's own match bind");
+                if (r < 0)
+                        return r;
+        }
+        /* Phase 4: read back; drivers_probe succeeds even when nothing bound. */
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *d = m[i].d;
+                PlanVerify v = m[i].want->kind == DRIVER_KIND_NAMED ? PLAN_VERIFY_DRIVER
+                        : m[i].want->kind == DRIVER_KIND_NONE       ? PLAN_VERIFY_UNBOUND
+                                                                    : PLAN_VERIFY_HOST;
+                r = plan_add_action(
+                        plan, PLAN_ACTION_VERIFY, d->address, m[i].want->name, v, 0,
+                        "drivers_probe reports success even when nothing binds");
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *d = m[i].d;
+                r = plan_device_note(
+                        plan, d->address, DEVICE_STATE_PENDING, "%s -> %s (%s)", d->driver ?: "no driver",
+                        driver_spec_to_string(m[i].want), m[i].source);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int plan_driver(
+        Planner *p, size_t idx, const DriverSpec *want, const DesiredDevice *dd, const char *source,
+        bool released) {
+        _cleanup_free_ const PciDevice **peers = NULL;
+        _cleanup_free_ Member *members = NULL;
+        _cleanup_free_ char *critical = NULL, *uncovered = NULL, *blocked = NULL;
+        Plan *plan = p->plan;
+        const PciDevice *d = p->by_address[idx];
+        size_t n_peers = 0, n_members = 0;
+        bool vfio = want->kind == DRIVER_KIND_NAMED && driver_name_is_vfio(want->name);
+        GroupPolicy group = dd ? dd->group : GROUP_POLICY_STRICT;
+        int r;
+
+        if (p->handled[idx])
+                return 0;
+        p->handled[idx] = true;
+
+        r = plan_device_set_desired(plan, d->address, driver_spec_to_string(want), source);
+        if (r < 0)
+                return r;
+
+        if (d->physfn) {
+                ssize_t pf = planner_index(p, d->physfn);
+                if (pf >= 0 && p->numvfs_changing[pf])
+                        return plan_device_note(
+                                plan, d->address, DEVICE_STATE_PENDING,
+                                "waits for the NumVFs change of PF %s, which recreates this VF", d->physfn);
+        }
+
+        if (is_converged(d, want, released))
+                return plan_device_note(plan, d->address, DEVICE_STATE_CONVERGED, NULL);
+
+        members = calloc(1, sizeof(Member));
+        if (!members)
+                return -ENOMEM;
+        members[n_members++] = (Member){ .d = d, .want = want, .source = source, .released = released };
+
+        if (vfio) {
+                if (d->iommu_group < 0)
+                        return plan_device_note(
+                                plan, d->address, DEVICE_STATE_REFUSED,
+                                "Driver=%s (%s) needs an IOMMU group: boot with intel_iommu=on or amd_iommu=on",
+                                want->name, source);
+
+                /* DESIGN §3.2: every peer on VFIO, driverless, a bridge, or covered. */
+                r = planner_peers(p, d, &peers, &n_peers);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_peers; i++) {
+                        const PciDevice *peer = peers[i];
+                        const DesiredDevice *pd =
+                                desired_resolution_get_device(p->in->desired, peer->address);
+                        ssize_t pidx = planner_index(p, peer->address);
+                        bool covered = pd && pd->driver.kind == DRIVER_KIND_NAMED &&
+                                driver_name_is_vfio(pd->driver.name);
+                        char *j;
+
+                        if (pci_device_is_bridge(peer) || pci_device_is_vfio_bound(peer))
+                                continue;
+                        if (pd && pd->driver.kind == DRIVER_KIND_NONE)
+                                continue; /* its own transaction leaves it driverless */
+                        if (pd && !covered) {
+                                /* Its own rule wants it elsewhere: Group=whole cannot take it either. */
+                                if (asprintf(
+                                            &j, "%s%s%s (Driver=%s by %s)", strempty(uncovered),
+                                            uncovered ? ", " : "", peer->address,
+                                            driver_spec_to_string(&pd->driver), pd->source) < 0)
+                                        return -ENOMEM;
+                                free(uncovered);
+                                uncovered = j;
+                                continue;
+                        }
+                        if (!covered && group == GROUP_POLICY_STRICT) {
+                                if (!peer->driver)
+                                        continue; /* driverless is harmless */
+                                if (asprintf(
+                                            &j, "%s%s%s (%s)", strempty(uncovered), uncovered ? ", " : "",
+                                            peer->address, peer->driver) < 0)
+                                        return -ENOMEM;
+                                free(uncovered);
+                                uncovered = j;
+                                continue;
+                        }
+                        /* Covered by its own VFIO rule, or added by Group=whole: bound in this transaction.
+                         */
+                        if (covered && (pidx < 0 || is_converged(peer, &pd->driver, false)))
+                                continue;
+                        Member *a = reallocarray(members, n_members + 1, sizeof(Member));
+                        if (!a)
+                                return -ENOMEM;
+                        members = a;
+                        members[n_members++] = (Member){
+                                .d = peer,
+                                .want = covered ? &pd->driver : want,
+                                .source = covered ? pd->source : source,
+                        };
+                }
+                if (uncovered)
+                        return plan_device_note(
+                                plan, d->address, DEVICE_STATE_REFUSED,
+                                "Driver=%s (%s) Group=%s: IOMMU group %" PRIi32
+                                " has peers that are not on VFIO, driverless, bridges or covered: %s",
+                                want->name, source, group_policy_to_string(group), d->iommu_group,
+                                uncovered);
+        }
+
+        /* DESIGN §3.3: taking a host-critical function (or a group peer of one) away from the host. */
+        if (want->kind != DRIVER_KIND_HOST) {
+                for (size_t i = 0; i < n_members && !critical; i++) {
+                        r = planner_critical_reason(p, members[i].d, &critical);
+                        if (r < 0)
+                                return r;
+                        if (critical && i > 0) {
+                                char *j;
+                                if (asprintf(&j, "group peer %s is %s", members[i].d->address, critical) < 0)
+                                        return -ENOMEM;
+                                free(critical);
+                                critical = j;
+                        }
+                }
+                bool allowed = dd && dd->allow_critical && p->in->critical_authorized;
+                if (critical && !allowed)
+                        return plan_device_note(
+                                plan, d->address, DEVICE_STATE_REFUSED,
+                                "%s: Driver=%s (%s) needs AllowCritical=yes and the %s authorization%s",
+                                critical, driver_spec_to_string(want), source,
+                                HOSTDEVD_ACTION_OVERRIDE_CRITICAL,
+                                dd && dd->allow_critical ? ", which the caller lacks" : "");
+        }
+
+        /* DESIGN §3.4: nothing held is unbound. */
+        for (size_t i = 0; i < n_members; i++) {
+                _cleanup_free_ char *h = NULL;
+                char *j;
+
+                r = planner_holders(p, members[i].d, &h);
+                if (r < 0)
+                        return r;
+                if (!h)
+                        continue;
+                if (asprintf(
+                            &j, "%s%s%s held by %s", strempty(blocked), blocked ? ", " : "",
+                            members[i].d->address, h) < 0)
+                        return -ENOMEM;
+                free(blocked);
+                blocked = j;
+        }
+        if (blocked) {
+                for (size_t i = 0; i < n_members; i++) {
+                        r = plan_device_note(
+                                plan, members[i].d->address, DEVICE_STATE_BLOCKED, "%s -> %s (%s) waits: %s",
+                                members[i].d->driver ?: "no driver", driver_spec_to_string(members[i].want),
+                                members[i].source, blocked);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+
+        for (size_t i = 1; i < n_members; i++) {
+                ssize_t m = planner_index(p, members[i].d->address);
+                if (m >= 0)
+                        p->handled[m] = true;
+                r = plan_device_set_desired(
+                        plan, members[i].d->address, driver_spec_to_string(members[i].want),
+                        members[i].source);
+                if (r < 0)
+                        return r;
+        }
+        return emit_transaction(p, members, n_members);
+}
+
+int planner_plan(const PlannerInput *in, Plan **ret) {
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        Planner p = { .in = in };
+        static const DriverSpec host = { .kind = DRIVER_KIND_HOST };
+        int r = -ENOMEM;
+
+        assert(in);
+        assert(in->desired);
+        assert(ret);
+
+        plan = calloc(1, sizeof(Plan));
+        if (!plan)
+                return -ENOMEM;
+        p.plan = plan;
+        p.n = in->n_devices;
+        if (p.n > 0) {
+                p.by_address = reallocarray(NULL, p.n, sizeof(PciDevice *));
+                p.by_group = reallocarray(NULL, p.n, sizeof(PciDevice *));
+                p.handled = calloc(p.n, sizeof(bool));
+                p.numvfs_changing = calloc(p.n, sizeof(bool));
+                if (!p.by_address || !p.by_group || !p.handled || !p.numvfs_changing)
+                        goto finish;
+                memcpy(p.by_address, in->devices, p.n * sizeof(PciDevice *));
+                qsort(p.by_address, p.n, sizeof(PciDevice *), device_ptr_compare);
+                for (size_t i = 0; i < p.n; i++)
+                        if (in->devices[i]->iommu_group >= 0)
+                                p.by_group[p.n_grouped++] = in->devices[i];
+                if (p.n_grouped > 0)
+                        qsort(p.by_group, p.n_grouped, sizeof(PciDevice *), group_ptr_compare);
+        }
+
+        STRV_FOREACH (c, in->desired->conflicts)
+                if (strv_extend(&plan->conflicts, *c) < 0)
+                        goto finish;
+
+        /* SR-IOV first: a VF's driver is planned only once its PF carries the right VFs. */
+        for (size_t i = 0; i < in->desired->n_pfs; i++) {
+                r = plan_pf(&p, &in->desired->pfs[i]);
+                if (r < 0)
+                        goto finish;
+        }
+
+        for (size_t i = 0; i < in->desired->n_devices; i++) {
+                const DesiredDevice *dd = &in->desired->devices[i];
+                ssize_t idx = planner_index(&p, dd->address);
+                if (idx < 0)
+                        continue;
+                r = plan_driver(&p, (size_t)idx, &dd->driver, dd, dd->source, false);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* Functions hostdevd rebound that no rule claims any more go back to the host (issue 3). */
+        STRV_FOREACH (o, in->owned) {
+                ssize_t idx = planner_index(&p, *o);
+                if (idx < 0 || desired_resolution_get_device(in->desired, *o) || p.handled[idx])
+                        continue;
+                r = plan_driver(&p, (size_t)idx, &host, NULL, "released: no rule claims it any more", true);
+                if (r < 0)
+                        goto finish;
+        }
+
+        if (plan->n_devices > 0)
+                qsort(plan->devices, plan->n_devices, sizeof(PlanDevice), plan_device_compare);
+        *ret = TAKE_PTR(plan);
+        r = 0;
+finish:
+        free(p.by_address);
+        free(p.by_group);
+        free(p.handled);
+        free(p.numvfs_changing);
+        return r;
+}

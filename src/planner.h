@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The planner: a pure function (desired resolution, observed functions,
+ * holders, host-critical set) -> Plan. No I/O, no clock, no logging above
+ * debug; the same call serves Plan() (dry run), Apply() and the tests.
+ *
+ * It enforces DESIGN.md §3:
+ *  1. binding is set-override -> unbind -> probe -> verify, per function
+ *     (driver_override and drivers_probe, Documentation/ABI/testing/
+ *     sysfs-bus-pci); never new_id;
+ *  2. a function goes to a VFIO driver only if every IOMMU group peer is on
+ *     a VFIO driver, driverless, a bridge, or covered (its own rule wants
+ *     VFIO, or Group=whole adds it); the group is one transaction;
+ *  3. host-critical functions and their group peers are refused unless the
+ *     rule says AllowCritical=yes AND the caller is authorized;
+ *  4. a function with a holder is never unbound; a PF whose VFs have
+ *     holders never has sriov_numvfs changed (the kernel needs 0 first,
+ *     which destroys every VF): both are `blocked`, naming pid and comm.
+ * Functions that already are as desired get no action (adoption: a restart
+ * writes nothing).
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "desired-state.h"
+#include "holders.h"
+#include "pci-device.h"
+
+/* Per-function state as published on D-Bus (Device.State). The planner yields the first four. */
+typedef enum DeviceState {
+        DEVICE_STATE_CONVERGED,
+        DEVICE_STATE_PENDING,
+        DEVICE_STATE_BLOCKED, /* waits for a holder to go away */
+        DEVICE_STATE_REFUSED, /* against a safety rule or impossible: needs a config change */
+        DEVICE_STATE_STUCK, /* executor: a write overran its deadline */
+        DEVICE_STATE_FAILED, /* executor: a write or verification failed */
+        _DEVICE_STATE_MAX,
+        _DEVICE_STATE_INVALID = -EINVAL,
+} DeviceState;
+const char *device_state_to_string(DeviceState s); /* "converged", "pending", ... */
+DeviceState device_state_from_string(const char *s);
+
+typedef enum PlanActionType {
+        PLAN_ACTION_SET_SRIOV_AUTOPROBE, /* write value to the PF's sriov_drivers_autoprobe */
+        PLAN_ACTION_SET_NUMVFS, /* write value to the PF's sriov_numvfs */
+        PLAN_ACTION_SET_OVERRIDE, /* write driver to driver_override */
+        PLAN_ACTION_CLEAR_OVERRIDE, /* write "\n" to driver_override */
+        PLAN_ACTION_UNBIND, /* write the address to /sys/bus/pci/drivers/<driver>/unbind */
+        PLAN_ACTION_PROBE, /* write the address to /sys/bus/pci/drivers_probe */
+        PLAN_ACTION_VERIFY, /* read the driver link back; see PlanVerify */
+        _PLAN_ACTION_TYPE_MAX,
+        _PLAN_ACTION_TYPE_INVALID = -EINVAL,
+} PlanActionType;
+const char *plan_action_type_to_string(PlanActionType t); /* "set-sriov-autoprobe", "set-numvfs", ... */
+PlanActionType plan_action_type_from_string(const char *s);
+
+typedef enum PlanVerify {
+        PLAN_VERIFY_DRIVER, /* bound to exactly ->driver */
+        PLAN_VERIFY_UNBOUND, /* no driver */
+        PLAN_VERIFY_HOST, /* driver_override clear, not on a VFIO driver (whatever the kernel chose, or none)
+                           */
+        _PLAN_VERIFY_MAX,
+        _PLAN_VERIFY_INVALID = -EINVAL,
+} PlanVerify;
+const char *plan_verify_to_string(PlanVerify v); /* "driver", "unbound", "host" */
+
+typedef struct PlanAction {
+        PlanActionType type;
+        unsigned transaction; /* 1-based; the actions of one transaction succeed or are rolled back together
+                               */
+        char address[PCI_ADDRESS_STRING_MAX];
+        char *driver; /* SET_OVERRIDE: to write; UNBIND: the driver bound now; VERIFY/DRIVER: expected */
+        PlanVerify verify; /* VERIFY only */
+        uint32_t value; /* SET_NUMVFS: VF count; SET_SRIOV_AUTOPROBE: 0 or 1 */
+        char *reason; /* why, naming the rule ("FILE:LINE") */
+} PlanAction;
+
+/* One function the desired state concerns, with its planned state. */
+typedef struct PlanDevice {
+        char address[PCI_ADDRESS_STRING_MAX];
+        DeviceState state;
+        char *desired_driver; /* "vfio-pci", "host", "none", a name; NULL if only SR-IOV settings apply */
+        char *source; /* "FILE:LINE" of the deciding rule, or a sentence for peers/releases */
+        char *reason; /* NULL when converged; else what will happen / what blocks it ("; "-joined) */
+} PlanDevice;
+
+typedef struct Plan {
+        PlanAction *actions; /* in execution order: SR-IOV transactions (by PF), then driver transactions */
+        size_t n_actions;
+        unsigned n_transactions;
+        PlanDevice *devices; /* sorted by address */
+        size_t n_devices;
+        char **conflicts; /* copied from the resolution */
+} Plan;
+
+Plan *plan_free(Plan *p);
+static inline void plan_freep(Plan **p) {
+        if (*p)
+                plan_free(*p);
+}
+const PlanDevice *plan_get_device(const Plan *p, const char *address);
+/* True if every PlanDevice is converged (and so there are no actions). */
+bool plan_is_converged(const Plan *p);
+
+/* "set-override 0000:41:00.0 vfio-pci: REASON"; new string or NULL on OOM. */
+char *plan_action_to_string(const PlanAction *a);
+/* "0000:41:00.0 refused: REASON" / "0000:41:00.0 converged"; new string or NULL on OOM. */
+char *plan_device_to_string(const PlanDevice *d);
+/* The whole plan, one line each: "T1 <action>", then devices, then "conflict: ...". NULL on OOM. */
+char *plan_to_string(const Plan *p);
+
+/* A host-critical function, found by the caller (mounts, swap, default routes, boot VGA). */
+typedef struct CriticalDevice {
+        const char *address;
+        const char *reason; /* "controller of /", "NIC of the default route (eth0)", "boot VGA" */
+} CriticalDevice;
+
+typedef struct PlannerInput {
+        const DesiredResolution *desired;
+        const PciDevice *const *devices; /* every observed function, any order */
+        size_t n_devices;
+        const Holder *holders;
+        size_t n_holders;
+        const CriticalDevice *critical;
+        size_t n_critical;
+        bool critical_authorized; /* the caller holds org.hostdevd1.override-critical */
+        char **owned; /* strv, borrowed: functions hostdevd rebound; with no rule left they go back
+                       * to the host driver (DESIGN §3.5); may be NULL */
+} PlannerInput;
+
+/* Returns 0 and a new Plan, or -ENOMEM. Never fails for what it refuses: that is in the Plan. */
+int planner_plan(const PlannerInput *in, Plan **ret);
