@@ -29,7 +29,8 @@
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
 
-/* Standard interfaces every object carries (listed in InterfacesRemoved like sd-bus lists them in InterfacesAdded). */
+/* Standard interfaces every object carries (listed in InterfacesRemoved like sd-bus lists them in
+ * InterfacesAdded). */
 #define DBUS_INTERFACE_PEER "org.freedesktop.DBus.Peer"
 #define DBUS_INTERFACE_INTROSPECTABLE "org.freedesktop.DBus.Introspectable"
 #define DBUS_INTERFACE_PROPERTIES "org.freedesktop.DBus.Properties"
@@ -99,7 +100,7 @@
 /* ---- environment ------------------------------------------------------- */
 #define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
 #define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
-#define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS"                  /* override libpci's pci.ids */
+#define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
 #define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
 
