@@ -49,16 +49,15 @@ const char *log_get_ident(void);
  * Returns -abs(error) if error != 0, else 0.
  */
 int log_internal(
-                int level, int error, const char *extra_field, const char *message_id, const char *format, ...)
+        int level, int error, const char *extra_field, const char *message_id, const char *format, ...)
         _printf_(5, 6);
 
-#define log_full_errno(level, error, ...)                                                                 \
-        ({                                                                                                \
-                int _l_ = (level), _e_ = (error);                                                         \
-                (log_get_max_level() >= _l_) ? log_internal(_l_, _e_, NULL, NULL, __VA_ARGS__)            \
-                                              : -abs(_e_);                                                \
+#define log_full_errno(level, error, ...)                                                                   \
+        ({                                                                                                  \
+                int _l_ = (level), _e_ = (error);                                                           \
+                (log_get_max_level() >= _l_) ? log_internal(_l_, _e_, NULL, NULL, __VA_ARGS__) : -abs(_e_); \
         })
-#define log_full(level, ...) (void) log_full_errno(level, 0, __VA_ARGS__)
+#define log_full(level, ...) (void)log_full_errno(level, 0, __VA_ARGS__)
 
 #define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
@@ -73,9 +72,9 @@ int log_internal(
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
 /* Per-device logging: adds the PCI_ADDR= journal field. |field| is e.g. "PCI_ADDR=0000:41:00.0". */
-#define log_field_full_errno(level, error, field, message_id, ...)                                        \
-        ({                                                                                                \
-                int _l_ = (level), _e_ = (error);                                                         \
-                (log_get_max_level() >= _l_) ? log_internal(_l_, _e_, field, message_id, __VA_ARGS__)     \
-                                              : -abs(_e_);                                                \
+#define log_field_full_errno(level, error, field, message_id, ...)                                    \
+        ({                                                                                            \
+                int _l_ = (level), _e_ = (error);                                                     \
+                (log_get_max_level() >= _l_) ? log_internal(_l_, _e_, field, message_id, __VA_ARGS__) \
+                                             : -abs(_e_);                                             \
         })

@@ -28,36 +28,36 @@
 #define strneq(a, b, n) (strncmp((a), (b), (n)) == 0)
 
 /* Return the pointer/fd and forget it, so the cleanup handler does nothing. */
-#define TAKE_PTR(p)                          \
-        ({                                   \
-                __typeof__(p) _tp_ = (p);    \
-                (p) = NULL;                  \
-                _tp_;                        \
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
         })
-#define TAKE_FD(fd)                          \
-        ({                                   \
-                int _tf_ = (fd);             \
-                (fd) = -EBADF;               \
-                _tf_;                        \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _tf_ = (fd); \
+                (fd) = -EBADF;   \
+                _tf_;            \
         })
 
 /* Define a cleanup function "funcp(type *p)" that calls "func(*p)" when *p is set. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)           \
-        static inline void func##p(type *p) {             \
-                if (*p)                                   \
-                        func(*p);                         \
-        }                                                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
+        }                                       \
         struct __useless_struct_to_allow_trailing_semicolon__
 
 static inline void freep(void *p) {
-        free(*(void **) p);
+        free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
 
 static inline void closep(int *fd) {
         if (*fd >= 0) {
                 int saved = errno;
-                (void) close(*fd);
+                (void)close(*fd);
                 errno = saved;
         }
 }
@@ -65,13 +65,13 @@ static inline void closep(int *fd) {
 
 static inline void fclosep(FILE **f) {
         if (*f)
-                (void) fclose(*f);
+                (void)fclose(*f);
 }
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 static inline void closedirp(DIR **d) {
         if (*d)
-                (void) closedir(*d);
+                (void)closedir(*d);
 }
 #define _cleanup_closedir_ _cleanup_(closedirp)
 
@@ -79,10 +79,10 @@ static inline void closedirp(DIR **d) {
 #define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)
 
 /* Free a pointer and set it to NULL; evaluates to NULL. */
-#define mfree(p)               \
-        ({                     \
-                free(p);       \
-                (__typeof__(p)) NULL; \
+#define mfree(p)                     \
+        ({                           \
+                free(p);             \
+                (__typeof__(p))NULL; \
         })
 
 static inline const char *strempty(const char *s) {

@@ -24,12 +24,12 @@
 typedef struct Mdev {
         char uuid[MDEV_UUID_STRING_MAX]; /* lowercase canonical, the key */
         char *syspath;
-        char *type_id;        /* basename of the mdev_type link's target; NULL if unreadable */
-        char *parent;         /* parent device name: a PCI address, or another sysfs name ("mtty") */
-        bool parent_is_pci;   /* parent is a PCI function (then ->parent is its canonical address) */
-        int32_t iommu_group;  /* -1: none */
-        char *driver;         /* bound driver (e.g. "vfio_mdev"), NULL: none */
-        char **errors;        /* strv of parse errors, NULL if none */
+        char *type_id; /* basename of the mdev_type link's target; NULL if unreadable */
+        char *parent; /* parent device name: a PCI address, or another sysfs name ("mtty") */
+        bool parent_is_pci; /* parent is a PCI function (then ->parent is its canonical address) */
+        int32_t iommu_group; /* -1: none */
+        char *driver; /* bound driver (e.g. "vfio_mdev"), NULL: none */
+        char **errors; /* strv of parse errors, NULL if none */
 } Mdev;
 
 /* Read /sys/bus/mdev/devices/<uuid>. Returns 0, -ENOENT, -EINVAL (not a UUID), -ENOMEM. */
@@ -55,8 +55,8 @@ unsigned mdev_diff(const Mdev *a, const Mdev *b);
  * carry their types in PciDevice.mdev_types; this list covers all parents.
  */
 typedef struct MdevParent {
-        char *name;       /* basename under /sys/class/mdev_bus (a PCI address for PCI parents) */
-        char *syspath;    /* resolved device path */
+        char *name; /* basename under /sys/class/mdev_bus (a PCI address for PCI parents) */
+        char *syspath; /* resolved device path */
         bool is_pci;
         MdevType *types;
         size_t n_types;

@@ -31,7 +31,7 @@ typedef enum ModelChangeKind {
 
 typedef enum ModelObjectKind {
         MODEL_OBJECT_DEVICE, /* key: PCI address */
-        MODEL_OBJECT_MDEV,   /* key: UUID */
+        MODEL_OBJECT_MDEV, /* key: UUID */
         MODEL_OBJECT_PARENT, /* key: mdev parent name; surfaces as Manager.MdevTypes */
         MODEL_OBJECT_MANAGER, /* key: "" - device/mdev counts, IOMMU state */
 } ModelObjectKind;
@@ -49,7 +49,7 @@ typedef struct ModelChangeList {
         size_t n, allocated;
 } ModelChangeList;
 void model_change_list_clear(ModelChangeList *l); /* n = 0, keeps the buffer */
-void model_change_list_done(ModelChangeList *l);  /* frees the buffer */
+void model_change_list_done(ModelChangeList *l); /* frees the buffer */
 
 /*
  * New empty model. pacc: libpci handle (pci.ids loaded, config space
@@ -85,13 +85,8 @@ int model_enumerate(Model *m, ModelChangeList *changes);
  * unknown action: nothing changes), -ENOMEM.
  */
 int model_handle_uevent(
-                Model *m,
-                const char *action,
-                const char *subsystem,
-                const char *syspath,
-                const char *sysname,
-                const char *mdev_state,
-                ModelChangeList *changes);
+        Model *m, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state, ModelChangeList *changes);
 
 /* Lookups; NULL if absent. Pointers stay valid until the next model update. */
 const PciDevice *model_get_device(const Model *m, const char *address);

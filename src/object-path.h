@@ -11,7 +11,8 @@
  * rather than build paths themselves.
  */
 
-/* Returns a newly allocated path element, or NULL on OOM or invalid input (not a canonical address / UUID). */
+/* Returns a newly allocated path element, or NULL on OOM or invalid input (not a canonical address / UUID).
+ */
 char *object_path_element_from_pci_address(const char *address);
 char *object_path_element_from_mdev_uuid(const char *uuid);
 

@@ -15,7 +15,7 @@
 typedef struct PciAddress {
         uint32_t domain;
         uint8_t bus;
-        uint8_t slot;     /* 0..31 */
+        uint8_t slot; /* 0..31 */
         uint8_t function; /* 0..7 */
 } PciAddress;
 

@@ -31,8 +31,8 @@ struct pci_access;
 
 typedef enum SriovRole {
         SRIOV_ROLE_NONE, /* neither PF nor VF */
-        SRIOV_ROLE_PF,   /* has the SR-IOV capability (sriov_totalvfs exists) */
-        SRIOV_ROLE_VF,   /* has a physfn link */
+        SRIOV_ROLE_PF, /* has the SR-IOV capability (sriov_totalvfs exists) */
+        SRIOV_ROLE_VF, /* has a physfn link */
         _SRIOV_ROLE_MAX,
         _SRIOV_ROLE_INVALID = -EINVAL,
 } SriovRole;
@@ -52,18 +52,18 @@ const char *pci_bar_type_to_string(PciBarType t); /* "memory", "io" */
 #define PCI_BAR_ROM_INDEX 6
 
 typedef struct PciBar {
-        uint8_t index;     /* 0..5, 6 = ROM */
+        uint8_t index; /* 0..5, 6 = ROM */
         PciBarType type;
-        uint64_t size;     /* bytes: end - start + 1 */
-        bool is_64bit;     /* IORESOURCE_MEM_64 */
+        uint64_t size; /* bytes: end - start + 1 */
+        bool is_64bit; /* IORESOURCE_MEM_64 */
         bool prefetchable; /* IORESOURCE_PREFETCH */
 } PciBar;
 
 typedef struct MdevType {
-        char *id;          /* directory name under mdev_supported_types, e.g. "nvidia-556", "mtty-1" */
-        char *name;        /* "name" attribute, optional (NULL) */
+        char *id; /* directory name under mdev_supported_types, e.g. "nvidia-556", "mtty-1" */
+        char *name; /* "name" attribute, optional (NULL) */
         char *description; /* "description" attribute, optional (NULL) */
-        char *device_api;  /* "device_api", e.g. "vfio-pci" */
+        char *device_api; /* "device_api", e.g. "vfio-pci" */
         uint32_t available_instances;
 } MdevType;
 
@@ -71,7 +71,7 @@ void mdev_type_done(MdevType *t); /* frees members, not t */
 
 typedef struct PciDevice {
         char address[PCI_ADDRESS_STRING_MAX]; /* canonical BDF, the key */
-        char *syspath;                        /* /sys/devices/... (resolved) or /sys/bus/pci/devices/<addr> */
+        char *syspath; /* /sys/devices/... (resolved) or /sys/bus/pci/devices/<addr> */
 
         uint16_t vendor_id, device_id;
         uint16_t subsystem_vendor_id, subsystem_device_id;
@@ -80,37 +80,37 @@ typedef struct PciDevice {
 
         char *vendor_name; /* from pci.ids; NULL if unknown */
         char *device_name;
-        char *class_name;  /* e.g. "Ethernet controller" */
+        char *class_name; /* e.g. "Ethernet controller" */
 
         int32_t iommu_group; /* -1: none (no IOMMU, or not translated) */
-        char *driver;        /* bound driver name; NULL: none */
+        char *driver; /* bound driver name; NULL: none */
         char *driver_override; /* NULL: not set ("(null)" in sysfs) */
-        int32_t numa_node;   /* -1: none */
+        int32_t numa_node; /* -1: none */
         char *physical_slot; /* slot name from /sys/bus/pci/slots; NULL: none */
         bool has_serial;
-        uint64_t serial;     /* PCIe DSN, 64 bits */
+        uint64_t serial; /* PCIe DSN, 64 bits */
 
         SriovRole sriov_role;
         uint32_t sriov_total_vfs, sriov_num_vfs; /* PF only */
-        bool sriov_drivers_autoprobe;            /* PF only */
+        bool sriov_drivers_autoprobe; /* PF only */
         uint32_t sriov_vf_offset, sriov_vf_stride; /* PF only; 0 if the attributes are absent */
-        char *physfn;       /* VF only: PF address */
-        int32_t vf_index;   /* VF only: N of the PF's virtfnN link pointing here; -1 otherwise */
-        char **virtfns;     /* PF only: VF addresses ordered by index (strv, may be NULL) */
+        char *physfn; /* VF only: PF address */
+        int32_t vf_index; /* VF only: N of the PF's virtfnN link pointing here; -1 otherwise */
+        char **virtfns; /* PF only: VF addresses ordered by index (strv, may be NULL) */
 
         PciBar bars[PCI_BAR_MAX];
-        size_t n_bars;      /* only implemented BARs (size > 0) are listed */
+        size_t n_bars; /* only implemented BARs (size > 0) are listed */
 
         char **reset_methods; /* strv from "reset_method" (space separated), NULL if absent */
-        bool boot_vga;        /* "boot_vga" == 1 (attribute only exists on VGA devices) */
+        bool boot_vga; /* "boot_vga" == 1 (attribute only exists on VGA devices) */
 
-        char *vfio_group;   /* "/dev/vfio/<group>" when bound to a VFIO driver and in a group */
-        char *vfio_device;  /* "/dev/vfio/devices/vfioN" when vfio-dev/vfioN exists (VFIO cdev, 6.6+) */
+        char *vfio_group; /* "/dev/vfio/<group>" when bound to a VFIO driver and in a group */
+        char *vfio_device; /* "/dev/vfio/devices/vfioN" when vfio-dev/vfioN exists (VFIO cdev, 6.6+) */
 
         MdevType *mdev_types; /* non-NULL iff this function is an mdev parent */
         size_t n_mdev_types;
 
-        char **errors;      /* strv of parse errors, NULL if none */
+        char **errors; /* strv of parse errors, NULL if none */
 } PciDevice;
 
 /*
@@ -139,21 +139,22 @@ bool pci_device_is_bridge(const PciDevice *d);
  * property group so the bus layer emits PropertiesChanged for exactly those.
  */
 typedef enum PciDeviceField {
-        PCI_DEVICE_FIELD_IDS = 1u << 0,            /* vendor/device/subsystem ids, class, revision, names */
+        PCI_DEVICE_FIELD_IDS = 1u << 0, /* vendor/device/subsystem ids, class, revision, names */
         PCI_DEVICE_FIELD_IOMMU_GROUP = 1u << 1,
-        PCI_DEVICE_FIELD_DRIVER = 1u << 2,         /* driver, vfio_group, vfio_device */
+        PCI_DEVICE_FIELD_DRIVER = 1u << 2, /* driver, vfio_group, vfio_device */
         PCI_DEVICE_FIELD_DRIVER_OVERRIDE = 1u << 3,
         PCI_DEVICE_FIELD_NUMA_NODE = 1u << 4,
         PCI_DEVICE_FIELD_PHYSICAL_SLOT = 1u << 5,
         PCI_DEVICE_FIELD_SERIAL = 1u << 6,
-        PCI_DEVICE_FIELD_SRIOV = 1u << 7,          /* role, total/num VFs, autoprobe, offset, stride, physfn, vf_index, virtfns */
+        PCI_DEVICE_FIELD_SRIOV =
+                1u << 7, /* role, total/num VFs, autoprobe, offset, stride, physfn, vf_index, virtfns */
         PCI_DEVICE_FIELD_BARS = 1u << 8,
         PCI_DEVICE_FIELD_RESET_METHODS = 1u << 9,
         PCI_DEVICE_FIELD_BOOT_VGA = 1u << 10,
         PCI_DEVICE_FIELD_MDEV_TYPES = 1u << 11,
         PCI_DEVICE_FIELD_ERRORS = 1u << 12,
         PCI_DEVICE_FIELD_SYSPATH = 1u << 13,
-        PCI_DEVICE_FIELD_IOMMU_PEERS = 1u << 14,   /* derived: set by the model when a peer joins/leaves */
+        PCI_DEVICE_FIELD_IOMMU_PEERS = 1u << 14, /* derived: set by the model when a peer joins/leaves */
 } PciDeviceField;
 
 /* Bitmask of PciDeviceField that differ (0: equal in every observable field). */
