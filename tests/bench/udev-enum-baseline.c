@@ -14,9 +14,10 @@
 #include <unistd.h>
 
 static const char *const attrs[] = {
-        "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "revision",
-        "driver_override", "numa_node", "resource", "reset_method", "boot_vga",
-        "sriov_totalvfs", "sriov_numvfs", "iommu_group", "driver", "physfn",
+        "vendor",       "device",       "subsystem_vendor", "subsystem_device",
+        "class",        "revision",     "driver_override",  "numa_node",
+        "resource",     "reset_method", "boot_vga",         "sriov_totalvfs",
+        "sriov_numvfs", "iommu_group",  "driver",           "physfn",
 };
 
 int main(void) {
@@ -46,7 +47,7 @@ int main(void) {
                 fd = open(path, O_RDONLY | O_CLOEXEC);
                 if (fd >= 0) {
                         ssize_t l = read(fd, buf, sizeof(buf));
-                        bytes += l > 0 ? (size_t) l : 0;
+                        bytes += l > 0 ? (size_t)l : 0;
                         close(fd);
                 }
                 udev_device_unref(d);

@@ -42,7 +42,7 @@ static int inject(int fd) {
         if (unlink(trigger) < 0)
                 return 0; /* another thread took it */
         if (!real_recv)
-                real_recv = (recv_fn) dlsym(RTLD_NEXT, "recv");
+                real_recv = (recv_fn)dlsym(RTLD_NEXT, "recv");
         /* The overflowed messages are gone. */
         while (real_recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
                 ;
@@ -54,7 +54,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
         static recvmsg_fn real;
 
         if (!real)
-                real = (recvmsg_fn) dlsym(RTLD_NEXT, "recvmsg");
+                real = (recvmsg_fn)dlsym(RTLD_NEXT, "recvmsg");
         if (inject(fd))
                 return -1;
         return real(fd, msg, flags);
@@ -64,7 +64,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags) {
         static recv_fn real;
 
         if (!real)
-                real = (recv_fn) dlsym(RTLD_NEXT, "recv");
+                real = (recv_fn)dlsym(RTLD_NEXT, "recv");
         if (inject(fd))
                 return -1;
         return real(fd, buf, len, flags);
