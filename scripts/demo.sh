@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-deps.sh
-[ -d build ] || meson setup build
+[ -d build/meson-private ] || meson setup build
 ninja -C build
 exec tests/kernel/run-vm.sh --builddir build --cache build/kernel-lane tests/kernel/scenarios/demo.sh

@@ -56,7 +56,7 @@ meson_lane() { # builddir setup-args... -- test-args...
                 shift
         done
         shift
-        if [ -d "$dir" ]; then
+        if [ -d "$dir/meson-private" ]; then
                 meson setup --reconfigure "$dir" "${setup[@]}" >/dev/null || return 1
         else
                 meson setup "$dir" "${setup[@]}" >/dev/null || return 1
