@@ -12,7 +12,7 @@ PKGS=(
         libinih-dev libjson-c-dev pci.ids
         # integration lane
         umockdev libumockdev-dev gir1.2-umockdev-1.0 udev
-        dbus-daemon python3-dbusmock python3-dbus valgrind
+        dbus-daemon python3-dbusmock python3-dbus python3-gi valgrind
         # kernel lane (qemu guest; the kernel itself is only downloaded)
         qemu-system-x86 busybox-static xz-utils cpio kmod make bc
         flex bison libelf-dev jq dbus-bin python3
