@@ -31,6 +31,15 @@ struct Model {
         SortedArray parents; /* MdevParent*, by name */
         bool iommu_enabled;
         const char *iommu_reason;
+
+        /*
+         * Devices with an IOMMU group, sorted by (group, address): the peers of a device are one
+         * binary search away, so publishing IommuGroupPeers for every device is O(n log n), not
+         * O(n^2). A cache built on the first query after a change; every public mutator drops it.
+         */
+        const PciDevice **group_index;
+        size_t n_group_index;
+        bool group_index_valid;
 };
 
 #define IOMMU_REASON_NONE                                                              \
@@ -221,7 +230,14 @@ int model_new(struct pci_access *pacc, Model **ret) {
         return 0;
 }
 
+static void group_index_invalidate(Model *m) {
+        m->group_index = mfree(m->group_index);
+        m->n_group_index = 0;
+        m->group_index_valid = false;
+}
+
 static void model_clear(Model *m) {
+        group_index_invalidate(m);
         array_done(&m->devices, &device_kind);
         array_done(&m->mdevs, &mdev_kind);
         array_done(&m->parents, &parent_kind);
@@ -477,6 +493,8 @@ int model_enumerate(Model *m, ModelChangeList *changes) {
         EventContext c = { .m = m, .changes = changes, .start = changes ? changes->n : 0 };
         bool old_iommu = m->iommu_enabled;
         int r;
+
+        group_index_invalidate(m);
 
         r = enumerate_dir(&fresh, SYSFS_PCI_DEVICES, true, read_device_item, &fresh.devices, &device_kind);
         if (r < 0)
@@ -860,6 +878,7 @@ int model_handle_uevent(
 
         if (!action || !action_is_valid(action) || !subsystem)
                 return -EINVAL;
+        group_index_invalidate(m);
         if (!sysname || !*sysname) {
                 slash = syspath ? strrchr(syspath, '/') : NULL;
                 sysname = slash ? slash + 1 : NULL;
@@ -927,24 +946,73 @@ const MdevParent *const *model_get_mdev_parents(const Model *m, size_t *ret_n) {
         return (const MdevParent *const *)m->parents.items;
 }
 
-int model_get_iommu_group_peers(const Model *m, const char *address, char ***ret) {
+static int group_index_compare(const void *a, const void *b) {
+        const PciDevice *x = *(const PciDevice *const *)a, *y = *(const PciDevice *const *)b;
+
+        if (x->iommu_group != y->iommu_group)
+                return x->iommu_group < y->iommu_group ? -1 : 1;
+        return pci_key_compare(x->address, y->address);
+}
+
+static int group_index_build(Model *m) {
+        const PciDevice **l;
+        size_t n = 0;
+
+        if (m->group_index_valid)
+                return 0;
+        l = calloc(m->devices.n ?: 1, sizeof(PciDevice *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->devices.n; i++) {
+                const PciDevice *d = m->devices.items[i];
+
+                if (d->iommu_group >= 0)
+                        l[n++] = d;
+        }
+        if (n > 0)
+                qsort(l, n, sizeof(PciDevice *), group_index_compare);
+        free(m->group_index);
+        m->group_index = l;
+        m->n_group_index = n;
+        m->group_index_valid = true;
+        return 0;
+}
+
+int model_get_iommu_group_peers(const Model *cm, const char *address, char ***ret) {
+        /* The index is a cache: building it does not change what the model says. */
+        Model *m = (Model *)cm;
         _cleanup_strv_free_ char **l = NULL;
         const PciDevice *d;
+        size_t lo, hi;
         int r;
 
         d = model_get_device(m, address);
         if (!d)
                 return -ENOENT;
-        if (d->iommu_group >= 0)
-                for (size_t i = 0; i < m->devices.n; i++) {
-                        const PciDevice *p = m->devices.items[i];
+        if (d->iommu_group >= 0) {
+                r = group_index_build(m);
+                if (r < 0)
+                        return r;
+                /* Lower bound of the group in the (group, address) order. */
+                lo = 0;
+                hi = m->n_group_index;
+                while (lo < hi) {
+                        size_t mid = lo + (hi - lo) / 2;
 
-                        if (p == d || p->iommu_group != d->iommu_group)
+                        if (m->group_index[mid]->iommu_group < d->iommu_group)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                for (size_t i = lo; i < m->n_group_index && m->group_index[i]->iommu_group == d->iommu_group;
+                     i++) {
+                        if (m->group_index[i] == d)
                                 continue;
-                        r = strv_extend(&l, p->address);
+                        r = strv_extend(&l, m->group_index[i]->address);
                         if (r < 0)
                                 return r;
                 }
+        }
         *ret = TAKE_PTR(l);
         return 0;
 }
