@@ -51,6 +51,13 @@ def status_kib(pid, key):
         return -1
 
 
+def cpu_s(pid):
+        """utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15)."""
+        with open('/proc/%d/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def main():
         ap = argparse.ArgumentParser(description='hostdevd benchmarks')
         ap.add_argument('--baseline', required=True, help='udev-enum-baseline executable')
@@ -79,12 +86,19 @@ def main():
                         ready.append(daemon.ready_s)
                         assert c.manager('DeviceCount') == args.functions
                 # the last daemon stays for the rest
+                # Where a call's time goes: the daemon's and the bus's CPU time over the calls, so
+                # a slow figure can be told apart from a slow relay or a busy machine.
                 msg_lat = []
-                for _ in range(10):
+                calls = 10
+                d_cpu0, b_cpu0 = cpu_s(daemon.pid), cpu_s(bus.proc.pid)
+                for _ in range(calls):
                         m = dbus.lowlevel.MethodCallMessage(h.BUS_NAME, h.ROOT_PATH, h.OM_IFACE, 'GetManagedObjects')
                         t0 = time.monotonic()
-                        c.conn.send_message_with_reply_and_block(m, 120)
+                        reply = c.conn.send_message_with_reply_and_block(m, 120)
                         msg_lat.append(time.monotonic() - t0)
+                d_cpu = (cpu_s(daemon.pid) - d_cpu0) / calls
+                b_cpu = (cpu_s(bus.proc.pid) - b_cpu0) / calls
+                reply_size = len(reply.get_args_list()[0]) if reply is not None else 0
                 rss = status_kib(daemon.pid, 'VmRSS')
                 hwm = status_kib(daemon.pid, 'VmHWM')
 
@@ -102,6 +116,9 @@ def main():
                         ('GetManagedObjects median (max)', '%.1f ms (%.1f)' % (1000 * statistics.median(msg_lat),
                                                                                1000 * max(msg_lat)),
                          '<= 100 ms', statistics.median(msg_lat) <= 0.1),
+                        ('  of which hostdevd CPU per call', '%.1f ms' % (1000 * d_cpu), '-', True),
+                        ('  of which dbus-daemon CPU per call', '%.1f ms' % (1000 * b_cpu), '-', True),
+                        ('  objects in the reply', '%d' % reply_size, '-', True),
                         ('VmRSS (VmHWM)', '%.1f MiB (%.1f)' % (rss / 1024, hwm / 1024), '<= 16 MiB',
                          rss * 1024 <= 16 * MiB),
                         ('idle context switches in %.0f s' % args.idle_seconds, '%d' % idle, '0', idle == 0),
