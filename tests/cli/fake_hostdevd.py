@@ -1,0 +1,422 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A fake hostdevd for testing hostdevctl: publishes org.hostdevd1 on a
+private bus exactly as dbus/org.hostdevd1.xml describes it.
+
+Every property's D-Bus type is taken from the XML, and the fixture must
+define exactly the XML's properties, so the fake cannot drift from the
+contract unnoticed. A test-only interface, org.hostdevd1.Test, lets the
+test add/remove/change objects (emitting the daemon's signals) and count
+calls.
+
+    fake_hostdevd.py --address ADDR --xml dbus/org.hostdevd1.xml [--extra-devices N]
+
+prints "READY" on stdout once it owns the name.
+"""
+
+import argparse
+import copy
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+import dbus
+import dbus.mainloop.glib
+import dbus.service
+from gi.repository import GLib
+
+BUS_NAME = "org.hostdevd1"
+ROOT = "/org/hostdevd1"
+MANAGER = "org.hostdevd1.Manager"
+DEVICE = "org.hostdevd1.Device"
+MDEV = "org.hostdevd1.Mdev"
+TEST = "org.hostdevd1.Test"
+OM = "org.freedesktop.DBus.ObjectManager"
+PROPS = "org.freedesktop.DBus.Properties"
+ERR_NOT_FOUND = "org.hostdevd1.Error.NotFound"
+ERR_INVALID = "org.hostdevd1.Error.InvalidArgument"
+
+# ---- fixture ---------------------------------------------------------------
+
+
+def device(address, vendor, dev, cls, **kw):
+    d = {
+        "Address": address,
+        "SysfsPath": "/sys/devices/pci0000:00/" + address,
+        "VendorId": vendor,
+        "DeviceId": dev,
+        "SubsystemVendorId": vendor,
+        "SubsystemDeviceId": 0,
+        "Class": cls,
+        "Revision": 1,
+        "VendorName": "",
+        "DeviceName": "",
+        "ClassName": "",
+        "IommuGroup": -1,
+        "IommuGroupPeers": [],
+        "Driver": "",
+        "DriverOverride": "",
+        "NumaNode": -1,
+        "PhysicalSlot": "",
+        "Serial": "",
+        "SriovRole": "none",
+        "SriovTotalVFs": 0,
+        "SriovNumVFs": 0,
+        "SriovDriversAutoprobe": False,
+        "SriovVFOffset": 0,
+        "SriovVFStride": 0,
+        "PhysFn": "",
+        "VFIndex": -1,
+        "VirtFns": [],
+        "Bars": [],
+        "ResetMethods": [],
+        "BootVga": False,
+        "VfioGroup": "",
+        "VfioDevice": "",
+        "MdevTypes": [],
+        "Errors": [],
+    }
+    d.update(kw)
+    return d
+
+
+GPU_TYPES = [
+    ["nvidia-556", "GRID T4-2Q", "num_heads=4, frl_config=60, framebuffer=2048M", "vfio-pci", 8],
+    ["nvidia-557", "GRID T4-4Q", "num_heads=4,\nframebuffer=4096M", "vfio-pci", 0],
+]
+
+DEVICES = [
+    device("0000:00:00.0", 0x8086, 0x29C0, 0x060000, VendorName="Intel Corporation",
+           DeviceName="82G33/G31/P35/P31 Express DRAM Controller", ClassName="Host bridge",
+           IommuGroup=0, ResetMethods=[]),
+    device("0000:00:01.0", 0x1B36, 0x000C, 0x060400, VendorName="Red Hat, Inc.",
+           DeviceName="QEMU PCIe Root port", ClassName="PCI bridge", IommuGroup=1,
+           IommuGroupPeers=["0000:01:00.0", "0000:01:00.1"], Driver="pcieport", NumaNode=0),
+    device("0000:01:00.0", 0x10DE, 0x1EB8, 0x030200, VendorName="NVIDIA Corporation",
+           DeviceName="TU104GL [Tesla T4] with an unusually long marketing name for truncation",
+           ClassName="3D controller", IommuGroup=1, IommuGroupPeers=["0000:00:01.0", "0000:01:00.1"],
+           Driver="vfio-pci", DriverOverride="vfio-pci", NumaNode=0, PhysicalSlot="3",
+           Serial="01-23-45-67-89-ab-cd-ef", VfioGroup="/dev/vfio/1",
+           Bars=[[0, "memory", 16 << 20, False, False], [1, "memory", 16 << 30, True, True],
+                 [3, "memory", 32 << 20, True, True], [6, "memory", 512 << 10, False, False]],
+           ResetMethods=["flr", "bus"], BootVga=True, MdevTypes=copy.deepcopy(GPU_TYPES)),
+    device("0000:01:00.1", 0x10DE, 0x10F8, 0x040300, VendorName="NVIDIA Corporation",
+           DeviceName="TU104 HD Audio Controller", ClassName="Audio device", IommuGroup=1,
+           IommuGroupPeers=["0000:00:01.0", "0000:01:00.0"], NumaNode=0),
+    device("0000:02:00.0", 0x8086, 0x1572, 0x020000, VendorName="Intel Corporation",
+           DeviceName="Ethernet Controller X710 for 10GbE SFP+", ClassName="Ethernet controller",
+           IommuGroup=2, Driver="i40e", NumaNode=1, SriovRole="pf", SriovTotalVFs=64, SriovNumVFs=2,
+           SriovDriversAutoprobe=True, SriovVFOffset=16, SriovVFStride=1,
+           VirtFns=["0000:02:02.0", "0000:02:02.1"], Bars=[[0, "memory", 8 << 20, True, True]],
+           ResetMethods=["flr"]),
+    device("0000:02:02.0", 0x8086, 0x154C, 0x020000, VendorName="Intel Corporation",
+           DeviceName="Ethernet Virtual Function 700 Series", ClassName="Ethernet controller",
+           IommuGroup=3, Driver="iavf", NumaNode=1, SriovRole="vf", PhysFn="0000:02:00.0", VFIndex=0),
+    device("0000:02:02.1", 0x8086, 0x154C, 0x020000, VendorName="Intel Corporation",
+           DeviceName="Ethernet Virtual Function 700 Series", ClassName="Ethernet controller",
+           IommuGroup=4, Driver="vfio-pci", NumaNode=1, SriovRole="vf", PhysFn="0000:02:00.0", VFIndex=1,
+           VfioGroup="/dev/vfio/4", VfioDevice="/dev/vfio/devices/vfio0"),
+    # A VMD domain (5 hex digits) sorts after the 4-digit ones; no names, no group.
+    device("10000:00:00.0", 0x1234, 0x5678, 0xFF0000, Errors=["numa_node: not a number 'x'"]),
+]
+
+MDEVS = [
+    {
+        "Uuid": "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001",
+        "SysfsPath": "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/83b8f4f2-509f-382f-3c1e-e6bfe0fa1001",
+        "Type": "nvidia-556",
+        "Parent": "0000:01:00.0",
+        "ParentDevice": "/org/hostdevd1/devices/pci_0000_01_00_0",
+        "IommuGroup": 12,
+        "Driver": "vfio_mdev",
+        "Errors": [],
+    }
+]
+
+
+def manager_props():
+    types = [["0000:01:00.0"] + t for t in GPU_TYPES]
+    types.append(["mtty", "mtty-1", "Single port serial", "", "vfio-pci", 24])
+    return {
+        "Version": "0.1.0-fake",
+        "DeviceCount": len(DEVICES),
+        "MdevCount": len(MDEVS),
+        "IommuEnabled": True,
+        "IommuReason": "",
+        "EventSource": "udev",
+        "MdevTypes": types,
+        "Rescans": 0,
+    }
+
+
+# ---- contract --------------------------------------------------------------
+
+
+def load_contract(path):
+    """{interface: {property: signature}} and {interface: {method: (in_sig, out_sig)}} from the XML."""
+    props, methods = {}, {}
+    for iface in ET.parse(path).getroot().findall("interface"):
+        name = iface.get("name")
+        props[name] = {p.get("name"): p.get("type") for p in iface.findall("property")}
+        methods[name] = {}
+        for m in iface.findall("method"):
+            ins = "".join(a.get("type") for a in m.findall("arg") if a.get("direction", "in") == "in")
+            outs = "".join(a.get("type") for a in m.findall("arg") if a.get("direction") == "out")
+            methods[name][m.get("name")] = (ins, outs)
+    return props, methods
+
+
+def split_signature(sig):
+    """Split a signature into its complete types."""
+    out, i = [], 0
+    while i < len(sig):
+        j = i
+        while sig[j] == "a":
+            j += 1
+        if sig[j] in "({":
+            depth = 0
+            while True:
+                depth += {"(": 1, "{": 1, ")": -1, "}": -1}.get(sig[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+        else:
+            j += 1
+        out.append(sig[i:j])
+        i = j
+    return out
+
+
+BASIC = {
+    "s": dbus.String, "o": dbus.ObjectPath, "b": dbus.Boolean, "y": dbus.Byte, "n": dbus.Int16,
+    "q": dbus.UInt16, "i": dbus.Int32, "u": dbus.UInt32, "x": dbus.Int64, "t": dbus.UInt64,
+    "d": dbus.Double,
+}
+
+
+def typed(sig, value, variant_level=0):
+    """Python value -> dbus-python value of exactly this signature."""
+    if sig in BASIC:
+        return BASIC[sig](value, variant_level=variant_level)
+    if sig.startswith("a{"):
+        k, v = split_signature(sig[2:-1])
+        return dbus.Dictionary({typed(k, a): typed(v, b) for a, b in value.items()}, signature=k + v,
+                               variant_level=variant_level)
+    if sig.startswith("a"):
+        return dbus.Array([typed(sig[1:], e) for e in value], signature=sig[1:], variant_level=variant_level)
+    if sig.startswith("("):
+        fields = split_signature(sig[1:-1])
+        assert len(fields) == len(value), (sig, value)
+        return dbus.Struct([typed(f, v) for f, v in zip(fields, value)], signature=sig[1:-1],
+                           variant_level=variant_level)
+    raise ValueError("unsupported signature " + sig)
+
+
+# ---- objects ---------------------------------------------------------------
+
+CANONICAL = re.compile(r"^(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def device_path(address):
+    return ROOT + "/devices/pci_" + re.sub(r"[:.]", "_", address)
+
+
+def mdev_path(uuid):
+    return ROOT + "/mdevs/mdev_" + uuid.replace("-", "_")
+
+
+class PropertyObject(dbus.service.Object):
+    """An object with one of our interfaces and the Properties interface."""
+
+    def __init__(self, fake, path, interface, values):
+        self.fake = fake
+        self.interface = interface
+        self.values = values
+        signatures = fake.props[interface]
+        if set(values) != set(signatures):
+            raise AssertionError("fixture for %s does not match the contract: missing %s, extra %s" % (
+                path, sorted(set(signatures) - set(values)), sorted(set(values) - set(signatures))))
+        self.path = path
+        super().__init__(fake.conn, path)
+
+    def typed_props(self, names=None):
+        sigs = self.fake.props[self.interface]
+        return dbus.Dictionary({n: typed(sigs[n], self.values[n], variant_level=1) for n in (names or sigs)},
+                               signature="sv")
+
+    @dbus.service.method(PROPS, in_signature="ss", out_signature="v")
+    def Get(self, interface, name):
+        self.fake.count("Get")
+        if interface != self.interface or name not in self.values:
+            raise dbus.exceptions.DBusException("no such property " + name,
+                                                name="org.freedesktop.DBus.Error.UnknownProperty")
+        return typed(self.fake.props[interface][name], self.values[name], variant_level=1)
+
+    @dbus.service.method(PROPS, in_signature="s", out_signature="a{sv}")
+    def GetAll(self, interface):
+        self.fake.count("GetAll")
+        if interface != self.interface:
+            return dbus.Dictionary({}, signature="sv")
+        return self.typed_props()
+
+    @dbus.service.signal(PROPS, signature="sa{sv}as")
+    def PropertiesChanged(self, interface, changed, invalidated):
+        pass
+
+    def update(self, changes):
+        self.values.update(changes)
+        self.PropertiesChanged(self.interface, self.typed_props(list(changes)), dbus.Array([], signature="s"))
+
+
+class Root(PropertyObject):
+    def __init__(self, fake):
+        super().__init__(fake, ROOT, MANAGER, manager_props())
+
+    @dbus.service.method(OM, out_signature="a{oa{sa{sv}}}")
+    def GetManagedObjects(self):
+        self.fake.count("GetManagedObjects")
+        return dbus.Dictionary({o.path: {o.interface: o.typed_props()} for o in self.fake.children()},
+                               signature="oa{sa{sv}}")
+
+    @dbus.service.signal(OM, signature="oa{sa{sv}}")
+    def InterfacesAdded(self, path, interfaces):
+        pass
+
+    @dbus.service.signal(OM, signature="oas")
+    def InterfacesRemoved(self, path, interfaces):
+        pass
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="o")
+    def GetDeviceByAddress(self, address):
+        self.fake.count("GetDeviceByAddress")
+        m = CANONICAL.match(address)
+        if not m or int(m.group(3), 16) > 0x1F:
+            raise dbus.exceptions.DBusException("Invalid PCI address '%s'" % address, name=ERR_INVALID)
+        canonical = "%04x:%s:%s.%s" % (int(m.group(1) or "0", 16), m.group(2).lower(), m.group(3).lower(),
+                                       m.group(4))
+        if canonical not in self.fake.devices:
+            raise dbus.exceptions.DBusException("No PCI function %s" % canonical, name=ERR_NOT_FOUND)
+        return dbus.ObjectPath(self.fake.devices[canonical].path)
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="o")
+    def GetMdevByUuid(self, uuid):
+        self.fake.count("GetMdevByUuid")
+        if not UUID.match(uuid):
+            raise dbus.exceptions.DBusException("Invalid UUID '%s'" % uuid, name=ERR_INVALID)
+        if uuid.lower() not in self.fake.mdevs:
+            raise dbus.exceptions.DBusException("No mdev %s" % uuid.lower(), name=ERR_NOT_FOUND)
+        return dbus.ObjectPath(self.fake.mdevs[uuid.lower()].path)
+
+    @dbus.service.method(MANAGER, out_signature="a(uas)")
+    def ListIommuGroups(self):
+        self.fake.count("ListIommuGroups")
+        groups = {}
+        for d in self.fake.devices.values():
+            if d.values["IommuGroup"] >= 0:
+                groups.setdefault(d.values["IommuGroup"], []).append(d.values["Address"])
+        # Deliberately unsorted by group: hostdevctl sorts.
+        return typed("a(uas)", [[g, sorted(groups[g])] for g in sorted(groups, reverse=True)])
+
+    # ---- test control ----
+
+    @dbus.service.method(TEST, in_signature="s", out_signature="u")
+    def CallCount(self, method):
+        return self.fake.calls.get(method, 0)
+
+    @dbus.service.method(TEST, in_signature="s")
+    def AddDevice(self, props_json):
+        props = json.loads(props_json)
+        d = device(props.pop("Address"), props.pop("VendorId"), props.pop("DeviceId"), props.pop("Class"),
+                   **props)
+        obj = self.fake.add_device(d)
+        self.InterfacesAdded(obj.path, {DEVICE: obj.typed_props()})
+
+    @dbus.service.method(TEST, in_signature="s")
+    def RemoveDevice(self, address):
+        obj = self.fake.devices.pop(address)
+        obj.remove_from_connection()
+        self.InterfacesRemoved(obj.path, dbus.Array([DEVICE], signature="s"))
+
+    @dbus.service.method(TEST, in_signature="ss")
+    def ChangeDevice(self, address, changes_json):
+        self.fake.devices[address].update(json.loads(changes_json))
+
+    @dbus.service.method(TEST, in_signature="s")
+    def ChangeManager(self, changes_json):
+        self.update(json.loads(changes_json))
+
+    @dbus.service.method(TEST, in_signature="s")
+    def AddMdev(self, props_json):
+        obj = self.fake.add_mdev(json.loads(props_json))
+        self.InterfacesAdded(obj.path, {MDEV: obj.typed_props()})
+
+    @dbus.service.method(TEST, in_signature="s")
+    def RemoveMdev(self, uuid):
+        obj = self.fake.mdevs.pop(uuid)
+        obj.remove_from_connection()
+        self.InterfacesRemoved(obj.path, dbus.Array([MDEV], signature="s"))
+
+
+class Fake:
+    def __init__(self, conn, xml, extra_devices):
+        self.conn = conn
+        self.props, self.methods = load_contract(xml)
+        self.calls = {}
+        self.devices = {}
+        self.mdevs = {}
+        for d in DEVICES:
+            self.add_device(copy.deepcopy(d))
+        for i in range(extra_devices):
+            # Synthetic functions on domain 0002 for the many-devices test.
+            self.add_device(device("0002:%02x:%02x.%d" % (i // 256, (i // 8) % 32, i % 8), 0x8086, 0x10D3,
+                                   0x020000, VendorName="Intel Corporation", DeviceName="82574L Gigabit",
+                                   ClassName="Ethernet controller", IommuGroup=1000 + i, Driver="e1000e"))
+        for m in MDEVS:
+            self.add_mdev(copy.deepcopy(m))
+        self.root = Root(self)
+        self.check_methods()
+
+    def check_methods(self):
+        """Every Manager method of the contract exists here with its signatures."""
+        for name, (ins, outs) in self.methods[MANAGER].items():
+            fn = getattr(Root, name, None)
+            if fn is None or (fn._dbus_in_signature or "") != ins or (fn._dbus_out_signature or "") != outs:
+                raise AssertionError("fake Manager.%s does not match the contract (%s -> %s)" % (name, ins, outs))
+
+    def count(self, method):
+        self.calls[method] = self.calls.get(method, 0) + 1
+
+    def children(self):
+        return list(self.devices.values()) + list(self.mdevs.values())
+
+    def add_device(self, d):
+        obj = PropertyObject(self, device_path(d["Address"]), DEVICE, d)
+        self.devices[d["Address"]] = obj
+        return obj
+
+    def add_mdev(self, m):
+        obj = PropertyObject(self, mdev_path(m["Uuid"]), MDEV, m)
+        self.mdevs[m["Uuid"]] = obj
+        return obj
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--address", required=True)
+    ap.add_argument("--xml", required=True)
+    ap.add_argument("--extra-devices", type=int, default=0)
+    args = ap.parse_args()
+
+    dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+    conn = dbus.bus.BusConnection(args.address)
+    Fake(conn, args.xml, args.extra_devices)
+    name = dbus.service.BusName(BUS_NAME, conn, do_not_queue=True)
+    assert name
+    print("READY", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
