@@ -135,3 +135,13 @@
 /* ---- liveness: holders of VFIO nodes (proc(5) /proc/PID/fd, /proc/PID/comm) */
 #define PROC_ROOT "/proc"
 #define DEV_VFIO_CONTAINER "/dev/vfio/vfio" /* the container node: holding it holds no device */
+
+/* ---- executor (agent/executor.c): the sysfs writes of a plan ---------------- */
+/* Documentation/ABI/testing/sysfs-bus-pci: writing a function's address here probes it (binding its
+ * driver_override, or the kernel's own match); it returns success even when nothing binds. */
+#define SYSFS_PCI_DRIVERS_PROBE "/sys/bus/pci/drivers_probe"
+#define SYSFS_ATTR_UNBIND "unbind" /* /sys/bus/pci/drivers/<driver>/unbind: write the address */
+#define SYSFS_DRIVER_OVERRIDE_CLEAR "\n" /* written to driver_override, clears it */
+#define SYSFS_DRIVER_OVERRIDE_UNSET "(null)" /* driver_override_show() of a clear override */
+#define MESSAGE_ID_DEVICE_STUCK "6b0f1d3e2c4a4b8e9f7a5c3d1e0b2a49" /* a sysfs write overran its deadline */
+#define MESSAGE_ID_DEVICE_FAILED "c2d94e7f1a3b4c5d8e6f7a8b9c0d1e2f" /* a transaction failed and rolled back */

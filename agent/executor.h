@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The executor: the only code that writes sysfs (DESIGN.md §2). It runs the
+ * transactions of a Plan (planner.h) off the event loop and reports what
+ * became of each function on the loop.
+ *
+ * Threads: one runner thread takes submitted jobs in order and runs their
+ * transactions one after the other; every sysfs access of a transaction
+ * (writes and the reads that verify them: driver_override_show() and
+ * sriov_numvfs_show() take the device lock, so a read can block as long as
+ * a write) is handed to an I/O worker thread and waited for with a deadline
+ * (ExecutorOptions.write_timeout_usec). A worker that overruns is stuck in
+ * the kernel and can never be cancelled: it is abandoned (detached), its
+ * function is marked `stuck` and reported at once, and the next access uses
+ * a new worker. At most max_abandoned workers may be abandoned at a time;
+ * past that the executor refuses work (-EBUSY) until one returns. A stuck
+ * function gets no further writes until its write returns
+ * (EXECUTOR_EVENT_RELEASED); a transaction that touches it is refused.
+ *
+ * A transaction (the actions of one PlanAction.transaction number) runs as:
+ *   1. refuse it if one of its functions is stuck, or a driver it names in
+ *      driver_override is not registered (no /sys/bus/pci/drivers/<name>);
+ *   2. read the originals of each function (driver link, driver_override,
+ *      and for a PF whose SR-IOV settings change, sriov_numvfs and
+ *      sriov_drivers_autoprobe);
+ *   3. the journal hook (EXECUTOR_JOURNAL_BEGIN) records them; a failure
+ *      there refuses the transaction before any write;
+ *   4. the actions in order, each write verified by reading back:
+ *      driver_override and the SR-IOV attributes must read back the value
+ *      written, an unbind must leave no driver link, and PLAN_ACTION_VERIFY
+ *      reads the driver link after drivers_probe (which returns success
+ *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
+ *      an unbind of a function no longer on the planned driver fails with
+ *      -ESTALE (the host changed since the plan; re-plan);
+ *   5. on the first failure, roll back only what this transaction changed,
+ *      on every function it touched but the stuck ones: sriov_drivers_autoprobe
+ *      and sriov_numvfs back to the originals (through 0), driver_override
+ *      back to its original (cleared with "\n" when there was none), unbind
+ *      a driver that is not the original one and re-probe the original;
+ *   6. the journal hook (EXECUTOR_JOURNAL_END) with the outcome.
+ * Exiting or freeing the executor never undoes anything (DESIGN.md rule 6).
+ *
+ * Paths: the SYSFS_* paths of names.h, below ExecutorOptions.sysfs_root
+ * (NULL in the daemon: the real /sys; a directory in the unit tests).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "planner.h"
+
+#define EXECUTOR_WRITE_TIMEOUT_USEC_DEFAULT (10 * 1000 * 1000ULL) /* 10 s per sysfs access */
+#define EXECUTOR_MAX_ABANDONED_DEFAULT 8u /* workers left stuck in the kernel */
+#define EXECUTOR_MAX_QUEUED_JOBS 64u /* submitted jobs not yet run */
+
+typedef struct Executor Executor;
+
+typedef enum ExecutorEventType {
+        EXECUTOR_EVENT_DEVICE, /* the outcome of one function in one transaction */
+        EXECUTOR_EVENT_RELEASED, /* a stuck access returned: the function takes work again; re-plan */
+        EXECUTOR_EVENT_JOB_DONE, /* every transaction of a job ran (or was refused) */
+        _EXECUTOR_EVENT_TYPE_MAX,
+        _EXECUTOR_EVENT_TYPE_INVALID = -EINVAL,
+} ExecutorEventType;
+const char *executor_event_type_to_string(ExecutorEventType t); /* "device", "released", "job-done" */
+
+typedef struct ExecutorEvent {
+        ExecutorEventType type;
+        uint64_t job; /* as returned by executor_submit(); 0 for RELEASED */
+        unsigned transaction; /* DEVICE: PlanAction.transaction */
+        const char *address; /* DEVICE, RELEASED: the PCI address */
+        DeviceState state; /* DEVICE: DEVICE_STATE_CONVERGED, _FAILED or _STUCK */
+        int error; /* DEVICE: 0, or negative errno (-ETIMEDOUT when stuck, -ECANCELED when rolled back
+                    * for a peer's failure); RELEASED: the late access's own result */
+        const char *reason; /* NULL when converged; else a sentence naming path, value and errno */
+        unsigned n_converged, n_failed, n_stuck; /* JOB_DONE: DEVICE events of the job by state */
+} ExecutorEvent;
+
+/* Called on the event loop's thread for each event, in order. Borrowed strings, valid during the call.
+ * It may submit work; it must not free the executor. */
+typedef void (*ExecutorEventHandler)(Executor *e, const ExecutorEvent *ev, void *userdata);
+
+/* ---- journal hook (crash safety: record originals before mutating, DESIGN.md §3.5) ---------- */
+
+typedef enum ExecutorJournalPhase {
+        EXECUTOR_JOURNAL_BEGIN, /* before the first write of a transaction */
+        EXECUTOR_JOURNAL_END, /* after it: committed, rolled back, or left with a stuck write */
+        _EXECUTOR_JOURNAL_PHASE_MAX,
+        _EXECUTOR_JOURNAL_PHASE_INVALID = -EINVAL,
+} ExecutorJournalPhase;
+
+typedef struct ExecutorJournalDevice {
+        const char *address;
+        const char *driver; /* bound before the transaction; NULL: none */
+        const char *driver_override; /* before the transaction; NULL: clear */
+        bool sriov; /* the transaction changes this PF's SR-IOV settings; then: */
+        uint32_t sriov_numvfs;
+        bool sriov_drivers_autoprobe;
+} ExecutorJournalDevice;
+
+typedef struct ExecutorJournal {
+        ExecutorJournalPhase phase;
+        uint64_t job;
+        unsigned transaction;
+        const ExecutorJournalDevice *devices; /* every function the transaction touches, in plan order */
+        size_t n_devices;
+        DeviceState outcome; /* END: CONVERGED (committed), FAILED (rolled back; see the DEVICE events),
+                              * STUCK (a write never returned: keep the record for recovery) */
+} ExecutorJournal;
+
+/*
+ * Called on the RUNNER thread (not the loop: it may fsync), so it must not touch loop-owned state
+ * without its own locking. BEGIN: return 0 to go on, or a negative errno to refuse the transaction
+ * before any write (every function then fails with that errno). END: the return value is ignored.
+ */
+typedef int (*ExecutorJournalFunc)(const ExecutorJournal *j, void *userdata);
+
+/* The write primitive: sysfs_write() (sysfs-write.h) unless a test replaces it to emulate the kernel.
+ * Called on an I/O worker thread. */
+typedef int (*ExecutorWriteFunc)(const char *path, const char *value, char **ret_message, void *userdata);
+
+typedef struct ExecutorOptions {
+        const char *sysfs_root; /* NULL or "": "/" (the real /sys); copied */
+        uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
+        unsigned max_abandoned; /* 0: the default */
+        ExecutorJournalFunc journal; /* NULL: none */
+        void *journal_userdata;
+        ExecutorWriteFunc write; /* NULL: sysfs_write() */
+        void *write_userdata;
+} ExecutorOptions;
+
+/* ---- lifecycle and work ----------------------------------------------------------------------- */
+
+/*
+ * Attach an executor to |event| (an eventfd io source delivers the threads' results). |options| may
+ * be NULL. No thread starts before the first submit. Returns 0, -ENOMEM, or what sd-event or
+ * eventfd() reported.
+ */
+int executor_new(
+        sd_event *event, const ExecutorOptions *options, ExecutorEventHandler handler, void *userdata,
+        Executor **ret);
+/*
+ * Stop after the transaction running now (waiting for it, so at most the deadline of each of its
+ * remaining accesses), drop queued jobs without running them and without events, join the threads.
+ * Abandoned workers stay stuck in the kernel; they free what they own when they return. NULL-safe.
+ */
+Executor *executor_free(Executor *e);
+static inline void executor_freep(Executor **e) {
+        if (*e)
+                executor_free(*e);
+}
+
+/*
+ * Queue the actions of |plan| (copied: the plan may be freed at once) as one job, run in order
+ * after any job queued before. Returns 0 and the job id (> 0) in *ret_job (may be NULL);
+ * -EINVAL for a malformed plan (an address that is not a PCI address, a driver name that is not
+ * one path component, transactions not contiguous); -EBUSY when max_abandoned workers are stuck
+ * or EXECUTOR_MAX_QUEUED_JOBS are waiting; -ENOMEM; -errno when the runner thread cannot start.
+ * A plan with no actions still gets its JOB_DONE event.
+ */
+int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job);
+
+/* A write to |address| overran its deadline and has not returned. */
+bool executor_is_stuck(Executor *e, const char *address);
+/* Jobs queued or running. */
+bool executor_is_busy(Executor *e);
+/* Workers abandoned in the kernel and not yet returned. */
+unsigned executor_get_n_abandoned(Executor *e);
