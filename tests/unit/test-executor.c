@@ -1,0 +1,969 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The executor on a plain directory tree (ExecutorOptions.sysfs_root), with a fake kernel in the write
+ * hook: after each real write (sysfs_write() onto the tree's files) it applies the driver core's
+ * reaction synchronously (unbind drops the driver link, drivers_probe binds driver_override or the
+ * function's host driver), so every read-back sees a consistent tree and the order of writes is
+ * recorded exactly. Writes that block forever use a FIFO with no reader in place of an attribute
+ * (open(O_WRONLY) blocks). Not under umockdev on purpose: its preload holds one global lock across
+ * open(), so one blocked open() would block every other path call of the process.
+ * Nothing sleeps to synchronise: tests run the sd-event loop until the expected event arrives; a 10 s
+ * timer only turns a hang into a failure.
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <systemd/sd-event.h>
+
+#include "executor.h"
+#include "macro.h"
+#include "names.h"
+#include "sysfs-write.h"
+#include "sysfs.h"
+
+#define A "0000:01:00.0"
+#define B "0000:02:00.0"
+#define C "0000:03:00.0"
+#define PF "0000:04:00.0"
+
+/* ---- close() that fails once, for the helper's close() check ---------------------------------- */
+
+static atomic_int fail_next_wronly_close;
+
+int close(int fd) {
+        static int (*real_close)(int);
+        int flags;
+
+        if (!real_close)
+                real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+        flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && (flags & O_ACCMODE) == O_WRONLY && atomic_exchange(&fail_next_wronly_close, 0)) {
+                (void)real_close(fd);
+                errno = EIO; /* what NFS reports for a deferred write error */
+                return -1;
+        }
+        return real_close(fd);
+}
+
+/* ---- the tree and the fake kernel ------------------------------------------------------------- */
+
+typedef struct Write {
+        char *path; /* relative to root/sys */
+        char *value;
+        int r;
+} Write;
+
+typedef struct FakeDevice {
+        const char *address;
+        const char *host_driver; /* what the kernel's own match binds */
+        bool probe_binds_nothing; /* drivers_probe with an override binds nothing */
+} FakeDevice;
+
+typedef struct Event {
+        ExecutorEventType type;
+        uint64_t job;
+        char *address;
+        DeviceState state;
+        int error;
+        char *reason;
+        unsigned n_converged, n_failed, n_stuck;
+} Event;
+
+typedef struct Fixture {
+        char root[64];
+        char sys[128];
+        sd_event *event;
+        Executor *executor;
+        ExecutorOptions options;
+
+        pthread_mutex_t lock; /* writes[] and journal[] are filled on the executor's threads */
+        Write writes[64];
+        size_t n_writes;
+        FakeDevice devices[8];
+        size_t n_devices;
+        const char *fail_suffix; /* inject: a write to a path ending so fails with fail_errno */
+        const char *fail_value;
+        int fail_errno;
+
+        ExecutorJournal journal[8];
+        ExecutorJournalDevice journal_devices[8];
+        size_t n_journal, writes_at_begin;
+        int journal_result;
+
+        Event events[32];
+        size_t n_events;
+        bool timer_fired;
+        size_t events_when_timer_fired;
+} Fixture;
+
+static void path_printf(char *buf, size_t size, const char *format, ...) _printf_(3, 4);
+static void path_printf(char *buf, size_t size, const char *format, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(buf, size, format, ap);
+        va_end(ap);
+        assert_true(n > 0 && (size_t)n < size);
+}
+
+static void put(Fixture *f, const char *rel, const char *content) {
+        char p[512];
+        FILE *file;
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        file = fopen(p, "we");
+        assert_non_null(file);
+        assert_true(fputs(content, file) >= 0);
+        assert_int_equal(fclose(file), 0);
+}
+
+static char *get(Fixture *f, const char *rel) {
+        char p[512];
+        char *s = NULL;
+        const char *slash;
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        slash = strrchr(p, '/');
+        p[slash - p] = '\0';
+        if (sysfs_read_string(p, slash + 1, &s) < 0)
+                return NULL;
+        return s;
+}
+
+static void mkdir_rel(Fixture *f, const char *rel) {
+        char p[512];
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void add_driver(Fixture *f, const char *driver) {
+        char rel[256];
+
+        path_printf(rel, sizeof(rel), "bus/pci/drivers/%s", driver);
+        mkdir_rel(f, rel);
+        path_printf(rel, sizeof(rel), "bus/pci/drivers/%s/unbind", driver);
+        put(f, rel, "");
+}
+
+static char *device_dir(Fixture *f, const char *address) {
+        char *p;
+        assert_true(asprintf(&p, "%s/bus/pci/devices/%s", f->sys, address) > 0);
+        return p;
+}
+
+static char *driver_of(Fixture *f, const char *address) {
+        _cleanup_free_ char *dir = device_dir(f, address);
+        char *s = NULL;
+
+        return sysfs_read_link_basename(dir, "driver", &s) < 0 ? NULL : s;
+}
+
+static void bind_link(Fixture *f, const char *address, const char *driver) {
+        _cleanup_free_ char *dir = device_dir(f, address), *link = NULL, *target = NULL;
+
+        assert_true(asprintf(&link, "%s/driver", dir) > 0);
+        (void)unlink(link);
+        if (!driver)
+                return;
+        assert_true(asprintf(&target, "../../drivers/%s", driver) > 0);
+        assert_int_equal(symlink(target, link), 0);
+}
+
+static FakeDevice *fake_device(Fixture *f, const char *address) {
+        for (size_t i = 0; i < f->n_devices; i++)
+                if (streq(f->devices[i].address, address))
+                        return &f->devices[i];
+        return NULL;
+}
+
+static void add_device(Fixture *f, const char *address, const char *driver, const char *host_driver) {
+        char rel[256];
+
+        path_printf(rel, sizeof(rel), "bus/pci/devices/%s", address);
+        mkdir_rel(f, rel);
+        path_printf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", address);
+        put(f, rel, "(null)\n");
+        bind_link(f, address, driver);
+        f->devices[f->n_devices++] = (FakeDevice){ .address = address, .host_driver = host_driver };
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && streq(s + a - b, suffix);
+}
+
+/* The driver core's reaction to a store, applied before the write returns (as the kernel does). */
+static void fake_kernel(Fixture *f, const char *path, const char *value) {
+        if (ends_with(path, "/" SYSFS_ATTR_UNBIND)) {
+                _cleanup_free_ char *dir = strndup(path, strlen(path) - strlen("/" SYSFS_ATTR_UNBIND));
+                _cleanup_free_ char *now = driver_of(f, value);
+                const char *drv = strrchr(dir, '/') + 1;
+
+                if (now && streq(now, drv))
+                        bind_link(f, value, NULL);
+        } else if (ends_with(path, "/drivers_probe")) {
+                _cleanup_free_ char *now = driver_of(f, value), *override = NULL, *rel = NULL;
+                FakeDevice *d = fake_device(f, value);
+                char drvdir[512];
+
+                assert_non_null(d);
+                if (now)
+                        return;
+                assert_true(asprintf(&rel, "bus/pci/devices/%s/driver_override", value) > 0);
+                override = get(f, rel);
+                if (override && !streq(override, "") && !streq(override, "(null)")) {
+                        path_printf(drvdir, sizeof(drvdir), "%s/bus/pci/drivers/%s", f->sys, override);
+                        if (!d->probe_binds_nothing && access(drvdir, F_OK) >= 0)
+                                bind_link(f, value, override);
+                } else if (d->host_driver)
+                        bind_link(f, value, d->host_driver);
+        }
+}
+
+static int fake_write(const char *path, const char *value, char **ret_message, void *userdata) {
+        Fixture *f = userdata;
+        const char *rel = path + strlen(f->sys) + 1;
+        int r;
+
+        assert_true(strneq(path, f->sys, strlen(f->sys)));
+        r = sysfs_write(path, value, ret_message);
+        if (r >= 0 && f->fail_suffix && ends_with(path, f->fail_suffix) &&
+            (!f->fail_value || streq(value, f->fail_value))) {
+                r = -f->fail_errno;
+                assert_true(
+                        asprintf(ret_message, "injected %s on %s", strerrorname_np(f->fail_errno), path) >
+                        0);
+        }
+        pthread_mutex_lock(&f->lock);
+        assert_true(f->n_writes < ELEMENTSOF(f->writes));
+        f->writes[f->n_writes++] = (Write){ .path = strdup(rel), .value = strdup(value), .r = r };
+        pthread_mutex_unlock(&f->lock);
+        if (r >= 0)
+                fake_kernel(f, path, value);
+        return r;
+}
+
+static int journal_hook(const ExecutorJournal *j, void *userdata) {
+        Fixture *f = userdata;
+
+        pthread_mutex_lock(&f->lock);
+        assert_true(f->n_journal < ELEMENTSOF(f->journal));
+        f->journal[f->n_journal] = *j;
+        if (j->phase == EXECUTOR_JOURNAL_BEGIN) {
+                f->writes_at_begin = f->n_writes;
+                /* Keep the first device's originals (the strings live only during the call). */
+                f->journal_devices[f->n_journal] = j->devices[0];
+                f->journal_devices[f->n_journal].driver =
+                        j->devices[0].driver ? strdup(j->devices[0].driver) : NULL;
+                f->journal_devices[f->n_journal].driver_override =
+                        j->devices[0].driver_override ? strdup(j->devices[0].driver_override) : NULL;
+                f->journal_devices[f->n_journal].address = strdup(j->devices[0].address);
+        }
+        f->journal[f->n_journal].devices = NULL;
+        f->n_journal++;
+        pthread_mutex_unlock(&f->lock);
+        return j->phase == EXECUTOR_JOURNAL_BEGIN ? f->journal_result : 0;
+}
+
+static void on_event(Executor *e, const ExecutorEvent *ev, void *userdata) {
+        Fixture *f = userdata;
+
+        assert_true(f->n_events < ELEMENTSOF(f->events));
+        f->events[f->n_events++] = (Event){
+                .type = ev->type,
+                .job = ev->job,
+                .address = ev->address ? strdup(ev->address) : NULL,
+                .state = ev->state,
+                .error = ev->error,
+                .reason = ev->reason ? strdup(ev->reason) : NULL,
+                .n_converged = ev->n_converged,
+                .n_failed = ev->n_failed,
+                .n_stuck = ev->n_stuck,
+        };
+}
+
+static int fixture_setup(void **state) {
+        Fixture *f = calloc(1, sizeof(Fixture));
+
+        assert_non_null(f);
+        strcpy(f->root, "/tmp/test-executor-XXXXXX");
+        assert_non_null(mkdtemp(f->root));
+        path_printf(f->sys, sizeof(f->sys), "%s/sys", f->root);
+        assert_int_equal(mkdir(f->sys, 0755), 0);
+        mkdir_rel(f, "bus");
+        mkdir_rel(f, "bus/pci");
+        mkdir_rel(f, "bus/pci/devices");
+        mkdir_rel(f, "bus/pci/drivers");
+        put(f, "bus/pci/drivers_probe", "");
+        add_driver(f, "e1000e");
+        add_driver(f, "vfio-pci");
+        (void)pthread_mutex_init(&f->lock, NULL);
+
+        assert_int_equal(sd_event_new(&f->event), 0);
+        f->options = (ExecutorOptions){
+                .sysfs_root = f->root,
+                .write_timeout_usec = 200 * 1000,
+                .max_abandoned = 2,
+                .journal = journal_hook,
+                .journal_userdata = f,
+                .write = fake_write,
+                .write_userdata = f,
+        };
+        *state = f;
+        return 0;
+}
+
+static void rm_rf(const char *path) {
+        char cmd[256];
+        path_printf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+        assert_int_equal(system(cmd), 0);
+}
+
+static int fixture_teardown(void **state) {
+        Fixture *f = *state;
+
+        executor_free(f->executor);
+        sd_event_unref(f->event);
+        for (size_t i = 0; i < f->n_writes; i++) {
+                free(f->writes[i].path);
+                free(f->writes[i].value);
+        }
+        for (size_t i = 0; i < f->n_events; i++) {
+                free(f->events[i].address);
+                free(f->events[i].reason);
+        }
+        for (size_t i = 0; i < f->n_journal; i++) {
+                free((char *)f->journal_devices[i].address);
+                free((char *)f->journal_devices[i].driver);
+                free((char *)f->journal_devices[i].driver_override);
+        }
+        (void)pthread_mutex_destroy(&f->lock);
+        rm_rf(f->root);
+        free(f);
+        return 0;
+}
+
+static void start(Fixture *f) {
+        assert_int_equal(executor_new(f->event, &f->options, on_event, f, &f->executor), 0);
+}
+
+/* ---- plans ---------------------------------------------------------------------------------- */
+
+typedef struct PlanBuilder {
+        Plan plan;
+        PlanAction actions[32];
+} PlanBuilder;
+
+static void act(
+        PlanBuilder *b, unsigned t, PlanActionType type, const char *address, const char *driver,
+        PlanVerify verify, uint32_t value) {
+        PlanAction *a = &b->actions[b->plan.n_actions++];
+
+        *a = (PlanAction){ .type = type,
+                           .transaction = t,
+                           .driver = driver ? strdup(driver) : NULL,
+                           .verify = verify,
+                           .value = value };
+        strcpy(a->address, address);
+        b->plan.actions = b->actions;
+        if (t > b->plan.n_transactions)
+                b->plan.n_transactions = t;
+}
+
+/* The planner's bind sequence for one function (planner.c emit_transaction(), one member). */
+static void bind_actions(PlanBuilder *b, unsigned t, const char *address, const char *from, const char *to) {
+        act(b, t, PLAN_ACTION_SET_OVERRIDE, address, to, 0, 0);
+        if (from)
+                act(b, t, PLAN_ACTION_UNBIND, address, from, 0, 0);
+        act(b, t, PLAN_ACTION_PROBE, address, NULL, 0, 0);
+        act(b, t, PLAN_ACTION_VERIFY, address, to, PLAN_VERIFY_DRIVER, 0);
+}
+
+static void plan_builder_done(PlanBuilder *b) {
+        for (size_t i = 0; i < b->plan.n_actions; i++)
+                free(b->actions[i].driver);
+        b->plan.n_actions = 0;
+}
+
+static uint64_t submit(Fixture *f, PlanBuilder *b) {
+        uint64_t job = 0;
+
+        assert_int_equal(executor_submit(f->executor, &b->plan, &job), 0);
+        assert_true(job > 0);
+        plan_builder_done(b); /* the executor copied it */
+        return job;
+}
+
+/* ---- running the loop ------------------------------------------------------------------------ */
+
+static int on_hang(sd_event_source *s, uint64_t usec, void *userdata) {
+        fail_msg("no executor event within 10 s");
+        return 0;
+}
+
+static const Event *find_event(Fixture *f, ExecutorEventType type, uint64_t job, const char *address) {
+        for (size_t i = 0; i < f->n_events; i++) {
+                const Event *e = &f->events[i];
+                if (e->type == type && (!job || e->job == job) &&
+                    (!address || (e->address && streq(e->address, address))))
+                        return e;
+        }
+        return NULL;
+}
+
+/* Run the loop until the event arrives. */
+static const Event *wait_event(Fixture *f, ExecutorEventType type, uint64_t job, const char *address) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *hang = NULL;
+        const Event *e;
+
+        assert_int_equal(
+                sd_event_add_time_relative(
+                        f->event, &hang, CLOCK_MONOTONIC, 10 * 1000 * 1000, 0, on_hang, NULL),
+                0);
+        while (!(e = find_event(f, type, job, address)))
+                assert_true(sd_event_run(f->event, UINT64_MAX) >= 0);
+        return e;
+}
+
+static const Event *device_event(Fixture *f, uint64_t job, const char *address) {
+        const Event *e = find_event(f, EXECUTOR_EVENT_DEVICE, job, address);
+        assert_non_null(e);
+        return e;
+}
+
+static void assert_writes(Fixture *f, size_t from, const char *const *expected) {
+        size_t n = 0;
+
+        pthread_mutex_lock(&f->lock);
+        for (; expected[2 * n]; n++) {
+                if (from + n >= f->n_writes)
+                        fail_msg(
+                                "write %zu missing: expected %s=%s", n, expected[2 * n],
+                                expected[2 * n + 1]);
+                if (!streq(f->writes[from + n].path, expected[2 * n]) ||
+                    !streq(f->writes[from + n].value, expected[2 * n + 1]))
+                        fail_msg(
+                                "write %zu: got %s='%s', expected %s='%s'", n, f->writes[from + n].path,
+                                f->writes[from + n].value, expected[2 * n], expected[2 * n + 1]);
+        }
+        if (f->n_writes != from + n)
+                fail_msg(
+                        "%zu writes, expected %zu; extra: %s='%s'", f->n_writes - from, n,
+                        f->writes[from + n].path, f->writes[from + n].value);
+        pthread_mutex_unlock(&f->lock);
+}
+
+static void assert_contains(const char *s, const char *needle) {
+        if (!s || !strstr(s, needle))
+                fail_msg("'%s' does not contain '%s'", strna(s), needle);
+}
+
+static void assert_driver(Fixture *f, const char *address, const char *driver) {
+        _cleanup_free_ char *now = driver_of(f, address);
+
+        if (!driver)
+                assert_null(now);
+        else {
+                assert_non_null(now);
+                assert_string_equal(now, driver);
+        }
+}
+
+static void assert_override_clear(Fixture *f, const char *address) {
+        _cleanup_free_ char *rel = NULL, *s = NULL;
+
+        assert_true(asprintf(&rel, "bus/pci/devices/%s/driver_override", address) > 0);
+        s = get(f, rel);
+        assert_non_null(s);
+        assert_true(streq(s, "") || streq(s, "(null)"));
+}
+
+/* ---- tests --------------------------------------------------------------------------------------- */
+
+static void test_write_helper(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *dir = NULL, *path = NULL, *msg = NULL, *s = NULL, *q = NULL;
+
+        add_device(f, A, NULL, NULL);
+        dir = device_dir(f, A);
+
+        /* O_TRUNC: a shorter value replaces a longer one whole. */
+        assert_int_equal(sysfs_write_attribute(dir, "driver_override", "igb", &msg), 0);
+        assert_null(msg);
+        assert_int_equal(sysfs_read_string(dir, "driver_override", &s), 0);
+        assert_string_equal(s, "igb");
+        s = mfree(s);
+        assert_int_equal(sysfs_write_attribute(dir, "driver_override", "\n", NULL), 0);
+        assert_int_equal(sysfs_read_string(dir, "driver_override", &s), 0);
+        assert_string_equal(s, "");
+
+        /* A missing attribute is not created: -ENOENT, named with path, value and errno. */
+        assert_int_equal(sysfs_write_attribute(dir, "sriov_numvfs", "4", &msg), -ENOENT);
+        assert_true(asprintf(&path, "%s/sriov_numvfs", dir) > 0);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_contains(msg, path);
+        assert_contains(msg, "'4'");
+        assert_contains(msg, "ENOENT");
+        assert_contains(msg, "(open)");
+        msg = mfree(msg);
+
+        /* close() is checked. */
+        atomic_store(&fail_next_wronly_close, 1);
+        assert_int_equal(sysfs_write_attribute(dir, "driver_override", "vfio-pci", &msg), -EIO);
+        assert_contains(msg, "(close)");
+        assert_contains(msg, "EIO");
+        assert_contains(msg, "'vfio-pci'");
+
+        q = sysfs_write_quote_value("\n");
+        assert_string_equal(q, "'\\n'");
+}
+
+static void test_bind(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t job;
+        const Event *e;
+
+        add_device(f, A, "e1000e", "e1000e");
+        start(f);
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        assert_int_equal(e->n_failed + e->n_stuck, 0);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(e->error, 0);
+        assert_null(e->reason);
+
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/drivers/e1000e/unbind", A, "bus/pci/drivers_probe", A,
+                                       NULL });
+        assert_driver(f, A, "vfio-pci");
+
+        /* The journal saw the originals before the first write, and the commit after. */
+        assert_int_equal(f->n_journal, 2);
+        assert_int_equal(f->journal[0].phase, EXECUTOR_JOURNAL_BEGIN);
+        assert_int_equal(f->writes_at_begin, 0);
+        assert_int_equal(f->journal[0].n_devices, 1);
+        assert_string_equal(f->journal_devices[0].address, A);
+        assert_string_equal(f->journal_devices[0].driver, "e1000e");
+        assert_null(f->journal_devices[0].driver_override);
+        assert_int_equal(f->journal[1].phase, EXECUTOR_JOURNAL_END);
+        assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
+}
+
+static void test_verify_failure_rolls_back(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t job;
+        const Event *e;
+        size_t n;
+
+        /* T1: C alone, succeeds. T2: the group A + B; B's probe binds nothing. */
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        add_device(f, C, "e1000e", "e1000e");
+        fake_device(f, B)->probe_binds_nothing = true;
+        start(f);
+        bind_actions(&b, 1, C, "e1000e", "vfio-pci");
+        act(&b, 2, PLAN_ACTION_SET_OVERRIDE, A, "vfio-pci", 0, 0);
+        act(&b, 2, PLAN_ACTION_SET_OVERRIDE, B, "vfio-pci", 0, 0);
+        act(&b, 2, PLAN_ACTION_UNBIND, A, "e1000e", 0, 0);
+        act(&b, 2, PLAN_ACTION_UNBIND, B, "e1000e", 0, 0);
+        act(&b, 2, PLAN_ACTION_PROBE, A, NULL, 0, 0);
+        act(&b, 2, PLAN_ACTION_PROBE, B, NULL, 0, 0);
+        act(&b, 2, PLAN_ACTION_VERIFY, A, "vfio-pci", PLAN_VERIFY_DRIVER, 0);
+        act(&b, 2, PLAN_ACTION_VERIFY, B, "vfio-pci", PLAN_VERIFY_DRIVER, 0);
+        job = submit(f, &b);
+
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        assert_int_equal(e->n_failed, 2);
+
+        assert_int_equal(device_event(f, job, C)->state, DEVICE_STATE_CONVERGED);
+        e = device_event(f, job, B);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENODEV);
+        assert_contains(e->reason, "drivers_probe bound nothing");
+        assert_contains(e->reason, "rolled back");
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ECANCELED);
+        assert_contains(e->reason, B);
+
+        /* T2 in order, then its rollback: overrides cleared with "\n", A (bound to vfio-pci by T2)
+         * unbound, both re-probed to the original driver. C, of T1, is left alone. */
+        n = 3; /* T1's writes */
+        assert_writes(
+                f, n,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override",
+                                       "vfio-pci",
+                                       "bus/pci/devices/" B "/driver_override",
+                                       "vfio-pci",
+                                       "bus/pci/drivers/e1000e/unbind",
+                                       A,
+                                       "bus/pci/drivers/e1000e/unbind",
+                                       B,
+                                       "bus/pci/drivers_probe",
+                                       A,
+                                       "bus/pci/drivers_probe",
+                                       B,
+                                       "bus/pci/devices/" A "/driver_override",
+                                       "\n",
+                                       "bus/pci/devices/" B "/driver_override",
+                                       "\n",
+                                       "bus/pci/drivers/vfio-pci/unbind",
+                                       A,
+                                       "bus/pci/drivers_probe",
+                                       A,
+                                       "bus/pci/drivers_probe",
+                                       B,
+                                       NULL });
+        assert_driver(f, A, "e1000e");
+        assert_driver(f, B, "e1000e");
+        assert_driver(f, C, "vfio-pci");
+        assert_override_clear(f, A);
+        assert_override_clear(f, B);
+        assert_int_equal(f->journal[f->n_journal - 1].outcome, DEVICE_STATE_FAILED);
+}
+
+static int on_early_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Fixture *f = userdata;
+
+        f->timer_fired = true;
+        f->events_when_timer_fired = f->n_events;
+        return 0;
+}
+
+static void make_fifo(Fixture *f, const char *rel) {
+        char p[512];
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        (void)unlink(p);
+        assert_int_equal(mkfifo(p, 0600), 0);
+}
+
+/* Let the write blocked in open(O_WRONLY) on the FIFO go on: open the reading end, wait for the
+ * RELEASED event, and return what it wrote. */
+static char *release_fifo(Fixture *f, const char *rel, const char *address) {
+        _cleanup_close_ int fd = -EBADF;
+        char p[512], buf[64];
+        const Event *e;
+        ssize_t n;
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        assert_true(fd >= 0);
+        e = wait_event(f, EXECUTOR_EVENT_RELEASED, 0, address);
+        assert_int_equal(e->error, 0);
+        assert_contains(e->reason, "past its deadline");
+        /* The writer closed before RELEASED was posted, so the data is in the pipe. */
+        n = read(fd, buf, sizeof(buf) - 1);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        return strdup(buf);
+}
+
+static void test_stuck(void **state) {
+        Fixture *f = *state;
+        _cleanup_(sd_event_source_unrefp) sd_event_source *timer = NULL;
+        _cleanup_free_ char *wrote_a = NULL, *wrote_c = NULL;
+        PlanBuilder b = {};
+        uint64_t job, job2, job3;
+        const Event *e;
+        size_t n;
+
+        /* A and C are bound to drivers whose unbind never returns (a FIFO nobody reads). */
+        add_driver(f, "stuck0");
+        add_driver(f, "stuck1");
+        make_fifo(f, "bus/pci/drivers/stuck0/unbind");
+        make_fifo(f, "bus/pci/drivers/stuck1/unbind");
+        add_device(f, A, "stuck0", "stuck0");
+        add_device(f, B, "e1000e", "e1000e");
+        add_device(f, C, "stuck1", "stuck1");
+        start(f);
+
+        /* A loop timer, due long before the deadline, must fire while the write hangs. Higher priority
+         * than the executor's source, so the order holds even when both are due in one iteration. */
+        assert_int_equal(
+                sd_event_add_time_relative(
+                        f->event, &timer, CLOCK_MONOTONIC, 20 * 1000, 0, on_early_timer, f),
+                0);
+        assert_int_equal(sd_event_source_set_priority(timer, SD_EVENT_PRIORITY_IMPORTANT), 0);
+
+        bind_actions(&b, 1, A, "stuck0", "vfio-pci");
+        bind_actions(&b, 2, B, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+
+        e = wait_event(f, EXECUTOR_EVENT_DEVICE, job, A);
+        assert_true(f->timer_fired);
+        assert_int_equal(f->events_when_timer_fired, 0);
+        assert_int_equal(e->state, DEVICE_STATE_STUCK);
+        assert_int_equal(e->error, -ETIMEDOUT);
+        assert_contains(e->reason, "stuck0/unbind");
+        assert_contains(e->reason, "200 ms");
+        assert_true(executor_is_stuck(f->executor, A));
+        assert_int_equal(executor_get_n_abandoned(f->executor), 1);
+
+        /* The next transaction, on another function, completes on a new worker. */
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_stuck, 1);
+        assert_int_equal(e->n_converged, 1);
+        assert_int_equal(device_event(f, job, B)->state, DEVICE_STATE_CONVERGED);
+        assert_driver(f, B, "vfio-pci");
+        assert_int_equal(f->journal[1].outcome, DEVICE_STATE_STUCK);
+
+        /* No new work on a stuck function: refused with no write. */
+        pthread_mutex_lock(&f->lock);
+        n = f->n_writes;
+        pthread_mutex_unlock(&f->lock);
+        act(&b, 1, PLAN_ACTION_CLEAR_OVERRIDE, A, NULL, 0, 0);
+        job2 = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job2, NULL);
+        e = device_event(f, job2, A);
+        assert_int_equal(e->state, DEVICE_STATE_STUCK);
+        assert_contains(e->reason, "still stuck");
+        assert_writes(f, n, (const char *const[]){ NULL });
+
+        /* A second stuck worker reaches the bound (2): further work is refused. */
+        bind_actions(&b, 1, C, "stuck1", "vfio-pci");
+        job3 = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job3, NULL);
+        assert_int_equal(device_event(f, job3, C)->state, DEVICE_STATE_STUCK);
+        assert_int_equal(executor_get_n_abandoned(f->executor), 2);
+        act(&b, 1, PLAN_ACTION_CLEAR_OVERRIDE, B, NULL, 0, 0);
+        assert_int_equal(executor_submit(f->executor, &b.plan, NULL), -EBUSY);
+        plan_builder_done(&b);
+
+        /* The writes return at last: the functions are released and work is accepted again. */
+        wrote_a = release_fifo(f, "bus/pci/drivers/stuck0/unbind", A);
+        assert_string_equal(wrote_a, A);
+        assert_false(executor_is_stuck(f->executor, A));
+        wrote_c = release_fifo(f, "bus/pci/drivers/stuck1/unbind", C);
+        assert_string_equal(wrote_c, C);
+        assert_int_equal(executor_get_n_abandoned(f->executor), 0);
+        act(&b, 1, PLAN_ACTION_CLEAR_OVERRIDE, B, NULL, 0, 0);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+}
+
+static void test_write_error(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+        char p[512];
+
+        add_device(f, A, "e1000e", "e1000e");
+        path_printf(p, sizeof(p), "%s/bus/pci/devices/%s/driver_override", f->sys, A);
+        assert_int_equal(unlink(p), 0);
+        start(f);
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENOENT);
+        assert_contains(e->reason, p);
+        assert_contains(e->reason, "'vfio-pci'");
+        assert_contains(e->reason, "ENOENT");
+        /* Never created, not even by the rollback's "\n"; the device stays on its driver. */
+        assert_int_equal(access(p, F_OK), -1);
+        assert_contains(e->reason, "rollback incomplete");
+        assert_driver(f, A, "e1000e");
+}
+
+static void test_close_error(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, "e1000e", "e1000e");
+        start(f);
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        atomic_store(&fail_next_wronly_close, 1);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -EIO);
+        assert_contains(e->reason, "(close)");
+        assert_contains(e->reason, "driver_override");
+        assert_contains(e->reason, "rolled back");
+        /* The store itself landed before close() failed; the rollback cleared it. */
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/devices/" A "/driver_override", "\n", NULL });
+        assert_override_clear(f, A);
+        assert_driver(f, A, "e1000e");
+}
+
+static void add_pf(Fixture *f, unsigned numvfs, bool autoprobe) {
+        char v[16];
+
+        add_device(f, PF, "e1000e", "e1000e");
+        path_printf(v, sizeof(v), "%u\n", numvfs);
+        put(f, "bus/pci/devices/" PF "/sriov_numvfs", v);
+        put(f, "bus/pci/devices/" PF "/sriov_drivers_autoprobe", autoprobe ? "1\n" : "0\n");
+}
+
+static void sriov_actions(PlanBuilder *b) {
+        act(b, 1, PLAN_ACTION_SET_NUMVFS, PF, NULL, 0, 0);
+        act(b, 1, PLAN_ACTION_SET_SRIOV_AUTOPROBE, PF, NULL, 0, 0);
+        act(b, 1, PLAN_ACTION_SET_NUMVFS, PF, NULL, 0, 4);
+}
+
+static void test_sriov(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *numvfs = NULL, *autoprobe = NULL;
+        PlanBuilder b = {};
+        uint64_t job;
+
+        add_pf(f, 2, true);
+        start(f);
+        sriov_actions(&b);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(device_event(f, job, PF)->state, DEVICE_STATE_CONVERGED);
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" PF "/sriov_numvfs", "0",
+                                       "bus/pci/devices/" PF "/sriov_drivers_autoprobe", "0",
+                                       "bus/pci/devices/" PF "/sriov_numvfs", "4", NULL });
+        assert_true(f->journal_devices[0].sriov);
+        assert_int_equal(f->journal_devices[0].sriov_numvfs, 2);
+        assert_true(f->journal_devices[0].sriov_drivers_autoprobe);
+        numvfs = get(f, "bus/pci/devices/" PF "/sriov_numvfs");
+        assert_string_equal(numvfs, "4");
+        autoprobe = get(f, "bus/pci/devices/" PF "/sriov_drivers_autoprobe");
+        assert_string_equal(autoprobe, "0");
+}
+
+static void test_sriov_ebusy_rolls_back(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *numvfs = NULL, *autoprobe = NULL;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_pf(f, 2, true);
+        f->fail_suffix = "/sriov_numvfs";
+        f->fail_value = "4";
+        f->fail_errno = EBUSY;
+        start(f);
+        sriov_actions(&b);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, PF);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -EBUSY);
+        assert_contains(e->reason, "EBUSY");
+        /* Autoprobe back on first, then the original count through 0 (it failed from 0 here... the
+         * injected write landed, so the tree holds 4: 0 first, then 2). */
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" PF "/sriov_numvfs", "0",
+                                       "bus/pci/devices/" PF "/sriov_drivers_autoprobe", "0",
+                                       "bus/pci/devices/" PF "/sriov_numvfs", "4",
+                                       "bus/pci/devices/" PF "/sriov_drivers_autoprobe", "1",
+                                       "bus/pci/devices/" PF "/sriov_numvfs", "0",
+                                       "bus/pci/devices/" PF "/sriov_numvfs", "2", NULL });
+        numvfs = get(f, "bus/pci/devices/" PF "/sriov_numvfs");
+        assert_string_equal(numvfs, "2");
+        autoprobe = get(f, "bus/pci/devices/" PF "/sriov_drivers_autoprobe");
+        assert_string_equal(autoprobe, "1");
+}
+
+static void test_refusals(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        start(f);
+
+        /* A driver that is not registered: nothing written. */
+        bind_actions(&b, 1, A, "e1000e", "nosuch");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENOENT);
+        assert_contains(e->reason, "nosuch is not loaded");
+
+        /* The journal refuses: nothing written. */
+        f->journal_result = -EROFS;
+        bind_actions(&b, 1, B, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, B);
+        assert_int_equal(e->error, -EROFS);
+        assert_writes(f, 0, (const char *const[]){ NULL });
+        f->journal_result = 0;
+
+        /* The host changed since the plan: B is on vfio-pci, the plan unbinds e1000e. */
+        bind_link(f, B, "vfio-pci");
+        act(&b, 1, PLAN_ACTION_SET_OVERRIDE, B, "vfio-pci", 0, 0);
+        act(&b, 1, PLAN_ACTION_UNBIND, B, "e1000e", 0, 0);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, B);
+        assert_int_equal(e->error, -ESTALE);
+        assert_driver(f, B, "vfio-pci");
+        assert_override_clear(f, B);
+
+        /* Malformed plans never reach sysfs. */
+        act(&b, 1, PLAN_ACTION_SET_OVERRIDE, A, "../../x", 0, 0);
+        assert_int_equal(executor_submit(f->executor, &b.plan, NULL), -EINVAL);
+        plan_builder_done(&b);
+        act(&b, 1, PLAN_ACTION_PROBE, "0000:01:00.0/../..", NULL, 0, 0);
+        assert_int_equal(executor_submit(f->executor, &b.plan, NULL), -EINVAL);
+        plan_builder_done(&b);
+        act(&b, 2, PLAN_ACTION_PROBE, A, NULL, 0, 0);
+        act(&b, 1, PLAN_ACTION_PROBE, A, NULL, 0, 0);
+        assert_int_equal(executor_submit(f->executor, &b.plan, NULL), -EINVAL);
+        plan_builder_done(&b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_write_helper, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_bind, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_verify_failure_rolls_back, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_stuck, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_write_error, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_close_error, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_sriov, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_sriov_ebusy_rolls_back, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
