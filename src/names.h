@@ -145,3 +145,19 @@
 #define SYSFS_DRIVER_OVERRIDE_UNSET "(null)" /* driver_override_show() of a clear override */
 #define MESSAGE_ID_DEVICE_STUCK "6b0f1d3e2c4a4b8e9f7a5c3d1e0b2a49" /* a sysfs write overran its deadline */
 #define MESSAGE_ID_DEVICE_FAILED "c2d94e7f1a3b4c5d8e6f7a8b9c0d1e2f" /* a transaction failed and rolled back */
+
+/* ---- host-critical functions (critical.h; proc(5), sysfs-block, sysfs-class-net) ---- */
+#define PROC_SELF_MOUNTINFO "/proc/self/mountinfo"
+#define PROC_SWAPS "/proc/swaps"
+#define PROC_NET_ROUTE "/proc/net/route"
+#define PROC_NET_IPV6_ROUTE "/proc/net/ipv6_route"
+#define SYSFS_DEV_BLOCK "/sys/dev/block" /* MAJ:MIN -> the block device */
+#define SYSFS_CLASS_BLOCK "/sys/class/block"
+#define SYSFS_CLASS_NET "/sys/class/net"
+#define SYSFS_ATTR_SUBSYSTEM "subsystem"
+#define SYSFS_BLOCK_SLAVES "slaves" /* dm/md/LVM: the devices this one is built on */
+#define SYSFS_BLOCK_PARTITION "partition" /* exists on partitions */
+#define SYSFS_NET_LOWER_PREFIX "lower_" /* upper device -> lower device links */
+#define SYSFS_NET_BRIF "brif" /* bridge ports */
+#define SYSFS_NET_BONDING "bonding" /* bonding/slaves: space separated */
+#define SYSFS_NET_BONDING_SLAVES "slaves"
