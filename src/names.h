@@ -161,3 +161,7 @@
 #define SYSFS_NET_BRIF "brif" /* bridge ports */
 #define SYSFS_NET_BONDING "bonding" /* bonding/slaves: space separated */
 #define SYSFS_NET_BONDING_SLAVES "slaves"
+
+/* ---- ownership records (state-store.h) ------------------------------------ */
+#define HOSTDEVD_STATE_DIR "/var/lib/hostdevd"
+#define HOSTDEVD_STATE_FILE "owned.json"

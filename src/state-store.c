@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "state-store.h"
+#include "strv.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
+
+struct StateStore {
+        char *dir;
+        char *path;
+        uint64_t last_transaction;
+        OwnedDevice *devices; /* sorted by address */
+        size_t n_devices;
+};
+
+static const char *const owned_phase_table[_OWNED_PHASE_MAX] = {
+        [OWNED_PHASE_BEGUN] = "begun",
+        [OWNED_PHASE_COMMITTED] = "committed",
+};
+
+const char *owned_phase_to_string(OwnedPhase p) {
+        return p >= 0 && p < _OWNED_PHASE_MAX ? owned_phase_table[p] : NULL;
+}
+
+OwnedPhase owned_phase_from_string(const char *s) {
+        for (OwnedPhase p = 0; s && p < _OWNED_PHASE_MAX; p++)
+                if (streq(owned_phase_table[p], s))
+                        return p;
+        return _OWNED_PHASE_INVALID;
+}
+
+static void owned_device_done(OwnedDevice *d) {
+        free(d->original_driver);
+        free(d->original_driver_override);
+        free(d->previous_driver);
+        free(d->previous_driver_override);
+        free(d->driver_override);
+        free(d->driver);
+        *d = (OwnedDevice){};
+}
+
+static void owned_devices_free(OwnedDevice *d, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                owned_device_done(&d[i]);
+        free(d);
+}
+
+/* A driver name or driver_override value: 1..STATE_STORE_VALUE_MAX printable characters, no space or '/'. */
+static bool value_is_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return true;
+        n = strlen(s);
+        if (n == 0 || n > STATE_STORE_VALUE_MAX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isgraph((unsigned char)*p) || *p == '/')
+                        return false;
+        return true;
+}
+
+static int strdup_null(const char *s, char **ret) {
+        char *c = NULL;
+
+        if (s) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+static int owned_device_copy(const OwnedDevice *src, OwnedDevice *dst) {
+        OwnedDevice d = {
+                .transaction = src->transaction,
+                .phase = src->phase,
+        };
+
+        strcpy(d.address, src->address);
+        if (strdup_null(src->original_driver, &d.original_driver) < 0 ||
+            strdup_null(src->original_driver_override, &d.original_driver_override) < 0 ||
+            strdup_null(src->previous_driver, &d.previous_driver) < 0 ||
+            strdup_null(src->previous_driver_override, &d.previous_driver_override) < 0 ||
+            strdup_null(src->driver_override, &d.driver_override) < 0 ||
+            strdup_null(src->driver, &d.driver) < 0) {
+                owned_device_done(&d);
+                return -ENOMEM;
+        }
+        *dst = d;
+        return 0;
+}
+
+static int owned_device_compare(const void *x, const void *y) {
+        const OwnedDevice *a = x, *b = y;
+        PciAddress pa, pb;
+
+        /* Both were validated as canonical addresses. */
+        if (pci_address_from_string(a->address, &pa) < 0 || pci_address_from_string(b->address, &pb) < 0)
+                return strcmp(a->address, b->address);
+        return pci_address_compare(&pa, &pb);
+}
+
+StateStore *state_store_free(StateStore *s) {
+        if (!s)
+                return NULL;
+        owned_devices_free(s->devices, s->n_devices);
+        free(s->dir);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+int state_store_new(const char *dir, StateStore **ret) {
+        _cleanup_(state_store_freep) StateStore *s = calloc(1, sizeof(StateStore));
+
+        if (!s)
+                return -ENOMEM;
+        s->dir = strdup(dir ?: HOSTDEVD_STATE_DIR);
+        if (!s->dir || asprintf(&s->path, "%s/%s", s->dir, HOSTDEVD_STATE_FILE) < 0) {
+                s->path = NULL;
+                return -ENOMEM;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+const char *state_store_path(const StateStore *s) {
+        return s->path;
+}
+
+/* ---- load ---------------------------------------------------------------- */
+
+typedef struct LoadError {
+        char *message;
+} LoadError;
+
+_printf_(4, 5) static int load_fail(LoadError *e, int r, const char *path, const char *format, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&m, format, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        free(e->message);
+        e->message = NULL;
+        if (!m || asprintf(&e->message, "%s: %s", path, m) < 0) {
+                e->message = NULL;
+                return -ENOMEM;
+        }
+        return r;
+}
+
+/* Temporary files of an interrupted save: ".owned.json.XXXXXX". */
+static bool is_temp_name(const char *name) {
+        const char *prefix = "." HOSTDEVD_STATE_FILE ".";
+        return strneq(name, prefix, strlen(prefix)) && strlen(name) > strlen(prefix);
+}
+
+static void remove_temp_files(const char *dir) {
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (is_temp_name(de->d_name)) {
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                log_debug_errno(
+                                        errno, "Failed to remove %s/%s, ignoring: %m", dir, de->d_name);
+                        else
+                                log_debug("Removed leftover %s/%s", dir, de->d_name);
+                }
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *e) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t n = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0) {
+                int r = -errno;
+                return r == -ENOENT ? r : load_fail(e, r, path, "cannot open: %s", strerror(-r));
+        }
+        if (fstat(fd, &st) < 0)
+                return load_fail(e, -errno, path, "cannot stat: %m");
+        if (!S_ISREG(st.st_mode))
+                return load_fail(e, -EBADMSG, path, "not a regular file");
+        if (st.st_size > (off_t)STATE_STORE_FILE_MAX)
+                return load_fail(
+                        e, -EFBIG, path, "%jd bytes, more than the limit of %u", (intmax_t)st.st_size,
+                        STATE_STORE_FILE_MAX);
+        buf = malloc(STATE_STORE_FILE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* Read up to one byte past the limit: the file may have grown since fstat(). */
+        for (;;) {
+                ssize_t k = read(fd, buf + n, STATE_STORE_FILE_MAX + 1 - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return load_fail(e, -errno, path, "read failed: %m");
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+                if (n > STATE_STORE_FILE_MAX)
+                        return load_fail(
+                                e, -EFBIG, path, "more than the limit of %u bytes", STATE_STORE_FILE_MAX);
+        }
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+}
+
+/* A string-or-null member |key| of device |i|; absence is an error (every field is written). */
+static int get_string_or_null(
+        json_object *o, const char *key, size_t i, char **ret, const char *path, LoadError *e) {
+        json_object *v;
+        const char *s;
+
+        if (!json_object_object_get_ex(o, key, &v))
+                return load_fail(e, -EBADMSG, path, "devices[%zu]: missing \"%s\"", i, key);
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return load_fail(
+                        e, -EBADMSG, path, "devices[%zu].%s: expected a string or null, got %s", i, key,
+                        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        s = json_object_get_string(v);
+        if ((size_t)json_object_get_string_len(v) != strlen(s) || !value_is_valid(s))
+                return load_fail(e, -EBADMSG, path, "devices[%zu].%s: invalid value '%s'", i, key, s);
+        return strdup_null(s, ret);
+}
+
+static int get_positive_int(
+        json_object *v, const char *what, uint64_t *ret, const char *path, LoadError *e) {
+        int64_t x;
+
+        if (!v || !json_object_is_type(v, json_type_int))
+                return load_fail(
+                        e, -EBADMSG, path, "%s: expected a positive integer, got %s", what,
+                        v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "null");
+        errno = 0;
+        x = json_object_get_int64(v);
+        /* json-c clamps out-of-range numbers to INT64_MAX/MIN and sets errno. */
+        if (x <= 0 || errno != 0 || x == INT64_MAX)
+                return load_fail(
+                        e, -EBADMSG, path, "%s: out of range: %s", what,
+                        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        *ret = (uint64_t)x;
+        return 0;
+}
+
+static const char *const device_keys[] = {
+        "address",
+        "transaction",
+        "phase",
+        "original-driver",
+        "original-driver-override",
+        "previous-driver",
+        "previous-driver-override",
+        "driver-override",
+        "driver",
+};
+
+static int parse_device(json_object *o, size_t i, OwnedDevice *ret, const char *path, LoadError *e) {
+        _cleanup_(owned_device_done) OwnedDevice d = {};
+        json_object *v;
+        char what[64];
+        PciAddress a;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return load_fail(
+                        e, -EBADMSG, path, "devices[%zu]: expected an object, got %s", i,
+                        o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "null");
+        json_object_object_foreach(o, key, val) {
+                bool known = false;
+                (void)val;
+                for (size_t k = 0; k < ELEMENTSOF(device_keys); k++)
+                        known = known || streq(key, device_keys[k]);
+                if (!known)
+                        return load_fail(e, -EBADMSG, path, "devices[%zu]: unknown key \"%s\"", i, key);
+        }
+
+        if (!json_object_object_get_ex(o, "address", &v) || !json_object_is_type(v, json_type_string))
+                return load_fail(e, -EBADMSG, path, "devices[%zu].address: missing or not a string", i);
+        const char *s = json_object_get_string(v);
+        if (pci_address_from_string(s, &a) < 0 || !streq(pci_address_format(&a, d.address), s))
+                return load_fail(
+                        e, -EBADMSG, path, "devices[%zu].address: not a canonical PCI address: '%s'", i, s);
+
+        (void)snprintf(what, sizeof(what), "devices[%zu].transaction", i);
+        r = get_positive_int(json_object_object_get(o, "transaction"), what, &d.transaction, path, e);
+        if (r < 0)
+                return r;
+
+        if (!json_object_object_get_ex(o, "phase", &v) || !json_object_is_type(v, json_type_string))
+                return load_fail(e, -EBADMSG, path, "devices[%zu].phase: missing or not a string", i);
+        d.phase = owned_phase_from_string(json_object_get_string(v));
+        if (d.phase < 0)
+                return load_fail(
+                        e, -EBADMSG, path, "devices[%zu].phase: unknown value '%s'", i,
+                        json_object_get_string(v));
+
+        r = get_string_or_null(o, "original-driver", i, &d.original_driver, path, e);
+        if (r >= 0)
+                r = get_string_or_null(
+                        o, "original-driver-override", i, &d.original_driver_override, path, e);
+        if (r >= 0)
+                r = get_string_or_null(o, "previous-driver", i, &d.previous_driver, path, e);
+        if (r >= 0)
+                r = get_string_or_null(
+                        o, "previous-driver-override", i, &d.previous_driver_override, path, e);
+        if (r >= 0)
+                r = get_string_or_null(o, "driver-override", i, &d.driver_override, path, e);
+        if (r >= 0)
+                r = get_string_or_null(o, "driver", i, &d.driver, path, e);
+        if (r < 0)
+                return r;
+        *ret = d;
+        d = (OwnedDevice){};
+        return 0;
+}
+
+static int parse_store(StateStore *s, const char *text, size_t size, LoadError *e) {
+        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        json_object *root = NULL, *v, *devices;
+        OwnedDevice *list = NULL;
+        size_t n = 0, end;
+        int r;
+
+        if (strlen(text) != size)
+                return load_fail(e, -EBADMSG, s->path, "NUL byte at offset %zu", strlen(text));
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        root = json_tokener_parse_ex(tok, text, (int)size);
+        if (!root) {
+                enum json_tokener_error je = json_tokener_get_error(tok);
+                if (je == json_tokener_continue)
+                        return load_fail(e, -EBADMSG, s->path, "not JSON: unexpected end of file");
+                return load_fail(
+                        e, -EBADMSG, s->path, "not JSON at offset %zu: %s", json_tokener_get_parse_end(tok),
+                        json_tokener_error_desc(je));
+        }
+        end = json_tokener_get_parse_end(tok);
+        while (end < size && isspace((unsigned char)text[end]))
+                end++;
+        if (end != size) {
+                r = load_fail(e, -EBADMSG, s->path, "trailing data at offset %zu", end);
+                goto finish;
+        }
+        if (!json_object_is_type(root, json_type_object)) {
+                r = load_fail(e, -EBADMSG, s->path, "expected a JSON object at the top");
+                goto finish;
+        }
+        json_object_object_foreach(root, key, val) {
+                (void)val;
+                if (!streq(key, "version") && !streq(key, "last-transaction") && !streq(key, "devices")) {
+                        r = load_fail(e, -EBADMSG, s->path, "unknown key \"%s\"", key);
+                        goto finish;
+                }
+        }
+        if (!json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int)) {
+                r = load_fail(e, -EBADMSG, s->path, "version: missing or not an integer");
+                goto finish;
+        }
+        if (json_object_get_int64(v) != STATE_STORE_VERSION) {
+                r = load_fail(
+                        e, -EPROTONOSUPPORT, s->path,
+                        "version: unsupported value %s (this hostdevd reads %d)",
+                        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), STATE_STORE_VERSION);
+                goto finish;
+        }
+        r = get_positive_int(
+                json_object_object_get(root, "last-transaction"), "last-transaction", &s->last_transaction,
+                s->path, e);
+        if (r < 0) {
+                /* An empty store that never began a transaction writes 0. */
+                json_object *lt = json_object_object_get(root, "last-transaction");
+                if (!(lt && json_object_is_type(lt, json_type_int) && json_object_get_int64(lt) == 0))
+                        goto finish;
+                free(e->message);
+                e->message = NULL;
+                s->last_transaction = 0;
+        }
+        if (!json_object_object_get_ex(root, "devices", &devices) ||
+            !json_object_is_type(devices, json_type_array)) {
+                r = load_fail(e, -EBADMSG, s->path, "devices: missing or not an array");
+                goto finish;
+        }
+        n = json_object_array_length(devices);
+        if (n > 0) {
+                list = calloc(n, sizeof(OwnedDevice));
+                if (!list) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = parse_device(json_object_array_get_idx(devices, i), i, &list[i], s->path, e);
+                if (r < 0)
+                        goto finish;
+                if (list[i].transaction > s->last_transaction) {
+                        r = load_fail(
+                                e, -EBADMSG, s->path,
+                                "devices[%zu].transaction: %" PRIu64
+                                " is greater than last-transaction %" PRIu64,
+                                i, list[i].transaction, s->last_transaction);
+                        goto finish;
+                }
+        }
+        if (n > 1)
+                qsort(list, n, sizeof(OwnedDevice), owned_device_compare);
+        for (size_t i = 1; i < n; i++)
+                if (streq(list[i - 1].address, list[i].address)) {
+                        r = load_fail(
+                                e, -EBADMSG, s->path, "devices: address '%s' listed twice", list[i].address);
+                        goto finish;
+                }
+        s->devices = TAKE_PTR(list);
+        s->n_devices = n;
+        r = 0;
+finish:
+        owned_devices_free(list, list ? n : 0);
+        json_object_put(root);
+        return r;
+}
+
+int state_store_load(const char *dir, StateStore **ret, char **ret_error) {
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+        _cleanup_free_ char *text = NULL;
+        LoadError e = {};
+        size_t size = 0;
+        int r;
+
+        r = state_store_new(dir, &s);
+        if (r < 0)
+                return r;
+        remove_temp_files(s->dir);
+        r = read_file(s->path, &text, &size, &e);
+        if (r == -ENOENT) {
+                /* First start (or the directory does not exist yet): nothing is owned. */
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
+        if (r >= 0)
+                r = parse_store(s, text, size, &e);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to load %s: %s", s->path, strna(e.message));
+                if (ret_error)
+                        *ret_error = TAKE_PTR(e.message);
+                free(e.message);
+                return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* ---- save ---------------------------------------------------------------- */
+
+static json_object *string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static int to_json(uint64_t last, const OwnedDevice *list, size_t n, char **ret) {
+        json_object *root = json_object_new_object(), *devices = json_object_new_array();
+        int r = -ENOMEM;
+
+        if (!root || !devices) {
+                json_object_put(devices);
+                goto finish;
+        }
+        if (json_object_object_add(root, "version", json_object_new_int(STATE_STORE_VERSION)) < 0 ||
+            json_object_object_add(root, "last-transaction", json_object_new_int64((int64_t)last)) < 0 ||
+            json_object_object_add(root, "devices", devices) < 0) {
+                json_object_put(devices);
+                goto finish;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const OwnedDevice *d = &list[i];
+                json_object *o = json_object_new_object();
+                if (!o)
+                        goto finish;
+                if (json_object_array_add(devices, o) < 0) {
+                        json_object_put(o);
+                        goto finish;
+                }
+                /* A NULL value from json_object_new_*() on OOM would read as null: check each. */
+                json_object *a = json_object_new_string(d->address),
+                            *t = json_object_new_int64((int64_t)d->transaction),
+                            *p = json_object_new_string(owned_phase_to_string(d->phase));
+                if (!a || !t || !p) {
+                        json_object_put(a);
+                        json_object_put(t);
+                        json_object_put(p);
+                        goto finish;
+                }
+                json_object_object_add(o, "address", a);
+                json_object_object_add(o, "transaction", t);
+                json_object_object_add(o, "phase", p);
+                const struct {
+                        const char *key, *value;
+                } fields[] = {
+                        { "original-driver", d->original_driver },
+                        { "original-driver-override", d->original_driver_override },
+                        { "previous-driver", d->previous_driver },
+                        { "previous-driver-override", d->previous_driver_override },
+                        { "driver-override", d->driver_override },
+                        { "driver", d->driver },
+                };
+                for (size_t k = 0; k < ELEMENTSOF(fields); k++) {
+                        json_object *v = string_or_null(fields[k].value);
+                        if (fields[k].value && !v)
+                                goto finish;
+                        if (json_object_object_add(o, fields[k].key, v) < 0) {
+                                json_object_put(v);
+                                goto finish;
+                        }
+                }
+        }
+        const char *text = json_object_to_json_string_ext(
+                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                goto finish;
+        if (asprintf(ret, "%s\n", text) < 0)
+                goto finish;
+        r = 0;
+finish:
+        json_object_put(root);
+        return r;
+}
+
+static int write_all(int fd, const char *buf, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, buf, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buf += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+/* Write |list| as the file: temp file in the same directory, fsync, rename, fsync the directory. */
+static int store_write(StateStore *s, uint64_t last, const OwnedDevice *list, size_t n) {
+        _cleanup_free_ char *text = NULL, *tmp = NULL;
+        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+        const char *name;
+        int r;
+
+        r = to_json(last, list, n, &text);
+        if (r < 0)
+                return r;
+        if (strlen(text) > STATE_STORE_FILE_MAX)
+                return log_debug_errno(
+                        EFBIG, "Refusing to write %s: %zu bytes, more than %u", s->path, strlen(text),
+                        STATE_STORE_FILE_MAX);
+
+        if (mkdir(s->dir, 0700) < 0 && errno != EEXIST)
+                return log_debug_errno(errno, "Failed to create %s: %m", s->dir);
+        dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return log_debug_errno(errno, "Failed to open %s: %m", s->dir);
+        if (asprintf(&tmp, "%s/." HOSTDEVD_STATE_FILE ".XXXXXX", s->dir) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return log_debug_errno(errno, "Failed to create a temporary file in %s: %m", s->dir);
+        name = strrchr(tmp, '/') + 1;
+        r = write_all(fd, text, strlen(text));
+        if (r >= 0 && fchmod(fd, 0600) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0) {
+                int k = close(TAKE_FD(fd));
+                if (k < 0)
+                        r = -errno;
+        }
+        if (r >= 0 && renameat(dfd, name, dfd, HOSTDEVD_STATE_FILE) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(dfd, name, 0);
+                return log_debug_errno(r, "Failed to write %s: %m", s->path);
+        }
+        /* The rename is durable only once the directory is. */
+        if (fsync(dfd) < 0)
+                return log_debug_errno(errno, "Failed to sync %s: %m", s->dir);
+        return 0;
+}
+
+/* Take |list| (sorted) as the new state after writing it; on failure free it and keep the old. */
+static int store_replace(StateStore *s, uint64_t last, OwnedDevice *list, size_t n) {
+        int r;
+
+        if (n > 1)
+                qsort(list, n, sizeof(OwnedDevice), owned_device_compare);
+        r = store_write(s, last, list, n);
+        if (r < 0) {
+                owned_devices_free(list, n);
+                return r;
+        }
+        owned_devices_free(s->devices, s->n_devices);
+        s->devices = list;
+        s->n_devices = n;
+        s->last_transaction = last;
+        return 0;
+}
+
+static int store_copy(const StateStore *s, size_t extra, OwnedDevice **ret) {
+        OwnedDevice *list = calloc(s->n_devices + extra + 1, sizeof(OwnedDevice));
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (owned_device_copy(&s->devices[i], &list[i]) < 0) {
+                        owned_devices_free(list, i);
+                        return -ENOMEM;
+                }
+        *ret = list;
+        return 0;
+}
+
+static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i].address, address))
+                        return (ssize_t)i;
+        return -1;
+}
+
+int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint64_t *ret_transaction) {
+        OwnedDevice *list = NULL;
+        size_t count;
+        uint64_t t;
+        int r;
+
+        assert(s);
+        if (n == 0 || !changes)
+                return -EINVAL;
+        if (s->last_transaction >= INT64_MAX - 1)
+                return -EOVERFLOW;
+        for (size_t i = 0; i < n; i++) {
+                char buf[PCI_ADDRESS_STRING_MAX];
+                PciAddress a;
+                if (!changes[i].address || pci_address_from_string(changes[i].address, &a) < 0 ||
+                    !streq(pci_address_format(&a, buf), changes[i].address))
+                        return -EINVAL;
+                if (!value_is_valid(changes[i].driver_now) ||
+                    !value_is_valid(changes[i].driver_override_now) ||
+                    !value_is_valid(changes[i].driver_override) || !value_is_valid(changes[i].driver))
+                        return -EINVAL;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(changes[j].address, changes[i].address))
+                                return -EINVAL;
+        }
+
+        r = store_copy(s, n, &list);
+        if (r < 0)
+                return r;
+        count = s->n_devices;
+        t = s->last_transaction + 1;
+        for (size_t i = 0; i < n; i++) {
+                const OwnedChange *c = &changes[i];
+                ssize_t k = find(list, count, c->address);
+                OwnedDevice *d;
+
+                r = 0;
+                if (k < 0) {
+                        d = &list[count++];
+                        strcpy(d->address, c->address);
+                        r = strdup_null(c->driver_now, &d->original_driver);
+                        if (r >= 0)
+                                r = strdup_null(c->driver_override_now, &d->original_driver_override);
+                } else {
+                        /* Already ours: its original stays what it was before hostdevd came. */
+                        d = &list[k];
+                        d->previous_driver = mfree(d->previous_driver);
+                        d->previous_driver_override = mfree(d->previous_driver_override);
+                        d->driver_override = mfree(d->driver_override);
+                        d->driver = mfree(d->driver);
+                }
+                d->transaction = t;
+                d->phase = OWNED_PHASE_BEGUN;
+                if (r >= 0)
+                        r = strdup_null(c->driver_now, &d->previous_driver);
+                if (r >= 0)
+                        r = strdup_null(c->driver_override_now, &d->previous_driver_override);
+                if (r >= 0)
+                        r = strdup_null(c->driver_override, &d->driver_override);
+                if (r >= 0)
+                        r = strdup_null(c->driver, &d->driver);
+                if (r < 0) {
+                        owned_devices_free(list, count);
+                        return r;
+                }
+        }
+        r = store_replace(s, t, list, count);
+        if (r < 0)
+                return r;
+        if (ret_transaction)
+                *ret_transaction = t;
+        return 0;
+}
+
+int state_store_commit(StateStore *s, uint64_t transaction) {
+        OwnedDevice *list = NULL;
+        bool found = false;
+        int r;
+
+        assert(s);
+        for (size_t i = 0; i < s->n_devices; i++)
+                found = found ||
+                        (s->devices[i].transaction == transaction &&
+                         s->devices[i].phase == OWNED_PHASE_BEGUN);
+        if (!found)
+                return -ENOENT;
+        r = store_copy(s, 0, &list);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (list[i].transaction == transaction)
+                        list[i].phase = OWNED_PHASE_COMMITTED;
+        return store_replace(s, s->last_transaction, list, s->n_devices);
+}
+
+int state_store_forget(StateStore *s, const char *address) {
+        OwnedDevice *list = NULL;
+        ssize_t k;
+        int r;
+
+        assert(s);
+        if (!address)
+                return -EINVAL;
+        k = find(s->devices, s->n_devices, address);
+        if (k < 0)
+                return -ENOENT;
+        r = store_copy(s, 0, &list);
+        if (r < 0)
+                return r;
+        owned_device_done(&list[k]);
+        memmove(&list[k], &list[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
+        return store_replace(s, s->last_transaction, list, s->n_devices - 1);
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+const OwnedDevice *state_store_get_devices(const StateStore *s, size_t *ret_n) {
+        *ret_n = s->n_devices;
+        return s->devices;
+}
+
+const OwnedDevice *state_store_get(const StateStore *s, const char *address) {
+        ssize_t k = address ? find(s->devices, s->n_devices, address) : -1;
+        return k < 0 ? NULL : &s->devices[k];
+}
+
+int state_store_list_owned(const StateStore *s, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (size_t i = 0; i < s->n_devices; i++) {
+                int r = strv_extend(&l, s->devices[i].address);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int interrupted_compare(const void *x, const void *y) {
+        const OwnedDevice *a = *(const OwnedDevice *const *)x, *b = *(const OwnedDevice *const *)y;
+
+        if (a->transaction != b->transaction)
+                return a->transaction < b->transaction ? -1 : 1;
+        return owned_device_compare(a, b);
+}
+
+int state_store_list_interrupted(const StateStore *s, const OwnedDevice ***ret, size_t *ret_n) {
+        const OwnedDevice **l = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n_devices; i++) {
+                if (s->devices[i].phase != OWNED_PHASE_BEGUN)
+                        continue;
+                const OwnedDevice **a = reallocarray(l, n + 1, sizeof(OwnedDevice *));
+                if (!a) {
+                        free(l);
+                        return -ENOMEM;
+                }
+                l = a;
+                l[n++] = &s->devices[i];
+        }
+        if (n > 1)
+                qsort(l, n, sizeof(OwnedDevice *), interrupted_compare);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Ownership records (DESIGN §3.5, issue 3 "Crash safety"): for every PCI
+ * function hostdevd mutated, what it was before and what hostdevd set, so a
+ * restart adopts its own bindings without writing sysfs, finishes or rolls
+ * back an interrupted transaction, and never touches bindings it did not make.
+ *
+ * One JSON file (json-c), HOSTDEVD_STATE_FILE in the state directory
+ * (HOSTDEVD_STATE_DIR unless overridden):
+ *
+ *   { "version": 1,
+ *     "last-transaction": 7,
+ *     "devices": [
+ *       { "address": "0000:41:00.0",
+ *         "transaction": 7, "phase": "committed",
+ *         "original-driver": "nvidia", "original-driver-override": null,
+ *         "previous-driver": "nvidia", "previous-driver-override": null,
+ *         "driver-override": "vfio-pci", "driver": "vfio-pci" } ] }
+ *
+ * original-*: before hostdevd first touched the function (kept across later
+ * transactions: releasing returns it there); previous-*: before the
+ * function's latest transaction (what rolling that one back restores);
+ * driver-override: what hostdevd wrote to driver_override (null: it cleared
+ * it); driver: the driver it expects bound afterwards (null: unbound). A
+ * null driver means none bound; a null override means "(null)" in sysfs.
+ *
+ * Every change is written before it counts: a temporary file in the same
+ * directory, fsync, rename over the file, fsync of the directory (so the
+ * record of a mutation is on disk before the executor writes sysfs). A
+ * failed write leaves memory and disk as they were. Temporary files left by
+ * a crash (".owned.json.XXXXXX") are ignored and removed by the next load.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pci-address.h"
+
+#define STATE_STORE_VERSION 1
+/* Files larger than this are refused unread; a save that would exceed it fails with -EFBIG. */
+#define STATE_STORE_FILE_MAX (1024u * 1024u)
+/* Longest driver name / driver_override value accepted (the kernel allows a page; real ones are short). */
+#define STATE_STORE_VALUE_MAX 256u
+
+typedef enum OwnedPhase {
+        OWNED_PHASE_BEGUN, /* recorded before the sysfs writes; still so after a crash mid-transaction */
+        OWNED_PHASE_COMMITTED, /* the transaction verified */
+        _OWNED_PHASE_MAX,
+        _OWNED_PHASE_INVALID = -EINVAL,
+} OwnedPhase;
+const char *owned_phase_to_string(OwnedPhase p); /* "begun", "committed" */
+OwnedPhase owned_phase_from_string(const char *s);
+
+typedef struct OwnedDevice {
+        char address[PCI_ADDRESS_STRING_MAX]; /* canonical */
+        uint64_t transaction; /* >= 1, unique over the life of the file */
+        OwnedPhase phase;
+        char *original_driver; /* NULL: none bound */
+        char *original_driver_override; /* NULL: not set */
+        char *previous_driver;
+        char *previous_driver_override;
+        char *driver_override; /* what hostdevd wrote; NULL: cleared */
+        char *driver; /* expected bound after the transaction; NULL: unbound */
+} OwnedDevice;
+
+/* One function a transaction is about to change: its state now (from the observed PciDevice) and the
+ * target. All strings borrowed; NULL as in OwnedDevice. */
+typedef struct OwnedChange {
+        const char *address;
+        const char *driver_now;
+        const char *driver_override_now;
+        const char *driver_override; /* to write */
+        const char *driver; /* expected after */
+} OwnedChange;
+
+typedef struct StateStore StateStore;
+
+/*
+ * Load |dir|/HOSTDEVD_STATE_FILE (|dir| NULL: HOSTDEVD_STATE_DIR). A missing
+ * directory or file is an empty store. Leftover temporary files are removed.
+ * Returns 0 and a new store; -EFBIG (over STATE_STORE_FILE_MAX), -EBADMSG
+ * (not JSON, a wrong type, a bad value, an unknown key, duplicates),
+ * -EPROTONOSUPPORT (another "version"), -errno from reading, -ENOMEM. On
+ * failure *ret_error (if not NULL) gets a message naming the file, the
+ * field and the value ("/var/lib/hostdevd/owned.json: devices[2].phase:
+ * unknown value 'done'"), or NULL for -ENOMEM. The store is then unknown:
+ * only the caller may decide to go on with state_store_new() (which
+ * overwrites the file at the next change).
+ */
+int state_store_load(const char *dir, StateStore **ret, char **ret_error);
+/* An empty store for |dir| (NULL: HOSTDEVD_STATE_DIR); nothing is read or written. -ENOMEM. */
+int state_store_new(const char *dir, StateStore **ret);
+StateStore *state_store_free(StateStore *s);
+static inline void state_store_freep(StateStore **s) {
+        if (*s)
+                state_store_free(*s);
+}
+
+/* The path of the file ("DIR/owned.json"). */
+const char *state_store_path(const StateStore *s);
+
+/*
+ * Record that a new transaction is about to change |changes| (phase begun)
+ * and write the file. A function already owned keeps its original-*; its
+ * previous-* become its state now. Returns 0 and the new transaction id;
+ * -EINVAL for a bad address, a duplicate address, an invalid driver value,
+ * or n == 0; -EFBIG, -errno from writing (nothing changed then), -ENOMEM.
+ */
+int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint64_t *ret_transaction);
+/* Mark every function of |transaction| committed and write. -ENOENT: no such begun transaction. */
+int state_store_commit(StateStore *s, uint64_t transaction);
+/* Drop |address| (released to the host, or rolled back to its original) and write. -ENOENT if unknown. */
+int state_store_forget(StateStore *s, const char *address);
+
+/* Every recorded function, sorted by address (borrowed, valid until the next change). */
+const OwnedDevice *state_store_get_devices(const StateStore *s, size_t *ret_n);
+const OwnedDevice *state_store_get(const StateStore *s, const char *address);
+/* The addresses of every recorded function, any phase, sorted (new strv; NULL when none): the planner's
+ * PlannerInput.owned. 0 or -ENOMEM. */
+int state_store_list_owned(const StateStore *s, char ***ret);
+/* The functions of begun transactions (interrupted by a crash, when called at start), sorted by transaction
+ * then address; a new array of borrowed pointers (NULL, 0 when none). 0 or -ENOMEM. */
+int state_store_list_interrupted(const StateStore *s, const OwnedDevice ***ret, size_t *ret_n);

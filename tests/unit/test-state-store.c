@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "macro.h"
+#include "names.h"
+#include "state-store.h"
+#include "strv.h"
+
+typedef struct Fixture {
+        char dir[64];
+        char path[128];
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof(Fixture));
+
+        strcpy(f->dir, "/tmp/test-state-store-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, HOSTDEVD_STATE_FILE);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        free(f);
+        return 0;
+}
+
+static void write_text(const char *path, const char *text) {
+        FILE *file = fopen(path, "we");
+
+        assert_non_null(file);
+        fputs(text, file);
+        assert_int_equal(fclose(file), 0);
+}
+
+static StateStore *load_ok(Fixture *f) {
+        StateStore *s = NULL;
+        char *error = NULL;
+        int r;
+
+        r = state_store_load(f->dir, &s, &error);
+        if (r < 0)
+                fail_msg("load: %s: %s", strerror(-r), strna(error));
+        assert_null(error);
+        return s;
+}
+
+static void test_round_trip(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        _cleanup_strv_free_ char **owned = NULL;
+        Fixture *f = *state;
+        const OwnedDevice *d;
+        uint64_t t1, t2;
+        size_t n;
+
+        /* Missing file: empty, nothing written. */
+        s = load_ok(f);
+        assert_string_equal(state_store_path(s), f->path);
+        assert_int_equal(access(f->path, F_OK), -1);
+        state_store_get_devices(s, &n);
+        assert_int_equal(n, 0);
+
+        const OwnedChange group[] = {
+                { .address = "0000:41:00.1",
+                  .driver_now = "snd_hda_intel",
+                  .driver_override = "vfio-pci",
+                  .driver = "vfio-pci" },
+                { .address = "0000:41:00.0",
+                  .driver_now = "nouveau",
+                  .driver_override_now = "nouveau",
+                  .driver_override = "vfio-pci",
+                  .driver = "vfio-pci" },
+        };
+        assert_int_equal(state_store_begin(s, group, ELEMENTSOF(group), &t1), 0);
+        assert_int_equal(t1, 1);
+        assert_int_equal(state_store_commit(s, t1), 0);
+        assert_int_equal(state_store_commit(s, t1), -ENOENT); /* nothing begun any more */
+
+        /* The GPU changes again: its original stays nouveau, previous is vfio-pci. */
+        const OwnedChange again[] = {
+                { .address = "0000:41:00.0", .driver_now = "vfio-pci", .driver_override_now = "vfio-pci" },
+        };
+        assert_int_equal(state_store_begin(s, again, 1, &t2), 0);
+        assert_int_equal(t2, 2);
+
+        s2 = load_ok(f);
+        d = state_store_get_devices(s2, &n);
+        assert_int_equal(n, 2);
+        assert_string_equal(d[0].address, "0000:41:00.0");
+        assert_int_equal(d[0].transaction, 2);
+        assert_int_equal(d[0].phase, OWNED_PHASE_BEGUN);
+        assert_string_equal(d[0].original_driver, "nouveau");
+        assert_string_equal(d[0].original_driver_override, "nouveau");
+        assert_string_equal(d[0].previous_driver, "vfio-pci");
+        assert_string_equal(d[0].previous_driver_override, "vfio-pci");
+        assert_null(d[0].driver_override);
+        assert_null(d[0].driver);
+        assert_string_equal(d[1].address, "0000:41:00.1");
+        assert_int_equal(d[1].transaction, 1);
+        assert_int_equal(d[1].phase, OWNED_PHASE_COMMITTED);
+        assert_string_equal(d[1].original_driver, "snd_hda_intel");
+        assert_null(d[1].original_driver_override);
+        assert_string_equal(d[1].driver_override, "vfio-pci");
+        assert_string_equal(d[1].driver, "vfio-pci");
+
+        assert_int_equal(state_store_list_owned(s2, &owned), 0);
+        assert_int_equal(strv_length(owned), 2);
+        assert_string_equal(owned[0], "0000:41:00.0");
+        assert_string_equal(owned[1], "0000:41:00.1");
+
+        /* Forget; a new transaction id never reuses an old one, even after a reload. */
+        assert_int_equal(state_store_forget(s2, "0000:41:00.1"), 0);
+        assert_int_equal(state_store_forget(s2, "0000:41:00.1"), -ENOENT);
+        state_store_free(s);
+        s = load_ok(f);
+        assert_null(state_store_get(s, "0000:41:00.1"));
+        assert_non_null(state_store_get(s, "0000:41:00.0"));
+        const OwnedChange vf[] = { { .address = "0000:05:10.2",
+                                     .driver_now = "ixgbevf",
+                                     .driver_override = "vfio-pci",
+                                     .driver = "vfio-pci" } };
+        assert_int_equal(state_store_begin(s, vf, 1, &t1), 0);
+        assert_int_equal(t1, 3);
+        assert_int_equal(state_store_forget(s, "0000:41:00.0"), 0);
+        assert_int_equal(state_store_forget(s, "0000:05:10.2"), 0);
+        state_store_free(s2);
+        s2 = load_ok(f);
+        state_store_get_devices(s2, &n);
+        assert_int_equal(n, 0);
+}
+
+static void test_bad_changes(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+        Fixture *f = *state;
+        uint64_t t = 99;
+
+        s = load_ok(f);
+        const OwnedChange bad_address[] = { { .address = "41:00.0" } }; /* short form: not canonical */
+        const OwnedChange bad_driver[] = { { .address = "0000:41:00.0", .driver = "vfio pci" } };
+        const OwnedChange dup[] = { { .address = "0000:41:00.0" }, { .address = "0000:41:00.0" } };
+        assert_int_equal(state_store_begin(s, bad_address, 1, &t), -EINVAL);
+        assert_int_equal(state_store_begin(s, bad_driver, 1, &t), -EINVAL);
+        assert_int_equal(state_store_begin(s, dup, 2, &t), -EINVAL);
+        assert_int_equal(state_store_begin(s, dup, 0, &t), -EINVAL);
+        assert_int_equal(t, 99);
+        assert_int_equal(access(f->path, F_OK), -1);
+}
+
+static void test_atomic_write(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        Fixture *f = *state;
+        char tmp[192], other[192];
+        struct stat st;
+        uint64_t t;
+
+        /* A crash between mkostemp and rename leaves a half-written temp file: ignored and removed. */
+        snprintf(tmp, sizeof(tmp), "%s/.%s.Ab12Cd", f->dir, HOSTDEVD_STATE_FILE);
+        write_text(tmp, "{ \"version\": 1, \"devi");
+        snprintf(other, sizeof(other), "%s/unrelated.conf", f->dir);
+        write_text(other, "keep me");
+        s = load_ok(f);
+        assert_int_equal(access(tmp, F_OK), -1);
+        assert_int_equal(access(other, F_OK), 0);
+
+        const OwnedChange c[] = { { .address = "0000:03:00.0",
+                                    .driver_now = "e1000e",
+                                    .driver_override = "vfio-pci",
+                                    .driver = "vfio-pci" } };
+        assert_int_equal(state_store_begin(s, c, 1, &t), 0);
+        assert_int_equal(stat(f->path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* A write that cannot happen changes nothing, in memory or on disk. */
+        assert_int_equal(chmod(f->dir, 0500), 0);
+        if (geteuid() != 0) {
+                assert_int_equal(state_store_commit(s, t), -EACCES);
+                assert_int_equal(state_store_get(s, "0000:03:00.0")->phase, OWNED_PHASE_BEGUN);
+        }
+        assert_int_equal(chmod(f->dir, 0700), 0);
+        s2 = load_ok(f);
+        assert_int_equal(state_store_get(s2, "0000:03:00.0")->phase, OWNED_PHASE_BEGUN);
+        assert_int_equal(state_store_commit(s, t), 0);
+        state_store_free(s2);
+        s2 = load_ok(f);
+        assert_int_equal(state_store_get(s2, "0000:03:00.0")->phase, OWNED_PHASE_COMMITTED);
+}
+
+static void test_missing_dir(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+        Fixture *f = *state;
+        char dir[128];
+        uint64_t t;
+
+        /* The directory is made at the first write (StateDirectory= makes it in production). */
+        snprintf(dir, sizeof(dir), "%s/sub", f->dir);
+        assert_int_equal(state_store_load(dir, &s, NULL), 0);
+        const OwnedChange c[] = { { .address = "0000:03:00.0" } };
+        assert_int_equal(state_store_begin(s, c, 1, &t), 0);
+        snprintf(dir, sizeof(dir), "%s/sub/%s", f->dir, HOSTDEVD_STATE_FILE);
+        assert_int_equal(access(dir, F_OK), 0);
+}
+
+static void expect_bad(Fixture *f, const char *text, int error, const char *message) {
+        StateStore *s = NULL;
+        _cleanup_free_ char *e = NULL;
+        int r;
+
+        write_text(f->path, text);
+        r = state_store_load(f->dir, &s, &e);
+        if (r != error)
+                fail_msg("expected %s, got %s (%s) for: %s", strerror(-error), strerror(-r), strna(e), text);
+        assert_null(s);
+        assert_non_null(e);
+        if (!strstr(e, f->path) || !strstr(e, message))
+                fail_msg("error '%s' lacks the path or '%s'", e, message);
+}
+
+#define DEVICE(extra)                                                                                          \
+        "{ \"version\": 1, \"last-transaction\": 4, \"devices\": [ { \"address\": \"0000:41:00.0\", "          \
+        "\"transaction\": 4, \"phase\": \"begun\", \"original-driver\": \"nouveau\", "                         \
+        "\"original-driver-override\": null, \"previous-driver\": \"nouveau\", \"previous-driver-override\": " \
+        "null, \"driver-override\": \"vfio-pci\", \"driver\": \"vfio-pci\"" extra " } ] }"
+
+static void test_corrupt(void **state) {
+        Fixture *f = *state;
+
+        expect_bad(f, "", -EBADMSG, "not JSON: unexpected end of file");
+        expect_bad(f, "{ \"version\": 1, ", -EBADMSG, "not JSON");
+        expect_bad(f, "{ \"version\": 1 } xyz", -EBADMSG, "not JSON at offset 17");
+        expect_bad(f, "[1, 2]", -EBADMSG, "expected a JSON object");
+        expect_bad(f, "{ \"version\": 1, }", -EBADMSG, "not JSON"); /* strict mode: no trailing comma */
+}
+
+static void test_wrong_types(void **state) {
+        Fixture *f = *state;
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+
+        /* The template itself is good. */
+        write_text(f->path, DEVICE(""));
+        s = load_ok(f);
+        assert_non_null(state_store_get(s, "0000:41:00.0"));
+
+        expect_bad(
+                f, "{ \"version\": \"1\", \"last-transaction\": 0, \"devices\": [] }", -EBADMSG,
+                "version: missing or not an integer");
+        expect_bad(
+                f, "{ \"version\": 1, \"last-transaction\": -3, \"devices\": [] }", -EBADMSG,
+                "last-transaction: out of range: -3");
+        expect_bad(
+                f, "{ \"version\": 1, \"last-transaction\": 0, \"devices\": {} }", -EBADMSG,
+                "devices: missing or not an array");
+        expect_bad(
+                f, "{ \"version\": 1, \"last-transaction\": 0, \"devices\": [], \"x\": 1 }", -EBADMSG,
+                "unknown key \"x\"");
+        expect_bad(
+                f, "{ \"version\": 1, \"last-transaction\": 1, \"devices\": [ 7 ] }", -EBADMSG,
+                "devices[0]: expected an object, got 7");
+        expect_bad(f, DEVICE(", \"colour\": \"red\""), -EBADMSG, "devices[0]: unknown key \"colour\"");
+
+        const struct {
+                const char *from, *to, *message;
+        } edits[] = {
+                { "\"address\": \"0000:41:00.0\"", "\"address\": \"41:00.0\"",
+                  "devices[0].address: not a canonical PCI address: '41:00.0'" },
+                { "\"address\": \"0000:41:00.0\"", "\"address\": 4100",
+                  "devices[0].address: missing or not a string" },
+                { "\"transaction\": 4,", "\"transaction\": \"4\",",
+                  "devices[0].transaction: expected a positive integer, got \"4\"" },
+                { "\"transaction\": 4,", "\"transaction\": 0,", "devices[0].transaction: out of range: 0" },
+                { "\"transaction\": 4,", "\"transaction\": 5,",
+                  "devices[0].transaction: 5 is greater than last-transaction 4" },
+                { "\"transaction\": 4,", "\"transaction\": 1e3,",
+                  "devices[0].transaction: expected a positive integer, got 1e3" },
+                { "\"phase\": \"begun\"", "\"phase\": \"done\"", "devices[0].phase: unknown value 'done'" },
+                { "\"original-driver\": \"nouveau\"", "\"original-driver\": 1",
+                  "devices[0].original-driver: expected a string or null, got 1" },
+                { "\"original-driver\": \"nouveau\"", "\"original-driver\": \"\"",
+                  "devices[0].original-driver: invalid value ''" },
+                { "\"driver\": \"vfio-pci\"", "\"driver\": \"../../x\"",
+                  "devices[0].driver: invalid value '../../x'" },
+                { "\"driver\": \"vfio-pci\"", "\"driver\": \"a\\nb\"", "devices[0].driver: invalid value" },
+                { ", \"driver-override\": \"vfio-pci\"", "", "devices[0]: missing \"driver-override\"" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(edits); i++) {
+                char text[2048];
+                const char *tmpl = DEVICE(""), *at = strstr(tmpl, edits[i].from);
+
+                assert_non_null(at);
+                snprintf(
+                        text, sizeof(text), "%.*s%s%s", (int)(at - tmpl), tmpl, edits[i].to,
+                        at + strlen(edits[i].from));
+                expect_bad(f, text, -EBADMSG, edits[i].message);
+        }
+
+        /* The same address twice */
+        expect_bad(
+                f,
+                "{ \"version\": 1, \"last-transaction\": 4, \"devices\": [ "
+                "{ \"address\": \"0000:41:00.0\", \"transaction\": 4, \"phase\": \"begun\", \"original-driver\": null, "
+                "\"original-driver-override\": null, \"previous-driver\": null, \"previous-driver-override\": null, "
+                "\"driver-override\": null, \"driver\": null }, "
+                "{ \"address\": \"0000:41:00.0\", \"transaction\": 3, \"phase\": \"committed\", \"original-driver\": null, "
+                "\"original-driver-override\": null, \"previous-driver\": null, \"previous-driver-override\": null, "
+                "\"driver-override\": null, \"driver\": null } ] }",
+                -EBADMSG, "devices: address '0000:41:00.0' listed twice");
+}
+
+static void test_unknown_version(void **state) {
+        Fixture *f = *state;
+
+        expect_bad(
+                f, "{ \"version\": 2, \"last-transaction\": 0, \"devices\": [] }", -EPROTONOSUPPORT,
+                "version: unsupported value 2 (this hostdevd reads 1)");
+}
+
+static void test_too_big(void **state) {
+        Fixture *f = *state;
+        StateStore *s = NULL;
+        _cleanup_free_ char *e = NULL;
+        FILE *file = fopen(f->path, "we");
+
+        assert_non_null(file);
+        assert_int_equal(ftruncate(fileno(file), STATE_STORE_FILE_MAX + 1), 0);
+        assert_int_equal(fclose(file), 0);
+        assert_int_equal(state_store_load(f->dir, &s, &e), -EFBIG);
+        assert_null(s);
+        assert_non_null(strstr(e, "1048577 bytes, more than the limit of 1048576"));
+}
+
+static void test_interrupted(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        _cleanup_free_ const OwnedDevice **l = NULL;
+        Fixture *f = *state;
+        uint64_t t1, t2, t3;
+        size_t n;
+
+        s = load_ok(f);
+        const OwnedChange a[] = { { .address = "0000:06:00.0",
+                                    .driver_now = "nvme",
+                                    .driver_override = "vfio-pci",
+                                    .driver = "vfio-pci" } };
+        const OwnedChange b[] = {
+                { .address = "0000:02:01.0",
+                  .driver_now = "e1000",
+                  .driver_override = "vfio-pci",
+                  .driver = "vfio-pci" },
+                { .address = "0000:02:02.0",
+                  .driver_now = "e1000",
+                  .driver_override = "vfio-pci",
+                  .driver = "vfio-pci" },
+        };
+        const OwnedChange c[] = { { .address = "0000:01:00.0",
+                                    .driver_now = "e1000e",
+                                    .driver_override = "vfio-pci",
+                                    .driver = "vfio-pci" } };
+        assert_int_equal(state_store_begin(s, a, 1, &t1), 0);
+        assert_int_equal(state_store_commit(s, t1), 0);
+        assert_int_equal(state_store_begin(s, c, 1, &t2), 0);
+        assert_int_equal(state_store_begin(s, b, 2, &t3), 0);
+        /* "crash": reload from disk */
+        s2 = load_ok(f);
+        assert_int_equal(state_store_list_interrupted(s2, &l, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(l[0]->transaction, t2);
+        assert_string_equal(l[0]->address, "0000:01:00.0");
+        assert_int_equal(l[1]->transaction, t3);
+        assert_string_equal(l[1]->address, "0000:02:01.0");
+        assert_string_equal(l[2]->address, "0000:02:02.0");
+        assert_string_equal(l[2]->previous_driver, "e1000");
+        free(l);
+        l = NULL;
+        /* finish one, roll back the other */
+        assert_int_equal(state_store_commit(s2, t3), 0);
+        assert_int_equal(state_store_forget(s2, "0000:01:00.0"), 0);
+        assert_int_equal(state_store_list_interrupted(s2, &l, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(l);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_changes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_version, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_interrupted, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
