@@ -68,7 +68,7 @@ int monitor_pick_source(const char *forced, const char **ret) {
  * event is an mdev parent's (un)registration: mdev_core.c sends a "change" event
  * with MDEV_STATE=registered|unregistered on the parent device, whatever its bus.
  */
-static bool event_is_relevant(const char *subsystem, const char *mdev_state) {
+bool monitor_event_is_relevant(const char *subsystem, const char *mdev_state) {
         if (!subsystem)
                 return false;
         if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) || streq(subsystem, UEVENT_SUBSYSTEM_MDEV))
@@ -86,7 +86,7 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
         sysname = udev_device_get_sysname(dev);
         mdev_state = udev_device_get_property_value(dev, UEVENT_KEY_MDEV_STATE);
 
-        if (!event_is_relevant(subsystem, mdev_state))
+        if (!monitor_event_is_relevant(subsystem, mdev_state))
                 return;
         if (!action || !syspath || !sysname) {
                 log_debug("Ignoring uevent without action or path (subsystem %s)", strna(subsystem));

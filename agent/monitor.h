@@ -63,7 +63,16 @@ static inline void monitor_freep(Monitor **m) {
 const char *monitor_get_source(const Monitor *m);
 
 /*
+ * The filter applied to every received uevent: true for subsystem "pci" or
+ * "mdev", and for any other subsystem when the event carries MDEV_STATE
+ * (|mdev_state| non-NULL: an mdev parent's registration, mdev_core.c);
+ * false without a subsystem. Pure; exposed for the unit tests.
+ */
+bool monitor_event_is_relevant(const char *subsystem, const char *mdev_state);
+
+/*
  * Drain every queued event now (what the io callback does). Returns the
- * number of events delivered, or -errno on a socket failure.
+ * number of events received, whether or not they passed the filter, or
+ * -errno on a socket failure.
  */
 int monitor_drain(Monitor *m);
