@@ -235,13 +235,15 @@ static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_di
         const char *interface;
         bool exists;
         int r, n = 0;
+        /* Added and removed again within this iteration: clients never saw it, so it changed nothing. */
+        bool transient = !m->existed_before && !m->exists_now;
 
         switch (m->object) {
         case MODEL_OBJECT_DEVICE:
                 path = object_path_from_pci_address(m->key);
                 interface = HOSTDEVD_DEVICE_INTERFACE;
                 exists = model_get_device(model, m->key) != NULL;
-                if (m->fields & PCI_DEVICE_FIELD_MDEV_TYPES)
+                if ((m->fields & PCI_DEVICE_FIELD_MDEV_TYPES) && !transient)
                         *mdev_types_dirty = true;
                 break;
         case MODEL_OBJECT_MDEV:
@@ -250,7 +252,8 @@ static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_di
                 exists = model_get_mdev(model, m->key) != NULL;
                 break;
         case MODEL_OBJECT_PARENT:
-                *mdev_types_dirty = true;
+                if (!transient)
+                        *mdev_types_dirty = true;
                 return 0;
         case MODEL_OBJECT_MANAGER:
         default:

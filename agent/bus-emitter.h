@@ -10,7 +10,8 @@
  * changes to one object in one iteration become one signal:
  *   added ... changed          -> InterfacesAdded (with the current values)
  *   changed + changed          -> one PropertiesChanged, union of the fields
- *   added ... removed          -> nothing (nobody saw it)
+ *   added ... removed          -> nothing (nobody saw it; for an mdev parent,
+ *                                 not even Manager.MdevTypes)
  *   removed ... added          -> InterfacesRemoved, then InterfacesAdded
  *   ... removed                -> InterfacesRemoved
  * Objects are announced in the order of their first change. Manager
