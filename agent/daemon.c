@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "strv.h"
 
 /* libpci reports through callbacks; route them into our log. */
 static void pci_on_error(char *msg, ...) _printf_(1, 2) __attribute__((noreturn));
@@ -111,6 +112,7 @@ Daemon *daemon_free(Daemon *d) {
         d->emitter = bus_emitter_free(d->emitter);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->monitor = monitor_free(d->monitor);
+        d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
         d->model = model_free(d->model);
         if (d->pacc)
                 pci_cleanup(d->pacc);
@@ -203,6 +205,91 @@ static void daemon_publish_changes(Daemon *d) {
         model_change_list_clear(&d->changes);
 }
 
+/*
+ * Linux 6.1's mdev_device_create() (drivers/vfio/mdev/mdev_core.c) sends the mdev's "add" and "bind"
+ * uevents from device_add() and device_driver_attach(), and only then creates the mdev_type link
+ * (mdev_create_sysfs_files()); no uevent follows it, and 6.1's uevents carry no MDEV_TYPE. An mdev read
+ * in that window has no type. Re-read such mdevs a few times with growing delays (20 ms .. ~2.5 s);
+ * after that the missing link stays recorded in the mdev's Errors.
+ */
+#define MDEV_SETTLE_FIRST_USEC (20 * 1000ULL)
+#define MDEV_SETTLE_MAX_TRIES 8
+
+static bool daemon_has_untyped_mdevs(Daemon *d) {
+        const Mdev *const *mdevs;
+        size_t n;
+
+        mdevs = model_get_mdevs(d->model, &n);
+        for (size_t i = 0; i < n; i++)
+                if (!mdevs[i]->type_id)
+                        return true;
+        return false;
+}
+
+static int on_mdev_settle(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void daemon_arm_mdev_settle(Daemon *d, bool restart) {
+        uint64_t delay;
+        int r;
+
+        if (restart)
+                d->mdev_settle_tries = 0;
+        if (d->mdev_settle_tries >= MDEV_SETTLE_MAX_TRIES || !daemon_has_untyped_mdevs(d)) {
+                if (d->mdev_settle)
+                        (void)sd_event_source_set_enabled(d->mdev_settle, SD_EVENT_OFF);
+                return;
+        }
+
+        delay = MDEV_SETTLE_FIRST_USEC << d->mdev_settle_tries;
+        if (!d->mdev_settle)
+                r = sd_event_add_time_relative(
+                        d->event, &d->mdev_settle, CLOCK_MONOTONIC, delay, 0, on_mdev_settle, d);
+        else {
+                r = sd_event_source_set_time_relative(d->mdev_settle, delay);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(d->mdev_settle, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the mdev type re-read: %m, ignoring");
+}
+
+static int on_mdev_settle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        const Mdev *const *mdevs;
+        char **pending = NULL;
+        size_t n;
+
+        /* Collect first: each re-read may replace the model's arrays. */
+        mdevs = model_get_mdevs(d->model, &n);
+        for (size_t i = 0; i < n; i++)
+                if (!mdevs[i]->type_id && strv_extend(&pending, mdevs[i]->uuid) < 0) {
+                        strv_free(pending);
+                        log_warning_errno(-ENOMEM, "Failed to re-read mdevs: %m, ignoring");
+                        return 0;
+                }
+
+        STRV_FOREACH (uuid, pending) {
+                const Mdev *m = model_get_mdev(d->model, *uuid);
+                _cleanup_free_ char *syspath = NULL;
+
+                if (!m || !m->syspath)
+                        continue;
+                syspath = strdup(m->syspath);
+                if (!syspath)
+                        break;
+                log_debug("Re-reading mdev %s: its mdev_type link was missing", *uuid);
+                model_change_list_clear(&d->changes);
+                (void)model_handle_uevent(
+                        d->model, "change", UEVENT_SUBSYSTEM_MDEV, syspath, *uuid, NULL, &d->changes);
+                daemon_publish_changes(d);
+        }
+        strv_free(pending);
+
+        d->mdev_settle_tries++;
+        daemon_arm_mdev_settle(d, false);
+        return 0;
+}
+
 int daemon_handle_uevent(
         Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
@@ -214,6 +301,9 @@ int daemon_handle_uevent(
         r = model_handle_uevent(d->model, action, subsystem, syspath, sysname, mdev_state, &d->changes);
         /* Even on failure, publish what was applied before it. */
         daemon_publish_changes(d);
+
+        if (subsystem && streq(subsystem, UEVENT_SUBSYSTEM_MDEV))
+                daemon_arm_mdev_settle(d, true);
         return r;
 }
 

@@ -46,6 +46,13 @@ typedef struct Daemon {
         ModelChangeList changes;
 
         uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
+
+        /*
+         * Re-read mdevs that appeared before their mdev_type link: armed only while such an mdev
+         * exists (see daemon_handle_uevent()), so an idle daemon still has no timers.
+         */
+        sd_event_source *mdev_settle;
+        unsigned mdev_settle_tries;
         char *bus_address;
         char *uevent_source;
         char *pci_ids_path;

@@ -475,7 +475,7 @@ class Kernel:
                 self.uevent(pfsys, 'change')
                 return vfs
 
-        def mdev_create(self, parent, type_id, uuid, driver=None, group=None):
+        def mdev_create(self, parent, type_id, uuid, driver=None, group=None, late_type_link=False):
                 """echo UUID > <parent>/mdev_supported_types/<type>/create
                 (vfio-mediated-device.rst): the mdev appears as a child of its
                 parent on the mdev bus ('add', subsystem mdev), then its driver
@@ -500,7 +500,8 @@ class Kernel:
                 if group is not None:
                         t.pre_link('%s/%s' % (ppath, uuid), group=group)
                 self.before_send()
-                t.tb.add_from_string(mdev_text(ppath, uuid, type_id, group=group))   # sends 'add'
+                t.tb.add_from_string(mdev_text(ppath, uuid, type_id, group=group,
+                                               type_link=not late_type_link))   # sends 'add'
                 devdir = os.path.join(pdir, uuid)
                 t.link_outside(devdir, uuid)
                 syspath = '/sys/' + os.path.relpath(devdir, t.sys)
@@ -512,6 +513,10 @@ class Kernel:
                         t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
                         t.set_uevent_var(devdir, 'DRIVER', driver)
                         self.uevent(syspath, 'bind')
+                if late_type_link:
+                        # mdev_create_sysfs_files(): the type's devices/ entry, then mdev_type.
+                        t.symlink('../mdev_supported_types/' + type_id, os.path.join(devdir, 'mdev_type'))
+                        t.link_outside(devdir, uuid)
                 return syspath
 
         def mdev_remove(self, uuid):

@@ -109,8 +109,9 @@ def mdev_types_attrs(types):
         return a
 
 
-def mdev_text(parent_path, uuid, type_id, driver=None, group=None):
-        """umockdev text for mdev <uuid> under /sys/<parent_path>, of type <type_id>."""
+def mdev_text(parent_path, uuid, type_id, driver=None, group=None, type_link=True):
+        """umockdev text for mdev <uuid> under /sys/<parent_path>, of type <type_id>
+        (without the mdev_type link if not type_link)."""
         path = '%s/%s' % (parent_path, uuid)
         up = '/'.join(['..'] * (path.count('/') + 1))
         out = ['P: /' + path]
@@ -121,5 +122,6 @@ def mdev_text(parent_path, uuid, type_id, driver=None, group=None):
                 out.append('L: driver=%s/bus/mdev/drivers/%s' % (up, driver))
         if group is not None:
                 out.append('L: iommu_group=%s/kernel/iommu_groups/%d' % (up, group))
-        out.append('L: mdev_type=../mdev_supported_types/' + type_id)
+        if type_link:
+                out.append('L: mdev_type=../mdev_supported_types/' + type_id)
         return '\n'.join(out) + '\n'

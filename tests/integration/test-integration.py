@@ -296,6 +296,24 @@ class Events(HostdevTestCase):
                 self.assertEqual(self.c.manager('MdevCount'), 1)
                 self.assertObjects(self.c)
 
+        def test_mdev_type_link_after_events(self):
+                # Linux 6.1 creates the mdev_type link after the mdev's last uevent: the daemon must
+                # still learn the type, without an event, and not keep an error for the missing link.
+                parent, uuid = '0000:41:00.0', 'c0ffee00-1234-4abc-8def-0123456789ac'
+                since = len(self.c.signals)
+                self.H.k.mdev_create(parent, 'nvidia-223', uuid, driver='vfio_mdev', group=71,
+                                     late_type_link=True)
+                self.c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == mdev_path(uuid), since,
+                                   what='mdev added')
+                self.c.wait_for(lambda: self.c.get(mdev_path(uuid), MDEV_IFACE, 'Type') == 'nvidia-223', 10,
+                                'Type learnt after the mdev_type link appeared')
+                self.assertEqual(self.c.get(mdev_path(uuid), MDEV_IFACE, 'Errors'), [])
+                self.assertEqual(self.c.get_all(mdev_path(uuid), MDEV_IFACE), h.expected_mdev(self.H.t, uuid))
+                self.H.k.mdev_remove(uuid)
+                self.c.wait_signal(lambda s: s[0] == 'InterfacesRemoved' and s[3][0] == mdev_path(uuid), since,
+                                   what='mdev removed')
+                self.assertObjects(self.c)
+
         def test_garbage_vendor(self):
                 addr = '0000:6a:00.0'
                 since = len(self.c.signals)
