@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdarg.h>
 
 #include "bus-client.h"
 #include "log.h"
@@ -27,6 +28,12 @@ static const struct {
           { "Parent", "Type", "Name", "Description", "DeviceApi", "AvailableInstances" } },
         /* Manager.ListIommuGroups: (group number, member addresses) */
         { "ListIommuGroups", "uas", { "IommuGroup", "Devices" } },
+        /* Manager.Plan: actions (transaction, action, address, argument, reason) */
+        { "Plan", "ussss", { "Transaction", "Action", "Address", "Argument", "Reason" } },
+        /* Manager.Plan: devices (address, state, reason) */
+        { "Plan", "sss", { "Address", "State", "Reason" } },
+        /* Device.Holders: (pid, command name, node) */
+        { "Holders", "uss", { "Pid", "Command", "Node" } },
 };
 
 static const char *const *struct_keys(const char *name, const char *signature) {
@@ -77,13 +84,60 @@ int bus_client_fail(const sd_bus_error *error, int r, const char *what) {
                 log_error("%s: %s", what, error->message);
                 return EXIT_USAGE;
         }
-        if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+        if (sd_bus_error_has_names(error, HOSTDEVD_ERROR_REFUSED, HOSTDEVD_ERROR_BLOCKED)) {
+                log_error("%s: %s", what, error->message);
+                return EXIT_NOT_CONVERGED;
+        }
+        if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
+                /* polkit said no (or no agent could ask): the daemon changed nothing. */
+                log_error(
+                        "%s: not authorized%s%s", what, error->message ? ": " : "",
+                        strempty(error->message));
+        else if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
                 log_error("%s: hostdevd is not running (%s is not on the bus)", what, HOSTDEVD_BUS_NAME);
         else if (sd_bus_error_is_set(error))
                 log_error("%s: %s", what, error->message ? error->message : error->name);
         else
                 (void)log_error_errno(r, "%s: %m", what);
         return EXIT_BUS;
+}
+
+#define MANAGE_CALL_TIMEOUT_USEC (300ULL * 1000000ULL)
+
+int bus_call_manager_method(
+        sd_bus *bus, bool interactive, const char *member, sd_bus_error *error, sd_bus_message **ret_reply,
+        const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(
+                bus, &m, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, member);
+        if (r < 0)
+                return r;
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return r;
+        }
+
+        return bus_call_message(bus, m, interactive, error, ret_reply);
+}
+
+int bus_call_message(
+        sd_bus *bus, sd_bus_message *m, bool interactive, sd_bus_error *error, sd_bus_message **ret_reply) {
+        int r;
+
+        r = sd_bus_message_set_allow_interactive_authorization(m, interactive);
+        if (r < 0)
+                return r;
+
+        /* Apply and the Set* calls return after the executor finished (each sysfs write has its own
+         * deadline in the daemon), which can take longer than sd-bus' default 25 s on a large host; and
+         * polkit may wait for a person to type a password: no timeout then. */
+        return sd_bus_call(bus, m, interactive ? UINT64_MAX : MANAGE_CALL_TIMEOUT_USEC, error, ret_reply);
 }
 
 static int json_add(json_object *container, const char *key, json_object *v) {

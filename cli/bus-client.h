@@ -35,10 +35,22 @@
 #        define DBUS_INTERFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
 #endif
 
+/* Errors of the issue 3 methods (dbus/org.hostdevd1.xml); to move into names.h with the daemon's side. */
+#ifndef HOSTDEVD_ERROR_CONFIG_INVALID
+#        define HOSTDEVD_ERROR_CONFIG_INVALID "org.hostdevd1.Error.ConfigInvalid"
+#endif
+#ifndef HOSTDEVD_ERROR_REFUSED
+#        define HOSTDEVD_ERROR_REFUSED "org.hostdevd1.Error.Refused"
+#endif
+#ifndef HOSTDEVD_ERROR_BLOCKED
+#        define HOSTDEVD_ERROR_BLOCKED "org.hostdevd1.Error.Blocked"
+#endif
+
 /* Exit statuses of hostdevctl, documented in hostdevctl(1). */
 enum {
-        EXIT_BUS = 1, /* cannot reach the daemon, or a D-Bus error */
+        EXIT_BUS = 1, /* cannot reach the daemon, a D-Bus error, or not authorized */
         EXIT_USAGE = 2, /* unknown verb or option, missing or malformed argument */
+        EXIT_NOT_CONVERGED = 3, /* refused, blocked, or the host is not converged afterwards */
         EXIT_NOT_FOUND = 4, /* no such device or mdev */
 };
 
@@ -58,10 +70,25 @@ int bus_client_open(const char *address, sd_bus **ret);
  * Report a failed call (r < 0, error possibly set) on stderr, prefixed with
  * what ("Failed to list devices"), and return the exit status for it:
  * EXIT_NOT_FOUND for org.hostdevd1.Error.NotFound, EXIT_USAGE for
- * org.hostdevd1.Error.InvalidArgument, EXIT_BUS otherwise (including "the
- * daemon is not running").
+ * org.hostdevd1.Error.InvalidArgument, EXIT_NOT_CONVERGED for
+ * org.hostdevd1.Error.Refused and .Blocked (the daemon's message says why),
+ * EXIT_BUS otherwise (including "the daemon is not running" and polkit's
+ * AccessDenied, reported as "not authorized").
  */
 int bus_client_fail(const sd_bus_error *error, int r, const char *what);
+
+/*
+ * Call a Manager method that changes something. With interactive, the call
+ * carries ALLOW_INTERACTIVE_AUTHORIZATION, so polkit may ask the user for a
+ * password (through the session's agent) instead of denying at once. types
+ * and the arguments as sd_bus_message_append(); types may be NULL.
+ */
+int bus_call_manager_method(
+        sd_bus *bus, bool interactive, const char *member, sd_bus_error *error, sd_bus_message **ret_reply,
+        const char *types, ...);
+/* The same for a method call message built by the caller. */
+int bus_call_message(
+        sd_bus *bus, sd_bus_message *m, bool interactive, sd_bus_error *error, sd_bus_message **ret_reply);
 
 /*
  * Read the next complete value of m into a new json object. name is the

@@ -95,6 +95,17 @@ static char *format_mdev_type(json_object *t) {
         return s;
 }
 
+/* Holders element: "pid 4242 (qemu-system-x86) /dev/vfio/4". */
+static char *format_holder(json_object *h) {
+        char *s;
+
+        if (asprintf(
+                    &s, "pid %" PRIi64 " (%s) %s", json_get_int(h, "Pid", 0), json_get_string(h, "Command"),
+                    json_get_string(h, "Node")) < 0)
+                return NULL;
+        return s;
+}
+
 static char *format_scalar(const char *name, json_object *v, FormatFlags flags) {
         bool oneline = flags & FORMAT_ONELINE;
         int digits;
@@ -126,6 +137,8 @@ static char *format_scalar(const char *name, json_object *v, FormatFlags flags) 
                         return format_bar(v);
                 if (!oneline && name && streq(name, "MdevTypes"))
                         return format_mdev_type(v);
+                if (!oneline && name && streq(name, "Holders"))
+                        return format_holder(v);
                 break;
         default:
                 break;

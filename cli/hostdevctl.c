@@ -14,25 +14,26 @@
 
 #include "bus-client.h"
 #include "format.h"
+#include "hostdevctl.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
 #include "table.h"
 
-static bool arg_json = false;
+bool arg_json = false;
+bool arg_ask_password = true;
+bool arg_persist = false, arg_whole_group = false, arg_allow_critical = false;
+const char *arg_vf_driver = NULL;
+const char *arg_output = NULL;
 static const char *arg_address = NULL;
 
-static void print_json(json_object *o) {
+void print_json(json_object *o) {
         int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
 
         /* Indented for people on a terminal; one line for pipes. */
         flags |= isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN;
         puts(json_object_to_json_string_ext(o, flags));
-}
-
-static const char *empty_to_null(const char *s) {
-        return s && *s ? s : NULL;
 }
 
 /* An int property that is -1 when absent, as a cell. */
@@ -42,7 +43,11 @@ static int table_add_optional_int(Table *t, json_object *o, const char *key) {
         return v < 0 ? table_add_cell(t, NULL) : table_add_cellf(t, "%" PRIi64, v);
 }
 
-static int table_print_fit(Table *t) {
+bool ask_password(void) {
+        return arg_ask_password && isatty(STDIN_FILENO);
+}
+
+int table_print_fit(Table *t) {
         int r;
 
         table_set_width(t, output_columns());
@@ -86,8 +91,8 @@ static int add_names_cell(Table *t, json_object *d) {
 }
 
 static int verb_list(sd_bus *bus, int argc, char **argv) {
-        static const char *const headers[] = { "BDF",    "CLASS", "IDS",  "NAME",
-                                               "DRIVER", "GROUP", "NUMA", "SR-IOV" };
+        static const char *const headers[] = { "BDF",     "CLASS", "IDS",   "NAME", "DRIVER",
+                                               "DESIRED", "STATE", "GROUP", "NUMA", "SR-IOV" };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_json_ json_object *objects = NULL, *devices = NULL;
         _cleanup_(table_freep) Table *t = NULL;
@@ -129,6 +134,11 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
                         r = add_names_cell(t, d);
                 if (r >= 0)
                         r = table_add_cell(t, empty_to_null(json_get_string(d, "Driver")));
+                /* The desired state (issue 3): what a rule asks for, and how far the host is. */
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(d, "DesiredDriver")));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(json_get_string(d, "State")));
                 if (r >= 0)
                         r = table_add_optional_int(t, d, "IommuGroup");
                 if (r >= 0)
@@ -146,7 +156,7 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
 
 /* ---- show --------------------------------------------------------------- */
 
-static int print_properties(json_object *props) {
+int print_properties(json_object *props) {
         size_t width = 0;
 
         json_object_object_foreach(props, key, value) {
@@ -492,7 +502,7 @@ static int verb_monitor(sd_bus *bus, int argc, char **argv) {
 
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
-               "Query hostdevd, the PCI passthrough device manager.\n\n"
+               "Query and control hostdevd, the PCI passthrough device manager.\n\n"
                "Commands:\n"
                "  list                  List PCI functions (the default)\n"
                "  show DEV              Show every property of a PCI function (address, full\n"
@@ -500,16 +510,50 @@ static void help(void) {
                "  groups                List IOMMU groups, their members and drivers\n"
                "  mdev list             List mediated devices\n"
                "  mdev types            List mdev types of every mdev parent\n"
-               "  monitor               Print changes as they happen\n\n"
+               "  monitor               Print changes as they happen\n"
+               "  status                Show the daemon's state\n\n"
+               "Desired state:\n"
+               "  plan                  Show what apply would do, changing nothing\n"
+               "  apply                 Converge now and show the resulting state\n"
+               "  reload                Re-read the desired-state files\n"
+               "  bind DEV DRIVER       Declare DEV's driver (vfio-pci, a driver, host, none)\n"
+               "  unbind DEV            Declare that DEV has no driver (as bind DEV none)\n"
+               "  reset DEV             Drop what bind/unbind declared for DEV\n"
+               "  vfs PF N              Declare the number of VFs of a PF\n"
+               "  export [DIR]          Write the current bindings as hostdevd.conf files\n"
+               "  import driverctl [DIR]\n"
+               "                        Convert driverctl's overrides (/etc/driverctl.d)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
                "     --json             Print JSON (keys are the D-Bus property names)\n"
-               "     --address=ADDRESS  Connect to this D-Bus address instead of the system bus\n\n"
-               "Exit status: 0 success, 1 daemon or D-Bus error, 2 usage error, 4 not found.\n"
+               "     --address=ADDRESS  Connect to this D-Bus address instead of the system bus\n"
+               "     --no-ask-password  Do not ask for a password when authorization needs one\n"
+               "     --persist          bind, unbind, vfs: keep the declaration across reboots\n"
+               "     --whole-group      bind, unbind: take the whole IOMMU group along\n"
+               "     --allow-critical   bind, unbind: allow a host-critical device\n"
+               "     --driver=DRIVER    vfs: the driver of the VFs\n"
+               "     --output=DIR       import: write the files into DIR\n\n"
+               "Exit status: 0 success, 1 daemon or D-Bus error or not authorized, 2 usage\n"
+               "error, 3 not converged (refused, blocked, pending, failed), 4 not found.\n"
                "See hostdevctl(1) for details.\n",
                program_invocation_short_name);
 }
+
+/* Options that apply to some verbs only (Verb.options). */
+typedef enum VerbOption {
+        OPTION_PERSIST = 1 << 0,
+        OPTION_WHOLE_GROUP = 1 << 1,
+        OPTION_ALLOW_CRITICAL = 1 << 2,
+        OPTION_DRIVER = 1 << 3,
+        OPTION_OUTPUT = 1 << 4,
+} VerbOption;
+
+static const char *const verb_option_names[] = {
+        "--persist", "--whole-group", "--allow-critical", "--driver", "--output",
+};
+
+static unsigned arg_verb_options = 0; /* the VerbOptions given */
 
 /* Returns 1 to run a command, 0 to exit successfully (--help, --version), -EINVAL on a usage error. */
 static int parse_argv(int argc, char *argv[]) {
@@ -517,12 +561,24 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_VERSION = 0x100,
                 ARG_JSON,
                 ARG_ADDRESS,
+                ARG_NO_ASK_PASSWORD,
+                ARG_PERSIST,
+                ARG_WHOLE_GROUP,
+                ARG_ALLOW_CRITICAL,
+                ARG_DRIVER,
+                ARG_OUTPUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "address", required_argument, NULL, ARG_ADDRESS },
+                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "persist", no_argument, NULL, ARG_PERSIST },
+                { "whole-group", no_argument, NULL, ARG_WHOLE_GROUP },
+                { "allow-critical", no_argument, NULL, ARG_ALLOW_CRITICAL },
+                { "driver", required_argument, NULL, ARG_DRIVER },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 {},
         };
         int c;
@@ -541,6 +597,29 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ADDRESS:
                         arg_address = optarg;
                         break;
+                case ARG_NO_ASK_PASSWORD:
+                        arg_ask_password = false;
+                        break;
+                case ARG_PERSIST:
+                        arg_persist = true;
+                        arg_verb_options |= OPTION_PERSIST;
+                        break;
+                case ARG_WHOLE_GROUP:
+                        arg_whole_group = true;
+                        arg_verb_options |= OPTION_WHOLE_GROUP;
+                        break;
+                case ARG_ALLOW_CRITICAL:
+                        arg_allow_critical = true;
+                        arg_verb_options |= OPTION_ALLOW_CRITICAL;
+                        break;
+                case ARG_DRIVER:
+                        arg_vf_driver = optarg;
+                        arg_verb_options |= OPTION_DRIVER;
+                        break;
+                case ARG_OUTPUT:
+                        arg_output = optarg;
+                        arg_verb_options |= OPTION_OUTPUT;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -553,17 +632,33 @@ static int parse_argv(int argc, char *argv[]) {
 typedef struct Verb {
         const char *name;
         int min_args, max_args; /* including the verb itself */
+        unsigned options; /* VerbOptions it accepts */
+        bool no_bus; /* runs without connecting (file conversions) */
         int (*run)(sd_bus *bus, int argc, char **argv);
 } Verb;
 
 static const Verb verbs[] = {
-        { "list", 1, 1, verb_list }, { "show", 2, 2, verb_show },       { "groups", 1, 1, verb_groups },
-        { "mdev", 1, 2, verb_mdev }, { "monitor", 1, 1, verb_monitor },
+        { "list", 1, 1, 0, false, verb_list },
+        { "show", 2, 2, 0, false, verb_show },
+        { "groups", 1, 1, 0, false, verb_groups },
+        { "mdev", 1, 2, 0, false, verb_mdev },
+        { "monitor", 1, 1, 0, false, verb_monitor },
+        { "status", 1, 1, 0, false, verb_status },
+        { "plan", 1, 1, 0, false, verb_plan },
+        { "apply", 1, 1, 0, false, verb_apply },
+        { "reload", 1, 1, 0, false, verb_reload },
+        { "bind", 3, 3, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, verb_bind },
+        { "unbind", 2, 2, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, verb_unbind },
+        { "reset", 2, 2, 0, false, verb_reset },
+        { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER, false, verb_vfs },
+        { "export", 1, 2, 0, false, verb_export },
+        { "import", 2, 3, OPTION_OUTPUT, true, verb_import },
 };
 
 int main(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const Verb *verb = NULL;
+        unsigned stray;
         char **args;
         int r, n;
 
@@ -601,11 +696,20 @@ int main(int argc, char *argv[]) {
                         program_invocation_short_name);
                 return EXIT_USAGE;
         }
+        /* An option the command ignores is most likely a mistake ("list --persist"): say so. */
+        stray = arg_verb_options & ~verb->options;
+        for (size_t i = 0; i < ELEMENTSOF(verb_option_names); i++)
+                if (stray & (1u << i)) {
+                        log_error("Option %s does not apply to '%s'.", verb_option_names[i], verb->name);
+                        return EXIT_USAGE;
+                }
 
-        r = bus_client_open(arg_address, &bus);
-        if (r < 0) {
-                log_error_errno(r, "Failed to connect to %s: %m", arg_address ?: "the system bus");
-                return EXIT_BUS;
+        if (!verb->no_bus) {
+                r = bus_client_open(arg_address, &bus);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to connect to %s: %m", arg_address ?: "the system bus");
+                        return EXIT_BUS;
+                }
         }
 
         r = verb->run(bus, n, args);

@@ -36,6 +36,10 @@ OM = "org.freedesktop.DBus.ObjectManager"
 PROPS = "org.freedesktop.DBus.Properties"
 ERR_NOT_FOUND = "org.hostdevd1.Error.NotFound"
 ERR_INVALID = "org.hostdevd1.Error.InvalidArgument"
+ERR_CONFIG_INVALID = "org.hostdevd1.Error.ConfigInvalid"
+ERR_REFUSED = "org.hostdevd1.Error.Refused"
+ERR_BLOCKED = "org.hostdevd1.Error.Blocked"
+ERR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 
 # ---- fixture ---------------------------------------------------------------
 
@@ -75,6 +79,12 @@ def device(address, vendor, dev, cls, **kw):
         "VfioGroup": "",
         "VfioDevice": "",
         "MdevTypes": [],
+        "DesiredDriver": "",
+        "DesiredSource": "",
+        "State": "converged",
+        "StateReason": "",
+        "LastError": "",
+        "Holders": [],
         "Errors": [],
     }
     d.update(kw)
@@ -100,10 +110,13 @@ DEVICES = [
            Serial="01-23-45-67-89-ab-cd-ef", VfioGroup="/dev/vfio/1",
            Bars=[[0, "memory", 16 << 20, False, False], [1, "memory", 16 << 30, True, True],
                  [3, "memory", 32 << 20, True, True], [6, "memory", 512 << 10, False, False]],
-           ResetMethods=["flr", "bus"], BootVga=True, MdevTypes=copy.deepcopy(GPU_TYPES)),
+           ResetMethods=["flr", "bus"], BootVga=True, MdevTypes=copy.deepcopy(GPU_TYPES),
+           DesiredDriver="vfio-pci", DesiredSource="/etc/hostdevd/devices.d/50-gpu.conf:6"),
     device("0000:01:00.1", 0x10DE, 0x10F8, 0x040300, VendorName="NVIDIA Corporation",
            DeviceName="TU104 HD Audio Controller", ClassName="Audio device", IommuGroup=1,
-           IommuGroupPeers=["0000:00:01.0", "0000:01:00.0"], NumaNode=0),
+           IommuGroupPeers=["0000:00:01.0", "0000:01:00.0"], NumaNode=0, DesiredDriver="snd_hda_intel",
+           DesiredSource="/etc/hostdevd/devices.d/50-gpu.conf:9", State="refused",
+           StateReason="IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"),
     device("0000:02:00.0", 0x8086, 0x1572, 0x020000, VendorName="Intel Corporation",
            DeviceName="Ethernet Controller X710 for 10GbE SFP+", ClassName="Ethernet controller",
            IommuGroup=2, Driver="i40e", NumaNode=1, SriovRole="pf", SriovTotalVFs=64, SriovNumVFs=2,
@@ -116,7 +129,8 @@ DEVICES = [
     device("0000:02:02.1", 0x8086, 0x154C, 0x020000, VendorName="Intel Corporation",
            DeviceName="Ethernet Virtual Function 700 Series", ClassName="Ethernet controller",
            IommuGroup=4, Driver="vfio-pci", NumaNode=1, SriovRole="vf", PhysFn="0000:02:00.0", VFIndex=1,
-           VfioGroup="/dev/vfio/4", VfioDevice="/dev/vfio/devices/vfio0"),
+           VfioGroup="/dev/vfio/4", VfioDevice="/dev/vfio/devices/vfio0",
+           Holders=[[4242, "qemu-system-x86", "/dev/vfio/4"]]),
     # A VMD domain (5 hex digits) sorts after the 4-digit ones; no names, no group.
     device("10000:00:00.0", 0x1234, 0x5678, 0xFF0000, Errors=["numa_node: not a number 'x'"]),
 ]
@@ -147,7 +161,22 @@ def manager_props():
         "EventSource": "udev",
         "MdevTypes": types,
         "Rescans": 0,
+        "State": "refused",
+        "Generation": 3,
+        "ConfigErrors": [],
     }
+
+
+# What Plan() returns until a test sets another with Test.SetPlan.
+PLAN = [
+    3,
+    [[1, "set-override", "0000:02:02.0", "vfio-pci", "Driver=vfio-pci (/etc/hostdevd/devices.d/60-vf.conf:5)"],
+     [1, "unbind", "0000:02:02.0", "iavf", ""],
+     [1, "probe", "0000:02:02.0", "", ""],
+     [1, "verify", "0000:02:02.0", "vfio-pci", ""]],
+    [["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"],
+     ["0000:02:02.0", "pending", "bound to iavf, wants vfio-pci"]],
+]
 
 
 # ---- contract --------------------------------------------------------------
@@ -216,6 +245,7 @@ def typed(sig, value, variant_level=0):
 # ---- objects ---------------------------------------------------------------
 
 CANONICAL = re.compile(r"^(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
+DRIVER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -319,11 +349,120 @@ class Root(PropertyObject):
         # Deliberately unsorted by group: hostdevctl sorts.
         return typed("a(uas)", [[g, sorted(groups[g])] for g in sorted(groups, reverse=True)])
 
+    # ---- desired state: canned behaviour, every call recorded ----
+
+    def canonical_address(self, address):
+        m = CANONICAL.match(address)
+        if not m or int(m.group(3), 16) > 0x1F:
+            raise dbus.exceptions.DBusException("Invalid PCI address '%s'" % address, name=ERR_INVALID)
+        return "%04x:%s:%s.%s" % (int(m.group(1) or "0", 16), m.group(2).lower(), m.group(3).lower(), m.group(4))
+
+    def lookup(self, address):
+        canonical = self.canonical_address(address)
+        if canonical not in self.fake.devices:
+            raise dbus.exceptions.DBusException("No PCI function %s" % canonical, name=ERR_NOT_FOUND)
+        return self.fake.devices[canonical]
+
+    def bump_generation(self):
+        self.update({"Generation": self.values["Generation"] + 1})
+
+    @dbus.service.method(MANAGER, in_signature="", out_signature="", message_keyword="msg")
+    def Reload(self, msg):
+        self.fake.record("Reload", [], msg)
+        self.bump_generation()
+
+    @dbus.service.method(MANAGER, in_signature="", out_signature="ta(ussss)a(sss)", message_keyword="msg")
+    def Plan(self, msg):
+        self.fake.record("Plan", [], msg)
+        generation, actions, devices = self.fake.plan
+        return (dbus.UInt64(generation), typed("a(ussss)", actions), typed("a(sss)", devices))
+
+    @dbus.service.method(MANAGER, in_signature="", out_signature="s", message_keyword="msg")
+    def Apply(self, msg):
+        self.fake.record("Apply", [], msg)
+        return self.values["State"]
+
+    @dbus.service.method(MANAGER, in_signature="ssas", out_signature="", message_keyword="msg")
+    def SetDeviceDriver(self, address, driver, flags, msg):
+        self.fake.record("SetDeviceDriver", [address, driver, list(flags)], msg)
+        obj = self.lookup(address)
+        if not DRIVER.match(driver):
+            raise dbus.exceptions.DBusException("Invalid driver '%s'" % driver, name=ERR_INVALID)
+        for f in flags:
+            if f not in ("persist", "whole-group", "allow-critical"):
+                raise dbus.exceptions.DBusException("Invalid flag '%s'" % f, name=ERR_INVALID)
+        directory = "/var/lib/hostdevd/devices.d" if "persist" in flags else "/run/hostdevd/devices.d"
+        changes = {"DesiredDriver": driver,
+                   "DesiredSource": "%s/50-hostdevctl-%s.conf:5" % (directory, obj.values["Address"])}
+        if driver == "none":
+            changes["Driver"] = ""
+        elif driver != "host":
+            changes["Driver"] = driver
+        self.settle(obj, changes)
+        self.bump_generation()
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="", message_keyword="msg")
+    def ResetDeviceDriver(self, address, msg):
+        self.fake.record("ResetDeviceDriver", [address], msg)
+        obj = self.lookup(address)
+        source = obj.values["DesiredSource"]
+        if not source.startswith(("/run/", "/var/lib/")):
+            raise dbus.exceptions.DBusException("No runtime declaration for %s" % obj.values["Address"],
+                                                name=ERR_NOT_FOUND)
+        self.settle(obj, {"DesiredDriver": "", "DesiredSource": ""})
+        self.bump_generation()
+
+    @dbus.service.method(MANAGER, in_signature="susas", out_signature="", message_keyword="msg")
+    def SetNumVFs(self, pf, num_vfs, vf_driver, flags, msg):
+        self.fake.record("SetNumVFs", [pf, int(num_vfs), vf_driver, list(flags)], msg)
+        obj = self.lookup(pf)
+        if vf_driver and not DRIVER.match(vf_driver):
+            raise dbus.exceptions.DBusException("Invalid driver '%s'" % vf_driver, name=ERR_INVALID)
+        for f in flags:
+            if f != "persist":
+                raise dbus.exceptions.DBusException("Invalid flag '%s'" % f, name=ERR_INVALID)
+        if obj.values["SriovRole"] != "pf":
+            raise dbus.exceptions.DBusException("%s is not an SR-IOV PF" % obj.values["Address"], name=ERR_REFUSED)
+        if num_vfs > obj.values["SriovTotalVFs"]:
+            raise dbus.exceptions.DBusException("%u VFs requested, %s has at most %u" % (
+                num_vfs, obj.values["Address"], obj.values["SriovTotalVFs"]), name=ERR_REFUSED)
+        self.settle(obj, {"SriovNumVFs": int(num_vfs)})
+        self.bump_generation()
+
+    def settle(self, obj, changes):
+        """Apply changes plus the state the test asked for (Test.SetNextState), else "converged"."""
+        outcome, self.fake.next_state = self.fake.next_state or {"State": "converged", "StateReason": ""}, None
+        later = outcome.pop("Then", None)
+        delay = outcome.pop("AfterMs", 0)
+        changes.update(outcome)
+        obj.update(changes)
+        if later is not None:
+            GLib.timeout_add(delay, lambda: obj.update(later) and False)
+
     # ---- test control ----
 
     @dbus.service.method(TEST, in_signature="s", out_signature="u")
     def CallCount(self, method):
         return self.fake.calls.get(method, 0)
+
+    @dbus.service.method(TEST, in_signature="s", out_signature="s")
+    def Calls(self, method):
+        """JSON: [{"args": [...], "interactive": bool}, ...] of every call of method."""
+        return json.dumps(self.fake.recorded.get(method, []))
+
+    @dbus.service.method(TEST, in_signature="sss")
+    def FailNext(self, method, error_name, message):
+        """The next call of method fails with this D-Bus error (after recording its arguments)."""
+        self.fake.failures[method] = (error_name, message)
+
+    @dbus.service.method(TEST, in_signature="s")
+    def SetNextState(self, outcome_json):
+        """{"State": ..., "StateReason": ..., ["Then": {...}, "AfterMs": N]} for the next Set*/Reset* call."""
+        self.fake.next_state = json.loads(outcome_json)
+
+    @dbus.service.method(TEST, in_signature="s")
+    def SetPlan(self, plan_json):
+        self.fake.plan = json.loads(plan_json)
 
     @dbus.service.method(TEST, in_signature="s")
     def AddDevice(self, props_json):
@@ -364,6 +503,10 @@ class Fake:
         self.conn = conn
         self.props, self.methods = load_contract(xml)
         self.calls = {}
+        self.recorded = {}
+        self.failures = {}
+        self.next_state = None
+        self.plan = copy.deepcopy(PLAN)
         self.devices = {}
         self.mdevs = {}
         for d in DEVICES:
@@ -387,6 +530,15 @@ class Fake:
 
     def count(self, method):
         self.calls[method] = self.calls.get(method, 0) + 1
+
+    def record(self, method, args, msg):
+        """Count and record a call, then raise the error a test asked for with FailNext."""
+        self.count(method)
+        self.recorded.setdefault(method, []).append(
+            {"args": args, "interactive": bool(msg.get_allow_interactive_authorization())})
+        failure = self.failures.pop(method, None)
+        if failure:
+            raise dbus.exceptions.DBusException(failure[1], name=failure[0])
 
     def children(self):
         return list(self.devices.values()) + list(self.mdevs.values())

@@ -50,6 +50,9 @@ STRUCT_KEYS = {
     ("Bars", "ystbb"): ["Index", "Type", "Size", "Is64Bit", "Prefetchable"],
     ("MdevTypes", "ssssu"): ["Type", "Name", "Description", "DeviceApi", "AvailableInstances"],
     ("MdevTypes", "sssssu"): ["Parent", "Type", "Name", "Description", "DeviceApi", "AvailableInstances"],
+    ("Holders", "uss"): ["Pid", "Command", "Node"],
+    ("Plan", "ussss"): ["Transaction", "Action", "Address", "Argument", "Reason"],
+    ("Plan", "sss"): ["Address", "State", "Reason"],
 }
 
 
@@ -145,7 +148,8 @@ class HostdevctlTest(unittest.TestCase):
 
     def test_list_table(self):
         lines = self.ok("list").splitlines()
-        self.assertEqual(lines[0].split(), ["BDF", "CLASS", "IDS", "NAME", "DRIVER", "GROUP", "NUMA", "SR-IOV"])
+        self.assertEqual(lines[0].split(), ["BDF", "CLASS", "IDS", "NAME", "DRIVER", "DESIRED", "STATE", "GROUP",
+                                            "NUMA", "SR-IOV"])
         rows = lines[1:]
         # Sorted by address, the 5-digit VMD domain last.
         self.assertEqual([r.split()[0] for r in rows], [d["Address"] for d in fake.DEVICES])
@@ -158,7 +162,10 @@ class HostdevctlTest(unittest.TestCase):
         self.assertIn("vfio-pci", vf)
         # No names, group or NUMA node: class in hex and "-".
         vmd = rows[-1].split()
-        self.assertEqual(vmd[:5], ["10000:00:00.0", "0xff0000", "1234:5678", "-", "-"])
+        self.assertEqual(vmd, ["10000:00:00.0", "0xff0000", "1234:5678", "-", "-", "-", "converged", "-", "-", "-"])
+        # The desired driver and state, where a rule names the function.
+        audio = next(r for r in rows if r.startswith("0000:01:00.1"))
+        self.assertEqual(audio[lines[0].index("DESIRED"):].split()[:2], ["snd_hda_intel", "refused"])
         # Columns line up: every row has its driver at the DRIVER header's offset.
         col = lines[0].index("DRIVER")
         self.assertEqual(pf[col:].split()[0], "i40e")
@@ -166,9 +173,9 @@ class HostdevctlTest(unittest.TestCase):
         self.assertIn("with an unusually long marketing name for truncation", self.ok("list"))
 
     def test_list_truncates_names_to_columns(self):
-        out = self.ok("list", env={"COLUMNS": "110"})
+        out = self.ok("list", env={"COLUMNS": "140"})
         for line in out.splitlines():
-            self.assertLessEqual(len(line), 110, line)
+            self.assertLessEqual(len(line), 140, line)
         self.assertIn("...", out)
         self.assertNotIn("truncation", out)
         self.assertIn("pf 2/64", out)
@@ -296,7 +303,10 @@ class HostdevctlTest(unittest.TestCase):
     def test_help_and_version(self):
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for verb in ("list", "show DEV", "groups", "mdev list", "mdev types", "monitor", "--json", "--address"):
+        for verb in ("list", "show DEV", "groups", "mdev list", "mdev types", "monitor", "--json", "--address",
+                     "status", "plan", "apply", "reload", "bind DEV DRIVER", "unbind DEV", "reset DEV", "vfs PF N",
+                     "export [DIR]", "import driverctl [DIR]", "--persist", "--whole-group", "--allow-critical",
+                     "--driver=DRIVER", "--output=DIR", "--no-ask-password"):
             self.assertIn(verb, r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
@@ -438,6 +448,503 @@ class HostdevctlTest(unittest.TestCase):
                 proc.wait()
             proc.stdout.close()
             proc.stderr.close()
+
+
+CONF_DUMP = os.environ.get("CONF_DUMP", os.path.join(TOP, "build", "tests", "cli", "conf-dump"))
+
+
+def conf_dump(*dirs):
+    """What the daemon's parser (desired_state_load) reads from dirs."""
+    r = subprocess.run([CONF_DUMP] + list(dirs), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+class ManageTest(unittest.TestCase):
+    """The desired-state verbs against a fresh fake per test (they change its state)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bus = Bus()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bus.stop()
+
+    def setUp(self):
+        self.fake = Fake(self.bus)
+        self.addCleanup(self.fake.stop)
+        self.test = self.fake.test
+
+    def ctl(self, *args, **kw):
+        return run(*args, address=self.bus.address, **kw)
+
+    def expect(self, code, *args, **kw):
+        r = self.ctl(*args, **kw)
+        self.assertEqual(r.returncode, code, "hostdevctl %s: rc %d\nstdout: %s\nstderr: %s" % (
+            " ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def calls(self, method):
+        return json.loads(self.test.Calls(method))
+
+    def args_of(self, method):
+        return [c["args"] for c in self.calls(method)]
+
+    def tmpdir(self):
+        d = tempfile.mkdtemp(prefix="hostdevctl-conf-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        return d
+
+    # ---- status ----
+
+    def test_status(self):
+        out = self.expect(0, "status").stdout
+        lines = out.splitlines()
+        names = [l.split(":")[0].strip() for l in lines[:10]]
+        self.assertEqual(names, ["Version", "State", "Generation", "DeviceCount", "MdevCount", "IommuEnabled",
+                                 "IommuReason", "EventSource", "Rescans", "ConfigErrors"])
+        self.assertIn("       State: refused\n", out)
+        self.assertIn("  Generation: 3\n", out)
+        self.assertIn("ConfigErrors: -\n", out)
+        # The functions that keep the host from converged, with the reason.
+        self.assertEqual(lines[11].split(), ["ADDRESS", "STATE", "REASON"])
+        self.assertEqual(lines[12].split(None, 2),
+                         ["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"])
+        self.assertEqual(len(lines), 13)
+
+    def test_status_json(self):
+        got = json.loads(self.expect(0, "--json", "status").stdout)
+        self.assertEqual(got, expected_props(fake.MANAGER, fake.manager_props()))
+
+    def test_status_config_errors(self):
+        errors = ["/etc/hostdevd/devices.d/50-gpu.conf:3: Driver=vfio pci: invalid driver name",
+                  "/etc/hostdevd/devices.d/60-x.conf:7: NumVFs=-1: not a number"]
+        self.test.ChangeManager(json.dumps({"ConfigErrors": errors, "State": "converged"}))
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({"State": "converged", "StateReason": ""}))
+        out = self.expect(0, "status").stdout
+        self.assertIn("ConfigErrors: " + errors[0] + "\n" + " " * 14 + errors[1] + "\n", out)
+        self.assertNotIn("ADDRESS", out)
+
+    # ---- plan ----
+
+    def test_plan(self):
+        out = self.expect(0, "plan").stdout
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "Generation 3: 4 actions in 1 transaction.")
+        self.assertEqual(lines[2].split(), ["TX", "ACTION", "ADDRESS", "ARGUMENT", "REASON"])
+        self.assertEqual(lines[3].split(None, 4), ["1", "set-override", "0000:02:02.0", "vfio-pci",
+                                                   "Driver=vfio-pci (/etc/hostdevd/devices.d/60-vf.conf:5)"])
+        self.assertEqual(lines[4].split(), ["1", "unbind", "0000:02:02.0", "iavf", "-"])
+        self.assertEqual(lines[8].split(), ["ADDRESS", "STATE", "REASON"])
+        self.assertEqual(lines[10].split(None, 2), ["0000:02:02.0", "pending", "bound to iavf, wants vfio-pci"])
+        # A read: no password prompt asked for, nothing applied.
+        self.assertEqual(self.calls("Plan"), [{"args": [], "interactive": False}])
+        self.assertEqual(self.calls("Apply"), [])
+
+    def test_plan_json(self):
+        got = json.loads(self.expect(0, "--json", "plan").stdout)
+        generation, actions, devices = fake.PLAN
+        self.assertEqual(got, {
+            "Generation": generation,
+            "Actions": [dict(zip(["Transaction", "Action", "Address", "Argument", "Reason"], a)) for a in actions],
+            "Devices": [dict(zip(["Address", "State", "Reason"], d)) for d in devices],
+        })
+
+    def test_plan_transactions_and_nothing_to_do(self):
+        self.test.SetPlan(json.dumps([7, [[1, "unbind", "0000:01:00.0", "vfio-pci", ""],
+                                          [2, "set-numvfs", "0000:02:00.0", "0", "NumVFs=4"],
+                                          [2, "set-numvfs", "0000:02:00.0", "4", "NumVFs=4"]], []]))
+        out = self.expect(0, "plan").stdout
+        self.assertTrue(out.startswith("Generation 7: 3 actions in 2 transactions.\n"), out)
+        self.assertNotIn("STATE", out)
+        self.test.SetPlan(json.dumps([8, [], [["0000:01:00.0", "converged", ""]]]))
+        out = self.expect(0, "plan").stdout
+        self.assertTrue(out.startswith("Nothing to do (generation 8).\n"), out)
+        self.assertEqual(json.loads(self.expect(0, "--json", "plan").stdout),
+                         {"Generation": 8, "Actions": [],
+                          "Devices": [{"Address": "0000:01:00.0", "State": "converged", "Reason": ""}]})
+
+    # ---- apply ----
+
+    def test_apply_not_converged(self):
+        r = self.expect(3, "apply")
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "State: refused")
+        self.assertEqual(lines[3].split(None, 2),
+                         ["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"])
+        self.assertEqual(self.args_of("Apply"), [[]])
+        got = json.loads(self.expect(3, "--json", "apply").stdout)
+        self.assertEqual(got["State"], "refused")
+        self.assertEqual([d["Address"] for d in got["Devices"]], ["0000:01:00.1"])
+        self.assertEqual(got["Devices"][0], expected_props(fake.DEVICE, fake.DEVICES[3]))
+
+    def test_apply_converged(self):
+        self.test.ChangeManager(json.dumps({"State": "converged"}))
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({"State": "converged", "StateReason": ""}))
+        self.assertEqual(self.expect(0, "apply").stdout, "State: converged\n")
+        self.assertEqual(json.loads(self.expect(0, "--json", "apply").stdout), {"State": "converged", "Devices": []})
+
+    def test_apply_stuck_shows_last_error(self):
+        self.test.ChangeManager(json.dumps({"State": "stuck"}))
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({
+            "State": "stuck", "StateReason": "",
+            "LastError": "/sys/bus/pci/drivers/snd_hda_intel/unbind: '0000:01:00.1': timed out after 10 s"}))
+        out = self.expect(3, "apply").stdout
+        self.assertIn("0000:01:00.1  stuck  /sys/bus/pci/drivers/snd_hda_intel/unbind", out)
+
+    def test_apply_denied(self):
+        self.test.FailNext("Apply", fake.ERR_ACCESS_DENIED, "Permission denied")
+        r = self.expect(1, "apply")
+        self.assertIn("Failed to apply: not authorized", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    # ---- reload ----
+
+    def test_reload(self):
+        r = self.expect(0, "reload")
+        self.assertEqual((r.stdout, r.stderr), ("", ""))
+        self.assertEqual(self.args_of("Reload"), [[]])
+
+    def test_reload_config_invalid(self):
+        errors = ["/etc/hostdevd/devices.d/50-gpu.conf:3: Driver=vfio pci: invalid driver name"]
+        self.test.ChangeManager(json.dumps({"ConfigErrors": errors}))
+        self.test.FailNext("Reload", fake.ERR_CONFIG_INVALID, "1 file rejected, the last good state stays")
+        r = self.expect(1, "reload")
+        self.assertEqual(r.stderr.splitlines(), [
+            "hostdevctl: Failed to reload: 1 file rejected, the last good state stays", errors[0]])
+        self.assertEqual(r.stdout, "")
+
+    def test_reload_denied(self):
+        self.test.FailNext("Reload", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("not authorized", self.expect(1, "reload").stderr)
+
+    # ---- bind, unbind, reset ----
+
+    def test_bind(self):
+        r = self.expect(0, "bind", "02:02.0", "vfio-pci")
+        self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
+        self.assertEqual(r.stderr, "")
+        # The canonical address goes to the daemon; the password prompt is allowed only on a terminal.
+        self.assertEqual(self.calls("SetDeviceDriver"),
+                         [{"args": ["0000:02:02.0", "vfio-pci", []], "interactive": False}])
+
+    def test_bind_flags(self):
+        self.expect(0, "bind", "--persist", "0000:02:02.0", "vfio-pci", "--whole-group", "--allow-critical")
+        self.expect(0, "bind", "0000:02:02.0", "host", "--persist")
+        self.assertEqual(self.args_of("SetDeviceDriver"), [
+            ["0000:02:02.0", "vfio-pci", ["persist", "whole-group", "allow-critical"]],
+            ["0000:02:02.0", "host", ["persist"]]])
+
+    def test_bind_json(self):
+        got = json.loads(self.expect(0, "--json", "bind", "02:02.0", "vfio-pci").stdout)
+        self.assertEqual(got["Address"], "0000:02:02.0")
+        self.assertEqual(got["DesiredDriver"], "vfio-pci")
+        self.assertEqual(got["DesiredSource"], "/run/hostdevd/devices.d/50-hostdevctl-0000:02:02.0.conf:5")
+        self.assertEqual(set(got), set(fake.load_contract(XML)[0][fake.DEVICE]))
+
+    def test_unbind(self):
+        r = self.expect(0, "unbind", "02:02.0", "--persist")
+        self.assertEqual(r.stdout, "0000:02:02.0: converged, no driver\n")
+        self.assertEqual(self.args_of("SetDeviceDriver"), [["0000:02:02.0", "none", ["persist"]]])
+
+    def test_bind_errors(self):
+        # Looked up first: no such function (4) or a malformed address (2) never reach SetDeviceDriver.
+        self.assertIn("0000:41:00.0", self.expect(4, "bind", "41:00.0", "vfio-pci").stderr)
+        self.assertIn("'zz:00.0'", self.expect(2, "bind", "zz:00.0", "vfio-pci").stderr)
+        self.assertEqual(self.calls("SetDeviceDriver"), [])
+        # The daemon's InvalidArgument names the value: 2.
+        self.assertIn("'vfio pci'", self.expect(2, "bind", "02:02.0", "vfio pci").stderr)
+        # Refused and Blocked: not converged, 3, with the daemon's reason.
+        self.test.FailNext("SetDeviceDriver", fake.ERR_REFUSED, "0000:00:1f.2 is host-critical: it holds /")
+        r = self.expect(3, "bind", "02:02.0", "vfio-pci")
+        self.assertEqual(r.stderr, "hostdevctl: Failed to set the driver of 0000:02:02.0 to vfio-pci: "
+                                   "0000:00:1f.2 is host-critical: it holds /\n")
+        self.test.FailNext("SetDeviceDriver", fake.ERR_BLOCKED, "held by pid 4242 (qemu-system-x86)")
+        self.assertIn("held by pid 4242", self.expect(3, "unbind", "02:02.1").stderr)
+        # polkit said no: 1, "not authorized".
+        self.test.FailNext("SetDeviceDriver", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("Failed to set the driver of 0000:02:02.0 to vfio-pci: not authorized",
+                      self.expect(1, "bind", "02:02.0", "vfio-pci").stderr)
+        self.test.FailNext("SetDeviceDriver", "org.hostdevd1.Error.Failed", "Input/output error")
+        self.assertIn("Input/output error", self.expect(1, "bind", "02:02.0", "vfio-pci").stderr)
+
+    def test_bind_ends_refused(self):
+        self.test.SetNextState(json.dumps({"State": "refused", "StateReason": "IOMMU group 3: peer 0000:03:00.1"}))
+        r = self.expect(3, "bind", "02:02.0", "vfio-pci")
+        self.assertEqual(r.stdout, "0000:02:02.0: refused, driver vfio-pci: IOMMU group 3: peer 0000:03:00.1\n")
+
+    def test_bind_ends_failed_with_last_error(self):
+        self.test.SetNextState(json.dumps({"State": "failed", "StateReason": "vfio-pci did not bind",
+                                           "LastError": "verify: driver is '' after drivers_probe"}))
+        r = self.expect(3, "bind", "02:02.0", "vfio-pci")
+        self.assertIn("0000:02:02.0: last error: verify: driver is '' after drivers_probe\n", r.stdout)
+
+    def test_bind_waits_while_pending(self):
+        self.test.SetNextState(json.dumps({"State": "pending", "StateReason": "queued",
+                                           "Then": {"State": "converged", "StateReason": ""}, "AfterMs": 500}))
+        start = time.monotonic()
+        r = self.expect(0, "bind", "02:02.0", "vfio-pci")
+        self.assertGreaterEqual(time.monotonic() - start, 0.4)
+        self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
+
+    def test_interactive_authorization_on_a_terminal(self):
+        master, slave = os.openpty()
+        try:
+            cmd = [HOSTDEVCTL, "--address", self.bus.address]
+            for extra in ([], ["--no-ask-password"]):
+                r = subprocess.run(cmd + extra + ["bind", "02:02.0", "vfio-pci"], stdin=slave, capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            os.close(master)
+            os.close(slave)
+        self.assertEqual([c["interactive"] for c in self.calls("SetDeviceDriver")], [True, False])
+        # Reads never ask.
+        self.assertEqual(self.calls("Plan"), [])
+
+    def test_reset(self):
+        self.expect(0, "bind", "02:02.0", "vfio-pci")
+        r = self.expect(0, "reset", "02:02.0")
+        self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
+        self.assertEqual(self.args_of("ResetDeviceDriver"), [["0000:02:02.0"]])
+        # A declaration from /etc is not SetDeviceDriver's to drop: NotFound, 4.
+        self.assertIn("No runtime declaration for 0000:01:00.0", self.expect(4, "reset", "01:00.0").stderr)
+        self.assertEqual(self.expect(4, "reset", "41:00.0").returncode, 4)
+        self.test.FailNext("ResetDeviceDriver", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("not authorized", self.expect(1, "reset", "02:02.0").stderr)
+
+    # ---- vfs ----
+
+    def test_vfs(self):
+        r = self.expect(0, "vfs", "02:00.0", "8", "--driver", "vfio-pci", "--persist")
+        self.assertEqual(r.stdout, "0000:02:00.0: converged, 8 VFs\n")
+        self.expect(0, "vfs", "0000:02:00.0", "0")
+        self.assertEqual(self.args_of("SetNumVFs"), [["0000:02:00.0", 8, "vfio-pci", ["persist"]],
+                                                     ["0000:02:00.0", 0, "", []]])
+
+    def test_vfs_errors(self):
+        for bad in ("x", "4x", "", "99999999999", "+1"):
+            self.assertIn("'%s'" % bad, self.expect(2, "vfs", "02:00.0", bad).stderr)
+        self.assertIn("'-1'", self.expect(2, "vfs", "02:00.0", "--", "-1").stderr)
+        self.assertEqual(self.calls("SetNumVFs"), [])
+        self.assertIn("has at most 64", self.expect(3, "vfs", "02:00.0", "65").stderr)
+        self.assertIn("not an SR-IOV PF", self.expect(3, "vfs", "01:00.0", "1").stderr)
+        self.assertEqual(self.expect(4, "vfs", "41:00.0", "1").returncode, 4)
+        self.test.FailNext("SetNumVFs", fake.ERR_BLOCKED, "VF 0000:02:02.1 is held by pid 4242 (qemu-system-x86)")
+        self.assertIn("held by pid 4242", self.expect(3, "vfs", "02:00.0", "4").stderr)
+        self.test.FailNext("SetNumVFs", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("not authorized", self.expect(1, "vfs", "02:00.0", "4").stderr)
+
+    # ---- usage ----
+
+    def test_usage(self):
+        for args in (["list", "--persist"], ["status", "--driver=x"], ["plan", "--output=/tmp"],
+                     ["reset", "--persist", "02:02.0"], ["bind", "02:02.0", "--driver", "x", "vfio-pci"],
+                     ["vfs", "02:00.0", "1", "--whole-group"], ["bind", "02:02.0"], ["bind"], ["unbind"],
+                     ["vfs", "02:00.0"], ["reset"], ["status", "x"], ["apply", "x"], ["import"],
+                     ["import", "frob"], ["export", "a", "b"], ["import", "driverctl", "a", "b"]):
+            r = self.expect(2, *args)
+            self.assertNotEqual(r.stderr, "")
+            self.assertEqual(r.stdout, "")
+        for m in ("SetDeviceDriver", "SetNumVFs", "ResetDeviceDriver", "Apply", "Reload"):
+            self.assertEqual(self.calls(m), [], m)
+
+    def test_no_daemon(self):
+        empty = Bus()
+        try:
+            for args in (["status"], ["plan"], ["apply"], ["reload"], ["bind", "02:02.0", "vfio-pci"],
+                         ["unbind", "02:02.0"], ["reset", "02:02.0"], ["vfs", "02:00.0", "1"], ["export"]):
+                r = run(*args, address=empty.address)
+                self.assertEqual(r.returncode, 1, "%s: %s" % (args, r.stderr))
+                self.assertIn("not running", r.stderr)
+        finally:
+            empty.stop()
+
+    # ---- show ----
+
+    def test_show_desired_state(self):
+        out = self.expect(0, "show", "02:02.1").stdout
+        self.assertIn("      Holders: pid 4242 (qemu-system-x86) /dev/vfio/4\n", out)
+        out = self.expect(0, "show", "01:00.1").stdout
+        self.assertIn("  DesiredDriver: snd_hda_intel\n", out)
+        self.assertIn("  DesiredSource: /etc/hostdevd/devices.d/50-gpu.conf:9\n", out)
+        self.assertIn("          State: refused\n", out)
+        self.assertIn("    StateReason: IOMMU group 1: peer 0000:01:00.0 is on vfio-pci\n", out)
+        self.assertIn("      LastError: -\n", out)
+        got = json.loads(self.expect(0, "--json", "show", "02:02.1").stdout)
+        self.assertEqual(got["Holders"], [{"Pid": 4242, "Command": "qemu-system-x86", "Node": "/dev/vfio/4"}])
+
+    # ---- export ----
+
+    def test_export_stdout(self):
+        out = self.expect(0, "export").stdout
+        self.assertEqual(out, """\
+# 80-export-0000:01:00.0.conf
+# hostdevctl export: 0000:01:00.0 10de:1eb8
+[Match]
+Address=0000:01:00.0
+
+[Device]
+Driver=vfio-pci
+
+# 80-export-0000:02:02.1.conf
+# hostdevctl export: VF 1 (0000:02:02.1) of 0000:02:00.0
+[Match]
+PF=0000:02:00.0
+VFIndex=1
+
+[Device]
+Driver=vfio-pci
+
+# 80-export-0000:02:00.0.conf
+# hostdevctl export: 0000:02:00.0 8086:1572
+[Match]
+Address=0000:02:00.0
+
+[SRIOV]
+NumVFs=2
+""")
+
+    def test_export_dir_parses(self):
+        d = self.tmpdir()
+        r = self.expect(0, "export", d)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(sorted(os.listdir(d)), ["80-export-0000:01:00.0.conf", "80-export-0000:02:00.0.conf",
+                                                 "80-export-0000:02:02.1.conf"])
+        self.assertEqual(os.stat(os.path.join(d, "80-export-0000:01:00.0.conf")).st_mode & 0o777, 0o644)
+        dump = conf_dump(d)
+        self.assertEqual(dump["errors"], [])
+        self.assertEqual(dump["rules"], [
+            {"file": "80-export-0000:01:00.0.conf", "Address": "0000:01:00.0", "Driver": "vfio-pci",
+             "Group": "strict", "AllowCritical": False},
+            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2},
+            {"file": "80-export-0000:02:02.1.conf", "PF": "0000:02:00.0", "VFIndex": [1, 1], "Driver": "vfio-pci",
+             "Group": "strict", "AllowCritical": False},
+        ])
+        # Exporting again replaces the files in place (same names, same content).
+        before = {f: open(os.path.join(d, f)).read() for f in os.listdir(d)}
+        self.expect(0, "export", d)
+        self.assertEqual({f: open(os.path.join(d, f)).read() for f in os.listdir(d)}, before)
+
+    def test_export_vf_driver_and_none(self):
+        # Both VFs on vfio-pci: one VFDriver= on the PF, no VF rules. An unbound function held by an override
+        # ("none", as driverctl sets) or declared "none" exports as Driver=none.
+        self.test.ChangeDevice("0000:02:02.0", json.dumps({"Driver": "vfio-pci"}))
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({"DriverOverride": "none"}))
+        self.test.ChangeDevice("0000:00:00.0", json.dumps({"DesiredDriver": "none"}))
+        d = self.tmpdir()
+        self.expect(0, "export", d)
+        dump = conf_dump(d)
+        self.assertEqual(dump["errors"], [])
+        self.assertEqual(dump["rules"], [
+            {"file": "80-export-0000:00:00.0.conf", "Address": "0000:00:00.0", "Driver": "none", "Group": "strict",
+             "AllowCritical": False},
+            {"file": "80-export-0000:01:00.0.conf", "Address": "0000:01:00.0", "Driver": "vfio-pci",
+             "Group": "strict", "AllowCritical": False},
+            {"file": "80-export-0000:01:00.1.conf", "Address": "0000:01:00.1", "Driver": "none", "Group": "strict",
+             "AllowCritical": False},
+            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2, "VFDriver": "vfio-pci"},
+        ])
+
+    def test_export_host_drivers_only(self):
+        # Functions on the kernel's own match need no rule: nothing to export.
+        for a in ("0000:01:00.0", "0000:02:02.1"):
+            self.test.ChangeDevice(a, json.dumps({"Driver": "nouveau" if a == "0000:01:00.0" else "iavf",
+                                                  "DriverOverride": ""}))
+        self.test.ChangeDevice("0000:02:00.0", json.dumps({"SriovNumVFs": 0, "VirtFns": []}))
+        self.assertEqual(self.expect(0, "export").stdout, "")
+
+    # ---- import driverctl ----
+
+    def driverctl_dir(self, entries):
+        d = self.tmpdir()
+        for name, content in entries.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(content)
+        return d
+
+    def test_import_driverctl(self):
+        src = self.driverctl_dir({"pci-0000:01:00.0": "vfio-pci\n", "pci-0000:3b:00.1": "none\n",
+                                  "pci-0000:02:02.0": "mlx5_vfio_pci", ".hidden": "junk"})
+        out = self.expect(0, "import", "driverctl", src).stdout
+        self.assertEqual(out, """\
+# 50-driverctl-0000:01:00.0.conf
+# hostdevctl import driverctl: {src}/pci-0000:01:00.0
+[Match]
+Address=0000:01:00.0
+
+[Device]
+Driver=vfio-pci
+
+# 50-driverctl-0000:02:02.0.conf
+# hostdevctl import driverctl: {src}/pci-0000:02:02.0
+[Match]
+Address=0000:02:02.0
+
+[Device]
+Driver=mlx5_vfio_pci
+
+# 50-driverctl-0000:3b:00.1.conf
+# hostdevctl import driverctl: {src}/pci-0000:3b:00.1
+[Match]
+Address=0000:3b:00.1
+
+[Device]
+Driver=none
+""".format(src=src))
+        # No bus needed: a file conversion.
+        r = run("import", "driverctl", src, address="unix:path=/nonexistent/bus")
+        self.assertEqual((r.returncode, r.stdout), (0, out))
+
+        # Round trip through the daemon's parser.
+        out_dir = os.path.join(self.tmpdir(), "devices.d")
+        r = self.expect(0, "import", "driverctl", src, "--output", out_dir)
+        self.assertEqual(r.stdout, "")
+        dump = conf_dump(out_dir)
+        self.assertEqual(dump["errors"], [])
+        self.assertEqual([(x["Address"], x["Driver"], x["Group"]) for x in dump["rules"]], [
+            ("0000:01:00.0", "vfio-pci", "strict"), ("0000:02:02.0", "mlx5_vfio_pci", "strict"),
+            ("0000:3b:00.1", "none", "strict")])
+
+    def test_import_driverctl_bad_entries(self):
+        out_dir = os.path.join(self.tmpdir(), "out")
+        cases = {
+            "pci-0000:01:00.0": ("vfio pci\n", "invalid driver name 'vfio pci'"),
+            "pci-0000:01:00.1": ("\n", "empty"),
+            "pci-0000:01:00.2": ("a\nb\n", "invalid driver name 'a\nb'"),
+            "pci-0000:01:00.3": ("x" * 300, "longer than a driver name"),
+            "pci-zz:00.0": ("vfio-pci\n", "not a PCI override"),
+            "usb-1-1": ("usbhid\n", "not a PCI override"),
+        }
+        for name, (content, message) in cases.items():
+            src = self.driverctl_dir({"pci-0000:05:00.0": "vfio-pci\n", name: content})
+            r = self.expect(1, "import", "driverctl", src, "--output", out_dir)
+            self.assertIn("%s/%s: %s" % (src, name, message), r.stderr)
+            self.assertIn("nothing written", r.stderr)
+            self.assertFalse(os.path.exists(out_dir), "written despite %s" % name)
+            r = self.expect(1, "import", "driverctl", src)
+            self.assertEqual(r.stdout, "")
+        # Two names for one function.
+        src = self.driverctl_dir({"pci-0000:05:00.0": "vfio-pci\n", "pci-05:00.0": "vfio-pci\n"})
+        self.assertIn("a second override for 0000:05:00.0", self.expect(1, "import", "driverctl", src).stderr)
+        # A missing directory.
+        self.assertIn("/nonexistent/driverctl.d", self.expect(1, "import", "driverctl",
+                                                              "/nonexistent/driverctl.d").stderr)
+
+    def test_export_import_round_trip(self):
+        # driverctl's overrides -> files -> the same rules as exporting a host in that state.
+        src = self.driverctl_dir({"pci-0000:01:00.0": "vfio-pci\n"})
+        imported = self.tmpdir()
+        self.expect(0, "import", "driverctl", src, "--output", imported)
+        self.test.ChangeDevice("0000:02:02.1", json.dumps({"Driver": "iavf"}))
+        self.test.ChangeDevice("0000:02:00.0", json.dumps({"SriovNumVFs": 0, "VirtFns": []}))
+        exported = self.tmpdir()
+        self.expect(0, "export", exported)
+
+        def strip(rules):
+            return [{k: v for k, v in r.items() if k != "file"} for r in rules]
+        self.assertEqual(strip(conf_dump(imported)["rules"]), strip(conf_dump(exported)["rules"]))
 
 
 class ManyDevicesTest(unittest.TestCase):

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * hostdevctl export and import: hostdevd.conf(5) files from the observed
+ * state (a checkpoint that re-applies to the same bindings) and from
+ * driverctl's saved overrides. The rules of both conversions are in
+ * hostdevctl(1), EXPORT and IMPORT; this file implements exactly those.
+ *
+ * Nothing is written unless every entry converted: the files are built in
+ * memory first, then written to standard output (each after a "# NAME"
+ * line) or into a directory (each atomically: temporary file, fsync,
+ * rename).
+ */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus-client.h"
+#include "desired-state.h"
+#include "hostdevctl.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "pci-address.h"
+
+#ifndef DRIVERCTL_CONF_DIR
+#        define DRIVERCTL_CONF_DIR "/etc/driverctl.d"
+#endif
+
+/* File names: the priority prefix orders them among other drop-ins (later wins a conflict). */
+#define EXPORT_FILE_PREFIX "80-export-"
+#define IMPORT_FILE_PREFIX "50-driverctl-"
+/* driverctl names its files "BUS-DEVICE" (driverctl: sddev="$bus-$dev"); we convert the PCI ones. */
+#define DRIVERCTL_PCI_PREFIX "pci-"
+/* A driverctl file holds one driver name and a newline; anything longer is not one. */
+#define DRIVERCTL_FILE_MAX 256
+
+typedef struct ConfFile {
+        char *name; /* basename, ending in .conf */
+        char *text;
+} ConfFile;
+
+typedef struct ConfFiles {
+        ConfFile *files;
+        size_t n;
+} ConfFiles;
+
+static void conf_files_done(ConfFiles *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->files[i].name);
+                free(l->files[i].text);
+        }
+        free(l->files);
+        *l = (ConfFiles){};
+}
+
+/* Takes ownership of name and text, also on failure. */
+static int conf_files_add(ConfFiles *l, char *name, char *text) {
+        ConfFile *f;
+
+        if (!name || !text) {
+                free(name);
+                free(text);
+                return -ENOMEM;
+        }
+        f = reallocarray(l->files, l->n + 1, sizeof(ConfFile));
+        if (!f) {
+                free(name);
+                free(text);
+                return -ENOMEM;
+        }
+        l->files = f;
+        l->files[l->n++] = (ConfFile){ .name = name, .text = text };
+        return 0;
+}
+
+static int write_file_atomic(const char *dir, const ConfFile *f) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t left = strlen(f->text);
+        const char *p = f->text;
+        int r;
+
+        if (asprintf(&path, "%s/%s", dir, f->name) < 0 || asprintf(&tmp, "%s/.%s.XXXXXX", dir, f->name) < 0)
+                return log_oom();
+
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create a file in %s: %m", dir);
+        while (left > 0) {
+                ssize_t k = write(fd, p, left);
+                if (k < 0) {
+                        r = log_error_errno(errno, "Failed to write %s: %m", tmp);
+                        goto fail;
+                }
+                p += k;
+                left -= (size_t)k;
+        }
+        /* Readable by everyone, as the files hostdevd reads from /etc are. */
+        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
+                goto fail;
+        }
+        if (close(TAKE_FD(fd)) < 0) {
+                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
+                goto fail;
+        }
+        if (rename(tmp, path) < 0) {
+                r = log_error_errno(errno, "Failed to rename %s to %s: %m", tmp, path);
+                goto fail;
+        }
+        return 0;
+
+fail:
+        (void)unlink(tmp);
+        return r;
+}
+
+/* To dir (created if missing), or to standard output with "# NAME" before each file. Returns an exit status.
+ */
+static int conf_files_write(const ConfFiles *l, const char *dir) {
+        if (!dir) {
+                for (size_t i = 0; i < l->n; i++)
+                        printf("%s# %s\n%s", i > 0 ? "\n" : "", l->files[i].name, l->files[i].text);
+                return 0;
+        }
+
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                log_error_errno(errno, "Failed to create %s: %m", dir);
+                return EXIT_BUS;
+        }
+        for (size_t i = 0; i < l->n; i++)
+                if (write_file_atomic(dir, &l->files[i]) < 0)
+                        return EXIT_BUS;
+        return 0;
+}
+
+/* ---- export ------------------------------------------------------------------ */
+
+/*
+ * The Driver= that keeps d as it is, or NULL when no rule is needed:
+ *   bound, with driver_override set or to a VFIO driver -> the bound driver;
+ *   unbound with driver_override set (e.g. driverctl's "none"), or unbound
+ *   because the desired state says "none" -> "none";
+ *   otherwise (the kernel's own match, or unbound by hand) -> NULL.
+ */
+static const char *export_driver(json_object *d) {
+        const char *driver = json_get_string(d, "Driver"), *override = json_get_string(d, "DriverOverride");
+
+        if (*driver)
+                return *override || driver_name_is_vfio(driver) ? driver : NULL;
+        return *override || streq(json_get_string(d, "DesiredDriver"), CONF_DRIVER_NONE) ? CONF_DRIVER_NONE
+                                                                                         : NULL;
+}
+
+/* A driver name read from the daemon must also be one hostdevd.conf accepts. */
+static int check_driver(const char *address, const char *driver) {
+        DriverSpec spec = {};
+        int r;
+
+        r = driver_spec_parse(driver, &spec);
+        driver_spec_done(&spec);
+        if (r < 0)
+                log_error("Cannot export %s: driver '%s' is not a valid Driver= value.", address, driver);
+        return r;
+}
+
+static int export_vf_rule(ConfFiles *l, json_object *pf, json_object *vf, const char *driver) {
+        const char *address = json_get_string(vf, "Address");
+        char *name = NULL, *text = NULL;
+
+        /* By PF and index rather than address: VF addresses are the PF's routing id + offset + stride. */
+        if (asprintf(&name, EXPORT_FILE_PREFIX "%s.conf", address) < 0)
+                name = NULL;
+        if (asprintf(
+                    &text,
+                    "# hostdevctl export: VF %" PRIi64 " (%s) of %s\n"
+                    "[" CONF_SECTION_MATCH "]\nPF=%s\nVFIndex=%" PRIi64 "\n\n"
+                    "[" CONF_SECTION_DEVICE "]\nDriver=%s\n",
+                    json_get_int(vf, "VFIndex", -1), address, json_get_string(pf, "Address"),
+                    json_get_string(pf, "Address"), json_get_int(vf, "VFIndex", -1), driver) < 0)
+                text = NULL;
+        return conf_files_add(l, name, text);
+}
+
+/* The rule for one function that is not a VF of a known PF, plus the rules of its VFs. */
+static int export_function(ConfFiles *l, json_object *d, json_object *by_address) {
+        const char *address = json_get_string(d, "Address"), *driver = export_driver(d), *vf_driver = NULL;
+        int64_t num_vfs =
+                streq(json_get_string(d, "SriovRole"), "pf") ? json_get_int(d, "SriovNumVFs", 0) : 0;
+        _cleanup_free_ char *device_section = NULL, *sriov_section = NULL;
+        json_object *virtfns = NULL;
+        bool same = true;
+        char *name = NULL, *text = NULL;
+        int r;
+
+        if (driver && check_driver(address, driver) < 0)
+                return -EINVAL;
+
+        if (num_vfs > 0) {
+                (void)json_object_object_get_ex(d, "VirtFns", &virtfns);
+
+                /* VFDriver= when every VF would get the same Driver= (VFs the daemon does not know of
+                 * count as different: no guess). */
+                for (size_t i = 0; i < json_object_array_length(virtfns); i++) {
+                        json_object *vf;
+                        const char *vd;
+
+                        if (!json_object_object_get_ex(
+                                    by_address,
+                                    json_object_get_string(json_object_array_get_idx(virtfns, i)), &vf)) {
+                                same = false;
+                                break;
+                        }
+                        vd = export_driver(vf);
+                        if (i == 0)
+                                vf_driver = vd;
+                        else if (!streq(strempty(vd), strempty(vf_driver)))
+                                same = false;
+                }
+                if (!same)
+                        vf_driver = NULL;
+                if (vf_driver && check_driver(address, vf_driver) < 0)
+                        return -EINVAL;
+
+                if (asprintf(
+                            &sriov_section, "\n[" CONF_SECTION_SRIOV "]\nNumVFs=%" PRIi64 "\n%s%s%s",
+                            num_vfs, vf_driver ? "VFDriver=" : "", strempty(vf_driver),
+                            vf_driver ? "\n" : "") < 0)
+                        return -ENOMEM;
+
+                /* VFs that differ from their siblings get a rule each. */
+                for (size_t i = 0; !same && i < json_object_array_length(virtfns); i++) {
+                        json_object *vf;
+                        const char *vd;
+
+                        if (!json_object_object_get_ex(
+                                    by_address,
+                                    json_object_get_string(json_object_array_get_idx(virtfns, i)), &vf))
+                                continue;
+                        vd = export_driver(vf);
+                        if (!vd)
+                                continue;
+                        if (check_driver(json_get_string(vf, "Address"), vd) < 0)
+                                return -EINVAL;
+                        r = export_vf_rule(l, d, vf, vd);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        if (!driver && !sriov_section)
+                return 0;
+        if (driver && asprintf(&device_section, "\n[" CONF_SECTION_DEVICE "]\nDriver=%s\n", driver) < 0)
+                return -ENOMEM;
+
+        if (asprintf(&name, EXPORT_FILE_PREFIX "%s.conf", address) < 0)
+                name = NULL;
+        if (asprintf(
+                    &text,
+                    "# hostdevctl export: %s %04" PRIx64 ":%04" PRIx64 "\n"
+                    "[" CONF_SECTION_MATCH "]\nAddress=%s\n%s%s",
+                    address, json_get_int(d, "VendorId", 0), json_get_int(d, "DeviceId", 0), address,
+                    strempty(device_section), strempty(sriov_section)) < 0)
+                text = NULL;
+        return conf_files_add(l, name, text);
+}
+
+int verb_export(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_json_ json_object *objects = NULL, *devices = NULL, *by_address = NULL;
+        _cleanup_(conf_files_done) ConfFiles files = {};
+        int r;
+
+        r = bus_get_managed_objects(bus, &error, &objects);
+        if (r < 0)
+                return bus_client_fail(&error, r, "Failed to list devices");
+        r = bus_objects_with_interface(objects, HOSTDEVD_DEVICE_INTERFACE, "Address", &devices);
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse the device list: %m");
+                return EXIT_BUS;
+        }
+
+        by_address = json_object_new_object();
+        if (!by_address)
+                return log_oom(), EXIT_BUS;
+        for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                json_object *d = json_object_array_get_idx(devices, i);
+                if (json_object_object_add(by_address, json_get_string(d, "Address"), json_object_get(d)) <
+                    0)
+                        return log_oom(), EXIT_BUS;
+        }
+
+        for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                json_object *d = json_object_array_get_idx(devices, i);
+
+                /* A VF goes with its PF's rule (VFDriver=, or PF= + VFIndex=). */
+                if (streq(json_get_string(d, "SriovRole"), "vf") &&
+                    json_object_object_get_ex(by_address, json_get_string(d, "PhysFn"), NULL))
+                        continue;
+                r = export_function(&files, d, by_address);
+                if (r == -ENOMEM)
+                        return log_oom(), EXIT_BUS;
+                if (r < 0)
+                        return EXIT_BUS;
+        }
+
+        return conf_files_write(&files, argc > 1 ? argv[1] : NULL);
+}
+
+/* ---- import driverctl ------------------------------------------------------------ */
+
+/* One driverctl file -> one rule; errors name the file and value. Returns 0, -EINVAL (logged) or -ENOMEM. */
+static int import_driverctl_file(ConfFiles *l, const char *dir, const char *filename) {
+        _cleanup_free_ char *path = NULL, *name = NULL, *text = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char buf[DRIVERCTL_FILE_MAX + 1], address[PCI_ADDRESS_STRING_MAX];
+        DriverSpec spec = {};
+        PciAddress a;
+        struct stat st;
+        ssize_t n;
+        size_t len;
+        int r;
+
+        if (asprintf(&path, "%s/%s", dir, filename) < 0)
+                return -ENOMEM;
+
+        if (!strneq(filename, DRIVERCTL_PCI_PREFIX, strlen(DRIVERCTL_PCI_PREFIX)) ||
+            pci_address_from_string(filename + strlen(DRIVERCTL_PCI_PREFIX), &a) < 0) {
+                log_error(
+                        "%s: not a PCI override: driverctl names them 'pci-DDDD:BB:SS.F', not '%s'.", path,
+                        filename);
+                return -EINVAL;
+        }
+        pci_address_format(&a, address);
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                log_error_errno(errno, "%s: cannot read: %m", path);
+                return -EINVAL;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                log_error("%s: not a regular file.", path);
+                return -EINVAL;
+        }
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+                log_error_errno(errno, "%s: cannot read: %m", path);
+                return -EINVAL;
+        }
+        if ((size_t)n > DRIVERCTL_FILE_MAX) {
+                log_error("%s: longer than a driver name (%d bytes at most).", path, DRIVERCTL_FILE_MAX);
+                return -EINVAL;
+        }
+        buf[n] = '\0';
+        /* driverctl writes "echo $drv": the name and one newline. */
+        len = strlen(buf);
+        if (len != (size_t)n) {
+                log_error("%s: contains a NUL byte.", path);
+                return -EINVAL;
+        }
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+                buf[--len] = '\0';
+        if (len == 0) {
+                /* driverctl's load-override skips empty files ([ -s ]); an override nobody applies. */
+                log_error("%s: empty, no driver named.", path);
+                return -EINVAL;
+        }
+
+        r = driver_spec_parse(buf, &spec);
+        if (r < 0 || spec.kind == DRIVER_KIND_HOST) {
+                driver_spec_done(&spec);
+                log_error("%s: invalid driver name '%s'.", path, buf);
+                return r == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+        driver_spec_done(&spec);
+
+        for (size_t i = 0; i < l->n; i++)
+                if (strstr(l->files[i].name, address)) {
+                        log_error("%s: a second override for %s.", path, address);
+                        return -EINVAL;
+                }
+
+        if (asprintf(&name, IMPORT_FILE_PREFIX "%s.conf", address) < 0)
+                return -ENOMEM;
+        /* driverctl's "none" is driver_override "none": no driver binds, as Driver=none. */
+        if (asprintf(
+                    &text,
+                    "# hostdevctl import driverctl: %s\n"
+                    "[" CONF_SECTION_MATCH "]\nAddress=%s\n\n"
+                    "[" CONF_SECTION_DEVICE "]\nDriver=%s\n",
+                    path, address, buf) < 0)
+                return -ENOMEM;
+        return conf_files_add(l, TAKE_PTR(name), TAKE_PTR(text));
+}
+
+int verb_import(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(conf_files_done) ConfFiles files = {};
+        const char *dir = argc > 2 ? argv[2] : DRIVERCTL_CONF_DIR;
+        struct dirent **entries = NULL;
+        int n, r = 0, failed = 0;
+
+        if (!streq(argv[1], "driverctl")) {
+                log_error("Unknown import format '%s' (expected 'driverctl').", argv[1]);
+                return EXIT_USAGE;
+        }
+
+        n = scandir(dir, &entries, NULL, alphasort);
+        if (n < 0) {
+                log_error_errno(errno, "Failed to read %s: %m", dir);
+                return EXIT_BUS;
+        }
+        for (int i = 0; i < n; i++) {
+                /* Hidden files are editors' and package managers' leftovers, as for hostdevd.conf. */
+                if (entries[i]->d_name[0] != '.' && r != -ENOMEM) {
+                        r = import_driverctl_file(&files, dir, entries[i]->d_name);
+                        if (r < 0)
+                                failed++;
+                }
+                free(entries[i]);
+        }
+        free(entries);
+
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_BUS;
+        if (failed > 0) {
+                log_error("%d of the entries in %s did not convert; nothing written.", failed, dir);
+                return EXIT_BUS;
+        }
+        return conf_files_write(&files, arg_output);
+}
