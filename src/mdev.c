@@ -259,11 +259,11 @@ int mdev_read(const char *uuid, Mdev **ret) {
          * directory above the mdev. Use the link text, which is there even when its target is not.
          */
         n = readlink(path, target, sizeof(target) - 1);
-        if (n >= 0) {
+        if (n >= 0)
                 target[n] = '\0';
-                parent_dir = strdup(target);
-        } else
-                parent_dir = strdup(m->syspath);
+        else /* gone between lstat() and readlink(), or not a link: the resolved path is all we have */
+                (void)snprintf(target, sizeof(target), "%s", m->syspath);
+        parent_dir = strdup(target);
         if (!parent_dir)
                 return -ENOMEM;
         slash = strrchr(parent_dir, '/');
