@@ -331,6 +331,37 @@ class HostdevctlTest(unittest.TestCase):
         r = run("list", env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
         self.assertEqual(r.returncode, 1, r.stderr)
 
+    # ---- bash completion ----
+
+    def complete(self, *words):
+        """COMPREPLY of completion/hostdevctl for the command line words (the last one is being typed)."""
+        words = ["hostdevctl", "--address", self.bus.address] + list(words)
+        script = 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _hostdevctl; ' \
+                 'printf "%s\\n" "${COMPREPLY[@]}"'
+        env = dict(os.environ, PATH=os.path.dirname(HOSTDEVCTL) + os.pathsep + os.environ["PATH"])
+        r = subprocess.run(["bash", "-c", script, "bash", os.path.join(TOP, "completion", "hostdevctl")] + words,
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(w for w in r.stdout.splitlines() if w)
+
+    def test_completion(self):
+        self.assertEqual(self.complete(""), sorted(
+            "list show groups mdev monitor status plan apply reload bind unbind reset vfs export import".split()))
+        self.assertEqual(self.complete("re"), ["reload", "reset"])
+        addresses = sorted(d["Address"] for d in fake.DEVICES)
+        self.assertEqual(self.complete("bind", ""), addresses)
+        self.assertEqual(self.complete("unbind", "0000:02:0"), ["0000:02:00.0", "0000:02:02.0", "0000:02:02.1"])
+        self.assertEqual(self.complete("vfs", ""), ["0000:02:00.0"])  # PFs only
+        self.assertIn("vfio-pci", self.complete("bind", "0000:02:02.0", ""))
+        self.assertEqual(self.complete("bind", "0000:02:02.0", "ho"), ["host"])
+        self.assertEqual(self.complete("vfs", "0000:02:00.0", "4", "--driver", "no"), ["none"])
+        self.assertEqual(self.complete("bind", "--p"), ["--persist"])
+        self.assertEqual(self.complete("vfs", "--"), sorted(
+            "--json --address --no-ask-password --help --version --persist --driver".split()))
+        self.assertNotIn("--persist", self.complete("list", "--"))
+        self.assertEqual(self.complete("import", ""), ["driverctl"])
+        self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
+
     # ---- monitor ----
 
     def start_monitor(self, *args):
