@@ -43,3 +43,20 @@ kl_load_kernel_env() {
         # shellcheck disable=SC1091
         . "$cache/current-kernel.env"
 }
+
+# kl_put_elf STAGE SRC [DEST]: copy the ELF program SRC to STAGE/DEST (default
+# SRC) with every library ldd resolves, at the same paths. Tokens starting
+# with "/" are library paths: "libx.so.1 => /lib/.../libx.so.1 (0x...)" and the
+# loader line "/lib64/ld-linux-x86-64.so.2 (0x...)" (no "=>"). mawk has no \s,
+# so scan fields. A static program has no such lines ("not a dynamic executable").
+kl_put_elf() {
+        local st=$1 bin=$2 dest=${3:-$2} lib
+        mkdir -p "$st$(dirname "$dest")"
+        cp -L "$bin" "$st$dest"
+        for lib in $(ldd "$bin" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }'); do
+                if [ ! -e "$st$lib" ]; then
+                        mkdir -p "$st$(dirname "$lib")"
+                        cp -L "$lib" "$st$lib"
+                fi
+        done
+}

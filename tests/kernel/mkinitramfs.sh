@@ -82,9 +82,12 @@ done
 # Kernel modules: the closure of what the tests use, plus mtty from
 # build-mtty.sh, placed where modprobe/libkmod look and indexed by depmod.
 mods=(vfio vfio_iommu_type1 vfio-pci mdev nvme e1000e e1000)
+# In the image but not loaded at boot: a scenario modprobes them (ext4 mounts
+# the ext2 filesystem of the converge scenario's disk).
+on_demand_mods=(ext4)
 kmod_dir=/lib/modules/$KVER
 mkdir -p "$st$kmod_dir/extra"
-for f in $(modprobe -a -d "$KROOT" -S "$KVER" --show-depends "${mods[@]}" | awk '$1 == "insmod" { print $2 }' | sort -u); do
+for f in $(modprobe -a -d "$KROOT" -S "$KVER" --show-depends "${mods[@]}" "${on_demand_mods[@]}" | awk '$1 == "insmod" { print $2 }' | sort -u); do
         rel=${f#"$KROOT"}
         mkdir -p "$st$(dirname "$rel")"
         cp "$f" "$st$rel"

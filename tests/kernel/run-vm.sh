@@ -24,6 +24,18 @@
 #   rp5, rp6:  empty hotplug slots (ids rp5, rp6 for device_add bus=)
 # Environment: KL_HOSTDEVD_ARGS (extra hostdevd options),
 # KL_CONSOLE_LOGLEVEL (non-empty: keep kernel messages on the console).
+#
+# A scenario's settings: SCENARIO.env next to it (shell assignments, sourced
+# here on the host before the environment's values are applied on top):
+#   KL_HOSTDEVD_START=boot|manual  manual: /init does not start hostdevd; the
+#                    scenario writes its desired-state files, then calls
+#                    kl_hostdevd_start (guest/lib.sh). Default boot.
+#   KL_HOSTDEVD_ARGS hostdevd options for every start.
+#   KL_DISK_MB=N     a blank raw disk of N MiB (a file in the run's temporary
+#                    directory) as an nvme 1b36:0010 with serial "kldisk" on
+#                    its own root port rp7 (no SR-IOV, unlike rp3's).
+#   KL_GUEST_FILES="SRC:DEST ..."  extra files in the guest (programs get
+#                    their ldd closure), e.g. a benchmark's helper.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -49,6 +61,18 @@ shift
 extra=("$@")
 [ -f "$scenario" ] || kl_die "no scenario $scenario"
 name=$(basename "$scenario" .sh)
+# The scenario's .env first, then what the caller's environment says.
+env_hostdevd_args=${KL_HOSTDEVD_ARGS:-} env_start=${KL_HOSTDEVD_START:-}
+env_disk=${KL_DISK_MB:-} env_files=${KL_GUEST_FILES:-}
+KL_HOSTDEVD_ARGS= KL_HOSTDEVD_START= KL_DISK_MB= KL_GUEST_FILES=
+if [ -f "${scenario%.sh}.env" ]; then
+        # shellcheck disable=SC1090
+        . "${scenario%.sh}.env"
+fi
+KL_HOSTDEVD_ARGS="$KL_HOSTDEVD_ARGS${env_hostdevd_args:+ $env_hostdevd_args}"
+KL_HOSTDEVD_START=${env_start:-${KL_HOSTDEVD_START:-boot}}
+KL_DISK_MB=${env_disk:-$KL_DISK_MB}
+KL_GUEST_FILES="$KL_GUEST_FILES${env_files:+ $env_files}"
 if [ -z "$checker" ] && [ -f "${scenario%.sh}.check.py" ]; then
         checker=${scenario%.sh}.check.py
 fi
@@ -78,8 +102,21 @@ cp "$scenario" "$work/scn/kernel-lane/scenario.sh"
 {
         printf 'KL_SCENARIO=%q\n' "$name"
         printf 'KL_HOSTDEVD_ARGS=%q\n' "${KL_HOSTDEVD_ARGS:-}"
+        printf 'KL_HOSTDEVD_START=%q\n' "$KL_HOSTDEVD_START"
         printf 'KL_CONSOLE_LOGLEVEL=%q\n' "${KL_CONSOLE_LOGLEVEL:-}"
 } > "$work/scn/kernel-lane/scenario.env"
+# The same merged-/usr links as the first archive: an entry of another type
+# (a directory lib64) would replace the link when the kernel unpacks this.
+for d in bin sbin lib lib64; do
+        mkdir -p "$work/scn/usr/$d"
+        ln -s "usr/$d" "$work/scn/$d"
+done
+for f in $KL_GUEST_FILES; do
+        src=${f%%:*} dest=${f#*:}
+        [ -f "$src" ] || kl_die "KL_GUEST_FILES: no $src"
+        case $dest in /*) ;; *) kl_die "KL_GUEST_FILES: $dest is not absolute" ;; esac
+        kl_put_elf "$work/scn" "$src" "$dest"
+done
 (cd "$work/scn" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >> "$initrd"
 
 rm -rf "$outdir"
@@ -115,6 +152,14 @@ machine=(
         -device e1000,id=legacy1,bus=ppb,addr=1,romfile=
         -device e1000,id=legacy2,bus=ppb,addr=2,romfile=
 )
+if [ -n "$KL_DISK_MB" ]; then
+        truncate -s "${KL_DISK_MB}M" "$work/disk.img"
+        machine+=(
+                -device pcie-root-port,id=rp7,chassis=1,slot=7
+                -drive "file=$work/disk.img,if=none,id=kldisk,format=raw"
+                -device nvme,id=nvmedisk,bus=rp7,serial=kldisk,drive=kldisk
+        )
+fi
 
 kl_log "booting $name ($KVER) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s of preparation"
 rc=0
