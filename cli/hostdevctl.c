@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "polkit-agent.h"
 #include "table.h"
 
 bool arg_json = false;
@@ -634,25 +635,28 @@ typedef struct Verb {
         int min_args, max_args; /* including the verb itself */
         unsigned options; /* VerbOptions it accepts */
         bool no_bus; /* runs without connecting (file conversions) */
+        bool mutates; /* a change the daemon authorizes with polkit */
         int (*run)(sd_bus *bus, int argc, char **argv);
 } Verb;
 
 static const Verb verbs[] = {
-        { "list", 1, 1, 0, false, verb_list },
-        { "show", 2, 2, 0, false, verb_show },
-        { "groups", 1, 1, 0, false, verb_groups },
-        { "mdev", 1, 2, 0, false, verb_mdev },
-        { "monitor", 1, 1, 0, false, verb_monitor },
-        { "status", 1, 1, 0, false, verb_status },
-        { "plan", 1, 1, 0, false, verb_plan },
-        { "apply", 1, 1, 0, false, verb_apply },
-        { "reload", 1, 1, 0, false, verb_reload },
-        { "bind", 3, 3, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, verb_bind },
-        { "unbind", 2, 2, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, verb_unbind },
-        { "reset", 2, 2, 0, false, verb_reset },
-        { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER, false, verb_vfs },
-        { "export", 1, 2, 0, false, verb_export },
-        { "import", 2, 3, OPTION_OUTPUT, true, verb_import },
+        { "list", 1, 1, 0, false, false, verb_list },
+        { "show", 2, 2, 0, false, false, verb_show },
+        { "groups", 1, 1, 0, false, false, verb_groups },
+        { "mdev", 1, 2, 0, false, false, verb_mdev },
+        { "monitor", 1, 1, 0, false, false, verb_monitor },
+        { "status", 1, 1, 0, false, false, verb_status },
+        { "plan", 1, 1, 0, false, false, verb_plan },
+        { "apply", 1, 1, 0, false, true, verb_apply },
+        { "reload", 1, 1, 0, false, true, verb_reload },
+        { "bind", 3, 3, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, true,
+          verb_bind },
+        { "unbind", 2, 2, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, true,
+          verb_unbind },
+        { "reset", 2, 2, 0, false, true, verb_reset },
+        { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER, false, true, verb_vfs },
+        { "export", 1, 2, 0, false, false, verb_export },
+        { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },
 };
 
 int main(int argc, char *argv[]) {
@@ -712,7 +716,11 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        /* A terminal but no graphical session (SSH, console): a text agent lets polkit ask here. */
+        if (verb->mutates && ask_password())
+                polkit_agent_open();
         r = verb->run(bus, n, args);
+        polkit_agent_close();
 
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 log_error("Failed to write to standard output.");
