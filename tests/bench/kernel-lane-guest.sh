@@ -1,0 +1,179 @@
+# Kernel lane benchmark, the guest side (run by tests/bench/kernel-lane.sh
+# through tests/kernel/run-vm.sh; busybox ash with guest/lib.sh sourced).
+# Everything is timed inside the one guest, so the ratios compare runs on
+# the same (emulated) machine in the same boot:
+#
+#   converge   2 e1000e + the nvme PF's 4 VFs (sriov_drivers_autoprobe 0,
+#              sriov_numvfs 4) to vfio-pci:
+#              hostdevd:  SIGHUP after the files changed -> every function
+#                         bound (raw-bind converge-wait polls sysfs every 2 ms)
+#              raw:       raw-bind bind, the same sysfs writes in a C loop
+#              driverctl: Debian's driverctl set-override per function (the
+#                         VFs made with echo, driverctl has no SR-IOV)
+#   hotplug    QMP device_add of an e1000e -> bound to vfio-pci, from the
+#              "add" uevent to the "bind" uevent with DRIVER=vfio-pci
+#              (raw-bind watch): hostdevd with a Vendor/Device rule vs the
+#              raw monitor-and-bind loop (raw-bind monitor).
+#
+# Results: one "NAME<TAB>ROUND<TAB>MICROSECONDS" line each in bench.tsv
+# (shipped), and on the console.
+E1000E="8086 10d3"
+NVME="1b36 0010"
+ROUNDS=5
+HOTPLUG_ROUNDS=3
+CONF=/etc/hostdevd/devices.d
+OUT=/tmp/bench.tsv
+: > "$OUT"
+mkdir -p "$CONF"
+
+set -- $(kl_pci_find $E1000E)
+nic1=${1:-} nic2=${2:-}
+pf=$(kl_pci_find $NVME | while read -r b; do [ -e "/sys/bus/pci/devices/$b/sriov_totalvfs" ] && echo "$b"; done | head -n1)
+if [ -z "$nic2" ] || [ -z "$pf" ] || [ ! -x /usr/bin/raw-bind ]; then
+        kl_not_ok "bench: 2 e1000e, an nvme PF and /usr/bin/raw-bind" "nics '$nic1' '$nic2', pf '$pf'"
+        exit 1
+fi
+echo "# e1000e $nic1 $nic2, nvme PF $pf"
+
+record() {
+        printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$OUT"
+        echo "# $1 round $2: $3 us"
+}
+on() { [ "$(kl_driver "$1")" = "$2" ]; }
+numvfs() { cat "/sys/bus/pci/devices/$pf/sriov_numvfs"; }
+host_state() {
+        on "$nic1" e1000e && on "$nic2" e1000e && [ "$(numvfs)" = 0 ] &&
+                [ "$(cat "/sys/bus/pci/devices/$nic1/driver_override")" = "(null)" ] &&
+                [ "$(cat "/sys/bus/pci/devices/$nic2/driver_override")" = "(null)" ]
+}
+describe() {
+        for b in "$nic1" "$nic2" "$pf"; do
+                echo "$b driver=$(kl_driver "$b") override=$(cat "/sys/bus/pci/devices/$b/driver_override")"
+        done
+        echo "sriov_numvfs=$(numvfs)"
+}
+rules() { # NIC-DRIVER NUMVFS [VFDRIVER]
+        printf '[Match]\nVendor=8086\nDevice=10d3\n\n[Device]\nDriver=%s\n' "$1" > "$CONF/50-bench-nic.conf"
+        printf '[Match]\nAddress=%s\n\n[SRIOV]\nNumVFs=%s\n%s' "$pf" "$2" "${3:+VFDriver=$3
+}" > "$CONF/51-bench-nvme.conf"
+}
+
+# ---- converge: hostdevd -------------------------------------------------------
+rules host 0
+if kl_hostdevd_start && kl_wait 30 host_state; then
+        for i in $(seq 1 $ROUNDS); do
+                rules vfio-pci 4 vfio-pci
+                if ! us=$(raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 "$nic1" "$nic2"); then
+                        kl_not_ok "bench: hostdevd converges round $i" "$(describe)" "$(tail -n 5 "$KL_HOSTDEVD_LOG")"
+                        break
+                fi
+                record converge-hostdevd "$i" "$us"
+                rules host 0
+                kill -HUP "$KL_HOSTDEVD_PID"
+                if ! kl_wait 60 host_state; then
+                        kl_not_ok "bench: hostdevd returns to the host drivers, round $i" "$(describe)"
+                        break
+                fi
+        done
+        kl_hostdevd_stop
+else
+        kl_not_ok "bench: hostdevd starts on the host drivers" "$(describe)"
+        kl_hostdevd_stop
+fi
+rm -f "$CONF"/*.conf
+# Whatever the daemon left: back to the host drivers for the next contender.
+raw-bind reset "$pf" "$nic1" "$nic2"
+kl_wait 10 host_state || kl_not_ok "bench: reset to host drivers" "$(describe)"
+
+# ---- converge: raw C loop -------------------------------------------------------
+for i in $(seq 1 $ROUNDS); do
+        if ! us=$(raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2"); then
+                kl_not_ok "bench: raw-bind bind round $i" "$(describe)"
+                break
+        fi
+        record converge-raw "$i" "$us"
+        raw-bind reset "$pf" "$nic1" "$nic2"
+        kl_wait 10 host_state || { kl_not_ok "bench: raw reset round $i" "$(describe)"; break; }
+done
+
+# ---- converge: driverctl ---------------------------------------------------------
+all_vfio() {
+        on "$nic1" vfio-pci && on "$nic2" vfio-pci && [ "$(numvfs)" = 4 ] || return 1
+        for v in /sys/bus/pci/devices/"$pf"/virtfn*; do on "$(basename "$(readlink "$v")")" vfio-pci || return 1; done
+}
+if [ -x /usr/sbin/driverctl ] && [ -x /usr/bin/bash ]; then
+        # driverctl runs /sbin/modprobe when /sys/module/<driver> is missing
+        # (it looks for vfio-pci, the module directory is vfio_pci).
+        [ -e /usr/sbin/modprobe ] || ln -s /usr/bin/busybox /usr/sbin/modprobe
+        cat > /tmp/driverctl-converge.sh <<'EOT'
+pf=$1
+shift
+echo 0 > "/sys/bus/pci/devices/$pf/sriov_drivers_autoprobe"
+echo 4 > "/sys/bus/pci/devices/$pf/sriov_numvfs"
+for v in /sys/bus/pci/devices/"$pf"/virtfn*; do
+        set -- "$@" "$(basename "$(readlink "$v")")"
+done
+for d in "$@"; do
+        driverctl set-override "$d" vfio-pci || exit 1
+done
+EOT
+        for i in $(seq 1 $ROUNDS); do
+                if ! us=$(raw-bind time /usr/bin/bash /tmp/driverctl-converge.sh "$pf" "$nic1" "$nic2") || ! all_vfio; then
+                        kl_not_ok "bench: driverctl converges round $i" "$(describe)"
+                        break
+                fi
+                record converge-driverctl "$i" "$us"
+                rm -rf /etc/driverctl.d
+                raw-bind reset "$pf" "$nic1" "$nic2"
+                kl_wait 10 host_state || { kl_not_ok "bench: driverctl reset round $i" "$(describe)"; break; }
+        done
+else
+        echo "# driverctl or bash not in the guest: driverctl skipped"
+fi
+
+# ---- hotplug ------------------------------------------------------------------------
+n_base=$(kl_pci_find $E1000E | wc -l)
+n_e1000e() { [ "$(kl_pci_find $E1000E | wc -l)" = "$1" ]; }
+# hotplug_round NAME ROUND: add an e1000e on rp5, record add -> bound to
+# vfio-pci, remove it again.
+hotplug_round() {
+        rm -f /run/raw-bind.ready
+        raw-bind watch 8086 10d3 vfio-pci > /tmp/watch.out 2> /tmp/watch.err &
+        watcher=$!
+        kl_wait 5 test -e /run/raw-bind.ready
+        if ! kl_host qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"e1000e\", \"id\": \"$1$2\", \"bus\": \"rp5\", \"romfile\": \"\"}}"; then
+                kl_not_ok "bench: device_add for $1 round $2" "$KL_REPLY"
+                kill "$watcher"
+                return 1
+        fi
+        if kl_wait 30 eval '! kl_alive $watcher'; then
+                wait "$watcher"
+                record "$1" "$2" "$(cat /tmp/watch.out)"
+        else
+                kl_not_ok "bench: hot-added e1000e bound to vfio-pci ($1 round $2)" "$(cat /tmp/watch.err)"
+                kill "$watcher"
+        fi
+        kl_host qmp "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"$1$2\"}}" &&
+                kl_wait 30 n_e1000e "$n_base" || { kl_not_ok "bench: device_del ($1 round $2)" "$KL_REPLY"; return 1; }
+}
+rules vfio-pci 0
+if kl_hostdevd_start && kl_wait 30 eval 'on "$nic1" vfio-pci && on "$nic2" vfio-pci'; then
+        for i in $(seq 1 $HOTPLUG_ROUNDS); do
+                hotplug_round hotplug-hostdevd "$i" || break
+        done
+else
+        kl_not_ok "bench: hostdevd converges the e1000e rule before the hotplug rounds" "$(describe)"
+fi
+kl_hostdevd_stop
+raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
+monitor=$!
+kl_wait 5 test -e /run/raw-bind.ready
+for i in $(seq 1 $HOTPLUG_ROUNDS); do
+        hotplug_round hotplug-raw "$i" || break
+done
+kill "$monitor"
+
+rm -f "$CONF"/*.conf
+kl_check "bench: hostdevd restarts at the end" kl_hostdevd_start
+kl_ship bench.tsv "$OUT"
+kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge 4 ]'

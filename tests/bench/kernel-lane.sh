@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Kernel lane benchmark (on demand): boot the kernel lane's VM once and time
+# hostdevd against the floor and against Debian's driverctl inside it; print
+# the figures and their ratios. See kernel-lane-guest.sh for what is timed.
+#
+#   tests/bench/kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR]
+#
+# --builddir: meson build dir with agent/hostdevd and cli/hostdevctl
+# (default $MESON_BUILD_ROOT, else build); --cache: the kernel lane's cache
+# (see tests/kernel/README.md; pass an existing one to skip the download).
+# Builds tests/bench/raw-bind.c statically with the host's gcc, and takes
+# driverctl from Debian's package (apt-get download, unpacked, never
+# installed) with /usr/bin/bash for the guest; without it, driverctl is
+# skipped. Exit status 0 when every contender produced figures (the goals
+# are reported, not enforced: TCG timings vary with the build machine's load).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$repo/tests/kernel/lib.sh"
+
+builddir=${MESON_BUILD_ROOT:-$repo/build} cache= outdir=
+while [ $# -gt 0 ]; do
+        case $1 in
+        --builddir) builddir=$2; shift 2 ;;
+        --cache) cache=$2; shift 2 ;;
+        --outdir) outdir=$2; shift 2 ;;
+        *) kl_die "usage: kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR]" ;;
+        esac
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kernel-lane-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+outdir=${outdir:-$tmp/out}
+
+gcc -std=gnu17 -O2 -Wall -Wextra -Werror -static -o "$tmp/raw-bind" "$here/raw-bind.c"
+files="$tmp/raw-bind:/usr/bin/raw-bind"
+if (cd "$tmp" && kl_apt download driverctl > "$tmp/apt.log" 2>&1) &&
+   dpkg-deb -x "$tmp"/driverctl_*.deb "$tmp/driverctl"; then
+        files+=" $tmp/driverctl/usr/sbin/driverctl:/usr/sbin/driverctl /usr/bin/bash:/usr/bin/bash"
+        kl_log "driverctl $(dpkg-deb -f "$tmp"/driverctl_*.deb Version) for the guest"
+else
+        kl_log "driverctl could not be downloaded: $(tail -n 1 "$tmp/apt.log"); skipped"
+fi
+
+rc=0
+KL_GUEST_FILES="$files" "$repo/tests/kernel/run-vm.sh" --builddir "$builddir" ${cache:+--cache "$cache"} \
+        --outdir "$outdir" --timeout 600 --quiet "$here/kernel-lane-guest.sh" || rc=$?
+
+[ -f "$outdir/bench.tsv" ] || kl_die "the guest shipped no bench.tsv (console: $outdir/console.log)"
+/usr/bin/python3 - "$outdir/bench.tsv" <<'EOF'
+import statistics
+import sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    f = line.split("\t")
+    if len(f) == 3 and f[2].strip().isdigit():
+        runs.setdefault(f[0], []).append(int(f[2]))
+med = {k: statistics.median(v) / 1000 for k, v in runs.items()}
+
+print("\nkernel lane benchmark (Debian kernel in QEMU TCG, one guest, times in ms, median of rounds)\n")
+print(f"{'measure':<22} {'rounds':>6} {'median':>9} {'min':>9} {'max':>9}")
+for k in sorted(runs):
+    v = runs[k]
+    print(f"{k:<22} {len(v):>6} {med[k]:>9.1f} {min(v) / 1000:>9.1f} {max(v) / 1000:>9.1f}")
+
+
+def ratio(name, a, b, goal, better):
+    if a in med and b in med and med[b] > 0:
+        r = med[a] / med[b]
+        ok = r <= goal if better == "le" else r >= goal
+        print(f"{name:<46} {r:>7.2f}   goal {'<=' if better == 'le' else '>='} {goal}: {'met' if ok else 'NOT met'}")
+    else:
+        print(f"{name:<46}     n/a   (missing {a if a not in med else b})")
+
+
+print()
+ratio("converge: hostdevd / raw C loop", "converge-hostdevd", "converge-raw", 1.10, "le")
+ratio("converge: driverctl / hostdevd (speed-up)", "converge-driverctl", "converge-hostdevd", 10, "ge")
+ratio("hotplug add->bound: hostdevd / raw loop", "hotplug-hostdevd", "hotplug-raw", 1.2, "le")
+EOF
+exit $rc

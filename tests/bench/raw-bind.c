@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * raw-bind: the floor that hostdevd is measured against in the kernel lane
+ * benchmark (tests/bench/kernel-bench.sh): the same sysfs writes as
+ * hostdevd's executor, in a plain loop, with nothing else. Built statically
+ * and put into the guest's initramfs; runs as root inside the QEMU guest
+ * only (it writes /sys).
+ *
+ *   raw-bind bind DRIVER PF NUMVFS [BDF...]
+ *       sriov_drivers_autoprobe=0 and sriov_numvfs=NUMVFS on PF (when it has
+ *       none yet), then for each BDF and each VF: driver_override=DRIVER,
+ *       unbind from the current driver, drivers_probe, verify the driver
+ *       link (Documentation/ABI/testing/sysfs-bus-pci). Prints the
+ *       microseconds it took.
+ *   raw-bind reset PF [BDF...]
+ *       sriov_numvfs=0; each BDF: driver_override cleared with "\n",
+ *       unbound when on another driver than its host one, re-probed.
+ *   raw-bind converge-wait PID DRIVER PF NUMVFS [BDF...]
+ *       SIGHUP to PID (hostdevd re-reads its files), then poll every 2 ms
+ *       until PF has NUMVFS VFs and every BDF and VF is bound to DRIVER
+ *       (60 s at most; fails early when PID dies).
+ *       Prints the microseconds from the signal to that.
+ *   raw-bind watch VENDOR DEVICE DRIVER
+ *       listen to kernel uevents (NETLINK_KOBJECT_UEVENT); for the first PCI
+ *       function added with PCI_ID VENDOR:DEVICE print the microseconds from
+ *       its "add" to its "bind" with DRIVER=DRIVER, then exit. Creates
+ *       /run/raw-bind.ready once listening.
+ *   raw-bind monitor VENDOR DEVICE DRIVER
+ *       the raw monitor-and-bind loop: on every "add" of such a function,
+ *       the bind sequence above (override, unbind, drivers_probe, verify).
+ *       Runs until killed.
+ *   raw-bind time CMD [ARG...]
+ *       run CMD, print the microseconds it took (CLOCK_MONOTONIC).
+ *
+ * Exit status 0 on success, 1 on a failed write, verify or timeout, 2 on
+ * bad usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/netlink.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PCI_DEVICES "/sys/bus/pci/devices"
+#define MAX_VFS 64
+#define WAIT_TIMEOUT_USEC (60ULL * 1000 * 1000)
+
+static unsigned long long now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+/* Write |value| to |path| in one write(); 0 or -errno. */
+static int write_attr(const char *path, const char *value) {
+        int fd, r = 0;
+        size_t n = strlen(value);
+
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, value, n) != (ssize_t)n)
+                r = -errno;
+        close(fd);
+        if (r < 0)
+                fprintf(stderr, "raw-bind: write '%s' to %s: %s\n", value, path, strerror(-r));
+        return r;
+}
+
+static int write_dev_attr(const char *bdf, const char *attr, const char *value) {
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", bdf, attr);
+        return write_attr(path, value);
+}
+
+/* The first line of an attribute, without the newline; "" when unreadable. */
+static void read_attr(const char *bdf, const char *attr, char *buf, size_t size) {
+        char path[PATH_MAX];
+        ssize_t n;
+        int fd;
+
+        buf[0] = 0;
+        snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", bdf, attr);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        n = read(fd, buf, size - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+}
+
+/* The last path element of |link| into |buf| (truncated to fit). */
+static void copy_basename(char *buf, size_t size, const char *link) {
+        const char *slash = strrchr(link, '/');
+        const char *name = slash ? slash + 1 : link;
+        size_t n = strlen(name);
+
+        if (n >= size)
+                n = size - 1;
+        memcpy(buf, name, n);
+        buf[n] = 0;
+}
+
+/* The bound driver's name into |buf| ("" when none). */
+static void driver_of(const char *bdf, char *buf, size_t size) {
+        char path[PATH_MAX], link[PATH_MAX];
+        ssize_t n;
+
+        buf[0] = 0;
+        snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver", bdf);
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n <= 0)
+                return;
+        link[n] = 0;
+        copy_basename(buf, size, link);
+}
+
+/* The sequence of DESIGN.md 3.1: override, unbind, drivers_probe, verify. */
+static int bind_one(const char *bdf, const char *driver) {
+        char cur[64], path[PATH_MAX];
+        int r;
+
+        r = write_dev_attr(bdf, "driver_override", driver);
+        if (r < 0)
+                return r;
+        driver_of(bdf, cur, sizeof(cur));
+        if (strcmp(cur, driver) == 0)
+                return 0;
+        if (cur[0]) {
+                snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver/unbind", bdf);
+                r = write_attr(path, bdf);
+                if (r < 0)
+                        return r;
+        }
+        r = write_attr("/sys/bus/pci/drivers_probe", bdf);
+        if (r < 0)
+                return r;
+        driver_of(bdf, cur, sizeof(cur));
+        if (strcmp(cur, driver) != 0) {
+                fprintf(stderr, "raw-bind: %s is on '%s', not %s\n", bdf, cur, driver);
+                return -EIO;
+        }
+        return 0;
+}
+
+/* The PF's VFs (virtfnN links) into |vfs|; returns how many. */
+static int vfs_of(const char *pf, char vfs[][16], int max) {
+        char path[PATH_MAX], link[PATH_MAX];
+        int n = 0;
+
+        for (int i = 0; i < max; i++) {
+                ssize_t l;
+
+                snprintf(path, sizeof(path), PCI_DEVICES "/%s/virtfn%d", pf, i);
+                l = readlink(path, link, sizeof(link) - 1);
+                if (l <= 0)
+                        break;
+                link[l] = 0;
+                copy_basename(vfs[n++], 16, link);
+        }
+        return n;
+}
+
+static int cmd_bind(const char *driver, const char *pf, const char *numvfs, char **bdfs, int n_bdfs) {
+        char vfs[MAX_VFS][16], cur[32];
+        unsigned long long t0 = now_usec();
+        int n_vfs, r;
+
+        read_attr(pf, "sriov_numvfs", cur, sizeof(cur));
+        if (strcmp(cur, numvfs) != 0) {
+                if (strcmp(cur, "0") != 0 && write_dev_attr(pf, "sriov_numvfs", "0") < 0)
+                        return 1;
+                if (write_dev_attr(pf, "sriov_drivers_autoprobe", "0") < 0 ||
+                    write_dev_attr(pf, "sriov_numvfs", numvfs) < 0)
+                        return 1;
+        }
+        for (int i = 0; i < n_bdfs; i++) {
+                r = bind_one(bdfs[i], driver);
+                if (r < 0)
+                        return 1;
+        }
+        n_vfs = vfs_of(pf, vfs, MAX_VFS);
+        for (int i = 0; i < n_vfs; i++) {
+                r = bind_one(vfs[i], driver);
+                if (r < 0)
+                        return 1;
+        }
+        printf("%llu\n", now_usec() - t0);
+        return 0;
+}
+
+static int cmd_reset(const char *pf, char **bdfs, int n_bdfs) {
+        char path[PATH_MAX], ov[64], cur[64];
+
+        if (write_dev_attr(pf, "sriov_numvfs", "0") < 0)
+                return 1;
+        for (int i = 0; i < n_bdfs; i++) {
+                read_attr(bdfs[i], "driver_override", ov, sizeof(ov));
+                driver_of(bdfs[i], cur, sizeof(cur));
+                if (strcmp(ov, "(null)") == 0 && cur[0])
+                        continue;
+                if (write_dev_attr(bdfs[i], "driver_override", "\n") < 0)
+                        return 1;
+                if (cur[0]) {
+                        snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver/unbind", bdfs[i]);
+                        if (write_attr(path, bdfs[i]) < 0)
+                                return 1;
+                }
+                if (write_attr("/sys/bus/pci/drivers_probe", bdfs[i]) < 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static bool all_bound(const char *driver, const char *pf, const char *numvfs, char **bdfs, int n_bdfs) {
+        char vfs[MAX_VFS][16], cur[64];
+        int n_vfs;
+
+        read_attr(pf, "sriov_numvfs", cur, sizeof(cur));
+        if (strcmp(cur, numvfs) != 0)
+                return false;
+        for (int i = 0; i < n_bdfs; i++) {
+                driver_of(bdfs[i], cur, sizeof(cur));
+                if (strcmp(cur, driver) != 0)
+                        return false;
+        }
+        n_vfs = vfs_of(pf, vfs, MAX_VFS);
+        if (n_vfs != atoi(numvfs))
+                return false;
+        for (int i = 0; i < n_vfs; i++) {
+                driver_of(vfs[i], cur, sizeof(cur));
+                if (strcmp(cur, driver) != 0)
+                        return false;
+        }
+        return true;
+}
+
+/* The process exists and is not a zombie (proc(5): the state after the comm's ')'). */
+static bool process_alive(pid_t pid) {
+        char path[64], buf[512];
+        const char *paren;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        paren = strrchr(buf, ')');
+        return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+static int cmd_converge_wait(
+        pid_t pid, const char *driver, const char *pf, const char *numvfs, char **bdfs, int n_bdfs) {
+        unsigned long long t0 = now_usec();
+
+        if (kill(pid, SIGHUP) < 0) {
+                fprintf(stderr, "raw-bind: SIGHUP to %d: %m\n", (int)pid);
+                return 1;
+        }
+        for (unsigned i = 0; !all_bound(driver, pf, numvfs, bdfs, n_bdfs); i++) {
+                if (i % 50 == 49 && !process_alive(pid)) {
+                        fprintf(stderr, "raw-bind: process %d is gone\n", (int)pid);
+                        return 1;
+                }
+                if (now_usec() - t0 > WAIT_TIMEOUT_USEC) {
+                        fprintf(stderr, "raw-bind: not converged after %llu s\n",
+                                WAIT_TIMEOUT_USEC / 1000000);
+                        return 1;
+                }
+                usleep(2000);
+        }
+        printf("%llu\n", now_usec() - t0);
+        return 0;
+}
+
+/* A kernel uevent: "ACTION@DEVPATH\0KEY=VALUE\0..."; the value of |key| or NULL. */
+static const char *uevent_get(const char *buf, size_t len, const char *key) {
+        size_t klen = strlen(key);
+
+        for (size_t off = strlen(buf) + 1; off < len; off += strlen(buf + off) + 1)
+                if (strncmp(buf + off, key, klen) == 0 && buf[off + klen] == '=')
+                        return buf + off + klen + 1;
+        return NULL;
+}
+
+static int uevent_socket(void) {
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+        int fd, size = 8 * 1024 * 1024;
+
+        fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+        if (fd < 0)
+                return -errno;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                close(fd);
+                return -errno;
+        }
+        return fd;
+}
+
+static int cmd_uevents(bool monitor, const char *vendor, const char *device, const char *driver) {
+        char want[32], buf[8192], devpath[PATH_MAX] = "";
+        unsigned long long t_add = 0;
+        int fd;
+
+        snprintf(want, sizeof(want), "%s:%s", vendor, device);
+        fd = uevent_socket();
+        if (fd < 0) {
+                fprintf(stderr, "raw-bind: netlink: %s\n", strerror(-fd));
+                return 1;
+        }
+        close(open("/run/raw-bind.ready", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        for (;;) {
+                const char *action, *path, *subsystem, *id, *drv, *slot;
+                ssize_t len = recv(fd, buf, sizeof(buf) - 1, 0);
+
+                if (len <= 0) {
+                        if (len < 0 && errno == EINTR)
+                                continue;
+                        fprintf(stderr, "raw-bind: recv: %m\n");
+                        return 1;
+                }
+                buf[len] = 0;
+                action = uevent_get(buf, len, "ACTION");
+                path = uevent_get(buf, len, "DEVPATH");
+                subsystem = uevent_get(buf, len, "SUBSYSTEM");
+                if (!action || !path || !subsystem || strcmp(subsystem, "pci") != 0)
+                        continue;
+                if (strcmp(action, "add") == 0) {
+                        id = uevent_get(buf, len, "PCI_ID");
+                        slot = uevent_get(buf, len, "PCI_SLOT_NAME");
+                        if (!id || !slot || strcasecmp(id, want) != 0)
+                                continue;
+                        if (monitor) {
+                                if (bind_one(slot, driver) < 0)
+                                        fprintf(stderr, "raw-bind: binding %s failed\n", slot);
+                                continue;
+                        }
+                        if (!t_add) {
+                                t_add = now_usec();
+                                snprintf(devpath, sizeof(devpath), "%s", path);
+                        }
+                } else if (!monitor && t_add && strcmp(action, "bind") == 0 && strcmp(path, devpath) == 0) {
+                        drv = uevent_get(buf, len, "DRIVER");
+                        if (drv && strcmp(drv, driver) == 0) {
+                                printf("%llu\n", now_usec() - t_add);
+                                return 0;
+                        }
+                }
+        }
+}
+
+static int cmd_time(char **argv) {
+        unsigned long long t0 = now_usec();
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        if (pid < 0)
+                return 1;
+        if (pid == 0) {
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return 1;
+        printf("%llu\n", now_usec() - t0);
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+        const char *cmd = argc > 1 ? argv[1] : "";
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (strcmp(cmd, "bind") == 0 && argc >= 5)
+                return cmd_bind(argv[2], argv[3], argv[4], argv + 5, argc - 5);
+        if (strcmp(cmd, "reset") == 0 && argc >= 3)
+                return cmd_reset(argv[2], argv + 3, argc - 3);
+        if (strcmp(cmd, "converge-wait") == 0 && argc >= 6)
+                return cmd_converge_wait(
+                        (pid_t)atoi(argv[2]), argv[3], argv[4], argv[5], argv + 6, argc - 6);
+        if ((strcmp(cmd, "watch") == 0 || strcmp(cmd, "monitor") == 0) && argc == 5)
+                return cmd_uevents(strcmp(cmd, "monitor") == 0, argv[2], argv[3], argv[4]);
+        if (strcmp(cmd, "time") == 0 && argc >= 3)
+                return cmd_time(argv + 2);
+        fprintf(stderr,
+                "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
+                "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch|monitor VENDOR DEVICE DRIVER |\n"
+                "       time CMD [ARG...]\n");
+        return 2;
+}
