@@ -333,12 +333,20 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+/* Whether the daemon has taken the declaration (DesiredDriver is what was asked, when known) and is done. */
+static bool device_settled(json_object *props, const char *expect_desired) {
+        if (streq(json_get_string(props, "State"), STATE_PENDING))
+                return false;
+        return !expect_desired || streq(json_get_string(props, "DesiredDriver"), expect_desired);
+}
+
 /*
- * The device's properties once its State is no longer "pending" (the daemon
- * may reply before its executor finished), or after SETTLE_TIMEOUT_USEC.
+ * The device's properties once device_settled() (the daemon may reply
+ * before its planner or executor ran), or after SETTLE_TIMEOUT_USEC.
  * Returns 0 or an exit status.
  */
-static int device_wait_settled(sd_bus *bus, const char *path, json_object **ret) {
+static int device_wait_settled(
+        sd_bus *bus, const char *path, const char *expect_desired, json_object **ret) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         uint64_t deadline = now_usec() + SETTLE_TIMEOUT_USEC;
         bool changed = false;
@@ -362,7 +370,7 @@ static int device_wait_settled(sd_bus *bus, const char *path, json_object **ret)
                 r = bus_get_all_properties(bus, path, HOSTDEVD_DEVICE_INTERFACE, &error, &props);
                 if (r < 0)
                         return bus_client_fail(&error, r, "Failed to read the device's state");
-                if (!streq(json_get_string(props, "State"), STATE_PENDING) || now_usec() >= deadline) {
+                if (device_settled(props, expect_desired) || now_usec() >= deadline) {
                         *ret = TAKE_PTR(props);
                         return 0;
                 }
@@ -387,12 +395,19 @@ static int device_wait_settled(sd_bus *bus, const char *path, json_object **ret)
         }
 }
 
-/* Print where the device ended up; EXIT_NOT_CONVERGED unless "converged". */
-static int report_device(json_object *props, bool sriov) {
+/* Print where the device ended up; EXIT_NOT_CONVERGED unless "converged" (with the declaration taken). */
+static int report_device(json_object *props, bool sriov, const char *expect_desired) {
         const char *address = json_get_string(props, "Address"), *state = json_get_string(props, "State");
         const char *reason = json_get_string(props, "StateReason"),
                    *last_error = json_get_string(props, "LastError");
-        bool converged = streq(state, STATE_CONVERGED);
+        bool taken = !expect_desired || streq(json_get_string(props, "DesiredDriver"), expect_desired);
+        bool converged = taken && streq(state, STATE_CONVERGED);
+
+        if (!taken)
+                log_error(
+                        "%s: the daemon still wants '%s', not '%s', after %llu s.", address,
+                        json_get_string(props, "DesiredDriver"), expect_desired,
+                        SETTLE_TIMEOUT_USEC / 1000000ULL);
 
         if (arg_json)
                 print_json(props);
@@ -413,14 +428,15 @@ static int report_device(json_object *props, bool sriov) {
         return converged ? 0 : EXIT_NOT_CONVERGED;
 }
 
-static int finish_change(sd_bus *bus, const char *path, bool sriov) {
+/* expect_desired: the DesiredDriver the change declares, NULL when not known beforehand (reset, vfs). */
+static int finish_change(sd_bus *bus, const char *path, bool sriov, const char *expect_desired) {
         _cleanup_json_ json_object *props = NULL;
         int r;
 
-        r = device_wait_settled(bus, path, &props);
+        r = device_wait_settled(bus, path, expect_desired, &props);
         if (r != 0)
                 return r;
-        return report_device(props, sriov);
+        return report_device(props, sriov, expect_desired);
 }
 
 static int set_device_driver(sd_bus *bus, const char *arg, const char *driver) {
@@ -458,7 +474,7 @@ static int set_device_driver(sd_bus *bus, const char *arg, const char *driver) {
         r = bus_call_message(bus, m, ask_password(), &error, NULL);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, false);
+        return finish_change(bus, path, false, driver);
 }
 
 int verb_bind(sd_bus *bus, int argc, char **argv) {
@@ -485,7 +501,7 @@ int verb_reset(sd_bus *bus, int argc, char **argv) {
         r = bus_call_manager_method(bus, ask_password(), "ResetDeviceDriver", &error, NULL, "s", address);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, false);
+        return finish_change(bus, path, false, NULL);
 }
 
 int verb_vfs(sd_bus *bus, int argc, char **argv) {
@@ -522,5 +538,5 @@ int verb_vfs(sd_bus *bus, int argc, char **argv) {
         r = bus_call_message(bus, m, ask_password(), &error, NULL);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, true);
+        return finish_change(bus, path, true, NULL);
 }

@@ -719,6 +719,15 @@ class ManageTest(unittest.TestCase):
         self.assertGreaterEqual(time.monotonic() - start, 0.4)
         self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
 
+    def test_bind_waits_for_the_declaration(self):
+        # A daemon that replies before its planner ran: the old declaration and "converged" are not the answer.
+        self.test.SetNextState(json.dumps({"State": "converged", "StateReason": "", "DesiredDriver": "",
+                                           "Then": {"DesiredDriver": "vfio-pci"}, "AfterMs": 500}))
+        start = time.monotonic()
+        r = self.expect(0, "bind", "02:02.0", "vfio-pci")
+        self.assertGreaterEqual(time.monotonic() - start, 0.4)
+        self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
+
     def test_interactive_authorization_on_a_terminal(self):
         master, slave = os.openpty()
         try:
