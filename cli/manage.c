@@ -280,14 +280,17 @@ int verb_reload(sd_bus *bus, int argc, char **argv) {
         if (!sd_bus_error_has_name(&error, HOSTDEVD_ERROR_CONFIG_INVALID))
                 return bus_client_fail(&error, r, "Failed to reload");
 
-        /* The files did not parse; the last good state stays. Say which lines are wrong. */
-        log_error("Failed to reload: %s", error.message ? error.message : error.name);
+        /* The files did not parse; the last good state stays. Say which lines are wrong: one per line from
+         * ConfigErrors (the error's message may run them together), else the message. */
         r = bus_get_property_json(
                 bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "ConfigErrors", &error2, &errors);
-        if (r < 0)
-                return bus_client_fail(&error2, r, "Failed to read the configuration errors");
-        for (size_t i = 0;
-             json_object_is_type(errors, json_type_array) && i < json_object_array_length(errors); i++)
+        if (r < 0 || !json_object_is_type(errors, json_type_array) ||
+            json_object_array_length(errors) == 0) {
+                log_error("Failed to reload: %s", error.message ? error.message : error.name);
+                return EXIT_BUS;
+        }
+        log_error("Failed to reload: the desired-state files do not parse; the last good state stays:");
+        for (size_t i = 0; i < json_object_array_length(errors); i++)
                 fprintf(stderr, "%s\n", json_object_get_string(json_object_array_get_idx(errors, i)));
         return EXIT_BUS;
 }
@@ -508,10 +511,12 @@ int verb_vfs(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_object *pf = NULL;
         char what[256], buf[PCI_ADDRESS_STRING_MAX], *end;
         const char *address = canonical_address(argv[1], buf);
+        json_object *virtfns = NULL;
         unsigned long n;
-        int r;
+        int r, ret;
 
         errno = 0;
         n = strtoul(argv[2], &end, 10);
@@ -538,5 +543,33 @@ int verb_vfs(sd_bus *bus, int argc, char **argv) {
         r = bus_call_message(bus, m, ask_password(), &error, NULL);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, true, NULL);
+
+        r = device_wait_settled(bus, path, NULL, &pf);
+        if (r != 0)
+                return r;
+        ret = report_device(pf, true, NULL);
+        if (ret != 0)
+                return ret;
+
+        /* The VFs come after the PF (created, then bound one by one): done when each of them is. */
+        (void)json_object_object_get_ex(pf, "VirtFns", &virtfns);
+        for (size_t i = 0;
+             json_object_is_type(virtfns, json_type_array) && i < json_object_array_length(virtfns); i++) {
+                const char *vf = json_object_get_string(json_object_array_get_idx(virtfns, i));
+                _cleanup_json_ json_object *props = NULL;
+                _cleanup_free_ char *vf_path = NULL;
+
+                r = lookup_device(bus, vf, &vf_path);
+                if (r != 0)
+                        return r;
+                r = device_wait_settled(bus, vf_path, NULL, &props);
+                if (r != 0)
+                        return r;
+                /* Each VF that is not converged gets its line; --json prints the PF only. */
+                if (!streq(json_get_string(props, "State"), STATE_CONVERGED) && !arg_json)
+                        (void)report_device(props, false, NULL);
+                if (!streq(json_get_string(props, "State"), STATE_CONVERGED))
+                        ret = EXIT_NOT_CONVERGED;
+        }
+        return ret;
 }

@@ -643,7 +643,14 @@ class ManageTest(unittest.TestCase):
         self.test.FailNext("Reload", fake.ERR_CONFIG_INVALID, "1 file rejected, the last good state stays")
         r = self.expect(1, "reload")
         self.assertEqual(r.stderr.splitlines(), [
-            "hostdevctl: Failed to reload: 1 file rejected, the last good state stays", errors[0]])
+            "hostdevctl: Failed to reload: the desired-state files do not parse; the last good state stays:",
+            errors[0]])
+        self.assertEqual(r.stdout, "")
+        # Without ConfigErrors, the error's own message.
+        self.test.ChangeManager(json.dumps({"ConfigErrors": []}))
+        self.test.FailNext("Reload", fake.ERR_CONFIG_INVALID, "1 file rejected, the last good state stays")
+        r = self.expect(1, "reload")
+        self.assertEqual(r.stderr, "hostdevctl: Failed to reload: 1 file rejected, the last good state stays\n")
         self.assertEqual(r.stdout, "")
 
     def test_reload_denied(self):
@@ -762,6 +769,17 @@ class ManageTest(unittest.TestCase):
         self.expect(0, "vfs", "0000:02:00.0", "0")
         self.assertEqual(self.args_of("SetNumVFs"), [["0000:02:00.0", 8, "vfio-pci", ["persist"]],
                                                      ["0000:02:00.0", 0, "", []]])
+
+    def test_vfs_waits_for_the_vfs(self):
+        # The PF converged, but a VF did not bind: not converged (3), and the VF says why.
+        self.test.ChangeDevice("0000:02:02.1", json.dumps({
+            "State": "failed", "StateReason": "vfio-pci did not bind", "Driver": ""}))
+        r = self.expect(3, "vfs", "02:00.0", "2", "--driver", "vfio-pci")
+        self.assertEqual(r.stdout, "0000:02:00.0: converged, 2 VFs\n"
+                                   "0000:02:02.1: failed, no driver: vfio-pci did not bind\n")
+        # --json: the PF's object only.
+        got = json.loads(self.expect(3, "--json", "vfs", "02:00.0", "2").stdout)
+        self.assertEqual(got["Address"], "0000:02:00.0")
 
     def test_vfs_errors(self):
         for bad in ("x", "4x", "", "99999999999", "+1"):
