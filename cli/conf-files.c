@@ -78,6 +78,10 @@ static int conf_files_add(ConfFiles *l, char *name, char *text) {
         return 0;
 }
 
+static int conf_file_compare(const void *a, const void *b) {
+        return strcmp(((const ConfFile *)a)->name, ((const ConfFile *)b)->name);
+}
+
 static int write_file_atomic(const char *dir, const ConfFile *f) {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -187,6 +191,16 @@ static int export_vf_rule(ConfFiles *l, json_object *pf, json_object *vf, const 
         return conf_files_add(l, name, text);
 }
 
+/* The VF at index i of virtfns, as the daemon shows it; NULL if it does not. */
+static json_object *vf_at(json_object *by_address, json_object *virtfns, size_t i) {
+        json_object *vf;
+
+        if (!json_object_object_get_ex(
+                    by_address, json_object_get_string(json_object_array_get_idx(virtfns, i)), &vf))
+                return NULL;
+        return vf;
+}
+
 /* The rule for one function that is not a VF of a known PF, plus the rules of its VFs. */
 static int export_function(ConfFiles *l, json_object *d, json_object *by_address) {
         const char *address = json_get_string(d, "Address"), *driver = export_driver(d), *vf_driver = NULL;
@@ -194,7 +208,6 @@ static int export_function(ConfFiles *l, json_object *d, json_object *by_address
                 streq(json_get_string(d, "SriovRole"), "pf") ? json_get_int(d, "SriovNumVFs", 0) : 0;
         _cleanup_free_ char *device_section = NULL, *sriov_section = NULL;
         json_object *virtfns = NULL;
-        bool same = true;
         char *name = NULL, *text = NULL;
         int r;
 
@@ -202,28 +215,32 @@ static int export_function(ConfFiles *l, json_object *d, json_object *by_address
                 return -EINVAL;
 
         if (num_vfs > 0) {
+                size_t n_vfs, best = 0;
+
                 (void)json_object_object_get_ex(d, "VirtFns", &virtfns);
+                n_vfs = json_object_is_type(virtfns, json_type_array) ? json_object_array_length(virtfns)
+                                                                      : 0;
 
-                /* VFDriver= when every VF would get the same Driver= (VFs the daemon does not know of
-                 * count as different: no guess). */
-                for (size_t i = 0; i < json_object_array_length(virtfns); i++) {
-                        json_object *vf;
-                        const char *vd;
+                /* VFDriver=: the Driver= most VFs would get (the first among equals), so the VFs are
+                 * created with autoprobe off and bound by hostdevd; none when no VF needs a Driver=
+                 * (all on their host driver: autoprobe, as without VFDriver=). */
+                for (size_t i = 0; i < n_vfs; i++) {
+                        json_object *vf = vf_at(by_address, virtfns, i);
+                        const char *vd = vf ? export_driver(vf) : NULL;
+                        size_t count = 0;
 
-                        if (!json_object_object_get_ex(
-                                    by_address,
-                                    json_object_get_string(json_object_array_get_idx(virtfns, i)), &vf)) {
-                                same = false;
-                                break;
+                        if (!vd)
+                                continue;
+                        for (size_t j = 0; j < n_vfs; j++) {
+                                json_object *other = vf_at(by_address, virtfns, j);
+                                if (other && streq(strempty(export_driver(other)), vd))
+                                        count++;
                         }
-                        vd = export_driver(vf);
-                        if (i == 0)
+                        if (count > best) {
+                                best = count;
                                 vf_driver = vd;
-                        else if (!streq(strempty(vd), strempty(vf_driver)))
-                                same = false;
+                        }
                 }
-                if (!same)
-                        vf_driver = NULL;
                 if (vf_driver && check_driver(address, vf_driver) < 0)
                         return -EINVAL;
 
@@ -233,17 +250,25 @@ static int export_function(ConfFiles *l, json_object *d, json_object *by_address
                             vf_driver ? "\n" : "") < 0)
                         return -ENOMEM;
 
-                /* VFs that differ from their siblings get a rule each. */
-                for (size_t i = 0; !same && i < json_object_array_length(virtfns); i++) {
-                        json_object *vf;
+                /* Each VF that would not get its present state from VFDriver= gets a rule of its own (a
+                 * rule matching the VF beats its PF's VFDriver=, hostdevd.conf(5) CONFLICTS). VFs the
+                 * daemon does not show are left out: nothing to tell. */
+                for (size_t i = 0; i < n_vfs; i++) {
+                        json_object *vf = vf_at(by_address, virtfns, i);
                         const char *vd;
 
-                        if (!json_object_object_get_ex(
-                                    by_address,
-                                    json_object_get_string(json_object_array_get_idx(virtfns, i)), &vf))
+                        if (!vf)
                                 continue;
                         vd = export_driver(vf);
-                        if (!vd)
+                        if (vf_driver) {
+                                if (vd && streq(vd, vf_driver))
+                                        continue;
+                                /* On its host driver, or unbound without override: say so, as VFDriver=
+                                 * would bind it. */
+                                if (!vd)
+                                        vd = *json_get_string(vf, "Driver") ? CONF_DRIVER_HOST
+                                                                            : CONF_DRIVER_NONE;
+                        } else if (!vd)
                                 continue;
                         if (check_driver(json_get_string(vf, "Address"), vd) < 0)
                                 return -EINVAL;
@@ -309,6 +334,8 @@ int verb_export(sd_bus *bus, int argc, char **argv) {
                         return EXIT_BUS;
         }
 
+        /* In the order hostdevd reads them. */
+        qsort(files.files, files.n, sizeof(ConfFile), conf_file_compare);
         return conf_files_write(&files, argc > 1 ? argv[1] : NULL);
 }
 

@@ -846,15 +846,6 @@ Address=0000:01:00.0
 [Device]
 Driver=vfio-pci
 
-# 80-export-0000:02:02.1.conf
-# hostdevctl export: VF 1 (0000:02:02.1) of 0000:02:00.0
-[Match]
-PF=0000:02:00.0
-VFIndex=1
-
-[Device]
-Driver=vfio-pci
-
 # 80-export-0000:02:00.0.conf
 # hostdevctl export: 0000:02:00.0 8086:1572
 [Match]
@@ -862,6 +853,16 @@ Address=0000:02:00.0
 
 [SRIOV]
 NumVFs=2
+VFDriver=vfio-pci
+
+# 80-export-0000:02:02.0.conf
+# hostdevctl export: VF 0 (0000:02:02.0) of 0000:02:00.0
+[Match]
+PF=0000:02:00.0
+VFIndex=0
+
+[Device]
+Driver=host
 """)
 
     def test_export_dir_parses(self):
@@ -869,15 +870,15 @@ NumVFs=2
         r = self.expect(0, "export", d)
         self.assertEqual(r.stdout, "")
         self.assertEqual(sorted(os.listdir(d)), ["80-export-0000:01:00.0.conf", "80-export-0000:02:00.0.conf",
-                                                 "80-export-0000:02:02.1.conf"])
+                                                 "80-export-0000:02:02.0.conf"])
         self.assertEqual(os.stat(os.path.join(d, "80-export-0000:01:00.0.conf")).st_mode & 0o777, 0o644)
         dump = conf_dump(d)
         self.assertEqual(dump["errors"], [])
         self.assertEqual(dump["rules"], [
             {"file": "80-export-0000:01:00.0.conf", "Address": "0000:01:00.0", "Driver": "vfio-pci",
              "Group": "strict", "AllowCritical": False},
-            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2},
-            {"file": "80-export-0000:02:02.1.conf", "PF": "0000:02:00.0", "VFIndex": [1, 1], "Driver": "vfio-pci",
+            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2, "VFDriver": "vfio-pci"},
+            {"file": "80-export-0000:02:02.0.conf", "PF": "0000:02:00.0", "VFIndex": [0, 0], "Driver": "host",
              "Group": "strict", "AllowCritical": False},
         ])
         # Exporting again replaces the files in place (same names, same content).
@@ -904,6 +905,24 @@ NumVFs=2
              "AllowCritical": False},
             {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2, "VFDriver": "vfio-pci"},
         ])
+
+    def test_export_vfs_on_host_drivers_and_unbound(self):
+        # No VF needs a Driver=: no VFDriver= (autoprobe), no VF rules.
+        self.test.ChangeDevice("0000:02:02.1", json.dumps({"Driver": "iavf"}))
+        self.assertEqual(conf_dump(self.export_dir())["rules"][1:], [
+            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2}])
+        # The majority's driver for VFDriver=; an unbound VF keeps its state with Driver=none.
+        self.test.ChangeDevice("0000:02:02.1", json.dumps({"Driver": "vfio-pci"}))
+        self.test.ChangeDevice("0000:02:02.0", json.dumps({"Driver": ""}))
+        self.assertEqual(conf_dump(self.export_dir())["rules"][1:], [
+            {"file": "80-export-0000:02:00.0.conf", "Address": "0000:02:00.0", "NumVFs": 2, "VFDriver": "vfio-pci"},
+            {"file": "80-export-0000:02:02.0.conf", "PF": "0000:02:00.0", "VFIndex": [0, 0], "Driver": "none",
+             "Group": "strict", "AllowCritical": False}])
+
+    def export_dir(self):
+        d = self.tmpdir()
+        self.expect(0, "export", d)
+        return d
 
     def test_export_host_drivers_only(self):
         # Functions on the kernel's own match need no rule: nothing to export.
