@@ -431,20 +431,59 @@ static int report_device(json_object *props, bool sriov, const char *expect_desi
         return converged ? 0 : EXIT_NOT_CONVERGED;
 }
 
-/* expect_desired: the DesiredDriver the change declares, NULL when not known beforehand (reset, vfs). */
-static int finish_change(sd_bus *bus, const char *path, bool sriov, const char *expect_desired) {
+/*
+ * Wait for the functions the change also concerns (VFs of a PF, IOMMU group peers taken along), each as a
+ * bind does; each that is not converged gets its line (not with --json). Returns 0, EXIT_NOT_CONVERGED or
+ * another exit status.
+ */
+static int wait_functions(sd_bus *bus, json_object *addresses) {
+        int r, ret = 0;
+
+        for (size_t i = 0;
+             json_object_is_type(addresses, json_type_array) && i < json_object_array_length(addresses);
+             i++) {
+                const char *address = json_object_get_string(json_object_array_get_idx(addresses, i));
+                _cleanup_json_ json_object *props = NULL;
+                _cleanup_free_ char *path = NULL;
+
+                r = lookup_device(bus, address, &path);
+                if (r != 0)
+                        return r;
+                r = device_wait_settled(bus, path, NULL, &props);
+                if (r != 0)
+                        return r;
+                if (streq(json_get_string(props, "State"), STATE_CONVERGED))
+                        continue;
+                if (!arg_json)
+                        (void)report_device(props, false, NULL);
+                ret = EXIT_NOT_CONVERGED;
+        }
+        return ret;
+}
+
+/*
+ * expect_desired: the DesiredDriver the change declares, NULL when not known beforehand (reset, vfs).
+ * ret_props: the function's properties afterwards, may be NULL.
+ */
+static int finish_change(
+        sd_bus *bus, const char *path, bool sriov, const char *expect_desired, json_object **ret_props) {
         _cleanup_json_ json_object *props = NULL;
         int r;
 
         r = device_wait_settled(bus, path, expect_desired, &props);
         if (r != 0)
                 return r;
-        return report_device(props, sriov, expect_desired);
+        r = report_device(props, sriov, expect_desired);
+        if (ret_props)
+                *ret_props = TAKE_PTR(props);
+        return r;
 }
 
 static int set_device_driver(sd_bus *bus, const char *arg, const char *driver) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_json_ json_object *props = NULL;
+        json_object *peers = NULL;
         _cleanup_free_ char *path = NULL;
         char what[256], buf[PCI_ADDRESS_STRING_MAX];
         const char *address = canonical_address(arg, buf);
@@ -477,7 +516,13 @@ static int set_device_driver(sd_bus *bus, const char *arg, const char *driver) {
         r = bus_call_message(bus, m, ask_password(), &error, NULL);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, false, driver);
+        r = finish_change(bus, path, false, driver, &props);
+        if (r != 0 || !arg_whole_group)
+                return r;
+
+        /* The peers taken along are part of the request. */
+        (void)json_object_object_get_ex(props, "IommuGroupPeers", &peers);
+        return wait_functions(bus, peers);
 }
 
 int verb_bind(sd_bus *bus, int argc, char **argv) {
@@ -504,7 +549,7 @@ int verb_reset(sd_bus *bus, int argc, char **argv) {
         r = bus_call_manager_method(bus, ask_password(), "ResetDeviceDriver", &error, NULL, "s", address);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
-        return finish_change(bus, path, false, NULL);
+        return finish_change(bus, path, false, NULL, NULL);
 }
 
 int verb_vfs(sd_bus *bus, int argc, char **argv) {
@@ -516,7 +561,7 @@ int verb_vfs(sd_bus *bus, int argc, char **argv) {
         const char *address = canonical_address(argv[1], buf);
         json_object *virtfns = NULL;
         unsigned long n;
-        int r, ret;
+        int r;
 
         errno = 0;
         n = strtoul(argv[2], &end, 10);
@@ -544,32 +589,11 @@ int verb_vfs(sd_bus *bus, int argc, char **argv) {
         if (r < 0)
                 return bus_client_fail(&error, r, what);
 
-        r = device_wait_settled(bus, path, NULL, &pf);
+        r = finish_change(bus, path, true, NULL, &pf);
         if (r != 0)
                 return r;
-        ret = report_device(pf, true, NULL);
-        if (ret != 0)
-                return ret;
 
         /* The VFs come after the PF (created, then bound one by one): done when each of them is. */
         (void)json_object_object_get_ex(pf, "VirtFns", &virtfns);
-        for (size_t i = 0;
-             json_object_is_type(virtfns, json_type_array) && i < json_object_array_length(virtfns); i++) {
-                const char *vf = json_object_get_string(json_object_array_get_idx(virtfns, i));
-                _cleanup_json_ json_object *props = NULL;
-                _cleanup_free_ char *vf_path = NULL;
-
-                r = lookup_device(bus, vf, &vf_path);
-                if (r != 0)
-                        return r;
-                r = device_wait_settled(bus, vf_path, NULL, &props);
-                if (r != 0)
-                        return r;
-                /* Each VF that is not converged gets its line; --json prints the PF only. */
-                if (!streq(json_get_string(props, "State"), STATE_CONVERGED) && !arg_json)
-                        (void)report_device(props, false, NULL);
-                if (!streq(json_get_string(props, "State"), STATE_CONVERGED))
-                        ret = EXIT_NOT_CONVERGED;
-        }
-        return ret;
+        return wait_functions(bus, virtfns);
 }

@@ -674,6 +674,18 @@ class ManageTest(unittest.TestCase):
             ["0000:02:02.0", "vfio-pci", ["persist", "whole-group", "allow-critical"]],
             ["0000:02:02.0", "host", ["persist"]]])
 
+    def test_bind_whole_group_waits_for_the_peers(self):
+        # 01:00.0's peers: the bridge 00:01.0 (converged) and 01:00.1 (refused in the fixture).
+        r = self.expect(3, "bind", "01:00.0", "vfio-pci", "--whole-group")
+        self.assertEqual(r.stdout, "0000:01:00.0: converged, driver vfio-pci\n"
+                                   "0000:01:00.1: refused, no driver: IOMMU group 1: peer 0000:01:00.0 is on vfio-pci\n")
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({"State": "converged", "StateReason": ""}))
+        self.assertEqual(self.expect(0, "bind", "01:00.0", "vfio-pci", "--whole-group").stdout,
+                         "0000:01:00.0: converged, driver vfio-pci\n")
+        # Without --whole-group the peers are not this request's business.
+        self.test.ChangeDevice("0000:01:00.1", json.dumps({"State": "refused"}))
+        self.expect(0, "bind", "01:00.0", "vfio-pci")
+
     def test_bind_json(self):
         got = json.loads(self.expect(0, "--json", "bind", "02:02.0", "vfio-pci").stdout)
         self.assertEqual(got["Address"], "0000:02:02.0")
