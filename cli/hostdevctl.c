@@ -8,6 +8,7 @@
  */
 
 #include <assert.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ bool arg_ask_password = true;
 bool arg_persist = false, arg_whole_group = false, arg_allow_critical = false;
 const char *arg_vf_driver = NULL;
 const char *arg_output = NULL;
+unsigned arg_timeout_sec = 60;
 static const char *arg_address = NULL;
 
 void print_json(json_object *o) {
@@ -534,7 +536,9 @@ static void help(void) {
                "     --whole-group      bind, unbind: take the whole IOMMU group along\n"
                "     --allow-critical   bind, unbind: allow a host-critical device\n"
                "     --driver=DRIVER    vfs: the driver of the VFs\n"
-               "     --output=DIR       import: write the files into DIR\n\n"
+               "     --output=DIR       import: write the files into DIR\n"
+               "     --timeout=SEC      bind, unbind, reset, vfs: wait this long for the result\n"
+               "                        (default 60, 0 = do not wait)\n\n"
                "Exit status: 0 success, 1 daemon or D-Bus error or not authorized, 2 usage\n"
                "error, 3 not converged (refused, blocked, pending, failed), 4 not found.\n"
                "See hostdevctl(1) for details.\n",
@@ -548,10 +552,11 @@ typedef enum VerbOption {
         OPTION_ALLOW_CRITICAL = 1 << 2,
         OPTION_DRIVER = 1 << 3,
         OPTION_OUTPUT = 1 << 4,
+        OPTION_TIMEOUT = 1 << 5,
 } VerbOption;
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver", "--output",
+        "--persist", "--whole-group", "--allow-critical", "--driver", "--output", "--timeout",
 };
 
 static unsigned arg_verb_options = 0; /* the VerbOptions given */
@@ -568,6 +573,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ALLOW_CRITICAL,
                 ARG_DRIVER,
                 ARG_OUTPUT,
+                ARG_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -580,6 +586,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "allow-critical", no_argument, NULL, ARG_ALLOW_CRITICAL },
                 { "driver", required_argument, NULL, ARG_DRIVER },
                 { "output", required_argument, NULL, ARG_OUTPUT },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 {},
         };
         int c;
@@ -621,6 +628,20 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_output = optarg;
                         arg_verb_options |= OPTION_OUTPUT;
                         break;
+                case ARG_TIMEOUT: {
+                        unsigned long v;
+                        char *end;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || !isdigit((unsigned char)optarg[0]) || *end || v > 86400) {
+                                log_error("Invalid --timeout '%s' (seconds, 0 to 86400).", optarg);
+                                return -EINVAL;
+                        }
+                        arg_timeout_sec = (unsigned)v;
+                        arg_verb_options |= OPTION_TIMEOUT;
+                        break;
+                }
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -649,12 +670,12 @@ static const Verb verbs[] = {
         { "plan", 1, 1, 0, false, false, verb_plan },
         { "apply", 1, 1, 0, false, true, verb_apply },
         { "reload", 1, 1, 0, false, true, verb_reload },
-        { "bind", 3, 3, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, true,
-          verb_bind },
-        { "unbind", 2, 2, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL, false, true,
-          verb_unbind },
-        { "reset", 2, 2, 0, false, true, verb_reset },
-        { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER, false, true, verb_vfs },
+        { "bind", 3, 3, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL | OPTION_TIMEOUT, false,
+          true, verb_bind },
+        { "unbind", 2, 2, OPTION_PERSIST | OPTION_WHOLE_GROUP | OPTION_ALLOW_CRITICAL | OPTION_TIMEOUT,
+          false, true, verb_unbind },
+        { "reset", 2, 2, OPTION_TIMEOUT, false, true, verb_reset },
+        { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER | OPTION_TIMEOUT, false, true, verb_vfs },
         { "export", 1, 2, 0, false, false, verb_export },
         { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },
 };

@@ -18,6 +18,8 @@ extern bool arg_ask_password; /* false with --no-ask-password */
 extern bool arg_persist, arg_whole_group, arg_allow_critical;
 extern const char *arg_vf_driver; /* vfs --driver=DRIVER; NULL when not given */
 extern const char *arg_output; /* import --output=DIR; NULL: standard output */
+/* bind/unbind/reset/vfs: how long to wait for the daemon to finish (--timeout=SEC), 0: not at all. */
+extern unsigned arg_timeout_sec;
 
 /* Print o as JSON: indented on a terminal, one line otherwise. */
 void print_json(json_object *o);

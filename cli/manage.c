@@ -24,9 +24,6 @@
 #define STATE_CONVERGED "converged"
 #define STATE_PENDING "pending"
 
-/* How long bind/unbind/reset/vfs wait for a device that is still "pending" when the call returned. */
-#define SETTLE_TIMEOUT_USEC (60ULL * 1000000ULL)
-
 /* The Manager properties `status` prints, in this order (all of them with --json). */
 static const char *const status_properties[] = {
         "Version",      "State",       "Generation",  "DeviceCount", "MdevCount",
@@ -345,13 +342,13 @@ static bool device_settled(json_object *props, const char *expect_desired) {
 
 /*
  * The device's properties once device_settled() (the daemon may reply
- * before its planner or executor ran), or after SETTLE_TIMEOUT_USEC.
+ * before its planner or executor ran), or after --timeout (arg_timeout_sec).
  * Returns 0 or an exit status.
  */
 static int device_wait_settled(
         sd_bus *bus, const char *path, const char *expect_desired, json_object **ret) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        uint64_t deadline = now_usec() + SETTLE_TIMEOUT_USEC;
+        uint64_t deadline = now_usec() + (uint64_t)arg_timeout_sec * 1000000ULL;
         bool changed = false;
         int r;
 
@@ -408,9 +405,8 @@ static int report_device(json_object *props, bool sriov, const char *expect_desi
 
         if (!taken)
                 log_error(
-                        "%s: the daemon still wants '%s', not '%s', after %llu s.", address,
-                        json_get_string(props, "DesiredDriver"), expect_desired,
-                        SETTLE_TIMEOUT_USEC / 1000000ULL);
+                        "%s: the daemon still wants '%s', not '%s', after %u s.", address,
+                        json_get_string(props, "DesiredDriver"), expect_desired, arg_timeout_sec);
 
         if (arg_json)
                 print_json(props);

@@ -306,7 +306,7 @@ class HostdevctlTest(unittest.TestCase):
         for verb in ("list", "show DEV", "groups", "mdev list", "mdev types", "monitor", "--json", "--address",
                      "status", "plan", "apply", "reload", "bind DEV DRIVER", "unbind DEV", "reset DEV", "vfs PF N",
                      "export [DIR]", "import driverctl [DIR]", "--persist", "--whole-group", "--allow-critical",
-                     "--driver=DRIVER", "--output=DIR", "--no-ask-password"):
+                     "--driver=DRIVER", "--output=DIR", "--no-ask-password", "--timeout=SEC"):
             self.assertIn(verb, r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
@@ -357,7 +357,8 @@ class HostdevctlTest(unittest.TestCase):
         self.assertEqual(self.complete("vfs", "0000:02:00.0", "4", "--driver", "no"), ["none"])
         self.assertEqual(self.complete("bind", "--p"), ["--persist"])
         self.assertEqual(self.complete("vfs", "--"), sorted(
-            "--json --address --no-ask-password --help --version --persist --driver".split()))
+            "--json --address --no-ask-password --help --version --persist --driver --timeout".split()))
+        self.assertEqual(self.complete("reset", "--t"), ["--timeout"])
         self.assertNotIn("--persist", self.complete("list", "--"))
         self.assertEqual(self.complete("import", ""), ["driverctl"])
         self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
@@ -746,6 +747,27 @@ class ManageTest(unittest.TestCase):
         r = self.expect(0, "bind", "02:02.0", "vfio-pci")
         self.assertGreaterEqual(time.monotonic() - start, 0.4)
         self.assertEqual(r.stdout, "0000:02:02.0: converged, driver vfio-pci\n")
+
+    def test_timeout(self):
+        # Still pending when --timeout runs out: 3, with the state as it is.
+        self.test.SetNextState(json.dumps({"State": "pending", "StateReason": "queued"}))
+        start = time.monotonic()
+        r = self.expect(3, "bind", "02:02.0", "vfio-pci", "--timeout=1")
+        self.assertGreaterEqual(time.monotonic() - start, 0.9)
+        self.assertEqual(r.stdout, "0000:02:02.0: pending, driver vfio-pci: queued\n")
+        # The declaration never shows: 3, naming both drivers.
+        self.test.SetNextState(json.dumps({"State": "converged", "StateReason": "", "DesiredDriver": "e1000e"}))
+        r = self.expect(3, "bind", "02:02.0", "vfio-pci", "--timeout", "1")
+        self.assertIn("0000:02:02.0: the daemon still wants 'e1000e', not 'vfio-pci', after 1 s.", r.stderr)
+        # 0: no waiting at all.
+        self.test.SetNextState(json.dumps({"State": "pending", "StateReason": "queued",
+                                           "Then": {"State": "converged"}, "AfterMs": 2000}))
+        start = time.monotonic()
+        self.expect(3, "bind", "02:02.0", "vfio-pci", "--timeout=0")
+        self.assertLess(time.monotonic() - start, 1.5)
+        for bad in ("x", "-1", "1.5", "86401", ""):
+            self.assertIn("Invalid --timeout", self.expect(2, "bind", "02:02.0", "vfio-pci", "--timeout=" + bad).stderr)
+        self.assertIn("--timeout does not apply", self.expect(2, "apply", "--timeout=1").stderr)
 
     def test_interactive_authorization_on_a_terminal(self):
         master, slave = os.openpty()
