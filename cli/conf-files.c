@@ -145,6 +145,58 @@ static int conf_files_write(const ConfFiles *l, const char *dir) {
 
 /* ---- export ------------------------------------------------------------------ */
 
+/* The first line of every exported file: what marks a file in DIR as an earlier export. */
+#define EXPORT_HEADER "# hostdevctl export: "
+
+static bool conf_files_contain(const ConfFiles *l, const char *name) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->files[i].name, name))
+                        return true;
+        return false;
+}
+
+/*
+ * A checkpoint replaces the previous one: remove the files an earlier export wrote into dir (our prefix,
+ * our first line) that this one did not, so a function that needs no rule any more does not keep an old
+ * one. Other files are never touched. Returns 0 or an exit status.
+ */
+static int export_remove_stale(const ConfFiles *l, const char *dir) {
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+
+        d = opendir(dir);
+        if (!d) {
+                log_error_errno(errno, "Failed to read %s: %m", dir);
+                return EXIT_BUS;
+        }
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_fclose_ FILE *f = NULL;
+                char line[sizeof(EXPORT_HEADER)];
+                size_t len = strlen(de->d_name);
+
+                if (!strneq(de->d_name, EXPORT_FILE_PREFIX, strlen(EXPORT_FILE_PREFIX)) ||
+                    len < strlen(HOSTDEVD_CONF_SUFFIX) ||
+                    !streq(de->d_name + len - strlen(HOSTDEVD_CONF_SUFFIX), HOSTDEVD_CONF_SUFFIX) ||
+                    conf_files_contain(l, de->d_name))
+                        continue;
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+                        return log_oom(), EXIT_BUS;
+                f = fopen(path, "re");
+                if (!f || !fgets(line, sizeof(line), f) || !streq(line, EXPORT_HEADER))
+                        continue;
+                if (unlink(path) < 0) {
+                        log_error_errno(errno, "Failed to remove %s: %m", path);
+                        return EXIT_BUS;
+                }
+        }
+        if (errno != 0) {
+                log_error_errno(errno, "Failed to read %s: %m", dir);
+                return EXIT_BUS;
+        }
+        return 0;
+}
+
 /*
  * The Driver= that keeps d as it is, or NULL when no rule is needed:
  *   bound, with driver_override set or to a VFIO driver -> the bound driver;
@@ -182,9 +234,9 @@ static int export_vf_rule(ConfFiles *l, json_object *pf, json_object *vf, const 
                 name = NULL;
         if (asprintf(
                     &text,
-                    "# hostdevctl export: VF %" PRIi64 " (%s) of %s\n"
-                    "[" CONF_SECTION_MATCH "]\nPF=%s\nVFIndex=%" PRIi64 "\n\n"
-                    "[" CONF_SECTION_DEVICE "]\nDriver=%s\n",
+                    EXPORT_HEADER "VF %" PRIi64 " (%s) of %s\n"
+                                  "[" CONF_SECTION_MATCH "]\nPF=%s\nVFIndex=%" PRIi64 "\n\n"
+                                  "[" CONF_SECTION_DEVICE "]\nDriver=%s\n",
                     json_get_int(vf, "VFIndex", -1), address, json_get_string(pf, "Address"),
                     json_get_string(pf, "Address"), json_get_int(vf, "VFIndex", -1), driver) < 0)
                 text = NULL;
@@ -287,8 +339,8 @@ static int export_function(ConfFiles *l, json_object *d, json_object *by_address
                 name = NULL;
         if (asprintf(
                     &text,
-                    "# hostdevctl export: %s %04" PRIx64 ":%04" PRIx64 "\n"
-                    "[" CONF_SECTION_MATCH "]\nAddress=%s\n%s%s",
+                    EXPORT_HEADER "%s %04" PRIx64 ":%04" PRIx64 "\n"
+                                  "[" CONF_SECTION_MATCH "]\nAddress=%s\n%s%s",
                     address, json_get_int(d, "VendorId", 0), json_get_int(d, "DeviceId", 0), address,
                     strempty(device_section), strempty(sriov_section)) < 0)
                 text = NULL;
@@ -336,7 +388,10 @@ int verb_export(sd_bus *bus, int argc, char **argv) {
 
         /* In the order hostdevd reads them. */
         qsort(files.files, files.n, sizeof(ConfFile), conf_file_compare);
-        return conf_files_write(&files, argc > 1 ? argv[1] : NULL);
+        r = conf_files_write(&files, argc > 1 ? argv[1] : NULL);
+        if (r != 0 || argc < 2)
+                return r;
+        return export_remove_stale(&files, argv[1]);
 }
 
 /* ---- import driverctl ------------------------------------------------------------ */

@@ -920,6 +920,22 @@ Driver=host
         self.expect(0, "export", d)
         self.assertEqual({f: open(os.path.join(d, f)).read() for f in os.listdir(d)}, before)
 
+    def test_export_replaces_the_previous_checkpoint(self):
+        d = self.tmpdir()
+        self.expect(0, "export", d)
+        mine = {"50-mine.conf": "[Match]\nAddress=0000:01:00.1\n\n[Device]\nDriver=none\n",
+                "80-export-by-hand.conf": "# not written by hostdevctl\n[Match]\nVendor=8086\n\n[Device]\nDriver=host\n"}
+        for name, text in mine.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        # 01:00.0 back on its host driver: its old rule must not survive the next checkpoint.
+        self.test.ChangeDevice("0000:01:00.0", json.dumps({"Driver": "nouveau", "DriverOverride": ""}))
+        self.expect(0, "export", d)
+        self.assertEqual(sorted(os.listdir(d)), ["50-mine.conf", "80-export-0000:02:00.0.conf",
+                                                 "80-export-0000:02:02.0.conf", "80-export-by-hand.conf"])
+        for name, text in mine.items():
+            self.assertEqual(open(os.path.join(d, name)).read(), text)
+
     def test_export_vf_driver_and_none(self):
         # Both VFs on vfio-pci: one VFDriver= on the PF, no VF rules. An unbound function held by an override
         # ("none", as driverctl sets) or declared "none" exports as Driver=none.
