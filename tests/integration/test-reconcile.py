@@ -602,6 +602,46 @@ class Reconcile(ReconcileTestCase):
                 self.wait_manager('State', 'converged')
 
 
+        def test_hotplug_converges(self):
+                """A hot-added function that a Vendor/Device rule matches converges with no command."""
+                c = self.start({'50-82574.conf': conf({'Vendor': '8086', 'Device': '10d3'}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(NIC, 'vfio-pci')
+                new = '0000:06:00.0'
+                since = len(c.signals)
+                self.H.k.hot_add('devices/pci0000:00/' + new, 0x8086, 0x10d3, 0x020000, driver='e1000e', group=20,
+                                 bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == device_path(new), since,
+                              what='InterfacesAdded ' + new)
+                self.wait_converged(new, 'vfio-pci')
+                self.assertEqual(self.override(new), 'vfio-pci\n')
+                # The kernel probes a new function right after its 'add' (pci_bus_add_device()): a
+                # daemon acting on 'add' may find e1000e bound under it and have to try again; the
+                # bind that converged is the usual sequence.
+                self.assertEqual([(p, v.strip()) for p, v, e in self.writes_naming(new)][-3:],
+                                 [('devices/pci0000:00/%s/driver_override' % new, 'vfio-pci'),
+                                  ('bus/pci/drivers/e1000e/unbind', new), ('bus/pci/drivers_probe', new)])
+                self.assertEqual(self.writes_naming(PAIR[0]), [], 'another device id: not matched')
+                self.wait_manager('State', 'converged')
+
+        def test_boot_vga_refused(self):
+                """The boot VGA and its group peer are host-critical: refused with the reason, no write."""
+                gpu, audio = '0000:07:00.0', '0000:07:00.1'
+                self.H.t.add_pci('devices/pci0000:00/' + gpu, 0x10de, 0x2236, 0x030000, driver='nouveau', group=30,
+                                 boot_vga=True, bars={0: (0xf0000000, 0x1000000, h.MEM32)})
+                self.H.t.add_pci('devices/pci0000:00/' + audio, 0x10de, 0x1aef, 0x040300, driver='snd_hda_intel',
+                                 group=30)
+                c = self.start({'50-gpu.conf': conf({'Address': gpu}, {'Driver': 'vfio-pci', 'Group': 'whole'}),
+                                '51-audio.conf': conf({'Address': audio}, {'Driver': 'vfio-pci'})})
+                self.wait_dev(gpu, 'State', 'refused')
+                self.wait_dev(audio, 'State', 'refused')
+                self.assertIn('VGA', self.dev(gpu, 'StateReason').upper())
+                self.assertIn(gpu, self.dev(audio, 'StateReason'))
+                self.H.barrier(c)
+                self.assertEqual(self.writes_naming(gpu) + self.writes_naming(audio), [])
+                self.assertEqual((self.driver(gpu), self.driver(audio)), ('nouveau', 'snd_hda_intel'))
+                self.wait_manager('State', 'refused')
+
+
 class Failures(ReconcileTestCase):
         """Failure injection in the fake kernel."""
 
