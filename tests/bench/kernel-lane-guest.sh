@@ -13,14 +13,17 @@
 #   hotplug    QMP device_add of an e1000e -> bound to vfio-pci, from the
 #              "add" uevent to the "bind" uevent with DRIVER=vfio-pci
 #              (raw-bind watch): hostdevd with a Vendor/Device rule vs the
-#              raw monitor-and-bind loop (raw-bind monitor).
+#              raw monitor-and-bind loop (raw-bind monitor), alone and with
+#              hostdevd observing (raw-observed).
 #
 # Results: one "NAME<TAB>ROUND<TAB>MICROSECONDS" line each in bench.tsv
-# (shipped), and on the console.
+# (shipped), and on the console. One extra round of hostdevd and of the raw
+# loop, for each measure, runs under `raw-bind trace`: trace-*.txt, every PCI
+# uevent with its time, to see where the time goes.
 E1000E="8086 10d3"
 NVME="1b36 0010"
 ROUNDS=5
-HOTPLUG_ROUNDS=3
+HOTPLUG_ROUNDS=5
 CONF=/etc/hostdevd/devices.d
 OUT=/tmp/bench.tsv
 : > "$OUT"
@@ -58,6 +61,23 @@ rules() { # NIC-DRIVER NUMVFS [VFDRIVER]
 }" > "$CONF/51-bench-nvme.conf"
 }
 
+# trace_start NAME / trace_stop NAME: every PCI uevent with its time, while
+# one extra (unrecorded) round runs, shipped as trace-NAME.txt; the timed
+# program's "t0" line (stderr) goes in too.
+trace_start() {
+        rm -f /run/raw-bind.ready "/tmp/t0-$1.txt"
+        raw-bind trace > "/tmp/trace-$1.txt" &
+        tracer=$!
+        kl_wait 5 test -e /run/raw-bind.ready
+}
+trace_stop() {
+        sleep 0.5
+        kill "$tracer"
+        wait "$tracer" 2> /dev/null
+        cat "/tmp/t0-$1.txt" >> "/tmp/trace-$1.txt" 2> /dev/null
+        kl_ship "trace-$1.txt" "/tmp/trace-$1.txt"
+}
+
 # ---- converge: hostdevd -------------------------------------------------------
 rules host 0
 if kl_hostdevd_start && kl_wait 30 host_state; then
@@ -75,26 +95,47 @@ if kl_hostdevd_start && kl_wait 30 host_state; then
                         break
                 fi
         done
-        kl_hostdevd_stop
+        rules vfio-pci 4 vfio-pci
+        trace_start converge-hostdevd
+        raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 "$nic1" "$nic2" > /dev/null 2> /tmp/t0-converge-hostdevd.txt
+        trace_stop converge-hostdevd
+        rules host 0
+        kill -HUP "$KL_HOSTDEVD_PID"
+        kl_wait 60 host_state
 else
         kl_not_ok "bench: hostdevd starts on the host drivers" "$(describe)"
-        kl_hostdevd_stop
 fi
 rm -f "$CONF"/*.conf
+kill -HUP "$KL_HOSTDEVD_PID"
+sleep 1
 # Whatever the daemon left: back to the host drivers for the next contender.
 raw-bind reset "$pf" "$nic1" "$nic2"
 kl_wait 10 host_state || kl_not_ok "bench: reset to host drivers" "$(describe)"
 
 # ---- converge: raw C loop -------------------------------------------------------
-for i in $(seq 1 $ROUNDS); do
-        if ! us=$(raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2"); then
-                kl_not_ok "bench: raw-bind bind round $i" "$(describe)"
-                break
-        fi
-        record converge-raw "$i" "$us"
-        raw-bind reset "$pf" "$nic1" "$nic2"
-        kl_wait 10 host_state || { kl_not_ok "bench: raw reset round $i" "$(describe)"; break; }
-done
+# raw_rounds NAME: the C loop, ROUNDS times.
+raw_rounds() {
+        for i in $(seq 1 $ROUNDS); do
+                if ! us=$(raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2"); then
+                        kl_not_ok "bench: raw-bind bind round $i ($1)" "$(describe)"
+                        break
+                fi
+                record "$1" "$i" "$us"
+                raw-bind reset "$pf" "$nic1" "$nic2"
+                kl_wait 10 host_state || { kl_not_ok "bench: raw reset round $i ($1)" "$(describe)"; break; }
+        done
+}
+# With hostdevd running and no rules (it observes every change and publishes
+# it on the bus, on the same single CPU): what observing costs the loop.
+raw_rounds converge-raw-observed
+kl_hostdevd_stop
+# Alone: the floor.
+raw_rounds converge-raw
+trace_start converge-raw
+raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2" > /dev/null 2> /tmp/t0-converge-raw.txt
+trace_stop converge-raw
+raw-bind reset "$pf" "$nic1" "$nic2"
+kl_wait 10 host_state || kl_not_ok "bench: raw reset after the traced round" "$(describe)"
 
 # ---- converge: driverctl ---------------------------------------------------------
 all_vfio() {
@@ -161,19 +202,37 @@ if kl_hostdevd_start && kl_wait 30 eval 'on "$nic1" vfio-pci && on "$nic2" vfio-
         for i in $(seq 1 $HOTPLUG_ROUNDS); do
                 hotplug_round hotplug-hostdevd "$i" || break
         done
+        trace_start hotplug-hostdevd
+        hotplug_round hotplug-hostdevd-traced 1
+        trace_stop hotplug-hostdevd
 else
         kl_not_ok "bench: hostdevd converges the e1000e rule before the hotplug rounds" "$(describe)"
 fi
+# raw_monitor_rounds NAME: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds.
+raw_monitor_rounds() {
+        rm -f /run/raw-bind.ready
+        raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
+        monitor=$!
+        kl_wait 5 test -e /run/raw-bind.ready
+        for i in $(seq 1 $HOTPLUG_ROUNDS); do
+                hotplug_round "$1" "$i" || break
+        done
+        if [ "$1" = hotplug-raw ]; then
+                trace_start hotplug-raw
+                hotplug_round hotplug-raw-traced 1
+                trace_stop hotplug-raw
+        fi
+        kill "$monitor"
+}
+# hostdevd observing only (no rules), then stopped.
+rm -f "$CONF"/*.conf
+kill -HUP "$KL_HOSTDEVD_PID"
+kl_wait 30 eval 'on "$nic1" e1000e && on "$nic2" e1000e'
+raw_monitor_rounds hotplug-raw-observed
 kl_hostdevd_stop
-raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
-monitor=$!
-kl_wait 5 test -e /run/raw-bind.ready
-for i in $(seq 1 $HOTPLUG_ROUNDS); do
-        hotplug_round hotplug-raw "$i" || break
-done
-kill "$monitor"
+raw_monitor_rounds hotplug-raw
 
 rm -f "$CONF"/*.conf
 kl_check "bench: hostdevd restarts at the end" kl_hostdevd_start
 kl_ship bench.tsv "$OUT"
-kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge 4 ]'
+kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge 7 ]'

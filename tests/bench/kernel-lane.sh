@@ -47,7 +47,7 @@ KL_GUEST_FILES="$files" "$repo/tests/kernel/run-vm.sh" --builddir "$builddir" ${
         --outdir "$outdir" --timeout 600 --quiet "$here/kernel-lane-guest.sh" || rc=$?
 
 [ -f "$outdir/bench.tsv" ] || kl_die "the guest shipped no bench.tsv (console: $outdir/console.log)"
-/usr/bin/python3 - "$outdir/bench.tsv" <<'EOF'
+/usr/bin/python3 - "$outdir/bench.tsv" "$outdir"/trace-*.txt <<'EOF'
 import statistics
 import sys
 
@@ -78,5 +78,26 @@ print()
 ratio("converge: hostdevd / raw C loop", "converge-hostdevd", "converge-raw", 1.10, "le")
 ratio("converge: driverctl / hostdevd (speed-up)", "converge-driverctl", "converge-hostdevd", 10, "ge")
 ratio("hotplug add->bound: hostdevd / raw loop", "hotplug-hostdevd", "hotplug-raw", 1.2, "le")
+print("\nwith hostdevd observing (no rules) during the raw runs:")
+ratio("converge: hostdevd / raw C loop, observed", "converge-hostdevd", "converge-raw-observed", 1.10, "le")
+ratio("hotplug: hostdevd / raw loop, observed", "hotplug-hostdevd", "hotplug-raw-observed", 1.2, "le")
+
+# The traced rounds: PCI uevents in ms from the start (t0 of the timed
+# program, else the first event).
+for path in sys.argv[2:]:
+    ev, t0 = [], None
+    for line in open(path):
+        f = line.split()
+        if f and f[0] == "t0" and len(f) == 2:
+            t0 = int(f[1])
+        elif len(f) == 4 and f[0].isdigit():
+            ev.append(f)
+    if not ev:
+        continue
+    t0 = t0 if t0 is not None else int(ev[0][0])
+    name = path.rsplit("/", 1)[-1][len("trace-"):-len(".txt")]
+    print(f"\ntrace {name} (ms from {'the start' if t0 != int(ev[0][0]) else 'the first event'}):")
+    for f in ev:
+        print(f"  {(int(f[0]) - t0) / 1000:>8.1f}  {f[1]:<7} {f[2]:<14} {f[3]}")
 EOF
 exit $rc

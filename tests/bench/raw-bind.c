@@ -29,6 +29,10 @@
  *       the raw monitor-and-bind loop: on every "add" of such a function,
  *       the bind sequence above (override, unbind, drivers_probe, verify).
  *       Runs until killed.
+ *   raw-bind trace
+ *       print every PCI uevent as "USEC ACTION DEVPATH DRIVER" (USEC on
+ *       CLOCK_MONOTONIC, as converge-wait's "t0" line on stderr), until
+ *       killed. Creates /run/raw-bind.ready once listening.
  *   raw-bind time CMD [ARG...]
  *       run CMD, print the microseconds it took (CLOCK_MONOTONIC).
  *
@@ -179,6 +183,7 @@ static int cmd_bind(const char *driver, const char *pf, const char *numvfs, char
         unsigned long long t0 = now_usec();
         int n_vfs, r;
 
+        fprintf(stderr, "t0 %llu\n", t0);
         read_attr(pf, "sriov_numvfs", cur, sizeof(cur));
         if (strcmp(cur, numvfs) != 0) {
                 if (strcmp(cur, "0") != 0 && write_dev_attr(pf, "sriov_numvfs", "0") < 0)
@@ -272,6 +277,7 @@ static int cmd_converge_wait(
         pid_t pid, const char *driver, const char *pf, const char *numvfs, char **bdfs, int n_bdfs) {
         unsigned long long t0 = now_usec();
 
+        fprintf(stderr, "t0 %llu\n", t0);
         if (kill(pid, SIGHUP) < 0) {
                 fprintf(stderr, "raw-bind: SIGHUP to %d: %m\n", (int)pid);
                 return 1;
@@ -315,6 +321,37 @@ static int uevent_socket(void) {
                 return -errno;
         }
         return fd;
+}
+
+static int cmd_trace(void) {
+        char buf[8192];
+        int fd;
+
+        fd = uevent_socket();
+        if (fd < 0) {
+                fprintf(stderr, "raw-bind: netlink: %s\n", strerror(-fd));
+                return 1;
+        }
+        close(open("/run/raw-bind.ready", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        for (;;) {
+                const char *action, *path, *subsystem, *drv;
+                ssize_t len = recv(fd, buf, sizeof(buf) - 1, 0);
+                unsigned long long t = now_usec();
+
+                if (len <= 0) {
+                        if (len < 0 && errno == EINTR)
+                                continue;
+                        return 1;
+                }
+                buf[len] = 0;
+                action = uevent_get(buf, len, "ACTION");
+                path = uevent_get(buf, len, "DEVPATH");
+                subsystem = uevent_get(buf, len, "SUBSYSTEM");
+                drv = uevent_get(buf, len, "DRIVER");
+                if (action && path && subsystem && strcmp(subsystem, "pci") == 0)
+                        printf("%llu %s %s %s\n", t, action,
+                               strrchr(path, '/') ? strrchr(path, '/') + 1 : path, drv ? drv : "-");
+        }
 }
 
 static int cmd_uevents(bool monitor, const char *vendor, const char *device, const char *driver) {
@@ -400,11 +437,13 @@ int main(int argc, char **argv) {
                         (pid_t)atoi(argv[2]), argv[3], argv[4], argv[5], argv + 6, argc - 6);
         if ((strcmp(cmd, "watch") == 0 || strcmp(cmd, "monitor") == 0) && argc == 5)
                 return cmd_uevents(strcmp(cmd, "monitor") == 0, argv[2], argv[3], argv[4]);
+        if (strcmp(cmd, "trace") == 0 && argc == 2)
+                return cmd_trace();
         if (strcmp(cmd, "time") == 0 && argc >= 3)
                 return cmd_time(argv + 2);
         fprintf(stderr,
                 "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
                 "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch|monitor VENDOR DEVICE DRIVER |\n"
-                "       time CMD [ARG...]\n");
+                "       trace | time CMD [ARG...]\n");
         return 2;
 }
