@@ -628,8 +628,27 @@ static int plan_driver(
                                 "waits for the NumVFs change of PF %s, which recreates this VF", d->physfn);
         }
 
-        if (is_converged(d, want, released))
-                return plan_device_note(plan, d->address, DEVICE_STATE_CONVERGED, NULL);
+        if (is_converged(d, want, released)) {
+                r = plan_device_note(plan, d->address, DEVICE_STATE_CONVERGED, NULL);
+                if (r < 0 || !vfio || group != GROUP_POLICY_WHOLE || d->iommu_group < 0)
+                        return r;
+                /* Group=whole keeps claiming the peers it added: they are not released as owned functions
+                 * no rule names, and a peer that drifted is bound again (as its own transaction). */
+                r = planner_peers(p, d, &peers, &n_peers);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_peers; i++) {
+                        ssize_t pidx = planner_index(p, peers[i]->address);
+
+                        if (pidx < 0 || pci_device_is_bridge(peers[i]) ||
+                            desired_resolution_get_device(p->in->desired, peers[i]->address))
+                                continue;
+                        r = plan_driver(p, (size_t)pidx, want, dd, source, false);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
 
         members = calloc(1, sizeof(Member));
         if (!members)
