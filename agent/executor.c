@@ -745,9 +745,11 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
                         return -ENODEV;
                 }
                 if (!a->driver || !streq(now, a->driver)) {
-                        tx_fail(t, d, -EBUSY, "%s is bound to %s after drivers_probe, expected %s",
+                        /* With driver_override read back as the named driver, drivers_probe cannot bind
+                         * another one: someone else bound it meanwhile. The host changed: re-plan. */
+                        tx_fail(t, d, -ESTALE, "%s is bound to %s after drivers_probe, expected %s",
                                 d->address, now, strna(a->driver));
-                        return -EBUSY;
+                        return -ESTALE;
                 }
                 return 0;
         case PLAN_VERIFY_UNBOUND:

@@ -33,7 +33,9 @@
  *      reads the driver link after drivers_probe (which returns success
  *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
  *      an unbind of a function no longer on the planned driver fails with
- *      -ESTALE (the host changed since the plan; re-plan);
+ *      -ESTALE (the host changed since the plan; re-plan), and so does a
+ *      VERIFY that finds another driver than the named one bound (with
+ *      driver_override set, drivers_probe binds no other: someone else did);
  *   5. on the first failure, roll back only what this transaction changed,
  *      on every function it touched but the stuck ones: sriov_drivers_autoprobe
  *      and sriov_numvfs back to the originals (through 0), driver_override
