@@ -11,6 +11,7 @@
 #include "names.h"
 #include "object-path.h"
 #include "pci-device.h"
+#include "reconciler.h"
 
 /*
  * Generic getters: sd-bus passes userdata + the vtable entry's offset, so
@@ -86,6 +87,59 @@ static int property_get_iommu_group_peers(
                 free(*p);
         free(peers);
         return r;
+}
+
+/* DesiredDriver, DesiredSource, State, StateReason, LastError: the reconciler's view of the function. */
+static int property_get_reconciler(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        Daemon *d = bus_get_slot_userdata(bus);
+        DeviceStatusView v;
+
+        if (!d)
+                return -ESTALE;
+        reconciler_device_status(d->reconciler, dev->address, &v);
+        if (streq(property, "DesiredDriver"))
+                return sd_bus_message_append(reply, "s", v.desired_driver);
+        if (streq(property, "DesiredSource"))
+                return sd_bus_message_append(reply, "s", v.source);
+        if (streq(property, "State"))
+                return sd_bus_message_append(reply, "s", device_state_to_string(v.state));
+        if (streq(property, "StateReason"))
+                return sd_bus_message_append(reply, "s", v.reason);
+        return sd_bus_message_append(reply, "s", v.last_error);
+}
+
+/* a(uss): (pid, comm, node) of the processes holding this function's VFIO group or cdev. */
+static int property_get_holders(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        Daemon *d = bus_get_slot_userdata(bus);
+        const Holder *holders = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!d)
+                return -ESTALE;
+        /* No VFIO node, no holder: skip the scan for functions not in an IOMMU group. */
+        if (d->reconciler && (dev->iommu_group >= 0 || dev->vfio_device) &&
+            reconciler_holders(d->reconciler, &holders, &n) < 0)
+                n = 0;
+
+        r = sd_bus_message_open_container(reply, 'a', "(uss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (holder_holds_device(&holders[i], dev)) {
+                        r = sd_bus_message_append(
+                                reply, "(uss)", (uint32_t)holders[i].pid, strempty(holders[i].comm),
+                                strempty(holders[i].node));
+                        if (r < 0)
+                                return r;
+                }
+        return sd_bus_message_close_container(reply);
 }
 
 /* a(ystbb): (index, "memory"|"io", size in bytes, 64-bit, prefetchable) */
@@ -176,6 +230,12 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("VfioGroup", "s", property_get_string_ptr, offsetof(PciDevice, vfio_group), EMITS),
         SD_BUS_PROPERTY("VfioDevice", "s", property_get_string_ptr, offsetof(PciDevice, vfio_device), EMITS),
         SD_BUS_PROPERTY("MdevTypes", "a(ssssu)", property_get_mdev_types, 0, EMITS),
+        SD_BUS_PROPERTY("DesiredDriver", "s", property_get_reconciler, 0, EMITS),
+        SD_BUS_PROPERTY("DesiredSource", "s", property_get_reconciler, 0, EMITS),
+        SD_BUS_PROPERTY("State", "s", property_get_reconciler, 0, EMITS),
+        SD_BUS_PROPERTY("StateReason", "s", property_get_reconciler, 0, EMITS),
+        SD_BUS_PROPERTY("LastError", "s", property_get_reconciler, 0, EMITS),
+        SD_BUS_PROPERTY("Holders", "a(uss)", property_get_holders, 0, 0),
         SD_BUS_PROPERTY("Errors", "as", property_get_strv_field, offsetof(PciDevice, errors), EMITS),
         SD_BUS_VTABLE_END,
 };

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "bus-errors.h"
 #include "bus-manager.h"
+#include "bus-polkit.h"
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
@@ -12,6 +16,8 @@
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
+#include "reconciler.h"
+#include "strv.h"
 
 static int property_get_version(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
@@ -226,6 +232,516 @@ static int method_list_iommu_groups(sd_bus_message *m, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static int property_get_state(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        return sd_bus_message_append(
+                reply, "s", d->reconciler ? reconciler_manager_state(d->reconciler) : "converged");
+}
+
+static int property_get_generation(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        return sd_bus_message_append(reply, "t", d->reconciler ? reconciler_generation(d->reconciler) : 0);
+}
+
+static int property_get_config_errors(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        return sd_bus_message_append_strv(
+                reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
+}
+
+/* Plan(): (t generation, a(ussss) actions, a(sss) devices). */
+static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        Daemon *d = userdata;
+        int r;
+
+        r = reconciler_plan(d->reconciler, &plan);
+        if (r < 0)
+                return bus_error_setf_errno(error, r, "Failed to plan");
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "t", reconciler_generation(d->reconciler));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ussss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < plan->n_actions; i++) {
+                const PlanAction *a = &plan->actions[i];
+                char value[12] = "";
+
+                if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE)
+                        (void)snprintf(value, sizeof(value), "%" PRIu32, a->value);
+                r = sd_bus_message_append(
+                        reply, "(ussss)", a->transaction, plan_action_type_to_string(a->type), a->address,
+                        a->driver ?: value, strempty(a->reason));
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < plan->n_devices; i++) {
+                r = sd_bus_message_append(
+                        reply, "(sss)", plan->devices[i].address,
+                        device_state_to_string(plan->devices[i].state), strempty(plan->devices[i].reason));
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- mutations: validate, authorize (polkit, asynchronous), act, reply when converged -------------- */
+
+typedef enum RequestType {
+        REQUEST_RELOAD,
+        REQUEST_APPLY,
+        REQUEST_SET_DRIVER,
+        REQUEST_RESET_DRIVER,
+        REQUEST_SET_NUMVFS,
+} RequestType;
+
+typedef struct Request {
+        Daemon *daemon;
+        sd_bus_message *message;
+        RequestType type;
+        char address[PCI_ADDRESS_STRING_MAX];
+        char *driver; /* SetDeviceDriver: driver; SetNumVFs: VF driver ("" none) */
+        uint32_t num_vfs;
+        unsigned flags;
+        bool need_critical; /* allow-critical: org.hostdevd1.override-critical as well */
+        RequestBackup *backup; /* request files before this call, to undo a refused one */
+} Request;
+
+static Request *request_free(Request *q) {
+        if (!q)
+                return NULL;
+        sd_bus_message_unref(q->message);
+        free(q->driver);
+        request_backup_free(q->backup);
+        free(q);
+        return NULL;
+}
+
+static void request_reply_errno(Request *q, int error, const char *what) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (error == -EBADMSG && q->daemon->reconciler) {
+                _cleanup_free_ char *joined = NULL;
+                size_t len = 0;
+
+                STRV_FOREACH (line, reconciler_config_errors(q->daemon->reconciler))
+                        len += strlen(*line) + 1;
+                joined = calloc(1, len + 1);
+                if (joined)
+                        STRV_FOREACH (line, reconciler_config_errors(q->daemon->reconciler)) {
+                                if (*joined)
+                                        strcat(joined, "\n");
+                                strcat(joined, *line);
+                        }
+                (void)sd_bus_reply_method_errorf(
+                        q->message, HOSTDEVD_ERROR_CONFIG_INVALID,
+                        "%s: the desired-state files do not parse: %s", what,
+                        joined && *joined ? joined : "see ConfigErrors");
+                return;
+        }
+        (void)bus_error_setf_errno(&e, error, "%s", what);
+        (void)sd_bus_reply_method_error(q->message, &e);
+}
+
+/* The job the request waited for is done: reply from the function's state. */
+static void on_converged(Reconciler *rec, int error, void *userdata) {
+        Request *q = userdata;
+        DeviceStatusView v;
+        const char *name = NULL;
+
+        if (error < 0) {
+                if (q->backup)
+                        (void)reconciler_restore_requests(rec, q->backup);
+                request_reply_errno(q, error, "Cannot change devices");
+                request_free(q);
+                return;
+        }
+
+        if (q->type == REQUEST_APPLY) {
+                (void)sd_bus_reply_method_return(q->message, "s", reconciler_manager_state(rec));
+                request_free(q);
+                return;
+        }
+        if (q->type == REQUEST_RESET_DRIVER) {
+                (void)sd_bus_reply_method_return(q->message, "");
+                request_free(q);
+                return;
+        }
+
+        reconciler_device_status(rec, q->address, &v);
+        switch (v.state) {
+        case DEVICE_STATE_REFUSED:
+                name = HOSTDEVD_ERROR_REFUSED;
+                break;
+        case DEVICE_STATE_BLOCKED:
+                name = HOSTDEVD_ERROR_BLOCKED;
+                break;
+        case DEVICE_STATE_FAILED:
+        case DEVICE_STATE_STUCK:
+                name = HOSTDEVD_ERROR_FAILED;
+                break;
+        default:
+                break;
+        }
+        if (!name) {
+                (void)sd_bus_reply_method_return(q->message, "");
+                request_free(q);
+                return;
+        }
+
+        /* A refused, blocked or failed request changes nothing: its declaration goes again. */
+        (void)sd_bus_reply_method_errorf(
+                q->message, name, "%s %s: %s", q->address, device_state_to_string(v.state),
+                *v.reason               ? v.reason
+                        : *v.last_error ? v.last_error
+                                        : "no reason given");
+        if (q->backup)
+                (void)reconciler_restore_requests(rec, q->backup);
+        request_free(q);
+}
+
+static void request_execute(Request *q) {
+        Reconciler *rec = q->daemon->reconciler;
+        _cleanup_free_ char *content = NULL;
+        RequestKind kind = q->type == REQUEST_SET_NUMVFS ? REQUEST_SRIOV : REQUEST_DEVICE;
+        int r;
+
+        switch (q->type) {
+        case REQUEST_RELOAD:
+                r = reconciler_reload(rec);
+                if (r < 0)
+                        request_reply_errno(q, r, "Reload rejected");
+                else
+                        (void)sd_bus_reply_method_return(q->message, "");
+                request_free(q);
+                return;
+
+        case REQUEST_APPLY:
+        case REQUEST_RESET_DRIVER:
+                if (q->type == REQUEST_RESET_DRIVER) {
+                        r = reconciler_remove_requests(rec, REQUEST_DEVICE, q->address);
+                        if (r == -ENOENT) {
+                                (void)sd_bus_reply_method_errorf(
+                                        q->message, HOSTDEVD_ERROR_NOT_FOUND,
+                                        "No runtime declaration for '%s'", q->address);
+                                request_free(q);
+                                return;
+                        }
+                        if (r < 0 && r != -EBADMSG) {
+                                request_reply_errno(q, r, "Cannot remove the declaration");
+                                request_free(q);
+                                return;
+                        }
+                }
+                r = reconciler_converge(rec, on_converged, q);
+                if (r < 0) {
+                        request_reply_errno(q, r, "Cannot converge");
+                        request_free(q);
+                }
+                return;
+
+        case REQUEST_SET_DRIVER:
+        case REQUEST_SET_NUMVFS:
+                if (q->type == REQUEST_SET_DRIVER)
+                        r = reconciler_format_device_request(q->address, q->driver, q->flags, &content);
+                else
+                        r = reconciler_format_sriov_request(q->address, q->num_vfs, q->driver, &content);
+                if (r >= 0)
+                        r = reconciler_backup_requests(rec, kind, q->address, &q->backup);
+                if (r < 0) {
+                        request_reply_errno(q, r, "Cannot prepare the declaration");
+                        request_free(q);
+                        return;
+                }
+                r = reconciler_write_request(
+                        rec, kind, q->address, content, q->flags & REQUEST_FLAG_PERSIST);
+                if (r < 0) {
+                        (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot store the declaration");
+                        request_free(q);
+                        return;
+                }
+                r = reconciler_converge(rec, on_converged, q);
+                if (r < 0) {
+                        (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot converge");
+                        request_free(q);
+                }
+                return;
+        }
+}
+
+static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, void *userdata);
+
+static int request_authorize(Request *q, const char *action) {
+        _cleanup_strv_free_ char **details = NULL;
+        char numvfs[12];
+        int r;
+
+        if (q->address[0] &&
+            (strv_extend(&details, POLKIT_DETAIL_PCI_ADDRESS) < 0 || strv_extend(&details, q->address) < 0))
+                return -ENOMEM;
+        if (q->driver && q->driver[0] &&
+            (strv_extend(&details, POLKIT_DETAIL_DRIVER) < 0 || strv_extend(&details, q->driver) < 0))
+                return -ENOMEM;
+        if (q->type == REQUEST_SET_NUMVFS) {
+                (void)snprintf(numvfs, sizeof(numvfs), "%" PRIu32, q->num_vfs);
+                if (strv_extend(&details, POLKIT_DETAIL_SRIOV_NUMVFS) < 0 ||
+                    strv_extend(&details, numvfs) < 0)
+                        return -ENOMEM;
+        }
+
+        r = bus_polkit_check(q->daemon->polkit, q->message, action, details, on_authorized, q);
+        if (r == -EBUSY)
+                return sd_bus_reply_method_errorf(
+                        q->message, HOSTDEVD_ERROR_FAILED, "Too many pending authorization checks");
+        return r;
+}
+
+static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, void *userdata) {
+        Request *q = userdata;
+
+        if (r <= 0) {
+                if (error && sd_bus_error_is_set(error))
+                        (void)sd_bus_reply_method_error(q->message, error);
+                else
+                        (void)sd_bus_reply_method_errorf(
+                                q->message, DBUS_ERROR_ACCESS_DENIED, "Not authorized to %s",
+                                q->type == REQUEST_RELOAD ? "reload the desired state" : "change devices");
+                request_free(q);
+                return;
+        }
+
+        if (q->need_critical) {
+                q->need_critical = false;
+                r = request_authorize(q, HOSTDEVD_ACTION_OVERRIDE_CRITICAL);
+                if (r < 0) {
+                        request_reply_errno(q, r, "Authorization check failed");
+                        request_free(q);
+                } else if (r > 0) /* replied already (too many checks) */
+                        request_free(q);
+                return;
+        }
+
+        request_execute(q);
+}
+
+/* Start a request: authorize |action|, then execute. Takes |q|. */
+static int request_start(Request *q, const char *action) {
+        int r;
+
+        r = request_authorize(q, action);
+        if (r != 0) {
+                /* < 0: failed before the check; > 0: replied already. Both end the request here. */
+                request_free(q);
+                return r < 0 ? r : 1;
+        }
+        return 1;
+}
+
+static Request *request_new(Daemon *d, sd_bus_message *m, RequestType type) {
+        Request *q = calloc(1, sizeof(Request));
+
+        if (!q)
+                return NULL;
+        q->daemon = d;
+        q->message = sd_bus_message_ref(m);
+        q->type = type;
+        return q;
+}
+
+static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Request *q = request_new(userdata, m, REQUEST_RELOAD);
+
+        if (!q)
+                return -ENOMEM;
+        return request_start(q, HOSTDEVD_ACTION_RELOAD);
+}
+
+static int method_apply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Request *q = request_new(userdata, m, REQUEST_APPLY);
+
+        if (!q)
+                return -ENOMEM;
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
+}
+
+/* Canonical address of an existing function, or a bus error naming the value. */
+static int parse_device_address(
+        Daemon *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
+        PciAddress a;
+
+        if (pci_address_from_string(s, &a) < 0)
+                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", s);
+        pci_address_format(&a, ret);
+        if (!model_get_device(d->model, ret))
+                return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
+        return 0;
+}
+
+static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **flags = NULL;
+        Daemon *d = userdata;
+        const char *address, *driver, *bad = NULL;
+        DriverSpec spec = {};
+        Request *q;
+        unsigned bits;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &address, &driver);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &flags);
+        if (r < 0)
+                return r;
+
+        q = request_new(d, m, REQUEST_SET_DRIVER);
+        if (!q)
+                return -ENOMEM;
+        r = parse_device_address(d, address, q->address, error);
+        if (r < 0) {
+                request_free(q);
+                return r;
+        }
+        if (driver_spec_parse(driver, &spec) < 0 || spec.kind == DRIVER_KIND_UNSET) {
+                driver_spec_done(&spec);
+                request_free(q);
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Invalid driver '%s' (expected a driver name, \"host\" or \"none\")",
+                        driver);
+        }
+        driver_spec_done(&spec);
+        if (request_flags_parse(
+                    flags, REQUEST_FLAG_PERSIST | REQUEST_FLAG_WHOLE_GROUP | REQUEST_FLAG_ALLOW_CRITICAL,
+                    &bits, &bad) < 0) {
+                request_free(q);
+                return bus_error_setf_errno(
+                        error, -EINVAL,
+                        "Invalid flag '%s' (expected \"persist\", \"whole-group\", \"allow-critical\", each once)",
+                        strna(bad));
+        }
+        q->flags = bits;
+        q->need_critical = bits & REQUEST_FLAG_ALLOW_CRITICAL;
+        q->driver = strdup(driver);
+        if (!q->driver) {
+                request_free(q);
+                return -ENOMEM;
+        }
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
+}
+
+static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        const char *address;
+        PciAddress a;
+        Request *q;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &address);
+        if (r < 0)
+                return r;
+        /* No model check: a declaration for a function that is gone can still be dropped. */
+        if (pci_address_from_string(address, &a) < 0)
+                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", address);
+
+        q = request_new(d, m, REQUEST_RESET_DRIVER);
+        if (!q)
+                return -ENOMEM;
+        pci_address_format(&a, q->address);
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
+}
+
+static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **flags = NULL;
+        Daemon *d = userdata;
+        const char *pf, *vf_driver, *bad = NULL;
+        const PciDevice *dev;
+        DriverSpec spec = {};
+        uint32_t num_vfs;
+        Request *q;
+        unsigned bits;
+        int r;
+
+        r = sd_bus_message_read(m, "sus", &pf, &num_vfs, &vf_driver);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &flags);
+        if (r < 0)
+                return r;
+
+        q = request_new(d, m, REQUEST_SET_NUMVFS);
+        if (!q)
+                return -ENOMEM;
+        r = parse_device_address(d, pf, q->address, error);
+        if (r < 0) {
+                request_free(q);
+                return r;
+        }
+        if (*vf_driver && (driver_spec_parse(vf_driver, &spec) < 0 || spec.kind == DRIVER_KIND_UNSET)) {
+                driver_spec_done(&spec);
+                request_free(q);
+                return bus_error_setf_errno(
+                        error, -EINVAL,
+                        "Invalid VF driver '%s' (expected a driver name, \"host\", \"none\" or \"\")",
+                        vf_driver);
+        }
+        driver_spec_done(&spec);
+        if (request_flags_parse(flags, REQUEST_FLAG_PERSIST, &bits, &bad) < 0) {
+                request_free(q);
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Invalid flag '%s' (expected \"persist\", once)", strna(bad));
+        }
+
+        dev = model_get_device(d->model, q->address);
+        if (dev->sriov_role != SRIOV_ROLE_PF) {
+                (void)sd_bus_error_setf(error, HOSTDEVD_ERROR_REFUSED, "%s is not an SR-IOV PF", q->address);
+                request_free(q);
+                return -EPERM;
+        }
+        if (num_vfs > dev->sriov_total_vfs) {
+                (void)sd_bus_error_setf(
+                        error, HOSTDEVD_ERROR_REFUSED,
+                        "%s: %" PRIu32 " VFs requested, sriov_totalvfs is %" PRIu32, q->address, num_vfs,
+                        dev->sriov_total_vfs);
+                request_free(q);
+                return -ERANGE;
+        }
+
+        q->num_vfs = num_vfs;
+        q->flags = bits;
+        q->driver = strdup(vf_driver);
+        if (!q->driver) {
+                request_free(q);
+                return -ENOMEM;
+        }
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_SRIOV);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -241,6 +757,28 @@ static const sd_bus_vtable manager_vtable[] = {
                 "MdevTypes", "a(sssssu)", property_get_mdev_types, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(
                 "Rescans", "t", NULL, offsetof(Daemon, rescans), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(
+                "ConfigErrors", "as", property_get_config_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Plan", SD_BUS_NO_ARGS,
+                SD_BUS_RESULT("t", generation, "a(ussss)", actions, "a(sss)", devices), method_plan,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Apply", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", state), method_apply,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "SetDeviceDriver", SD_BUS_ARGS("s", address, "s", driver, "as", flags), SD_BUS_NO_RESULT,
+                method_set_device_driver, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "ResetDeviceDriver", SD_BUS_ARGS("s", address), SD_BUS_NO_RESULT, method_reset_device_driver,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "SetNumVFs", SD_BUS_ARGS("s", pf, "u", num_vfs, "s", vf_driver, "as", flags),
+                SD_BUS_NO_RESULT, method_set_num_vfs, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "GetDeviceByAddress", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", device),
                 method_get_device_by_address, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -12,12 +12,14 @@
 #include "bus-log-control.h"
 #include "bus-manager.h"
 #include "bus-mdev.h"
+#include "bus-polkit.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "reconciler.h"
 #include "strv.h"
 
 /* libpci reports through callbacks; route them into our log. */
@@ -91,6 +93,20 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
                         return -ENOMEM;
         }
 
+        if (options && options->state_dir && !(d->state_dir = strdup(options->state_dir)))
+                return -ENOMEM;
+        if (options && options->runtime_dir && !(d->runtime_dir = strdup(options->runtime_dir)))
+                return -ENOMEM;
+        STRV_FOREACH (dir, options ? options->config_dirs : NULL)
+                if (strv_extend(&d->config_dirs, *dir) < 0)
+                        return -ENOMEM;
+        if (options && options->config_dirs && !d->config_dirs) {
+                /* An empty list: no configuration directory at all (only the request directories). */
+                d->config_dirs = calloc(1, sizeof(char *));
+                if (!d->config_dirs)
+                        return -ENOMEM;
+        }
+
         ids = options && options->pci_ids_path ? options->pci_ids_path : getenv(ENV_PCI_IDS_PATH);
         d->pci_ids_path = strdup(ids && *ids ? ids : PCI_IDS_PATH);
         if (!d->pci_ids_path)
@@ -110,6 +126,9 @@ Daemon *daemon_free(Daemon *d) {
 
         /* The bus first: its vtables point at us and at the model. */
         d->emitter = bus_emitter_free(d->emitter);
+        d->polkit = bus_polkit_free(d->polkit);
+        /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
+        d->reconciler = reconciler_free(d->reconciler);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->monitor = monitor_free(d->monitor);
         d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
@@ -122,6 +141,9 @@ Daemon *daemon_free(Daemon *d) {
         free(d->bus_address);
         free(d->uevent_source);
         free(d->pci_ids_path);
+        strv_free(d->config_dirs);
+        free(d->state_dir);
+        free(d->runtime_dir);
         free(d);
         return NULL;
 }
@@ -201,6 +223,8 @@ static void daemon_publish_changes(Daemon *d) {
                 if (r < 0)
                         log_warning_errno(r, "Failed to queue bus signals: %m, ignoring");
         }
+        /* Hotplug and drift: the reconciler decides whether they concern it. */
+        reconciler_on_model_changes(d->reconciler, d->changes.changes, d->changes.n);
 
         model_change_list_clear(&d->changes);
 }
@@ -343,12 +367,24 @@ static int on_overflow(void *userdata) {
         return daemon_rescan(userdata);
 }
 
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+
+        log_info("SIGHUP: re-reading the desired state");
+        (void)reconciler_reload(d->reconciler);
+        return 0;
+}
+
 static int daemon_export(Daemon *d) {
         int r;
 
         r = bus_open(d->event, d->bus_address, &d->bus);
         if (r < 0)
                 return r;
+
+        r = bus_polkit_new(d->bus, &d->polkit);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory");
 
         r = bus_emitter_new(d, &d->emitter);
         if (r < 0)
@@ -374,6 +410,7 @@ int daemon_start(Daemon *d) {
                 .on_uevent = on_uevent,
                 .on_overflow = on_overflow,
         };
+        ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
         const char *source;
         sigset_t mask;
@@ -383,7 +420,7 @@ int daemon_start(Daemon *d) {
 
         /* Handle SIGTERM/SIGINT in the loop (default handler: sd_event_exit()); block them first. */
         if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 || sigaddset(&mask, SIGINT) < 0 ||
-            sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+            sigaddset(&mask, SIGHUP) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(negative_errno(), "Failed to block signals: %m");
         r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
         if (r < 0)
@@ -391,6 +428,9 @@ int daemon_start(Daemon *d) {
         r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle SIGINT: %m");
+        r = sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle SIGHUP: %m");
 
         /* Arms a timer only when systemd set $WATCHDOG_USEC; otherwise nothing ticks. */
         r = sd_event_set_watchdog(d->event, true);
@@ -420,6 +460,16 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to enumerate PCI devices in %s: %m", SYSFS_PCI_DEVICES);
 
+        /* The desired state and the ownership records, before the objects show them. */
+        reconciler_options = (ReconcilerOptions){
+                .config_dirs = d->config_dirs,
+                .state_dir = d->state_dir,
+                .runtime_dir = d->runtime_dir,
+        };
+        r = reconciler_new(d, &reconciler_options, &d->reconciler);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the reconciler: %m");
+
         /* 3. Export the objects, 4. then take the name, so the first caller sees a complete tree. */
         r = daemon_export(d);
         if (r < 0)
@@ -439,6 +489,9 @@ int daemon_start(Daemon *d) {
                 log_warning("%s", strempty(model_iommu_reason(d->model)));
 
         (void)sd_notifyf(false, "READY=1\nSTATUS=Watching %zu PCI functions, %zu mdevs", n_devices, n_mdevs);
+
+        /* 6. Converge once the loop runs (a no-op when the desired state names nothing). */
+        reconciler_schedule(d->reconciler);
         return 0;
 }
 

@@ -11,7 +11,9 @@
  *   2. model_enumerate(),
  *   3. export the D-Bus objects,
  *   4. request the name org.hostdevd1,
- *   5. sd_notify READY=1 and STATUS=.
+ *   5. sd_notify READY=1 and STATUS=,
+ *   6. schedule the first plan (reconciler.h): the host converges to the
+ *      desired state once the loop runs; SIGHUP re-reads the files.
  * An idle daemon has no timers: it wakes only for uevents, bus messages,
  * signals, and the watchdog when systemd set $WATCHDOG_USEC.
  * Exiting never writes sysfs (DESIGN.md rule 6).
@@ -27,11 +29,16 @@
 struct pci_access;
 typedef struct Monitor Monitor;
 typedef struct BusEmitter BusEmitter;
+typedef struct BusPolkit BusPolkit;
+typedef struct Reconciler Reconciler;
 
 typedef struct DaemonOptions {
         const char *bus_address; /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
         const char *uevent_source; /* NULL: auto ("udev" when udevd runs, else "kernel") */
         const char *pci_ids_path; /* NULL: $HOSTDEVD_PCI_IDS, else PCI_IDS_PATH */
+        char **config_dirs; /* desired-state directories, lowest priority first; NULL: names.h's three */
+        const char *state_dir; /* NULL: HOSTDEVD_STATE_DIR */
+        const char *runtime_dir; /* NULL: HOSTDEVD_RUNTIME_DIR */
 } DaemonOptions;
 
 typedef struct Daemon {
@@ -41,6 +48,9 @@ typedef struct Daemon {
         Model *model;
         Monitor *monitor;
         BusEmitter *emitter;
+        BusPolkit *polkit;
+        /* Desired state, planning and the executor (reconciler.h); created after the first enumeration. */
+        Reconciler *reconciler;
 
         /* Scratch list for the changes of one model update; reused, never shrunk. */
         ModelChangeList changes;
@@ -56,6 +66,9 @@ typedef struct Daemon {
         char *bus_address;
         char *uevent_source;
         char *pci_ids_path;
+        char **config_dirs;
+        char *state_dir;
+        char *runtime_dir;
 } Daemon;
 
 /* Allocate the daemon and its event loop; nothing is attached yet. Returns 0 or -ENOMEM. */

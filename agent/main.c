@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
+#include "names.h"
+#include "strv.h"
 
 static const char *arg_bus_address = NULL;
+static char **arg_config_dirs = NULL;
+static bool arg_config_dirs_set = false;
+static const char *arg_state_dir = NULL;
+static const char *arg_runtime_dir = NULL;
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -16,6 +23,14 @@ static void help(void) {
                "  -h --help                 Show this help\n"
                "     --version              Show the version\n"
                "     --bus-address=ADDRESS  Connect to this D-Bus address instead of the system bus\n"
+               "     --config-dirs=DIR:...  Read desired-state drop-ins from these directories,\n"
+               "                            lowest priority first (default: " HOSTDEVD_CONF_DIR_USR ":\n"
+               "                            " HOSTDEVD_CONF_DIR_ETC ":" HOSTDEVD_CONF_DIR_RUN ")\n"
+               "     --state-dir=DIR        Ownership records and persistent requests (default:\n"
+               "                            " HOSTDEVD_STATE_DIR ")\n"
+               "     --runtime-dir=DIR      Transient requests go to DIR/" HOSTDEVD_REQUESTS_SUBDIR
+               " (default:\n"
+               "                            " HOSTDEVD_RUNTIME_DIR ")\n"
                "     --log-level=LEVEL      emerg, alert, crit, err, warning, notice, info, debug\n"
                "     --log-target=TARGET    auto, console, journal\n",
                program_invocation_short_name);
@@ -27,6 +42,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS_ADDRESS,
                 ARG_LOG_LEVEL,
                 ARG_LOG_TARGET,
+                ARG_CONFIG_DIRS,
+                ARG_STATE_DIR,
+                ARG_RUNTIME_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -34,6 +52,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
+                { "config-dirs", required_argument, NULL, ARG_CONFIG_DIRS },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 {},
         };
         int c, r;
@@ -50,6 +71,29 @@ static int parse_argv(int argc, char *argv[]) {
                         if (!*optarg)
                                 return log_error_errno(-EINVAL, "Empty bus address");
                         arg_bus_address = optarg;
+                        break;
+                case ARG_CONFIG_DIRS:
+                        arg_config_dirs = strv_free(arg_config_dirs);
+                        r = strv_split(optarg, ":", &arg_config_dirs);
+                        if (r < 0)
+                                return log_error_errno(r, "Out of memory");
+                        STRV_FOREACH (dir, arg_config_dirs)
+                                if (**dir != '/')
+                                        return log_error_errno(
+                                                -EINVAL, "--config-dirs: '%s' is not an absolute path",
+                                                *dir);
+                        arg_config_dirs_set = true;
+                        break;
+                case ARG_STATE_DIR:
+                case ARG_RUNTIME_DIR:
+                        if (optarg[0] != '/')
+                                return log_error_errno(
+                                        -EINVAL, "--%s: '%s' is not an absolute path",
+                                        c == ARG_STATE_DIR ? "state-dir" : "runtime-dir", optarg);
+                        if (c == ARG_STATE_DIR)
+                                arg_state_dir = optarg;
+                        else
+                                arg_runtime_dir = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -89,6 +133,14 @@ int main(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         options.bus_address = arg_bus_address;
+        options.state_dir = arg_state_dir;
+        options.runtime_dir = arg_runtime_dir;
+        if (arg_config_dirs_set) {
+                /* "--config-dirs=" (empty): no configuration directory, only the request directories. */
+                static char *none[] = { NULL };
+
+                options.config_dirs = arg_config_dirs ?: none;
+        }
 
         r = daemon_new(&options, &d);
         if (r < 0) {
@@ -101,5 +153,7 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
 
         r = daemon_run(d);
+        d = daemon_free(d);
+        arg_config_dirs = strv_free(arg_config_dirs);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -26,6 +26,9 @@
 #define HOSTDEVD_ERROR_NOT_FOUND "org.hostdevd1.Error.NotFound"
 #define HOSTDEVD_ERROR_INVALID_ARGUMENT "org.hostdevd1.Error.InvalidArgument"
 #define HOSTDEVD_ERROR_FAILED "org.hostdevd1.Error.Failed"
+#define HOSTDEVD_ERROR_CONFIG_INVALID "org.hostdevd1.Error.ConfigInvalid"
+#define HOSTDEVD_ERROR_REFUSED "org.hostdevd1.Error.Refused"
+#define HOSTDEVD_ERROR_BLOCKED "org.hostdevd1.Error.Blocked"
 
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
@@ -44,6 +47,10 @@
 #define HOSTDEVD_ACTION_MANAGE_MDEVS "org.hostdevd1.manage-mdevs"
 #define HOSTDEVD_ACTION_ACQUIRE "org.hostdevd1.acquire"
 #define HOSTDEVD_ACTION_OVERRIDE_CRITICAL "org.hostdevd1.override-critical"
+/* polkit details passed with the checks (rules.d can match on them). */
+#define POLKIT_DETAIL_PCI_ADDRESS "pci.address"
+#define POLKIT_DETAIL_DRIVER "driver"
+#define POLKIT_DETAIL_SRIOV_NUMVFS "sriov.numvfs"
 
 /* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
@@ -185,3 +192,7 @@
  */
 #define HOSTDEVD_STATE_DIR "/var/lib/hostdevd"
 #define HOSTDEVD_STATE_FILE "owned.json"
+/* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,
+ * persistent ("persist") in the state directory (agent/reconciler.h). */
+#define HOSTDEVD_RUNTIME_DIR "/run/hostdevd"
+#define HOSTDEVD_REQUESTS_SUBDIR "devices.d"

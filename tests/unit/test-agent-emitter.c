@@ -203,6 +203,22 @@ static char *read_file(const char *path) {
  * The properties of |interface| in the XML that may change (without
  * EmitsChangedSignal=const), sorted and joined. |ret_const|: the const ones.
  */
+static bool reconciler_property(const char *interface, const char *name) {
+        static const char *const device[] = { "DesiredDriver", "DesiredSource", "State", "StateReason",
+                                              "LastError" };
+        static const char *const manager[] = { "State", "Generation", "ConfigErrors" };
+
+        if (strcmp(interface, DEVICE_IFACE) == 0) {
+                for (size_t i = 0; i < sizeof(device) / sizeof(device[0]); i++)
+                        if (strcmp(name, device[i]) == 0)
+                                return true;
+        } else if (strcmp(interface, "org.hostdevd1.Manager") == 0)
+                for (size_t i = 0; i < sizeof(manager) / sizeof(manager[0]); i++)
+                        if (strcmp(name, manager[i]) == 0)
+                                return true;
+        return false;
+}
+
 static char *xml_changing_properties(const char *interface, char **ret_const) {
         const char *names[64], *consts[8];
         size_t n = 0, n_const = 0;
@@ -233,7 +249,12 @@ static char *xml_changing_properties(const char *interface, char **ret_const) {
                 }
                 *elem_end = '\0';
                 is_const = strstr(q + 1, "EmitsChangedSignal\" value=\"const\"") != NULL;
-                if (is_const) {
+                /* Never announced (Holders), or announced by agent/reconciler.c, not from model field bits.
+                 */
+                if (strstr(q + 1, "EmitsChangedSignal\" value=\"false\"") ||
+                    reconciler_property(interface, name))
+                        ;
+                else if (is_const) {
                         assert_true(n_const < 8);
                         consts[n_const++] = name;
                 } else {

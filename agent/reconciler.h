@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The reconciler: the loop-side owner of the desired state, the ownership
+ * records and the executor (DESIGN.md §2-§4). It plans with the pure planner
+ * (planner.h) from
+ *   - the desired state (desired_state_load() over the configuration
+ *     directories, then desired_state_resolve() against the model),
+ *   - the observed functions (the daemon's model),
+ *   - the holders (holders_scan(), at most once per loop iteration),
+ *   - the host-critical set (critical_compute(), on every plan, since mounts and routes send no
+ *     uevent we watch; a failure makes every function critical: unknown means refuse),
+ *   - the functions hostdevd owns (state_store_list_owned()),
+ * and hands the plan to the executor, whose journal hook records the
+ * originals in the state store before any write (on the executor's runner
+ * thread, under the reconciler's lock).
+ *
+ * Convergence runs at start, after a reload that parsed, after a runtime
+ * request, after Apply(), and when a uevent concerns it: a function added,
+ * or a driver/driver_override change of a function the desired state or the
+ * store concerns, or of a peer in one of their IOMMU groups (drift). Requests
+ * within one loop iteration collapse into one plan (a defer source); while
+ * a job runs, one more plan is queued for after it. A function whose
+ * transaction failed (or got stuck) is not retried automatically until the
+ * desired state changes, Apply() is called, or (stuck) its write returns:
+ * otherwise the rollback's own uevents would retry it forever.
+ *
+ * With no rule and no owned function the reconciler plans nothing and
+ * starts no thread: hostdevd only observes, as before issue 3.
+ *
+ * Runtime requests (SetDeviceDriver/SetNumVFs) are desired-state files,
+ * hostdevd.conf(5) format: RUNTIME_DIR/devices.d (transient) or
+ * STATE_DIR/devices.d ("persist"), named by reconciler_request_file_name().
+ * The directories planned from are the configuration directories, then
+ * STATE_DIR/devices.d, then RUNTIME_DIR/devices.d (each once; later ones
+ * take precedence for files of the same name).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+#include "desired-state.h"
+#include "planner.h"
+
+typedef struct Daemon Daemon;
+typedef struct Reconciler Reconciler;
+
+typedef struct ReconcilerOptions {
+        char **config_dirs; /* strv, lowest priority first; NULL: the three HOSTDEVD_CONF_DIR_* */
+        const char *state_dir; /* NULL: HOSTDEVD_STATE_DIR (owned.json, devices.d/ of persistent requests) */
+        const char *runtime_dir; /* NULL: HOSTDEVD_RUNTIME_DIR (devices.d/ of transient requests) */
+        const char *proc_root; /* NULL: /proc (holders) */
+        const char *critical_root; /* NULL: the running system (critical_compute()'s root) */
+} ReconcilerOptions;
+
+/* ---- pure helpers (unit-tested) ------------------------------------------------------------------ */
+
+/* Request kinds, for file names. */
+typedef enum RequestKind {
+        REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
+        REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
+        _REQUEST_KIND_MAX,
+} RequestKind;
+
+/* Flags of SetDeviceDriver / SetNumVFs (dbus/org.hostdevd1.xml). */
+enum {
+        REQUEST_FLAG_PERSIST = 1u << 0, /* "persist" */
+        REQUEST_FLAG_WHOLE_GROUP = 1u << 1, /* "whole-group" */
+        REQUEST_FLAG_ALLOW_CRITICAL = 1u << 2, /* "allow-critical" */
+};
+
+/*
+ * Parse |flags| (strv, may be NULL) allowing only the bits in |allowed|.
+ * Returns 0 and the bits; -EINVAL with *ret_bad pointing at the offending
+ * string (unknown, not allowed here, or given twice).
+ */
+int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
+
+/* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
+ * canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
+int reconciler_request_file_name(RequestKind kind, const char *address, char **ret);
+
+/*
+ * The hostdevd.conf(5) text of a request. |address| must be canonical and the
+ * driver strings valid (driver_spec_parse()): no value needs escaping then,
+ * and a malformed one is refused here with -EINVAL rather than written.
+ * Device: Driver=|driver|, Group=whole with REQUEST_FLAG_WHOLE_GROUP,
+ * AllowCritical=yes with REQUEST_FLAG_ALLOW_CRITICAL.
+ * SR-IOV: NumVFs=|num_vfs|, VFDriver=|vf_driver| unless NULL or "".
+ */
+int reconciler_format_device_request(const char *address, const char *driver, unsigned flags, char **ret);
+int reconciler_format_sriov_request(
+        const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
+
+/* Write |content| to |dir|/|name| atomically (temporary file, fsync, rename, fsync of the directory),
+ * mode 0644, creating |dir| (one level, 0755) if missing. Returns 0 or -errno. */
+int write_file_atomic(const char *dir, const char *name, const char *content);
+
+/* The worst of |n| states for Manager.State: stuck > failed > refused > blocked > pending > converged. */
+DeviceState device_state_worst(const DeviceState *states, size_t n);
+
+/*
+ * A copy of |plan| without the transactions that touch any address of
+ * |exclude| (strv), renumbered 1..N in order; devices and conflicts are
+ * copied whole. Returns 0 or -ENOMEM.
+ */
+int plan_without(const Plan *plan, char *const *exclude, Plan **ret);
+
+/* The directories to load, as described above (new strv). Returns 0 or -ENOMEM. */
+int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char *runtime_dir, char ***ret);
+
+/* ---- the daemon's reconciler ------------------------------------------------------------------- */
+
+/*
+ * Load the desired state and the state store and attach to d->event (nothing
+ * is planned yet). A store that does not load (corrupt, unreadable) is
+ * logged; the reconciler then plans but refuses to mutate anything
+ * (Apply fails, automatic convergence only reports). Returns 0 or -ENOMEM,
+ * -errno from sd-event.
+ */
+int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret);
+Reconciler *reconciler_free(Reconciler *r);
+static inline void reconciler_freep(Reconciler **r) {
+        if (*r)
+                reconciler_free(*r);
+}
+
+/* Schedule a plan (+ apply) for this loop iteration; after the running job if one runs. */
+void reconciler_schedule(Reconciler *r);
+
+/* Model changes were applied (from uevents, a rescan): schedule a plan if one concerns us. */
+void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n);
+
+/*
+ * Re-read the desired-state files. Returns 1 when the desired state changed
+ * (Generation incremented, convergence scheduled), 0 when it parsed and is
+ * the same, -EBADMSG when a file was rejected (the last good state stays,
+ * ConfigErrors says why), -errno when a directory could not be read.
+ */
+int reconciler_reload(Reconciler *r);
+
+/* Plan now without changing anything (Plan()). Returns 0 or -errno. */
+int reconciler_plan(Reconciler *r, Plan **ret);
+
+/* What a method waits for: called on the loop when the job it waited for is done, with the request's
+ * state: the worst state of |address| (NULL: of the whole host) afterwards; error < 0 when nothing
+ * could run. */
+typedef void (*ReconcilerDoneFunc)(Reconciler *r, int error, void *userdata);
+
+/*
+ * Converge now (Apply(), or after a request); |done| runs once the resulting
+ * job finished (at once with an error when the store is unusable or the
+ * executor refuses). Failed functions are retried. Returns 0 or -ENOMEM.
+ */
+int reconciler_converge(Reconciler *r, ReconcilerDoneFunc done, void *userdata);
+
+/* Runtime requests: write or remove the file, reload. Returns 0, -EBADMSG (the files in force do not
+ * parse), -ENOENT (Reset: no request for |address|), -errno from writing. */
+int reconciler_write_request(
+        Reconciler *r, RequestKind kind, const char *address, const char *content, bool persist);
+int reconciler_remove_requests(Reconciler *r, RequestKind kind, const char *address);
+/* Save the request files of |address| (kind) so a refused request can be undone; restore writes them back
+ * (or removes what is new). */
+typedef struct RequestBackup RequestBackup;
+int reconciler_backup_requests(Reconciler *r, RequestKind kind, const char *address, RequestBackup **ret);
+int reconciler_restore_requests(Reconciler *r, RequestBackup *b);
+void request_backup_free(RequestBackup *b);
+
+/* ---- published state --------------------------------------------------------------------------- */
+
+const char *reconciler_manager_state(Reconciler *r); /* "converged", ... */
+uint64_t reconciler_generation(Reconciler *r);
+char **reconciler_config_errors(Reconciler *r); /* borrowed strv, may be NULL */
+
+typedef struct DeviceStatusView {
+        DeviceState state;
+        const char *desired_driver; /* "" when no rule names it */
+        const char *source;
+        const char *reason;
+        const char *last_error;
+} DeviceStatusView;
+/* The published state of |address|: converged with empty strings for functions nobody named. */
+void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusView *ret);
+
+/* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
+int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);
+
+/* The store could not be loaded: why (borrowed), else NULL. */
+const char *reconciler_store_error(Reconciler *r);
