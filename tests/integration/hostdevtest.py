@@ -870,7 +870,10 @@ class KernelReactor:
                                 rest += chunk
                         value = rest[:length].decode('utf-8', 'replace')
                         e = self.react(path.decode(), value)
-                        conn.sendall(b'%d\n' % e)
+                        try:
+                                conn.sendall(b'%d\n' % e)
+                        except (BrokenPipeError, ConnectionResetError):
+                                pass    # the writer is gone (a killed daemon): the store happened all the same
                 except Exception as ex:   # noqa: BLE001 - a harness bug must not hang the daemon
                         sys.stderr.write('kernel reactor: %r\n' % ex)
                         try:
@@ -927,6 +930,12 @@ class KernelReactor:
                         if not self._cond.wait_for(lambda: self.stuck, timeout(limit)):
                                 raise AssertionError('no write got stuck in %.0f s' % limit)
                         return self.stuck[0]
+
+        def wait_written(self, write, limit=30):
+                """Block until |write| (path relative to /sys, value, errno) was answered."""
+                with self._cond:
+                        if not self._cond.wait_for(lambda: write in self.writes, timeout(limit)):
+                                raise AssertionError('no write %r in %.0f s' % (write, limit))
 
         def release_stuck(self):
                 """Let every held write return (with EIO, as a driver giving up)."""

@@ -135,7 +135,7 @@ class ReconcileTestCase(unittest.TestCase):
                 """Write |files| into the etc layer, start hostdevd with the test's directories."""
                 for name, text in (files or {}).items():
                         self.write_conf(name, text)
-                if sentinel:
+                if sentinel and not self.H.k.exists(h.Harness.SENTINEL):
                         self.H.add_sentinel()
                 self.H.k.remember_host_drivers()
                 env = dict(kw.pop('env', {}))
@@ -640,6 +640,51 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.writes_naming(gpu) + self.writes_naming(audio), [])
                 self.assertEqual((self.driver(gpu), self.driver(audio)), ('nouveau', 'snd_hda_intel'))
                 self.wait_manager('State', 'refused')
+
+
+        def test_sighup_reloads(self):
+                c = self.start()
+                gen = c.manager('Generation')
+                self.write_conf('50-nic.conf', conf({'Address': NIC}, {'Driver': 'vfio-pci'}))
+                self.daemon.proc.send_signal(1)
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertGreater(c.manager('Generation'), gen)
+
+        def test_restart_adopts(self):
+                """Exit undoes nothing; a restart adopts what is already as declared without writing."""
+                self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                n = len(self.reactor.writes)
+                self.assertEqual(self.daemon.stop(), 0)
+                self.assertEqual(len(self.reactor.writes), n, 'writes on exit')
+                self.assertEqual((self.driver(NIC), self.override(NIC)), ('vfio-pci', 'vfio-pci\n'))
+                c = self.start()
+                # (right after READY=1 the first plan may not be published yet: wait for it)
+                self.wait_dev(NIC, 'DesiredDriver', 'vfio-pci')
+                self.wait_dev(NIC, 'State', 'converged')
+                self.wait_manager('State', 'converged')
+                self.H.barrier(c)
+                self.assertEqual(self.reactor.writes[n:], [], 'a restart wrote sysfs for an adopted device')
+
+        def test_sigkill_mid_apply(self):
+                """SIGKILL while an unbind hangs, the rule removed, restart: the interrupted transaction is
+                rolled back; no stale driver_override is left."""
+                self.reactor.stuck_unbind.add(NIC)
+                self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                self.reactor.wait_stuck()
+                self.assertEqual(self.override(NIC), 'vfio-pci\n')
+                self.daemon.proc.kill()
+                self.daemon.proc.wait()
+                # the driver gives up: the unbind returns (to nobody) and changed nothing
+                self.reactor.stuck_unbind.discard(NIC)
+                self.reactor.release_stuck()
+                self.reactor.wait_written(('bus/pci/drivers/e1000e/unbind', NIC, errno.EIO))
+                os.unlink(self.etc('50-nic.conf'))
+                self.start()
+                self.c.wait_for(lambda: self.override(NIC) == '(null)\n', 30, 'driver_override cleared')
+                self.wait_converged(NIC, 'e1000e')
+                self.wait_manager('State', 'converged')
 
 
 class Failures(ReconcileTestCase):
