@@ -364,6 +364,13 @@ static void request_reply_errno(Request *q, int error, const char *what) {
                         joined && *joined ? joined : "see ConfigErrors");
                 return;
         }
+        if (error == -EUCLEAN && q->daemon->reconciler && reconciler_store_error(q->daemon->reconciler)) {
+                (void)sd_bus_reply_method_errorf(
+                        q->message, HOSTDEVD_ERROR_FAILED,
+                        "%s: the ownership records cannot be read (%s); repair or remove the file", what,
+                        reconciler_store_error(q->daemon->reconciler));
+                return;
+        }
         (void)bus_error_setf_errno(&e, error, "%s", what);
         (void)sd_bus_reply_method_error(q->message, &e);
 }

@@ -925,7 +925,7 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
         pthread_mutex_lock(&r->lock);
 
         if (!r->store) {
-                k = -EBADMSG; /* the ownership records are unknown: mutate nothing */
+                k = -EUCLEAN; /* the ownership records are unknown: mutate nothing */
                 goto finish;
         }
 
@@ -1069,8 +1069,8 @@ static int reconciler_run(Reconciler *r) {
                         log_error(
                                 "Not changing any device: the ownership records could not be loaded (%s)",
                                 strna(r->store_error));
-                        waiters_complete(r, r->n_submitted + 1, -EBADMSG);
-                        return -EBADMSG;
+                        waiters_complete(r, r->n_submitted + 1, -EUCLEAN);
+                        return -EUCLEAN;
                 }
         }
 

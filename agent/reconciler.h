@@ -146,9 +146,9 @@ int reconciler_reload(Reconciler *r);
 /* Plan now without changing anything (Plan()). Returns 0 or -errno. */
 int reconciler_plan(Reconciler *r, Plan **ret);
 
-/* What a method waits for: called on the loop when the job it waited for is done, with the request's
- * state: the worst state of |address| (NULL: of the whole host) afterwards; error < 0 when nothing
- * could run. */
+/* What a method waits for: called on the loop once the job it waited for finished (the caller reads
+ * the outcome with reconciler_device_status() / reconciler_manager_state()), with error < 0 when
+ * nothing could run (-EUCLEAN: the ownership records are unusable; -ECANCELED: shutting down). */
 typedef void (*ReconcilerDoneFunc)(Reconciler *r, int error, void *userdata);
 
 /*
