@@ -450,10 +450,17 @@ static int status_update_from_plan(Reconciler *r, const Plan *plan) {
         const Model *model = r->daemon->model;
         DeviceStatus *table = NULL;
         int32_t *groups = NULL;
-        size_t n_groups = 0;
+        size_t n_groups = 0, n_table = plan->n_devices, n_kept = 0;
 
-        if (plan->n_devices > 0) {
-                table = calloc(plan->n_devices, sizeof(DeviceStatus));
+        /* Functions the plan no longer concerns keep their LastError (a refused or failed request is
+         * undone, and its caller still wants to read why). */
+        for (size_t i = 0; i < r->n_status; i++)
+                if (r->status[i].last_error && *r->status[i].last_error &&
+                    !plan_get_device(plan, r->status[i].address))
+                        n_kept++;
+
+        if (n_table + n_kept > 0) {
+                table = calloc(n_table + n_kept, sizeof(DeviceStatus));
                 groups = calloc(plan->n_devices, sizeof(int32_t));
                 if (!table || !groups) {
                         free(table);
@@ -512,17 +519,33 @@ static int status_update_from_plan(Reconciler *r, const Plan *plan) {
                         groups[n_groups++] = dev->iommu_group;
         }
 
-        /* Functions no longer concerned go back to the defaults: announce them. */
-        for (size_t i = 0; i < r->n_status; i++)
-                if (!plan_get_device(plan, r->status[i].address) &&
-                    strv_extend(&r->unpublished, r->status[i].address) < 0)
+        /* Functions no longer concerned go back to the defaults (but LastError): announce them. */
+        for (size_t i = 0; i < r->n_status; i++) {
+                DeviceStatus *old = &r->status[i];
+
+                if (plan_get_device(plan, old->address))
+                        continue;
+                if (old->last_error && *old->last_error) {
+                        DeviceStatus *s = &table[n_table++];
+
+                        memcpy(s->address, old->address, sizeof(s->address));
+                        s->state = DEVICE_STATE_CONVERGED;
+                        s->desired_driver = strdup("");
+                        s->source = strdup("");
+                        s->reason = strdup("");
+                        s->last_error = TAKE_PTR(old->last_error);
+                        s->dirty = true;
+                        if (!s->desired_driver || !s->source || !s->reason)
+                                goto oom;
+                } else if (strv_extend(&r->unpublished, old->address) < 0)
                         goto oom;
+        }
 
         for (size_t i = 0; i < r->n_status; i++)
                 device_status_done(&r->status[i]);
         free(r->status);
         r->status = table;
-        r->n_status = plan->n_devices;
+        r->n_status = n_table;
         /* The planner sorts its devices by address; keep the table sorted whatever it does. */
         if (r->n_status > 1)
                 qsort(r->status, r->n_status, sizeof(DeviceStatus), device_status_compare);
@@ -538,7 +561,7 @@ static int status_update_from_plan(Reconciler *r, const Plan *plan) {
         return 0;
 
 oom:
-        for (size_t i = 0; i < plan->n_devices; i++)
+        for (size_t i = 0; i < n_table + n_kept && table; i++)
                 device_status_done(&table[i]);
         free(table);
         free(groups);
