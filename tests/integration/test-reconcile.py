@@ -794,8 +794,6 @@ class Failures(ReconcileTestCase):
                 self.wait_converged(NIC, 'e1000e')
                 self.wait_manager('State', 'converged')
 
-        @unittest.skip("waiting for: Apply() to return Manager.State as it is after the job (it returns "
-                       "'pending' while the NIC's transaction has just converged)")
         def test_apply_returns_state_after(self):
                 """org.hostdevd1.xml: Apply returns when every transaction finished, with Manager.State."""
                 c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
