@@ -107,6 +107,13 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
                         return -ENOMEM;
         }
 
+        d->load_modules = !(options && options->no_load_modules);
+        if (d->load_modules && getenv(ENV_UMOCKDEV_DIR)) {
+                log_notice(
+                        "$%s is set (a umockdev testbed): kernel module loading disabled", ENV_UMOCKDEV_DIR);
+                d->load_modules = false;
+        }
+
         ids = options && options->pci_ids_path ? options->pci_ids_path : getenv(ENV_PCI_IDS_PATH);
         d->pci_ids_path = strdup(ids && *ids ? ids : PCI_IDS_PATH);
         if (!d->pci_ids_path)
@@ -465,6 +472,7 @@ int daemon_start(Daemon *d) {
                 .config_dirs = d->config_dirs,
                 .state_dir = d->state_dir,
                 .runtime_dir = d->runtime_dir,
+                .load_modules = d->load_modules,
         };
         r = reconciler_new(d, &reconciler_options, &d->reconciler);
         if (r < 0)

@@ -39,6 +39,7 @@ typedef struct DaemonOptions {
         char **config_dirs; /* desired-state directories, lowest priority first; NULL: names.h's three */
         const char *state_dir; /* NULL: HOSTDEVD_STATE_DIR */
         const char *runtime_dir; /* NULL: HOSTDEVD_RUNTIME_DIR */
+        bool no_load_modules; /* never load a driver's module (--no-load-modules) */
 } DaemonOptions;
 
 typedef struct Daemon {
@@ -69,6 +70,9 @@ typedef struct Daemon {
         char **config_dirs;
         char *state_dir;
         char *runtime_dir;
+        /* Load the module of a driver a transaction needs (module-loader.h). Off with --no-load-modules,
+         * and whenever $UMOCKDEV_DIR is set: a umockdev testbed's /sys is fake, its kernel is not. */
+        bool load_modules;
 } Daemon;
 
 /* Allocate the daemon and its event loop; nothing is attached yet. Returns 0 or -ENOMEM. */

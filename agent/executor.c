@@ -40,6 +40,9 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
         return t >= 0 && t < _EXECUTOR_EVENT_TYPE_MAX ? executor_event_type_table[t] : NULL;
 }
 
+/* How often tx_ensure_driver() looks for a freshly loaded driver's directory. */
+#define EXECUTOR_DRIVER_POLL_USEC (10 * 1000)
+
 static uint64_t now_usec(void) {
         struct timespec ts;
 
@@ -387,6 +390,8 @@ struct Executor {
         void *journal_userdata;
         ExecutorWriteFunc write;
         void *write_userdata;
+        ExecutorLoadDriverFunc load_driver;
+        void *load_driver_userdata;
 
         Core *core;
 
@@ -1091,6 +1096,56 @@ static void tx_done(Tx *t) {
         free(t->devices);
 }
 
+/*
+ * Step 1: the driver |a| names must be registered before anything is written. When it is not, load
+ * its module (if loading is enabled) and wait for /sys/bus/pci/drivers/<name>: the driver registers
+ * in the module's init, but a module that was already loading elsewhere (modprobe in parallel)
+ * returns before its init finished. Returns 0, or a negative errno with the function failed.
+ */
+static int tx_ensure_driver(Tx *t, const JobAction *a) {
+        Executor *e = t->e;
+        _cleanup_free_ char *path = NULL, *module = NULL;
+        uint64_t until;
+        int r;
+
+        if (asprintf(&path, "%s%s/%s", e->root, SYSFS_PCI_DRIVERS, a->driver) < 0) {
+                tx_fail(t, tx_device(t, a->address), -ENOMEM, "Out of memory");
+                return -ENOMEM;
+        }
+        if (access(path, F_OK) >= 0)
+                return 0;
+        r = negative_errno();
+        if (!e->load_driver) {
+                tx_fail(t, tx_device(t, a->address), r,
+                        "driver %s is not loaded (%s: %s), and module loading is disabled", a->driver, path,
+                        strerrordesc_np(-r) ?: "?");
+                return r;
+        }
+
+        r = e->load_driver(a->driver, &module, e->load_driver_userdata);
+        if (r < 0) {
+                tx_fail(t, tx_device(t, a->address), r, "Failed to load module '%s' for driver '%s': %s",
+                        module ?: a->driver, a->driver, strerrordesc_np(-r) ?: "?");
+                return r;
+        }
+
+        until = now_usec() + e->timeout_usec;
+        for (;;) {
+                if (access(path, F_OK) >= 0)
+                        return 0;
+                r = negative_errno();
+                if (r != -ENOENT || now_usec() >= until)
+                        break;
+                (void)usleep(EXECUTOR_DRIVER_POLL_USEC);
+        }
+        if (r == -ENOENT)
+                r = -ETIMEDOUT;
+        tx_fail(t, tx_device(t, a->address), r,
+                "module '%s' was loaded but driver '%s' did not appear in %s within %" PRIu64 " ms",
+                module ?: a->driver, a->driver, path, e->timeout_usec / 1000);
+        return r;
+}
+
 static void tx_run(Tx *t) {
         Core *c = t->e->core;
         bool refused = false;
@@ -1112,21 +1167,10 @@ static void tx_run(Tx *t) {
                         tx_post(t, &t->devices[i], DEVICE_STATE_STUCK, -ETIMEDOUT, t->devices[i].reason);
 
         /* The drivers named in driver_override must be registered, or drivers_probe binds nothing. */
-        for (size_t i = 0; i < t->n_actions && !refused; i++) {
-                const JobAction *a = &t->actions[i];
-                _cleanup_free_ char *path = NULL;
-
-                if (a->type != PLAN_ACTION_SET_OVERRIDE)
-                        continue;
-                if (asprintf(&path, "%s%s/%s", t->e->root, SYSFS_PCI_DRIVERS, a->driver) < 0)
-                        path = NULL;
-                if (path && access(path, F_OK) >= 0)
-                        continue;
-                r = path ? negative_errno() : -ENOMEM;
-                tx_fail(t, tx_device(t, a->address), r, "driver %s is not loaded (%s: %s)", a->driver,
-                        strna(path), strerrordesc_np(-r) ?: "?");
-                refused = true;
-        }
+        for (size_t i = 0; i < t->n_actions && !refused; i++)
+                if (t->actions[i].type == PLAN_ACTION_SET_OVERRIDE &&
+                    tx_ensure_driver(t, &t->actions[i]) < 0)
+                        refused = true;
 
         /* 2.-3. Originals, recorded before the first write. */
         if (!refused && tx_read_originals(t) < 0)
@@ -1355,6 +1399,8 @@ int executor_new(
         e->journal_userdata = options ? options->journal_userdata : NULL;
         e->write = options && options->write ? options->write : write_default;
         e->write_userdata = options ? options->write_userdata : NULL;
+        e->load_driver = options ? options->load_driver : NULL;
+        e->load_driver_userdata = options ? options->load_driver_userdata : NULL;
 
         e->core = core_new();
         if (!e->core)

@@ -20,8 +20,11 @@
  * (EXECUTOR_EVENT_RELEASED); a transaction that touches it is refused.
  *
  * A transaction (the actions of one PlanAction.transaction number) runs as:
- *   1. refuse it if one of its functions is stuck, or a driver it names in
- *      driver_override is not registered (no /sys/bus/pci/drivers/<name>);
+ *   1. refuse it if one of its functions is stuck; for a driver it names in driver_override that
+ *      is not registered (no /sys/bus/pci/drivers/<name>), load its module with
+ *      ExecutorOptions.load_driver and wait, at most write_timeout_usec, for the directory to
+ *      appear; refuse the transaction when loading is disabled (load_driver NULL), fails, or the
+ *      driver does not appear in time (nothing is written; modules are never unloaded);
  *   2. read the originals of each function (driver link, driver_override,
  *      and for a PF whose SR-IOV settings change, sriov_numvfs and
  *      sriov_drivers_autoprobe);
@@ -125,6 +128,14 @@ typedef int (*ExecutorJournalFunc)(const ExecutorJournal *j, void *userdata);
  * Called on an I/O worker thread. */
 typedef int (*ExecutorWriteFunc)(const char *path, const char *value, char **ret_message, void *userdata);
 
+/*
+ * The module loader: module_loader_load_driver() (module-loader.h) in the daemon, a fake in the unit
+ * tests. Loads the module of PCI driver |driver|; returns 0 or a negative errno, and in *ret_module a
+ * new string naming the module (for messages; may be left NULL). Called on the RUNNER thread; may
+ * block (the module's init runs in finit_module(2)).
+ */
+typedef int (*ExecutorLoadDriverFunc)(const char *driver, char **ret_module, void *userdata);
+
 typedef struct ExecutorOptions {
         const char *sysfs_root; /* NULL or "": "/" (the real /sys); copied */
         uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
@@ -133,6 +144,8 @@ typedef struct ExecutorOptions {
         void *journal_userdata;
         ExecutorWriteFunc write; /* NULL: sysfs_write() */
         void *write_userdata;
+        ExecutorLoadDriverFunc load_driver; /* NULL: loading disabled (unregistered driver: refused) */
+        void *load_driver_userdata;
 } ExecutorOptions;
 
 /* ---- lifecycle and work ----------------------------------------------------------------------- */

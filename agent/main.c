@@ -16,6 +16,7 @@ static char **arg_config_dirs = NULL;
 static bool arg_config_dirs_set = false;
 static const char *arg_state_dir = NULL;
 static const char *arg_runtime_dir = NULL;
+static bool arg_no_load_modules = false;
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -31,6 +32,8 @@ static void help(void) {
                "     --runtime-dir=DIR      Transient requests go to DIR/" HOSTDEVD_REQUESTS_SUBDIR
                " (default:\n"
                "                            " HOSTDEVD_RUNTIME_DIR ")\n"
+               "     --no-load-modules      Never load a driver's kernel module: refuse to bind to a\n"
+               "                            driver that is not registered\n"
                "     --log-level=LEVEL      emerg, alert, crit, err, warning, notice, info, debug\n"
                "     --log-target=TARGET    auto, console, journal\n",
                program_invocation_short_name);
@@ -45,6 +48,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_CONFIG_DIRS,
                 ARG_STATE_DIR,
                 ARG_RUNTIME_DIR,
+                ARG_NO_LOAD_MODULES,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -55,6 +59,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "config-dirs", required_argument, NULL, ARG_CONFIG_DIRS },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "no-load-modules", no_argument, NULL, ARG_NO_LOAD_MODULES },
                 {},
         };
         int c, r;
@@ -94,6 +99,9 @@ static int parse_argv(int argc, char *argv[]) {
                                 arg_state_dir = optarg;
                         else
                                 arg_runtime_dir = optarg;
+                        break;
+                case ARG_NO_LOAD_MODULES:
+                        arg_no_load_modules = true;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -135,6 +143,7 @@ int main(int argc, char *argv[]) {
         options.bus_address = arg_bus_address;
         options.state_dir = arg_state_dir;
         options.runtime_dir = arg_runtime_dir;
+        options.no_load_modules = arg_no_load_modules;
         if (arg_config_dirs_set) {
                 /* "--config-dirs=" (empty): no configuration directory, only the request directories. */
                 static char *none[] = { NULL };

@@ -17,6 +17,7 @@
 #include "holders.h"
 #include "log.h"
 #include "macro.h"
+#include "module-loader.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
@@ -1519,6 +1520,8 @@ int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret
 
         eo.journal = on_journal;
         eo.journal_userdata = r;
+        if (options && options->load_modules)
+                eo.load_driver = module_loader_load_driver;
         k = executor_new(d->event, &eo, on_executor_event, r, &r->executor);
         if (k < 0)
                 return log_error_errno(k, "Failed to set up the executor: %m");

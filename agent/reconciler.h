@@ -55,6 +55,7 @@ typedef struct ReconcilerOptions {
         const char *runtime_dir; /* NULL: HOSTDEVD_RUNTIME_DIR (devices.d/ of transient requests) */
         const char *proc_root; /* NULL: /proc (holders) */
         const char *critical_root; /* NULL: the running system (critical_compute()'s root) */
+        bool load_modules; /* load the module of a driver that is not registered (module-loader.h) */
 } ReconcilerOptions;
 
 /* ---- pure helpers (unit-tested) ------------------------------------------------------------------ */

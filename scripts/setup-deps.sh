@@ -9,7 +9,7 @@ PKGS=(
         # build
         meson ninja-build gcc pkg-config clang-format
         libsystemd-dev libudev-dev libpci-dev uuid-dev libcmocka-dev
-        libinih-dev libjson-c-dev pci.ids
+        libinih-dev libjson-c-dev libkmod-dev pci.ids
         # integration lane
         umockdev libumockdev-dev gir1.2-umockdev-1.0 udev
         dbus-daemon python3-dbusmock python3-dbus python3-gi valgrind

@@ -113,6 +113,8 @@
 #define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
 #define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
+/* Set by umockdev's preload (a testbed's fake /sys): hostdevd then never loads kernel modules. */
+#define ENV_UMOCKDEV_DIR "UMOCKDEV_DIR"
 
 /* ---- journal fields ---------------------------------------------------- */
 #define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"

@@ -1286,6 +1286,9 @@ class Daemon:
                                 os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
                         cmd += ['--config-dirs=', '--state-dir=' + os.path.join(self.dir, 'state'),
                                 '--runtime-dir=' + os.path.join(self.dir, 'run')]
+                if daemon_has_option('--no-load-modules'):
+                        # Never this machine's kernel modules (the daemon also refuses under umockdev).
+                        cmd += ['--no-load-modules']
                 cmd += list(args)
                 self.t0 = time.monotonic()
                 self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT)

@@ -105,6 +105,13 @@ typedef struct Fixture {
         size_t n_journal, writes_at_begin;
         int journal_result;
 
+        /* The injected module loader (ExecutorOptions.load_driver), called on the runner thread. */
+        unsigned n_loads;
+        char loaded[64]; /* the driver it was last asked for */
+        size_t writes_at_load;
+        int load_errno; /* inject: the load fails so */
+        bool load_registers; /* the load creates bus/pci/drivers/<driver> (as the module's init does) */
+
         Event events[32];
         size_t n_events;
         bool timer_fired;
@@ -260,6 +267,28 @@ static int fake_write(const char *path, const char *value, char **ret_message, v
         return r;
 }
 
+/* A fake module loader: never libkmod, never the machine's kernel. */
+static int fake_load_driver(const char *driver, char **ret_module, void *userdata) {
+        Fixture *f = userdata;
+
+        pthread_mutex_lock(&f->lock);
+        f->n_loads++;
+        path_printf(f->loaded, sizeof(f->loaded), "%s", driver);
+        f->writes_at_load = f->n_writes;
+        pthread_mutex_unlock(&f->lock);
+
+        *ret_module = strdup(driver);
+        assert_non_null(*ret_module);
+        for (char *p = *ret_module; *p; p++)
+                if (*p == '-')
+                        *p = '_';
+        if (f->load_errno)
+                return -f->load_errno;
+        if (f->load_registers)
+                add_driver(f, driver);
+        return 0;
+}
+
 static int journal_hook(const ExecutorJournal *j, void *userdata) {
         Fixture *f = userdata;
 
@@ -334,6 +363,13 @@ static void rm_rf(const char *path) {
         char cmd[256];
         path_printf(cmd, sizeof(cmd), "rm -rf '%s'", path);
         assert_int_equal(system(cmd), 0);
+}
+
+static void rm_rf_rel(Fixture *f, const char *rel) {
+        char p[512];
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        rm_rf(p);
 }
 
 static int fixture_teardown(void **state) {
@@ -950,6 +986,117 @@ static void test_refusals(void **state) {
         plan_builder_done(&b);
 }
 
+/* vfio-pci not registered: the executor loads its module, waits for the driver, then binds. */
+static void test_load_driver(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        rm_rf_rel(f, "bus/pci/drivers/vfio-pci");
+        add_device(f, A, "e1000e", "e1000e");
+        f->options.load_driver = fake_load_driver;
+        f->options.load_driver_userdata = f;
+        f->load_registers = true;
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_CONVERGED);
+        assert_null(e->reason);
+
+        /* Loaded once, by driver name, before anything was written or journaled. */
+        assert_int_equal(f->n_loads, 1);
+        assert_string_equal(f->loaded, "vfio-pci");
+        assert_int_equal(f->writes_at_load, 0);
+        assert_int_equal(f->journal[0].phase, EXECUTOR_JOURNAL_BEGIN);
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/drivers/e1000e/unbind", A, "bus/pci/drivers_probe", A,
+                                       NULL });
+        assert_driver(f, A, "vfio-pci");
+
+        /* Registered now: the next transaction does not load again. */
+        bind_actions(&b, 1, A, "vfio-pci", "e1000e");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(device_event(f, job, A)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(f->n_loads, 1);
+}
+
+/* The load fails, or the driver never registers: failed, nothing written, nothing journaled. */
+static void test_load_driver_fails(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        rm_rf_rel(f, "bus/pci/drivers/vfio-pci");
+        add_device(f, A, "e1000e", "e1000e");
+        f->options.load_driver = fake_load_driver;
+        f->options.load_driver_userdata = f;
+        f->load_errno = ENOENT;
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_failed, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENOENT);
+        assert_string_equal(
+                e->reason,
+                "Failed to load module 'vfio_pci' for driver 'vfio-pci': No such file or directory");
+        assert_int_equal(f->n_loads, 1);
+        assert_writes(f, 0, (const char *const[]){ NULL });
+        assert_int_equal(f->n_journal, 0);
+        assert_driver(f, A, "e1000e");
+
+        /* Loaded, but the driver does not appear within the deadline (200 ms here). */
+        f->load_errno = 0;
+        f->load_registers = false;
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ETIMEDOUT);
+        assert_contains(e->reason, "module 'vfio_pci' was loaded but driver 'vfio-pci' did not appear");
+        assert_int_equal(f->n_loads, 2);
+        assert_writes(f, 0, (const char *const[]){ NULL });
+        assert_int_equal(f->n_journal, 0);
+        assert_driver(f, A, "e1000e");
+}
+
+/* Loading disabled (no loader: --no-load-modules, or under umockdev): refused as before. */
+static void test_load_driver_disabled(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        rm_rf_rel(f, "bus/pci/drivers/vfio-pci");
+        add_device(f, A, "e1000e", "e1000e");
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENOENT);
+        assert_contains(e->reason, "driver vfio-pci is not loaded");
+        assert_contains(e->reason, "module loading is disabled");
+        assert_int_equal(f->n_loads, 0);
+        assert_writes(f, 0, (const char *const[]){ NULL });
+        assert_int_equal(f->n_journal, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_write_helper, fixture_setup, fixture_teardown),
@@ -963,6 +1110,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_sriov_ebusy_rolls_back, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_load_driver, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_load_driver_fails, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_load_driver_disabled, fixture_setup, fixture_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
