@@ -36,6 +36,9 @@
 #                    its own root port rp7 (no SR-IOV, unlike rp3's).
 #   KL_GUEST_FILES="SRC:DEST ..."  extra files in the guest (programs get
 #                    their ldd closure), e.g. a benchmark's helper.
+#   KL_SKIP_MODULES="NAME ..."  modules /init does not insmod at boot ("-"
+#                    and "_" alike): they stay in the image, indexed, for
+#                    hostdevd (libkmod) to load, e.g. "vfio-pci vfio-pci-core".
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -63,8 +66,8 @@ extra=("$@")
 name=$(basename "$scenario" .sh)
 # The scenario's .env first, then what the caller's environment says.
 env_hostdevd_args=${KL_HOSTDEVD_ARGS:-} env_start=${KL_HOSTDEVD_START:-}
-env_disk=${KL_DISK_MB:-} env_files=${KL_GUEST_FILES:-}
-KL_HOSTDEVD_ARGS= KL_HOSTDEVD_START= KL_DISK_MB= KL_GUEST_FILES=
+env_disk=${KL_DISK_MB:-} env_files=${KL_GUEST_FILES:-} env_skip=${KL_SKIP_MODULES:-}
+KL_HOSTDEVD_ARGS= KL_HOSTDEVD_START= KL_DISK_MB= KL_GUEST_FILES= KL_SKIP_MODULES=
 if [ -f "${scenario%.sh}.env" ]; then
         # shellcheck disable=SC1090
         . "${scenario%.sh}.env"
@@ -73,6 +76,7 @@ KL_HOSTDEVD_ARGS="$KL_HOSTDEVD_ARGS${env_hostdevd_args:+ $env_hostdevd_args}"
 KL_HOSTDEVD_START=${env_start:-${KL_HOSTDEVD_START:-boot}}
 KL_DISK_MB=${env_disk:-$KL_DISK_MB}
 KL_GUEST_FILES="$KL_GUEST_FILES${env_files:+ $env_files}"
+KL_SKIP_MODULES="$KL_SKIP_MODULES${env_skip:+ $env_skip}"
 if [ -z "$checker" ] && [ -f "${scenario%.sh}.check.py" ]; then
         checker=${scenario%.sh}.check.py
 fi
@@ -104,6 +108,7 @@ cp "$scenario" "$work/scn/kernel-lane/scenario.sh"
         printf 'KL_HOSTDEVD_ARGS=%q\n' "${KL_HOSTDEVD_ARGS:-}"
         printf 'KL_HOSTDEVD_START=%q\n' "$KL_HOSTDEVD_START"
         printf 'KL_CONSOLE_LOGLEVEL=%q\n' "${KL_CONSOLE_LOGLEVEL:-}"
+        printf 'KL_SKIP_MODULES=%q\n' "${KL_SKIP_MODULES:-}"
 } > "$work/scn/kernel-lane/scenario.env"
 # The same merged-/usr links as the first archive: an entry of another type
 # (a directory lib64) would replace the link when the kernel unpacks this.
