@@ -30,6 +30,7 @@ NIC = '0000:03:00.0'                  # Intel 82574L on e1000e, alone in group 1
 PAIR = ('0000:04:00.0', '0000:04:00.1')  # Intel 82571EB, two ports on e1000e, both in group 11
 PF = '0000:05:00.0'                   # Intel X710 on i40e, SR-IOV (VFs: iavf), group 12
 VF0 = '0000:05:02.0'                  # first VF: routing ID 0x0500 + offset 16
+IGPU = '0000:00:02.0'                 # the boot VGA on i915, alone in group 1: host-critical
 
 ERR = 'org.hostdevd1.Error.'
 ACCESS_DENIED = 'org.freedesktop.DBus.Error.AccessDenied'
@@ -47,6 +48,8 @@ def build_host(H):
                   bars={0: (0x38000000000, 0x800000, h.MEM64P)}, reset='flr',
                   attrs=[('sriov_totalvfs', '8'), ('sriov_numvfs', '0'), ('sriov_offset', '16'),
                          ('sriov_stride', '1'), ('sriov_vf_device', '154c'), ('sriov_drivers_autoprobe', '1')])
+        t.add_pci('devices/pci0000:00/' + IGPU, 0x8086, 0x4680, 0x030000, driver='i915', group=1, boot_vga=True,
+                  bars={0: (0x6000000000, 0x1000000, h.MEM64P)})
         k.vf_host_drivers[PF] = 'iavf'
         for d in ('vfio-pci', 'iavf'):
                 k.register_driver(d)
@@ -472,6 +475,19 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.writes_naming(NIC), [])
                 self.assertEqual(c.manager('ConfigErrors'), [])
 
+        def test_group_peer_drift_repaired(self):
+                """Group=whole converged; a rebind by hand of the peer (not named by the rule) is repaired."""
+                c = self.start({'60-port.conf': conf({'Address': PAIR[0]}, {'Driver': 'vfio-pci', 'Group': 'whole'})})
+                for a in PAIR:
+                        self.wait_converged(a, 'vfio-pci')
+                since = len(c.signals)
+                self.H.k.rebind(PAIR[1], 'e1000e')
+                c.wait_property(device_path(PAIR[1]), DEVICE_IFACE, 'Driver', 'e1000e', since)
+                for a in PAIR:
+                        self.wait_converged(a, 'vfio-pci')
+                self.assertEqual(self.override(PAIR[1]), 'vfio-pci\n')
+                self.wait_manager('State', 'converged')
+
         def test_config_error_keeps_last_good(self):
                 c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
                 self.wait_converged(NIC, 'vfio-pci')
@@ -870,6 +886,31 @@ class Polkit(ReconcileTestCase):
                 self.c.wait_for(lambda: self.dev(PF, 'SriovNumVFs') == 1, 30, 'one VF')
                 self.assertIn('ok', self.nonroot_call('ResetDeviceDriver', 's', NIC))
                 self.wait_converged(NIC, 'e1000e')
+
+        def test_override_critical(self):
+                """allow-critical needs org.hostdevd1.override-critical on top of manage-devices."""
+                self.allow('org.hostdevd1.manage-devices')
+                r = self.nonroot_call('SetDeviceDriver', 'ssas', IGPU, 'vfio-pci', ['allow-critical'])
+                self.assertEqual(r.get('error'), ACCESS_DENIED, r)
+                self.H.barrier(self.c)
+                self.assertEqual(self.writes_naming(IGPU), [])
+                self.assertEqual(self.dev(IGPU, 'DesiredDriver'), '')
+                # without the flag: declared, but refused as critical
+                r = self.nonroot_call('SetDeviceDriver', 'ssas', IGPU, 'vfio-pci', [])
+                if 'error' in r:
+                        # refused at once: the request is not kept
+                        self.assertEqual(r['error'], ERR + 'Refused', r)
+                        self.assertIn('VGA', r['message'].upper())
+                        self.assertEqual(self.dev(IGPU, 'DesiredDriver'), '')
+                else:
+                        self.wait_dev(IGPU, 'State', 'refused')
+                self.H.barrier(self.c)
+                self.assertEqual(self.writes_naming(IGPU), [])
+                self.assertEqual(self.driver(IGPU), 'i915')
+                self.allow('org.hostdevd1.manage-devices', 'org.hostdevd1.override-critical')
+                r = self.nonroot_call('SetDeviceDriver', 'ssas', IGPU, 'vfio-pci', ['allow-critical'])
+                self.assertEqual(r, {'ok': 'None'})
+                self.wait_converged(IGPU, 'vfio-pci')
 
         def test_root_skips_polkit(self):
                 self.allow()
