@@ -20,7 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "desired-state.h"
+#include "macro.h"
+#include "module-loader.h"
 #include "names.h"
 #include "planner.h"
 #include "reconciler.h"
@@ -352,6 +355,44 @@ static void test_dirs(void **state) {
         l = strv_free(l);
 }
 
+/* Module loading: on by default, off with --no-load-modules, and always off under umockdev (its /sys is
+ * fake, the kernel is this machine's). Only the gate: nothing here loads a module. */
+static void test_module_loading_gate(void **state) {
+        const char *saved = getenv(ENV_UMOCKDEV_DIR);
+        _cleanup_free_ char *keep = saved ? strdup(saved) : NULL;
+        DaemonOptions o = {};
+        Daemon *d = NULL;
+
+        assert_int_equal(unsetenv(ENV_UMOCKDEV_DIR), 0);
+        assert_int_equal(daemon_new(NULL, &d), 0);
+        assert_true(d->load_modules);
+        d = daemon_free(d);
+        o.no_load_modules = true;
+        assert_int_equal(daemon_new(&o, &d), 0);
+        assert_false(d->load_modules);
+        d = daemon_free(d);
+
+        assert_int_equal(setenv(ENV_UMOCKDEV_DIR, "/tmp/umockdev.test", 1), 0);
+        o.no_load_modules = false;
+        assert_int_equal(daemon_new(&o, &d), 0);
+        assert_false(d->load_modules);
+        d = daemon_free(d);
+
+        if (keep)
+                assert_int_equal(setenv(ENV_UMOCKDEV_DIR, keep, 1), 0);
+        else
+                assert_int_equal(unsetenv(ENV_UMOCKDEV_DIR), 0);
+}
+
+static void test_module_name(void **state) {
+        _cleanup_free_ char *a = module_loader_module_name("vfio-pci");
+        _cleanup_free_ char *b = module_loader_module_name("mlx5_vfio_pci");
+
+        assert_string_equal(a, "vfio_pci");
+        assert_string_equal(b, "mlx5_vfio_pci");
+        assert_null(module_loader_module_name(NULL));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_flags),
@@ -363,6 +404,8 @@ int main(void) {
                 cmocka_unit_test(test_state_worst),
                 cmocka_unit_test(test_plan_without),
                 cmocka_unit_test(test_dirs),
+                cmocka_unit_test(test_module_name),
+                cmocka_unit_test(test_module_loading_gate),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
