@@ -18,8 +18,7 @@
 #define HOSTDEVD_DEVICE_INTERFACE "org.hostdevd1.Device"
 #define HOSTDEVD_MDEV_INTERFACE "org.hostdevd1.Mdev"
 
-/* Object path element prefixes: 0000:41:00.0 -> pci_0000_41_00_0
- * (object-path.h). */
+/* Object path element prefixes: 0000:41:00.0 -> pci_0000_41_00_0 (object-path.h). */
 #define HOSTDEVD_PCI_PATH_PREFIX "pci_"
 #define HOSTDEVD_MDEV_PATH_PREFIX "mdev_"
 
@@ -33,8 +32,8 @@
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
 
-/* Standard interfaces every object carries (listed in InterfacesRemoved like
- * sd-bus lists them in InterfacesAdded). */
+/* Standard interfaces every object carries (listed in InterfacesRemoved like sd-bus lists them in
+ * InterfacesAdded). */
 #define DBUS_INTERFACE_PEER "org.freedesktop.DBus.Peer"
 #define DBUS_INTERFACE_INTROSPECTABLE "org.freedesktop.DBus.Introspectable"
 #define DBUS_INTERFACE_PROPERTIES "org.freedesktop.DBus.Properties"
@@ -102,14 +101,12 @@
 /* Netlink sources of libudev's monitor (Manager.EventSource). */
 #define UEVENT_SOURCE_UDEV "udev"
 #define UEVENT_SOURCE_KERNEL "kernel"
-/* Exists while systemd-udevd runs: then the "udev" source carries processed
- * events. */
+/* Exists while systemd-udevd runs: then the "udev" source carries processed events. */
 #define UDEV_CONTROL_SOCKET "/run/udev/control"
 
 /* ---- environment ------------------------------------------------------- */
 #define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
-#define ENV_HOSTDEVD_UEVENT_SOURCE                                             \
-  "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
+#define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
 #define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
 #define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
@@ -128,51 +125,40 @@
 #define MESSAGE_ID_DRIVER_CHANGED "a4e1c2b3d4f5061728394a5b6c7d8e9f"
 #define MESSAGE_ID_RESCAN "5d6c7b8a99a84b3c8d2e1f0a1b2c3d4e"
 
-/* ---- desired state (hostdevd.conf(5)), lowest priority first --------------
- */
+/* ---- desired state (hostdevd.conf(5)), lowest priority first -------------- */
 #define HOSTDEVD_CONF_DIR_USR "/usr/lib/hostdevd/devices.d"
 #define HOSTDEVD_CONF_DIR_ETC "/etc/hostdevd/devices.d"
 #define HOSTDEVD_CONF_DIR_RUN "/run/hostdevd/devices.d"
 #define HOSTDEVD_CONF_SUFFIX ".conf"
-#define HOSTDEVD_CONF_MASK_TARGET                                              \
-  "/dev/null" /* a drop-in symlinked here masks same-named ones */
+#define HOSTDEVD_CONF_MASK_TARGET "/dev/null" /* a drop-in symlinked here masks same-named ones */
+/* driverctl(8)'s saved overrides: one file "BUS-DEVICE" holding the driver name (hostdevctl import). */
+#define DRIVERCTL_CONF_DIR "/etc/driverctl.d"
 
 #define CONF_SECTION_MATCH "Match"
 #define CONF_SECTION_DEVICE "Device"
 #define CONF_SECTION_SRIOV "SRIOV"
 
 /* Driver= / VFDriver= special values; anything else names a kernel driver. */
-#define CONF_DRIVER_HOST                                                       \
-  "host" /* whatever the kernel's own match binds: driver_override cleared */
+#define CONF_DRIVER_HOST "host" /* whatever the kernel's own match binds: driver_override cleared */
 #define CONF_DRIVER_NONE "none" /* unbound */
 #define VFIO_PCI_DRIVER "vfio-pci"
 
-/* ---- liveness: holders of VFIO nodes (proc(5) /proc/PID/fd, /proc/PID/comm)
- */
+/* ---- liveness: holders of VFIO nodes (proc(5) /proc/PID/fd, /proc/PID/comm) */
 #define PROC_ROOT "/proc"
-#define DEV_VFIO_CONTAINER                                                     \
-  "/dev/vfio/vfio" /* the container node: holding it holds no device */
+#define DEV_VFIO_CONTAINER "/dev/vfio/vfio" /* the container node: holding it holds no device */
 
-/* ---- executor (agent/executor.c): the sysfs writes of a plan ----------------
- */
-/* Documentation/ABI/testing/sysfs-bus-pci: writing a function's address here
- * probes it (binding its driver_override, or the kernel's own match); it
- * returns success even when nothing binds. */
+/* ---- executor (agent/executor.c): the sysfs writes of a plan ---------------- */
+/* Documentation/ABI/testing/sysfs-bus-pci: writing a function's address here probes it (binding its
+ * driver_override, or the kernel's own match); it returns success even when nothing binds. */
 #define SYSFS_PCI_DRIVERS_PROBE "/sys/bus/pci/drivers_probe"
-#define SYSFS_ATTR_UNBIND                                                      \
-  "unbind" /* /sys/bus/pci/drivers/<driver>/unbind: write the address */
-#define SYSFS_DRIVER_OVERRIDE_CLEAR                                            \
-  "\n" /* written to driver_override, clears it */
-#define SYSFS_DRIVER_OVERRIDE_UNSET                                            \
-  "(null)" /* driver_override_show() of a clear override */
-#define MESSAGE_ID_DEVICE_STUCK                                                \
-  "6b0f1d3e2c4a4b8e9f7a5c3d1e0b2a49" /* a sysfs write overran its deadline */
-#define MESSAGE_ID_DEVICE_FAILED                                               \
-  "c2d94e7f1a3b4c5d8e6f7a8b9c0d1e2f" /* a transaction failed and rolled back   \
-                                      */
+#define SYSFS_ATTR_UNBIND "unbind" /* /sys/bus/pci/drivers/<driver>/unbind: write the address */
+#define SYSFS_DRIVER_OVERRIDE_CLEAR "\n" /* written to driver_override, clears it */
+#define SYSFS_DRIVER_OVERRIDE_UNSET "(null)" /* driver_override_show() of a clear override */
+#define MESSAGE_ID_DEVICE_STUCK "6b0f1d3e2c4a4b8e9f7a5c3d1e0b2a49" /* a sysfs write overran its deadline */
+#define MESSAGE_ID_DEVICE_FAILED \
+        "c2d94e7f1a3b4c5d8e6f7a8b9c0d1e2f" /* a transaction failed and rolled back */
 
-/* ---- host-critical functions (critical.h; proc(5), sysfs-block,
- * sysfs-class-net) ---- */
+/* ---- host-critical functions (critical.h; proc(5), sysfs-block, sysfs-class-net) ---- */
 #define PROC_SELF_MOUNTINFO "/proc/self/mountinfo"
 #define PROC_SWAPS "/proc/swaps"
 #define PROC_NET_ROUTE "/proc/net/route"
@@ -181,17 +167,14 @@
 #define SYSFS_CLASS_BLOCK "/sys/class/block"
 #define SYSFS_CLASS_NET "/sys/class/net"
 #define SYSFS_ATTR_SUBSYSTEM "subsystem"
-#define SYSFS_BLOCK_SLAVES                                                     \
-  "slaves" /* dm/md/LVM: the devices this one is built on */
+#define SYSFS_BLOCK_SLAVES "slaves" /* dm/md/LVM: the devices this one is built on */
 #define SYSFS_BLOCK_PARTITION "partition" /* exists on partitions */
-#define SYSFS_NET_LOWER_PREFIX "lower_" /* upper device -> lower device links  \
-                                         */
-#define SYSFS_NET_BRIF "brif"           /* bridge ports */
-#define SYSFS_NET_BONDING "bonding"     /* bonding/slaves: space separated */
+#define SYSFS_NET_LOWER_PREFIX "lower_" /* upper device -> lower device links */
+#define SYSFS_NET_BRIF "brif" /* bridge ports */
+#define SYSFS_NET_BONDING "bonding" /* bonding/slaves: space separated */
 #define SYSFS_NET_BONDING_SLAVES "slaves"
 
-/* ---- ownership records (state-store.h) ------------------------------------
- */
+/* ---- ownership records (state-store.h) ------------------------------------ */
 #define HOSTDEVD_STATE_DIR "/var/lib/hostdevd"
 #define HOSTDEVD_STATE_FILE "owned.json"
 /* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,
