@@ -32,6 +32,7 @@ Environment (set by tests/integration/meson.build): HOSTDEVD, HOSTDEVCTL,
 HOSTDEVD_XML, RECORDINGS_DIR, HOSTDEVTEST_KERNEL_SHIM; optional HOSTDEVD_WRAPPER (a command prefix,
 e.g. valgrind), HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
 """
+import ctypes
 import errno
 import json
 import os
@@ -69,6 +70,17 @@ LOG_CONTROL_PATH = '/org/freedesktop/LogControl1'
 
 TIMEOUT_SCALE = float(os.environ.get('HOSTDEVTEST_TIMEOUT_SCALE', '1'))
 
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+        """preexec_fn: the child gets SIGTERM when the test process dies, so no
+        bus or daemon outlives a crashed test (and keeps meson waiting on its
+        inherited stderr)."""
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 def timeout(seconds):
         return seconds * TIMEOUT_SCALE
@@ -1223,7 +1235,8 @@ class Bus:
                 self.proc = subprocess.Popen(
                         ['dbus-daemon', '--nofork', '--nopidfile', '--config-file=' + conf,
                          '--print-address=%d' % w],
-                        pass_fds=(w,), env=preload_free_env(), stdout=subprocess.DEVNULL)
+                        pass_fds=(w,), env=preload_free_env(), stdout=subprocess.DEVNULL,
+                        preexec_fn=die_with_parent)
                 os.close(w)
                 addr = b''
                 deadline = time.monotonic() + timeout(20)
@@ -1291,7 +1304,8 @@ class Daemon:
                         cmd += ['--no-load-modules']
                 cmd += list(args)
                 self.t0 = time.monotonic()
-                self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT,
+                                             preexec_fn=die_with_parent)
                 self.ready_s = None
                 self.status = {}
                 self.wait_ready(timeout(ready_timeout * (10 if self.wrapped else 1)))
