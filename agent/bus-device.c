@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "names.h"
 #include "object-path.h"
+#include "strv.h"
 #include "pci-device.h"
 #include "reconciler.h"
 
@@ -303,10 +304,8 @@ static int device_find(
         const PciDevice *dev;
         const char *e;
 
-        if (!strneq(path, HOSTDEVD_DEVICES_PATH "/", strlen(HOSTDEVD_DEVICES_PATH "/")))
-                return 0;
-        e = path + strlen(HOSTDEVD_DEVICES_PATH "/");
-        if (strchr(e, '/') || object_path_element_to_pci_address(e, &address) < 0)
+        e = bus_path_child_element(path, HOSTDEVD_DEVICES_PATH);
+        if (!e || object_path_element_to_pci_address(e, &address) < 0)
                 return 0;
 
         dev = model_get_device(d->model, address);
@@ -331,9 +330,7 @@ static int device_node_enumerator(
         for (size_t i = 0; i < n; i++) {
                 l[i] = object_path_from_pci_address(devices[i]->address);
                 if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
+                        strv_free(l); /* NULL-terminated at i: frees what was filled */
                         return -ENOMEM;
                 }
         }

@@ -3,12 +3,14 @@
 #include <stdlib.h>
 
 #include "bus-mdev.h"
+#include "bus-util.h"
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
 #include "names.h"
 #include "object-path.h"
+#include "strv.h"
 
 static int property_get_uuid(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
@@ -90,10 +92,8 @@ static int mdev_find(
         const Mdev *mdev;
         const char *e;
 
-        if (!strneq(path, HOSTDEVD_MDEVS_PATH "/", strlen(HOSTDEVD_MDEVS_PATH "/")))
-                return 0;
-        e = path + strlen(HOSTDEVD_MDEVS_PATH "/");
-        if (strchr(e, '/') || object_path_element_to_mdev_uuid(e, &uuid) < 0)
+        e = bus_path_child_element(path, HOSTDEVD_MDEVS_PATH);
+        if (!e || object_path_element_to_mdev_uuid(e, &uuid) < 0)
                 return 0;
 
         mdev = model_get_mdev(d->model, uuid);
@@ -118,9 +118,7 @@ static int mdev_node_enumerator(
         for (size_t i = 0; i < n; i++) {
                 l[i] = object_path_from_mdev_uuid(mdevs[i]->uuid);
                 if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
+                        strv_free(l); /* NULL-terminated at i: frees what was filled */
                         return -ENOMEM;
                 }
         }

@@ -65,3 +65,11 @@ void *bus_get_slot_userdata(sd_bus *bus) {
                 return NULL;
         return sd_bus_slot_get_userdata(slot);
 }
+
+const char *bus_path_child_element(const char *path, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        if (!strneq(path, prefix, n) || path[n] != '/' || path[n + 1] == '\0' || strchr(path + n + 1, '/'))
+                return NULL;
+        return path + n + 1;
+}

@@ -23,3 +23,9 @@ int bus_request_name(sd_bus *bus);
  * daemon given to sd_bus_add_fallback_vtable(). NULL outside a callback.
  */
 void *bus_get_slot_userdata(sd_bus *bus);
+
+/*
+ * The one path element directly below |prefix| ("PREFIX/ELEMENT" -> "ELEMENT"), pointing into
+ * |path|; NULL when path is not a direct child of prefix. For the find callbacks of fallback vtables.
+ */
+const char *bus_path_child_element(const char *path, const char *prefix);
