@@ -6,6 +6,7 @@
 #include "bus-polkit.h"
 #include "log.h"
 #include "macro.h"
+#include "names.h"
 
 typedef struct PolkitQuery PolkitQuery;
 
@@ -22,6 +23,7 @@ struct BusPolkit {
         sd_bus *bus;
         PolkitQuery *queries;
         unsigned n_pending;
+        bool closing; /* bus_polkit_free() runs: no new checks */
 };
 
 int bus_polkit_new(sd_bus *bus, BusPolkit **ret) {
@@ -56,8 +58,25 @@ static void query_free(PolkitQuery *q) {
 BusPolkit *bus_polkit_free(BusPolkit *p) {
         if (!p)
                 return NULL;
-        while (p->queries)
-                query_free(p->queries);
+
+        /* Each callback owns its userdata (the caller's pending request): tell it the check is
+         * cancelled, so that it answers its caller and frees what it holds. Freeing the queries alone
+         * leaked every pending request, and with their messages the whole bus connection. */
+        p->closing = true;
+        while (p->queries) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                PolkitQuery *q = p->queries;
+                BusPolkitCallback callback = q->callback;
+                sd_bus_message *message = sd_bus_message_ref(q->message);
+                void *data = q->userdata;
+
+                query_free(q);
+                (void)sd_bus_error_set(
+                        &error, DBUS_ERROR_ACCESS_DENIED,
+                        "Authorization check cancelled: hostdevd is stopping");
+                callback(message, -ECANCELED, &error, data);
+                sd_bus_message_unref(message);
+        }
         sd_bus_unref(p->bus);
         free(p);
         return NULL;
@@ -131,6 +150,9 @@ int bus_polkit_check(
         int r;
 
         assert(p && message && action && callback);
+
+        if (p->closing)
+                return -ECANCELED;
 
         /* root needs no prompt. The euid comes from the bus daemon (SO_PEERCRED), not from the caller. */
         r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);

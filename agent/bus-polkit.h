@@ -38,14 +38,17 @@ typedef struct BusPolkit BusPolkit;
 typedef void (*BusPolkitCallback)(sd_bus_message *message, int r, const sd_bus_error *error, void *userdata);
 
 int bus_polkit_new(sd_bus *bus, BusPolkit **ret);
-/* Cancels the pending calls without running their callbacks. NULL-safe. */
+/*
+ * Cancels the pending checks: each callback runs (once) with r == -ECANCELED and
+ * org.freedesktop.DBus.Error.AccessDenied in |error| (deny, and free the userdata). NULL-safe.
+ */
 BusPolkit *bus_polkit_free(BusPolkit *p);
 
 /*
  * Check |action| for the sender of |message| with |details| (strv of key,
  * value pairs; may be NULL). The callback runs exactly once unless this
  * returns < 0: -EBUSY when BUS_POLKIT_PENDING_MAX checks wait already,
- * -ENOMEM, -errno from sd-bus.
+ * -ECANCELED from a callback run by bus_polkit_free(), -ENOMEM, -errno from sd-bus.
  */
 int bus_polkit_check(
         BusPolkit *p, sd_bus_message *message, const char *action, char *const *details,
