@@ -619,18 +619,25 @@ static int update_device(EventContext *c, const char *address, PciDevice *new) {
         return change_append(c->changes, MODEL_CHANGE_CHANGED, MODEL_OBJECT_DEVICE, address, f);
 }
 
-static int reread_device(EventContext *c, const char *address, bool gone) {
+/* |whole|: read names and serial again too (an "add": maybe another function at the same address). */
+static int reread_device_full(EventContext *c, const char *address, bool gone, bool whole) {
         PciDevice *d = NULL;
         int r;
 
         if (!gone) {
-                r = pci_device_read(address, c->m->pacc, &d);
+                const PciDevice *old = whole ? NULL : array_get(&c->m->devices, &device_kind, address);
+
+                r = pci_device_reread(address, c->m->pacc, old, &d);
                 if (r == -ENOENT || r == -EINVAL)
                         d = NULL;
                 else if (r < 0)
                         return r;
         }
         return update_device(c, address, d);
+}
+
+static int reread_device(EventContext *c, const char *address, bool gone) {
+        return reread_device_full(c, address, gone, false);
 }
 
 static int update_mdev(EventContext *c, const char *uuid, Mdev *new) {
@@ -762,7 +769,7 @@ static int drop_vanished(EventContext *c, const ArrayKind *k, SortedArray *a, co
 static int handle_pci(EventContext *c, const char *action, const char *sysname) {
         char address[PCI_ADDRESS_STRING_MAX], old_pf[PCI_ADDRESS_STRING_MAX] = "",
                                               new_pf[PCI_ADDRESS_STRING_MAX] = "";
-        bool gone = streq(action, "remove");
+        bool gone = streq(action, "remove"), known;
         const PciDevice *d;
         PciAddress a;
         int r;
@@ -772,6 +779,7 @@ static int handle_pci(EventContext *c, const char *action, const char *sysname) 
         pci_address_format(&a, address);
 
         d = array_get(&c->m->devices, &device_kind, address);
+        known = d;
         if (d && d->physfn)
                 (void)snprintf(old_pf, sizeof(old_pf), "%s", d->physfn);
 
@@ -781,7 +789,7 @@ static int handle_pci(EventContext *c, const char *action, const char *sysname) 
                         return r;
         }
 
-        r = reread_device(c, address, gone);
+        r = reread_device_full(c, address, gone, streq(action, "add") || streq(action, "move"));
         if (r < 0)
                 return r;
 
@@ -789,7 +797,10 @@ static int handle_pci(EventContext *c, const char *action, const char *sysname) 
         if (d && d->physfn)
                 (void)snprintf(new_pf, sizeof(new_pf), "%s", d->physfn);
 
-        /* A VF came or went: its PF's sriov_numvfs and virtfnN links changed with it. */
+        /* A VF came or went: its PF's sriov_numvfs and virtfnN links changed with it. A bind or
+         * unbind of a VF that stays changes nothing of its PF. */
+        if (known && d && streq(old_pf, new_pf) && !streq(action, "add") && !streq(action, "move"))
+                old_pf[0] = new_pf[0] = 0;
         if (old_pf[0] && (r = reread_device(c, old_pf, false)) < 0)
                 return r;
         if (new_pf[0] && !streq(new_pf, old_pf) && (r = reread_device(c, new_pf, false)) < 0)
@@ -800,7 +811,7 @@ static int handle_pci(EventContext *c, const char *action, const char *sysname) 
         if (r < 0)
                 return r;
 
-        if (streq(action, "add") || gone || streq(action, "move"))
+        if (streq(action, "add") || gone || streq(action, "move") || !known)
                 read_iommu_state(c->m);
         return 0;
 }

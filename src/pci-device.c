@@ -544,7 +544,15 @@ static int read_vfio_device(PciDevice *d) {
         return 0;
 }
 
-static int read_rest(PciDevice *d, struct pci_access *pacc, const PciAddress *a) {
+/* The same function as |old|, as far as its config header tells: ids, class and revision. */
+static bool same_ids(const PciDevice *d, const PciDevice *old) {
+        return old && d->vendor_id == old->vendor_id && d->device_id == old->device_id &&
+                d->subsystem_vendor_id == old->subsystem_vendor_id &&
+                d->subsystem_device_id == old->subsystem_device_id && d->class_code == old->class_code &&
+                d->revision == old->revision;
+}
+
+static int read_rest(PciDevice *d, struct pci_access *pacc, const PciAddress *a, const PciDevice *old) {
         _cleanup_free_ char *group = NULL, *s = NULL;
         int64_t v;
         int r;
@@ -552,7 +560,16 @@ static int read_rest(PciDevice *d, struct pci_access *pacc, const PciAddress *a)
         r = read_ids(d);
         if (r < 0)
                 return r;
-        if (pacc) {
+        if (same_ids(d, old)) {
+                /* pci.ids does not change under us, nor does the DSN of the same function: no config
+                 * space reads (each one a trapped access in a VM, slow under emulation). */
+                if (dup_name(old->vendor_name, &d->vendor_name) < 0 ||
+                    dup_name(old->device_name, &d->device_name) < 0 ||
+                    dup_name(old->class_name, &d->class_name) < 0)
+                        return -ENOMEM;
+                d->has_serial = old->has_serial;
+                d->serial = old->serial;
+        } else if (pacc) {
                 r = lookup_names(d, pacc);
                 if (r < 0)
                         return r;
@@ -631,6 +648,10 @@ static int read_rest(PciDevice *d, struct pci_access *pacc, const PciAddress *a)
 }
 
 int pci_device_read(const char *address, struct pci_access *pacc, PciDevice **ret) {
+        return pci_device_reread(address, pacc, NULL, ret);
+}
+
+int pci_device_reread(const char *address, struct pci_access *pacc, const PciDevice *old, PciDevice **ret) {
         _cleanup_(pci_device_freep) PciDevice *d = NULL;
         _cleanup_free_ char *bus_path = NULL;
         struct stat st;
@@ -660,7 +681,7 @@ int pci_device_read(const char *address, struct pci_access *pacc, PciDevice **re
                 d->syspath = TAKE_PTR(bus_path);
         }
 
-        r = read_rest(d, pacc, &a);
+        r = read_rest(d, pacc, &a, old && streq(old->address, d->address) ? old : NULL);
         if (r < 0)
                 return r;
 

@@ -122,6 +122,13 @@ typedef struct PciDevice {
  * -ENOMEM.
  */
 int pci_device_read(const char *address, struct pci_access *pacc, PciDevice **ret);
+/*
+ * The same, for a function read before as |old| (NULL: as pci_device_read()): when the ids, class
+ * and revision read now equal old's, the names and the serial are taken from |old| instead of
+ * pci.ids and config space (a bind, unbind or "change" uevent changes neither; config space reads
+ * are trapped accesses, slow in a VM). A function removed and added again is read whole ("add").
+ */
+int pci_device_reread(const char *address, struct pci_access *pacc, const PciDevice *old, PciDevice **ret);
 
 PciDevice *pci_device_free(PciDevice *d);
 static inline void pci_device_freep(PciDevice **d) {
