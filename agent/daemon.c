@@ -138,6 +138,7 @@ Daemon *daemon_free(Daemon *d) {
         d->reconciler = reconciler_free(d->reconciler);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->monitor = monitor_free(d->monitor);
+        d->early_monitor = monitor_free(d->early_monitor);
         d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
         d->model = model_free(d->model);
         if (d->pacc)
@@ -367,7 +368,29 @@ int daemon_rescan(Daemon *d) {
 static int on_uevent(
         void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
+        Daemon *d = userdata;
+
+        if (d->early_add[0] && sysname && action && streq(sysname, d->early_add) &&
+            streq(action, UEVENT_ACTION_ADD)) {
+                /* Read on its "bind", or when the early job reports (reconciler_refresh_device()). */
+                log_debug("PCI function %s: read after the kernel's first probe", sysname);
+                d->early_add[0] = 0;
+                return 0;
+        }
         return daemon_handle_uevent(userdata, action, subsystem, syspath, sysname, mdev_state);
+}
+
+static void on_pci_add(
+        void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
+        const char *pci_class) {
+        Daemon *d = userdata;
+
+        d->early_add[0] = 0;
+        /* The same message goes to on_uevent next only when the model reads the kernel's source;
+         * from udevd its "add" comes later, and is read as usual. */
+        if (reconciler_on_pci_add(d->reconciler, sysname, pci_id, pci_subsys_id, pci_class) &&
+            streq(monitor_get_source(d->monitor), UEVENT_SOURCE_KERNEL))
+                (void)snprintf(d->early_add, sizeof(d->early_add), "%s", sysname);
 }
 
 static int on_overflow(void *userdata) {
@@ -416,6 +439,7 @@ int daemon_start(Daemon *d) {
         static const MonitorCallbacks callbacks = {
                 .on_uevent = on_uevent,
                 .on_overflow = on_overflow,
+                .on_pci_add = on_pci_add,
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
@@ -461,6 +485,24 @@ int daemon_start(Daemon *d) {
         r = monitor_new(d->event, source, &callbacks, d, &d->monitor);
         if (r < 0)
                 return r;
+        /* udevd passes on an "add" once its rules ran, long after the kernel's first probe: the
+         * early driver_override (reconciler_on_pci_add()) listens to the kernel itself too, first. */
+        if (streq(source, UEVENT_SOURCE_UDEV)) {
+                static const MonitorCallbacks early_callbacks = {
+                        .on_pci_add = on_pci_add,
+                };
+
+                r = monitor_new(d->event, UEVENT_SOURCE_KERNEL, &early_callbacks, d, &d->early_monitor);
+                if (r >= 0)
+                        r = monitor_set_priority(d->early_monitor, SD_EVENT_PRIORITY_IMPORTANT);
+                if (r < 0) {
+                        log_warning_errno(
+                                r,
+                                "Failed to watch the kernel's uevents: %m; new PCI functions get "
+                                "driver_override after their first probe");
+                        d->early_monitor = monitor_free(d->early_monitor);
+                }
+        }
 
         /* 2. Enumerate. Events queued meanwhile are applied once the loop runs; they are idempotent. */
         r = model_enumerate(d->model, NULL);

@@ -25,6 +25,7 @@
 #include <systemd/sd-event.h>
 
 #include "model.h"
+#include "pci-address.h"
 
 struct pci_access;
 typedef struct Monitor Monitor;
@@ -48,6 +49,7 @@ typedef struct Daemon {
         struct pci_access *pacc;
         Model *model;
         Monitor *monitor;
+        Monitor *early_monitor; /* with a udev monitor: the kernel's own "add"s, for on_pci_add only */
         BusEmitter *emitter;
         BusPolkit *polkit;
         /* Desired state, planning and the executor (reconciler.h); created after the first enumeration. */
@@ -55,6 +57,10 @@ typedef struct Daemon {
 
         /* Scratch list for the changes of one model update; reused, never shrunk. */
         ModelChangeList changes;
+        /* The function whose "add" the reconciler answered with an early job (on_pci_add): its
+         * reading waits for the kernel's first probe ("bind") or the job's outcome, so the loop
+         * does not take the CPU from that probe. "" when none. */
+        char early_add[PCI_ADDRESS_STRING_MAX];
 
         uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
 

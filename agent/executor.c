@@ -42,6 +42,7 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
 
 /* How often tx_ensure_driver() looks for a freshly loaded driver's directory. */
 #define EXECUTOR_DRIVER_POLL_USEC (10 * 1000)
+#define EXECUTOR_SETTLE_POLL_USEC (2 * 1000)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -373,6 +374,7 @@ typedef struct Job {
         JobAction *actions;
         size_t n_actions;
         unsigned n_converged, n_failed, n_stuck;
+        bool urgent; /* executor_submit_first(): runs between the transactions of a normal job */
         struct Job *next;
 } Job;
 
@@ -385,6 +387,7 @@ struct Executor {
         /* Immutable after executor_new(). */
         char *root; /* "" for the real /sys */
         uint64_t timeout_usec;
+        uint64_t settle_usec;
         unsigned max_abandoned;
         ExecutorJournalFunc journal;
         void *journal_userdata;
@@ -398,6 +401,7 @@ struct Executor {
         /* Under core->lock. */
         pthread_cond_t jobs_cond;
         Job *jobs, **jobs_tail;
+        Job *urgent, **urgent_tail; /* executor_submit_first(), in order */
         size_t n_jobs;
         bool running; /* the runner works on a job taken from the queue */
         bool quit;
@@ -742,8 +746,45 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
         r = tx_read_driver(t, d, &now);
         if (r < 0)
                 return r;
+        if (a->verify == PLAN_VERIFY_DRIVER_SETTLE && !now) {
+                uint64_t settle =
+                        t->e->settle_usec < t->e->timeout_usec ? t->e->settle_usec : t->e->timeout_usec;
+                uint64_t until = now_usec() + settle;
+
+                /* The kernel's own first probe of a function that just appeared is still to come. */
+                while (!now && now_usec() < until) {
+                        (void)usleep(EXECUTOR_SETTLE_POLL_USEC);
+                        r = tx_read_driver(t, d, &now);
+                        if (r < 0)
+                                return r;
+                }
+                if (!now) {
+                        r = tx_probe(t, d);
+                        if (r < 0)
+                                return r;
+                        r = tx_read_driver(t, d, &now);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (a->verify == PLAN_VERIFY_DRIVER_SETTLE && now && a->driver && !streq(now, a->driver)) {
+                /* The kernel's first probe came before driver_override: take the function from the
+                 * host driver it bound (what the full plan would do next), no rollback in between. */
+                d->unbind_written = true;
+                r = tx_unbind(t, d, now);
+                if (r < 0)
+                        return r;
+                r = tx_probe(t, d);
+                if (r < 0)
+                        return r;
+                now = mfree(now);
+                r = tx_read_driver(t, d, &now);
+                if (r < 0)
+                        return r;
+        }
         switch (a->verify) {
         case PLAN_VERIFY_DRIVER:
+        case PLAN_VERIFY_DRIVER_SETTLE:
                 if (!now) {
                         tx_fail(t, d, -ENODEV, "drivers_probe bound nothing: %s has no driver, expected %s",
                                 d->address, strna(a->driver));
@@ -1001,6 +1042,34 @@ static void tx_journal(Tx *t, ExecutorJournalPhase phase, DeviceState outcome, i
                         .sriov_numvfs = t->devices[i].numvfs,
                         .sriov_drivers_autoprobe = t->devices[i].autoprobe,
                 };
+        /* The targets, in action order (the last one for a function wins). */
+        for (size_t i = 0; i < t->n_actions; i++) {
+                const JobAction *a = &t->actions[i];
+                ExecutorJournalDevice *d = NULL;
+
+                for (size_t k = 0; k < t->n_devices && !d; k++)
+                        if (streq(t->devices[k].address, a->address))
+                                d = &jd[k];
+                if (!d)
+                        continue;
+                switch (a->type) {
+                case PLAN_ACTION_SET_OVERRIDE:
+                case PLAN_ACTION_CLEAR_OVERRIDE:
+                        d->has_target_override = true;
+                        d->target_override = a->type == PLAN_ACTION_SET_OVERRIDE ? a->driver : NULL;
+                        break;
+                case PLAN_ACTION_VERIFY:
+                        d->has_target_driver = true;
+                        d->target_driver =
+                                a->verify == PLAN_VERIFY_DRIVER || a->verify == PLAN_VERIFY_DRIVER_SETTLE
+                                ? a->driver
+                                : NULL;
+                        d->release = a->verify == PLAN_VERIFY_HOST;
+                        break;
+                default:
+                        break;
+                }
+        }
         r = t->e->journal(
                 &(const ExecutorJournal){
                         .phase = phase,
@@ -1151,6 +1220,10 @@ static void tx_run(Tx *t) {
         bool refused = false;
         int r;
 
+        log_debug(
+                "Job %" PRIu64 " transaction %u: %zu functions, %zu actions", t->job->id, t->number,
+                t->n_devices, t->n_actions);
+
         /* 1. A stuck function takes no work; a transaction that touches one is refused whole. */
         pthread_mutex_lock(&c->lock);
         for (size_t i = 0; i < t->n_devices && !refused; i++) {
@@ -1216,6 +1289,44 @@ static void tx_run(Tx *t) {
         tx_journal(t, EXECUTOR_JOURNAL_END, stuck ? DEVICE_STATE_STUCK : DEVICE_STATE_FAILED, &r);
 }
 
+/* Under core->lock: the next job to run, urgent ones first (NULL when none), taken off its queue. */
+static Job *executor_pop_job_locked(Executor *e, bool urgent_only) {
+        Job *job;
+
+        if (e->urgent) {
+                job = e->urgent;
+                e->urgent = job->next;
+                if (!e->urgent)
+                        e->urgent_tail = &e->urgent;
+        } else if (!urgent_only && e->jobs) {
+                job = e->jobs;
+                e->jobs = job->next;
+                if (!e->jobs)
+                        e->jobs_tail = &e->jobs;
+        } else
+                return NULL;
+        job->next = NULL;
+        e->n_jobs--;
+        return job;
+}
+
+static void job_run(Executor *e, Job *job);
+
+/* Between two transactions of a normal job: the urgent jobs submitted meanwhile. */
+static void job_run_urgent(Executor *e) {
+        for (;;) {
+                Job *u;
+
+                pthread_mutex_lock(&e->core->lock);
+                u = e->quit ? NULL : executor_pop_job_locked(e, true);
+                pthread_mutex_unlock(&e->core->lock);
+                if (!u)
+                        return;
+                job_run(e, u);
+                job_free(u);
+        }
+}
+
 static void job_run(Executor *e, Job *job) {
         size_t i = 0;
 
@@ -1250,6 +1361,8 @@ static void job_run(Executor *e, Job *job) {
                 }
                 tx_done(&t);
                 i = end;
+                if (!job->urgent && i < job->n_actions)
+                        job_run_urgent(e);
         }
 
         pthread_mutex_lock(&e->core->lock);
@@ -1271,15 +1384,11 @@ static void *runner_main(void *userdata) {
         for (;;) {
                 Job *job;
 
-                while (!e->jobs && !e->quit)
+                while (!e->jobs && !e->urgent && !e->quit)
                         pthread_cond_wait(&e->jobs_cond, &c->lock);
                 if (e->quit)
                         break;
-                job = e->jobs;
-                e->jobs = job->next;
-                if (!e->jobs)
-                        e->jobs_tail = &e->jobs;
-                e->n_jobs--;
+                job = executor_pop_job_locked(e, false);
                 e->running = true;
                 pthread_mutex_unlock(&c->lock);
 
@@ -1380,6 +1489,7 @@ int executor_new(
         e->handler = handler;
         e->userdata = userdata;
         e->jobs_tail = &e->jobs;
+        e->urgent_tail = &e->urgent;
         (void)pthread_condattr_init(&attr);
         (void)pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         (void)pthread_cond_init(&e->jobs_cond, &attr);
@@ -1393,6 +1503,8 @@ int executor_new(
                 return -ENOMEM;
         e->timeout_usec = options && options->write_timeout_usec > 0 ? options->write_timeout_usec
                                                                      : EXECUTOR_WRITE_TIMEOUT_USEC_DEFAULT;
+        e->settle_usec =
+                options && options->settle_usec > 0 ? options->settle_usec : EXECUTOR_SETTLE_USEC_DEFAULT;
         e->max_abandoned = options && options->max_abandoned > 0 ? options->max_abandoned
                                                                  : EXECUTOR_MAX_ABANDONED_DEFAULT;
         e->journal = options ? options->journal : NULL;
@@ -1427,11 +1539,8 @@ Executor *executor_free(Executor *e) {
         }
         if (e->runner_started)
                 (void)pthread_join(e->runner, NULL);
-        while (e->jobs) {
-                Job *j = e->jobs;
-                e->jobs = j->next;
+        for (Job *j; (j = executor_pop_job_locked(e, false));)
                 job_free(j);
-        }
         sd_event_source_disable_unref(e->io);
         sd_event_unref(e->event);
         core_unref(e->core);
@@ -1446,7 +1555,7 @@ static bool driver_name_is_valid(const char *s) {
         return s && *s && strlen(s) < 64 && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..");
 }
 
-int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job) {
+static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, uint64_t *ret_job) {
         Job *job;
         unsigned last = 0;
         uint64_t id;
@@ -1519,8 +1628,14 @@ int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job) {
 
         pthread_mutex_lock(&e->core->lock);
         id = job->id = ++e->next_job;
-        *e->jobs_tail = job;
-        e->jobs_tail = &job->next;
+        job->urgent = urgent;
+        if (urgent) {
+                *e->urgent_tail = job;
+                e->urgent_tail = &job->next;
+        } else {
+                *e->jobs_tail = job;
+                e->jobs_tail = &job->next;
+        }
         e->n_jobs++;
         pthread_cond_signal(&e->jobs_cond);
         pthread_mutex_unlock(&e->core->lock);
@@ -1528,6 +1643,14 @@ int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job) {
         if (ret_job)
                 *ret_job = id; /* not job->id: the runner may have run and freed it by now */
         return 0;
+}
+
+int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job) {
+        return executor_submit_internal(e, plan, false, ret_job);
+}
+
+int executor_submit_first(Executor *e, const Plan *plan, uint64_t *ret_job) {
+        return executor_submit_internal(e, plan, true, ret_job);
 }
 
 bool executor_is_stuck(Executor *e, const char *address) {
@@ -1547,7 +1670,7 @@ bool executor_is_busy(Executor *e) {
         if (!e)
                 return false;
         pthread_mutex_lock(&e->core->lock);
-        b = e->jobs || e->running;
+        b = e->jobs || e->urgent || e->running;
         pthread_mutex_unlock(&e->core->lock);
         return b;
 }

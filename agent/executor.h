@@ -35,6 +35,10 @@
  *      written, an unbind must leave no driver link, and PLAN_ACTION_VERIFY
  *      reads the driver link after drivers_probe (which returns success
  *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
+ *      PLAN_VERIFY_DRIVER_SETTLE first waits (settle_usec, polling the driver link) for the
+ *      kernel's own first probe of a function that just appeared, then probes once more; when
+ *      that first probe bound another driver (it came before driver_override), it unbinds that
+ *      driver and probes again within the transaction;
  *      an unbind of a function no longer on the planned driver fails with
  *      -ESTALE (the host changed since the plan; re-plan), and so does a
  *      VERIFY that finds another driver than the named one bound (with
@@ -60,6 +64,8 @@
 
 #define EXECUTOR_WRITE_TIMEOUT_USEC_DEFAULT (10 * 1000 * 1000ULL) /* 10 s per sysfs access */
 #define EXECUTOR_MAX_ABANDONED_DEFAULT 8u /* workers left stuck in the kernel */
+/* PLAN_VERIFY_DRIVER_SETTLE: how long to wait for the kernel's first probe of a new function */
+#define EXECUTOR_SETTLE_USEC_DEFAULT (2 * 1000 * 1000ULL)
 #define EXECUTOR_MAX_QUEUED_JOBS 64u /* submitted jobs not yet run */
 
 typedef struct Executor Executor;
@@ -105,6 +111,12 @@ typedef struct ExecutorJournalDevice {
         bool sriov; /* the transaction changes this PF's SR-IOV settings; then: */
         uint32_t sriov_numvfs;
         bool sriov_drivers_autoprobe;
+        /* What the transaction sets, from its actions (for the ownership record): */
+        bool has_target_override; /* a SET_OVERRIDE or CLEAR_OVERRIDE; then: */
+        const char *target_override; /* NULL: cleared */
+        bool has_target_driver; /* a VERIFY; then: */
+        const char *target_driver; /* PLAN_VERIFY_DRIVER: the driver; else NULL */
+        bool release; /* PLAN_VERIFY_HOST: back to the host driver */
 } ExecutorJournalDevice;
 
 typedef struct ExecutorJournal {
@@ -139,6 +151,7 @@ typedef int (*ExecutorLoadDriverFunc)(const char *driver, char **ret_module, voi
 typedef struct ExecutorOptions {
         const char *sysfs_root; /* NULL or "": "/" (the real /sys); copied */
         uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
+        uint64_t settle_usec; /* PLAN_VERIFY_DRIVER_SETTLE's wait (at most the deadline); 0: default */
         unsigned max_abandoned; /* 0: the default */
         ExecutorJournalFunc journal; /* NULL: none */
         void *journal_userdata;
@@ -178,6 +191,13 @@ static inline void executor_freep(Executor **e) {
  * A plan with no actions still gets its JOB_DONE event.
  */
 int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job);
+/*
+ * The same, as an urgent job: it runs before every normal job still queued, and between two
+ * transactions of the normal job running now (urgent jobs run in the order submitted, whole). For
+ * a function that just appeared, whose first write races the kernel's own probe. The caller must
+ * not put a function in it that a job queued or running touches as well.
+ */
+int executor_submit_first(Executor *e, const Plan *plan, uint64_t *ret_job);
 
 /* A write to |address| overran its deadline and has not returned. */
 bool executor_is_stuck(Executor *e, const char *address);

@@ -97,6 +97,13 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
                 "uevent: %s %s (%s)%s%s", action, syspath, subsystem, mdev_state ? " MDEV_STATE=" : "",
                 strempty(mdev_state));
 
+        /* From udevd the "add" comes after its rules ran, the kernel's probe long done: too late. */
+        if (m->callbacks.on_pci_add && streq(m->source, UEVENT_SOURCE_KERNEL) &&
+            streq(subsystem, UEVENT_SUBSYSTEM_PCI) && streq(action, UEVENT_ACTION_ADD))
+                m->callbacks.on_pci_add(
+                        m->userdata, sysname, udev_device_get_property_value(dev, UEVENT_KEY_PCI_ID),
+                        udev_device_get_property_value(dev, UEVENT_KEY_PCI_SUBSYS_ID),
+                        udev_device_get_property_value(dev, UEVENT_KEY_PCI_CLASS));
         if (!m->callbacks.on_uevent)
                 return;
         r = m->callbacks.on_uevent(m->userdata, action, subsystem, syspath, sysname, mdev_state);
@@ -204,10 +211,18 @@ int monitor_new(
                 return log_error_errno(r, "Failed to watch the uevent monitor: %m");
         (void)sd_event_source_set_description(m->io, "uevent-monitor");
 
-        log_info("Watching uevents from the %s source", s);
+        if (m->callbacks.on_uevent)
+                log_info("Watching uevents from the %s source", s);
+        else
+                log_debug("Watching PCI functions' \"add\" uevents from the %s source", s);
 
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+int monitor_set_priority(Monitor *m, int64_t priority) {
+        assert(m);
+        return sd_event_source_set_priority(m->io, priority);
 }
 
 Monitor *monitor_free(Monitor *m) {

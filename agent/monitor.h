@@ -32,6 +32,13 @@ typedef struct MonitorCallbacks {
                 const char *sysname, const char *mdev_state);
         /* Events were lost (ENOBUFS); called after the queue was drained. */
         int (*on_overflow)(void *userdata);
+        /* Optional, kernel source only: a PCI function's "add", just before on_uevent (when set) for it,
+         * with the ids its uevent carries (UEVENT_KEY_PCI_ID, _PCI_SUBSYS_ID, _PCI_CLASS of names.h; each
+         * may be NULL): what the reconciler needs to write driver_override before the kernel's first probe,
+         * without reading sysfs first. */
+        void (*on_pci_add)(
+                void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
+                const char *pci_class);
 } MonitorCallbacks;
 
 /* Receive buffer asked for: uevent storms (SR-IOV with 256 VFs, mass rebinds) must not overflow it. */
@@ -54,6 +61,9 @@ int monitor_new(
         sd_event *event, const char *source, const MonitorCallbacks *callbacks, void *userdata,
         Monitor **ret);
 Monitor *monitor_free(Monitor *m);
+/* Priority of its io event source (sd_event_source_set_priority()): which monitor's events are
+ * dispatched first when several are ready. */
+int monitor_set_priority(Monitor *m, int64_t priority);
 static inline void monitor_freep(Monitor **m) {
         if (*m)
                 monitor_free(*m);

@@ -24,9 +24,11 @@
 #include "reconciler.h"
 #include "state-store.h"
 #include "strv.h"
+#include "sysfs.h"
 
 /* Plans run after the uevent queue was drained (the monitor's io source is NORMAL), before the bus
  * emitter flushes (NORMAL + 10), so one flush carries the model's and the reconciler's changes. */
+#define RECONCILER_FRESH_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 4)
 #define RECONCILER_PLAN_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 5)
 #define RECONCILER_PUBLISH_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 11)
 
@@ -51,15 +53,13 @@ typedef struct Waiter {
         void *userdata;
 } Waiter;
 
-/* What the running job sets on one function (from its plan), for the journal hook. */
-typedef struct JournalTarget {
-        char address[PCI_ADDRESS_STRING_MAX];
-        bool has_override;
-        char *override; /* NULL: cleared */
-        bool has_driver;
-        char *driver; /* NULL: unbound */
-        bool release; /* back to the host driver: forget it once committed */
-} JournalTarget;
+/* A job of ours in the executor. A full one planned every function; a fresh one only functions that
+ * just appeared (reconciler_run_fresh()), possibly while a full one runs. */
+typedef struct InflightJob {
+        uint64_t id;
+        bool full;
+        char **addresses; /* every function its actions touch */
+} InflightJob;
 
 struct Reconciler {
         Daemon *daemon;
@@ -75,12 +75,17 @@ struct Reconciler {
         uint64_t generation;
 
         Executor *executor;
+        ModuleLoader *module_loader; /* NULL: module loading disabled */
         sd_event_source *plan_source;
+        sd_event_source *fresh_source;
+        char **fresh; /* functions that appeared since the last fresh plan (reconciler_run_fresh()) */
         sd_event_source *publish_source;
-        bool running; /* a job of ours is in the executor */
-        bool queued; /* plan again once it is done */
+        InflightJob *inflight; /* our jobs in the executor, queued or running */
+        size_t n_inflight;
+        bool queued; /* plan again once they are done */
         bool force; /* the next plan retries held functions */
-        uint64_t n_submitted;
+        uint64_t n_submitted; /* full jobs (every function planned) submitted */
+        uint64_t n_full_done; /* of them, done */
 
         Waiter *waiters;
         size_t n_waiters;
@@ -95,6 +100,8 @@ struct Reconciler {
         uint64_t published_generation;
         char **published_config_errors;
 
+        CriticalSet *critical; /* of the last full plan; NULL when unknown */
+
         Holder *holders;
         size_t n_holders;
         uint64_t holders_iteration;
@@ -104,8 +111,6 @@ struct Reconciler {
         pthread_mutex_t lock;
         StateStore *store; /* NULL when it could not be loaded: then nothing is mutated */
         char *store_error;
-        JournalTarget *targets;
-        size_t n_targets;
         uint64_t journal_transaction; /* the store's id of the transaction in progress */
         bool *journal_was_owned;
         size_t n_journal_was_owned;
@@ -310,10 +315,43 @@ static bool strv_contains(char *const *l, const char *s) {
         return false;
 }
 
+static int str_ptr_compare(const void *a, const void *b) {
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* |l| as a sorted array of borrowed pointers, for in_sorted(). NULL with *ret_n = 0 when empty. */
+static int sorted_view(char *const *l, const char ***ret, size_t *ret_n) {
+        size_t n = strv_length((char **)l);
+        const char **v;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (n == 0)
+                return 0;
+        v = reallocarray(NULL, n, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        memcpy(v, l, n * sizeof(char *));
+        qsort(v, n, sizeof(char *), str_ptr_compare);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static bool in_sorted(const char **v, size_t n, const char *s) {
+        return n > 0 && bsearch(&s, v, n, sizeof(char *), str_ptr_compare);
+}
+
 int plan_without(const Plan *plan, char *const *exclude, Plan **ret) {
+        return plan_filter(plan, exclude, NULL, ret);
+}
+
+int plan_filter(const Plan *plan, char *const *exclude, char *const *only, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_free_ bool *drop = NULL;
+        _cleanup_free_ bool *drop = NULL, *touches = NULL;
         _cleanup_free_ unsigned *renumber = NULL;
+        _cleanup_free_ const char **ex = NULL, **on = NULL;
+        size_t n_ex, n_on;
         unsigned next = 0;
 
         assert(plan && ret);
@@ -322,19 +360,30 @@ int plan_without(const Plan *plan, char *const *exclude, Plan **ret) {
         if (!p)
                 return -ENOMEM;
 
+        /* Sorted views: a plan for thousands of functions against thousands of exclusions. */
+        if (sorted_view(exclude, &ex, &n_ex) < 0 || sorted_view(only, &on, &n_on) < 0)
+                return -ENOMEM;
         drop = calloc(plan->n_transactions + 1, sizeof(bool));
+        touches = calloc(plan->n_transactions + 1, sizeof(bool));
         renumber = calloc(plan->n_transactions + 1, sizeof(unsigned));
-        if (!drop || !renumber)
+        if (!drop || !touches || !renumber)
                 return -ENOMEM;
         for (size_t i = 0; i < plan->n_actions; i++) {
                 unsigned t = plan->actions[i].transaction;
 
-                if (t <= plan->n_transactions && strv_contains(exclude, plan->actions[i].address))
+                if (t > plan->n_transactions)
+                        continue;
+                if (in_sorted(ex, n_ex, plan->actions[i].address))
                         drop[t] = true;
+                if (in_sorted(on, n_on, plan->actions[i].address))
+                        touches[t] = true;
         }
-        for (unsigned t = 1; t <= plan->n_transactions; t++)
+        for (unsigned t = 1; t <= plan->n_transactions; t++) {
+                if (only && !touches[t])
+                        drop[t] = true;
                 if (!drop[t])
                         renumber[t] = ++next;
+        }
 
         if (plan->n_actions > 0) {
                 p->actions = calloc(plan->n_actions, sizeof(PlanAction));
@@ -624,7 +673,7 @@ const char *reconciler_manager_state(Reconciler *r) {
 
         for (size_t i = 0; i < r->n_status; i++)
                 worst = device_state_worst((const DeviceState[]){ worst, r->status[i].state }, 2);
-        if (worst == DEVICE_STATE_CONVERGED && (r->running || r->queued))
+        if (worst == DEVICE_STATE_CONVERGED && (r->n_inflight > 0 || r->queued))
                 worst = DEVICE_STATE_PENDING;
         return device_state_to_string(worst);
 }
@@ -788,9 +837,17 @@ static int plan_empty(Plan **ret) {
         return 0;
 }
 
-/* |ret_released|: owned functions no rule names that are back on their host driver already (a crash
- * between the ownership record and the first write, or a release whose record update was lost). */
-static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released) {
+/*
+ * |ret_released|: owned functions no rule names that are back on their host driver already (a crash
+ * between the ownership record and the first write, or a release whose record update was lost).
+ *
+ * |cached|: plan with the host-critical set of the last full plan and the last /proc scan, for
+ * functions that just appeared (their first write races the kernel's probe). -ENODATA when the
+ * critical set is unknown. A function that appeared cannot be a mount's, swap's or route's
+ * ancestor yet (it has no driver), nor the boot VGA; it can be a group peer of a critical function,
+ * which the caller checks (reconciler_fresh_is_safe()).
+ */
+static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***ret_released) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_(critical_set_freep) CriticalSet *critical = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
@@ -806,6 +863,8 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
 
         if (!reconciler_is_active(r))
                 return plan_empty(ret);
+        if (cached && !r->critical)
+                return -ENODATA;
 
         devices = model_get_devices(r->daemon->model, &n_devices);
 
@@ -813,7 +872,12 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
         if (k < 0)
                 return k;
 
-        k = reconciler_holders(r, &holders, &n_holders);
+        if (cached && r->holders_valid) {
+                holders = r->holders;
+                n_holders = r->n_holders;
+                k = 0;
+        } else
+                k = reconciler_holders(r, &holders, &n_holders);
         if (k < 0) {
                 holders = NULL;
                 n_holders = 0;
@@ -830,11 +894,15 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
                 .critical_authorized = true,
         };
 
-        /* Mounts, swap and routes change without a uevent we watch: compute on every plan. */
-        k = critical_compute(r->critical_root, devices, n_devices, &critical, &critical_error);
+        /* Mounts, swap and routes change without a uevent we watch: compute on every full plan. */
+        if (cached)
+                k = 0;
+        else
+                k = critical_compute(r->critical_root, devices, n_devices, &critical, &critical_error);
         if (k == -ENOMEM)
                 return k;
         if (k < 0) {
+                r->critical = critical_set_free(r->critical);
                 /* Unknown means refuse: every function is critical now. */
                 log_warning_errno(
                         k, "Cannot compute the host-critical functions: %s; refusing every change",
@@ -851,8 +919,12 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
                 in.n_critical = n_devices;
                 in.critical_authorized = false;
         } else {
-                in.critical = critical->devices;
-                in.n_critical = critical->n_devices;
+                if (!cached) {
+                        critical_set_free(r->critical);
+                        r->critical = TAKE_PTR(critical);
+                }
+                in.critical = r->critical->devices;
+                in.n_critical = r->critical->n_devices;
         }
 
         pthread_mutex_lock(&r->lock);
@@ -863,6 +935,10 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
         in.owned = owned;
 
         k = planner_plan(&in, ret);
+        if (k >= 0)
+                log_debug(
+                        "Planned%s: %zu functions, %zu actions", cached ? " (cached critical set)" : "",
+                        (*ret)->n_devices, (*ret)->n_actions);
         if (k < 0 || !ret_released)
                 return k;
         STRV_FOREACH (o, owned) {
@@ -877,67 +953,7 @@ static int reconciler_plan_full(Reconciler *r, Plan **ret, char ***ret_released)
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {
-        return reconciler_plan_full(r, ret, NULL);
-}
-
-static void journal_targets_clear(Reconciler *r) {
-        for (size_t i = 0; i < r->n_targets; i++) {
-                free(r->targets[i].override);
-                free(r->targets[i].driver);
-        }
-        r->targets = mfree(r->targets);
-        r->n_targets = 0;
-}
-
-static JournalTarget *journal_target_find(Reconciler *r, const char *address) {
-        for (size_t i = 0; i < r->n_targets; i++)
-                if (streq(r->targets[i].address, address))
-                        return &r->targets[i];
-        return NULL;
-}
-
-/* Under r->lock: what each function of |plan| is set to, for the journal hook. */
-static int journal_targets_set(Reconciler *r, const Plan *plan) {
-        journal_targets_clear(r);
-        if (plan->n_actions == 0)
-                return 0;
-
-        r->targets = calloc(plan->n_actions, sizeof(JournalTarget));
-        if (!r->targets)
-                return -ENOMEM;
-
-        for (size_t i = 0; i < plan->n_actions; i++) {
-                const PlanAction *a = &plan->actions[i];
-                JournalTarget *t = journal_target_find(r, a->address);
-
-                if (!t) {
-                        t = &r->targets[r->n_targets++];
-                        memcpy(t->address, a->address, sizeof(t->address));
-                }
-                switch (a->type) {
-                case PLAN_ACTION_SET_OVERRIDE:
-                        free(t->override);
-                        t->has_override = true;
-                        if (strdup_null(a->driver, &t->override) < 0)
-                                return -ENOMEM;
-                        break;
-                case PLAN_ACTION_CLEAR_OVERRIDE:
-                        t->has_override = true;
-                        t->override = mfree(t->override);
-                        break;
-                case PLAN_ACTION_VERIFY:
-                        free(t->driver);
-                        t->driver = NULL;
-                        t->has_driver = true;
-                        if (a->verify == PLAN_VERIFY_DRIVER && strdup_null(a->driver, &t->driver) < 0)
-                                return -ENOMEM;
-                        t->release = a->verify == PLAN_VERIFY_HOST;
-                        break;
-                default:
-                        break;
-                }
-        }
-        return 0;
+        return reconciler_plan_full(r, false, ret, NULL);
 }
 
 /* On the executor's runner thread. */
@@ -964,15 +980,15 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
                 }
                 for (size_t i = 0; i < j->n_devices; i++) {
                         const ExecutorJournalDevice *jd = &j->devices[i];
-                        const JournalTarget *t = journal_target_find(r, jd->address);
 
                         r->journal_was_owned[i] = state_store_get(r->store, jd->address) != NULL;
                         changes[i] = (OwnedChange){
                                 .address = jd->address,
                                 .driver_now = jd->driver,
                                 .driver_override_now = jd->driver_override,
-                                .driver_override = t && t->has_override ? t->override : jd->driver_override,
-                                .driver = t && t->has_driver ? t->driver : jd->driver,
+                                .driver_override =
+                                        jd->has_target_override ? jd->target_override : jd->driver_override,
+                                .driver = jd->has_target_driver ? jd->target_driver : jd->driver,
                         };
                 }
                 k = state_store_begin(r->store, changes, j->n_devices, &r->journal_transaction);
@@ -987,12 +1003,9 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
         switch (j->outcome) {
         case DEVICE_STATE_CONVERGED:
                 k = state_store_commit(r->store, r->journal_transaction);
-                for (size_t i = 0; k >= 0 && i < j->n_devices; i++) {
-                        const JournalTarget *t = journal_target_find(r, j->devices[i].address);
-
-                        if (t && t->release)
+                for (size_t i = 0; k >= 0 && i < j->n_devices; i++)
+                        if (j->devices[i].release)
                                 (void)state_store_forget(r->store, j->devices[i].address);
-                }
                 break;
         case DEVICE_STATE_FAILED:
                 /* Rolled back: what was not ours before is not ours now. */
@@ -1041,7 +1054,84 @@ static bool waiters_want_next(Reconciler *r) {
         return false;
 }
 
-/* Plan, update the published state, and submit what may run. */
+/* ---- our jobs in the executor ----------------------------------------------------------------- */
+
+static int inflight_add(Reconciler *r, uint64_t id, bool full, const Plan *plan) {
+        _cleanup_strv_free_ char **addresses = NULL;
+        _cleanup_free_ const char **v = NULL;
+        size_t n = 0;
+        InflightJob *t;
+
+        /* Sorted and unique (a plan lists a function in each of its actions). */
+        if (plan->n_actions > 0) {
+                v = reallocarray(NULL, plan->n_actions, sizeof(char *));
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < plan->n_actions; i++)
+                        v[i] = plan->actions[i].address;
+                qsort(v, plan->n_actions, sizeof(char *), str_ptr_compare);
+                addresses = calloc(plan->n_actions + 1, sizeof(char *));
+                if (!addresses)
+                        return -ENOMEM;
+                for (size_t i = 0; i < plan->n_actions; i++) {
+                        if (n > 0 && streq(addresses[n - 1], v[i]))
+                                continue;
+                        addresses[n] = strdup(v[i]);
+                        if (!addresses[n])
+                                return -ENOMEM;
+                        n++;
+                }
+        }
+        t = reallocarray(r->inflight, r->n_inflight + 1, sizeof(InflightJob));
+        if (!t)
+                return -ENOMEM;
+        r->inflight = t;
+        r->inflight[r->n_inflight++] = (InflightJob){
+                .id = id,
+                .full = full,
+                .addresses = TAKE_PTR(addresses),
+        };
+        return 0;
+}
+
+/* Forget job |id|; returns whether it was a full one. */
+static bool inflight_remove(Reconciler *r, uint64_t id) {
+        for (size_t i = 0; i < r->n_inflight; i++) {
+                bool full = r->inflight[i].full;
+
+                if (r->inflight[i].id != id)
+                        continue;
+                strv_free(r->inflight[i].addresses);
+                memmove(r->inflight + i, r->inflight + i + 1, (r->n_inflight - i - 1) * sizeof(InflightJob));
+                r->n_inflight--;
+                return full;
+        }
+        return false;
+}
+
+/* Held functions (failed or stuck at this generation) and every function a job of ours in the
+ * executor touches, for plan_filter() (duplicates do no harm there). */
+static int reconciler_exclude(Reconciler *r, char ***ret) {
+        for (size_t i = 0; i < r->n_status; i++)
+                if (r->status[i].hold && strv_extend(ret, r->status[i].address) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < r->n_inflight; i++)
+                STRV_FOREACH (a, r->inflight[i].addresses)
+                        if (strv_extend(ret, *a) < 0)
+                                return -ENOMEM;
+        return 0;
+}
+
+static bool reconciler_store_usable(Reconciler *r) {
+        bool usable;
+
+        pthread_mutex_lock(&r->lock);
+        usable = r->store;
+        pthread_mutex_unlock(&r->lock);
+        return usable;
+}
+
+/* Plan, update the published state, and submit what may run. Only while no job of ours runs. */
 static int reconciler_run(Reconciler *r) {
         _cleanup_(plan_freep) Plan *plan = NULL, *todo = NULL;
         _cleanup_strv_free_ char **exclude = NULL, **released = NULL;
@@ -1049,9 +1139,10 @@ static int reconciler_run(Reconciler *r) {
         uint64_t job;
         int k;
 
+        assert(r->n_inflight == 0);
         r->force = false;
 
-        k = reconciler_plan_full(r, &plan, &released);
+        k = reconciler_plan_full(r, false, &plan, &released);
         if (k < 0) {
                 log_error_errno(k, "Failed to plan: %m");
                 waiters_complete(r, r->n_submitted + 1, k);
@@ -1075,45 +1166,33 @@ static int reconciler_run(Reconciler *r) {
                 return k;
         }
 
-        for (size_t i = 0; i < r->n_status; i++)
-                if (r->status[i].hold && strv_extend(&exclude, r->status[i].address) < 0)
-                        return -ENOMEM;
-        k = plan_without(plan, exclude, &todo);
+        k = reconciler_exclude(r, &exclude);
+        if (k < 0)
+                return k;
+        k = plan_filter(plan, exclude, NULL, &todo);
         if (k < 0)
                 return k;
 
         if (todo->n_actions == 0 && !waiters_want_next(r))
                 return 0;
 
-        if (todo->n_actions > 0) {
-                pthread_mutex_lock(&r->lock);
-                bool usable = r->store;
-                pthread_mutex_unlock(&r->lock);
-                if (!usable) {
-                        log_error(
-                                "Not changing any device: the ownership records could not be loaded (%s)",
-                                strna(r->store_error));
-                        waiters_complete(r, r->n_submitted + 1, -EUCLEAN);
-                        return -EUCLEAN;
-                }
-        }
-
-        pthread_mutex_lock(&r->lock);
-        k = journal_targets_set(r, todo);
-        pthread_mutex_unlock(&r->lock);
-        if (k < 0) {
-                waiters_complete(r, r->n_submitted + 1, k);
-                return k;
+        if (todo->n_actions > 0 && !reconciler_store_usable(r)) {
+                log_error(
+                        "Not changing any device: the ownership records could not be loaded (%s)",
+                        strna(r->store_error));
+                waiters_complete(r, r->n_submitted + 1, -EUCLEAN);
+                return -EUCLEAN;
         }
 
         k = executor_submit(r->executor, todo, &job);
+        if (k >= 0)
+                k = inflight_add(r, job, true, todo);
         if (k < 0) {
                 log_error_errno(k, "Failed to start the sysfs writes: %m");
                 waiters_complete(r, r->n_submitted + 1, k);
                 return k;
         }
         r->n_submitted++;
-        r->running = true;
         r->manager_dirty = true;
         reconciler_schedule_publish(r);
 
@@ -1124,10 +1203,249 @@ static int reconciler_run(Reconciler *r) {
         return 0;
 }
 
+/*
+ * A function that appeared in an IOMMU group with a host-critical function is left to the full
+ * plan (the cached critical set does not list it as a peer yet).
+ */
+static bool reconciler_fresh_is_safe(Reconciler *r, char *const *fresh) {
+        for (char *const *a = fresh; a && *a; a++) {
+                _cleanup_strv_free_ char **peers = NULL;
+
+                if (critical_set_get(r->critical, *a))
+                        return false;
+                if (model_get_iommu_group_peers(r->daemon->model, *a, &peers) < 0)
+                        return false;
+                STRV_FOREACH (p, peers)
+                        if (critical_set_get(r->critical, *p))
+                                return false;
+        }
+        return true;
+}
+
+/*
+ * Functions that just appeared (hotplug, new VFs): plan and submit their transactions at once, as
+ * an urgent job, even while a job of ours runs, so the first write (driver_override) has a chance
+ * to come before the kernel's own probe of the function. Planned with the cached critical set and
+ * holders (reconciler_plan_full()); transactions that touch a function of a job in the executor
+ * wait for the full plan that follows. Returns 1 when a job was submitted, 0 when there was
+ * nothing to do here (the full plan still runs), or a negative errno.
+ */
+static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
+        _cleanup_(plan_freep) Plan *plan = NULL, *todo = NULL;
+        _cleanup_strv_free_ char **exclude = NULL;
+        uint64_t job;
+        int k;
+
+        if (!r->executor || !r->critical || !reconciler_fresh_is_safe(r, fresh) ||
+            !reconciler_store_usable(r))
+                return 0;
+
+        k = reconciler_plan_full(r, true, &plan, NULL);
+        if (k == -ENODATA)
+                return 0;
+        if (k < 0)
+                return log_error_errno(k, "Failed to plan for new PCI functions: %m");
+
+        k = status_update_from_plan(r, plan);
+        if (k < 0)
+                return k;
+
+        k = reconciler_exclude(r, &exclude);
+        if (k < 0)
+                return k;
+        k = plan_filter(plan, exclude, fresh, &todo);
+        if (k < 0)
+                return k;
+        if (todo->n_actions == 0)
+                return 0;
+
+        /* An unbound new function: the kernel's own first probe may still be to come. */
+        for (size_t i = 0; i < todo->n_actions; i++) {
+                PlanAction *a = &todo->actions[i];
+                const PciDevice *dev;
+
+                if (a->type != PLAN_ACTION_VERIFY || a->verify != PLAN_VERIFY_DRIVER ||
+                    !strv_contains(fresh, a->address))
+                        continue;
+                dev = model_get_device(r->daemon->model, a->address);
+                if (dev && !dev->driver)
+                        a->verify = PLAN_VERIFY_DRIVER_SETTLE;
+        }
+
+        k = executor_submit_first(r->executor, todo, &job);
+        if (k >= 0)
+                k = inflight_add(r, job, false, todo);
+        if (k < 0)
+                return log_error_errno(k, "Failed to start the sysfs writes for new PCI functions: %m");
+        r->manager_dirty = true;
+        reconciler_schedule_publish(r);
+        log_info(
+                "Converging new PCI functions: %zu sysfs steps in %u transactions (job %" PRIu64 ")",
+                todo->n_actions, todo->n_transactions, job);
+        return 1;
+}
+
+/* "VVVV:DDDD" (pci_uevent()'s "%04X:%04X") */
+static int parse_id_pair(const char *s, uint16_t *ret_a, uint16_t *ret_b) {
+        unsigned a, b;
+        int n = 0;
+
+        if (!s || strlen(s) != 9 || strspn(s, "0123456789abcdefABCDEF:") != 9 || s[4] != ':' ||
+            sscanf(s, "%4x:%4x%n", &a, &b, &n) != 2 || n != 9)
+                return -EINVAL;
+        *ret_a = (uint16_t)a;
+        *ret_b = (uint16_t)b;
+        return 0;
+}
+
+/* "CCCCCC": pci_uevent() prints the 24-bit class with "%04X", so 4 to 6 digits */
+static int parse_class(const char *s, uint32_t *ret) {
+        unsigned c;
+        int n = 0;
+
+        if (!s || strlen(s) < 4 || strlen(s) > 6 || s[strspn(s, "0123456789abcdefABCDEF")] != 0 ||
+            sscanf(s, "%6x%n", &c, &n) != 1 || (size_t)n != strlen(s))
+                return -EINVAL;
+        *ret = c;
+        return 0;
+}
+
+/* Rules that match on what no uevent carries (Slot=, Serial=) need the function read whole. */
+static bool desired_needs_full_read(const DesiredState *s) {
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i].match.slot || s->rules[i].match.has_serial)
+                        return true;
+        return false;
+}
+
+/*
+ * VF index of |vf| under |pf| from the PF's First VF Offset and VF Stride (PCIe SR-IOV §9.3.3.9-10):
+ * routing ID of VF n = PF's + offset + n * stride. Both may change with NumVFs (the kernel re-reads
+ * them in pci_iov_set_numvfs()), so they are read now from sriov_offset and sriov_stride
+ * (sysfs-bus-pci), not taken from the model. The virtfnN link that names the index is created only
+ * after the VF's "add" uevent (pci_iov_add_virtfn()). -1 when it does not compute.
+ */
+static int32_t vf_index_of(const PciDevice *pf, const char *vf) {
+        _cleanup_free_ char *dir = NULL;
+        PciAddress a, b;
+        int64_t rid_pf, rid_vf, d, offset, stride;
+
+        if (!pf || pci_address_from_string(pf->address, &a) < 0 || pci_address_from_string(vf, &b) < 0 ||
+            a.domain != b.domain || asprintf(&dir, "%s/%s", SYSFS_PCI_DEVICES, pf->address) < 0)
+                return -1;
+        if (sysfs_read_int(dir, SYSFS_ATTR_SRIOV_OFFSET, 1, UINT16_MAX, &offset) < 0 ||
+            sysfs_read_int(dir, SYSFS_ATTR_SRIOV_STRIDE, 0, UINT16_MAX, &stride) < 0)
+                return -1;
+        rid_pf = (int64_t)a.bus << 8 | (int64_t)a.slot << 3 | a.function;
+        rid_vf = (int64_t)b.bus << 8 | (int64_t)b.slot << 3 | b.function;
+        d = rid_vf - rid_pf - offset;
+        if (stride == 0) /* unused with one VF */
+                return d == 0 ? 0 : -1;
+        if (d < 0 || d % stride != 0 || d / stride > INT32_MAX)
+                return -1;
+        return (int32_t)(d / stride);
+}
+
+bool reconciler_on_pci_add(
+        Reconciler *r, const char *sysname, const char *pci_id, const char *pci_subsys_id,
+        const char *pci_class) {
+        _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ char *dir = NULL, *group = NULL, *physfn = NULL;
+        const PciDevice *const *devices;
+        const PciDevice *list[2], *pf = NULL;
+        const DesiredDevice *want;
+        PciDevice d = { .iommu_group = -1, .numa_node = -1, .vf_index = -1 };
+        PciAddress a;
+        uint32_t class;
+        size_t n_devices = 0;
+        int64_t v;
+        uint64_t job;
+        int k;
+
+        if (!r || !r->desired || r->desired->n_rules == 0 || !r->executor || !r->critical || !sysname ||
+            pci_address_from_string(sysname, &a) < 0)
+                return false;
+        pci_address_format(&a, d.address);
+        if (model_get_device(r->daemon->model, d.address) || desired_needs_full_read(r->desired))
+                return false;
+        if (parse_id_pair(pci_id, &d.vendor_id, &d.device_id) < 0 ||
+            parse_id_pair(pci_subsys_id, &d.subsystem_vendor_id, &d.subsystem_device_id) < 0 ||
+            parse_class(pci_class, &class) < 0) {
+                log_debug(
+                        "PCI function %s: no usable ids in its \"add\" uevent; left to the full read",
+                        d.address);
+                return false;
+        }
+        d.class_code = class;
+
+        if (asprintf(&dir, "%s/%s", SYSFS_PCI_DEVICES, d.address) < 0)
+                return false;
+        if (sysfs_read_link_basename(dir, SYSFS_ATTR_IOMMU_GROUP, &group) >= 0) {
+                if (sysfs_parse_int(group, 0, INT32_MAX, &v) < 0)
+                        return false;
+                d.iommu_group = (int32_t)v;
+        }
+        k = sysfs_read_link_basename(dir, SYSFS_ATTR_PHYSFN, &physfn);
+        if (k >= 0) {
+                pf = model_get_device(r->daemon->model, physfn);
+                d.sriov_role = SRIOV_ROLE_VF;
+                d.physfn = physfn;
+                d.vf_index = vf_index_of(pf, d.address);
+                if (!pf || d.vf_index < 0)
+                        return false;
+        } else if (k != -ENOENT)
+                return false;
+
+        /* Alone in its group (bridges aside): no peer to cover, none critical, none held. */
+        devices = model_get_devices(r->daemon->model, &n_devices);
+        for (size_t i = 0; d.iommu_group >= 0 && i < n_devices; i++)
+                if (devices[i]->iommu_group == d.iommu_group && !pci_device_is_bridge(devices[i]))
+                        return false;
+
+        list[0] = &d;
+        list[1] = pf;
+        k = desired_state_resolve_devices(r->desired, list, pf ? 2 : 1, &resolution);
+        if (k < 0)
+                return false;
+        want = desired_resolution_get_device(resolution, d.address);
+        if (!want || want->driver.kind != DRIVER_KIND_NAMED ||
+            (driver_name_is_vfio(want->driver.name) && d.iommu_group < 0) || !reconciler_store_usable(r))
+                return false;
+
+        k = planner_plan_new_function(&d, &want->driver, want->source, &plan);
+        if (k >= 0)
+                k = executor_submit_first(r->executor, plan, &job);
+        if (k >= 0)
+                k = inflight_add(r, job, false, plan);
+        if (k < 0) {
+                log_debug_errno(k, "PCI function %s: no early driver_override: %m", d.address);
+                return false;
+        }
+        log_info(
+                "New PCI function %s: driver_override %s before the kernel's first probe (job %" PRIu64 ")",
+                d.address, want->driver.name, job);
+        return true;
+}
+
+static int on_fresh(sd_event_source *source, void *userdata) {
+        Reconciler *r = userdata;
+        _cleanup_strv_free_ char **fresh = TAKE_PTR(r->fresh);
+        _cleanup_strv_free_ char **present = NULL;
+
+        /* Gone again meanwhile: nothing to plan for them. */
+        STRV_FOREACH (f, fresh)
+                if (model_get_device(r->daemon->model, *f) && strv_extend(&present, *f) < 0)
+                        return 0;
+        if (present)
+                (void)reconciler_run_fresh(r, present);
+        return 0;
+}
+
 static int on_plan(sd_event_source *source, void *userdata) {
         Reconciler *r = userdata;
 
-        if (r->running) {
+        if (r->n_inflight > 0) {
                 r->queued = true;
                 return 0;
         }
@@ -1173,25 +1491,47 @@ static void reconciler_refresh_device(Reconciler *r, const char *address) {
         _cleanup_free_ char *syspath = NULL;
         char name[PCI_ADDRESS_STRING_MAX];
 
-        if (!dev || !dev->syspath)
-                return;
-        syspath = strdup(dev->syspath);
+        /* Not in the model: a new function whose reading waited for its early job (daemon.h). */
+        if (dev && dev->syspath)
+                syspath = strdup(dev->syspath);
+        else if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, address) < 0)
+                syspath = NULL;
         if (!syspath)
                 return;
         (void)snprintf(name, sizeof(name), "%s", address);
-        (void)daemon_handle_uevent(r->daemon, "change", UEVENT_SUBSYSTEM_PCI, syspath, name, NULL);
+        (void)daemon_handle_uevent(
+                r->daemon, dev ? "change" : UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, name, NULL);
+}
+
+/* For a failure to load the driver's module: the reason, and when the load is tried again
+ * (module-loader.h). NULL otherwise, or on OOM. */
+static char *reason_with_backoff(Reconciler *r, const ExecutorEvent *ev) {
+        _cleanup_free_ char *backoff = NULL;
+        const DeviceStatus *s = status_find(r, ev->address);
+        ModuleLoaderBackoff b;
+        char *buf;
+
+        if (ev->state != DEVICE_STATE_FAILED || !s || !s->desired_driver || !*s->desired_driver ||
+            module_loader_get_backoff(r->module_loader, s->desired_driver, &b) <= 0 ||
+            b.error != ev->error ||
+            module_loader_backoff_reason(r->module_loader, s->desired_driver, &backoff) <= 0 ||
+            asprintf(&buf, "%s; %s", strempty(ev->reason), backoff) < 0)
+                return NULL;
+        return buf;
 }
 
 static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userdata) {
         Reconciler *r = userdata;
 
         switch (ev->type) {
-        case EXECUTOR_EVENT_DEVICE:
+        case EXECUTOR_EVENT_DEVICE: {
+                _cleanup_free_ char *reason = reason_with_backoff(r, ev);
+
                 if (ev->state != DEVICE_STATE_CONVERGED)
                         log_warning(
                                 "PCI function %s %s: %s", ev->address, device_state_to_string(ev->state),
-                                strna(ev->reason));
-                (void)status_set_outcome(r, ev->address, ev->state, ev->error, ev->reason);
+                                strna(reason ?: ev->reason));
+                (void)status_set_outcome(r, ev->address, ev->state, ev->error, reason ?: ev->reason);
                 reconciler_refresh_device(r, ev->address);
                 if (ev->error == -ESTALE) {
                         DeviceStatus *s = status_find(r, ev->address);
@@ -1200,6 +1540,7 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
                                 reconciler_schedule(r);
                 }
                 break;
+        }
         case EXECUTOR_EVENT_RELEASED: {
                 DeviceStatus *s = status_find(r, ev->address);
 
@@ -1213,19 +1554,20 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
                 break;
         }
         case EXECUTOR_EVENT_JOB_DONE:
-                r->running = false;
+                if (inflight_remove(r, ev->job))
+                        r->n_full_done++;
                 r->manager_dirty = true;
                 reconciler_schedule_publish(r);
                 if (ev->n_failed + ev->n_stuck > 0 || ev->n_converged > 0)
                         log_info(
                                 "Job %" PRIu64 " done: %u converged, %u failed, %u stuck", ev->job,
                                 ev->n_converged, ev->n_failed, ev->n_stuck);
-                if (r->queued) {
+                if (r->queued && r->n_inflight == 0) {
                         r->queued = false;
                         /* Plan before answering, so the waiters see the state after this job. */
                         (void)reconciler_run(r);
                 }
-                waiters_complete(r, r->n_submitted - (r->running ? 1 : 0), 0);
+                waiters_complete(r, r->n_full_done, 0);
                 break;
         default:
                 break;
@@ -1233,8 +1575,9 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
 }
 
 void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n) {
+        _cleanup_strv_free_ char **fresh = NULL;
         const Model *model;
-        bool active;
+        bool active, schedule = false;
 
         if (!r || n == 0)
                 return;
@@ -1252,17 +1595,13 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
                 if (c->kind == MODEL_CHANGE_ADDED) {
                         if (s)
                                 s->hold = false; /* a new function: try again */
-                        if (active || s) {
-                                reconciler_schedule(r);
-                                return;
-                        }
+                        if (active && strv_extend(&fresh, c->key) < 0)
+                                log_warning("Out of memory: %s waits for the next full plan", c->key);
+                        schedule = schedule || active || s;
                         continue;
                 }
                 if (c->kind == MODEL_CHANGE_REMOVED) {
-                        if (s) {
-                                reconciler_schedule(r);
-                                return;
-                        }
+                        schedule = schedule || s;
                         continue;
                 }
                 if (!(c->fields &
@@ -1270,16 +1609,24 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
                        PCI_DEVICE_FIELD_IOMMU_GROUP)))
                         continue;
                 if (s) {
-                        reconciler_schedule(r);
-                        return;
+                        schedule = true;
+                        continue;
                 }
                 dev = model_get_device(model, c->key);
                 if (dev && dev->iommu_group >= 0 && r->n_groups > 0 &&
-                    bsearch(&dev->iommu_group, r->groups, r->n_groups, sizeof(int32_t), int32_compare)) {
-                        reconciler_schedule(r);
-                        return;
-                }
+                    bsearch(&dev->iommu_group, r->groups, r->n_groups, sizeof(int32_t), int32_compare))
+                        schedule = true;
         }
+
+        /* One fresh plan for every function of a uevent burst (a PF's VFs): after the queue drained.
+         * The full plan follows either way: it refreshes the critical set and the holders. */
+        STRV_FOREACH (f, fresh)
+                if (!strv_contains(r->fresh, *f) && strv_extend(&r->fresh, *f) < 0)
+                        log_warning("Out of memory: %s waits for the next full plan", *f);
+        if (r->fresh && r->fresh_source)
+                (void)sd_event_source_set_enabled(r->fresh_source, SD_EVENT_ONESHOT);
+        if (schedule)
+                reconciler_schedule(r);
 }
 
 /* ---- desired state -------------------------------------------------------------------------------- */
@@ -1289,6 +1636,9 @@ int reconciler_reload(Reconciler *r) {
         int k;
 
         assert(r);
+
+        /* An operator who just installed a missing module expects the next try now. */
+        module_loader_reset(r->module_loader);
 
         k = desired_state_load((const char *const *)r->dirs, &s);
         if (k < 0)
@@ -1520,8 +1870,13 @@ int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret
 
         eo.journal = on_journal;
         eo.journal_userdata = r;
-        if (options && options->load_modules)
-                eo.load_driver = module_loader_load_driver;
+        if (options && options->load_modules) {
+                k = module_loader_new(NULL, &r->module_loader);
+                if (k < 0)
+                        return log_error_errno(k, "Failed to set up the module loader: %m");
+                eo.load_driver = module_loader_load;
+                eo.load_driver_userdata = r->module_loader;
+        }
         k = executor_new(d->event, &eo, on_executor_event, r, &r->executor);
         if (k < 0)
                 return log_error_errno(k, "Failed to set up the executor: %m");
@@ -1534,6 +1889,15 @@ int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret
         if (k < 0)
                 return k;
         (void)sd_event_source_set_description(r->plan_source, "reconciler-plan");
+
+        k = sd_event_add_defer(d->event, &r->fresh_source, on_fresh, r);
+        if (k >= 0)
+                k = sd_event_source_set_enabled(r->fresh_source, SD_EVENT_OFF);
+        if (k >= 0)
+                k = sd_event_source_set_priority(r->fresh_source, RECONCILER_FRESH_PRIORITY);
+        if (k < 0)
+                return k;
+        (void)sd_event_source_set_description(r->fresh_source, "reconciler-fresh");
 
         k = sd_event_add_defer(d->event, &r->publish_source, on_publish, r);
         if (k >= 0)
@@ -1566,7 +1930,10 @@ Reconciler *reconciler_free(Reconciler *r) {
 
         /* Waits for the running transaction at most; undoes nothing (DESIGN.md rule 6). */
         r->executor = executor_free(r->executor);
+        r->module_loader = module_loader_free(r->module_loader); /* after: its runner thread is gone */
         r->plan_source = sd_event_source_disable_unref(r->plan_source);
+        r->fresh_source = sd_event_source_disable_unref(r->fresh_source);
+        r->fresh = strv_free(r->fresh);
         r->publish_source = sd_event_source_disable_unref(r->publish_source);
 
         for (size_t i = 0; i < r->n_waiters; i++)
@@ -1581,8 +1948,11 @@ Reconciler *reconciler_free(Reconciler *r) {
         free(r->published_state);
         strv_free(r->published_config_errors);
         holders_free(r->holders, r->n_holders);
+        critical_set_free(r->critical);
+        for (size_t i = 0; i < r->n_inflight; i++)
+                strv_free(r->inflight[i].addresses);
+        free(r->inflight);
 
-        journal_targets_clear(r);
         free(r->journal_was_owned);
         state_store_free(r->store);
         free(r->store_error);

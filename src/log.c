@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -142,8 +143,20 @@ int log_internal(
                         iov[n++] = (struct iovec){ .iov_base = errno_field, .iov_len = strlen(errno_field) };
                 }
                 (void)sd_journal_sendv(iov, (int)n);
-        } else
-                (void)fprintf(stderr, "%s: %s\n", ident, buf);
+        } else {
+                /* Read every time: log lines come from several threads, and getenv() is safe there. */
+                const char *e = getenv(ENV_HOSTDEVD_LOG_TIME);
+
+                if (e && streq(e, "1")) {
+                        struct timespec ts;
+
+                        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+                        (void)fprintf(
+                                stderr, "[%5lld.%06ld] %s: %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000,
+                                ident, buf);
+                } else
+                        (void)fprintf(stderr, "%s: %s\n", ident, buf);
+        }
 
         errno = saved_errno;
         return -abs(error);

@@ -98,6 +98,11 @@
 #define UEVENT_SUBSYSTEM_PCI "pci"
 #define UEVENT_SUBSYSTEM_MDEV "mdev"
 #define UEVENT_KEY_MDEV_STATE "MDEV_STATE"
+/* drivers/pci/pci-driver.c pci_uevent(): "VVVV:DDDD", "SSSS:ssss" (hex), "CCCCCC" (class, hex) */
+#define UEVENT_KEY_PCI_ID "PCI_ID"
+#define UEVENT_KEY_PCI_SUBSYS_ID "PCI_SUBSYS_ID"
+#define UEVENT_KEY_PCI_CLASS "PCI_CLASS"
+#define UEVENT_ACTION_ADD "add"
 /* Netlink sources of libudev's monitor (Manager.EventSource). */
 #define UEVENT_SOURCE_UDEV "udev"
 #define UEVENT_SOURCE_KERNEL "kernel"
@@ -109,6 +114,8 @@
 #define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
 #define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
+/* "1": prefix each stderr line with CLOCK_MONOTONIC seconds (to time a convergence step by step) */
+#define ENV_HOSTDEVD_LOG_TIME "HOSTDEVD_LOG_TIME"
 #define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
 /* Set by umockdev's preload (a testbed's fake /sys): hostdevd then never loads kernel modules. */
 #define ENV_UMOCKDEV_DIR "UMOCKDEV_DIR"

@@ -52,6 +52,7 @@ static const char *const plan_verify_table[_PLAN_VERIFY_MAX] = {
         [PLAN_VERIFY_DRIVER] = "driver",
         [PLAN_VERIFY_UNBOUND] = "unbound",
         [PLAN_VERIFY_HOST] = "host",
+        [PLAN_VERIFY_DRIVER_SETTLE] = "driver-settle",
 };
 
 const char *plan_verify_to_string(PlanVerify v) {
@@ -788,6 +789,43 @@ static int plan_driver(
                         return r;
         }
         return emit_transaction(p, members, n_members);
+}
+
+int planner_plan_new_function(const PciDevice *d, const DriverSpec *want, const char *source, Plan **ret) {
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        int r;
+
+        assert(d && want && ret);
+
+        if (want->kind != DRIVER_KIND_NAMED || !want->name || d->driver || d->driver_override)
+                return -EINVAL;
+        plan = calloc(1, sizeof(Plan));
+        if (!plan)
+                return -ENOMEM;
+        plan->n_transactions = 1;
+
+        r = plan_device_set_desired(plan, d->address, want->name, source);
+        if (r < 0)
+                return r;
+        r = plan_add_action(
+                plan, PLAN_ACTION_SET_OVERRIDE, d->address, want->name, 0, 0,
+                "new function: Driver=%s (%s), before the kernel's first probe", want->name, strna(source));
+        if (r < 0)
+                return r;
+        r = plan_add_action(plan, PLAN_ACTION_PROBE, d->address, NULL, 0, 0, "bind through driver_override");
+        if (r < 0)
+                return r;
+        r = plan_add_action(
+                plan, PLAN_ACTION_VERIFY, d->address, want->name, PLAN_VERIFY_DRIVER_SETTLE, 0,
+                "the kernel's first probe binds the override's driver; drivers_probe before it binds nothing");
+        if (r < 0)
+                return r;
+        r = plan_device_note(
+                plan, d->address, DEVICE_STATE_PENDING, "no driver -> %s (%s)", want->name, strna(source));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(plan);
+        return 0;
 }
 
 int planner_plan(const PlannerInput *in, Plan **ret) {

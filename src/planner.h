@@ -64,10 +64,18 @@ typedef enum PlanVerify {
         PLAN_VERIFY_UNBOUND, /* no driver */
         PLAN_VERIFY_HOST, /* driver_override clear, not on a VFIO driver (whatever the kernel chose, or none)
                            */
+        /* As DRIVER, for a function that just appeared unbound (the reconciler's fast path; the
+         * planner never emits it): pci_bus_add_device() attaches a driver only after the "add"
+         * uevent (drivers/pci/bus.c), so a drivers_probe before that binds nothing, and the kernel's
+         * own first probe then binds ->driver through driver_override. While the function has no
+         * driver, wait for that (the executor's settle time), then probe once more and verify; when
+         * the first probe came before driver_override and bound another driver, unbind that one
+         * and probe again. */
+        PLAN_VERIFY_DRIVER_SETTLE,
         _PLAN_VERIFY_MAX,
         _PLAN_VERIFY_INVALID = -EINVAL,
 } PlanVerify;
-const char *plan_verify_to_string(PlanVerify v); /* "driver", "unbound", "host" */
+const char *plan_verify_to_string(PlanVerify v); /* "driver", "unbound", "host", "driver-settle" */
 
 typedef struct PlanAction {
         PlanActionType type;
@@ -135,3 +143,16 @@ typedef struct PlannerInput {
 
 /* Returns 0 and a new Plan, or -ENOMEM. Never fails for what it refuses: that is in the Plan. */
 int planner_plan(const PlannerInput *in, Plan **ret);
+
+/*
+ * The plan for one function |d| that has just appeared (its "add" uevent; the kernel has not
+ * probed it yet), unbound and without driver_override, alone in its IOMMU group or with no IOMMU
+ * (the caller checks; it cannot be host-critical or held yet): one transaction of SET_OVERRIDE
+ * |want|'s driver, PROBE, VERIFY PLAN_VERIFY_DRIVER_SETTLE. When the override lands before the
+ * kernel's first probe, that probe binds |want| itself and no host driver ever touches the function
+ * (for a VF of a PF with sriov_drivers_autoprobe 0 too: pci_device_can_probe() lets the override's
+ * driver probe). Only for a DRIVER_KIND_NAMED |want|: -EINVAL otherwise (host and none need no write
+ * before the first probe, or the full plan). |source|: the deciding rule, for the reasons.
+ * Returns 0 and a new Plan (one PlanDevice, pending), -EINVAL, or -ENOMEM.
+ */
+int planner_plan_new_function(const PciDevice *d, const DriverSpec *want, const char *source, Plan **ret);

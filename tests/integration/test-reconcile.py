@@ -630,13 +630,57 @@ class Reconcile(ReconcileTestCase):
                               what='InterfacesAdded ' + new)
                 self.wait_converged(new, 'vfio-pci')
                 self.assertEqual(self.override(new), 'vfio-pci\n')
-                # The kernel probes a new function right after its 'add' (pci_bus_add_device()): a
-                # daemon acting on 'add' may find e1000e bound under it and have to try again; the
-                # bind that converged is the usual sequence.
-                self.assertEqual([(p, v.strip()) for p, v, e in self.writes_naming(new)][-3:],
-                                 [('devices/pci0000:00/%s/driver_override' % new, 'vfio-pci'),
-                                  ('bus/pci/drivers/e1000e/unbind', new), ('bus/pci/drivers_probe', new)])
+                # The fake kernel binds e1000e right after the 'add' (holding its lock, so before any
+                # write of the daemon lands), as pci_bus_add_device() does when driver_override came
+                # too late. Whether the daemon acted on the kernel's 'add' (its early monitor) or on
+                # udevd's, the new function's one transaction takes it from e1000e: driver_override
+                # first, then unbind and probe; never a rollback (no override cleared) in between.
+                writes = [(p, v.strip()) for p, v, e in self.writes_naming(new)]
+                override = ('devices/pci0000:00/%s/driver_override' % new, 'vfio-pci')
+                unbind, probe = ('bus/pci/drivers/e1000e/unbind', new), ('bus/pci/drivers_probe', new)
+                self.assertEqual(writes[0], override, writes)
+                self.assertIn(writes[1:], ([unbind, probe], [probe, unbind, probe]), writes)
                 self.assertEqual(self.writes_naming(PAIR[0]), [], 'another device id: not matched')
+                self.wait_manager('State', 'converged')
+
+        def test_hotplug_before_first_probe(self):
+                """From the kernel's uevents, a hot-added function gets driver_override on its 'add':
+                the host driver never binds it, and the daemon reads it once it is bound."""
+                c = self.start({'50-82574.conf': conf({'Vendor': '8086', 'Device': '10d3'}, {'Driver': 'vfio-pci'})},
+                               source='kernel')
+                self.wait_converged(NIC, 'vfio-pci')
+                new = '0000:06:00.0'
+                since = len(c.signals)
+                # 'add' only: the fake kernel's first probe is the daemon's drivers_probe.
+                self.H.k.before_send()
+                self.H.t.add_pci('devices/pci0000:00/' + new, 0x8086, 0x10d3, 0x020000, group=20,
+                                 bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == device_path(new), since,
+                              what='InterfacesAdded ' + new)
+                self.wait_converged(new, 'vfio-pci')
+                added = [s for s in c.signals[since:] if s[0] == 'InterfacesAdded' and s[3][0] == device_path(new)]
+                self.assertEqual(len(added), 1, added)
+                self.assertEqual(added[0][3][1][DEVICE_IFACE]['Driver'], 'vfio-pci',
+                                 'first published once bound, not in between')
+                self.assertEqual([(p, v.strip()) for p, v, e in self.writes_naming(new)],
+                                 [('devices/pci0000:00/%s/driver_override' % new, 'vfio-pci'),
+                                  ('bus/pci/drivers_probe', new)])
+                self.assertNotIn((new, 'e1000e'), self.H.k.binds)
+                self.assertIn("driver_override vfio-pci before the kernel", self.daemon.output())
+                self.wait_manager('State', 'converged')
+
+        def test_hotplug_early_needs_whole_read(self):
+                """A rule with Serial= cannot be decided on the 'add' uevent: the function is read
+                whole first, then converges through the usual plan."""
+                c = self.start({'50-82574.conf': conf({'Vendor': '8086', 'Device': '10d3'}, {'Driver': 'vfio-pci'}),
+                                '60-serial.conf': conf({'Serial': '00-11-22-33-44-55-66-77'}, {'Driver': 'vfio-pci'})},
+                               source='kernel')
+                self.wait_converged(NIC, 'vfio-pci')
+                new = '0000:06:00.0'
+                self.H.k.hot_add('devices/pci0000:00/' + new, 0x8086, 0x10d3, 0x020000, driver='e1000e', group=20,
+                                 bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                self.wait_converged(new, 'vfio-pci')
+                self.assertNotIn("before the kernel", self.daemon.output())
                 self.wait_manager('State', 'converged')
 
         def test_boot_vga_refused(self):
