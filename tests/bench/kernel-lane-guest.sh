@@ -6,7 +6,7 @@
 #   converge   2 e1000e + the nvme PF's 4 VFs (sriov_drivers_autoprobe 0,
 #              sriov_numvfs 4) to vfio-pci:
 #              hostdevd:  SIGHUP after the files changed -> every function
-#                         bound (raw-bind converge-wait polls sysfs every 2 ms)
+#                         bound (raw-bind converge-wait checks on every uevent)
 #              raw:       raw-bind bind, the same sysfs writes in a C loop
 #              driverctl: Debian's driverctl set-override per function (the
 #                         VFs made with echo, driverctl has no SR-IOV)
