@@ -250,6 +250,14 @@ if kl_host qmp '{"execute": "device_add", "arguments": {"driver": "e1000e", "id"
         t0=$(kl_now)
         if kl_wait $CONVERGE eval 'on "$hp" vfio-pci && state_is "$hp" converged'; then
                 kl_ok "D: hot-added e1000e $hp converged to vfio-pci with no command ($(secs_since "$t0") s after it appeared)"
+                # Information, not a check: whether driver_override came before the kernel's
+                # first probe is a race that a loaded TCG host may lose (the bind is then taken
+                # from e1000e, which the check above covers).
+                if dmesg | grep -q "e1000e $hp"; then
+                        echo "# D: e1000e probed $hp before its driver_override landed"
+                else
+                        echo "# D: e1000e never probed $hp: driver_override came before the first probe"
+                fi
         else
                 kl_not_ok "D: hot-added e1000e $hp converges to vfio-pci" "$(describe "$hp")"
         fi
