@@ -490,6 +490,8 @@ int daemon_start(Daemon *d) {
         if (streq(source, UEVENT_SOURCE_UDEV)) {
                 static const MonitorCallbacks early_callbacks = {
                         .on_pci_add = on_pci_add,
+                        /* A storm that overflowed this socket most likely hit udevd's too. */
+                        .on_overflow = on_overflow,
                 };
 
                 r = monitor_new(d->event, UEVENT_SOURCE_KERNEL, &early_callbacks, d, &d->early_monitor);
