@@ -478,6 +478,149 @@ static void test_drain(void **state) {
         (void)basename_of;
 }
 
+/* ---- MonitorCallbacks.on_pci_add ---- */
+
+#define NEWNIC "0000:05:00.0"
+
+/* Both callbacks in one log, in call order: "pci-add SYSNAME ID SUBSYS CLASS" / "uevent ACTION SYSNAME". */
+typedef struct AddLog {
+        char *lines[32];
+        size_t n;
+        bool sentinel;
+} AddLog;
+
+static void add_log_line(AddLog *l, char *line) {
+        assert_non_null(line);
+        assert_true(l->n < sizeof(l->lines) / sizeof(l->lines[0]));
+        l->lines[l->n++] = line;
+}
+
+static void log_pci_add(
+        void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
+        const char *pci_class) {
+        AddLog *l = userdata;
+        char *line = NULL;
+
+        assert_true(
+                asprintf(
+                        &line, "pci-add %s %s %s %s", sysname, pci_id ?: "-", pci_subsys_id ?: "-",
+                        pci_class ?: "-") > 0);
+        add_log_line(l, line);
+}
+
+static int log_uevent(
+        void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state) {
+        AddLog *l = userdata;
+        char *line = NULL;
+
+        assert_true(asprintf(&line, "uevent %s %s %s", action, subsystem, sysname) > 0);
+        add_log_line(l, line);
+        if (strcmp(sysname, SENTINEL) == 0)
+                l->sentinel = true;
+        return 0;
+}
+
+static void add_log_done(AddLog *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->lines[i]);
+        memset(l, 0, sizeof(*l));
+}
+
+static void assert_log(const AddLog *l, const char *const *expected) {
+        size_t n = 0;
+
+        for (; expected[n]; n++) {
+                if (n >= l->n)
+                        fail_msg("line %zu missing: expected '%s'", n, expected[n]);
+                if (strcmp(l->lines[n], expected[n]) != 0)
+                        fail_msg("line %zu: got '%s', expected '%s'", n, l->lines[n], expected[n]);
+        }
+        if (l->n != n)
+                fail_msg("%zu lines, expected %zu; extra: '%s'", l->n, n, l->lines[n]);
+}
+
+/* A hot-added function's "add" (with the ids pci_uevent() puts in it), its bind and remove, and the
+ * bed's others: a pci "add" without ids, a non-PCI "add", an mdev "add", a PCIe port service "add". */
+static void send_adds(Bed *b, const char *newnic) {
+        umockdev_testbed_uevent(b->bed, newnic, "add");
+        umockdev_testbed_uevent(b->bed, newnic, "bind");
+        umockdev_testbed_uevent(b->bed, b->usb, "add");
+        umockdev_testbed_uevent(b->bed, b->mdev, "add");
+        umockdev_testbed_uevent(b->bed, b->pcie_port, "add");
+        umockdev_testbed_uevent(b->bed, b->gpu, "add");
+        umockdev_testbed_uevent(b->bed, newnic, "change");
+        umockdev_testbed_uevent(b->bed, newnic, "remove");
+        umockdev_testbed_uevent(b->bed, b->sentinel, "change");
+}
+
+static void run_until_sentinel(sd_event *event, AddLog *l) {
+        for (unsigned i = 0; i < 100 && !l->sentinel; i++)
+                assert_true(sd_event_run(event, 100 * 1000) >= 0);
+        assert_true(l->sentinel);
+}
+
+static void test_pci_add(void **state) {
+        static const MonitorCallbacks both = {
+                .on_uevent = log_uevent,
+                .on_pci_add = log_pci_add,
+        };
+        static const MonitorCallbacks add_only = {
+                .on_pci_add = log_pci_add,
+        };
+        Bed *b = *state;
+        AddLog l = {};
+        sd_event *event = NULL;
+        Monitor *m = NULL;
+        char *newnic;
+
+        /* drivers/pci/pci-driver.c pci_uevent(): "%04X:%04X", "%04X:%04X", "%04X" of the 24-bit class. */
+        newnic = umockdev_testbed_add_device(
+                b->bed, "pci", NEWNIC, NULL, "vendor", "0x8086\n", NULL, "PCI_SLOT_NAME", NEWNIC, "PCI_ID",
+                "8086:10D3", "PCI_SUBSYS_ID", "8086:A01F", "PCI_CLASS", "20000", NULL);
+        assert_non_null(newnic);
+        assert_int_equal(sd_event_new(&event), 0);
+
+        /* Kernel source: on_pci_add for each pci "add" only, with its ids, just before on_uevent. */
+        assert_int_equal(monitor_new(event, "kernel", &both, &l, &m), 0);
+        send_adds(b, newnic);
+        run_until_sentinel(event, &l);
+        assert_log(
+                &l,
+                (const char *const[]){ "pci-add " NEWNIC " 8086:10D3 8086:A01F 20000",
+                                       "uevent add pci " NEWNIC, "uevent bind pci " NEWNIC,
+                                       "uevent add mdev " UUID, "pci-add 0000:01:00.0 - - -",
+                                       "uevent add pci 0000:01:00.0", "uevent change pci " NEWNIC,
+                                       "uevent remove pci " NEWNIC, "uevent change pci " SENTINEL, NULL });
+        add_log_done(&l);
+        m = monitor_free(m);
+
+        /* udev source: its "add" comes after the kernel's probe; on_pci_add is never called. */
+        assert_int_equal(monitor_new(event, "udev", &both, &l, &m), 0);
+        send_adds(b, newnic);
+        run_until_sentinel(event, &l);
+        for (size_t i = 0; i < l.n; i++)
+                if (strncmp(l.lines[i], "pci-add", 7) == 0)
+                        fail_msg("on_pci_add called from the udev source: '%s'", l.lines[i]);
+        assert_int_equal(l.n, 7);
+        add_log_done(&l);
+        m = monitor_free(m);
+
+        /* on_pci_add alone (the daemon's second, kernel-source monitor): the adds still come. */
+        assert_int_equal(monitor_new(event, "kernel", &add_only, &l, &m), 0);
+        send_adds(b, newnic);
+        assert_int_equal(monitor_drain(m), 9);
+        assert_log(
+                &l,
+                (const char *const[]){ "pci-add " NEWNIC " 8086:10D3 8086:A01F 20000",
+                                       "pci-add 0000:01:00.0 - - -", NULL });
+        add_log_done(&l);
+        m = monitor_free(m);
+
+        sd_event_unref(event);
+        g_free(newnic);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_filter),
@@ -488,6 +631,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_events_udev, bed_setup, bed_teardown),
                 cmocka_unit_test_setup_teardown(test_events_kernel, bed_setup, bed_teardown),
                 cmocka_unit_test_setup_teardown(test_drain, bed_setup, bed_teardown),
+                cmocka_unit_test_setup_teardown(test_pci_add, bed_setup, bed_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

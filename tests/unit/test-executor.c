@@ -9,12 +9,15 @@
  * (open(O_WRONLY) blocks). Not under umockdev on purpose: its preload holds one global lock across
  * open(), so one blocked open() would block every other path call of the process.
  * Nothing sleeps to synchronise: tests run the sd-event loop until the expected event arrives; a 10 s
- * timer only turns a hang into a failure.
+ * timer only turns a hang into a failure. A write can be held on a condition variable (the urgent-job
+ * tests submit while the runner is inside a known write). The only sleep is the fake kernel's own delay
+ * before its first probe of a new function (PLAN_VERIFY_DRIVER_SETTLE), well inside the settle time.
  */
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -40,6 +44,9 @@
 #define B "0000:02:00.0"
 #define C "0000:03:00.0"
 #define PF "0000:04:00.0"
+#define D "0000:05:00.0"
+#define E "0000:06:00.0"
+#define F "0000:07:00.0"
 
 /* ---- close() that fails once, for the helper's close() check ---------------------------------- */
 
@@ -72,7 +79,24 @@ typedef struct FakeDevice {
         const char *address;
         const char *host_driver; /* what the kernel's own match binds */
         bool probe_binds_nothing; /* drivers_probe with an override binds nothing */
+        /* With probe_binds_nothing: the first drivers_probe that binds nothing starts a thread that binds
+         * the override's driver this long after it (the kernel's own first probe of a new function, after
+         * its "add" uevent). */
+        uint64_t bind_later_usec;
+        /* The kernel's first probe bound the host driver just before driver_override was written (the
+         * race a new function's first write loses); once. */
+        bool probe_before_override;
 } FakeDevice;
+
+/* The thread of FakeDevice.bind_later_usec. */
+typedef struct LateBinder {
+        struct Fixture *f;
+        const char *address;
+        char driver[64];
+        uint64_t usec;
+        pthread_t thread;
+        bool started;
+} LateBinder;
 
 typedef struct Event {
         ExecutorEventType type;
@@ -100,8 +124,16 @@ typedef struct Fixture {
         const char *fail_value;
         int fail_errno;
 
-        ExecutorJournal journal[8];
-        ExecutorJournalDevice journal_devices[8];
+        /* inject: the first write of block_value to a path ending in block_suffix waits, before it is
+         * written, until the test sets block_released (block_cond under lock; blocked says it waits) */
+        const char *block_suffix;
+        const char *block_value;
+        bool blocked, block_released;
+        pthread_cond_t block_cond;
+        LateBinder late;
+
+        ExecutorJournal journal[16];
+        ExecutorJournalDevice journal_devices[16]; /* the first device of each call, strings copied */
         size_t n_journal, writes_at_begin;
         int journal_result;
 
@@ -216,9 +248,33 @@ static bool ends_with(const char *s, const char *suffix) {
         return a >= b && streq(s + a - b, suffix);
 }
 
+static void *late_binder_main(void *userdata) {
+        LateBinder *l = userdata;
+
+        (void)usleep(l->usec);
+        bind_link(l->f, l->address, l->driver);
+        return NULL;
+}
+
+static void late_binder_join(Fixture *f) {
+        if (f->late.started) {
+                assert_int_equal(pthread_join(f->late.thread, NULL), 0);
+                f->late.started = false;
+        }
+}
+
 /* The driver core's reaction to a store, applied before the write returns (as the kernel does). */
 static void fake_kernel(Fixture *f, const char *path, const char *value) {
-        if (ends_with(path, "/" SYSFS_ATTR_UNBIND)) {
+        if (ends_with(path, "/" SYSFS_ATTR_DRIVER_OVERRIDE) && !streq(value, SYSFS_DRIVER_OVERRIDE_CLEAR)) {
+                _cleanup_free_ char *dir =
+                        strndup(path, strlen(path) - strlen("/" SYSFS_ATTR_DRIVER_OVERRIDE));
+                FakeDevice *d = fake_device(f, strrchr(dir, '/') + 1);
+
+                if (d && d->probe_before_override) {
+                        d->probe_before_override = false;
+                        bind_link(f, d->address, d->host_driver);
+                }
+        } else if (ends_with(path, "/" SYSFS_ATTR_UNBIND)) {
                 _cleanup_free_ char *dir = strndup(path, strlen(path) - strlen("/" SYSFS_ATTR_UNBIND));
                 _cleanup_free_ char *now = driver_of(f, value);
                 const char *drv = strrchr(dir, '/') + 1;
@@ -239,6 +295,16 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         path_printf(drvdir, sizeof(drvdir), "%s/bus/pci/drivers/%s", f->sys, override);
                         if (!d->probe_binds_nothing && access(drvdir, F_OK) >= 0)
                                 bind_link(f, value, override);
+                        else if (d->bind_later_usec > 0 && !f->late.started) {
+                                f->late = (LateBinder){ .f = f,
+                                                        .address = d->address,
+                                                        .usec = d->bind_later_usec };
+                                path_printf(f->late.driver, sizeof(f->late.driver), "%s", override);
+                                assert_int_equal(
+                                        pthread_create(&f->late.thread, NULL, late_binder_main, &f->late),
+                                        0);
+                                f->late.started = true;
+                        }
                 } else if (d->host_driver)
                         bind_link(f, value, d->host_driver);
         }
@@ -250,6 +316,15 @@ static int fake_write(const char *path, const char *value, char **ret_message, v
         int r;
 
         assert_true(strneq(path, f->sys, strlen(f->sys)));
+        pthread_mutex_lock(&f->lock);
+        if (f->block_suffix && !f->blocked && ends_with(path, f->block_suffix) &&
+            streq(value, f->block_value)) {
+                f->blocked = true;
+                (void)pthread_cond_broadcast(&f->block_cond);
+                while (!f->block_released)
+                        (void)pthread_cond_wait(&f->block_cond, &f->lock);
+        }
+        pthread_mutex_unlock(&f->lock);
         r = sysfs_write(path, value, ret_message);
         if (r >= 0 && f->fail_suffix && ends_with(path, f->fail_suffix) &&
             (!f->fail_value || streq(value, f->fail_value))) {
@@ -295,16 +370,18 @@ static int journal_hook(const ExecutorJournal *j, void *userdata) {
         pthread_mutex_lock(&f->lock);
         assert_true(f->n_journal < ELEMENTSOF(f->journal));
         f->journal[f->n_journal] = *j;
-        if (j->phase == EXECUTOR_JOURNAL_BEGIN) {
+        if (j->phase == EXECUTOR_JOURNAL_BEGIN)
                 f->writes_at_begin = f->n_writes;
-                /* Keep the first device's originals (the strings live only during the call). */
-                f->journal_devices[f->n_journal] = j->devices[0];
-                f->journal_devices[f->n_journal].driver =
-                        j->devices[0].driver ? strdup(j->devices[0].driver) : NULL;
-                f->journal_devices[f->n_journal].driver_override =
-                        j->devices[0].driver_override ? strdup(j->devices[0].driver_override) : NULL;
-                f->journal_devices[f->n_journal].address = strdup(j->devices[0].address);
-        }
+        /* Keep the first device's originals and targets (the strings live only during the call). */
+        f->journal_devices[f->n_journal] = j->devices[0];
+        f->journal_devices[f->n_journal].driver = j->devices[0].driver ? strdup(j->devices[0].driver) : NULL;
+        f->journal_devices[f->n_journal].driver_override =
+                j->devices[0].driver_override ? strdup(j->devices[0].driver_override) : NULL;
+        f->journal_devices[f->n_journal].address = strdup(j->devices[0].address);
+        f->journal_devices[f->n_journal].target_override =
+                j->devices[0].target_override ? strdup(j->devices[0].target_override) : NULL;
+        f->journal_devices[f->n_journal].target_driver =
+                j->devices[0].target_driver ? strdup(j->devices[0].target_driver) : NULL;
         f->journal[f->n_journal].devices = NULL;
         f->n_journal++;
         pthread_mutex_unlock(&f->lock);
@@ -344,6 +421,7 @@ static int fixture_setup(void **state) {
         add_driver(f, "e1000e");
         add_driver(f, "vfio-pci");
         (void)pthread_mutex_init(&f->lock, NULL);
+        (void)pthread_cond_init(&f->block_cond, NULL);
 
         assert_int_equal(sd_event_new(&f->event), 0);
         f->options = (ExecutorOptions){
@@ -389,7 +467,11 @@ static int fixture_teardown(void **state) {
                 free((char *)f->journal_devices[i].address);
                 free((char *)f->journal_devices[i].driver);
                 free((char *)f->journal_devices[i].driver_override);
+                free((char *)f->journal_devices[i].target_override);
+                free((char *)f->journal_devices[i].target_driver);
         }
+        late_binder_join(f);
+        (void)pthread_cond_destroy(&f->block_cond);
         (void)pthread_mutex_destroy(&f->lock);
         rm_rf(f->root);
         free(f);
@@ -444,6 +526,15 @@ static uint64_t submit(Fixture *f, PlanBuilder *b) {
         assert_int_equal(executor_submit(f->executor, &b->plan, &job), 0);
         assert_true(job > 0);
         plan_builder_done(b); /* the executor copied it */
+        return job;
+}
+
+static uint64_t submit_first(Fixture *f, PlanBuilder *b) {
+        uint64_t job = 0;
+
+        assert_int_equal(executor_submit_first(f->executor, &b->plan, &job), 0);
+        assert_true(job > 0);
+        plan_builder_done(b);
         return job;
 }
 
@@ -1097,6 +1188,355 @@ static void test_load_driver_disabled(void **state) {
         assert_int_equal(f->n_journal, 0);
 }
 
+/* ---- urgent jobs (executor_submit_first()) ------------------------------------------------------ */
+
+/* Wait (on the test's thread, not the loop) until the injected blocking write holds the runner. */
+static void wait_blocked(Fixture *f) {
+        struct timespec deadline;
+
+        assert_int_equal(clock_gettime(CLOCK_REALTIME, &deadline), 0);
+        deadline.tv_sec += 10;
+        pthread_mutex_lock(&f->lock);
+        while (!f->blocked)
+                if (pthread_cond_timedwait(&f->block_cond, &f->lock, &deadline) == ETIMEDOUT)
+                        fail_msg("the blocking write was not reached within 10 s");
+        pthread_mutex_unlock(&f->lock);
+}
+
+static void release_block(Fixture *f) {
+        pthread_mutex_lock(&f->lock);
+        f->block_released = true;
+        (void)pthread_cond_broadcast(&f->block_cond);
+        pthread_mutex_unlock(&f->lock);
+}
+
+static size_t event_index(Fixture *f, ExecutorEventType type, uint64_t job, const char *address) {
+        const Event *e = find_event(f, type, job, address);
+
+        assert_non_null(e);
+        return (size_t)(e - f->events);
+}
+
+#define BIND_WRITES(addr)                                                                              \
+        "bus/pci/devices/" addr "/driver_override", "vfio-pci", "bus/pci/drivers/e1000e/unbind", addr, \
+                "bus/pci/drivers_probe", addr
+
+/*
+ * A normal job of two transactions (A, then B) runs; while A's first write is held, a second normal job
+ * (C) and two urgent jobs (D then E in one, F in the other) are submitted. The urgent jobs run whole,
+ * in the order submitted, between A's and B's transactions; the queued normal job after the running one.
+ * Every job gets its own JOB_DONE with its own counts.
+ */
+static void test_urgent_between_transactions(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t n1, n2, u1, u2;
+        const Event *e;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        add_device(f, C, "e1000e", "e1000e");
+        add_device(f, D, "e1000e", "e1000e");
+        add_device(f, E, "e1000e", "e1000e");
+        add_device(f, F, "e1000e", "e1000e");
+        f->options.write_timeout_usec = 10 * 1000 * 1000; /* the held write must not turn stuck */
+        f->block_suffix = "/" A "/driver_override";
+        f->block_value = "vfio-pci";
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        bind_actions(&b, 2, B, "e1000e", "vfio-pci");
+        n1 = submit(f, &b);
+        wait_blocked(f);
+
+        bind_actions(&b, 1, C, "e1000e", "vfio-pci");
+        n2 = submit(f, &b);
+        bind_actions(&b, 1, D, "e1000e", "vfio-pci");
+        bind_actions(&b, 2, E, "e1000e", "vfio-pci");
+        u1 = submit_first(f, &b);
+        bind_actions(&b, 1, F, "e1000e", "vfio-pci");
+        u2 = submit_first(f, &b);
+        assert_true(executor_is_busy(f->executor));
+        release_block(f);
+
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, n2, NULL);
+        assert_writes(
+                f, 0,
+                (const char *const[]){ BIND_WRITES(A), BIND_WRITES(D), BIND_WRITES(E), BIND_WRITES(F),
+                                       BIND_WRITES(B), BIND_WRITES(C), NULL });
+        for (const char *const *a = (const char *const[]){ A, B, C, D, E, F, NULL }; *a; a++)
+                assert_driver(f, *a, "vfio-pci");
+
+        /* Each device reported under its own job; the jobs done in the order they ran. */
+        assert_int_equal(device_event(f, n1, A)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(device_event(f, n1, B)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(device_event(f, n2, C)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(device_event(f, u1, D)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(device_event(f, u1, E)->state, DEVICE_STATE_CONVERGED);
+        assert_int_equal(device_event(f, u2, F)->state, DEVICE_STATE_CONVERGED);
+        assert_null(find_event(f, EXECUTOR_EVENT_DEVICE, u1, A));
+        assert_null(find_event(f, EXECUTOR_EVENT_DEVICE, n1, D));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u1, NULL) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u2, NULL));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u2, NULL) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, n1, NULL));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_DEVICE, n1, A) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u1, NULL));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, n1, NULL) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, n2, NULL));
+        e = find_event(f, EXECUTOR_EVENT_JOB_DONE, n1, NULL);
+        assert_int_equal(e->n_converged, 2);
+        e = find_event(f, EXECUTOR_EVENT_JOB_DONE, u1, NULL);
+        assert_int_equal(e->n_converged, 2);
+        e = find_event(f, EXECUTOR_EVENT_JOB_DONE, u2, NULL);
+        assert_int_equal(e->n_converged, 1);
+        e = find_event(f, EXECUTOR_EVENT_JOB_DONE, n2, NULL);
+        assert_int_equal(e->n_converged, 1);
+        for (size_t i = 0; i < f->n_events; i++)
+                assert_int_equal(f->events[i].n_failed + f->events[i].n_stuck, 0);
+}
+
+/* With nothing running, an urgent job goes before the normal jobs still queued. */
+static void test_urgent_before_queued(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t n1, n2, u;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        add_device(f, C, "e1000e", "e1000e");
+        f->options.write_timeout_usec = 10 * 1000 * 1000;
+        f->block_suffix = "/" A "/driver_override";
+        f->block_value = "vfio-pci";
+        start(f);
+
+        /* One transaction: there is no "between" in n1; u still runs before n2. */
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        n1 = submit(f, &b);
+        wait_blocked(f);
+        bind_actions(&b, 1, B, "e1000e", "vfio-pci");
+        n2 = submit(f, &b);
+        bind_actions(&b, 1, C, "e1000e", "vfio-pci");
+        u = submit_first(f, &b);
+        release_block(f);
+
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, n2, NULL);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, u, NULL);
+        assert_writes(f, 0, (const char *const[]){ BIND_WRITES(A), BIND_WRITES(C), BIND_WRITES(B), NULL });
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, n1, NULL) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u, NULL));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, u, NULL) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, n2, NULL));
+}
+
+/* ---- PLAN_VERIFY_DRIVER_SETTLE ------------------------------------------------------------------- */
+
+/* planner_plan_new_function()'s transaction: SET_OVERRIDE, PROBE, VERIFY driver-settle. */
+static void new_function_actions(PlanBuilder *b, unsigned t, const char *address, const char *to) {
+        act(b, t, PLAN_ACTION_SET_OVERRIDE, address, to, 0, 0);
+        act(b, t, PLAN_ACTION_PROBE, address, NULL, 0, 0);
+        act(b, t, PLAN_ACTION_VERIFY, address, to, PLAN_VERIFY_DRIVER_SETTLE, 0);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The function has no driver after drivers_probe; the kernel's first probe binds the override's driver
+ * 30 ms later: converged, with no second drivers_probe. */
+static void test_settle_bound_later(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, NULL, "e1000e");
+        fake_device(f, A)->probe_binds_nothing = true;
+        fake_device(f, A)->bind_later_usec = 30 * 1000;
+        f->options.write_timeout_usec = 5 * 1000 * 1000;
+        f->options.settle_usec = 2 * 1000 * 1000;
+        start(f);
+
+        new_function_actions(&b, 1, A, "vfio-pci");
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_CONVERGED);
+        assert_null(e->reason);
+        assert_true(f->late.started);
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/drivers_probe", A, NULL });
+        assert_driver(f, A, "vfio-pci");
+
+        /* The journal: nothing bound before, the override's driver as the target. */
+        assert_int_equal(f->n_journal, 2);
+        assert_null(f->journal_devices[0].driver);
+        assert_true(f->journal_devices[0].has_target_override);
+        assert_string_equal(f->journal_devices[0].target_override, "vfio-pci");
+        assert_true(f->journal_devices[0].has_target_driver);
+        assert_string_equal(f->journal_devices[0].target_driver, "vfio-pci");
+        assert_false(f->journal_devices[0].release);
+        assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
+}
+
+/* Never bound within settle_usec (200 ms): one more drivers_probe, then failed and rolled back. */
+static void test_settle_never_bound(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job, start_usec, took;
+
+        add_device(f, A, NULL, "e1000e");
+        fake_device(f, A)->probe_binds_nothing = true;
+        f->options.write_timeout_usec = 5 * 1000 * 1000;
+        f->options.settle_usec = 200 * 1000;
+        start(f);
+
+        new_function_actions(&b, 1, A, "vfio-pci");
+        start_usec = now_usec();
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        took = now_usec() - start_usec;
+        assert_int_equal(e->n_failed, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ENODEV);
+        assert_contains(e->reason, "drivers_probe bound nothing");
+        assert_contains(e->reason, "expected vfio-pci");
+        assert_contains(e->reason, "rolled back");
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/drivers_probe", A, "bus/pci/drivers_probe", A,
+                                       "bus/pci/devices/" A "/driver_override", "\n", NULL });
+        assert_override_clear(f, A);
+        assert_driver(f, A, NULL);
+        assert_int_equal(f->journal[f->n_journal - 1].outcome, DEVICE_STATE_FAILED);
+        /* It waited settle_usec for the kernel's probe, not the 2 s default. */
+        if (took < 200 * 1000 || took >= 1800 * 1000)
+                fail_msg("the job took %" PRIu64 " ms, expected 200 ms and a little", took / 1000);
+}
+
+/* The kernel's first probe bound the host driver before driver_override landed: the verification
+ * unbinds it and probes again within the transaction, converged, no rollback. */
+static void test_settle_host_driver_first(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, NULL, "e1000e");
+        fake_device(f, A)->probe_before_override = true;
+        f->options.write_timeout_usec = 5 * 1000 * 1000;
+        f->options.settle_usec = 200 * 1000;
+        start(f);
+
+        new_function_actions(&b, 1, A, "vfio-pci");
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_CONVERGED);
+        assert_null(e->reason);
+        /* No "\n" to driver_override: nothing was rolled back. */
+        assert_writes(
+                f, 0,
+                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
+                                       "bus/pci/drivers_probe", A, "bus/pci/drivers/e1000e/unbind", A,
+                                       "bus/pci/drivers_probe", A, NULL });
+        assert_driver(f, A, "vfio-pci");
+        assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
+        assert_null(f->journal_devices[0].driver); /* the originals: read before the race */
+
+        /* A plain PLAN_VERIFY_DRIVER in the same situation does not take it from the host driver. */
+        add_device(f, B, NULL, "e1000e");
+        fake_device(f, B)->probe_before_override = true;
+        act(&b, 1, PLAN_ACTION_SET_OVERRIDE, B, "vfio-pci", 0, 0);
+        act(&b, 1, PLAN_ACTION_PROBE, B, NULL, 0, 0);
+        act(&b, 1, PLAN_ACTION_VERIFY, B, "vfio-pci", PLAN_VERIFY_DRIVER, 0);
+        job = submit(f, &b);
+        wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        e = device_event(f, job, B);
+        assert_int_equal(e->state, DEVICE_STATE_FAILED);
+        assert_int_equal(e->error, -ESTALE);
+}
+
+/* ---- the journal's targets ---------------------------------------------------------------------- */
+
+static void assert_targets(
+        const ExecutorJournalDevice *d, const char *address, bool has_override, const char *override,
+        bool has_driver, const char *driver, bool release) {
+        assert_string_equal(d->address, address);
+        assert_int_equal(d->has_target_override, has_override);
+        if (override)
+                assert_string_equal(d->target_override, override);
+        else
+                assert_null(d->target_override);
+        assert_int_equal(d->has_target_driver, has_driver);
+        if (driver)
+                assert_string_equal(d->target_driver, driver);
+        else
+                assert_null(d->target_driver);
+        assert_int_equal(d->release, release);
+}
+
+/* What each transaction sets, from its actions: a bind, a release to the host driver, SR-IOV only. */
+static void test_journal_targets(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "vfio-pci", "e1000e");
+        put(f, "bus/pci/devices/" B "/driver_override", "vfio-pci\n");
+        add_pf(f, 2, true);
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        act(&b, 2, PLAN_ACTION_CLEAR_OVERRIDE, B, NULL, 0, 0);
+        act(&b, 2, PLAN_ACTION_UNBIND, B, "vfio-pci", 0, 0);
+        act(&b, 2, PLAN_ACTION_PROBE, B, NULL, 0, 0);
+        act(&b, 2, PLAN_ACTION_VERIFY, B, NULL, PLAN_VERIFY_HOST, 0);
+        sriov_actions(&b);
+        for (size_t i = b.plan.n_actions - 3; i < b.plan.n_actions; i++)
+                b.actions[i].transaction = 3;
+        b.plan.n_transactions = 3;
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 3);
+        assert_driver(f, A, "vfio-pci");
+        assert_driver(f, B, "e1000e");
+
+        /* BEGIN and END of each transaction carry the same targets. */
+        assert_int_equal(f->n_journal, 6);
+        for (size_t i = 0; i < 6; i += 2) {
+                assert_int_equal(f->journal[i].phase, EXECUTOR_JOURNAL_BEGIN);
+                assert_int_equal(f->journal[i + 1].phase, EXECUTOR_JOURNAL_END);
+                assert_int_equal(f->journal[i + 1].outcome, DEVICE_STATE_CONVERGED);
+                assert_int_equal(f->journal[i].transaction, i / 2 + 1);
+        }
+        for (size_t i = 0; i < 2; i++) {
+                assert_targets(&f->journal_devices[i], A, true, "vfio-pci", true, "vfio-pci", false);
+                assert_targets(&f->journal_devices[2 + i], B, true, NULL, true, NULL, true);
+                assert_string_equal(f->journal_devices[2 + i].driver_override, "vfio-pci"); /* original */
+                assert_targets(&f->journal_devices[4 + i], PF, false, NULL, false, NULL, false);
+                assert_true(f->journal_devices[4 + i].sriov);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_write_helper, fixture_setup, fixture_teardown),
@@ -1113,6 +1553,14 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_load_driver, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_load_driver_fails, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_load_driver_disabled, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_urgent_between_transactions, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_urgent_before_queued, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_settle_bound_later, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_settle_never_bound, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_settle_host_driver_first, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_journal_targets, fixture_setup, fixture_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

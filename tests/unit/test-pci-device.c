@@ -406,6 +406,142 @@ static void test_diff(void **state) {
         free(dir);
 }
 
+/* Names and serial of |old| replaced by values pci.ids and config space would never give. */
+static void fake_names(PciDevice *old) {
+        free(old->vendor_name);
+        free(old->device_name);
+        free(old->class_name);
+        old->vendor_name = strdup("Old Vendor From The Model");
+        old->device_name = strdup("Old Device From The Model");
+        old->class_name = strdup("Old Class From The Model");
+        assert_non_null(old->vendor_name);
+        assert_non_null(old->device_name);
+        assert_non_null(old->class_name);
+}
+
+static void assert_names_from_old(const PciDevice *d) {
+        assert_string_equal(d->vendor_name, "Old Vendor From The Model");
+        assert_string_equal(d->device_name, "Old Device From The Model");
+        assert_string_equal(d->class_name, "Old Class From The Model");
+}
+
+/* pci_device_reread(): the same ids take names and serial from |old|; anything else is read again. */
+static void test_reread(void **state) {
+        Fixture *f = *state;
+        const char *addr = "0000:41:00.0";
+        PciDevice *old = NULL, *d = NULL, *fresh = NULL;
+        char *dir;
+
+        dir = strdup(sysfs_tree_add_pci(f->tree, addr, 0x8086, 0x1572, 0x020000));
+        sysfs_tree_set_group(f->tree, addr, 12);
+        sysfs_tree_bind(f->tree, addr, "i40e");
+        sysfs_tree_set_serial(f->tree, addr, UINT64_C(0x1111));
+        assert_int_equal(pci_device_read(addr, f->pacc, &old), 0);
+        assert_string_equal(old->vendor_name, "Intel Corporation");
+        assert_true(old->has_serial && old->serial == UINT64_C(0x1111));
+        fake_names(old);
+
+        /* A rebind, and the config space now holds another DSN (it cannot, for the same function: so
+         * reading it again would show). */
+        sysfs_tree_bind(f->tree, addr, "vfio-pci");
+        sysfs_tree_write(f->tree, dir, "driver_override", "vfio-pci\n");
+        sysfs_tree_set_serial(f->tree, addr, UINT64_C(0x3333));
+        assert_int_equal(pci_device_reread(addr, f->pacc, old, &d), 0);
+        pci_device_free(old); /* copies, not borrowed */
+        old = NULL;
+        assert_null(d->errors);
+        assert_names_from_old(d);
+        assert_true(d->has_serial);
+        assert_true(d->serial == UINT64_C(0x1111));
+        /* What a bind changes is read again. */
+        assert_string_equal(d->driver, "vfio-pci");
+        assert_string_equal(d->driver_override, "vfio-pci");
+        assert_string_equal(d->vfio_group, "/dev/vfio/12");
+        assert_int_equal(d->iommu_group, 12);
+        assert_int_equal(d->vendor_id, 0x8086);
+        assert_int_equal(d->device_id, 0x1572);
+
+        /* Unbound, override cleared: read again too. */
+        sysfs_tree_bind(f->tree, addr, NULL);
+        sysfs_tree_write(f->tree, dir, "driver_override", "(null)\n");
+        old = d;
+        d = NULL;
+        assert_int_equal(pci_device_reread(addr, f->pacc, old, &d), 0);
+        assert_names_from_old(d);
+        assert_null(d->driver);
+        assert_null(d->driver_override);
+        assert_null(d->vfio_group);
+        pci_device_free(old);
+        old = d;
+        d = NULL;
+
+        /* Another device id (another function at the address): names and serial looked up again. */
+        sysfs_tree_write(f->tree, dir, "device", "0x1583\n");
+        assert_int_equal(pci_device_reread(addr, f->pacc, old, &d), 0);
+        assert_int_equal(d->device_id, 0x1583);
+        assert_string_equal(d->vendor_name, "Intel Corporation");
+        assert_non_null(d->device_name);
+        assert_non_null(strstr(d->device_name, "XL710"));
+        assert_string_equal(d->class_name, "Ethernet controller");
+        assert_true(d->has_serial && d->serial == UINT64_C(0x3333));
+        pci_device_free(d);
+        d = NULL;
+
+        /* Each of the other ids, the class and the revision counts too. */
+        static const struct {
+                const char *attr, *value, *restore;
+        } ids[] = {
+                { "vendor", "0x8087\n", "0x8086\n" },
+                { "subsystem_vendor", "0x1028\n", "0x8086\n" },
+                { "subsystem_device", "0x0001\n", "0x1234\n" },
+                { "class", "0x020800\n", "0x020000\n" },
+                { "revision", "0x02\n", "0x01\n" },
+        };
+        sysfs_tree_write(f->tree, dir, "device", "0x1572\n");
+        pci_device_free(old);
+        assert_int_equal(pci_device_read(addr, f->pacc, &old), 0);
+        fake_names(old);
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+                sysfs_tree_write(f->tree, dir, ids[i].attr, ids[i].value);
+                assert_int_equal(pci_device_reread(addr, f->pacc, old, &d), 0);
+                if (d->vendor_name && streq(d->vendor_name, "Old Vendor From The Model"))
+                        fail_msg("%s changed, but the names were taken from the old read", ids[i].attr);
+                assert_true(d->has_serial && d->serial == UINT64_C(0x3333));
+                pci_device_free(d);
+                d = NULL;
+                sysfs_tree_write(f->tree, dir, ids[i].attr, ids[i].restore);
+                /* Restored: the same ids again. */
+                assert_int_equal(pci_device_reread(addr, f->pacc, old, &d), 0);
+                assert_names_from_old(d);
+                pci_device_free(d);
+                d = NULL;
+        }
+
+        /* |old| of another address (the same ids) is not used. */
+        sysfs_tree_add_pci(f->tree, "0000:42:00.0", 0x8086, 0x1572, 0x020000);
+        assert_int_equal(pci_device_reread("0000:42:00.0", f->pacc, old, &d), 0);
+        assert_string_equal(d->vendor_name, "Intel Corporation");
+        assert_string_equal(d->address, "0000:42:00.0");
+        assert_false(d->has_serial);
+        pci_device_free(d);
+        d = NULL;
+
+        /* No |old|: the same as pci_device_read(). */
+        assert_int_equal(pci_device_reread(addr, f->pacc, NULL, &d), 0);
+        assert_int_equal(pci_device_read(addr, f->pacc, &fresh), 0);
+        assert_int_equal(pci_device_diff(d, fresh), 0);
+        assert_string_equal(d->vendor_name, "Intel Corporation");
+        assert_string_equal(d->device_name, fresh->device_name);
+        assert_true(d->has_serial && d->serial == UINT64_C(0x3333));
+        pci_device_free(d);
+        pci_device_free(fresh);
+
+        /* Gone: as pci_device_read(). */
+        assert_int_equal(pci_device_reread("0000:43:00.0", f->pacc, old, &d), -ENOENT);
+        pci_device_free(old);
+        free(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_gpu, setup, teardown),
@@ -415,6 +551,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_mdev_types, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reread, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -583,6 +583,106 @@ static void test_release_owned_driverless(void **state) {
                 " pending: no driver -> host (released: no rule claims it any more)\n");
 }
 
+/* ---- a function that just appeared (planner_plan_new_function()) ----------------------------- */
+
+static void test_new_function(void **state) {
+        Fixture *f = *state;
+        PciDevice *vf1 = f->devices[10];
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+        DriverSpec want = { .kind = DRIVER_KIND_NAMED, .name = (char *)"vfio-pci" };
+
+        assert_string_equal(vf1->address, VF1);
+        assert_null(vf1->driver);
+        assert_null(vf1->driver_override);
+        assert_int_equal(
+                planner_plan_new_function(vf1, &want, "/etc/hostdevd/devices.d/vf.conf:3", &plan), 0);
+
+        /* One transaction: override, probe, and the settle verification naming the driver (the text
+         * shows the kind of verification, the action carries the driver). */
+        text = plan_to_string(plan);
+        assert_non_null(text);
+        assert_string_equal(
+                text,
+                "T1 set-override " VF1 " vfio-pci: new function: Driver=vfio-pci "
+                "(/etc/hostdevd/devices.d/vf.conf:3), before the kernel's first probe\n"
+                "T1 probe " VF1 ": bind through driver_override\n"
+                "T1 verify " VF1
+                " (driver-settle): the kernel's first probe binds the override's driver; drivers_probe "
+                "before it binds nothing\n" VF1
+                " pending: no driver -> vfio-pci (/etc/hostdevd/devices.d/vf.conf:3)\n");
+        assert_int_equal(plan->n_transactions, 1);
+        assert_int_equal(plan->n_actions, 3);
+        for (size_t i = 0; i < plan->n_actions; i++) {
+                assert_int_equal(plan->actions[i].transaction, 1);
+                assert_string_equal(plan->actions[i].address, VF1);
+        }
+        assert_int_equal(plan->actions[0].type, PLAN_ACTION_SET_OVERRIDE);
+        assert_string_equal(plan->actions[0].driver, "vfio-pci");
+        assert_int_equal(plan->actions[1].type, PLAN_ACTION_PROBE);
+        assert_null(plan->actions[1].driver);
+        assert_int_equal(plan->actions[2].type, PLAN_ACTION_VERIFY);
+        assert_int_equal(plan->actions[2].verify, PLAN_VERIFY_DRIVER_SETTLE);
+        assert_string_equal(plan->actions[2].driver, "vfio-pci");
+        assert_string_equal(plan_verify_to_string(PLAN_VERIFY_DRIVER_SETTLE), "driver-settle");
+
+        /* The one PlanDevice: pending, the desired driver and the deciding rule. */
+        assert_int_equal(plan->n_devices, 1);
+        assert_string_equal(plan->devices[0].address, VF1);
+        assert_int_equal(plan->devices[0].state, DEVICE_STATE_PENDING);
+        assert_string_equal(plan->devices[0].desired_driver, "vfio-pci");
+        assert_string_equal(plan->devices[0].source, "/etc/hostdevd/devices.d/vf.conf:3");
+        assert_null(plan->conflicts);
+        assert_false(plan_is_converged(plan));
+        plan = plan_free(plan);
+
+        /* Another named driver, no source: said so, not a crash. */
+        want.name = (char *)"nvme";
+        assert_int_equal(planner_plan_new_function(vf1, &want, NULL, &plan), 0);
+        assert_string_equal(plan->actions[0].driver, "nvme");
+        assert_string_equal(plan->actions[2].driver, "nvme");
+        assert_string_equal(plan->devices[0].desired_driver, "nvme");
+        assert_null(plan->devices[0].source);
+        assert_string_equal(plan->devices[0].reason, "no driver -> nvme (n/a)");
+}
+
+static void test_new_function_refusals(void **state) {
+        Fixture *f = *state;
+        PciDevice *vf1 = f->devices[10], *vf0 = f->devices[9], *vnic = f->devices[6];
+        Plan *plan = NULL;
+
+        /* Only a named driver: host and none need no write before the first probe; unset is no rule. */
+        assert_int_equal(
+                planner_plan_new_function(vf1, &(DriverSpec){ .kind = DRIVER_KIND_HOST }, "x:1", &plan),
+                -EINVAL);
+        assert_int_equal(
+                planner_plan_new_function(vf1, &(DriverSpec){ .kind = DRIVER_KIND_NONE }, "x:1", &plan),
+                -EINVAL);
+        assert_int_equal(
+                planner_plan_new_function(vf1, &(DriverSpec){ .kind = DRIVER_KIND_UNSET }, "x:1", &plan),
+                -EINVAL);
+        assert_int_equal(
+                planner_plan_new_function(vf1, &(DriverSpec){ .kind = DRIVER_KIND_NAMED }, "x:1", &plan),
+                -EINVAL);
+
+        /* Not a new function: it has a driver, or a driver_override already. */
+        const DriverSpec want = { .kind = DRIVER_KIND_NAMED, .name = (char *)"vfio-pci" };
+        assert_int_equal(planner_plan_new_function(vf0, &want, "x:1", &plan), -EINVAL);
+        assert_int_equal(planner_plan_new_function(vnic, &want, "x:1", &plan), -EINVAL);
+        /* (Owned by the fixture's device until restored: the teardown frees them if a check fails.) */
+        vf1->driver_override = strdup("vfio-pci");
+        assert_int_equal(planner_plan_new_function(vf1, &want, "x:1", &plan), -EINVAL);
+        vf1->driver_override = mfree(vf1->driver_override);
+        vf1->driver = strdup("ixgbevf");
+        assert_int_equal(planner_plan_new_function(vf1, &want, "x:1", &plan), -EINVAL);
+        vf1->driver = mfree(vf1->driver);
+        assert_null(plan); /* untouched on error */
+
+        /* And with both restored it plans. */
+        assert_int_equal(planner_plan_new_function(vf1, &want, "x:1", &plan), 0);
+        plan_free(plan);
+}
+
 static void test_strings(void **state) {
         assert_string_equal(device_state_to_string(DEVICE_STATE_BLOCKED), "blocked");
         assert_int_equal(device_state_from_string("stuck"), DEVICE_STATE_STUCK);
@@ -685,6 +785,8 @@ int main(void) {
                 T(test_adoption),
                 T(test_release_owned),
                 T(test_release_owned_driverless),
+                T(test_new_function),
+                T(test_new_function_refusals),
                 cmocka_unit_test(test_strings),
                 cmocka_unit_test(test_model),
         };
