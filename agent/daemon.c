@@ -522,10 +522,12 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the reconciler: %m");
 
-        /* 3. Export the objects, 4. then take the name, so the first caller sees a complete tree. */
+        /* 3. Export the objects and plan (each function's DesiredDriver and State), 4. then take the
+         * name, so the first caller sees a complete tree. */
         r = daemon_export(d);
         if (r < 0)
                 return r;
+        reconciler_start(d->reconciler);
         r = bus_request_name(d->bus);
         if (r < 0)
                 return r;
@@ -542,8 +544,6 @@ int daemon_start(Daemon *d) {
 
         (void)sd_notifyf(false, "READY=1\nSTATUS=Watching %zu PCI functions, %zu mdevs", n_devices, n_mdevs);
 
-        /* 6. Converge once the loop runs (a no-op when the desired state names nothing). */
-        reconciler_schedule(d->reconciler);
         return 0;
 }
 

@@ -1453,6 +1453,11 @@ static int on_plan(sd_event_source *source, void *userdata) {
         return 0;
 }
 
+void reconciler_start(Reconciler *r) {
+        if (r && r->n_inflight == 0)
+                (void)reconciler_run(r);
+}
+
 void reconciler_schedule(Reconciler *r) {
         int k;
 

@@ -132,6 +132,10 @@ static inline void reconciler_freep(Reconciler **r) {
                 reconciler_free(*r);
 }
 
+/* Plan and submit at once: at start, before the bus name is taken, so that the first caller already
+ * sees each function's DesiredDriver and State. Later plans follow reconciler_schedule(). */
+void reconciler_start(Reconciler *r);
+
 /* Schedule a plan (+ apply) for this loop iteration; after the running job if one runs. */
 void reconciler_schedule(Reconciler *r);
 

@@ -391,6 +391,9 @@ class Reconcile(ReconcileTestCase):
         def test_converge_nic(self):
                 """An Intel NIC to vfio-pci: driver_override, unbind, probe, verified; nothing else touched."""
                 c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                # Planned before the name was taken: the very first read knows the rule.
+                self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci')
+                self.assertIn(self.dev(NIC, 'State'), ('pending', 'converged'))
                 self.wait_converged(NIC, 'vfio-pci')
                 self.wait_manager('State', 'converged')
                 self.assertEqual(self.override(NIC), 'vfio-pci\n')
