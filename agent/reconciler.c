@@ -1397,10 +1397,13 @@ bool reconciler_on_pci_add(
         } else if (k != -ENOENT)
                 return false;
 
-        /* Alone in its group (bridges aside): no peer to cover, none critical, none held. */
+        /* Alone in its group (bridges aside): no peer to cover, none held. A bridge peer that is
+         * host-critical makes the whole group critical (planner.c): the full plan refuses it. */
         devices = model_get_devices(r->daemon->model, &n_devices);
         for (size_t i = 0; d.iommu_group >= 0 && i < n_devices; i++)
-                if (devices[i]->iommu_group == d.iommu_group && !pci_device_is_bridge(devices[i]))
+                if (devices[i]->iommu_group == d.iommu_group &&
+                    (!pci_device_is_bridge(devices[i]) ||
+                     critical_set_get(r->critical, devices[i]->address)))
                         return false;
 
         list[0] = &d;
