@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -131,6 +132,38 @@ fail:
         return -1;
 }
 
+/*
+ * Back-pressure: umockdev delivers uevents over unix datagram sockets whose queues hold
+ * net.unix.max_dgram_qlen (10) datagrams, and its sender aborts when one is full. The
+ * reactions to the daemon's writes send uevents unpaced, so a daemon whose event loop is busy
+ * (a plan for 4096 functions) while its executor writes on would overflow it; the kernel's own
+ * netlink buffer is megabytes. So before each write, wait (1 ms steps, 500 ms at most) until
+ * this process's datagram sockets have nothing queued.
+ */
+static int dgram_queued(void) {
+        int queued = 0;
+
+        for (int fd = 0; fd < 1024; fd++) {
+                struct stat st;
+                int type = 0, n = 0;
+                socklen_t len = sizeof(type);
+
+                if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+                        continue;
+                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+                    (type != SOCK_DGRAM && type != SOCK_SEQPACKET))
+                        continue;
+                if (ioctl(fd, FIONREAD, &n) == 0 && n > 0)
+                        queued++;
+        }
+        return queued;
+}
+
+static void wait_for_uevent_readers(void) {
+        for (int i = 0; i < 500 && dgram_queued() > 0; i++)
+                (void)usleep(1000);
+}
+
 ssize_t write(int fd, const void *buf, size_t count) {
         static write_fn real_write;
         char path[PATH_MAX];
@@ -141,6 +174,7 @@ ssize_t write(int fd, const void *buf, size_t count) {
                 real_write = (write_fn)dlsym(RTLD_NEXT, "write");
         if (!testbed_path(fd, path, sizeof(path)))
                 return real_write(fd, buf, count);
+        wait_for_uevent_readers();
         n = real_write(fd, buf, count);
         if (n < 0)
                 return n;
