@@ -140,6 +140,8 @@ Daemon *daemon_free(Daemon *d) {
         d->monitor = monitor_free(d->monitor);
         d->early_monitor = monitor_free(d->early_monitor);
         d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
+        d->add_settle = sd_event_source_disable_unref(d->add_settle);
+        d->pending_adds = strv_free(d->pending_adds);
         d->model = model_free(d->model);
         if (d->pacc)
                 pci_cleanup(d->pacc);
@@ -345,6 +347,8 @@ int daemon_rescan(Daemon *d) {
 
         assert(d);
 
+        /* The enumeration reads the functions whose "add" waits as well. */
+        d->pending_adds = strv_free(d->pending_adds);
         model_change_list_clear(&d->changes);
         r = model_enumerate(d->model, &d->changes);
         d->rescans++;
@@ -365,17 +369,86 @@ int daemon_rescan(Daemon *d) {
         return r;
 }
 
+/* Kernel source: how long a new PCI function's "add" waits for the kernel's first probe of it. */
+#define DAEMON_ADD_SETTLE_USEC (50 * 1000ULL)
+
+static bool strv_has(char *const *l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+static bool strv_remove(char **l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s)) {
+                        free(l[i]);
+                        memmove(l + i, l + i + 1, (strv_length(l + i + 1) + 1) * sizeof(char *));
+                        return true;
+                }
+        return false;
+}
+
+static int on_add_settle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        _cleanup_strv_free_ char **pending = TAKE_PTR(d->pending_adds);
+
+        STRV_FOREACH (a, pending) {
+                _cleanup_free_ char *syspath = NULL;
+
+                if (model_get_device(d->model, *a))
+                        continue; /* read meanwhile (a refresh after the reconciler's early job) */
+                if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, *a) < 0)
+                        return log_error_errno(-ENOMEM, "Failed to read new PCI function %s: %m", *a);
+                (void)daemon_handle_uevent(d, UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, *a, NULL);
+        }
+        return 0;
+}
+
+/* Kernel source: hold a PCI function's "add" back (daemon.h, pending_adds). True when held. */
+static bool daemon_defer_add(Daemon *d, const char *action, const char *subsystem, const char *sysname) {
+        int r;
+
+        if (!streq(monitor_get_source(d->monitor), UEVENT_SOURCE_KERNEL) ||
+            !streq(action, UEVENT_ACTION_ADD) || !streq(subsystem, UEVENT_SUBSYSTEM_PCI) ||
+            !pci_address_is_valid(sysname) || model_get_device(d->model, sysname))
+                return false;
+        if (!strv_has(d->pending_adds, sysname) && strv_extend(&d->pending_adds, sysname) < 0)
+                return false;
+        if (!d->add_settle)
+                r = sd_event_add_time_relative(
+                        d->event, &d->add_settle, CLOCK_MONOTONIC, DAEMON_ADD_SETTLE_USEC, 0, on_add_settle,
+                        d);
+        else {
+                /* From the last "add" of a burst (a PF's VFs): each waits at least the settle time. */
+                r = sd_event_source_set_time_relative(d->add_settle, DAEMON_ADD_SETTLE_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(d->add_settle, SD_EVENT_ONESHOT);
+        }
+        if (r < 0) {
+                log_warning_errno(
+                        r, "Failed to arm the read of new PCI functions: %m; reading %s now", sysname);
+                (void)strv_remove(d->pending_adds, sysname);
+                return false;
+        }
+        log_debug("PCI function %s: read after the kernel's first probe", sysname);
+        return true;
+}
+
 static int on_uevent(
         void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
         Daemon *d = userdata;
 
-        if (d->early_add[0] && sysname && action && streq(sysname, d->early_add) &&
-            streq(action, UEVENT_ACTION_ADD)) {
-                /* Read on its "bind", or when the early job reports (reconciler_refresh_device()). */
-                log_debug("PCI function %s: read after the kernel's first probe", sysname);
-                d->early_add[0] = 0;
-                return 0;
+        if (action && subsystem && sysname) {
+                if (daemon_defer_add(d, action, subsystem, sysname))
+                        return 0;
+                /* Its next event reads it (a "bind" of a function the model lacks reads it whole). */
+                if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) && strv_remove(d->pending_adds, sysname) &&
+                    !d->pending_adds[0]) {
+                        d->pending_adds = strv_free(d->pending_adds);
+                        (void)sd_event_source_set_enabled(d->add_settle, SD_EVENT_OFF);
+                }
         }
         return daemon_handle_uevent(userdata, action, subsystem, syspath, sysname, mdev_state);
 }
@@ -385,12 +458,7 @@ static void on_pci_add(
         const char *pci_class) {
         Daemon *d = userdata;
 
-        d->early_add[0] = 0;
-        /* The same message goes to on_uevent next only when the model reads the kernel's source;
-         * from udevd its "add" comes later, and is read as usual. */
-        if (reconciler_on_pci_add(d->reconciler, sysname, pci_id, pci_subsys_id, pci_class) &&
-            streq(monitor_get_source(d->monitor), UEVENT_SOURCE_KERNEL))
-                (void)snprintf(d->early_add, sizeof(d->early_add), "%s", sysname);
+        (void)reconciler_on_pci_add(d->reconciler, sysname, pci_id, pci_subsys_id, pci_class);
 }
 
 static int on_overflow(void *userdata) {

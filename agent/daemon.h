@@ -57,10 +57,15 @@ typedef struct Daemon {
 
         /* Scratch list for the changes of one model update; reused, never shrunk. */
         ModelChangeList changes;
-        /* The function whose "add" the reconciler answered with an early job (on_pci_add): its
-         * reading waits for the kernel's first probe ("bind") or the job's outcome, so the loop
-         * does not take the CPU from that probe. "" when none. */
-        char early_add[PCI_ADDRESS_STRING_MAX];
+        /*
+         * PCI functions whose kernel "add" is not read yet (kernel source only; udevd passes an
+         * "add" on after the kernel's first probe anyway): read on their next uevent (the probe's
+         * "bind"), or when add_settle fires (DAEMON_ADD_SETTLE_USEC after the last held "add"), so that
+         * reading a new function does not take the CPU from the kernel's first probe of it, and the function
+         * is published with the driver that probe bound. Armed only while one waits.
+         */
+        char **pending_adds;
+        sd_event_source *add_settle;
 
         uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
 

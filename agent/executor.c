@@ -42,7 +42,10 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
 
 /* How often tx_ensure_driver() looks for a freshly loaded driver's directory. */
 #define EXECUTOR_DRIVER_POLL_USEC (10 * 1000)
-#define EXECUTOR_SETTLE_POLL_USEC (2 * 1000)
+/* PLAN_VERIFY_DRIVER_SETTLE polls the driver link from 1 ms, doubling up to 32 ms: each poll takes
+ * CPU from the probe it waits for. */
+#define EXECUTOR_SETTLE_POLL_FIRST_USEC (1 * 1000)
+#define EXECUTOR_SETTLE_POLL_MAX_USEC (32 * 1000)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -750,10 +753,13 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
                 uint64_t settle =
                         t->e->settle_usec < t->e->timeout_usec ? t->e->settle_usec : t->e->timeout_usec;
                 uint64_t until = now_usec() + settle;
+                useconds_t poll = EXECUTOR_SETTLE_POLL_FIRST_USEC;
 
                 /* The kernel's own first probe of a function that just appeared is still to come. */
                 while (!now && now_usec() < until) {
-                        (void)usleep(EXECUTOR_SETTLE_POLL_USEC);
+                        (void)usleep(poll);
+                        if (poll < EXECUTOR_SETTLE_POLL_MAX_USEC)
+                                poll *= 2;
                         r = tx_read_driver(t, d, &now);
                         if (r < 0)
                                 return r;

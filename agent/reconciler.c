@@ -1346,6 +1346,41 @@ static int32_t vf_index_of(const PciDevice *pf, const char *vf) {
         return (int32_t)(d / stride);
 }
 
+/*
+ * A VF's "add" uevent comes before its physfn link (pci_iov_add_virtfn(): pci_device_add(), then
+ * pci_iov_sysfs_link()). The PF is then the one SR-IOV function of the model whose First VF Offset
+ * and VF Stride put a VF index below its TotalVFs at |address|. Returns 0 and the PF's address,
+ * -ENOENT when no PF or several do.
+ */
+static int vf_physfn_guess(Reconciler *r, const char *address, char **ret) {
+        const PciDevice *const *devices, *found = NULL;
+        size_t n = 0;
+
+        devices = model_get_devices(r->daemon->model, &n);
+        for (size_t i = 0; i < n; i++) {
+                int32_t index;
+
+                if (devices[i]->sriov_total_vfs == 0)
+                        continue;
+                index = vf_index_of(devices[i], address);
+                if (index < 0 || (uint32_t)index >= devices[i]->sriov_total_vfs)
+                        continue;
+                if (found)
+                        return -ENOENT;
+                found = devices[i];
+        }
+        if (!found)
+                return -ENOENT;
+        *ret = strdup(found->address);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static bool early_skip(const char *address, const char *why) {
+        log_debug(
+                "PCI function %s: no driver_override on its \"add\" (%s); planned once read", address, why);
+        return false;
+}
+
 bool reconciler_on_pci_add(
         Reconciler *r, const char *sysname, const char *pci_id, const char *pci_subsys_id,
         const char *pci_class) {
@@ -1363,19 +1398,20 @@ bool reconciler_on_pci_add(
         uint64_t job;
         int k;
 
-        if (!r || !r->desired || r->desired->n_rules == 0 || !r->executor || !r->critical || !sysname ||
+        if (!r || !r->desired || r->desired->n_rules == 0 || !r->executor || !sysname ||
             pci_address_from_string(sysname, &a) < 0)
                 return false;
         pci_address_format(&a, d.address);
-        if (model_get_device(r->daemon->model, d.address) || desired_needs_full_read(r->desired))
-                return false;
+        if (!r->critical)
+                return early_skip(d.address, "the host-critical functions are not known yet");
+        if (model_get_device(r->daemon->model, d.address))
+                return early_skip(d.address, "already known");
+        if (desired_needs_full_read(r->desired))
+                return early_skip(d.address, "a rule matches on Slot= or Serial=");
         if (parse_id_pair(pci_id, &d.vendor_id, &d.device_id) < 0 ||
             parse_id_pair(pci_subsys_id, &d.subsystem_vendor_id, &d.subsystem_device_id) < 0 ||
             parse_class(pci_class, &class) < 0) {
-                log_debug(
-                        "PCI function %s: no usable ids in its \"add\" uevent; left to the full read",
-                        d.address);
-                return false;
+                return early_skip(d.address, "no usable ids in its \"add\" uevent");
         }
         d.class_code = class;
 
@@ -1383,19 +1419,21 @@ bool reconciler_on_pci_add(
                 return false;
         if (sysfs_read_link_basename(dir, SYSFS_ATTR_IOMMU_GROUP, &group) >= 0) {
                 if (sysfs_parse_int(group, 0, INT32_MAX, &v) < 0)
-                        return false;
+                        return early_skip(d.address, "unreadable iommu_group");
                 d.iommu_group = (int32_t)v;
         }
         k = sysfs_read_link_basename(dir, SYSFS_ATTR_PHYSFN, &physfn);
+        if (k == -ENOENT)
+                k = vf_physfn_guess(r, d.address, &physfn);
         if (k >= 0) {
                 pf = model_get_device(r->daemon->model, physfn);
                 d.sriov_role = SRIOV_ROLE_VF;
                 d.physfn = physfn;
                 d.vf_index = vf_index_of(pf, d.address);
                 if (!pf || d.vf_index < 0)
-                        return false;
+                        return early_skip(d.address, "its PF or VF index is unknown");
         } else if (k != -ENOENT)
-                return false;
+                return early_skip(d.address, "unreadable physfn");
 
         /* Alone in its group (bridges aside): no peer to cover, none held. A bridge peer that is
          * host-critical makes the whole group critical (planner.c): the full plan refuses it. */
@@ -1404,7 +1442,7 @@ bool reconciler_on_pci_add(
                 if (devices[i]->iommu_group == d.iommu_group &&
                     (!pci_device_is_bridge(devices[i]) ||
                      critical_set_get(r->critical, devices[i]->address)))
-                        return false;
+                        return early_skip(d.address, "IOMMU group peers");
 
         list[0] = &d;
         list[1] = pf;
@@ -1412,9 +1450,12 @@ bool reconciler_on_pci_add(
         if (k < 0)
                 return false;
         want = desired_resolution_get_device(resolution, d.address);
-        if (!want || want->driver.kind != DRIVER_KIND_NAMED ||
-            (driver_name_is_vfio(want->driver.name) && d.iommu_group < 0) || !reconciler_store_usable(r))
-                return false;
+        if (!want || want->driver.kind != DRIVER_KIND_NAMED)
+                return early_skip(d.address, "no rule names a driver for it");
+        if (driver_name_is_vfio(want->driver.name) && d.iommu_group < 0)
+                return early_skip(d.address, "no IOMMU group");
+        if (!reconciler_store_usable(r))
+                return early_skip(d.address, "the ownership records are unusable");
 
         k = planner_plan_new_function(&d, &want->driver, want->source, &plan);
         if (k >= 0)

@@ -147,8 +147,7 @@ void reconciler_schedule(Reconciler *r);
  * (planner_plan_new_function()), so the kernel's first probe binds that driver and no host driver
  * ever touches the function. Anything else (rules with Slot= or Serial=, group peers, bad ids, a
  * function already known) is left to the plans that follow the model's update. Never fails: what
- * it cannot do here, the normal path does. Returns true when it submitted a job: the function is
- * then read into the model on its "bind" uevent or when the job reports.
+ * it cannot do here, the normal path does. Returns true when it submitted a job.
  */
 bool reconciler_on_pci_add(
         Reconciler *r, const char *sysname, const char *pci_id, const char *pci_subsys_id,

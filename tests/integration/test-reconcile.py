@@ -672,6 +672,30 @@ class Reconcile(ReconcileTestCase):
                 self.assertIn("driver_override vfio-pci before the kernel", self.daemon.output())
                 self.wait_manager('State', 'converged')
 
+        def test_kernel_source_reads_new_function_after_probe(self):
+                """From the kernel's uevents, a new function is read on its first 'bind' (published
+                once, with that driver), or after the settle time when nothing binds it."""
+                c = self.start({}, source='kernel')
+                since = len(c.signals)
+                bound, unbound = '0000:06:00.0', '0000:06:00.1'
+                self.H.k.hot_add('devices/pci0000:00/' + bound, 0x8086, 0x10d3, 0x020000, driver='e1000e',
+                                 group=20, bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                self.H.k.before_send()
+                t0 = time.monotonic()
+                self.H.t.add_pci('devices/pci0000:00/' + unbound, 0x8086, 0x10d3, 0x020000, group=21,
+                                 bars={0: (0xf6000000, 0x20000, h.MEM32)})
+                for a in (bound, unbound):
+                        c.wait_signal(lambda s, a=a: s[0] == 'InterfacesAdded' and s[3][0] == device_path(a), since,
+                                      what='InterfacesAdded ' + a)
+                self.assertGreaterEqual(time.monotonic() - t0, 0.045, 'read before the settle time')
+                added = {s[3][0]: s[3][1][DEVICE_IFACE] for s in c.signals[since:] if s[0] == 'InterfacesAdded'}
+                self.assertEqual(added[device_path(bound)]['Driver'], 'e1000e')
+                self.assertEqual(added[device_path(unbound)]['Driver'], '')
+                changed = [s for s in c.signals[since:] if s[0] == 'PropertiesChanged' and s[1] == device_path(bound)
+                           and 'Driver' in s[3][1]]
+                self.assertEqual(changed, [], 'published once, with its driver')
+                self.assertEqual(self.dev(unbound, 'VendorId'), 0x8086)
+
         def test_hotplug_early_needs_whole_read(self):
                 """A rule with Serial= cannot be decided on the 'add' uevent: the function is read
                 whole first, then converges through the usual plan."""
