@@ -372,23 +372,6 @@ int daemon_rescan(Daemon *d) {
 /* Kernel source: how long a new PCI function's "add" waits for the kernel's first probe of it. */
 #define DAEMON_ADD_SETTLE_USEC (50 * 1000ULL)
 
-static bool strv_has(char *const *l, const char *s) {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
-static bool strv_remove(char **l, const char *s) {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s)) {
-                        free(l[i]);
-                        memmove(l + i, l + i + 1, (strv_length(l + i + 1) + 1) * sizeof(char *));
-                        return true;
-                }
-        return false;
-}
-
 static int on_add_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         _cleanup_strv_free_ char **pending = TAKE_PTR(d->pending_adds);
@@ -413,7 +396,7 @@ static bool daemon_defer_add(Daemon *d, const char *action, const char *subsyste
             !streq(action, UEVENT_ACTION_ADD) || !streq(subsystem, UEVENT_SUBSYSTEM_PCI) ||
             !pci_address_is_valid(sysname) || model_get_device(d->model, sysname))
                 return false;
-        if (!strv_has(d->pending_adds, sysname) && strv_extend(&d->pending_adds, sysname) < 0)
+        if (!strv_contains(d->pending_adds, sysname) && strv_extend(&d->pending_adds, sysname) < 0)
                 return false;
         if (!d->add_settle)
                 r = sd_event_add_time_relative(

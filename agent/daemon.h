@@ -25,7 +25,6 @@
 #include <systemd/sd-event.h>
 
 #include "model.h"
-#include "pci-address.h"
 
 struct pci_access;
 typedef struct Monitor Monitor;

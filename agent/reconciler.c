@@ -308,13 +308,6 @@ static int strdup_null(const char *s, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static bool strv_contains(char *const *l, const char *s) {
-        for (char *const *i = l; i && *i; i++)
-                if (streq(*i, s))
-                        return true;
-        return false;
-}
-
 static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -1331,13 +1324,16 @@ static int32_t vf_index_of(const PciDevice *pf, const char *vf) {
         int64_t rid_pf, rid_vf, d, offset, stride;
 
         if (!pf || pci_address_from_string(pf->address, &a) < 0 || pci_address_from_string(vf, &b) < 0 ||
-            a.domain != b.domain || asprintf(&dir, "%s/%s", SYSFS_PCI_DEVICES, pf->address) < 0)
+            a.domain != b.domain)
+                return -1;
+        rid_pf = (int64_t)a.bus << 8 | (int64_t)a.slot << 3 | a.function;
+        rid_vf = (int64_t)b.bus << 8 | (int64_t)b.slot << 3 | b.function;
+        /* A VF's routing ID is above its PF's (offset >= 1): no sysfs read for the others. */
+        if (rid_vf <= rid_pf || asprintf(&dir, "%s/%s", SYSFS_PCI_DEVICES, pf->address) < 0)
                 return -1;
         if (sysfs_read_int(dir, SYSFS_ATTR_SRIOV_OFFSET, 1, UINT16_MAX, &offset) < 0 ||
             sysfs_read_int(dir, SYSFS_ATTR_SRIOV_STRIDE, 0, UINT16_MAX, &stride) < 0)
                 return -1;
-        rid_pf = (int64_t)a.bus << 8 | (int64_t)a.slot << 3 | a.function;
-        rid_vf = (int64_t)b.bus << 8 | (int64_t)b.slot << 3 | b.function;
         d = rid_vf - rid_pf - offset;
         if (stride == 0) /* unused with one VF */
                 return d == 0 ? 0 : -1;

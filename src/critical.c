@@ -74,13 +74,6 @@ _printf_(3, 4) static int builder_fail(Builder *b, int r, const char *format, ..
         return r;
 }
 
-static bool strv_contains(char *const *l, const char *s) {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
 static int builder_add(Builder *b, const char *address, const char *reason) {
         Entry *e = NULL;
 

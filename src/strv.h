@@ -20,6 +20,9 @@ static inline void strv_freep(char ***l) {
 
 size_t strv_length(char *const *l);
 bool strv_equal(char *const *a, char *const *b); /* NULL equals an empty vector */
+bool strv_contains(char *const *l, const char *s);
+/* Remove the first |s| from |l| (freeing it); true if it was there. An emptied vector stays allocated. */
+bool strv_remove(char **l, const char *s);
 
 /* Append; strv_push() takes ownership of |value| (freed on failure too). Return 0 or -ENOMEM. */
 int strv_push(char ***l, char *value);
