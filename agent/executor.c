@@ -24,10 +24,10 @@
 #include "sysfs.h"
 
 /*
- * Locking: one mutex (Core.lock) guards everything shared between the loop, the runner and the
- * I/O workers: the event queue, the job queue, the stuck list, the abandoned count and each
- * worker's request slot. Nothing blocking runs under it. Abandoned workers outlive the Executor,
- * so what they touch (Core) is reference counted.
+ * Locking: one mutex (Core.lock) guards everything shared between the loop, the lanes and the
+ * I/O workers: the event queue, the job queues and the transactions' progress, the stuck list, the
+ * abandoned count and each worker's request slot. Nothing blocking runs under it. Abandoned workers outlive
+ * the Executor, so what they touch (Core) is reference counted.
  */
 
 static const char *const executor_event_type_table[_EXECUTOR_EVENT_TYPE_MAX] = {
@@ -180,7 +180,6 @@ static void core_remove_stuck_locked(Core *c, const char *address) {
 typedef enum IoOp {
         IO_WRITE, /* write value to path */
         IO_READ, /* read path (trailing newline stripped) */
-        IO_READLINK, /* basename of the link at path; -ENOENT: no link */
 } IoOp;
 
 typedef struct IoWorker {
@@ -231,15 +230,13 @@ static int io_perform(
         case IO_WRITE:
                 return w->write(path, value, ret_message, w->write_userdata);
         case IO_READ:
-        case IO_READLINK:
                 slash = strrchr(path, '/');
                 if (!slash)
                         return -EINVAL;
                 dir = strndup(path, (size_t)(slash - path));
                 if (!dir)
                         return -ENOMEM;
-                return op == IO_READ ? sysfs_read_string(dir, slash + 1, ret_result)
-                                     : sysfs_read_link_basename(dir, slash + 1, ret_result);
+                return sysfs_read_string(dir, slash + 1, ret_result);
         }
         return -EINVAL;
 }
@@ -260,7 +257,7 @@ static void *io_worker_main(void *userdata) {
                 if (w->quit)
                         break;
 
-                /* Taken: the slot's strings stay until the runner collects the result. */
+                /* Taken: the slot's strings stay until the lane collects the result. */
                 w->has_request = false;
                 op = w->op;
                 path = w->path;
@@ -372,14 +369,33 @@ typedef struct JobAction {
         uint32_t value;
 } JobAction;
 
+/* One transaction of a job: its actions and what it must not run beside (conflict keys). */
+typedef struct JobTx {
+        size_t start, end; /* [start, end) in Job.actions */
+        /* The function addresses, the PF address of each VF and "iommu-group:N" of each function
+         * (read at submit): two transactions sharing a key never run at the same time, and the later
+         * one waits for the earlier. */
+        char **keys;
+        bool started, done;
+} JobTx;
+
 typedef struct Job {
         uint64_t id;
         JobAction *actions;
         size_t n_actions;
-        unsigned n_converged, n_failed, n_stuck;
+        JobTx *txs;
+        size_t n_txs, n_txs_done;
+        unsigned n_converged, n_failed, n_stuck; /* under core->lock */
         bool urgent; /* executor_submit_first(): runs between the transactions of a normal job */
         struct Job *next;
 } Job;
+
+/* A thread that runs transactions (up to ExecutorOptions.max_parallel of them). */
+typedef struct Lane {
+        Executor *e;
+        pthread_t thread;
+        IoWorker *worker; /* this lane's thread only */
+} Lane;
 
 struct Executor {
         sd_event *event;
@@ -392,6 +408,7 @@ struct Executor {
         uint64_t timeout_usec;
         uint64_t settle_usec;
         unsigned max_abandoned;
+        unsigned max_parallel;
         ExecutorJournalFunc journal;
         void *journal_userdata;
         ExecutorWriteFunc write;
@@ -402,28 +419,28 @@ struct Executor {
         Core *core;
 
         /* Under core->lock. */
-        pthread_cond_t jobs_cond;
+        pthread_cond_t jobs_cond; /* work queued, a transaction done, or quit */
         Job *jobs, **jobs_tail;
         Job *urgent, **urgent_tail; /* executor_submit_first(), in order */
         size_t n_jobs;
-        bool running; /* the runner works on a job taken from the queue */
+        Job *current; /* the normal job whose transactions the lanes take now */
+        unsigned n_busy; /* lanes running a transaction or an urgent job */
         bool quit;
         uint64_t next_job;
 
         /* Loop thread only. */
-        bool runner_started;
-        pthread_t runner;
-
-        /* Runner thread only. */
-        IoWorker *worker;
+        Lane *lanes; /* max_parallel of them, started as work needs them */
+        unsigned n_lanes;
 };
-
 static Job *job_free(Job *j) {
         if (!j)
                 return NULL;
         for (size_t i = 0; i < j->n_actions; i++)
                 free(j->actions[i].driver);
         free(j->actions);
+        for (size_t i = 0; i < j->n_txs; i++)
+                strv_free(j->txs[i].keys);
+        free(j->txs);
         free(j);
         return NULL;
 }
@@ -436,8 +453,9 @@ static Job *job_free(Job *j) {
  * worker may be started because too many are abandoned.
  */
 static int runner_io(
-        Executor *e, const char *address, IoOp op, const char *path, const char *value, char **ret_result,
+        Lane *l, const char *address, IoOp op, const char *path, const char *value, char **ret_result,
         char **ret_message, bool *ret_stuck) {
+        Executor *e = l->e;
         Core *c = e->core;
         IoWorker *w;
         struct timespec deadline;
@@ -445,7 +463,7 @@ static int runner_io(
         int r;
 
         *ret_stuck = false;
-        if (!e->worker) {
+        if (!l->worker) {
                 unsigned n;
 
                 pthread_mutex_lock(&c->lock);
@@ -460,7 +478,7 @@ static int runner_io(
                                 *ret_message = NULL;
                         return -EBUSY;
                 }
-                r = io_worker_new(c, e->write, e->write_userdata, &e->worker);
+                r = io_worker_new(c, e->write, e->write_userdata, &l->worker);
                 if (r < 0) {
                         if (asprintf(
                                     ret_message, "Failed to start an I/O worker: %s",
@@ -469,7 +487,7 @@ static int runner_io(
                         return r;
                 }
         }
-        w = e->worker;
+        w = l->worker;
 
         pthread_mutex_lock(&c->lock);
         w->op = op;
@@ -514,7 +532,7 @@ static int runner_io(
                         }
                         pthread_mutex_unlock(&c->lock);
                         (void)pthread_detach(w->thread);
-                        e->worker = NULL;
+                        l->worker = NULL;
                         *ret_stuck = true;
                         return -ETIMEDOUT;
                 }
@@ -549,12 +567,14 @@ typedef struct TxDevice {
 
 typedef struct Tx {
         Executor *e;
+        Lane *lane;
         Job *job;
         unsigned number;
         const JobAction *actions;
         size_t n_actions;
         TxDevice *devices;
         size_t n_devices;
+        void *journal_state; /* ExecutorJournal.state: the hook's, from BEGIN to END */
 } Tx;
 
 static TxDevice *tx_device(Tx *t, const char *address) {
@@ -591,7 +611,7 @@ static int tx_io(Tx *t, TxDevice *d, IoOp op, const char *path, const char *valu
         bool stuck;
         int r;
 
-        r = runner_io(t->e, d->address, op, path, value, ret_result, &message, &stuck);
+        r = runner_io(t->lane, d->address, op, path, value, ret_result, &message, &stuck);
         if (stuck) {
                 /* Reported at once: the daemon shows it while the rest of the transaction rolls back. */
                 d->stuck = true;
@@ -626,6 +646,11 @@ static int tx_read_attr(Tx *t, TxDevice *d, const char *attr, char **ret) {
 }
 
 /* The driver bound now: 0 and *ret (NULL if none), or < 0 with |d| failed/stuck. */
+/*
+ * The driver link, read on the lane itself: readlink(2) of a sysfs link takes no device lock (kernfs
+ * only), so it cannot hang behind a probe or a remove the way driver_override or sriov_numvfs can,
+ * and it is the read that a verification repeats (the settle polls): no worker round trip for it.
+ */
 static int tx_read_driver(Tx *t, TxDevice *d, char **ret) {
         _cleanup_free_ char *path = path_of(d->syspath, SYSFS_ATTR_DRIVER);
         int r;
@@ -633,10 +658,10 @@ static int tx_read_driver(Tx *t, TxDevice *d, char **ret) {
         if (!path)
                 return -ENOMEM;
         *ret = NULL;
-        r = tx_io(t, d, IO_READLINK, path, NULL, ret);
+        r = sysfs_read_link_basename(d->syspath, SYSFS_ATTR_DRIVER, ret);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0 && !d->stuck)
+        if (r < 0)
                 tx_fail(t, d, r, "Failed to read the driver link %s: %s (%s)", path,
                         strerrordesc_np(-r) ?: "?", strerrorname_np(-r) ?: "?");
         return r;
@@ -1084,6 +1109,7 @@ static void tx_journal(Tx *t, ExecutorJournalPhase phase, DeviceState outcome, i
                         .devices = jd,
                         .n_devices = t->n_devices,
                         .outcome = outcome,
+                        .state = &t->journal_state,
                 },
                 t->e->journal_userdata);
         *ret = r < 0 ? r : 0;
@@ -1095,14 +1121,14 @@ static void tx_post(Tx *t, TxDevice *d, DeviceState state, int error, const char
         pthread_mutex_lock(&c->lock);
         (void)core_post_locked(
                 c, EXECUTOR_EVENT_DEVICE, t->job->id, t->number, d->address, state, error, reason);
-        pthread_mutex_unlock(&c->lock);
-        d->reported = true;
         if (state == DEVICE_STATE_CONVERGED)
                 t->job->n_converged++;
         else if (state == DEVICE_STATE_STUCK)
                 t->job->n_stuck++;
         else
                 t->job->n_failed++;
+        pthread_mutex_unlock(&c->lock);
+        d->reported = true;
 }
 
 /* Report the outcome of a transaction that failed: the culprit, the stuck, and the peers. */
@@ -1295,83 +1321,60 @@ static void tx_run(Tx *t) {
         tx_journal(t, EXECUTOR_JOURNAL_END, stuck ? DEVICE_STATE_STUCK : DEVICE_STATE_FAILED, &r);
 }
 
-/* Under core->lock: the next job to run, urgent ones first (NULL when none), taken off its queue. */
-static Job *executor_pop_job_locked(Executor *e, bool urgent_only) {
-        Job *job;
+/* Under core->lock: the first urgent job, taken off its queue; NULL when none. */
+static Job *executor_pop_urgent_locked(Executor *e) {
+        Job *job = e->urgent;
 
-        if (e->urgent) {
-                job = e->urgent;
-                e->urgent = job->next;
-                if (!e->urgent)
-                        e->urgent_tail = &e->urgent;
-        } else if (!urgent_only && e->jobs) {
-                job = e->jobs;
-                e->jobs = job->next;
-                if (!e->jobs)
-                        e->jobs_tail = &e->jobs;
-        } else
+        if (!job)
                 return NULL;
+        e->urgent = job->next;
+        if (!e->urgent)
+                e->urgent_tail = &e->urgent;
         job->next = NULL;
         e->n_jobs--;
         return job;
 }
 
-static void job_run(Executor *e, Job *job);
+/* Under core->lock: the first normal job, taken off its queue; NULL when none. */
+static Job *executor_pop_job_locked(Executor *e) {
+        Job *job = e->jobs;
 
-/* Between two transactions of a normal job: the urgent jobs submitted meanwhile. */
-static void job_run_urgent(Executor *e) {
-        for (;;) {
-                Job *u;
-
-                pthread_mutex_lock(&e->core->lock);
-                u = e->quit ? NULL : executor_pop_job_locked(e, true);
-                pthread_mutex_unlock(&e->core->lock);
-                if (!u)
-                        return;
-                job_run(e, u);
-                job_free(u);
-        }
+        if (!job)
+                return NULL;
+        e->jobs = job->next;
+        if (!e->jobs)
+                e->jobs_tail = &e->jobs;
+        job->next = NULL;
+        e->n_jobs--;
+        return job;
 }
 
-static void job_run(Executor *e, Job *job) {
-        size_t i = 0;
+static bool keys_overlap(char *const *a, char *const *b) {
+        for (size_t i = 0; a && a[i]; i++)
+                if (strv_contains(b, a[i]))
+                        return true;
+        return false;
+}
 
-        while (i < job->n_actions) {
-                size_t end = i;
-                bool quit;
-                Tx t = {
-                        .e = e,
-                        .job = job,
-                        .number = job->actions[i].transaction,
-                        .actions = job->actions + i,
-                };
+/* Under core->lock: the first transaction of |job| not started whose keys meet no transaction before
+ * it that is not done (so conflicting transactions keep the plan's order); NULL when none may start. */
+static JobTx *job_next_tx_locked(Job *job) {
+        for (size_t i = 0; i < job->n_txs; i++) {
+                JobTx *t = &job->txs[i];
+                bool blocked = false;
 
-                pthread_mutex_lock(&e->core->lock);
-                quit = e->quit;
-                pthread_mutex_unlock(&e->core->lock);
-                if (quit)
-                        return;
-
-                while (end < job->n_actions && job->actions[end].transaction == t.number)
-                        end++;
-                t.n_actions = end - i;
-                t.devices = calloc(t.n_actions, sizeof(TxDevice));
-                if (t.devices) {
-                        int r = 0;
-                        for (size_t k = 0; k < t.n_actions && r >= 0; k++)
-                                r = tx_add_device(&t, &t.actions[k]);
-                        if (r >= 0)
-                                tx_run(&t);
-                        else
-                                tx_post_failure(&t, false);
-                }
-                tx_done(&t);
-                i = end;
-                if (!job->urgent && i < job->n_actions)
-                        job_run_urgent(e);
+                if (t->started)
+                        continue;
+                for (size_t k = 0; k < i && !blocked; k++)
+                        blocked = !job->txs[k].done && keys_overlap(t->keys, job->txs[k].keys);
+                if (!blocked)
+                        return t;
         }
+        return NULL;
+}
 
-        pthread_mutex_lock(&e->core->lock);
+/* Under core->lock: JOB_DONE with the job's counts. */
+static void job_post_done_locked(Executor *e, Job *job) {
         EventNode *n = core_post_locked(
                 e->core, EXECUTOR_EVENT_JOB_DONE, job->id, 0, NULL, DEVICE_STATE_PENDING, 0, NULL);
         if (n) {
@@ -1379,35 +1382,109 @@ static void job_run(Executor *e, Job *job) {
                 n->ev.n_failed = job->n_failed;
                 n->ev.n_stuck = job->n_stuck;
         }
-        pthread_mutex_unlock(&e->core->lock);
 }
 
-static void *runner_main(void *userdata) {
-        Executor *e = userdata;
+/* One transaction of |job|, on lane |l|. */
+static void job_run_tx(Lane *l, Job *job, const JobTx *jt) {
+        Tx t = {
+                .e = l->e,
+                .lane = l,
+                .job = job,
+                .number = job->actions[jt->start].transaction,
+                .actions = job->actions + jt->start,
+                .n_actions = jt->end - jt->start,
+        };
+
+        t.devices = calloc(t.n_actions, sizeof(TxDevice));
+        if (t.devices) {
+                int r = 0;
+                for (size_t k = 0; k < t.n_actions && r >= 0; k++)
+                        r = tx_add_device(&t, &t.actions[k]);
+                if (r >= 0)
+                        tx_run(&t);
+                else
+                        tx_post_failure(&t, false);
+        }
+        tx_done(&t);
+}
+
+/*
+ * A lane: urgent jobs first (each whole, its transactions in order, on this lane), then the
+ * transactions of the current normal job that may start (other lanes take the others), then the next
+ * normal job. A normal job is done, and the next one taken, when its last transaction is done.
+ */
+static void *lane_main(void *userdata) {
+        Lane *l = userdata;
+        Executor *e = l->e;
         Core *c = e->core;
 
         pthread_mutex_lock(&c->lock);
-        for (;;) {
+        while (!e->quit) {
                 Job *job;
+                JobTx *jt;
 
-                while (!e->jobs && !e->urgent && !e->quit)
+                job = executor_pop_urgent_locked(e);
+                if (job) {
+                        bool quit = false;
+
+                        e->n_busy++;
+                        pthread_mutex_unlock(&c->lock);
+                        for (size_t i = 0; i < job->n_txs && !quit; i++) {
+                                job_run_tx(l, job, &job->txs[i]);
+                                pthread_mutex_lock(&c->lock);
+                                quit = e->quit;
+                                pthread_mutex_unlock(&c->lock);
+                        }
+                        pthread_mutex_lock(&c->lock);
+                        e->n_busy--;
+                        if (!quit)
+                                job_post_done_locked(e, job);
+                        job_free(job);
+                        pthread_cond_broadcast(&e->jobs_cond);
+                        continue;
+                }
+
+                if (!e->current) {
+                        e->current = executor_pop_job_locked(e);
+                        if (!e->current) {
+                                pthread_cond_wait(&e->jobs_cond, &c->lock);
+                                continue;
+                        }
+                        if (e->current->n_txs == 0) {
+                                job_post_done_locked(e, e->current);
+                                e->current = job_free(e->current);
+                                continue;
+                        }
+                        /* Other lanes may take its transactions too. */
+                        pthread_cond_broadcast(&e->jobs_cond);
+                }
+
+                job = e->current;
+                jt = job_next_tx_locked(job);
+                if (!jt) {
+                        /* Every transaction started, or the next ones wait for a conflicting one. */
                         pthread_cond_wait(&e->jobs_cond, &c->lock);
-                if (e->quit)
-                        break;
-                job = executor_pop_job_locked(e, false);
-                e->running = true;
+                        continue;
+                }
+                jt->started = true;
+                e->n_busy++;
                 pthread_mutex_unlock(&c->lock);
 
-                job_run(e, job);
-                job_free(job);
+                job_run_tx(l, job, jt);
 
                 pthread_mutex_lock(&c->lock);
-                e->running = false;
+                e->n_busy--;
+                jt->done = true;
+                if (++job->n_txs_done == job->n_txs) {
+                        job_post_done_locked(e, job);
+                        e->current = job_free(job);
+                }
+                pthread_cond_broadcast(&e->jobs_cond);
         }
         pthread_mutex_unlock(&c->lock);
 
-        io_worker_stop(e->worker);
-        e->worker = NULL;
+        io_worker_stop(l->worker);
+        l->worker = NULL;
         return NULL;
 }
 
@@ -1513,6 +1590,11 @@ int executor_new(
                 options && options->settle_usec > 0 ? options->settle_usec : EXECUTOR_SETTLE_USEC_DEFAULT;
         e->max_abandoned = options && options->max_abandoned > 0 ? options->max_abandoned
                                                                  : EXECUTOR_MAX_ABANDONED_DEFAULT;
+        e->max_parallel =
+                options && options->max_parallel > 0 ? options->max_parallel : EXECUTOR_MAX_PARALLEL_DEFAULT;
+        e->lanes = calloc(e->max_parallel, sizeof(Lane));
+        if (!e->lanes)
+                return -ENOMEM;
         e->journal = options ? options->journal : NULL;
         e->journal_userdata = options ? options->journal_userdata : NULL;
         e->write = options && options->write ? options->write : write_default;
@@ -1540,12 +1622,16 @@ Executor *executor_free(Executor *e) {
         if (e->core) {
                 pthread_mutex_lock(&e->core->lock);
                 e->quit = true;
-                pthread_cond_signal(&e->jobs_cond);
+                pthread_cond_broadcast(&e->jobs_cond);
                 pthread_mutex_unlock(&e->core->lock);
         }
-        if (e->runner_started)
-                (void)pthread_join(e->runner, NULL);
-        for (Job *j; (j = executor_pop_job_locked(e, false));)
+        for (unsigned i = 0; i < e->n_lanes; i++)
+                (void)pthread_join(e->lanes[i].thread, NULL);
+        free(e->lanes);
+        e->current = job_free(e->current);
+        for (Job *j; (j = executor_pop_urgent_locked(e));)
+                job_free(j);
+        for (Job *j; (j = executor_pop_job_locked(e));)
                 job_free(j);
         sd_event_source_disable_unref(e->io);
         sd_event_unref(e->event);
@@ -1561,9 +1647,86 @@ static bool driver_name_is_valid(const char *s) {
         return s && *s && strlen(s) < 64 && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..");
 }
 
+/* Loop thread: start one more lane. */
+static int lane_start(Executor *e) {
+        Lane *l = &e->lanes[e->n_lanes];
+        int r;
+
+        assert(e->n_lanes < e->max_parallel);
+        l->e = e;
+        r = thread_start(&l->thread, lane_main, l);
+        if (r < 0)
+                return r;
+        e->n_lanes++;
+        return 0;
+}
+
+/* |key| (a new string) into |keys| unless there. */
+static int keys_add(char ***keys, char *key) {
+        if (!key)
+                return -ENOMEM;
+        if (strv_contains(*keys, key)) {
+                free(key);
+                return 0;
+        }
+        return strv_push(keys, key);
+}
+
+/*
+ * Split |job|'s actions into its transactions, each with its conflict keys: every function's address,
+ * its IOMMU group ("iommu-group:N", from the iommu_group link) and, for a VF, its PF's address (the
+ * physfn link; Documentation/ABI/testing/sysfs-bus-pci). A function not there (yet) has its address
+ * only. Reads links on the loop thread: they take no device lock. Without |keys| (an urgent job: it
+ * runs whole on one lane, and races the kernel's first probe), the transactions only.
+ */
+static int job_split(Executor *e, Job *job, bool keys) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < job->n_actions; i++)
+                if (i == 0 || job->actions[i].transaction != job->actions[i - 1].transaction)
+                        n++;
+        job->txs = calloc(n ?: 1, sizeof(JobTx));
+        if (!job->txs)
+                return -ENOMEM;
+        for (size_t i = 0; i < job->n_actions; i++) {
+                const JobAction *a = &job->actions[i];
+                _cleanup_free_ char *dir = NULL, *group = NULL, *pf = NULL;
+                JobTx *t;
+                int r;
+
+                if (i == 0 || a->transaction != job->actions[i - 1].transaction) {
+                        t = &job->txs[job->n_txs++];
+                        t->start = i;
+                } else
+                        t = &job->txs[job->n_txs - 1];
+                t->end = i + 1;
+                if (!keys || strv_contains(t->keys, a->address))
+                        continue;
+                r = keys_add(&t->keys, strdup(a->address));
+                if (r < 0)
+                        return r;
+                if (asprintf(&dir, "%s%s/%s", e->root, SYSFS_PCI_DEVICES, a->address) < 0)
+                        return -ENOMEM;
+                if (sysfs_read_link_basename(dir, SYSFS_ATTR_IOMMU_GROUP, &group) >= 0) {
+                        char *k;
+                        if (asprintf(&k, "iommu-group:%s", group) < 0)
+                                return -ENOMEM;
+                        r = keys_add(&t->keys, k);
+                        if (r < 0)
+                                return r;
+                }
+                if (sysfs_read_link_basename(dir, SYSFS_ATTR_PHYSFN, &pf) >= 0) {
+                        r = keys_add(&t->keys, TAKE_PTR(pf));
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
 static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, uint64_t *ret_job) {
         Job *job;
-        unsigned last = 0;
+        unsigned last = 0, want;
         uint64_t id;
         int r;
 
@@ -1623,18 +1786,19 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
         }
         job->n_actions = plan->n_actions;
 
-        if (!e->runner_started) {
-                r = thread_start(&e->runner, runner_main, e);
-                if (r < 0) {
-                        job_free(job);
-                        return r;
-                }
-                e->runner_started = true;
+        r = job_split(e, job, !urgent);
+        if (r >= 0 && e->n_lanes == 0)
+                r = lane_start(e);
+        if (r < 0) {
+                job_free(job);
+                return r;
         }
 
         pthread_mutex_lock(&e->core->lock);
         id = job->id = ++e->next_job;
         job->urgent = urgent;
+        /* Lanes for the work: one per transaction that may run now, at most max_parallel. */
+        want = e->n_busy + (urgent ? 1 : job->n_txs) + (e->current ? 1 : 0);
         if (urgent) {
                 *e->urgent_tail = job;
                 e->urgent_tail = &job->next;
@@ -1643,11 +1807,20 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
                 e->jobs_tail = &job->next;
         }
         e->n_jobs++;
-        pthread_cond_signal(&e->jobs_cond);
+        /* One idle lane for an urgent job (waking every lane takes the CPU from the probe it races). */
+        if (urgent)
+                pthread_cond_signal(&e->jobs_cond);
+        else
+                pthread_cond_broadcast(&e->jobs_cond);
         pthread_mutex_unlock(&e->core->lock);
 
+        if (want > e->max_parallel)
+                want = e->max_parallel;
+        while (e->n_lanes < want && lane_start(e) >= 0)
+                ; /* best effort: the lanes there are take the work */
+
         if (ret_job)
-                *ret_job = id; /* not job->id: the runner may have run and freed it by now */
+                *ret_job = id; /* not job->id: a lane may have run and freed it by now */
         return 0;
 }
 
@@ -1676,7 +1849,7 @@ bool executor_is_busy(Executor *e) {
         if (!e)
                 return false;
         pthread_mutex_lock(&e->core->lock);
-        b = e->jobs || e->urgent || e->running;
+        b = e->jobs || e->urgent || e->current || e->n_busy > 0;
         pthread_mutex_unlock(&e->core->lock);
         return b;
 }

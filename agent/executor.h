@@ -6,11 +6,15 @@
  * transactions of a Plan (planner.h) off the event loop and reports what
  * became of each function on the loop.
  *
- * Threads: one runner thread takes submitted jobs in order and runs their
- * transactions one after the other; every sysfs access of a transaction
- * (writes and the reads that verify them: driver_override_show() and
- * sriov_numvfs_show() take the device lock, so a read can block as long as
- * a write) is handed to an I/O worker thread and waited for with a deadline
+ * Threads: up to ExecutorOptions.max_parallel lanes run the transactions of the job at the head of
+ * the queue side by side: a transaction starts when no transaction before it in the job that is not
+ * done shares a function, a PF (a VF's physfn) or an IOMMU group with it, so conflicting ones keep
+ * the plan's order while independent ones overlap (an e1000e's unbind sleeps ~30 ms in its remove,
+ * during which another function's writes go on). The next job starts when the last transaction of
+ * the one before is done. Every sysfs access of a transaction (writes and the reads that verify
+ * them: driver_override_show() and sriov_numvfs_show() take the device lock, so a read can block as
+ * long as a write) but the readlink of the driver link (kernfs only, no device lock) is handed to
+ * the lane's I/O worker thread and waited for with a deadline
  * (ExecutorOptions.write_timeout_usec). A worker that overruns is stuck in
  * the kernel and can never be cancelled: it is abandoned (detached), its
  * function is marked `stuck` and reported at once, and the next access uses
@@ -67,6 +71,7 @@
 /* PLAN_VERIFY_DRIVER_SETTLE: how long to wait for the kernel's first probe of a new function */
 #define EXECUTOR_SETTLE_USEC_DEFAULT (2 * 1000 * 1000ULL)
 #define EXECUTOR_MAX_QUEUED_JOBS 64u /* submitted jobs not yet run */
+#define EXECUTOR_MAX_PARALLEL_DEFAULT 4u /* transactions run side by side (lanes) */
 
 typedef struct Executor Executor;
 
@@ -127,12 +132,18 @@ typedef struct ExecutorJournal {
         size_t n_devices;
         DeviceState outcome; /* END: CONVERGED (committed), FAILED (rolled back; see the DEVICE events),
                               * STUCK (a write never returned: keep the record for recovery) */
+        /* The hook's own per-transaction slot, NULL at BEGIN: what BEGIN stores there, END gets back
+         * (transactions run side by side, so this is where a hook keeps what it needs from BEGIN to
+         * END). END is called only after a BEGIN that returned 0, so a BEGIN that fails frees what it
+         * stored; END frees it. */
+        void **state;
 } ExecutorJournal;
 
 /*
- * Called on the RUNNER thread (not the loop: it may fsync), so it must not touch loop-owned state
- * without its own locking. BEGIN: return 0 to go on, or a negative errno to refuse the transaction
- * before any write (every function then fails with that errno). END: the return value is ignored.
+ * Called on a lane's thread (not the loop: it may fsync), for several transactions at once when they
+ * run side by side, so it must not touch loop-owned or shared state without its own locking. BEGIN: return 0
+ * to go on, or a negative errno to refuse the transaction before any write (every function then fails with
+ * that errno). END: the return value is ignored.
  */
 typedef int (*ExecutorJournalFunc)(const ExecutorJournal *j, void *userdata);
 
@@ -143,8 +154,8 @@ typedef int (*ExecutorWriteFunc)(const char *path, const char *value, char **ret
 /*
  * The module loader: module_loader_load_driver() (module-loader.h) in the daemon, a fake in the unit
  * tests. Loads the module of PCI driver |driver|; returns 0 or a negative errno, and in *ret_module a
- * new string naming the module (for messages; may be left NULL). Called on the RUNNER thread; may
- * block (the module's init runs in finit_module(2)).
+ * new string naming the module (for messages; may be left NULL). Called on a lane thread, maybe for
+ * two transactions at once; may block (the module's init runs in finit_module(2)).
  */
 typedef int (*ExecutorLoadDriverFunc)(const char *driver, char **ret_module, void *userdata);
 
@@ -153,6 +164,7 @@ typedef struct ExecutorOptions {
         uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
         uint64_t settle_usec; /* PLAN_VERIFY_DRIVER_SETTLE's wait (at most the deadline); 0: default */
         unsigned max_abandoned; /* 0: the default */
+        unsigned max_parallel; /* transactions run at the same time; 0: the default; 1: one by one */
         ExecutorJournalFunc journal; /* NULL: none */
         void *journal_userdata;
         ExecutorWriteFunc write; /* NULL: sysfs_write() */
@@ -187,7 +199,7 @@ static inline void executor_freep(Executor **e) {
  * after any job queued before. Returns 0 and the job id (> 0) in *ret_job (may be NULL);
  * -EINVAL for a malformed plan (an address that is not a PCI address, a driver name that is not
  * one path component, transactions not contiguous); -EBUSY when max_abandoned workers are stuck
- * or EXECUTOR_MAX_QUEUED_JOBS are waiting; -ENOMEM; -errno when the runner thread cannot start.
+ * or EXECUTOR_MAX_QUEUED_JOBS are waiting; -ENOMEM; -errno when no lane thread can start.
  * A plan with no actions still gets its JOB_DONE event.
  */
 int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job);

@@ -118,7 +118,7 @@ struct ModuleLoader {
         ModuleLoaderLoadFunc load;
         void *load_userdata;
 
-        pthread_mutex_t lock; /* protects failures: loads on the runner thread, reset on the loop */
+        pthread_mutex_t lock; /* protects failures: loads on the executor's lanes, reset on the loop */
         ModuleFailure *failures;
         size_t n_failures;
 };

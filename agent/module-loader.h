@@ -8,7 +8,7 @@
  * driver module (vfio-pci) is part of the step"), with libkmod as modprobe(8) does.
  *
  * Blocking (it reads modules.dep and calls finit_module(2), which runs the module's init): call it
- * off the event loop, on the executor's runner thread (ExecutorOptions.load_driver).
+ * off the event loop, on one of the executor's lane threads (ExecutorOptions.load_driver).
  *
  * Never called in tests: the daemon disables module loading when $UMOCKDEV_DIR is set (every unit
  * and integration test runs under umockdev) or with --no-load-modules; the executor's unit tests
@@ -55,7 +55,8 @@ int module_loader_load_driver(const char *driver, char **ret_module, void *userd
  * "vfio_pci" share one entry. Times are microseconds on CLOCK_MONOTONIC (the clock of sd-event's
  * timers, so a caller can arm a timer for ModuleLoaderBackoff.retry_usec).
  *
- * Thread-safe: loads run on the executor's runner thread, module_loader_reset() and the queries on the
+ * Thread-safe: loads run on the executor's lane threads (two at once when two transactions
+ * load a module), module_loader_reset() and the queries on the
  * event loop. The lock is not held while the module loads (an init can take seconds).
  */
 #define MODULE_LOADER_BACKOFF_INITIAL_USEC (1ULL * 1000000ULL) /* after the first failure in a row */

@@ -107,14 +107,25 @@ struct Reconciler {
         uint64_t holders_iteration;
         bool holders_valid;
 
-        /* Shared with the executor's runner thread (journal hook). */
+        /* Shared with the executor's lanes (journal hook). */
         pthread_mutex_t lock;
         StateStore *store; /* NULL when it could not be loaded: then nothing is mutated */
         char *store_error;
-        uint64_t journal_transaction; /* the store's id of the transaction in progress */
-        bool *journal_was_owned;
-        size_t n_journal_was_owned;
 };
+
+/* The journal hook's record of one transaction, from BEGIN to END (ExecutorJournal.state). */
+typedef struct JournalTx {
+        uint64_t transaction; /* the store's id */
+        bool *was_owned; /* per ExecutorJournal.devices: in the store before BEGIN */
+        size_t n_was_owned;
+} JournalTx;
+
+static void journal_tx_free(JournalTx *t) {
+        if (t) {
+                free(t->was_owned);
+                free(t);
+        }
+}
 
 /* ---- pure helpers ------------------------------------------------------------------------------ */
 
@@ -949,32 +960,34 @@ int reconciler_plan(Reconciler *r, Plan **ret) {
         return reconciler_plan_full(r, false, ret, NULL);
 }
 
-/* On the executor's runner thread. */
+/* On one of the executor's lanes, maybe two at once: everything under r->lock. */
 static int on_journal(const ExecutorJournal *j, void *userdata) {
         Reconciler *r = userdata;
         _cleanup_free_ OwnedChange *changes = NULL;
+        JournalTx *t = NULL;
         int k = 0;
 
         pthread_mutex_lock(&r->lock);
 
-        if (!r->store) {
-                k = -EUCLEAN; /* the ownership records are unknown: mutate nothing */
-                goto finish;
-        }
-
         if (j->phase == EXECUTOR_JOURNAL_BEGIN) {
+                if (!r->store) {
+                        k = -EUCLEAN; /* the ownership records are unknown: mutate nothing */
+                        goto finish;
+                }
                 changes = calloc(j->n_devices ?: 1, sizeof(OwnedChange));
-                free(r->journal_was_owned);
-                r->journal_was_owned = calloc(j->n_devices ?: 1, sizeof(bool));
-                r->n_journal_was_owned = j->n_devices;
-                if (!changes || !r->journal_was_owned) {
+                t = calloc(1, sizeof(JournalTx));
+                if (t)
+                        t->was_owned = calloc(j->n_devices ?: 1, sizeof(bool));
+                if (!changes || !t || !t->was_owned) {
+                        journal_tx_free(t);
                         k = -ENOMEM;
                         goto finish;
                 }
+                t->n_was_owned = j->n_devices;
                 for (size_t i = 0; i < j->n_devices; i++) {
                         const ExecutorJournalDevice *jd = &j->devices[i];
 
-                        r->journal_was_owned[i] = state_store_get(r->store, jd->address) != NULL;
+                        t->was_owned[i] = state_store_get(r->store, jd->address) != NULL;
                         changes[i] = (OwnedChange){
                                 .address = jd->address,
                                 .driver_now = jd->driver,
@@ -984,27 +997,37 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
                                 .driver = jd->has_target_driver ? jd->target_driver : jd->driver,
                         };
                 }
-                k = state_store_begin(r->store, changes, j->n_devices, &r->journal_transaction);
-                if (k < 0)
+                k = state_store_begin(r->store, changes, j->n_devices, &t->transaction);
+                if (k < 0) {
                         log_error_errno(
                                 k, "Failed to record the originals in %s: %m; not touching the devices",
                                 state_store_path(r->store));
+                        journal_tx_free(t);
+                        goto finish;
+                }
+                *j->state = t;
                 goto finish;
         }
 
         /* END */
+        t = *j->state;
+        *j->state = NULL;
+        if (!r->store || !t) {
+                journal_tx_free(t);
+                goto finish;
+        }
         switch (j->outcome) {
         case DEVICE_STATE_CONVERGED:
-                k = state_store_commit(r->store, r->journal_transaction);
+                k = state_store_commit(r->store, t->transaction);
                 for (size_t i = 0; k >= 0 && i < j->n_devices; i++)
                         if (j->devices[i].release)
                                 (void)state_store_forget(r->store, j->devices[i].address);
                 break;
         case DEVICE_STATE_FAILED:
                 /* Rolled back: what was not ours before is not ours now. */
-                k = state_store_commit(r->store, r->journal_transaction);
-                for (size_t i = 0; i < j->n_devices && i < r->n_journal_was_owned; i++)
-                        if (!r->journal_was_owned[i])
+                k = state_store_commit(r->store, t->transaction);
+                for (size_t i = 0; i < j->n_devices && i < t->n_was_owned; i++)
+                        if (!t->was_owned[i])
                                 (void)state_store_forget(r->store, j->devices[i].address);
                 break;
         default:
@@ -1013,6 +1036,7 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
         }
         if (k < 0)
                 log_warning_errno(k, "Failed to update %s: %m", state_store_path(r->store));
+        journal_tx_free(t);
 
 finish:
         pthread_mutex_unlock(&r->lock);
@@ -1998,7 +2022,6 @@ Reconciler *reconciler_free(Reconciler *r) {
                 strv_free(r->inflight[i].addresses);
         free(r->inflight);
 
-        free(r->journal_was_owned);
         state_store_free(r->store);
         free(r->store_error);
         pthread_mutex_destroy(&r->lock);

@@ -13,8 +13,8 @@
  *     uevent we watch; a failure makes every function critical: unknown means refuse),
  *   - the functions hostdevd owns (state_store_list_owned()),
  * and hands the plan to the executor, whose journal hook records the
- * originals in the state store before any write (on the executor's runner
- * thread, under the reconciler's lock).
+ * originals in the state store before any write (on the executor's lanes,
+ * under the reconciler's lock).
  *
  * Convergence runs at start, after a reload that parsed, after a runtime
  * request, after Apply(), and when a uevent concerns it: a function added,

@@ -383,9 +383,24 @@ static int journal_hook(const ExecutorJournal *j, void *userdata) {
         f->journal_devices[f->n_journal].target_driver =
                 j->devices[0].target_driver ? strdup(j->devices[0].target_driver) : NULL;
         f->journal[f->n_journal].devices = NULL;
+        f->journal[f->n_journal].state = NULL;
         f->n_journal++;
         pthread_mutex_unlock(&f->lock);
-        return j->phase == EXECUTOR_JOURNAL_BEGIN ? f->journal_result : 0;
+
+        /* The per-transaction slot: what BEGIN leaves there, END of the same transaction gets back. */
+        if (j->phase == EXECUTOR_JOURNAL_BEGIN) {
+                assert_null(*j->state);
+                if (f->journal_result < 0)
+                        return f->journal_result; /* END will not come: nothing stored */
+                *j->state = strdup(j->devices[0].address);
+                assert_non_null(*j->state);
+                return 0;
+        }
+        assert_non_null(*j->state);
+        assert_string_equal(*j->state, j->devices[0].address);
+        free(*j->state);
+        *j->state = NULL;
+        return 0;
 }
 
 static void on_event(Executor *e, const ExecutorEvent *ev, void *userdata) {
@@ -428,6 +443,7 @@ static int fixture_setup(void **state) {
                 .sysfs_root = f->root,
                 .write_timeout_usec = 200 * 1000,
                 .max_abandoned = 2,
+                .max_parallel = 1, /* the order of writes is the plan's; tests of lanes raise it */
                 .journal = journal_hook,
                 .journal_userdata = f,
                 .write = fake_write,
@@ -453,6 +469,11 @@ static void rm_rf_rel(Fixture *f, const char *rel) {
 static int fixture_teardown(void **state) {
         Fixture *f = *state;
 
+        /* A test that failed while a write was held: let it go, or freeing the executor waits forever. */
+        pthread_mutex_lock(&f->lock);
+        f->block_released = true;
+        (void)pthread_cond_broadcast(&f->block_cond);
+        pthread_mutex_unlock(&f->lock);
         executor_free(f->executor);
         sd_event_unref(f->event);
         for (size_t i = 0; i < f->n_writes; i++) {
@@ -1537,6 +1558,202 @@ static void test_journal_targets(void **state) {
         }
 }
 
+/* ---- lanes: transactions side by side ------------------------------------------------------------ */
+
+/* Index of the first write to a path ending in |suffix| (SIZE_MAX: none). */
+static size_t write_index(Fixture *f, const char *suffix) {
+        size_t i, r = SIZE_MAX;
+
+        pthread_mutex_lock(&f->lock);
+        for (i = 0; i < f->n_writes; i++)
+                if (ends_with(f->writes[i].path, suffix)) {
+                        r = i;
+                        break;
+                }
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+/* Index of the last write to a path ending in |suffix|. */
+static size_t last_write_index(Fixture *f, const char *suffix) {
+        size_t r = SIZE_MAX;
+
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i < f->n_writes; i++)
+                if (ends_with(f->writes[i].path, suffix))
+                        r = i;
+        pthread_mutex_unlock(&f->lock);
+        assert_true(r != SIZE_MAX);
+        return r;
+}
+
+static void link_rel(Fixture *f, const char *rel, const char *target) {
+        char p[512];
+
+        path_printf(p, sizeof(p), "%s/%s", f->sys, rel);
+        assert_int_equal(symlink(target, p), 0);
+}
+
+static void set_group(Fixture *f, const char *address, unsigned group) {
+        char rel[256], target[64];
+
+        path_printf(rel, sizeof(rel), "bus/pci/devices/%s/iommu_group", address);
+        path_printf(target, sizeof(target), "../../../../kernel/iommu_groups/%u", group);
+        link_rel(f, rel, target);
+}
+
+/*
+ * Independent transactions overlap: while A's first write is held, the transaction of B (another
+ * function, another group) runs to the end. The job is done only after both.
+ */
+static void test_parallel_independent(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t job;
+        const Event *e;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        set_group(f, A, 1);
+        set_group(f, B, 2);
+        f->options.max_parallel = 4;
+        f->options.write_timeout_usec = 10 * 1000 * 1000;
+        f->block_suffix = "/" A "/driver_override";
+        f->block_value = "vfio-pci";
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        bind_actions(&b, 2, B, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_blocked(f);
+
+        /* B converges while A is held. */
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_DEVICE, job, B)->state, DEVICE_STATE_CONVERGED);
+        assert_driver(f, B, "vfio-pci");
+        assert_driver(f, A, "e1000e");
+        assert_null(find_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL));
+        assert_true(executor_is_busy(f->executor));
+
+        release_block(f);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 2);
+        assert_int_equal(e->n_failed + e->n_stuck, 0);
+        assert_driver(f, A, "vfio-pci");
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_DEVICE, job, A) <
+                event_index(f, EXECUTOR_EVENT_JOB_DONE, job, NULL));
+        /* Each transaction got its own journal records, BEGIN and END (the hook checks the slot). */
+        assert_int_equal(f->n_journal, 4);
+        assert_false(executor_is_busy(f->executor));
+}
+
+/*
+ * Conflicting transactions keep the plan's order: B shares A's IOMMU group and waits for A while
+ * the held write lasts; D, in a group of its own, goes on meanwhile.
+ */
+static void test_parallel_same_group_waits(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t job;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, B, "e1000e", "e1000e");
+        add_device(f, D, "e1000e", "e1000e");
+        set_group(f, A, 5);
+        set_group(f, B, 5);
+        set_group(f, D, 6);
+        f->options.max_parallel = 4;
+        f->options.write_timeout_usec = 10 * 1000 * 1000;
+        f->block_suffix = "/" A "/driver_override";
+        f->block_value = "vfio-pci";
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        bind_actions(&b, 2, B, "e1000e", "vfio-pci");
+        bind_actions(&b, 3, D, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_blocked(f);
+
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_DEVICE, job, D)->state, DEVICE_STATE_CONVERGED);
+        assert_true(write_index(f, "/" B "/driver_override") == SIZE_MAX);
+        assert_driver(f, B, "e1000e");
+
+        release_block(f);
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL)->n_converged, 3);
+        assert_true(last_write_index(f, "/drivers_probe") > write_index(f, "/" B "/driver_override"));
+        assert_true(write_index(f, "/" B "/driver_override") > write_index(f, "/" A "/driver_override"));
+        assert_true(
+                event_index(f, EXECUTOR_EVENT_DEVICE, job, A) <
+                event_index(f, EXECUTOR_EVENT_DEVICE, job, B));
+        assert_driver(f, A, "vfio-pci");
+        assert_driver(f, B, "vfio-pci");
+        assert_driver(f, D, "vfio-pci");
+}
+
+/*
+ * A VF's transaction waits for its PF's (the physfn link): while the PF's sriov_numvfs write is held,
+ * the VF is not touched, and D, unrelated, is.
+ */
+static void test_parallel_vf_waits_for_pf(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t job;
+
+        add_pf(f, 0, true);
+        add_device(f, C, "e1000e", "e1000e");
+        add_device(f, D, "e1000e", "e1000e");
+        set_group(f, PF, 1);
+        set_group(f, C, 2);
+        set_group(f, D, 3);
+        link_rel(f, "bus/pci/devices/" C "/physfn", "../" PF);
+        f->options.max_parallel = 4;
+        f->options.write_timeout_usec = 10 * 1000 * 1000;
+        f->block_suffix = "/" PF "/sriov_numvfs";
+        f->block_value = "4";
+        start(f);
+
+        act(&b, 1, PLAN_ACTION_SET_SRIOV_AUTOPROBE, PF, NULL, 0, 0);
+        act(&b, 1, PLAN_ACTION_SET_NUMVFS, PF, NULL, 0, 4);
+        bind_actions(&b, 2, C, "e1000e", "vfio-pci");
+        bind_actions(&b, 3, D, "e1000e", "vfio-pci");
+        job = submit(f, &b);
+        wait_blocked(f);
+
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_DEVICE, job, D)->state, DEVICE_STATE_CONVERGED);
+        assert_true(write_index(f, "/" C "/driver_override") == SIZE_MAX);
+
+        release_block(f);
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL)->n_converged, 3);
+        assert_true(write_index(f, "/" C "/driver_override") > write_index(f, "/" PF "/sriov_numvfs"));
+        assert_driver(f, C, "vfio-pci");
+}
+
+/* With lanes free, an urgent job runs beside a held transaction of a normal job. */
+static void test_parallel_urgent_beside(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        uint64_t n, u;
+
+        add_device(f, A, "e1000e", "e1000e");
+        add_device(f, E, NULL, "e1000e");
+        f->options.max_parallel = 2;
+        f->options.write_timeout_usec = 10 * 1000 * 1000;
+        f->block_suffix = "/" A "/driver_override";
+        f->block_value = "vfio-pci";
+        start(f);
+
+        bind_actions(&b, 1, A, "e1000e", "vfio-pci");
+        n = submit(f, &b);
+        wait_blocked(f);
+        new_function_actions(&b, 1, E, "vfio-pci");
+        u = submit_first(f, &b);
+        /* E's job comes through while A's write is held. */
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_JOB_DONE, u, NULL)->n_converged, 1);
+        assert_null(find_event(f, EXECUTOR_EVENT_JOB_DONE, n, NULL));
+        release_block(f);
+        assert_int_equal(wait_event(f, EXECUTOR_EVENT_JOB_DONE, n, NULL)->n_converged, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_write_helper, fixture_setup, fixture_teardown),
@@ -1561,6 +1778,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_settle_host_driver_first, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_journal_targets, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_parallel_independent, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_parallel_same_group_waits, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_parallel_vf_waits_for_pf, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_parallel_urgent_beside, fixture_setup, fixture_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
