@@ -81,6 +81,7 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
+        d->queue_tail = &d->queue;
 
         if (options && options->bus_address) {
                 d->bus_address = strdup(options->bus_address);
@@ -127,6 +128,8 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         return 0;
 }
 
+static void daemon_queue_clear(Daemon *d);
+
 Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
@@ -142,6 +145,8 @@ Daemon *daemon_free(Daemon *d) {
         d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
         d->add_settle = sd_event_source_disable_unref(d->add_settle);
         d->pending_adds = strv_free(d->pending_adds);
+        d->queue_source = sd_event_source_disable_unref(d->queue_source);
+        daemon_queue_clear(d);
         d->model = model_free(d->model);
         if (d->pacc)
                 pci_cleanup(d->pacc);
@@ -324,17 +329,171 @@ static int on_mdev_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int daemon_handle_uevent(
+/* ---- the uevent queue (daemon.h, Daemon.queue) ---------------------------------------------- */
+
+/* Below the monitors and the bus (SD_EVENT_PRIORITY_NORMAL), above the reconciler's planning. */
+#define DAEMON_QUEUE_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 3)
+
+typedef struct QueuedUevent {
+        char *action, *subsystem, *syspath, *sysname, *mdev_state;
+        struct QueuedUevent *next;
+} QueuedUevent;
+
+static QueuedUevent *queued_uevent_free(QueuedUevent *q) {
+        if (q) {
+                free(q->action);
+                free(q->subsystem);
+                free(q->syspath);
+                free(q->sysname);
+                free(q->mdev_state);
+                free(q);
+        }
+        return NULL;
+}
+
+static void daemon_queue_clear(Daemon *d) {
+        while (d->queue) {
+                QueuedUevent *q = d->queue;
+                d->queue = q->next;
+                queued_uevent_free(q);
+        }
+        d->queue_tail = &d->queue;
+        d->n_queued = 0;
+        if (d->queue_source)
+                (void)sd_event_source_set_enabled(d->queue_source, SD_EVENT_OFF);
+}
+
+/* Take the oldest queued uevent off the queue; NULL when none. */
+static QueuedUevent *daemon_queue_pop(Daemon *d) {
+        QueuedUevent *q = d->queue;
+
+        if (!q)
+                return NULL;
+        d->queue = q->next;
+        if (!d->queue) {
+                d->queue_tail = &d->queue;
+                if (d->queue_source)
+                        (void)sd_event_source_set_enabled(d->queue_source, SD_EVENT_OFF);
+        }
+        d->n_queued--;
+        return q;
+}
+
+static int on_queue(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+        QueuedUevent *q;
+
+        /* One per iteration: uevents that arrived meanwhile are received (and their early writes
+         * made) before the next read. */
+        q = daemon_queue_pop(d);
+        if (!q)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void)daemon_handle_uevent(d, q->action, q->subsystem, q->syspath, q->sysname, q->mdev_state);
+        queued_uevent_free(q);
+        return 0;
+}
+
+void daemon_flush_uevents(Daemon *d) {
+        QueuedUevent *q;
+
+        if (!d || d->handling)
+                return;
+        while ((q = daemon_queue_pop(d))) {
+                (void)daemon_handle_uevent(
+                        d, q->action, q->subsystem, q->syspath, q->sysname, q->mdev_state);
+                queued_uevent_free(q);
+        }
+}
+
+static int strdup_null(const char *s, char **ret) {
+        *ret = NULL;
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int daemon_queue_uevent(
         Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
+        QueuedUevent *q;
         int r;
 
         assert(d);
 
+        /* Not while applying one (a refresh the reconciler queues then): the rescan would reset the
+         * changes being published. */
+        if (d->n_queued >= DAEMON_MAX_QUEUED_UEVENTS && !d->handling) {
+                log_warning(
+                        "More than %u uevents wait to be applied; rescanning sysfs instead",
+                        DAEMON_MAX_QUEUED_UEVENTS);
+                return daemon_rescan(d);
+        }
+        if (!d->queue_source) {
+                r = sd_event_add_defer(d->event, &d->queue_source, on_queue, d);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(d->queue_source, DAEMON_QUEUE_PRIORITY);
+                if (r >= 0)
+                        (void)sd_event_source_set_description(d->queue_source, "uevent-queue");
+                if (r < 0) {
+                        d->queue_source = sd_event_source_disable_unref(d->queue_source);
+                        log_debug_errno(r, "Failed to set up the uevent queue: %m; applying at once");
+                        return daemon_handle_uevent(d, action, subsystem, syspath, sysname, mdev_state);
+                }
+        }
+        q = calloc(1, sizeof(QueuedUevent));
+        if (!q || strdup_null(action, &q->action) < 0 || strdup_null(subsystem, &q->subsystem) < 0 ||
+            strdup_null(syspath, &q->syspath) < 0 || strdup_null(sysname, &q->sysname) < 0 ||
+            strdup_null(mdev_state, &q->mdev_state) < 0) {
+                queued_uevent_free(q);
+                (void)daemon_handle_uevent(d, action, subsystem, syspath, sysname, mdev_state);
+                return -ENOMEM;
+        }
+        *d->queue_tail = q;
+        d->queue_tail = &q->next;
+        d->n_queued++;
+        return sd_event_source_set_enabled(d->queue_source, SD_EVENT_ON);
+}
+
+void daemon_queue_refresh(Daemon *d, const char *address) {
+        const PciDevice *dev;
+        _cleanup_free_ char *syspath = NULL;
+
+        assert(d);
+
+        for (QueuedUevent *q = d->queue; q; q = q->next)
+                if (q->sysname && streq(q->sysname, address) && q->subsystem &&
+                    streq(q->subsystem, UEVENT_SUBSYSTEM_PCI))
+                        return; /* that one re-reads it */
+        if (strv_contains(d->pending_adds, address))
+                return; /* read after the kernel's first probe */
+        dev = model_get_device(d->model, address);
+        if (dev && dev->syspath)
+                syspath = strdup(dev->syspath);
+        else if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, address) < 0)
+                syspath = NULL;
+        if (!syspath)
+                return;
+        (void)daemon_queue_uevent(
+                d, dev ? UEVENT_ACTION_CHANGE : UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, address,
+                NULL);
+}
+
+int daemon_handle_uevent(
+        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state) {
+        bool was_handling;
+        int r;
+
+        assert(d);
+
+        was_handling = d->handling;
+        d->handling = true;
         model_change_list_clear(&d->changes);
         r = model_handle_uevent(d->model, action, subsystem, syspath, sysname, mdev_state, &d->changes);
         /* Even on failure, publish what was applied before it. */
         daemon_publish_changes(d);
+        d->handling = was_handling;
 
         if (subsystem && streq(subsystem, UEVENT_SUBSYSTEM_MDEV))
                 daemon_arm_mdev_settle(d, true);
@@ -347,8 +506,10 @@ int daemon_rescan(Daemon *d) {
 
         assert(d);
 
-        /* The enumeration reads the functions whose "add" waits as well. */
+        /* The enumeration reads the functions whose "add" waits as well, and what the queued
+         * uevents would have (applied after it, an old "remove" could drop a function that is back). */
         d->pending_adds = strv_free(d->pending_adds);
+        daemon_queue_clear(d);
         model_change_list_clear(&d->changes);
         r = model_enumerate(d->model, &d->changes);
         d->rescans++;
@@ -383,7 +544,7 @@ static int on_add_settle(sd_event_source *s, uint64_t usec, void *userdata) {
                         continue; /* read meanwhile (a refresh after the reconciler's early job) */
                 if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, *a) < 0)
                         return log_error_errno(-ENOMEM, "Failed to read new PCI function %s: %m", *a);
-                (void)daemon_handle_uevent(d, UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, *a, NULL);
+                (void)daemon_queue_uevent(d, UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, *a, NULL);
         }
         return 0;
 }
@@ -426,14 +587,21 @@ static int on_uevent(
         if (action && subsystem && sysname) {
                 if (daemon_defer_add(d, action, subsystem, sysname))
                         return 0;
-                /* Its next event reads it (a "bind" of a function the model lacks reads it whole). */
-                if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) && strv_remove(d->pending_adds, sysname) &&
-                    !d->pending_adds[0]) {
-                        d->pending_adds = strv_free(d->pending_adds);
-                        (void)sd_event_source_set_enabled(d->add_settle, SD_EVENT_OFF);
+                if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) && strv_contains(d->pending_adds, sysname)) {
+                        /* A VF's "change" (its physfn link made, drivers/pci/iov.c) comes before the
+                         * first probe: the read after that probe sees the link. */
+                        if (streq(action, UEVENT_ACTION_CHANGE))
+                                return 0;
+                        /* Its next event reads it (a "bind" of a function the model lacks reads it
+                         * whole). */
+                        (void)strv_remove(d->pending_adds, sysname);
+                        if (!d->pending_adds[0]) {
+                                d->pending_adds = strv_free(d->pending_adds);
+                                (void)sd_event_source_set_enabled(d->add_settle, SD_EVENT_OFF);
+                        }
                 }
         }
-        return daemon_handle_uevent(userdata, action, subsystem, syspath, sysname, mdev_state);
+        return daemon_queue_uevent(d, action, subsystem, syspath, sysname, mdev_state);
 }
 
 static void on_pci_add(
@@ -441,6 +609,15 @@ static void on_pci_add(
         const char *pci_class) {
         Daemon *d = userdata;
 
+        /* Gone and back before its "remove" was applied: the model must not know it still, or the
+         * early driver_override skips it as "already known". */
+        for (QueuedUevent *q = d->queue; q; q = q->next)
+                if (q->sysname && streq(q->sysname, sysname) && q->action &&
+                    streq(q->action, UEVENT_ACTION_REMOVE) && q->subsystem &&
+                    streq(q->subsystem, UEVENT_SUBSYSTEM_PCI)) {
+                        daemon_flush_uevents(d);
+                        break;
+                }
         (void)reconciler_on_pci_add(d->reconciler, sysname, pci_id, pci_subsys_id, pci_class);
 }
 

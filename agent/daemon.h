@@ -66,6 +66,18 @@ typedef struct Daemon {
         char **pending_adds;
         sd_event_source *add_settle;
 
+        /*
+         * Uevents received and not yet applied to the model, oldest first. Receiving only queues
+         * (and runs the early driver_override of a new function, reconciler_on_pci_add()); reading
+         * sysfs for them happens one event per loop iteration in queue_source, below the monitors'
+         * priority, so a burst of "add"s (a PF's VFs) gets every early write out before the model
+         * reads any of them, and the reads do not take the CPU from the kernel's probes meanwhile.
+         */
+        struct QueuedUevent *queue, **queue_tail;
+        size_t n_queued;
+        sd_event_source *queue_source;
+        bool handling; /* inside daemon_handle_uevent() */
+
         uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
 
         /*
@@ -111,5 +123,25 @@ int daemon_handle_uevent(
         Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state);
 
-/* Full re-enumeration after lost uevents: the difference becomes signals, Rescans is incremented. */
+/*
+ * Queue one uevent for daemon_handle_uevent() on a later loop iteration (see Daemon.queue).
+ * DAEMON_MAX_QUEUED_UEVENTS may wait; one more drops them and rescans (as a lost uevent does).
+ * Returns 0, or -ENOMEM (the event is then applied at once).
+ */
+#define DAEMON_MAX_QUEUED_UEVENTS 4096u
+int daemon_queue_uevent(
+        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
+        const char *mdev_state);
+/*
+ * Re-read PCI function |address| (a "change"; an "add" when the model lacks it) on a later loop
+ * iteration, unless an event of it waits in the queue already (that one re-reads it). For the
+ * reconciler, after the executor touched the function.
+ */
+void daemon_queue_refresh(Daemon *d, const char *address);
+/* Apply every queued uevent now, in order (before a plan, which must see them all). A no-op when
+ * called from inside daemon_handle_uevent() (a plan made while applying one event): the rest follow. */
+void daemon_flush_uevents(Daemon *d);
+
+/* Full re-enumeration after lost uevents: the difference becomes signals, Rescans is incremented.
+ * Drops the queued uevents (the enumeration reads what they would have). */
 int daemon_rescan(Daemon *d);

@@ -865,6 +865,10 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
         assert(r && ret);
 
+        /* Every uevent received so far in the model first (a plan right after a job's end must see
+         * the functions it changed; their refreshes wait in the queue). */
+        daemon_flush_uevents(r->daemon);
+
         if (!reconciler_is_active(r))
                 return plan_empty(ret);
         if (cached && !r->critical)
@@ -1554,22 +1558,10 @@ int reconciler_converge(Reconciler *r, ReconcilerDoneFunc done, void *userdata) 
         return 0;
 }
 
-/* Re-read a function the executor touched, so the next plan sees it without waiting for its uevents. */
+/* Re-read a function the executor touched, so the next plan sees it without waiting for its uevents
+ * (queued; nothing is read twice when its uevent is queued already). */
 static void reconciler_refresh_device(Reconciler *r, const char *address) {
-        const PciDevice *dev = model_get_device(r->daemon->model, address);
-        _cleanup_free_ char *syspath = NULL;
-        char name[PCI_ADDRESS_STRING_MAX];
-
-        /* Not in the model: a new function whose reading waited for its early job (daemon.h). */
-        if (dev && dev->syspath)
-                syspath = strdup(dev->syspath);
-        else if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, address) < 0)
-                syspath = NULL;
-        if (!syspath)
-                return;
-        (void)snprintf(name, sizeof(name), "%s", address);
-        (void)daemon_handle_uevent(
-                r->daemon, dev ? "change" : UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, name, NULL);
+        daemon_queue_refresh(r->daemon, address);
 }
 
 /* For a failure to load the driver's module: the reason, and when the load is tried again

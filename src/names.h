@@ -103,6 +103,8 @@
 #define UEVENT_KEY_PCI_SUBSYS_ID "PCI_SUBSYS_ID"
 #define UEVENT_KEY_PCI_CLASS "PCI_CLASS"
 #define UEVENT_ACTION_ADD "add"
+#define UEVENT_ACTION_CHANGE "change"
+#define UEVENT_ACTION_REMOVE "remove"
 /* Netlink sources of libudev's monitor (Manager.EventSource). */
 #define UEVENT_SOURCE_UDEV "udev"
 #define UEVENT_SOURCE_KERNEL "kernel"

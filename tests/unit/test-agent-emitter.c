@@ -995,6 +995,71 @@ static void test_manager(void **state) {
         }
 }
 
+/* Received uevents wait in the queue: applied one per loop iteration, in order, a refresh of a
+ * function with a queued event adds nothing, a flush applies them all at once, and past the cap
+ * the daemon rescans instead. */
+static void test_uevent_queue(void **state) {
+        Fixture *f = *state;
+        const PciDevice *dev;
+        size_t last;
+        uint64_t rescans;
+
+        sysfs_tree_bind(f->tree, GPU, NULL);
+        assert_int_equal(
+                daemon_queue_uevent(f->d, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
+        sysfs_tree_bind(f->tree, GPU, "vfio-pci");
+        assert_int_equal(
+                daemon_queue_uevent(f->d, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
+        assert_int_equal(f->d->n_queued, 2);
+        /* Not applied yet. */
+        dev = model_get_device(f->d->model, GPU);
+        assert_non_null(dev);
+        assert_string_equal(dev->driver, "nouveau");
+
+        daemon_queue_refresh(f->d, GPU); /* the queued "unbind" re-reads it */
+        assert_int_equal(f->d->n_queued, 2);
+        daemon_queue_refresh(f->d, NVME);
+        assert_int_equal(f->d->n_queued, 3);
+
+        /* One per iteration. */
+        last = f->d->n_queued;
+        for (unsigned i = 0; i < 200 && f->d->n_queued > 0; i++) {
+                assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
+                assert_true(last - f->d->n_queued <= 1);
+                last = f->d->n_queued;
+        }
+        assert_int_equal(f->d->n_queued, 0);
+        dev = model_get_device(f->d->model, GPU);
+        assert_string_equal(dev->driver, "vfio-pci");
+
+        /* A flush applies what waits, now. */
+        sysfs_tree_bind(f->tree, GPU, NULL);
+        assert_int_equal(
+                daemon_queue_uevent(f->d, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
+        assert_int_equal(f->d->n_queued, 1);
+        daemon_flush_uevents(f->d);
+        assert_int_equal(f->d->n_queued, 0);
+        dev = model_get_device(f->d->model, GPU);
+        assert_null(dev->driver);
+
+        /* Past the cap: dropped for a rescan, which reads what they would have. */
+        sysfs_tree_bind(f->tree, GPU, "vfio-pci");
+        rescans = f->d->rescans;
+        for (unsigned i = 0; i < DAEMON_MAX_QUEUED_UEVENTS; i++)
+                assert_int_equal(
+                        daemon_queue_uevent(
+                                f->d, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL),
+                        0);
+        assert_int_equal(f->d->n_queued, DAEMON_MAX_QUEUED_UEVENTS);
+        assert_true(
+                daemon_queue_uevent(f->d, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL) >=
+                0);
+        assert_int_equal(f->d->n_queued, 0);
+        assert_int_equal(f->d->rescans, rescans + 1);
+        dev = model_get_device(f->d->model, GPU);
+        assert_string_equal(dev->driver, "vfio-pci");
+}
+
 /* The flush runs by itself on the loop, once for everything queued before the iteration. */
 static void test_flush_on_loop(void **state) {
         Fixture *f = *state;
@@ -1135,6 +1200,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_device_mdev_types_added_then_removed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manager, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_flush_on_loop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_uevent_queue, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_bus, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_method_errors, setup, teardown),
         };
