@@ -405,14 +405,6 @@ void daemon_flush_uevents(Daemon *d) {
         }
 }
 
-static int strdup_null(const char *s, char **ret) {
-        *ret = NULL;
-        if (!s)
-                return 0;
-        *ret = strdup(s);
-        return *ret ? 0 : -ENOMEM;
-}
-
 int daemon_queue_uevent(
         Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {

@@ -652,18 +652,15 @@ static int tx_read_attr(Tx *t, TxDevice *d, const char *attr, char **ret) {
  * and it is the read that a verification repeats (the settle polls): no worker round trip for it.
  */
 static int tx_read_driver(Tx *t, TxDevice *d, char **ret) {
-        _cleanup_free_ char *path = path_of(d->syspath, SYSFS_ATTR_DRIVER);
         int r;
 
-        if (!path)
-                return -ENOMEM;
         *ret = NULL;
         r = sysfs_read_link_basename(d->syspath, SYSFS_ATTR_DRIVER, ret);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                tx_fail(t, d, r, "Failed to read the driver link %s: %s (%s)", path,
-                        strerrordesc_np(-r) ?: "?", strerrorname_np(-r) ?: "?");
+                tx_fail(t, d, r, "Failed to read the driver link %s/%s: %s (%s)", d->syspath,
+                        SYSFS_ATTR_DRIVER, strerrordesc_np(-r) ?: "?", strerrorname_np(-r) ?: "?");
         return r;
 }
 
@@ -1321,32 +1318,27 @@ static void tx_run(Tx *t) {
         tx_journal(t, EXECUTOR_JOURNAL_END, stuck ? DEVICE_STATE_STUCK : DEVICE_STATE_FAILED, &r);
 }
 
-/* Under core->lock: the first urgent job, taken off its queue; NULL when none. */
-static Job *executor_pop_urgent_locked(Executor *e) {
-        Job *job = e->urgent;
+/* Under core->lock: the first job of a queue (e->urgent or e->jobs, with its tail), taken off it;
+ * NULL when none. */
+static Job *executor_pop_locked(Executor *e, Job **head, Job ***tail) {
+        Job *job = *head;
 
         if (!job)
                 return NULL;
-        e->urgent = job->next;
-        if (!e->urgent)
-                e->urgent_tail = &e->urgent;
+        *head = job->next;
+        if (!*head)
+                *tail = head;
         job->next = NULL;
         e->n_jobs--;
         return job;
 }
 
-/* Under core->lock: the first normal job, taken off its queue; NULL when none. */
-static Job *executor_pop_job_locked(Executor *e) {
-        Job *job = e->jobs;
+static Job *executor_pop_urgent_locked(Executor *e) {
+        return executor_pop_locked(e, &e->urgent, &e->urgent_tail);
+}
 
-        if (!job)
-                return NULL;
-        e->jobs = job->next;
-        if (!e->jobs)
-                e->jobs_tail = &e->jobs;
-        job->next = NULL;
-        e->n_jobs--;
-        return job;
+static Job *executor_pop_job_locked(Executor *e) {
+        return executor_pop_locked(e, &e->jobs, &e->jobs_tail);
 }
 
 static bool keys_overlap(char *const *a, char *const *b) {

@@ -311,14 +311,6 @@ DeviceState device_state_worst(const DeviceState *states, size_t n) {
         return worst;
 }
 
-static int strdup_null(const char *s, char **ret) {
-        *ret = NULL;
-        if (!s)
-                return 0;
-        *ret = strdup(s);
-        return *ret ? 0 : -ENOMEM;
-}
-
 static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }

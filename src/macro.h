@@ -78,6 +78,12 @@ static inline void closedirp(DIR **d) {
 /* NULL-terminated string vectors ("strv"), as used for lists of addresses. */
 #define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)
 
+/* *ret = a copy of |s|, or NULL for NULL. Returns 0 or -ENOMEM (then *ret is NULL). */
+static inline int strdup_null(const char *s, char **ret) {
+        *ret = s ? strdup(s) : NULL;
+        return s && !*ret ? -ENOMEM : 0;
+}
+
 /* Free a pointer and set it to NULL; evaluates to NULL. */
 #define mfree(p)                     \
         ({                           \

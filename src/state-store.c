@@ -72,18 +72,6 @@ static bool value_is_valid(const char *s) {
         return true;
 }
 
-static int strdup_null(const char *s, char **ret) {
-        char *c = NULL;
-
-        if (s) {
-                c = strdup(s);
-                if (!c)
-                        return -ENOMEM;
-        }
-        *ret = c;
-        return 0;
-}
-
 static int owned_device_copy(const OwnedDevice *src, OwnedDevice *dst) {
         OwnedDevice d = {
                 .transaction = src->transaction,
