@@ -1410,7 +1410,8 @@ class Client:
                         self.ctx.iteration(False)
 
         def wait_for(self, predicate, limit=10, what='condition'):
-                """Iterate the main loop until predicate() is true; fail after |limit| s."""
+                """Iterate the main loop until predicate() is true; fail after |limit| s.
+                |what| names the condition; a callable is called for it only on failure."""
                 deadline = time.monotonic() + timeout(limit)
                 fired = []
                 src = None
@@ -1423,7 +1424,8 @@ class Client:
                                 return r
                         rem = deadline - time.monotonic()
                         if rem <= 0:
-                                raise AssertionError('timed out after %.1f s waiting for %s' % (limit, what))
+                                raise AssertionError('timed out after %.1f s waiting for %s' %
+                                                     (limit, what() if callable(what) else what))
                         if src is not None:
                                 GLib.source_remove(src)
                         fired.clear()

@@ -154,9 +154,20 @@ class ReconcileTestCase(unittest.TestCase):
         def dev(self, address, prop):
                 return self.c.get(device_path(address), DEVICE_IFACE, prop)
 
+        def dev_or_none(self, address, prop):
+                """The property, or None while the daemon has not published the function (yet)."""
+                try:
+                        return self.dev(address, prop)
+                except dbus.exceptions.DBusException as e:
+                        if e.get_dbus_name() != 'org.freedesktop.DBus.Error.UnknownObject':
+                                raise
+                        return None
+
         def wait_dev(self, address, prop, value, limit=30):
-                return self.c.wait_for(lambda: self.dev(address, prop) == value, limit,
-                                       '%s %s = %r (now %r)' % (address, prop, value, self.dev(address, prop)))
+                # The function may exist in the fake kernel before the daemon applied its uevents.
+                return self.c.wait_for(lambda: self.dev_or_none(address, prop) == value, limit,
+                                       lambda: '%s %s = %r (now %r)' %
+                                       (address, prop, value, self.dev_or_none(address, prop)))
 
         def wait_manager(self, prop, value, limit=30):
                 return self.c.wait_for(lambda: self.c.manager(prop) == value, limit,
