@@ -186,6 +186,8 @@
 /* ---- ownership records (state-store.h) ------------------------------------ */
 #define HOSTDEVD_STATE_DIR "/var/lib/hostdevd"
 #define HOSTDEVD_STATE_FILE "owned.json"
+/* Changes since owned.json was written, one JSON record a line (state-store.h). */
+#define HOSTDEVD_STATE_LOG "owned.log"
 /* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,
  * persistent ("persist") in the state directory (agent/reconciler.h). */
 #define HOSTDEVD_RUNTIME_DIR "/run/hostdevd"

@@ -19,10 +19,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
 
 struct StateStore {
         char *dir;
-        char *path;
+        char *path; /* DIR/owned.json */
+        char *log_path; /* DIR/owned.log */
         uint64_t last_transaction;
+        uint64_t last_record; /* the latest change's number (owned.json's "last-record" or a log record's) */
         OwnedDevice *devices; /* sorted by address */
         size_t n_devices;
+        /* The log, open for appending once owned.json was written by this store (and the log emptied);
+         * -EBADF until then: the next change writes owned.json. */
+        int log_fd;
+        size_t log_size, log_records; /* what the log holds now */
 };
 
 static const char *const owned_phase_table[_OWNED_PHASE_MAX] = {
@@ -106,8 +112,11 @@ StateStore *state_store_free(StateStore *s) {
         if (!s)
                 return NULL;
         owned_devices_free(s->devices, s->n_devices);
+        if (s->log_fd >= 0)
+                (void)close(s->log_fd);
         free(s->dir);
         free(s->path);
+        free(s->log_path);
         free(s);
         return NULL;
 }
@@ -117,9 +126,14 @@ int state_store_new(const char *dir, StateStore **ret) {
 
         if (!s)
                 return -ENOMEM;
+        s->log_fd = -EBADF;
         s->dir = strdup(dir ?: HOSTDEVD_STATE_DIR);
         if (!s->dir || asprintf(&s->path, "%s/%s", s->dir, HOSTDEVD_STATE_FILE) < 0) {
                 s->path = NULL;
+                return -ENOMEM;
+        }
+        if (asprintf(&s->log_path, "%s/%s", s->dir, HOSTDEVD_STATE_LOG) < 0) {
+                s->log_path = NULL;
                 return -ENOMEM;
         }
         *ret = TAKE_PTR(s);
@@ -366,7 +380,8 @@ static int parse_store(StateStore *s, const char *text, size_t size, LoadError *
         }
         json_object_object_foreach(root, key, val) {
                 (void)val;
-                if (!streq(key, "version") && !streq(key, "last-transaction") && !streq(key, "devices")) {
+                if (!streq(key, "version") && !streq(key, "last-transaction") && !streq(key, "devices") &&
+                    !streq(key, "last-record")) {
                         r = load_fail(e, -EBADMSG, s->path, "unknown key \"%s\"", key);
                         goto finish;
                 }
@@ -393,6 +408,12 @@ static int parse_store(StateStore *s, const char *text, size_t size, LoadError *
                 free(e->message);
                 e->message = NULL;
                 s->last_transaction = 0;
+        }
+        /* Absent in files written before the log existed: no record of the log is in this file. */
+        if (json_object_object_get_ex(root, "last-record", &v)) {
+                r = get_positive_int(v, "last-record", &s->last_record, s->path, e);
+                if (r < 0)
+                        goto finish;
         }
         if (!json_object_object_get_ex(root, "devices", &devices) ||
             !json_object_is_type(devices, json_type_array)) {
@@ -437,6 +458,202 @@ finish:
         return r;
 }
 
+/* ---- the log --------------------------------------------------------------- */
+
+static ssize_t find(const OwnedDevice *list, size_t n, const char *address);
+
+/* A member |key| of record |o| that must be a positive integer. */
+static int record_int(json_object *o, const char *key, uint64_t *ret, const char *where, LoadError *e) {
+        return get_positive_int(json_object_object_get(o, key), key, ret, where, e);
+}
+
+static int apply_begin(StateStore *s, json_object *o, const char *where, LoadError *e) {
+        json_object *devices;
+        uint64_t t;
+        size_t n;
+        int r;
+
+        r = record_int(o, "begin", &t, where, e);
+        if (r < 0)
+                return r;
+        if (t <= s->last_transaction)
+                return load_fail(
+                        e, -EBADMSG, where, "begin: transaction %" PRIu64 " is not after %" PRIu64, t,
+                        s->last_transaction);
+        if (!json_object_object_get_ex(o, "devices", &devices) ||
+            !json_object_is_type(devices, json_type_array) || json_object_array_length(devices) == 0)
+                return load_fail(e, -EBADMSG, where, "devices: missing, empty or not an array");
+        n = json_object_array_length(devices);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(owned_device_done) OwnedDevice d = {};
+                OwnedDevice *l;
+                ssize_t k;
+
+                r = parse_device(json_object_array_get_idx(devices, i), i, &d, where, e);
+                if (r < 0)
+                        return r;
+                if (d.transaction != t)
+                        return load_fail(
+                                e, -EBADMSG, where,
+                                "devices[%zu].transaction: %" PRIu64 ", expected %" PRIu64, i, d.transaction,
+                                t);
+                for (size_t j = 0; j < i; j++) {
+                        json_object *a =
+                                json_object_object_get(json_object_array_get_idx(devices, j), "address");
+                        if (streq(json_object_get_string(a), d.address))
+                                return load_fail(
+                                        e, -EBADMSG, where, "devices: address '%s' listed twice", d.address);
+                }
+                k = find(s->devices, s->n_devices, d.address);
+                if (k >= 0) {
+                        owned_device_done(&s->devices[k]);
+                        s->devices[k] = d;
+                } else {
+                        l = reallocarray(s->devices, s->n_devices + 1, sizeof(OwnedDevice));
+                        if (!l)
+                                return -ENOMEM;
+                        s->devices = l;
+                        s->devices[s->n_devices++] = d;
+                }
+                d = (OwnedDevice){};
+        }
+        s->last_transaction = t;
+        return 0;
+}
+
+static int apply_commit(StateStore *s, json_object *o, const char *where, LoadError *e) {
+        bool found = false;
+        uint64_t t;
+        int r;
+
+        r = record_int(o, "commit", &t, where, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (s->devices[i].transaction == t && s->devices[i].phase == OWNED_PHASE_BEGUN) {
+                        s->devices[i].phase = OWNED_PHASE_COMMITTED;
+                        found = true;
+                }
+        if (!found)
+                return load_fail(e, -EBADMSG, where, "commit: no begun transaction %" PRIu64, t);
+        return 0;
+}
+
+static int apply_forget(StateStore *s, json_object *o, const char *where, LoadError *e) {
+        json_object *v = json_object_object_get(o, "forget");
+        const char *address;
+        ssize_t k;
+
+        if (!v || !json_object_is_type(v, json_type_string))
+                return load_fail(e, -EBADMSG, where, "forget: not a string");
+        address = json_object_get_string(v);
+        k = find(s->devices, s->n_devices, address);
+        if (k < 0)
+                return load_fail(e, -EBADMSG, where, "forget: '%s' is not recorded", address);
+        owned_device_done(&s->devices[k]);
+        memmove(&s->devices[k], &s->devices[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
+        s->n_devices--;
+        return 0;
+}
+
+/* One line of the log (without its newline): a JSON object with "record" and one of "begin" (with
+ * "devices"), "commit" or "forget". Records that owned.json already holds are skipped. */
+static int apply_record(
+        StateStore *s, const char *line, size_t len, bool *applied, const char *where, LoadError *e) {
+        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        json_object *o;
+        uint64_t record;
+        int ops = 0, r;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        o = json_tokener_parse_ex(tok, line, (int)len);
+        if (!o || json_tokener_get_parse_end(tok) != len) {
+                json_object_put(o);
+                return load_fail(
+                        e, -EBADMSG, where, "not one JSON value: %s",
+                        json_tokener_error_desc(json_tokener_get_error(tok)));
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                r = load_fail(e, -EBADMSG, where, "expected a JSON object");
+                goto finish;
+        }
+        json_object_object_foreach(o, key, val) {
+                (void)val;
+                if (streq(key, "begin") || streq(key, "commit") || streq(key, "forget"))
+                        ops++;
+                else if (!streq(key, "record") && !streq(key, "devices")) {
+                        r = load_fail(e, -EBADMSG, where, "unknown key \"%s\"", key);
+                        goto finish;
+                }
+        }
+        if (ops != 1) {
+                r = load_fail(
+                        e, -EBADMSG, where, "expected exactly one of \"begin\", \"commit\", \"forget\"");
+                goto finish;
+        }
+        r = record_int(o, "record", &record, where, e);
+        if (r < 0)
+                goto finish;
+        if (record <= s->last_record) {
+                if (*applied) {
+                        r = load_fail(
+                                e, -EBADMSG, where, "record: %" PRIu64 " is not after %" PRIu64, record,
+                                s->last_record);
+                        goto finish;
+                }
+                /* Written before owned.json was, and folded into it (a crash came before the log was
+                 * emptied). */
+                r = 0;
+                goto finish;
+        }
+        if (json_object_object_get_ex(o, "begin", NULL))
+                r = apply_begin(s, o, where, e);
+        else if (json_object_object_get_ex(o, "commit", NULL))
+                r = apply_commit(s, o, where, e);
+        else
+                r = apply_forget(s, o, where, e);
+        if (r >= 0) {
+                s->last_record = record;
+                *applied = true;
+        }
+finish:
+        json_object_put(o);
+        return r;
+}
+
+static int parse_log(StateStore *s, const char *text, size_t size, LoadError *e) {
+        size_t off = 0, line = 0;
+        bool applied = false;
+
+        if (strlen(text) != size)
+                return load_fail(e, -EBADMSG, s->log_path, "NUL byte at offset %zu", strlen(text));
+        while (off < size) {
+                const char *start = text + off, *nl = memchr(start, '\n', size - off);
+                _cleanup_free_ char *where = NULL;
+                int r;
+
+                line++;
+                if (!nl) {
+                        /* A record whose write a crash cut short never counted: the change it described
+                         * was not made. The next change writes owned.json and empties the log. */
+                        log_warning("%s: line %zu: incomplete record, ignored", s->log_path, line);
+                        break;
+                }
+                if (asprintf(&where, "%s: line %zu", s->log_path, line) < 0)
+                        return -ENOMEM;
+                r = apply_record(s, start, (size_t)(nl - start), &applied, where, e);
+                if (r < 0)
+                        return r;
+                off = (size_t)(nl - text) + 1;
+        }
+        if (s->n_devices > 1)
+                qsort(s->devices, s->n_devices, sizeof(OwnedDevice), owned_device_compare);
+        return 0;
+}
+
 int state_store_load(const char *dir, StateStore **ret, char **ret_error) {
         _cleanup_(state_store_freep) StateStore *s = NULL;
         _cleanup_free_ char *text = NULL;
@@ -448,14 +665,18 @@ int state_store_load(const char *dir, StateStore **ret, char **ret_error) {
         if (r < 0)
                 return r;
         remove_temp_files(s->dir);
+        /* Neither file: first start (or the directory does not exist yet), nothing is owned. */
         r = read_file(s->path, &text, &size, &e);
-        if (r == -ENOENT) {
-                /* First start (or the directory does not exist yet): nothing is owned. */
-                *ret = TAKE_PTR(s);
-                return 0;
-        }
         if (r >= 0)
                 r = parse_store(s, text, size, &e);
+        if (r >= 0 || r == -ENOENT) {
+                text = mfree(text);
+                r = read_file(s->log_path, &text, &size, &e);
+                if (r >= 0)
+                        r = parse_log(s, text, size, &e);
+                else if (r == -ENOENT)
+                        r = 0;
+        }
         if (r < 0) {
                 log_debug_errno(r, "Failed to load %s: %s", s->path, strna(e.message));
                 if (ret_error)
@@ -473,72 +694,84 @@ static json_object *string_or_null(const char *s) {
         return s ? json_object_new_string(s) : NULL;
 }
 
-static int to_json(uint64_t last, const OwnedDevice *list, size_t n, char **ret) {
-        json_object *root = json_object_new_object(), *devices = json_object_new_array();
+/* Add |v| (a new reference, NULL only for JSON null) to |o| as |key|; takes |v| either way. */
+static int add(json_object *o, const char *key, json_object *v, bool null_ok) {
+        if (!v && !null_ok)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static json_object *device_to_json(const OwnedDevice *d) {
+        json_object *o = json_object_new_object();
+        const struct {
+                const char *key, *value;
+        } fields[] = {
+                { "original-driver", d->original_driver },
+                { "original-driver-override", d->original_driver_override },
+                { "previous-driver", d->previous_driver },
+                { "previous-driver-override", d->previous_driver_override },
+                { "driver-override", d->driver_override },
+                { "driver", d->driver },
+        };
+
+        if (!o)
+                return NULL;
+        /* A NULL value from json_object_new_*() on OOM would read as null: check each. */
+        if (add(o, "address", json_object_new_string(d->address), false) < 0 ||
+            add(o, "transaction", json_object_new_int64((int64_t)d->transaction), false) < 0 ||
+            add(o, "phase", json_object_new_string(owned_phase_to_string(d->phase)), false) < 0)
+                goto fail;
+        for (size_t k = 0; k < ELEMENTSOF(fields); k++) {
+                json_object *v = string_or_null(fields[k].value);
+                if ((fields[k].value && !v) || add(o, fields[k].key, v, true) < 0)
+                        goto fail;
+        }
+        return o;
+fail:
+        json_object_put(o);
+        return NULL;
+}
+
+/* |o| as text with a newline; |flags| for json_object_to_json_string_ext(). Takes |o|. */
+static int json_to_line(json_object *o, int flags, char **ret) {
+        const char *text = o ? json_object_to_json_string_ext(o, flags) : NULL;
         int r = -ENOMEM;
+
+        if (text && asprintf(ret, "%s\n", text) >= 0)
+                r = 0;
+        json_object_put(o);
+        return r;
+}
+
+static int to_json(uint64_t last, uint64_t record, const OwnedDevice *list, size_t n, char **ret) {
+        json_object *root = json_object_new_object(), *devices = json_object_new_array();
 
         if (!root || !devices) {
                 json_object_put(devices);
-                goto finish;
+                goto fail;
         }
-        if (json_object_object_add(root, "version", json_object_new_int(STATE_STORE_VERSION)) < 0 ||
-            json_object_object_add(root, "last-transaction", json_object_new_int64((int64_t)last)) < 0 ||
-            json_object_object_add(root, "devices", devices) < 0) {
-                json_object_put(devices);
-                goto finish;
-        }
+        if (add(root, "version", json_object_new_int(STATE_STORE_VERSION), false) < 0 ||
+            add(root, "last-transaction", json_object_new_int64((int64_t)last), false) < 0 ||
+            add(root, "last-record", json_object_new_int64((int64_t)record), false) < 0 ||
+            add(root, "devices", devices, false) < 0)
+                goto fail;
         for (size_t i = 0; i < n; i++) {
-                const OwnedDevice *d = &list[i];
-                json_object *o = json_object_new_object();
-                if (!o)
-                        goto finish;
-                if (json_object_array_add(devices, o) < 0) {
+                json_object *o = device_to_json(&list[i]);
+                if (!o || json_object_array_add(devices, o) < 0) {
                         json_object_put(o);
-                        goto finish;
-                }
-                /* A NULL value from json_object_new_*() on OOM would read as null: check each. */
-                json_object *a = json_object_new_string(d->address),
-                            *t = json_object_new_int64((int64_t)d->transaction),
-                            *p = json_object_new_string(owned_phase_to_string(d->phase));
-                if (!a || !t || !p) {
-                        json_object_put(a);
-                        json_object_put(t);
-                        json_object_put(p);
-                        goto finish;
-                }
-                json_object_object_add(o, "address", a);
-                json_object_object_add(o, "transaction", t);
-                json_object_object_add(o, "phase", p);
-                const struct {
-                        const char *key, *value;
-                } fields[] = {
-                        { "original-driver", d->original_driver },
-                        { "original-driver-override", d->original_driver_override },
-                        { "previous-driver", d->previous_driver },
-                        { "previous-driver-override", d->previous_driver_override },
-                        { "driver-override", d->driver_override },
-                        { "driver", d->driver },
-                };
-                for (size_t k = 0; k < ELEMENTSOF(fields); k++) {
-                        json_object *v = string_or_null(fields[k].value);
-                        if (fields[k].value && !v)
-                                goto finish;
-                        if (json_object_object_add(o, fields[k].key, v) < 0) {
-                                json_object_put(v);
-                                goto finish;
-                        }
+                        goto fail;
                 }
         }
-        const char *text = json_object_to_json_string_ext(
-                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                goto finish;
-        if (asprintf(ret, "%s\n", text) < 0)
-                goto finish;
-        r = 0;
-finish:
+        return json_to_line(
+                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE,
+                ret);
+fail:
         json_object_put(root);
-        return r;
+        return -ENOMEM;
 }
 
 static int write_all(int fd, const char *buf, size_t n) {
@@ -555,14 +788,15 @@ static int write_all(int fd, const char *buf, size_t n) {
         return 0;
 }
 
-/* Write |list| as the file: temp file in the same directory, fsync, rename, fsync the directory. */
-static int store_write(StateStore *s, uint64_t last, const OwnedDevice *list, size_t n) {
+/* Write |list| as owned.json, covering the log up to |record|: temporary file in the same directory,
+ * fsync, rename, fsync the directory. */
+static int store_write(StateStore *s, uint64_t last, uint64_t record, const OwnedDevice *list, size_t n) {
         _cleanup_free_ char *text = NULL, *tmp = NULL;
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         const char *name;
         int r;
 
-        r = to_json(last, list, n, &text);
+        r = to_json(last, record, list, n, &text);
         if (r < 0)
                 return r;
         if (strlen(text) > STATE_STORE_FILE_MAX)
@@ -577,13 +811,11 @@ static int store_write(StateStore *s, uint64_t last, const OwnedDevice *list, si
                 return log_debug_errno(errno, "Failed to open %s: %m", s->dir);
         if (asprintf(&tmp, "%s/." HOSTDEVD_STATE_FILE ".XXXXXX", s->dir) < 0)
                 return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
+        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
         if (fd < 0)
                 return log_debug_errno(errno, "Failed to create a temporary file in %s: %m", s->dir);
         name = strrchr(tmp, '/') + 1;
         r = write_all(fd, text, strlen(text));
-        if (r >= 0 && fchmod(fd, 0600) < 0)
-                r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0) {
@@ -603,21 +835,97 @@ static int store_write(StateStore *s, uint64_t last, const OwnedDevice *list, si
         return 0;
 }
 
-/* Take |list| (sorted) as the new state after writing it; on failure free it and keep the old. */
-static int store_replace(StateStore *s, uint64_t last, OwnedDevice *list, size_t n) {
+/* After owned.json was written: empty the log (its records are in the file now) and keep it open for the
+ * next changes. On failure the log stays closed (the next change writes owned.json again) and is removed
+ * if it can be: a loaded store's log only holds records at or below the file's "last-record", skipped by
+ * a load, but a state_store_new() store's file may count below a broken store's log. */
+static void log_reset(StateStore *s) {
+        if (s->log_fd < 0) {
+                _cleanup_close_ int dfd = -EBADF;
+
+                s->log_fd = open(s->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (s->log_fd < 0)
+                        goto fail;
+                /* The log's name must last as its records do. */
+                dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0 || fsync(dfd) < 0)
+                        goto fail;
+        }
+        if (ftruncate(s->log_fd, 0) < 0 || fsync(s->log_fd) < 0)
+                goto fail;
+        s->log_size = 0;
+        s->log_records = 0;
+        return;
+fail:
+        log_debug_errno(errno, "Failed to empty %s: %m; writing %s at every change", s->log_path, s->path);
+        if (s->log_fd >= 0)
+                (void)close(s->log_fd);
+        s->log_fd = -EBADF;
+        if (unlink(s->log_path) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to empty or remove %s: %m", s->log_path);
+}
+
+/* Append |line| to the log and sync it. On failure the log is cut back to what it held: nothing
+ * changed. */
+static int log_append(StateStore *s, const char *line) {
+        size_t n = strlen(line);
+        ssize_t k;
+        int r;
+
+        k = write(s->log_fd, line, n);
+        if (k == (ssize_t)n && fdatasync(s->log_fd) >= 0) {
+                s->log_size += n;
+                s->log_records++;
+                return 0;
+        }
+        r = k >= 0 && k < (ssize_t)n ? -ENOSPC : -errno;
+        if (ftruncate(s->log_fd, (off_t)s->log_size) < 0) {
+                /* A partial record would stay: no more appends, the next change writes owned.json. */
+                (void)close(s->log_fd);
+                s->log_fd = -EBADF;
+        }
+        return log_debug_errno(r, "Failed to append to %s: %m", s->log_path);
+}
+
+/* Take |list| (n functions) as the new state after recording the change: as a line of the log
+ * (|record|, its JSON object numbered s->last_record + 1, taken; NULL after OOM) when the log is open
+ * and has room, else as a new owned.json. On failure free |list| and keep the old state, in memory and
+ * on disk. */
+static int store_replace(StateStore *s, uint64_t last, OwnedDevice *list, size_t n, json_object *record) {
+        uint64_t number = s->last_record + 1;
+        _cleanup_free_ char *line = NULL;
         int r;
 
         if (n > 1)
                 qsort(list, n, sizeof(OwnedDevice), owned_device_compare);
-        r = store_write(s, last, list, n);
-        if (r < 0) {
-                owned_devices_free(list, n);
-                return r;
+        if (s->log_fd >= 0 && record && s->log_records < STATE_STORE_LOG_MAX_RECORDS) {
+                r = json_to_line(
+                        TAKE_PTR(record), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &line);
+                if (r < 0) {
+                        owned_devices_free(list, n);
+                        return r;
+                }
+        }
+        json_object_put(record);
+        if (line && s->log_size + strlen(line) <= STATE_STORE_LOG_MAX) {
+                r = log_append(s, line);
+                if (r < 0) {
+                        owned_devices_free(list, n);
+                        return r;
+                }
+        } else {
+                r = store_write(s, last, number, list, n);
+                if (r < 0) {
+                        owned_devices_free(list, n);
+                        return r;
+                }
+                log_reset(s);
         }
         owned_devices_free(s->devices, s->n_devices);
         s->devices = list;
         s->n_devices = n;
         s->last_transaction = last;
+        s->last_record = number;
         return 0;
 }
 
@@ -640,6 +948,51 @@ static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
                 if (streq(list[i].address, address))
                         return (ssize_t)i;
         return -1;
+}
+
+/* The log record of |s|'s next change: { "record": N, |key|: |v| } (|v| taken). NULL on OOM: the change
+ * then writes owned.json, or fails there. */
+static json_object *one_key_record(const StateStore *s, const char *key, json_object *v) {
+        json_object *o = json_object_new_object();
+
+        if (!o || add(o, "record", json_object_new_int64((int64_t)(s->last_record + 1)), false) < 0) {
+                json_object_put(o);
+                json_object_put(v);
+                return NULL;
+        }
+        if (add(o, key, v, false) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* "begin": the transaction, "devices": every function it records (all of them carry its number). */
+static json_object *begin_record(const StateStore *s, uint64_t t, const OwnedDevice *list, size_t n) {
+        json_object *o = one_key_record(s, "begin", json_object_new_int64((int64_t)t)), *devices;
+
+        devices = json_object_new_array();
+        if (!o) {
+                json_object_put(devices);
+                return NULL;
+        }
+        if (add(o, "devices", devices, false) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *d;
+
+                if (list[i].transaction != t)
+                        continue;
+                d = device_to_json(&list[i]);
+                if (!d || json_object_array_add(devices, d) < 0) {
+                        json_object_put(d);
+                        json_object_put(o);
+                        return NULL;
+                }
+        }
+        return o;
 }
 
 int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint64_t *ret_transaction) {
@@ -708,7 +1061,7 @@ int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint6
                         return r;
                 }
         }
-        r = store_replace(s, t, list, count);
+        r = store_replace(s, t, list, count, begin_record(s, t, list, count));
         if (r < 0)
                 return r;
         if (ret_transaction)
@@ -734,7 +1087,9 @@ int state_store_commit(StateStore *s, uint64_t transaction) {
         for (size_t i = 0; i < s->n_devices; i++)
                 if (list[i].transaction == transaction)
                         list[i].phase = OWNED_PHASE_COMMITTED;
-        return store_replace(s, s->last_transaction, list, s->n_devices);
+        return store_replace(
+                s, s->last_transaction, list, s->n_devices,
+                one_key_record(s, "commit", json_object_new_int64((int64_t)transaction)));
 }
 
 int state_store_forget(StateStore *s, const char *address) {
@@ -753,7 +1108,9 @@ int state_store_forget(StateStore *s, const char *address) {
                 return r;
         owned_device_done(&list[k]);
         memmove(&list[k], &list[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
-        return store_replace(s, s->last_transaction, list, s->n_devices - 1);
+        return store_replace(
+                s, s->last_transaction, list, s->n_devices - 1,
+                one_key_record(s, "forget", json_object_new_string(address)));
 }
 
 /* ---- queries -------------------------------------------------------------- */

@@ -7,11 +7,12 @@
  * restart adopts its own bindings without writing sysfs, finishes or rolls
  * back an interrupted transaction, and never touches bindings it did not make.
  *
- * One JSON file (json-c), HOSTDEVD_STATE_FILE in the state directory
- * (HOSTDEVD_STATE_DIR unless overridden):
+ * Two files in the state directory (HOSTDEVD_STATE_DIR unless overridden),
+ * both JSON (json-c). HOSTDEVD_STATE_FILE holds the whole state:
  *
  *   { "version": 1,
  *     "last-transaction": 7,
+ *     "last-record": 12,
  *     "devices": [
  *       { "address": "0000:41:00.0",
  *         "transaction": 7, "phase": "committed",
@@ -26,11 +27,27 @@
  * it); driver: the driver it expects bound afterwards (null: unbound). A
  * null driver means none bound; a null override means "(null)" in sysfs.
  *
- * Every change is written before it counts: a temporary file in the same
- * directory, fsync, rename over the file, fsync of the directory (so the
- * record of a mutation is on disk before the executor writes sysfs). A
- * failed write leaves memory and disk as they were. Temporary files left by
- * a crash (".owned.json.XXXXXX") are ignored and removed by the next load.
+ * HOSTDEVD_STATE_LOG holds the changes made since, one record a line,
+ * numbered upwards from the file's "last-record" (the file counts as one):
+ *
+ *   {"record":13,"begin":8,"devices":[ { the functions as above } ]}
+ *   {"record":14,"commit":8}
+ *   {"record":15,"forget":"0000:41:00.0"}
+ *
+ * A load reads the file, then applies the log's records numbered above its
+ * "last-record" (older ones were folded into the file before a crash could
+ * empty the log); a last line without its newline is a write a crash cut
+ * short, and ignored. Every change is on disk before it counts: appended to
+ * the log and fdatasync()ed, one write of the change alone however many
+ * functions the file holds, so the executor's record before a sysfs write
+ * stays cheap (a hot-added function races the kernel's first probe). The first
+ * change of a store, and a change that would take the log past
+ * STATE_STORE_LOG_MAX bytes or STATE_STORE_LOG_MAX_RECORDS records, instead
+ * write the file whole (a temporary file in the same directory, fsync,
+ * rename over the file, fsync of the directory) and then
+ * empty the log. A failed write leaves memory and disk as they were.
+ * Temporary files left by a crash (".owned.json.XXXXXX") are ignored and
+ * removed by the next load.
  */
 
 #include <errno.h>
@@ -43,6 +60,9 @@
 #define STATE_STORE_VERSION 1
 /* Files larger than this are refused unread; a save that would exceed it fails with -EFBIG. */
 #define STATE_STORE_FILE_MAX (1024u * 1024u)
+/* The log is folded into the file rather than grow past this many bytes or records. */
+#define STATE_STORE_LOG_MAX (256u * 1024u)
+#define STATE_STORE_LOG_MAX_RECORDS 256u
 /* Longest driver name / driver_override value accepted (the kernel allows a page; real ones are short). */
 #define STATE_STORE_VALUE_MAX 256u
 
@@ -80,14 +100,16 @@ typedef struct OwnedChange {
 typedef struct StateStore StateStore;
 
 /*
- * Load |dir|/HOSTDEVD_STATE_FILE (|dir| NULL: HOSTDEVD_STATE_DIR). A missing
- * directory or file is an empty store. Leftover temporary files are removed.
+ * Load |dir|/HOSTDEVD_STATE_FILE and its log (|dir| NULL: HOSTDEVD_STATE_DIR).
+ * A missing directory or file is an empty store. Leftover temporary files
+ * are removed.
  * Returns 0 and a new store; -EFBIG (over STATE_STORE_FILE_MAX), -EBADMSG
  * (not JSON, a wrong type, a bad value, an unknown key, duplicates),
  * -EPROTONOSUPPORT (another "version"), -errno from reading, -ENOMEM. On
  * failure *ret_error (if not NULL) gets a message naming the file, the
  * field and the value ("/var/lib/hostdevd/owned.json: devices[2].phase:
- * unknown value 'done'"), or NULL for -ENOMEM. The store is then unknown:
+ * unknown value 'done'", "/var/lib/hostdevd/owned.log: line 3: commit: no
+ * begun transaction 9"), or NULL for -ENOMEM. The store is then unknown:
  * only the caller may decide to go on with state_store_new() (which
  * overwrites the file at the next change).
  */
@@ -100,20 +122,20 @@ static inline void state_store_freep(StateStore **s) {
                 state_store_free(*s);
 }
 
-/* The path of the file ("DIR/owned.json"). */
+/* The path of the file ("DIR/owned.json"); its log is "DIR/owned.log". */
 const char *state_store_path(const StateStore *s);
 
 /*
- * Record that a new transaction is about to change |changes| (phase begun)
- * and write the file. A function already owned keeps its original-*; its
+ * Record that a new transaction is about to change |changes| (phase begun),
+ * on disk. A function already owned keeps its original-*; its
  * previous-* become its state now. Returns 0 and the new transaction id;
  * -EINVAL for a bad address, a duplicate address, an invalid driver value,
  * or n == 0; -EFBIG, -errno from writing (nothing changed then), -ENOMEM.
  */
 int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint64_t *ret_transaction);
-/* Mark every function of |transaction| committed and write. -ENOENT: no such begun transaction. */
+/* Mark every function of |transaction| committed, on disk. -ENOENT: no such begun transaction. */
 int state_store_commit(StateStore *s, uint64_t transaction);
-/* Drop |address| (released to the host, or rolled back to its original) and write. -ENOENT if unknown. */
+/* Drop |address| (released to the host, or rolled back to its original), on disk. -ENOENT if unknown. */
 int state_store_forget(StateStore *s, const char *address);
 
 /* Every recorded function, sorted by address (borrowed, valid until the next change). */

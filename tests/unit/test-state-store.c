@@ -21,6 +21,7 @@
 typedef struct Fixture {
         char dir[64];
         char path[128];
+        char log[128];
 } Fixture;
 
 static int setup(void **state) {
@@ -29,6 +30,7 @@ static int setup(void **state) {
         strcpy(f->dir, "/tmp/test-state-store-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, HOSTDEVD_STATE_FILE);
+        snprintf(f->log, sizeof(f->log), "%s/%s", f->dir, HOSTDEVD_STATE_LOG);
         *state = f;
         return 0;
 }
@@ -188,7 +190,10 @@ static void test_atomic_write(void **state) {
         assert_int_equal(stat(f->path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
 
-        /* A write that cannot happen changes nothing, in memory or on disk. */
+        /* A write that cannot happen changes nothing, in memory or on disk (a new store's first change
+         * writes owned.json whole). */
+        state_store_free(s);
+        s = load_ok(f);
         assert_int_equal(chmod(f->dir, 0500), 0);
         if (geteuid() != 0) {
                 assert_int_equal(state_store_commit(s, t), -EACCES);
@@ -395,6 +400,245 @@ static void test_interrupted(void **state) {
         assert_null(l);
 }
 
+static char *read_text(const char *path) {
+        FILE *file = fopen(path, "re");
+        struct stat st;
+        char *text;
+
+        assert_non_null(file);
+        assert_int_equal(fstat(fileno(file), &st), 0);
+        text = calloc(1, (size_t)st.st_size + 1);
+        assert_non_null(text);
+        assert_int_equal(fread(text, 1, (size_t)st.st_size, file), (size_t)st.st_size);
+        assert_int_equal(fclose(file), 0);
+        return text;
+}
+
+static size_t count_lines(const char *text) {
+        size_t n = 0;
+
+        for (const char *p = text; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+static void append_text(const char *path, const char *text) {
+        FILE *file = fopen(path, "ae");
+
+        assert_non_null(file);
+        fputs(text, file);
+        assert_int_equal(fclose(file), 0);
+}
+
+static void test_log(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        _cleanup_free_ char *file = NULL, *file2 = NULL, *log = NULL;
+        Fixture *f = *state;
+        const OwnedDevice *d;
+        struct stat st, st2;
+        uint64_t t1, t2;
+        size_t n;
+
+        /* The first change writes owned.json and empties (creates) the log. */
+        s = load_ok(f);
+        const OwnedChange nic[] = { { .address = "0000:03:00.0",
+                                      .driver_now = "e1000e",
+                                      .driver_override = "vfio-pci",
+                                      .driver = "vfio-pci" } };
+        assert_int_equal(state_store_begin(s, nic, 1, &t1), 0);
+        assert_int_equal(stat(f->log, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(stat(f->path, &st), 0);
+        file = read_text(f->path);
+        assert_non_null(strstr(file, "\"last-record\": 1"));
+
+        /* Later ones are appended to the log, one line each; owned.json stays as it was. */
+        assert_int_equal(state_store_commit(s, t1), 0);
+        const OwnedChange vf[] = { { .address = "0000:05:10.2",
+                                     .driver_now = "ixgbevf",
+                                     .driver_override = "vfio-pci",
+                                     .driver = "vfio-pci" } };
+        assert_int_equal(state_store_begin(s, vf, 1, &t2), 0);
+        assert_int_equal(state_store_forget(s, "0000:03:00.0"), 0);
+        assert_int_equal(stat(f->path, &st2), 0);
+        assert_int_equal(st.st_ino, st2.st_ino);
+        file2 = read_text(f->path);
+        assert_string_equal(file, file2);
+        log = read_text(f->log);
+        assert_int_equal(count_lines(log), 3);
+        assert_non_null(strstr(log, "{\"record\":2,\"commit\":1}\n"));
+        assert_non_null(strstr(log, "{\"record\":3,\"begin\":2,\"devices\":[{\"address\":\"0000:05:10.2\""));
+        assert_non_null(strstr(log, "{\"record\":4,\"forget\":\"0000:03:00.0\"}\n"));
+
+        /* A load applies them. */
+        s2 = load_ok(f);
+        d = state_store_get_devices(s2, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(d[0].address, "0000:05:10.2");
+        assert_int_equal(d[0].phase, OWNED_PHASE_BEGUN);
+        assert_string_equal(d[0].original_driver, "ixgbevf");
+        assert_string_equal(d[0].driver_override, "vfio-pci");
+        assert_int_equal(d[0].transaction, t2);
+
+        /* A crash cut the last record short: it never counted. */
+        append_text(f->log, "{\"record\":5,\"commit\"");
+        state_store_free(s2);
+        s2 = load_ok(f);
+        assert_int_equal(state_store_get(s2, "0000:05:10.2")->phase, OWNED_PHASE_BEGUN);
+        /* The new store's first change folds the log into owned.json, cut record and all. */
+        assert_int_equal(state_store_commit(s2, t2), 0);
+        assert_int_equal(stat(f->log, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        free(file);
+        file = read_text(f->path);
+        assert_non_null(strstr(file, "\"last-record\": 5"));
+        state_store_free(s2);
+        s2 = load_ok(f);
+        assert_int_equal(state_store_get(s2, "0000:05:10.2")->phase, OWNED_PHASE_COMMITTED);
+
+        /* A crash after owned.json was written, before the log was emptied: the records the file holds
+         * are skipped, not applied twice (a forget applied twice would fail the load). */
+        write_text(f->log, log);
+        state_store_free(s2);
+        s2 = load_ok(f);
+        d = state_store_get_devices(s2, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(d[0].phase, OWNED_PHASE_COMMITTED);
+        /* ...and the next record is numbered after the file's. */
+        assert_int_equal(state_store_forget(s2, "0000:05:10.2"), 0);
+        free(file);
+        file = read_text(f->path);
+        assert_non_null(strstr(file, "\"last-record\": 6"));
+        state_store_free(s);
+        s = load_ok(f);
+        state_store_get_devices(s, &n);
+        assert_int_equal(n, 0);
+
+        /* A new store (the caller gave up on a broken one) starts counting at 1: its first change empties
+         * the log, whose records count higher. */
+        write_text(f->log, log);
+        state_store_free(s);
+        assert_int_equal(state_store_new(f->dir, &s), 0);
+        assert_int_equal(state_store_begin(s, nic, 1, &t1), 0);
+        assert_int_equal(t1, 1);
+        assert_int_equal(stat(f->log, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        state_store_free(s2);
+        s2 = load_ok(f);
+        d = state_store_get_devices(s2, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(d[0].address, "0000:03:00.0");
+}
+
+static void test_log_folds(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        _cleanup_free_ char *log = NULL;
+        Fixture *f = *state;
+        const OwnedDevice *d;
+        uint64_t t = 0;
+        size_t n;
+
+        /* The log never holds more than STATE_STORE_LOG_MAX_RECORDS records: it is folded into
+         * owned.json and emptied, and what a load sees stays the same. */
+        s = load_ok(f);
+        for (unsigned i = 0; i < STATE_STORE_LOG_MAX_RECORDS + 10; i++) {
+                const OwnedChange c[] = { { .address = "0000:41:00.0",
+                                            .driver_now = i % 2 ? "vfio-pci" : "nouveau",
+                                            .driver_override = "vfio-pci",
+                                            .driver = "vfio-pci" } };
+                assert_int_equal(state_store_begin(s, c, 1, &t), 0);
+                assert_int_equal(state_store_commit(s, t), 0);
+                free(log);
+                log = read_text(f->log);
+                assert_true(count_lines(log) <= STATE_STORE_LOG_MAX_RECORDS);
+        }
+        assert_int_equal(t, STATE_STORE_LOG_MAX_RECORDS + 10);
+        s2 = load_ok(f);
+        d = state_store_get_devices(s2, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(d[0].transaction, t);
+        assert_int_equal(d[0].phase, OWNED_PHASE_COMMITTED);
+        assert_string_equal(d[0].original_driver, "nouveau");
+        assert_string_equal(d[0].previous_driver, "vfio-pci");
+}
+
+static void expect_bad_log(Fixture *f, const char *text, const char *message) {
+        StateStore *s = NULL;
+        _cleanup_free_ char *e = NULL, *where = NULL;
+        int r;
+
+        write_text(f->log, text);
+        r = state_store_load(f->dir, &s, &e);
+        if (r != -EBADMSG)
+                fail_msg("expected EBADMSG, got %s (%s) for: %s", strerror(-r), strna(e), text);
+        assert_null(s);
+        assert_non_null(e);
+        assert_true(asprintf(&where, "%s: line ", f->log) > 0);
+        if (!strstr(e, where) || !strstr(e, message))
+                fail_msg("error '%s' lacks '%s' or '%s'", e, where, message);
+}
+
+#define LOG_DEVICE(t)                                                                                   \
+        "{\"address\":\"0000:41:00.0\",\"transaction\":" #t                                             \
+        ",\"phase\":\"begun\",\"original-driver\":null,"                                                \
+        "\"original-driver-override\":null,\"previous-driver\":null,\"previous-driver-override\":null," \
+        "\"driver-override\":\"vfio-pci\",\"driver\":\"vfio-pci\"}"
+
+static void test_log_corrupt(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+        Fixture *f = *state;
+        size_t n;
+
+        /* Without owned.json: the log alone. */
+        write_text(
+                f->log,
+                "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(1) "]}\n{\"record\":2,\"commit\":1}\n");
+        s = load_ok(f);
+        state_store_get_devices(s, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(state_store_get(s, "0000:41:00.0")->phase, OWNED_PHASE_COMMITTED);
+
+        expect_bad_log(f, "{\"record\":1,\"commit\":1}\n", "line 1: commit: no begun transaction 1");
+        expect_bad_log(
+                f, "{\"record\":1,\"forget\":\"0000:41:00.0\"}\n", "forget: '0000:41:00.0' is not recorded");
+        expect_bad_log(f, "{\"record\":1,\"forget\":7}\n", "forget: not a string");
+        expect_bad_log(f, "not json\n", "line 1: not one JSON value");
+        expect_bad_log(f, "{\"record\":1,\"commit\":1} {}\n", "not one JSON value");
+        expect_bad_log(f, "[1]\n", "expected a JSON object");
+        expect_bad_log(f, "{\"record\":1,\"commit\":1,\"forget\":\"0000:41:00.0\"}\n", "exactly one of");
+        expect_bad_log(f, "{\"record\":1}\n", "exactly one of");
+        expect_bad_log(f, "{\"record\":1,\"commit\":1,\"when\":3}\n", "unknown key \"when\"");
+        expect_bad_log(f, "{\"record\":0,\"commit\":1}\n", "record: out of range: 0");
+        expect_bad_log(f, "{\"commit\":1}\n", "record: expected a positive integer, got null");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":1,\"devices\":[]}\n", "devices: missing, empty or not an array");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":2,\"devices\":[" LOG_DEVICE(1) "]}\n",
+                "devices[0].transaction: 1, expected 2");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(1) "," LOG_DEVICE(1) "]}\n",
+                "address '0000:41:00.0' listed twice");
+        expect_bad_log(
+                f,
+                "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(
+                        1) "]}\n"
+                           "{\"record\":2,\"begin\":1,\"devices\":[" LOG_DEVICE(1) "]}\n",
+                "line 2: begin: transaction 1 is not after 1");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":1,\"devices\":[{\"address\":\"41:00.0\"}]}\n",
+                "devices[0].address: not a canonical PCI address");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(1) "]}\n\n",
+                "line 2: not one JSON value");
+        expect_bad_log(
+                f,
+                "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(
+                        1) "]}\n"
+                           "{\"record\":2,\"commit\":1}\n{\"record\":2,\"commit\":1}\n",
+                "line 3: record: 2 is not after 2");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
@@ -406,6 +650,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unknown_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_interrupted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_folds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_corrupt, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
