@@ -597,8 +597,8 @@ static int on_uevent(
 }
 
 static void on_pci_add(
-        void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
-        const char *pci_class) {
+        void *userdata, const char *syspath, const char *sysname, const char *pci_id,
+        const char *pci_subsys_id, const char *pci_class) {
         Daemon *d = userdata;
 
         /* Gone and back before its "remove" was applied: the model must not know it still, or the
@@ -610,7 +610,7 @@ static void on_pci_add(
                         daemon_flush_uevents(d);
                         break;
                 }
-        (void)reconciler_on_pci_add(d->reconciler, sysname, pci_id, pci_subsys_id, pci_class);
+        (void)reconciler_on_pci_add(d->reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
 }
 
 static int on_overflow(void *userdata) {

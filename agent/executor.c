@@ -46,6 +46,11 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
  * CPU from the probe it waits for. */
 #define EXECUTOR_SETTLE_POLL_FIRST_USEC (1 * 1000)
 #define EXECUTOR_SETTLE_POLL_MAX_USEC (32 * 1000)
+/* ...and writes drivers_probe once after this long with no driver: the kernel's first probe may have come
+ * before driver_override and found no driver (none for this device), or never come (a rescan's function
+ * whose "add" we saw late). Not at once: during the race, before the kernel's probe, drivers_probe binds
+ * nothing (the function is not yet matchable) and takes the CPU the kernel's probe waits for. */
+#define EXECUTOR_SETTLE_PROBE_USEC (50 * 1000)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -710,6 +715,17 @@ static int tx_write_u32_verified(Tx *t, TxDevice *d, const char *attr, uint32_t 
         return 0;
 }
 
+/* Whether |d| is a function that just appeared, without driver_override (PLAN_VERIFY_DRIVER_SETTLE's
+ * premise): nothing but a writer of ours could have set one since. */
+static bool tx_device_is_new(const Tx *t, const TxDevice *d) {
+        for (size_t i = 0; i < t->n_actions; i++)
+                if (t->actions[i].type == PLAN_ACTION_VERIFY &&
+                    t->actions[i].verify == PLAN_VERIFY_DRIVER_SETTLE &&
+                    streq(t->actions[i].address, d->address))
+                        return true;
+        return false;
+}
+
 static int tx_write_override_verified(Tx *t, TxDevice *d, const char *driver) {
         _cleanup_free_ char *back = NULL;
         int r;
@@ -774,14 +790,21 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
         if (a->verify == PLAN_VERIFY_DRIVER_SETTLE && !now) {
                 uint64_t settle =
                         t->e->settle_usec < t->e->timeout_usec ? t->e->settle_usec : t->e->timeout_usec;
-                uint64_t until = now_usec() + settle;
+                uint64_t start = now_usec(), until = start + settle;
                 useconds_t poll = EXECUTOR_SETTLE_POLL_FIRST_USEC;
+                bool probed = false;
 
                 /* The kernel's own first probe of a function that just appeared is still to come. */
                 while (!now && now_usec() < until) {
                         (void)usleep(poll);
                         if (poll < EXECUTOR_SETTLE_POLL_MAX_USEC)
                                 poll *= 2;
+                        if (!probed && now_usec() >= start + EXECUTOR_SETTLE_PROBE_USEC) {
+                                probed = true;
+                                r = tx_probe(t, d);
+                                if (r < 0)
+                                        return r;
+                        }
                         r = tx_read_driver(t, d, &now);
                         if (r < 0)
                                 return r;
@@ -862,6 +885,10 @@ static int tx_run_action(Tx *t, const JobAction *a) {
         switch (a->type) {
         case PLAN_ACTION_SET_OVERRIDE:
                 d->override_written = true;
+                /* A new function races the kernel's first probe, which waits for the CPU meanwhile: no
+                 * read-back; the driver it binds, verified next, shows what the override was. */
+                if (tx_device_is_new(t, d))
+                        return tx_write_attr(t, d, SYSFS_ATTR_DRIVER_OVERRIDE, a->driver);
                 return tx_write_override_verified(t, d, a->driver);
         case PLAN_ACTION_CLEAR_OVERRIDE:
                 d->override_written = true;
@@ -909,6 +936,10 @@ static int tx_read_originals(Tx *t) {
                 r = tx_read_driver(t, d, &d->driver);
                 if (r < 0)
                         return r;
+                /* Spare a new function's race with the kernel's first probe the worker's round trip: its
+                 * override is known clear (the driver link, read above, shows whether the probe came). */
+                if (!d->sriov && tx_device_is_new(t, d))
+                        continue;
 
                 path = path_of(d->syspath, SYSFS_ATTR_DRIVER_OVERRIDE);
                 if (!path)

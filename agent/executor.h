@@ -40,7 +40,8 @@
  *      reads the driver link after drivers_probe (which returns success
  *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
  *      PLAN_VERIFY_DRIVER_SETTLE first waits (settle_usec, polling the driver link) for the
- *      kernel's own first probe of a function that just appeared, then probes once more; when
+ *      kernel's own first probe of a function that just appeared, writing drivers_probe once
+ *      50 ms into the wait and once more at its end while no driver is bound; when
  *      that first probe bound another driver (it came before driver_override), it unbinds that
  *      driver and probes again within the transaction;
  *      an unbind of a function no longer on the planned driver fails with

@@ -101,7 +101,8 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
         if (m->callbacks.on_pci_add && streq(m->source, UEVENT_SOURCE_KERNEL) &&
             streq(subsystem, UEVENT_SUBSYSTEM_PCI) && streq(action, UEVENT_ACTION_ADD))
                 m->callbacks.on_pci_add(
-                        m->userdata, sysname, udev_device_get_property_value(dev, UEVENT_KEY_PCI_ID),
+                        m->userdata, syspath, sysname,
+                        udev_device_get_property_value(dev, UEVENT_KEY_PCI_ID),
                         udev_device_get_property_value(dev, UEVENT_KEY_PCI_SUBSYS_ID),
                         udev_device_get_property_value(dev, UEVENT_KEY_PCI_CLASS));
         if (!m->callbacks.on_uevent)

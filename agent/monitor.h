@@ -34,11 +34,11 @@ typedef struct MonitorCallbacks {
         int (*on_overflow)(void *userdata);
         /* Optional, kernel source only: a PCI function's "add", just before on_uevent (when set) for it,
          * with the ids its uevent carries (UEVENT_KEY_PCI_ID, _PCI_SUBSYS_ID, _PCI_CLASS of names.h; each
-         * may be NULL): what the reconciler needs to write driver_override before the kernel's first probe,
-         * without reading sysfs first. */
+         * may be NULL) and its syspath: what the reconciler needs to write driver_override before the
+         * kernel's first probe, without reading sysfs first. */
         void (*on_pci_add)(
-                void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
-                const char *pci_class);
+                void *userdata, const char *syspath, const char *sysname, const char *pci_id,
+                const char *pci_subsys_id, const char *pci_class);
 } MonitorCallbacks;
 
 /* Receive buffer asked for: uevent storms (SR-IOV with 256 VFs, mass rebinds) must not overflow it. */

@@ -1272,7 +1272,8 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
         if (todo->n_actions == 0)
                 return 0;
 
-        /* An unbound new function: the kernel's own first probe may still be to come. */
+        /* An unbound new function without an override: the kernel's own first probe may still be to
+         * come. */
         for (size_t i = 0; i < todo->n_actions; i++) {
                 PlanAction *a = &todo->actions[i];
                 const PciDevice *dev;
@@ -1281,7 +1282,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
                     !strv_contains(fresh, a->address))
                         continue;
                 dev = model_get_device(r->daemon->model, a->address);
-                if (dev && !dev->driver)
+                if (dev && !dev->driver && !dev->driver_override)
                         a->verify = PLAN_VERIFY_DRIVER_SETTLE;
         }
 
@@ -1331,6 +1332,15 @@ static bool desired_needs_full_read(const DesiredState *s) {
         return false;
 }
 
+/* Whether a rule matches on a VF index range: only then does a new VF's index matter (device_match()
+ * reads PciDevice.vf_index for nothing else), and it costs two sysfs reads per VF. */
+static bool desired_needs_vf_index(const DesiredState *s) {
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i].match.has_vf_index)
+                        return true;
+        return false;
+}
+
 /*
  * VF index of |vf| under |pf| from the PF's First VF Offset and VF Stride (PCIe SR-IOV §9.3.3.9-10):
  * routing ID of VF n = PF's + offset + n * stride. Both may change with NumVFs (the kernel re-reads
@@ -1362,13 +1372,29 @@ static int32_t vf_index_of(const PciDevice *pf, const char *vf) {
         return (int32_t)(d / stride);
 }
 
+/* Whether |pf|'s device directory sits in |parent| (a directory path, no trailing slash). NULL or an
+ * unresolved path (/sys/bus/pci/devices/...) on either side: maybe. */
+static bool maybe_sibling(const PciDevice *pf, const char *parent) {
+        static const char devices[] = "/sys/devices/";
+
+        if (!parent || !pf->syspath || !strneq(pf->syspath, devices, strlen(devices)) ||
+            !strneq(parent, devices, strlen(devices)))
+                return true;
+        const char *slash = strrchr(pf->syspath, '/');
+        return (size_t)(slash - pf->syspath) == strlen(parent) &&
+                strneq(pf->syspath, parent, strlen(parent));
+}
+
 /*
  * A VF's "add" uevent comes before its physfn link (pci_iov_add_virtfn(): pci_device_add(), then
  * pci_iov_sysfs_link()). The PF is then the one SR-IOV function of the model whose First VF Offset
- * and VF Stride put a VF index below its TotalVFs at |address|. Returns 0 and the PF's address,
- * -ENOENT when no PF or several do.
+ * and VF Stride put a VF index below its TotalVFs at |address|. Only PFs in |parent|, the directory
+ * of the new function's (may be NULL): a VF's device is a child of its PF's parent
+ * (pci_iov_add_virtfn() sets virtfn->dev.parent = dev->dev.parent, drivers/pci/iov.c), and that
+ * spares reading the offset and stride of PFs elsewhere. Returns 0 and the PF's address, -ENOENT
+ * when no PF or several do.
  */
-static int vf_physfn_guess(Reconciler *r, const char *address, char **ret) {
+static int vf_physfn_guess(Reconciler *r, const char *address, const char *parent, char **ret) {
         const PciDevice *const *devices, *found = NULL;
         size_t n = 0;
 
@@ -1376,7 +1402,7 @@ static int vf_physfn_guess(Reconciler *r, const char *address, char **ret) {
         for (size_t i = 0; i < n; i++) {
                 int32_t index;
 
-                if (devices[i]->sriov_total_vfs == 0)
+                if (devices[i]->sriov_total_vfs == 0 || !maybe_sibling(devices[i], parent))
                         continue;
                 index = vf_index_of(devices[i], address);
                 if (index < 0 || (uint32_t)index >= devices[i]->sriov_total_vfs)
@@ -1398,11 +1424,11 @@ static bool early_skip(const char *address, const char *why) {
 }
 
 bool reconciler_on_pci_add(
-        Reconciler *r, const char *sysname, const char *pci_id, const char *pci_subsys_id,
-        const char *pci_class) {
+        Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
+        const char *pci_subsys_id, const char *pci_class) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_(plan_freep) Plan *plan = NULL;
-        _cleanup_free_ char *dir = NULL, *group = NULL, *physfn = NULL;
+        _cleanup_free_ char *dir = NULL, *group = NULL, *physfn = NULL, *parent = NULL;
         const PciDevice *const *devices;
         const PciDevice *list[2], *pf = NULL;
         const DesiredDevice *want;
@@ -1439,15 +1465,27 @@ bool reconciler_on_pci_add(
                 d.iommu_group = (int32_t)v;
         }
         k = sysfs_read_link_basename(dir, SYSFS_ATTR_PHYSFN, &physfn);
-        if (k == -ENOENT)
-                k = vf_physfn_guess(r, d.address, &physfn);
+        if (k == -ENOENT) {
+                const char *slash = syspath ? strrchr(syspath, '/') : NULL;
+
+                if (slash && slash > syspath) {
+                        parent = strndup(syspath, (size_t)(slash - syspath));
+                        if (!parent)
+                                return false;
+                }
+                k = vf_physfn_guess(r, d.address, parent, &physfn);
+        }
         if (k >= 0) {
                 pf = model_get_device(r->daemon->model, physfn);
                 d.sriov_role = SRIOV_ROLE_VF;
                 d.physfn = physfn;
-                d.vf_index = vf_index_of(pf, d.address);
-                if (!pf || d.vf_index < 0)
-                        return early_skip(d.address, "its PF or VF index is unknown");
+                if (!pf)
+                        return early_skip(d.address, "its PF is unknown");
+                if (desired_needs_vf_index(r->desired)) {
+                        d.vf_index = vf_index_of(pf, d.address);
+                        if (d.vf_index < 0)
+                                return early_skip(d.address, "its VF index is unknown");
+                }
         } else if (k != -ENOENT)
                 return early_skip(d.address, "unreadable physfn");
 

@@ -141,17 +141,17 @@ void reconciler_schedule(Reconciler *r);
 
 /*
  * A PCI function's "add" uevent, before the model reads it (MonitorCallbacks.on_pci_add; ids as
- * the uevent carries them, any may be NULL). When a rule names a driver for it on what the uevent
- * and two links (iommu_group, physfn) tell, and it is alone in its IOMMU group, submit
- * driver_override, drivers_probe and the verification as an urgent job at once
+ * the uevent carries them, any may be NULL; |syspath| its directory, may be NULL). When a rule
+ * names a driver for it on what the uevent and two links (iommu_group, physfn) tell, and it is
+ * alone in its IOMMU group, submit driver_override and the verification as an urgent job at once
  * (planner_plan_new_function()), so the kernel's first probe binds that driver and no host driver
  * ever touches the function. Anything else (rules with Slot= or Serial=, group peers, bad ids, a
  * function already known) is left to the plans that follow the model's update. Never fails: what
  * it cannot do here, the normal path does. Returns true when it submitted a job.
  */
 bool reconciler_on_pci_add(
-        Reconciler *r, const char *sysname, const char *pci_id, const char *pci_subsys_id,
-        const char *pci_class);
+        Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
+        const char *pci_subsys_id, const char *pci_class);
 
 /* Model changes were applied (from uevents, a rescan): schedule a plan if one concerns us. */
 void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n);

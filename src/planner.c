@@ -812,12 +812,20 @@ int planner_plan_new_function(const PciDevice *d, const DriverSpec *want, const 
                 "new function: Driver=%s (%s), before the kernel's first probe", want->name, strna(source));
         if (r < 0)
                 return r;
-        r = plan_add_action(plan, PLAN_ACTION_PROBE, d->address, NULL, 0, 0, "bind through driver_override");
-        if (r < 0)
-                return r;
+        /* A VF: its first probe ran in the sriov_numvfs writer's pci_iov_add_virtfn() (drivers/pci/iov.c),
+         * most likely before the override landed, and bound nothing with sriov_drivers_autoprobe 0:
+         * drivers_probe at once. Any other function: the kernel's own first probe is still to come (a
+         * hot-add), and a drivers_probe before it binds nothing (not yet matchable) and takes CPU from it;
+         * the verification writes one if the wait ends with no driver. */
+        if (d->sriov_role == SRIOV_ROLE_VF) {
+                r = plan_add_action(
+                        plan, PLAN_ACTION_PROBE, d->address, NULL, 0, 0, "bind through driver_override");
+                if (r < 0)
+                        return r;
+        }
         r = plan_add_action(
                 plan, PLAN_ACTION_VERIFY, d->address, want->name, PLAN_VERIFY_DRIVER_SETTLE, 0,
-                "the kernel's first probe binds the override's driver; drivers_probe before it binds nothing");
+                "the kernel's first probe binds the override's driver; drivers_probe if it bound none");
         if (r < 0)
                 return r;
         r = plan_device_note(

@@ -64,11 +64,13 @@ typedef enum PlanVerify {
         PLAN_VERIFY_UNBOUND, /* no driver */
         PLAN_VERIFY_HOST, /* driver_override clear, not on a VFIO driver (whatever the kernel chose, or none)
                            */
-        /* As DRIVER, for a function that just appeared unbound (the reconciler's fast path; the
-         * planner never emits it): pci_bus_add_device() attaches a driver only after the "add"
+        /* As DRIVER, for a function that just appeared unbound and without driver_override (the
+         * reconciler's fast path; the executor does not read back an override it knows clear; the
+         * full planner never emits it): pci_bus_add_device() attaches a driver only after the "add"
          * uevent (drivers/pci/bus.c), so a drivers_probe before that binds nothing, and the kernel's
          * own first probe then binds ->driver through driver_override. While the function has no
-         * driver, wait for that (the executor's settle time), then probe once more and verify; when
+         * driver, wait for that (the executor's settle time; drivers_probe once early in the wait, in
+         * case that probe came first and found no driver), then probe once more and verify; when
          * the first probe came before driver_override and bound another driver, unbind that one
          * and probe again. */
         PLAN_VERIFY_DRIVER_SETTLE,
@@ -148,7 +150,9 @@ int planner_plan(const PlannerInput *in, Plan **ret);
  * The plan for one function |d| that has just appeared (its "add" uevent; the kernel has not
  * probed it yet), unbound and without driver_override, alone in its IOMMU group or with no IOMMU
  * (the caller checks; it cannot be host-critical or held yet): one transaction of SET_OVERRIDE
- * |want|'s driver, PROBE, VERIFY PLAN_VERIFY_DRIVER_SETTLE. When the override lands before the
+ * |want|'s driver, PROBE for a VF (its first probe already ran in the sriov_numvfs write), and
+ * VERIFY PLAN_VERIFY_DRIVER_SETTLE (which writes drivers_probe itself when the kernel's probe bound
+ * nothing). When the override lands before the
  * kernel's first probe, that probe binds |want| itself and no host driver ever touches the function
  * (for a VF of a PF with sriov_drivers_autoprobe 0 too: pci_device_can_probe() lets the override's
  * driver probe). Only for a DRIVER_KIND_NAMED |want|: -EINVAL otherwise (host and none need no write

@@ -496,11 +496,15 @@ static void add_log_line(AddLog *l, char *line) {
 }
 
 static void log_pci_add(
-        void *userdata, const char *sysname, const char *pci_id, const char *pci_subsys_id,
-        const char *pci_class) {
+        void *userdata, const char *syspath, const char *sysname, const char *pci_id,
+        const char *pci_subsys_id, const char *pci_class) {
         AddLog *l = userdata;
         char *line = NULL;
 
+        /* The function's own directory, as on_uevent gets it. */
+        assert_non_null(syspath);
+        assert_non_null(strrchr(syspath, '/'));
+        assert_string_equal(strrchr(syspath, '/') + 1, sysname);
         assert_true(
                 asprintf(
                         &line, "pci-add %s %s %s %s", sysname, pci_id ?: "-", pci_subsys_id ?: "-",

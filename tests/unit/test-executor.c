@@ -79,9 +79,9 @@ typedef struct FakeDevice {
         const char *address;
         const char *host_driver; /* what the kernel's own match binds */
         bool probe_binds_nothing; /* drivers_probe with an override binds nothing */
-        /* With probe_binds_nothing: the first drivers_probe that binds nothing starts a thread that binds
-         * the override's driver this long after it (the kernel's own first probe of a new function, after
-         * its "add" uevent). */
+        /* With probe_binds_nothing: writing driver_override starts a thread that binds the override's
+         * driver this long after it (the kernel's own first probe of a new function, after its "add"
+         * uevent, whatever the daemon writes meanwhile). */
         uint64_t bind_later_usec;
         /* The kernel's first probe bound the host driver just before driver_override was written (the
          * race a new function's first write loses); once. */
@@ -274,6 +274,13 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         d->probe_before_override = false;
                         bind_link(f, d->address, d->host_driver);
                 }
+                if (d && d->probe_binds_nothing && d->bind_later_usec > 0 && !f->late.started) {
+                        f->late = (LateBinder){ .f = f, .address = d->address, .usec = d->bind_later_usec };
+                        path_printf(f->late.driver, sizeof(f->late.driver), "%s", value);
+                        assert_int_equal(
+                                pthread_create(&f->late.thread, NULL, late_binder_main, &f->late), 0);
+                        f->late.started = true;
+                }
         } else if (ends_with(path, "/" SYSFS_ATTR_UNBIND)) {
                 _cleanup_free_ char *dir = strndup(path, strlen(path) - strlen("/" SYSFS_ATTR_UNBIND));
                 _cleanup_free_ char *now = driver_of(f, value);
@@ -295,16 +302,6 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         path_printf(drvdir, sizeof(drvdir), "%s/bus/pci/drivers/%s", f->sys, override);
                         if (!d->probe_binds_nothing && access(drvdir, F_OK) >= 0)
                                 bind_link(f, value, override);
-                        else if (d->bind_later_usec > 0 && !f->late.started) {
-                                f->late = (LateBinder){ .f = f,
-                                                        .address = d->address,
-                                                        .usec = d->bind_later_usec };
-                                path_printf(f->late.driver, sizeof(f->late.driver), "%s", override);
-                                assert_int_equal(
-                                        pthread_create(&f->late.thread, NULL, late_binder_main, &f->late),
-                                        0);
-                                f->late.started = true;
-                        }
                 } else if (d->host_driver)
                         bind_link(f, value, d->host_driver);
         }
@@ -1358,10 +1355,9 @@ static void test_urgent_before_queued(void **state) {
 
 /* ---- PLAN_VERIFY_DRIVER_SETTLE ------------------------------------------------------------------- */
 
-/* planner_plan_new_function()'s transaction: SET_OVERRIDE, PROBE, VERIFY driver-settle. */
+/* planner_plan_new_function()'s transaction: SET_OVERRIDE, VERIFY driver-settle. */
 static void new_function_actions(PlanBuilder *b, unsigned t, const char *address, const char *to) {
         act(b, t, PLAN_ACTION_SET_OVERRIDE, address, to, 0, 0);
-        act(b, t, PLAN_ACTION_PROBE, address, NULL, 0, 0);
         act(b, t, PLAN_ACTION_VERIFY, address, to, PLAN_VERIFY_DRIVER_SETTLE, 0);
 }
 
@@ -1372,8 +1368,8 @@ static uint64_t now_usec(void) {
         return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The function has no driver after drivers_probe; the kernel's first probe binds the override's driver
- * 30 ms later: converged, with no second drivers_probe. */
+/* The kernel's first probe binds the override's driver 30 ms after it was written: converged, with no
+ * drivers_probe (that comes 50 ms into the wait). */
 static void test_settle_bound_later(void **state) {
         Fixture *f = *state;
         PlanBuilder b = {};
@@ -1396,9 +1392,7 @@ static void test_settle_bound_later(void **state) {
         assert_null(e->reason);
         assert_true(f->late.started);
         assert_writes(
-                f, 0,
-                (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
-                                       "bus/pci/drivers_probe", A, NULL });
+                f, 0, (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci", NULL });
         assert_driver(f, A, "vfio-pci");
 
         /* The journal: nothing bound before, the override's driver as the target. */
@@ -1412,7 +1406,8 @@ static void test_settle_bound_later(void **state) {
         assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
 }
 
-/* Never bound within settle_usec (200 ms): one more drivers_probe, then failed and rolled back. */
+/* Never bound within settle_usec (200 ms): drivers_probe 50 ms into the wait and once more at its end,
+ * then failed and rolled back. */
 static void test_settle_never_bound(void **state) {
         Fixture *f = *state;
         PlanBuilder b = {};
@@ -1475,8 +1470,8 @@ static void test_settle_host_driver_first(void **state) {
         assert_writes(
                 f, 0,
                 (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci",
-                                       "bus/pci/drivers_probe", A, "bus/pci/drivers/e1000e/unbind", A,
-                                       "bus/pci/drivers_probe", A, NULL });
+                                       "bus/pci/drivers/e1000e/unbind", A, "bus/pci/drivers_probe", A,
+                                       NULL });
         assert_driver(f, A, "vfio-pci");
         assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
         assert_null(f->journal_devices[0].driver); /* the originals: read before the race */

@@ -598,8 +598,9 @@ static void test_new_function(void **state) {
         assert_int_equal(
                 planner_plan_new_function(vf1, &want, "/etc/hostdevd/devices.d/vf.conf:3", &plan), 0);
 
-        /* One transaction: override, probe, and the settle verification naming the driver (the text
-         * shows the kind of verification, the action carries the driver). */
+        /* One transaction: override, probe (a VF's first probe ran in the sriov_numvfs write already),
+         * and the settle verification naming the driver (the text shows the kind of verification, the
+         * action carries the driver). */
         text = plan_to_string(plan);
         assert_non_null(text);
         assert_string_equal(
@@ -609,7 +610,7 @@ static void test_new_function(void **state) {
                 "T1 probe " VF1 ": bind through driver_override\n"
                 "T1 verify " VF1
                 " (driver-settle): the kernel's first probe binds the override's driver; drivers_probe "
-                "before it binds nothing\n" VF1
+                "if it bound none\n" VF1
                 " pending: no driver -> vfio-pci (/etc/hostdevd/devices.d/vf.conf:3)\n");
         assert_int_equal(plan->n_transactions, 1);
         assert_int_equal(plan->n_actions, 3);
@@ -644,6 +645,29 @@ static void test_new_function(void **state) {
         assert_string_equal(plan->devices[0].desired_driver, "nvme");
         assert_null(plan->devices[0].source);
         assert_string_equal(plan->devices[0].reason, "no driver -> nvme (n/a)");
+        plan = plan_free(plan);
+
+        /* A hot-added function (no VF): no drivers_probe before the kernel's own first probe, which
+         * would bind nothing and take CPU from that probe; the verification writes it if needed. */
+        PciDevice nic = *vf1;
+        nic.sriov_role = SRIOV_ROLE_NONE;
+        nic.physfn = NULL;
+        nic.vf_index = -1;
+        want.name = (char *)"vfio-pci";
+        assert_int_equal(
+                planner_plan_new_function(&nic, &want, "/etc/hostdevd/devices.d/nic.conf:2", &plan), 0);
+        free(text);
+        text = plan_to_string(plan);
+        assert_string_equal(
+                text,
+                "T1 set-override " VF1 " vfio-pci: new function: Driver=vfio-pci "
+                "(/etc/hostdevd/devices.d/nic.conf:2), before the kernel's first probe\n"
+                "T1 verify " VF1
+                " (driver-settle): the kernel's first probe binds the override's driver; drivers_probe "
+                "if it bound none\n" VF1
+                " pending: no driver -> vfio-pci (/etc/hostdevd/devices.d/nic.conf:2)\n");
+        assert_int_equal(plan->n_actions, 2);
+        assert_int_equal(plan->actions[1].verify, PLAN_VERIFY_DRIVER_SETTLE);
 }
 
 static void test_new_function_refusals(void **state) {
