@@ -683,6 +683,29 @@ class Reconcile(ReconcileTestCase):
                 self.assertIn("driver_override vfio-pci before the kernel", self.daemon.output())
                 self.wait_manager('State', 'converged')
 
+        def test_hotplug_into_critical_group(self):
+                """A hot-added function that a rule names, in the IOMMU group of the boot VGA: no
+                driver_override on its 'add' (a group peer), and the plan refuses it as host-critical,
+                naming the peer; nothing is written for it."""
+                gpu, audio = '0000:07:00.0', '0000:07:00.1'
+                self.H.t.add_pci('devices/pci0000:00/' + gpu, 0x10de, 0x2236, 0x030000, driver='nouveau', group=30,
+                                 boot_vga=True, bars={0: (0xf0000000, 0x1000000, h.MEM32)})
+                c = self.start({'50-audio.conf': conf({'Vendor': '10de', 'Device': '1aef'}, {'Driver': 'vfio-pci'})},
+                               source='kernel')
+                self.wait_manager('State', 'converged')
+                since = len(c.signals)
+                self.H.k.before_send()
+                self.H.t.add_pci('devices/pci0000:00/' + audio, 0x10de, 0x1aef, 0x040300, group=30)
+                c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == device_path(audio), since,
+                              what='InterfacesAdded ' + audio)
+                self.wait_dev(audio, 'State', 'refused')
+                self.assertIn(gpu, self.dev(audio, 'StateReason'))
+                self.H.barrier(c)
+                self.assertEqual(self.writes_naming(audio) + self.writes_naming(gpu), [])
+                self.assertNotIn('before the kernel', self.daemon.output())
+                self.assertEqual((self.driver(gpu), self.driver(audio)), ('nouveau', None))
+                self.wait_manager('State', 'refused')
+
         def test_kernel_source_reads_new_function_after_probe(self):
                 """From the kernel's uevents, a new function is read on its first 'bind' (published
                 once, with that driver), or after the settle time when nothing binds it."""
