@@ -46,11 +46,6 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
  * CPU from the probe it waits for. */
 #define EXECUTOR_SETTLE_POLL_FIRST_USEC (1 * 1000)
 #define EXECUTOR_SETTLE_POLL_MAX_USEC (32 * 1000)
-/* ...and writes drivers_probe once after this long with no driver: the kernel's first probe may have come
- * before driver_override and found no driver (none for this device), or never come (a rescan's function
- * whose "add" we saw late). Not at once: during the race, before the kernel's probe, drivers_probe binds
- * nothing (the function is not yet matchable) and takes the CPU the kernel's probe waits for. */
-#define EXECUTOR_SETTLE_PROBE_USEC (50 * 1000)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -411,7 +406,7 @@ struct Executor {
         /* Immutable after executor_new(). */
         char *root; /* "" for the real /sys */
         uint64_t timeout_usec;
-        uint64_t settle_usec;
+        uint64_t settle_usec, settle_probe_usec;
         unsigned max_abandoned;
         unsigned max_parallel;
         ExecutorJournalFunc journal;
@@ -799,7 +794,7 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
                         (void)usleep(poll);
                         if (poll < EXECUTOR_SETTLE_POLL_MAX_USEC)
                                 poll *= 2;
-                        if (!probed && now_usec() >= start + EXECUTOR_SETTLE_PROBE_USEC) {
+                        if (!probed && now_usec() >= start + t->e->settle_probe_usec) {
                                 probed = true;
                                 r = tx_probe(t, d);
                                 if (r < 0)
@@ -1611,6 +1606,9 @@ int executor_new(
                                                                      : EXECUTOR_WRITE_TIMEOUT_USEC_DEFAULT;
         e->settle_usec =
                 options && options->settle_usec > 0 ? options->settle_usec : EXECUTOR_SETTLE_USEC_DEFAULT;
+        e->settle_probe_usec = options && options->settle_probe_usec > 0
+                ? options->settle_probe_usec
+                : EXECUTOR_SETTLE_PROBE_USEC_DEFAULT;
         e->max_abandoned = options && options->max_abandoned > 0 ? options->max_abandoned
                                                                  : EXECUTOR_MAX_ABANDONED_DEFAULT;
         e->max_parallel =

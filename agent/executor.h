@@ -41,7 +41,7 @@
  *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
  *      PLAN_VERIFY_DRIVER_SETTLE first waits (settle_usec, polling the driver link) for the
  *      kernel's own first probe of a function that just appeared, writing drivers_probe once
- *      50 ms into the wait and once more at its end while no driver is bound; when
+ *      settle_probe_usec into the wait and once more at its end while no driver is bound; when
  *      that first probe bound another driver (it came before driver_override), it unbinds that
  *      driver and probes again within the transaction;
  *      an unbind of a function no longer on the planned driver fails with
@@ -71,6 +71,11 @@
 #define EXECUTOR_MAX_ABANDONED_DEFAULT 8u /* workers left stuck in the kernel */
 /* PLAN_VERIFY_DRIVER_SETTLE: how long to wait for the kernel's first probe of a new function */
 #define EXECUTOR_SETTLE_USEC_DEFAULT (2 * 1000 * 1000ULL)
+/* ...and when, while nothing is bound, it writes drivers_probe once: the kernel's first probe may have come
+ * before driver_override and found no driver (none for this device), or never come (a rescan's function
+ * whose "add" was seen late). Not at once: before the kernel's probe, drivers_probe binds nothing (the
+ * function is not yet matchable) and takes the CPU the kernel's probe waits for. */
+#define EXECUTOR_SETTLE_PROBE_USEC_DEFAULT (50 * 1000ULL)
 #define EXECUTOR_MAX_QUEUED_JOBS 64u /* submitted jobs not yet run */
 #define EXECUTOR_MAX_PARALLEL_DEFAULT 4u /* transactions run side by side (lanes) */
 
@@ -164,6 +169,7 @@ typedef struct ExecutorOptions {
         const char *sysfs_root; /* NULL or "": "/" (the real /sys); copied */
         uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
         uint64_t settle_usec; /* PLAN_VERIFY_DRIVER_SETTLE's wait (at most the deadline); 0: default */
+        uint64_t settle_probe_usec; /* its drivers_probe this long into the wait; 0: default */
         unsigned max_abandoned; /* 0: the default */
         unsigned max_parallel; /* transactions run at the same time; 0: the default; 1: one by one */
         ExecutorJournalFunc journal; /* NULL: none */

@@ -594,25 +594,34 @@ static const Event *device_event(Fixture *f, uint64_t job, const char *address) 
 }
 
 static void assert_writes(Fixture *f, size_t from, const char *const *expected) {
+        _cleanup_free_ char *error = NULL;
         size_t n = 0;
+        int k = 0;
 
+        /* The message is made under the lock, the failure raised after it: fail_msg() does not return,
+         * and the teardown takes the lock. */
         pthread_mutex_lock(&f->lock);
-        for (; expected[2 * n]; n++) {
+        for (; expected[2 * n] && k == 0; n++) {
                 if (from + n >= f->n_writes)
-                        fail_msg(
-                                "write %zu missing: expected %s=%s", n, expected[2 * n],
+                        k = asprintf(
+                                &error, "write %zu missing: expected %s=%s", n, expected[2 * n],
                                 expected[2 * n + 1]);
-                if (!streq(f->writes[from + n].path, expected[2 * n]) ||
-                    !streq(f->writes[from + n].value, expected[2 * n + 1]))
-                        fail_msg(
-                                "write %zu: got %s='%s', expected %s='%s'", n, f->writes[from + n].path,
-                                f->writes[from + n].value, expected[2 * n], expected[2 * n + 1]);
+                else if (
+                        !streq(f->writes[from + n].path, expected[2 * n]) ||
+                        !streq(f->writes[from + n].value, expected[2 * n + 1]))
+                        k = asprintf(
+                                &error, "write %zu: got %s='%s', expected %s='%s'", n,
+                                f->writes[from + n].path, f->writes[from + n].value, expected[2 * n],
+                                expected[2 * n + 1]);
         }
-        if (f->n_writes != from + n)
-                fail_msg(
-                        "%zu writes, expected %zu; extra: %s='%s'", f->n_writes - from, n,
+        if (k == 0 && f->n_writes != from + n)
+                k = asprintf(
+                        &error, "%zu writes, expected %zu; extra: %s='%s'", f->n_writes - from, n,
                         f->writes[from + n].path, f->writes[from + n].value);
         pthread_mutex_unlock(&f->lock);
+        assert_true(k >= 0);
+        if (error)
+                fail_msg("%s", error);
 }
 
 static void assert_contains(const char *s, const char *needle) {
@@ -1369,7 +1378,8 @@ static uint64_t now_usec(void) {
 }
 
 /* The kernel's first probe binds the override's driver 30 ms after it was written: converged, with no
- * drivers_probe (that comes 50 ms into the wait). */
+ * drivers_probe (that would come settle_probe_usec into the wait: 1 s here, so that a loaded machine
+ * does not turn the late binder's 30 ms into more than that). */
 static void test_settle_bound_later(void **state) {
         Fixture *f = *state;
         PlanBuilder b = {};
@@ -1381,6 +1391,7 @@ static void test_settle_bound_later(void **state) {
         fake_device(f, A)->bind_later_usec = 30 * 1000;
         f->options.write_timeout_usec = 5 * 1000 * 1000;
         f->options.settle_usec = 2 * 1000 * 1000;
+        f->options.settle_probe_usec = 1000 * 1000;
         start(f);
 
         new_function_actions(&b, 1, A, "vfio-pci");
