@@ -527,6 +527,11 @@ static int request_authorize(Request *q, const char *action) {
         if (r == -EBUSY)
                 return sd_bus_reply_method_errorf(
                         q->message, HOSTDEVD_ERROR_FAILED, "Too many pending authorization checks");
+        if (r == -EDQUOT)
+                return sd_bus_reply_method_errorf(
+                        q->message, HOSTDEVD_ERROR_FAILED,
+                        "Too many pending authorization checks of this user (%u)",
+                        BUS_POLKIT_PENDING_PER_UID_MAX);
         return r;
 }
 

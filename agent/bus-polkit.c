@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include "bus-polkit.h"
 #include "log.h"
@@ -16,6 +17,7 @@ struct PolkitQuery {
         sd_bus_slot *slot;
         BusPolkitCallback callback;
         void *userdata;
+        uid_t uid; /* the sender's effective uid; (uid_t) -1 when the bus daemon did not say */
         PolkitQuery *prev, *next;
 };
 
@@ -146,7 +148,8 @@ int bus_polkit_check(
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const char *sender;
         PolkitQuery *q;
-        uid_t euid;
+        uid_t euid = (uid_t)-1;
+        unsigned n_uid = 0;
         int r;
 
         assert(p && message && action && callback);
@@ -156,13 +159,20 @@ int bus_polkit_check(
 
         /* root needs no prompt. The euid comes from the bus daemon (SO_PEERCRED), not from the caller. */
         r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0 && sd_bus_creds_get_euid(creds, &euid) >= 0 && euid == 0) {
+        if (r < 0 || sd_bus_creds_get_euid(creds, &euid) < 0)
+                euid = (uid_t)-1;
+        else if (euid == 0) {
                 callback(message, 1, NULL, userdata);
                 return 0;
         }
 
         if (p->n_pending >= BUS_POLKIT_PENDING_MAX)
                 return -EBUSY;
+        /* Unknown uids share one count. */
+        for (PolkitQuery *i = p->queries; i; i = i->next)
+                n_uid += i->uid == euid;
+        if (n_uid >= BUS_POLKIT_PENDING_PER_UID_MAX)
+                return -EDQUOT;
 
         sender = sd_bus_message_get_sender(message);
         if (!sender)
@@ -191,6 +201,7 @@ int bus_polkit_check(
         if (!q)
                 return -ENOMEM;
         q->polkit = p;
+        q->uid = euid;
         q->callback = callback;
         q->userdata = userdata;
         q->message = sd_bus_message_ref(message);

@@ -8,7 +8,10 @@
  * AllowUserInteraction (flag 1) when the caller's message allows
  * interactive authorization. Callers whose effective uid is 0
  * (sd_bus_query_sender_creds) skip polkit. At most
- * BUS_POLKIT_PENDING_MAX checks wait at a time.
+ * BUS_POLKIT_PENDING_MAX checks wait at a time, and at most
+ * BUS_POLKIT_PENDING_PER_UID_MAX of them for one effective uid (as the bus
+ * daemon reports it), so that one local user cannot take every slot from
+ * the operators' own calls.
  *
  * polkit's interface: polkit(8), org.freedesktop.PolicyKit1.Authority.xml:
  *   CheckAuthorization(IN (sa{sv}) subject, IN s action_id, IN a{ss} details, IN u flags,
@@ -20,6 +23,7 @@
 #include <systemd/sd-bus.h>
 
 #define BUS_POLKIT_PENDING_MAX 64u
+#define BUS_POLKIT_PENDING_PER_UID_MAX 16u
 
 #define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_OBJECT_PATH "/org/freedesktop/PolicyKit1/Authority"
@@ -48,6 +52,7 @@ BusPolkit *bus_polkit_free(BusPolkit *p);
  * Check |action| for the sender of |message| with |details| (strv of key,
  * value pairs; may be NULL). The callback runs exactly once unless this
  * returns < 0: -EBUSY when BUS_POLKIT_PENDING_MAX checks wait already,
+ * -EDQUOT when BUS_POLKIT_PENDING_PER_UID_MAX of the sender's uid do,
  * -ECANCELED from a callback run by bus_polkit_free(), -ENOMEM, -errno from sd-bus.
  */
 int bus_polkit_check(

@@ -6,11 +6,14 @@ one more privileged call from a non-root caller is refused at once with
 org.hostdevd1.Error.Failed instead of queueing; reads and root's calls keep
 working; once polkit answers (allowed, denied or failed), every held call
 completes and new calls are checked again (the count went back to zero).
+One user holds at most BUS_POLKIT_PENDING_PER_UID_MAX of those slots: its next
+call is refused while other users' are still checked.
 Also: polkitd going away with every slot taken, and hostdevd stopping then
 (exit 0, no leak: run under ASan or valgrind to see leaks).
 
 polkit is tests/integration/polkitd-held.py, which holds its replies until
-the test releases them; the callers run as uid/gid 65534 (root skips polkit).
+the test releases them; the callers run as non-root users of the passwd
+database, gid 65534 (root skips polkit).
 
 Run through meson (`meson test --suite integration integration-polkit-bound`),
 or by hand as test-integration.py says, plus
@@ -19,6 +22,7 @@ HOSTDEVTEST_POLKIT_HEADER=<src>/agent/bus-polkit.h.
 """
 import json
 import os
+import pwd
 import re
 import select
 import subprocess
@@ -45,13 +49,20 @@ CONTROL_IFACE = 'org.hostdevd1.test.HeldPolkit'
 MOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'polkitd-held.py')
 
 
-def pending_max():
-        """BUS_POLKIT_PENDING_MAX as agent/bus-polkit.h defines it."""
+def header_define(name):
+        """A number #defined in agent/bus-polkit.h (BUS_POLKIT_PENDING_MAX, ..._PER_UID_MAX)."""
         with open(h.env_path('HOSTDEVTEST_POLKIT_HEADER')) as f:
-                m = re.search(r'^#define\s+BUS_POLKIT_PENDING_MAX\s+(\d+)u?\s*$', f.read(), re.M)
+                m = re.search(r'^#define\s+%s\s+(\d+)u?\s*$' % name, f.read(), re.M)
         if not m:
-                raise RuntimeError('no BUS_POLKIT_PENDING_MAX in bus-polkit.h')
+                raise RuntimeError('no %s in bus-polkit.h' % name)
         return int(m.group(1))
+
+
+def nonroot_uids():
+        """Non-root users of the passwd database, nobody first: the slots are filled by several users
+        (at most the per-uid bound each), and one more call comes from a user of its own. Only known
+        users: the bus daemon looks up each connection's groups and drops a uid it cannot."""
+        return sorted((p.pw_uid for p in pwd.getpwall() if p.pw_uid != 0), key=lambda u: (u != 65534, -u))
 
 
 # N asynchronous calls on one connection, made by a non-root process. Prints its
@@ -88,16 +99,17 @@ loop.run()
 
 
 class Caller:
-        """A uid-65534 process running CALLER; its answers are read as they arrive."""
+        """A process of |uid| running CALLER; its answers are read as they arrive."""
 
-        def __init__(self, bus, workdir, n, method, signature, args, path, iface, limit):
+        def __init__(self, bus, workdir, n, method, signature, args, path, iface, limit, uid):
                 self.n = n
+                self.uid = uid
                 fd, self.errpath = tempfile.mkstemp(prefix='caller.', suffix='.err', dir=workdir)
                 with os.fdopen(fd, 'w') as err:
                         # unbuffered: readline() below takes the name line and nothing after it
                         self.p = subprocess.Popen(['/usr/bin/python3', '-c', CALLER, bus.address, path, iface, method,
                                                    signature, json.dumps(list(args)), str(n), str(limit)],
-                                                  env=h.preload_free_env(), preexec_fn=drop_to_nobody,
+                                                  env=h.preload_free_env(), preexec_fn=lambda: drop_to(uid),
                                                   stdout=subprocess.PIPE, stderr=err, bufsize=0)
                 self.name = self.p.stdout.readline().decode().strip()
                 os.set_blocking(self.p.stdout.fileno(), False)
@@ -107,6 +119,10 @@ class Caller:
 
         def stderr(self):
                 return h.Testbed.read(self.errpath, '')
+
+        @property
+        def returncode(self):
+                return self.p.returncode
 
         def poll(self):
                 """Read what has arrived; returns the number of answers so far."""
@@ -143,11 +159,57 @@ class Caller:
                 self.p.stdout.close()
 
 
-def drop_to_nobody():
+class Callers:
+        """|n| calls made by len(callers) Caller processes of different users, as one Caller: answers
+        in call order over all of them."""
+
+        def __init__(self, callers):
+                self.callers = callers
+                self.n = sum(c.n for c in callers)
+                self.names = [c.name for c in callers]
+
+        @property
+        def answers(self):
+                out, base = {}, 0
+                for c in self.callers:
+                        out.update({base + i: r for i, r in c.answers.items()})
+                        base += c.n
+                return out
+
+        @property
+        def eof(self):
+                return any(c.eof for c in self.callers)
+
+        def poll(self):
+                return sum(c.poll() for c in self.callers)
+
+        def wait(self, limit):
+                deadline = time.monotonic() + h.timeout(limit)
+                out = []
+                for c in self.callers:
+                        r = c.wait(max(0.1, deadline - time.monotonic()))
+                        if r is None:
+                                return None
+                        out += r
+                return out
+
+        def stderr(self):
+                return ''.join(c.stderr() for c in self.callers)
+
+        @property
+        def returncode(self):
+                return next((c.returncode for c in self.callers if c.returncode != 0), 0)
+
+        def stop(self):
+                for c in self.callers:
+                        c.stop()
+
+
+def drop_to(uid):
         h.die_with_parent()
         os.setgroups([])
         os.setgid(65534)
-        os.setuid(65534)
+        os.setuid(uid)
 
 
 class PolkitBound(unittest.TestCase):
@@ -156,7 +218,13 @@ class PolkitBound(unittest.TestCase):
         def setUp(self):
                 if not h.daemon_has_option('--config-dirs'):
                         self.skipTest('waiting for: hostdevd --config-dirs (Reload needs the reconciler)')
-                self.max = pending_max()
+                self.max = header_define('BUS_POLKIT_PENDING_MAX')
+                self.per_uid = header_define('BUS_POLKIT_PENDING_PER_UID_MAX')
+                self.assertLess(self.per_uid, self.max)
+                need = -(-self.max // self.per_uid) + 1
+                self.uids = nonroot_uids()
+                self.assertGreaterEqual(len(self.uids), need, 'non-root users in /etc/passwd: %s' % self.uids)
+                self.other_uid = self.uids[need - 1]
                 self.procs, self.callers = [], []
                 self.H = h.Harness()
                 # Sysfs writes would reach the fake kernel's reactor and be recorded: there must be none.
@@ -223,12 +291,23 @@ class PolkitBound(unittest.TestCase):
 
         # -- non-root callers
         def spawn_calls(self, n, method='Reload', signature='', args=(), path=ROOT_PATH, iface=MANAGER_IFACE,
-                        limit=120):
-                """Start a uid-65534 process making |n| asynchronous calls (a Caller)."""
-                caller = Caller(self.bus, self.H.workdir, n, method, signature, args, path, iface, h.timeout(limit))
-                self.callers.append(caller)
-                self.assertTrue(caller.name.startswith(':'), 'caller printed %r\n%s' % (caller.name, caller.stderr()))
-                return caller
+                        limit=120, uid=None):
+                """Start processes making |n| asynchronous calls: one Caller of |uid|, or without |uid| as
+                many Callers as the per-uid bound needs, of users self.uids[0], [1], ... (Callers)."""
+                if uid is not None:
+                        chunks = [(uid, n)]
+                else:
+                        chunks = [(self.uids[i], min(self.per_uid, n - k))
+                                  for i, k in enumerate(range(0, n, self.per_uid))]
+                callers = []
+                for u, m in chunks:
+                        caller = Caller(self.bus, self.H.workdir, m, method, signature, args, path, iface,
+                                        h.timeout(limit), uid=u)
+                        self.callers.append(caller)
+                        self.assertTrue(caller.name.startswith(':'),
+                                        'caller printed %r\n%s' % (caller.name, caller.stderr()))
+                        callers.append(caller)
+                return callers[0] if uid is not None else Callers(callers)
 
         def results(self, caller, limit=30):
                 """The caller's answers once it has them all."""
@@ -237,16 +316,19 @@ class PolkitBound(unittest.TestCase):
                         self.fail('the caller has %d of %d answers after %d s (held checks: %d)\n%s\n%s'
                                   % (len(caller.answers), caller.n, limit, self.held(), caller.stderr(),
                                      self.daemon.output()[-4000:]))
-                self.assertEqual(caller.p.returncode, 0, caller.stderr())
+                self.assertEqual(caller.returncode, 0, caller.stderr())
                 return r
 
-        def nonroot_calls(self, n, limit=30, **kw):
-                return self.results(self.spawn_calls(n, limit=limit, **kw), limit + 10)
+        def nonroot_calls(self, n, limit=30, uid=None, **kw):
+                """|n| calls of one user (by default self.other_uid: none of its calls pending), with their
+                answers."""
+                uid = self.other_uid if uid is None else uid
+                return self.results(self.spawn_calls(n, limit=limit, uid=uid, **kw), limit + 10)
 
         # -- checks
-        def assert_saturated(self, caller_name):
-                """With |self.max| checks of |caller_name|'s held: one more is refused at once, reads and
-                root's calls still work."""
+        def assert_saturated(self, callers):
+                """With |self.max| checks of |callers| held: one more is refused at once, reads and root's
+                calls still work."""
                 received = len(self.received())
                 gen = self.c.manager('Generation')
 
@@ -280,10 +362,14 @@ class PolkitBound(unittest.TestCase):
                 self.assertEqual(self.c.manager('Generation'), gen + 1)
                 self.assertEqual(len(self.received()), received)
 
-                # the held checks are the caller's, for the action of its method
-                # (no details for Reload; dbus-python does not allow interactive authorization: flags 0)
+                # the held checks are the callers', for the action of their method, at most the per-uid
+                # bound each (no details for Reload; dbus-python does not allow interactive
+                # authorization: flags 0)
                 checks = self.received()[-self.max:]
-                self.assertEqual([tuple(c) for c in checks], [(caller_name, ACTION_RELOAD, {}, 0)] * self.max)
+                self.assertEqual(sorted(tuple(c) for c in checks),
+                                 sorted((name, ACTION_RELOAD, {}, 0) for c in callers.callers for name in
+                                        [c.name] * c.n))
+                self.assertTrue(all(c.n <= self.per_uid for c in callers.callers))
 
         def test_bound(self):
                 n = self.max
@@ -292,7 +378,7 @@ class PolkitBound(unittest.TestCase):
                 self.polkit.SetHold(True, 'allow')
                 caller = self.spawn_calls(n)
                 self.wait_held(n, caller)
-                self.assert_saturated(caller.name)
+                self.assert_saturated(caller)
                 gen = self.c.manager('Generation')
                 self.assertEqual(self.polkit.Release(dbus.UInt32(n), 'allow'), n)
                 results = self.results(caller)
@@ -312,7 +398,7 @@ class PolkitBound(unittest.TestCase):
                 self.polkit.SetHold(True, 'allow')
                 caller = self.spawn_calls(n)
                 self.wait_held(n, caller)
-                self.assert_saturated(caller.name)
+                self.assert_saturated(caller)
                 gen = self.c.manager('Generation')
                 half = n // 2
                 self.assertEqual(self.polkit.Release(dbus.UInt32(half), 'deny'), half)
@@ -344,6 +430,34 @@ class PolkitBound(unittest.TestCase):
                 self.assertEqual(self.reactor.writes, [])
                 self.assertEqual(self.H.k.driver_of(NIC), 'e1000e')
                 self.assertIsNone(self.daemon.proc.poll())
+
+        def test_bound_per_uid(self):
+                """One user's checks are bounded apart from the others': with
+                BUS_POLKIT_PENDING_PER_UID_MAX of one user held, that user's next call is refused at once,
+                naming the bound, while another user's is still checked; released, all of them run."""
+                n = self.per_uid
+                self.polkit.SetHold(True, 'allow')
+                mine = self.spawn_calls(n, uid=self.uids[0])
+                self.wait_held(n, mine)
+                received = len(self.received())
+                (r,) = self.nonroot_calls(1, uid=self.uids[0], limit=10)
+                self.assertEqual(r.get('error'), ERROR_FAILED, r)
+                self.assertIn('of this user (%d)' % n, r['message'])
+                self.assertEqual(len(self.received()), received, 'a refused call reached polkit')
+
+                other = self.spawn_calls(1, uid=self.other_uid)
+                self.wait_held(n + 1, other)
+                gen = self.c.manager('Generation')
+                self.assertEqual(self.polkit.Release(dbus.UInt32(n + 1), 'allow'), n + 1)
+                self.assertEqual([sorted(r) for r in self.results(mine)], [['elapsed', 'ok']] * n)
+                self.assertEqual([sorted(r) for r in self.results(other)], [['elapsed', 'ok']])
+                self.assertEqual(self.c.manager('Generation'), gen + n + 1)
+
+                # that user's count went back down
+                self.polkit.SetHold(False, 'allow')
+                (r,) = self.nonroot_calls(1, uid=self.uids[0])
+                self.assertIn('ok', r)
+                self.assertEqual(self.reactor.writes, [])
 
         def test_polkit_gone(self):
                 """polkitd exits with every slot taken: each held check fails (AccessDenied, the bus's
