@@ -497,6 +497,10 @@ static int apply_begin(StateStore *s, json_object *o, const char *where, LoadErr
                                 e, -EBADMSG, where,
                                 "devices[%zu].transaction: %" PRIu64 ", expected %" PRIu64, i, d.transaction,
                                 t);
+                if (d.phase != OWNED_PHASE_BEGUN)
+                        return load_fail(
+                                e, -EBADMSG, where, "devices[%zu].phase: '%s' in a begin record", i,
+                                owned_phase_to_string(d.phase));
                 for (size_t j = 0; j < i; j++) {
                         json_object *a =
                                 json_object_object_get(json_object_array_get_idx(devices, j), "address");
@@ -592,6 +596,10 @@ static int apply_record(
         if (ops != 1) {
                 r = load_fail(
                         e, -EBADMSG, where, "expected exactly one of \"begin\", \"commit\", \"forget\"");
+                goto finish;
+        }
+        if (json_object_object_get_ex(o, "devices", NULL) && !json_object_object_get_ex(o, "begin", NULL)) {
+                r = load_fail(e, -EBADMSG, where, "\"devices\" without \"begin\"");
                 goto finish;
         }
         r = record_int(o, "record", &record, where, e);

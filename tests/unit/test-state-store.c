@@ -585,6 +585,11 @@ static void expect_bad_log(Fixture *f, const char *text, const char *message) {
         "\"original-driver-override\":null,\"previous-driver\":null,\"previous-driver-override\":null," \
         "\"driver-override\":\"vfio-pci\",\"driver\":\"vfio-pci\"}"
 
+#define LOG_DEVICE_COMMITTED                                                                                \
+        "{\"address\":\"0000:41:00.0\",\"transaction\":1,\"phase\":\"committed\",\"original-driver\":null," \
+        "\"original-driver-override\":null,\"previous-driver\":null,\"previous-driver-override\":null,"     \
+        "\"driver-override\":\"vfio-pci\",\"driver\":\"vfio-pci\"}"
+
 static void test_log_corrupt(void **state) {
         _cleanup_(state_store_freep) StateStore *s = NULL;
         Fixture *f = *state;
@@ -609,6 +614,7 @@ static void test_log_corrupt(void **state) {
         expect_bad_log(f, "{\"record\":1,\"commit\":1,\"forget\":\"0000:41:00.0\"}\n", "exactly one of");
         expect_bad_log(f, "{\"record\":1}\n", "exactly one of");
         expect_bad_log(f, "{\"record\":1,\"commit\":1,\"when\":3}\n", "unknown key \"when\"");
+        expect_bad_log(f, "{\"record\":1,\"commit\":1,\"devices\":[]}\n", "\"devices\" without \"begin\"");
         expect_bad_log(f, "{\"record\":0,\"commit\":1}\n", "record: out of range: 0");
         expect_bad_log(f, "{\"commit\":1}\n", "record: expected a positive integer, got null");
         expect_bad_log(
@@ -616,6 +622,9 @@ static void test_log_corrupt(void **state) {
         expect_bad_log(
                 f, "{\"record\":1,\"begin\":2,\"devices\":[" LOG_DEVICE(1) "]}\n",
                 "devices[0].transaction: 1, expected 2");
+        expect_bad_log(
+                f, "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE_COMMITTED "]}\n",
+                "devices[0].phase: 'committed' in a begin record");
         expect_bad_log(
                 f, "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(1) "," LOG_DEVICE(1) "]}\n",
                 "address '0000:41:00.0' listed twice");
