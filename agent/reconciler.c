@@ -1372,29 +1372,28 @@ static int32_t vf_index_of(const PciDevice *pf, const char *vf) {
         return (int32_t)(d / stride);
 }
 
-/* Whether |pf|'s device directory sits in |parent| (a directory path, no trailing slash). NULL or an
- * unresolved path (/sys/bus/pci/devices/...) on either side: maybe. */
-static bool maybe_sibling(const PciDevice *pf, const char *parent) {
+/* Whether the device directories |a| and |b| sit in the same directory. NULL or an unresolved path
+ * (/sys/bus/pci/devices/...) on either side: maybe. */
+static bool maybe_siblings(const char *a, const char *b) {
         static const char devices[] = "/sys/devices/";
+        size_t n;
 
-        if (!parent || !pf->syspath || !strneq(pf->syspath, devices, strlen(devices)) ||
-            !strneq(parent, devices, strlen(devices)))
+        if (!a || !b || !strneq(a, devices, strlen(devices)) || !strneq(b, devices, strlen(devices)))
                 return true;
-        const char *slash = strrchr(pf->syspath, '/');
-        return (size_t)(slash - pf->syspath) == strlen(parent) &&
-                strneq(pf->syspath, parent, strlen(parent));
+        n = (size_t)(strrchr(a, '/') - a);
+        return n == (size_t)(strrchr(b, '/') - b) && strneq(a, b, n);
 }
 
 /*
  * A VF's "add" uevent comes before its physfn link (pci_iov_add_virtfn(): pci_device_add(), then
  * pci_iov_sysfs_link()). The PF is then the one SR-IOV function of the model whose First VF Offset
- * and VF Stride put a VF index below its TotalVFs at |address|. Only PFs in |parent|, the directory
- * of the new function's (may be NULL): a VF's device is a child of its PF's parent
+ * and VF Stride put a VF index below its TotalVFs at |address|. Only PFs beside |syspath|, the new
+ * function's directory (may be NULL): a VF's device is a child of its PF's parent
  * (pci_iov_add_virtfn() sets virtfn->dev.parent = dev->dev.parent, drivers/pci/iov.c), and that
  * spares reading the offset and stride of PFs elsewhere. Returns 0 and the PF's address, -ENOENT
  * when no PF or several do.
  */
-static int vf_physfn_guess(Reconciler *r, const char *address, const char *parent, char **ret) {
+static int vf_physfn_guess(Reconciler *r, const char *address, const char *syspath, char **ret) {
         const PciDevice *const *devices, *found = NULL;
         size_t n = 0;
 
@@ -1402,7 +1401,7 @@ static int vf_physfn_guess(Reconciler *r, const char *address, const char *paren
         for (size_t i = 0; i < n; i++) {
                 int32_t index;
 
-                if (devices[i]->sriov_total_vfs == 0 || !maybe_sibling(devices[i], parent))
+                if (devices[i]->sriov_total_vfs == 0 || !maybe_siblings(devices[i]->syspath, syspath))
                         continue;
                 index = vf_index_of(devices[i], address);
                 if (index < 0 || (uint32_t)index >= devices[i]->sriov_total_vfs)
@@ -1428,7 +1427,7 @@ bool reconciler_on_pci_add(
         const char *pci_subsys_id, const char *pci_class) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_(plan_freep) Plan *plan = NULL;
-        _cleanup_free_ char *dir = NULL, *group = NULL, *physfn = NULL, *parent = NULL;
+        _cleanup_free_ char *dir = NULL, *group = NULL, *physfn = NULL;
         const PciDevice *const *devices;
         const PciDevice *list[2], *pf = NULL;
         const DesiredDevice *want;
@@ -1465,16 +1464,8 @@ bool reconciler_on_pci_add(
                 d.iommu_group = (int32_t)v;
         }
         k = sysfs_read_link_basename(dir, SYSFS_ATTR_PHYSFN, &physfn);
-        if (k == -ENOENT) {
-                const char *slash = syspath ? strrchr(syspath, '/') : NULL;
-
-                if (slash && slash > syspath) {
-                        parent = strndup(syspath, (size_t)(slash - syspath));
-                        if (!parent)
-                                return false;
-                }
-                k = vf_physfn_guess(r, d.address, parent, &physfn);
-        }
+        if (k == -ENOENT)
+                k = vf_physfn_guess(r, d.address, syspath, &physfn);
         if (k >= 0) {
                 pf = model_get_device(r->daemon->model, physfn);
                 d.sriov_role = SRIOV_ROLE_VF;

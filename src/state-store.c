@@ -460,7 +460,12 @@ finish:
 
 /* ---- the log --------------------------------------------------------------- */
 
-static ssize_t find(const OwnedDevice *list, size_t n, const char *address);
+static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i].address, address))
+                        return (ssize_t)i;
+        return -1;
+}
 
 /* A member |key| of record |o| that must be a positive integer. */
 static int record_int(json_object *o, const char *key, uint64_t *ret, const char *where, LoadError *e) {
@@ -949,13 +954,6 @@ static int store_copy(const StateStore *s, size_t extra, OwnedDevice **ret) {
                 }
         *ret = list;
         return 0;
-}
-
-static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(list[i].address, address))
-                        return (ssize_t)i;
-        return -1;
 }
 
 /* The log record of |s|'s next change: { "record": N, |key|: |v| } (|v| taken). NULL on OOM: the change
