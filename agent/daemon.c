@@ -532,8 +532,10 @@ static int on_add_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         STRV_FOREACH (a, pending) {
                 _cleanup_free_ char *syspath = NULL;
 
-                if (model_get_device(d->model, *a))
-                        continue; /* read meanwhile (a refresh after the reconciler's early job) */
+                /* Read meanwhile, or read at the end of the reconciler's early job for it, which may
+                 * still wait for the kernel's first probe (reading it now would publish it unbound). */
+                if (model_get_device(d->model, *a) || reconciler_job_touches(d->reconciler, *a))
+                        continue;
                 if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, *a) < 0)
                         return log_error_errno(-ENOMEM, "Failed to read new PCI function %s: %m", *a);
                 (void)daemon_queue_uevent(d, UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, *a, NULL);

@@ -1135,6 +1135,13 @@ static int reconciler_exclude(Reconciler *r, char ***ret) {
         return 0;
 }
 
+bool reconciler_job_touches(Reconciler *r, const char *address) {
+        for (size_t i = 0; r && address && i < r->n_inflight; i++)
+                if (strv_contains(r->inflight[i].addresses, address))
+                        return true;
+        return false;
+}
+
 static bool reconciler_store_usable(Reconciler *r) {
         bool usable;
 

@@ -153,6 +153,10 @@ bool reconciler_on_pci_add(
         Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
         const char *pci_subsys_id, const char *pci_class);
 
+/* Whether a job of ours in the executor (queued or running) touches |address|: its outcome re-reads
+ * the function (daemon_queue_refresh()). */
+bool reconciler_job_touches(Reconciler *r, const char *address);
+
 /* Model changes were applied (from uevents, a rescan): schedule a plan if one concerns us. */
 void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n);
 
