@@ -615,6 +615,12 @@ static void on_pci_add(
         (void)reconciler_on_pci_add(d->reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
 }
 
+static void on_pci_bind(void *userdata, const char *sysname) {
+        Daemon *d = userdata;
+
+        reconciler_on_pci_bind(d->reconciler, sysname);
+}
+
 static int on_overflow(void *userdata) {
         return daemon_rescan(userdata);
 }
@@ -662,6 +668,7 @@ int daemon_start(Daemon *d) {
                 .on_uevent = on_uevent,
                 .on_overflow = on_overflow,
                 .on_pci_add = on_pci_add,
+                .on_pci_bind = on_pci_bind,
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
@@ -712,6 +719,7 @@ int daemon_start(Daemon *d) {
         if (streq(source, UEVENT_SOURCE_UDEV)) {
                 static const MonitorCallbacks early_callbacks = {
                         .on_pci_add = on_pci_add,
+                        .on_pci_bind = on_pci_bind,
                         /* A storm that overflowed this socket most likely hit udevd's too. */
                         .on_overflow = on_overflow,
                 };

@@ -42,10 +42,8 @@ const char *executor_event_type_to_string(ExecutorEventType t) {
 
 /* How often tx_ensure_driver() looks for a freshly loaded driver's directory. */
 #define EXECUTOR_DRIVER_POLL_USEC (10 * 1000)
-/* PLAN_VERIFY_DRIVER_SETTLE polls the driver link from 1 ms, doubling up to 32 ms: each poll takes
- * CPU from the probe it waits for. */
-#define EXECUTOR_SETTLE_POLL_FIRST_USEC (1 * 1000)
-#define EXECUTOR_SETTLE_POLL_MAX_USEC (32 * 1000)
+/* PLAN_VERIFY_DRIVER_SETTLE's reads without a notify: from settle_poll_usec, doubling up to this. */
+#define EXECUTOR_SETTLE_POLL_MAX_USEC (32 * 1000ULL)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -406,7 +404,7 @@ struct Executor {
         /* Immutable after executor_new(). */
         char *root; /* "" for the real /sys */
         uint64_t timeout_usec;
-        uint64_t settle_usec, settle_probe_usec;
+        uint64_t settle_usec, settle_probe_usec, settle_poll_usec;
         unsigned max_abandoned;
         unsigned max_parallel;
         ExecutorJournalFunc journal;
@@ -420,6 +418,8 @@ struct Executor {
 
         /* Under core->lock. */
         pthread_cond_t jobs_cond; /* work queued, a transaction done, or quit */
+        pthread_cond_t bind_cond; /* bind_seq moved */
+        uint64_t bind_seq; /* kernel "bind" uevents reported by executor_notify_bind() */
         Job *jobs, **jobs_tail;
         Job *urgent, **urgent_tail; /* executor_submit_first(), in order */
         size_t n_jobs;
@@ -775,8 +775,43 @@ static bool driver_is_vfio(const char *driver) {
         return driver && (strstr(driver, "vfio_pci") || strstr(driver, "vfio-pci"));
 }
 
+/* The number of kernel "bind" uevents reported so far. */
+static uint64_t executor_get_bind_seq(Executor *e) {
+        uint64_t seq;
+
+        pthread_mutex_lock(&e->core->lock);
+        seq = e->bind_seq;
+        pthread_mutex_unlock(&e->core->lock);
+        return seq;
+}
+
+/* Sleep until a "bind" after *seq is reported or |until| (CLOCK_MONOTONIC usec); *seq: now. As the
+ * plain sleep it replaces, executor_free() does not cut it short: the kernel's probe still comes. */
+static void executor_wait_bind(Executor *e, uint64_t *seq, uint64_t until) {
+        struct timespec deadline = { .tv_sec = (time_t)(until / 1000000ULL),
+                                     .tv_nsec = (long)(until % 1000000ULL) * 1000L };
+
+        pthread_mutex_lock(&e->core->lock);
+        while (e->bind_seq == *seq)
+                if (pthread_cond_timedwait(&e->bind_cond, &e->core->lock, &deadline) == ETIMEDOUT)
+                        break;
+        *seq = e->bind_seq;
+        pthread_mutex_unlock(&e->core->lock);
+}
+
+void executor_notify_bind(Executor *e) {
+        if (!e)
+                return;
+        pthread_mutex_lock(&e->core->lock);
+        e->bind_seq++;
+        pthread_cond_broadcast(&e->bind_cond);
+        pthread_mutex_unlock(&e->core->lock);
+}
+
 static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
         _cleanup_free_ char *now = NULL, *override = NULL;
+        /* Taken before the first read: a "bind" between that read and the wait still wakes it. */
+        uint64_t seq = a->verify == PLAN_VERIFY_DRIVER_SETTLE ? executor_get_bind_seq(t->e) : 0;
         int r;
 
         r = tx_read_driver(t, d, &now);
@@ -786,14 +821,23 @@ static int tx_verify(Tx *t, TxDevice *d, const JobAction *a) {
                 uint64_t settle =
                         t->e->settle_usec < t->e->timeout_usec ? t->e->settle_usec : t->e->timeout_usec;
                 uint64_t start = now_usec(), until = start + settle;
-                useconds_t poll = EXECUTOR_SETTLE_POLL_FIRST_USEC;
+                uint64_t poll = t->e->settle_poll_usec;
                 bool probed = false;
 
-                /* The kernel's own first probe of a function that just appeared is still to come. */
+                /* The kernel's own first probe of a function that just appeared is still to come:
+                 * wait for its "bind" uevent (or the next poll) without taking the CPU from it. */
                 while (!now && now_usec() < until) {
-                        (void)usleep(poll);
+                        uint64_t wake = now_usec() + poll;
+
                         if (poll < EXECUTOR_SETTLE_POLL_MAX_USEC)
-                                poll *= 2;
+                                poll = poll * 2 < EXECUTOR_SETTLE_POLL_MAX_USEC
+                                        ? poll * 2
+                                        : EXECUTOR_SETTLE_POLL_MAX_USEC;
+                        if (!probed && wake > start + t->e->settle_probe_usec)
+                                wake = start + t->e->settle_probe_usec;
+                        if (wake > until)
+                                wake = until;
+                        executor_wait_bind(t->e, &seq, wake);
                         if (!probed && now_usec() >= start + t->e->settle_probe_usec) {
                                 probed = true;
                                 r = tx_probe(t, d);
@@ -1532,11 +1576,6 @@ static void executor_log_event(const ExecutorEvent *ev) {
                         LOG_NOTICE, 0, field, NULL, "%s is no longer stuck: %s", ev->address,
                         strna(ev->reason));
                 break;
-        case EXECUTOR_EVENT_JOB_DONE:
-                log_debug(
-                        "Job %" PRIu64 " done: %u converged, %u failed, %u stuck", ev->job, ev->n_converged,
-                        ev->n_failed, ev->n_stuck);
-                break;
         default:
                 break;
         }
@@ -1594,6 +1633,7 @@ int executor_new(
         (void)pthread_condattr_init(&attr);
         (void)pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         (void)pthread_cond_init(&e->jobs_cond, &attr);
+        (void)pthread_cond_init(&e->bind_cond, &attr);
         (void)pthread_condattr_destroy(&attr);
 
         root = options && options->sysfs_root ? options->sysfs_root : "";
@@ -1609,6 +1649,8 @@ int executor_new(
         e->settle_probe_usec = options && options->settle_probe_usec > 0
                 ? options->settle_probe_usec
                 : EXECUTOR_SETTLE_PROBE_USEC_DEFAULT;
+        e->settle_poll_usec = options && options->settle_poll_usec > 0 ? options->settle_poll_usec
+                                                                       : EXECUTOR_SETTLE_POLL_USEC_DEFAULT;
         e->max_abandoned = options && options->max_abandoned > 0 ? options->max_abandoned
                                                                  : EXECUTOR_MAX_ABANDONED_DEFAULT;
         e->max_parallel =
@@ -1658,6 +1700,7 @@ Executor *executor_free(Executor *e) {
         sd_event_unref(e->event);
         core_unref(e->core);
         (void)pthread_cond_destroy(&e->jobs_cond);
+        (void)pthread_cond_destroy(&e->bind_cond);
         free(e->root);
         free(e);
         return NULL;

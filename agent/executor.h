@@ -39,8 +39,9 @@
  *      written, an unbind must leave no driver link, and PLAN_ACTION_VERIFY
  *      reads the driver link after drivers_probe (which returns success
  *      even when nothing bound; Documentation/ABI/testing/sysfs-bus-pci);
- *      PLAN_VERIFY_DRIVER_SETTLE first waits (settle_usec, polling the driver link) for the
- *      kernel's own first probe of a function that just appeared, writing drivers_probe once
+ *      PLAN_VERIFY_DRIVER_SETTLE first waits (settle_usec) for the kernel's own first probe of a
+ *      function that just appeared, reading the driver link on each executor_notify_bind() and
+ *      else from settle_poll_usec on (doubling up to 32 ms), writing drivers_probe once
  *      settle_probe_usec into the wait and once more at its end while no driver is bound; when
  *      that first probe bound another driver (it came before driver_override), it unbinds that
  *      driver and probes again within the transaction;
@@ -76,6 +77,10 @@
  * whose "add" was seen late). Not at once: before the kernel's probe, drivers_probe binds nothing (the
  * function is not yet matchable) and takes the CPU the kernel's probe waits for. */
 #define EXECUTOR_SETTLE_PROBE_USEC_DEFAULT (50 * 1000ULL)
+/* ...and when it first reads the driver link without executor_notify_bind(): the kernel creates the
+ * link before the probe runs and removes it when the probe fails (drivers/base/dd.c: really_probe()),
+ * so only the "bind" uevent says the probe is done; each read takes CPU from the probe it waits for. */
+#define EXECUTOR_SETTLE_POLL_USEC_DEFAULT (20 * 1000ULL)
 #define EXECUTOR_MAX_QUEUED_JOBS 64u /* submitted jobs not yet run */
 #define EXECUTOR_MAX_PARALLEL_DEFAULT 4u /* transactions run side by side (lanes) */
 
@@ -170,6 +175,7 @@ typedef struct ExecutorOptions {
         uint64_t write_timeout_usec; /* deadline of each sysfs access; 0: the default */
         uint64_t settle_usec; /* PLAN_VERIFY_DRIVER_SETTLE's wait (at most the deadline); 0: default */
         uint64_t settle_probe_usec; /* its drivers_probe this long into the wait; 0: default */
+        uint64_t settle_poll_usec; /* its first read of the driver link without a notify; 0: default */
         unsigned max_abandoned; /* 0: the default */
         unsigned max_parallel; /* transactions run at the same time; 0: the default; 1: one by one */
         ExecutorJournalFunc journal; /* NULL: none */
@@ -217,6 +223,15 @@ int executor_submit(Executor *e, const Plan *plan, uint64_t *ret_job);
  * not put a function in it that a job queued or running touches as well.
  */
 int executor_submit_first(Executor *e, const Plan *plan, uint64_t *ret_job);
+
+/*
+ * The loop saw the kernel's "bind" uevent of a PCI function (drivers/base/dd.c: driver_bound(), sent
+ * once the probe returned success). Wakes the transactions that wait for the kernel's own first probe
+ * of a function that just appeared (PLAN_VERIFY_DRIVER_SETTLE): each re-reads its driver link, so
+ * any "bind" will do. Without these reports they poll the link (20 ms, doubling up to 32 ms).
+ * Any thread; NULL is a no-op.
+ */
+void executor_notify_bind(Executor *e);
 
 /* A write to |address| overran its deadline and has not returned. */
 bool executor_is_stuck(Executor *e, const char *address);

@@ -105,6 +105,9 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
                         udev_device_get_property_value(dev, UEVENT_KEY_PCI_ID),
                         udev_device_get_property_value(dev, UEVENT_KEY_PCI_SUBSYS_ID),
                         udev_device_get_property_value(dev, UEVENT_KEY_PCI_CLASS));
+        if (m->callbacks.on_pci_bind && streq(m->source, UEVENT_SOURCE_KERNEL) &&
+            streq(subsystem, UEVENT_SUBSYSTEM_PCI) && streq(action, UEVENT_ACTION_BIND))
+                m->callbacks.on_pci_bind(m->userdata, sysname);
         if (!m->callbacks.on_uevent)
                 return;
         r = m->callbacks.on_uevent(m->userdata, action, subsystem, syspath, sysname, mdev_state);

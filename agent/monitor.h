@@ -39,6 +39,9 @@ typedef struct MonitorCallbacks {
         void (*on_pci_add)(
                 void *userdata, const char *syspath, const char *sysname, const char *pci_id,
                 const char *pci_subsys_id, const char *pci_class);
+        /* Optional, kernel source only: a PCI function's "bind" (its probe returned success,
+         * drivers/base/dd.c: driver_bound()), before on_uevent for it. */
+        void (*on_pci_bind)(void *userdata, const char *sysname);
 } MonitorCallbacks;
 
 /* Receive buffer asked for: uevent storms (SR-IOV with 256 VFs, mass rebinds) must not overflow it. */

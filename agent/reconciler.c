@@ -1429,6 +1429,13 @@ static bool early_skip(const char *address, const char *why) {
         return false;
 }
 
+void reconciler_on_pci_bind(Reconciler *r, const char *sysname) {
+        if (!r || r->n_inflight == 0)
+                return;
+        log_debug("PCI function %s bound: waking the jobs waiting for a first probe", sysname);
+        executor_notify_bind(r->executor);
+}
+
 bool reconciler_on_pci_add(
         Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
         const char *pci_subsys_id, const char *pci_class) {

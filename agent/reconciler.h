@@ -153,6 +153,10 @@ bool reconciler_on_pci_add(
         Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
         const char *pci_subsys_id, const char *pci_class);
 
+/* A PCI function's "bind" uevent from the kernel (MonitorCallbacks.on_pci_bind): wakes the early
+ * jobs that wait for the kernel's first probe (executor_notify_bind()). */
+void reconciler_on_pci_bind(Reconciler *r, const char *sysname);
+
 /* Whether a job of ours in the executor (queued or running) touches |address|: its outcome re-reads
  * the function (daemon_queue_refresh()). */
 bool reconciler_job_touches(Reconciler *r, const char *address);

@@ -105,6 +105,7 @@
 #define UEVENT_ACTION_ADD "add"
 #define UEVENT_ACTION_CHANGE "change"
 #define UEVENT_ACTION_REMOVE "remove"
+#define UEVENT_ACTION_BIND "bind"
 /* Netlink sources of libudev's monitor (Manager.EventSource). */
 #define UEVENT_SOURCE_UDEV "udev"
 #define UEVENT_SOURCE_KERNEL "kernel"

@@ -512,6 +512,14 @@ static void log_pci_add(
         add_log_line(l, line);
 }
 
+static void log_pci_bind(void *userdata, const char *sysname) {
+        AddLog *l = userdata;
+        char *line = NULL;
+
+        assert_true(asprintf(&line, "pci-bind %s", sysname) > 0);
+        add_log_line(l, line);
+}
+
 static int log_uevent(
         void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
@@ -568,9 +576,11 @@ static void test_pci_add(void **state) {
         static const MonitorCallbacks both = {
                 .on_uevent = log_uevent,
                 .on_pci_add = log_pci_add,
+                .on_pci_bind = log_pci_bind,
         };
         static const MonitorCallbacks add_only = {
                 .on_pci_add = log_pci_add,
+                .on_pci_bind = log_pci_bind,
         };
         Bed *b = *state;
         AddLog l = {};
@@ -585,38 +595,41 @@ static void test_pci_add(void **state) {
         assert_non_null(newnic);
         assert_int_equal(sd_event_new(&event), 0);
 
-        /* Kernel source: on_pci_add for each pci "add" only, with its ids, just before on_uevent. */
+        /* Kernel source: on_pci_add for each pci "add" only, with its ids, just before on_uevent; so is
+         * on_pci_bind for each pci "bind". */
         assert_int_equal(monitor_new(event, "kernel", &both, &l, &m), 0);
         send_adds(b, newnic);
         run_until_sentinel(event, &l);
         assert_log(
                 &l,
                 (const char *const[]){ "pci-add " NEWNIC " 8086:10D3 8086:A01F 20000",
-                                       "uevent add pci " NEWNIC, "uevent bind pci " NEWNIC,
-                                       "uevent add mdev " UUID, "pci-add 0000:01:00.0 - - -",
-                                       "uevent add pci 0000:01:00.0", "uevent change pci " NEWNIC,
-                                       "uevent remove pci " NEWNIC, "uevent change pci " SENTINEL, NULL });
+                                       "uevent add pci " NEWNIC, "pci-bind " NEWNIC,
+                                       "uevent bind pci " NEWNIC, "uevent add mdev " UUID,
+                                       "pci-add 0000:01:00.0 - - -", "uevent add pci 0000:01:00.0",
+                                       "uevent change pci " NEWNIC, "uevent remove pci " NEWNIC,
+                                       "uevent change pci " SENTINEL, NULL });
         add_log_done(&l);
         m = monitor_free(m);
 
-        /* udev source: its "add" comes after the kernel's probe; on_pci_add is never called. */
+        /* udev source: its "add" comes after the kernel's probe; on_pci_add and on_pci_bind are never
+         * called. */
         assert_int_equal(monitor_new(event, "udev", &both, &l, &m), 0);
         send_adds(b, newnic);
         run_until_sentinel(event, &l);
         for (size_t i = 0; i < l.n; i++)
-                if (strncmp(l.lines[i], "pci-add", 7) == 0)
-                        fail_msg("on_pci_add called from the udev source: '%s'", l.lines[i]);
+                if (strncmp(l.lines[i], "pci-", 4) == 0)
+                        fail_msg("on_pci_add or _bind called from the udev source: '%s'", l.lines[i]);
         assert_int_equal(l.n, 7);
         add_log_done(&l);
         m = monitor_free(m);
 
-        /* on_pci_add alone (the daemon's second, kernel-source monitor): the adds still come. */
+        /* Without on_uevent (the daemon's second, kernel-source monitor): the adds and binds still come. */
         assert_int_equal(monitor_new(event, "kernel", &add_only, &l, &m), 0);
         send_adds(b, newnic);
         assert_int_equal(monitor_drain(m), 9);
         assert_log(
                 &l,
-                (const char *const[]){ "pci-add " NEWNIC " 8086:10D3 8086:A01F 20000",
+                (const char *const[]){ "pci-add " NEWNIC " 8086:10D3 8086:A01F 20000", "pci-bind " NEWNIC,
                                        "pci-add 0000:01:00.0 - - -", NULL });
         add_log_done(&l);
         m = monitor_free(m);

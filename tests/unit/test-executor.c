@@ -83,6 +83,7 @@ typedef struct FakeDevice {
          * driver this long after it (the kernel's own first probe of a new function, after its "add"
          * uevent, whatever the daemon writes meanwhile). */
         uint64_t bind_later_usec;
+        bool bind_later_notify; /* ...and then reports the "bind" (executor_notify_bind()) */
         /* The kernel's first probe bound the host driver just before driver_override was written (the
          * race a new function's first write loses); once. */
         bool probe_before_override;
@@ -94,6 +95,7 @@ typedef struct LateBinder {
         const char *address;
         char driver[64];
         uint64_t usec;
+        bool notify; /* then executor_notify_bind(), as the loop on the kernel's "bind" uevent */
         pthread_t thread;
         bool started;
 } LateBinder;
@@ -253,6 +255,8 @@ static void *late_binder_main(void *userdata) {
 
         (void)usleep(l->usec);
         bind_link(l->f, l->address, l->driver);
+        if (l->notify)
+                executor_notify_bind(l->f->executor);
         return NULL;
 }
 
@@ -275,7 +279,10 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         bind_link(f, d->address, d->host_driver);
                 }
                 if (d && d->probe_binds_nothing && d->bind_later_usec > 0 && !f->late.started) {
-                        f->late = (LateBinder){ .f = f, .address = d->address, .usec = d->bind_later_usec };
+                        f->late = (LateBinder){ .f = f,
+                                                .address = d->address,
+                                                .usec = d->bind_later_usec,
+                                                .notify = d->bind_later_notify };
                         path_printf(f->late.driver, sizeof(f->late.driver), "%s", value);
                         assert_int_equal(
                                 pthread_create(&f->late.thread, NULL, late_binder_main, &f->late), 0);
@@ -1417,6 +1424,35 @@ static void test_settle_bound_later(void **state) {
         assert_int_equal(f->journal[1].outcome, DEVICE_STATE_CONVERGED);
 }
 
+/* The "bind" report ends the wait: with the first poll and the drivers_probe 15 s away, only the
+ * notify can make the job finish before wait_event()'s 10 s; no drivers_probe is written. */
+static void test_settle_bind_notified(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        const Event *e;
+        uint64_t job;
+
+        add_device(f, A, NULL, "e1000e");
+        fake_device(f, A)->probe_binds_nothing = true;
+        fake_device(f, A)->bind_later_usec = 30 * 1000;
+        fake_device(f, A)->bind_later_notify = true;
+        f->options.write_timeout_usec = 60 * 1000 * 1000ULL;
+        f->options.settle_usec = 16 * 1000 * 1000ULL;
+        f->options.settle_probe_usec = 15 * 1000 * 1000ULL;
+        f->options.settle_poll_usec = 15 * 1000 * 1000ULL;
+        start(f);
+
+        new_function_actions(&b, 1, A, "vfio-pci");
+        job = submit(f, &b);
+        e = wait_event(f, EXECUTOR_EVENT_JOB_DONE, job, NULL);
+        assert_int_equal(e->n_converged, 1);
+        e = device_event(f, job, A);
+        assert_int_equal(e->state, DEVICE_STATE_CONVERGED);
+        assert_writes(
+                f, 0, (const char *const[]){ "bus/pci/devices/" A "/driver_override", "vfio-pci", NULL });
+        assert_driver(f, A, "vfio-pci");
+}
+
 /* Never bound within settle_usec (200 ms): drivers_probe 50 ms into the wait and once more at its end,
  * then failed and rolled back. */
 static void test_settle_never_bound(void **state) {
@@ -1780,6 +1816,7 @@ int main(void) {
                         test_urgent_between_transactions, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_urgent_before_queued, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_settle_bound_later, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_settle_bind_notified, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_settle_never_bound, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_settle_host_driver_first, fixture_setup, fixture_teardown),
