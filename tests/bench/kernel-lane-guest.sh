@@ -3,8 +3,11 @@
 # Everything is timed inside the one guest, so the ratios compare runs on
 # the same (emulated) machine in the same boot:
 #
-#   converge   2 e1000e + the nvme PF's 4 VFs (sriov_drivers_autoprobe 0,
-#              sriov_numvfs 4) to vfio-pci:
+#   converge   the e1000e of a set + the nvme PF's 4 VFs (sriov_drivers_autoprobe
+#              0, sriov_numvfs 4) to vfio-pci, for two sets: the base
+#              machine's 2 e1000e ("converge-*", 6 functions) and every
+#              e1000e, with the extra ones kernel-lane.sh --nics adds
+#              ("convergeN-*", N functions):
 #              hostdevd:  SIGHUP after the files changed -> every function
 #                         bound (raw-bind converge-wait checks on every uevent)
 #              raw:       raw-bind bind, the same sysfs writes in a C loop
@@ -23,7 +26,7 @@
 E1000E="8086 10d3"
 NVME="1b36 0010"
 ROUNDS=5
-HOTPLUG_ROUNDS=5
+HOTPLUG_ROUNDS=9
 CONF=/etc/hostdevd/devices.d
 OUT=/tmp/bench.tsv
 : > "$OUT"
@@ -31,12 +34,13 @@ mkdir -p "$CONF"
 
 set -- $(kl_pci_find $E1000E)
 nic1=${1:-} nic2=${2:-}
+all_nics="$*"
 pf=$(kl_pci_find $NVME | while read -r b; do [ -e "/sys/bus/pci/devices/$b/sriov_totalvfs" ] && echo "$b"; done | head -n1)
 if [ -z "$nic2" ] || [ -z "$pf" ] || [ ! -x /usr/bin/raw-bind ]; then
         kl_not_ok "bench: 2 e1000e, an nvme PF and /usr/bin/raw-bind" "nics '$nic1' '$nic2', pf '$pf'"
         exit 1
 fi
-echo "# e1000e $nic1 $nic2, nvme PF $pf"
+echo "# e1000e $all_nics, nvme PF $pf"
 
 record() {
         printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$OUT"
@@ -44,19 +48,28 @@ record() {
 }
 on() { [ "$(kl_driver "$1")" = "$2" ]; }
 numvfs() { cat "/sys/bus/pci/devices/$pf/sriov_numvfs"; }
+# The set of e1000e the converge measures take (set_nics), as "$@" of these.
+NICS=
 host_state() {
-        on "$nic1" e1000e && on "$nic2" e1000e && [ "$(numvfs)" = 0 ] &&
-                [ "$(cat "/sys/bus/pci/devices/$nic1/driver_override")" = "(null)" ] &&
-                [ "$(cat "/sys/bus/pci/devices/$nic2/driver_override")" = "(null)" ]
+        [ "$(numvfs)" = 0 ] || return 1
+        for b in $NICS; do
+                on "$b" e1000e && [ "$(cat "/sys/bus/pci/devices/$b/driver_override")" = "(null)" ] || return 1
+        done
 }
 describe() {
-        for b in "$nic1" "$nic2" "$pf"; do
+        for b in $NICS "$pf"; do
                 echo "$b driver=$(kl_driver "$b") override=$(cat "/sys/bus/pci/devices/$b/driver_override")"
         done
         echo "sriov_numvfs=$(numvfs)"
 }
-rules() { # NIC-DRIVER NUMVFS [VFDRIVER]
-        printf '[Match]\nVendor=8086\nDevice=10d3\n\n[Device]\nDriver=%s\n' "$1" > "$CONF/50-bench-nic.conf"
+# rules NIC-DRIVER NUMVFS [VFDRIVER]: one file per e1000e of the set (by address), one for the PF.
+rules() {
+        rm -f "$CONF"/50-bench-nic*.conf
+        i=0
+        for b in $NICS; do
+                i=$((i + 1))
+                printf '[Match]\nAddress=%s\n\n[Device]\nDriver=%s\n' "$b" "$1" > "$CONF/50-bench-nic$i.conf"
+        done
         printf '[Match]\nAddress=%s\n\n[SRIOV]\nNumVFs=%s\n%s' "$pf" "$2" "${3:+VFDriver=$3
 }" > "$CONF/51-bench-nvme.conf"
 }
@@ -78,71 +91,73 @@ trace_stop() {
         kl_ship "trace-$1.txt" "/tmp/trace-$1.txt"
 }
 
-# ---- converge: hostdevd -------------------------------------------------------
-rules host 0
-if kl_hostdevd_start && kl_wait 30 host_state; then
-        for i in $(seq 1 $ROUNDS); do
-                rules vfio-pci 4 vfio-pci
-                if ! us=$(raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 "$nic1" "$nic2"); then
-                        kl_not_ok "bench: hostdevd converges round $i" "$(describe)" "$(tail -n 5 "$KL_HOSTDEVD_LOG")"
-                        break
-                fi
-                record converge-hostdevd "$i" "$us"
-                rules host 0
-                kill -HUP "$KL_HOSTDEVD_PID"
-                if ! kl_wait 60 host_state; then
-                        kl_not_ok "bench: hostdevd returns to the host drivers, round $i" "$(describe)"
-                        break
-                fi
-        done
-        rules vfio-pci 4 vfio-pci
-        trace_start converge-hostdevd
-        raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 "$nic1" "$nic2" > /dev/null 2> /tmp/t0-converge-hostdevd.txt
-        trace_stop converge-hostdevd
+# converge_hostdevd NAME: hostdevd's rounds on the set (started and stopped here).
+converge_hostdevd() {
         rules host 0
+        if kl_hostdevd_start && kl_wait 30 host_state; then
+                for i in $(seq 1 $ROUNDS); do
+                        rules vfio-pci 4 vfio-pci
+                        # shellcheck disable=SC2086 # the set, one argument each
+                        if ! us=$(raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 $NICS); then
+                                kl_not_ok "bench: hostdevd converges round $i ($1)" "$(describe)" "$(tail -n 5 "$KL_HOSTDEVD_LOG")"
+                                break
+                        fi
+                        record "$1-hostdevd" "$i" "$us"
+                        rules host 0
+                        kill -HUP "$KL_HOSTDEVD_PID"
+                        if ! kl_wait 60 host_state; then
+                                kl_not_ok "bench: hostdevd returns to the host drivers, round $i ($1)" "$(describe)"
+                                break
+                        fi
+                done
+                if [ "$1" = converge ]; then
+                        rules vfio-pci 4 vfio-pci
+                        trace_start converge-hostdevd
+                        # shellcheck disable=SC2086
+                        raw-bind converge-wait "$KL_HOSTDEVD_PID" vfio-pci "$pf" 4 $NICS > /dev/null 2> /tmp/t0-converge-hostdevd.txt
+                        trace_stop converge-hostdevd
+                        rules host 0
+                        kill -HUP "$KL_HOSTDEVD_PID"
+                        kl_wait 60 host_state
+                fi
+        else
+                kl_not_ok "bench: hostdevd starts on the host drivers ($1)" "$(describe)"
+        fi
+        rm -f "$CONF"/*.conf
         kill -HUP "$KL_HOSTDEVD_PID"
-        kl_wait 60 host_state
-else
-        kl_not_ok "bench: hostdevd starts on the host drivers" "$(describe)"
-fi
-rm -f "$CONF"/*.conf
-kill -HUP "$KL_HOSTDEVD_PID"
-sleep 1
-# Whatever the daemon left: back to the host drivers for the next contender.
-raw-bind reset "$pf" "$nic1" "$nic2"
-kl_wait 10 host_state || kl_not_ok "bench: reset to host drivers" "$(describe)"
+        sleep 1
+        # Whatever the daemon left: back to the host drivers for the next contender.
+        # shellcheck disable=SC2086
+        raw-bind reset "$pf" $NICS
+        kl_wait 10 host_state || kl_not_ok "bench: reset to host drivers ($1)" "$(describe)"
+}
 
-# ---- converge: raw C loop -------------------------------------------------------
 # raw_rounds NAME: the C loop, ROUNDS times.
 raw_rounds() {
         for i in $(seq 1 $ROUNDS); do
-                if ! us=$(raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2"); then
+                # shellcheck disable=SC2086
+                if ! us=$(raw-bind bind vfio-pci "$pf" 4 $NICS); then
                         kl_not_ok "bench: raw-bind bind round $i ($1)" "$(describe)"
                         break
                 fi
                 record "$1" "$i" "$us"
-                raw-bind reset "$pf" "$nic1" "$nic2"
+                # shellcheck disable=SC2086
+                raw-bind reset "$pf" $NICS
                 kl_wait 10 host_state || { kl_not_ok "bench: raw reset round $i ($1)" "$(describe)"; break; }
         done
 }
-# With hostdevd running and no rules (it observes every change and publishes
-# it on the bus, on the same single CPU): what observing costs the loop.
-raw_rounds converge-raw-observed
-kl_hostdevd_stop
-# Alone: the floor.
-raw_rounds converge-raw
-trace_start converge-raw
-raw-bind bind vfio-pci "$pf" 4 "$nic1" "$nic2" > /dev/null 2> /tmp/t0-converge-raw.txt
-trace_stop converge-raw
-raw-bind reset "$pf" "$nic1" "$nic2"
-kl_wait 10 host_state || kl_not_ok "bench: raw reset after the traced round" "$(describe)"
 
-# ---- converge: driverctl ---------------------------------------------------------
 all_vfio() {
-        on "$nic1" vfio-pci && on "$nic2" vfio-pci && [ "$(numvfs)" = 4 ] || return 1
+        [ "$(numvfs)" = 4 ] || return 1
+        for b in $NICS; do on "$b" vfio-pci || return 1; done
         for v in /sys/bus/pci/devices/"$pf"/virtfn*; do on "$(basename "$(readlink "$v")")" vfio-pci || return 1; done
 }
-if [ -x /usr/sbin/driverctl ] && [ -x /usr/bin/bash ]; then
+# driverctl_rounds NAME
+driverctl_rounds() {
+        if [ ! -x /usr/sbin/driverctl ] || [ ! -x /usr/bin/bash ]; then
+                echo "# driverctl or bash not in the guest: driverctl skipped ($1)"
+                return 0
+        fi
         # driverctl runs /sbin/modprobe when /sys/module/<driver> is missing
         # (it looks for vfio-pci, the module directory is vfio_pci).
         [ -e /usr/sbin/modprobe ] || ln -s /usr/bin/busybox /usr/sbin/modprobe
@@ -159,18 +174,48 @@ for d in "$@"; do
 done
 EOT
         for i in $(seq 1 $ROUNDS); do
-                if ! us=$(raw-bind time /usr/bin/bash /tmp/driverctl-converge.sh "$pf" "$nic1" "$nic2") || ! all_vfio; then
-                        kl_not_ok "bench: driverctl converges round $i" "$(describe)"
+                # shellcheck disable=SC2086
+                if ! us=$(raw-bind time /usr/bin/bash /tmp/driverctl-converge.sh "$pf" $NICS) || ! all_vfio; then
+                        kl_not_ok "bench: driverctl converges round $i ($1)" "$(describe)"
                         break
                 fi
-                record converge-driverctl "$i" "$us"
+                record "$1" "$i" "$us"
                 rm -rf /etc/driverctl.d
-                raw-bind reset "$pf" "$nic1" "$nic2"
-                kl_wait 10 host_state || { kl_not_ok "bench: driverctl reset round $i" "$(describe)"; break; }
+                # shellcheck disable=SC2086
+                raw-bind reset "$pf" $NICS
+                kl_wait 10 host_state || { kl_not_ok "bench: driverctl reset round $i ($1)" "$(describe)"; break; }
         done
-else
-        echo "# driverctl or bash not in the guest: driverctl skipped"
-fi
+}
+
+# converge_set NAME NIC...: every contender on this set of e1000e (+ the 4 VFs).
+converge_set() {
+        name=$1
+        shift
+        NICS="$*"
+        echo "# $name: $# e1000e + 4 VFs"
+        converge_hostdevd "$name"
+        # With hostdevd running and no rules (it observes every change and publishes
+        # it on the bus, on the same single CPU): what observing costs the loop.
+        raw_rounds "$name-raw-observed"
+        kl_hostdevd_stop
+        # Alone: the floor.
+        raw_rounds "$name-raw"
+        if [ "$name" = converge ]; then
+                trace_start converge-raw
+                # shellcheck disable=SC2086
+                raw-bind bind vfio-pci "$pf" 4 $NICS > /dev/null 2> /tmp/t0-converge-raw.txt
+                trace_stop converge-raw
+                # shellcheck disable=SC2086
+                raw-bind reset "$pf" $NICS
+                kl_wait 10 host_state || kl_not_ok "bench: raw reset after the traced round" "$(describe)"
+        fi
+        driverctl_rounds "$name-driverctl"
+}
+
+# ---- converge -------------------------------------------------------------------------
+converge_set converge "$nic1" "$nic2"
+# shellcheck disable=SC2086
+[ "$all_nics" = "$nic1 $nic2" ] || converge_set "converge$(($(echo $all_nics | wc -w) + 4))" $all_nics
 
 # ---- hotplug ------------------------------------------------------------------------
 n_base=$(kl_pci_find $E1000E | wc -l)
@@ -197,7 +242,8 @@ hotplug_round() {
         kl_host qmp "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"$1$2\"}}" &&
                 kl_wait 30 n_e1000e "$n_base" || { kl_not_ok "bench: device_del ($1 round $2)" "$KL_REPLY"; return 1; }
 }
-rules vfio-pci 0
+# Every e1000e, the hot-added one too.
+printf '[Match]\nVendor=8086\nDevice=10d3\n\n[Device]\nDriver=vfio-pci\n' > "$CONF/50-bench-nic.conf"
 if kl_hostdevd_start && kl_wait 30 eval 'on "$nic1" vfio-pci && on "$nic2" vfio-pci'; then
         for i in $(seq 1 $HOTPLUG_ROUNDS); do
                 hotplug_round hotplug-hostdevd "$i" || break

@@ -3,7 +3,7 @@
 # hostdevd against the floor and against Debian's driverctl inside it; print
 # the figures and their ratios. See kernel-lane-guest.sh for what is timed.
 #
-#   tests/bench/kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR]
+#   tests/bench/kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--nics N]
 #
 # --builddir: meson build dir with agent/hostdevd and cli/hostdevctl
 # (default $MESON_BUILD_ROOT, else build); --cache: the kernel lane's cache
@@ -11,20 +11,23 @@
 # Builds tests/bench/raw-bind.c statically with the host's gcc, and takes
 # driverctl from Debian's package (apt-get download, unpacked, never
 # installed) with /usr/bin/bash for the guest; without it, driverctl is
-# skipped. Exit status 0 when every contender produced figures (the goals
+# skipped. --nics: e1000e added to the base machine (each on its own root
+# port) for the second converge set, every e1000e + the 4 VFs (default 8:
+# 14 functions; 0: the base set only). Exit status 0 when every contender produced figures (the goals
 # are reported, not enforced: TCG timings vary with the build machine's load).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/kernel/lib.sh"
 
-builddir=${MESON_BUILD_ROOT:-$repo/build} cache= outdir=
+builddir=${MESON_BUILD_ROOT:-$repo/build} cache= outdir= nics=8
 while [ $# -gt 0 ]; do
         case $1 in
         --builddir) builddir=$2; shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --outdir) outdir=$2; shift 2 ;;
-        *) kl_die "usage: kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR]" ;;
+        --nics) nics=$2; shift 2 ;;
+        *) kl_die "usage: kernel-lane.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--nics N]" ;;
         esac
 done
 
@@ -42,9 +45,15 @@ else
         kl_log "driverctl could not be downloaded: $(tail -n 1 "$tmp/apt.log"); skipped"
 fi
 
+case $nics in ''|*[!0-9]*) kl_die "--nics: '$nics' is not a number" ;; esac
+extra=()
+for i in $(seq 1 "$nics"); do
+        extra+=(-device "pcie-root-port,id=brp$i,chassis=2,slot=$i" -device "e1000e,id=bnic$i,bus=brp$i,romfile=")
+done
+
 rc=0
 KL_GUEST_FILES="$files" "$repo/tests/kernel/run-vm.sh" --builddir "$builddir" ${cache:+--cache "$cache"} \
-        --outdir "$outdir" --timeout 600 --quiet "$here/kernel-lane-guest.sh" || rc=$?
+        --outdir "$outdir" --timeout 600 --quiet "$here/kernel-lane-guest.sh" ${extra[@]+-- "${extra[@]}"} || rc=$?
 
 [ -f "$outdir/bench.tsv" ] || kl_die "the guest shipped no bench.tsv (console: $outdir/console.log)"
 /usr/bin/python3 - "$outdir/bench.tsv" "$outdir"/trace-*.txt <<'EOF'
@@ -74,12 +83,17 @@ def ratio(name, a, b, goal, better):
         print(f"{name:<46}     n/a   (missing {a if a not in med else b})")
 
 
+# One converge set per prefix: "converge" (2 e1000e + 4 VFs), "convergeN" (N functions).
+sets = sorted({k[: -len("-hostdevd")] for k in runs if k.startswith("converge") and k.endswith("-hostdevd")},
+              key=lambda p: (len(p), p))
+for p in sets:
+    n = p[len("converge"):] or "6"
+    print()
+    ratio(f"converge {n}: hostdevd / raw C loop", f"{p}-hostdevd", f"{p}-raw", 1.10, "le")
+    ratio(f"converge {n}: driverctl / hostdevd (speed-up)", f"{p}-driverctl", f"{p}-hostdevd", 10, "ge")
+    ratio(f"converge {n}: hostdevd / raw, observed", f"{p}-hostdevd", f"{p}-raw-observed", 1.10, "le")
 print()
-ratio("converge: hostdevd / raw C loop", "converge-hostdevd", "converge-raw", 1.10, "le")
-ratio("converge: driverctl / hostdevd (speed-up)", "converge-driverctl", "converge-hostdevd", 10, "ge")
 ratio("hotplug add->bound: hostdevd / raw loop", "hotplug-hostdevd", "hotplug-raw", 1.2, "le")
-print("\nwith hostdevd observing (no rules) during the raw runs:")
-ratio("converge: hostdevd / raw C loop, observed", "converge-hostdevd", "converge-raw-observed", 1.10, "le")
 ratio("hotplug: hostdevd / raw loop, observed", "hotplug-hostdevd", "hotplug-raw-observed", 1.2, "le")
 
 # The traced rounds: PCI uevents in ms from the start (t0 of the timed
