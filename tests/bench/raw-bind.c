@@ -23,8 +23,9 @@
  *   raw-bind watch VENDOR DEVICE DRIVER
  *       listen to kernel uevents (NETLINK_KOBJECT_UEVENT); for the first PCI
  *       function added with PCI_ID VENDOR:DEVICE print the microseconds from
- *       its "add" to its "bind" with DRIVER=DRIVER, then exit. Creates
- *       /run/raw-bind.ready once listening.
+ *       its "add" to its "bind" with DRIVER=DRIVER, then exit (killed by
+ *       SIGALRM after 30 s without). Creates /run/raw-bind.ready once
+ *       listening.
  *   raw-bind monitor VENDOR DEVICE DRIVER
  *       the raw monitor-and-bind loop: on every "add" of such a function,
  *       the bind sequence above (override, unbind, drivers_probe, verify).
@@ -59,6 +60,7 @@
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define MAX_VFS 64
 #define WAIT_TIMEOUT_USEC (60ULL * 1000 * 1000)
+#define WATCH_TIMEOUT_SEC 30
 
 static unsigned long long now_usec(void) {
         struct timespec ts;
@@ -384,6 +386,8 @@ static int cmd_uevents(bool monitor, const char *vendor, const char *device, con
                 return 1;
         }
         close(open("/run/raw-bind.ready", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        if (!monitor)
+                (void)alarm(WATCH_TIMEOUT_SEC);
         for (;;) {
                 const char *action, *path, *subsystem, *id, *drv, *slot;
                 ssize_t len = recv(fd, buf, sizeof(buf) - 1, 0);
