@@ -467,6 +467,12 @@ static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
         return -1;
 }
 
+/* Drop entry |k| of |list| (n entries), keeping the order. */
+static void list_remove(OwnedDevice *list, size_t n, size_t k) {
+        owned_device_done(&list[k]);
+        memmove(&list[k], &list[k + 1], (n - k - 1) * sizeof(OwnedDevice));
+}
+
 /* A member |key| of record |o| that must be a positive integer. */
 static int record_int(json_object *o, const char *key, uint64_t *ret, const char *where, LoadError *e) {
         return get_positive_int(json_object_object_get(o, key), key, ret, where, e);
@@ -559,9 +565,7 @@ static int apply_forget(StateStore *s, json_object *o, const char *where, LoadEr
         k = find(s->devices, s->n_devices, address);
         if (k < 0)
                 return load_fail(e, -EBADMSG, where, "forget: '%s' is not recorded", address);
-        owned_device_done(&s->devices[k]);
-        memmove(&s->devices[k], &s->devices[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
-        s->n_devices--;
+        list_remove(s->devices, s->n_devices--, (size_t)k);
         return 0;
 }
 
@@ -1112,8 +1116,7 @@ int state_store_forget(StateStore *s, const char *address) {
         r = store_copy(s, 0, &list);
         if (r < 0)
                 return r;
-        owned_device_done(&list[k]);
-        memmove(&list[k], &list[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
+        list_remove(list, s->n_devices, (size_t)k);
         return store_replace(
                 s, s->last_transaction, list, s->n_devices - 1,
                 one_key_record(s, "forget", json_object_new_string(address)));
