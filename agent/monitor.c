@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "uevent-filter.h"
 
 /* Bound on consecutive receive errors other than EAGAIN/ENOBUFS, so a broken socket cannot spin the loop. */
 #define MONITOR_MAX_ERRORS_PER_WAKEUP 64
@@ -209,6 +210,19 @@ int monitor_new(
         fd = udev_monitor_get_fd(m->udev_monitor);
         if (fd < 0)
                 return log_error_errno(fd, "Failed to get the uevent monitor's fd: %m");
+
+        /* After enable_receiving(): libudev updates (and may detach) a socket's filter there. Without
+         * the filter the userspace checks below still hold, only with more wakeups. */
+        if (streq(s, UEVENT_SOURCE_KERNEL)) {
+                r = uevent_filter_attach(
+                        fd,
+                        m->callbacks.on_uevent ? UEVENT_FILTER_NO_VFIO_GROUPS : UEVENT_FILTER_PCI_ADD_BIND);
+                if (r < 0)
+                        log_warning_errno(
+                                r,
+                                "Failed to attach the kernel uevent socket filter: %m; ignoring (more "
+                                "wakeups, same events)");
+        }
 
         r = sd_event_add_io(event, &m->io, fd, EPOLLIN, on_monitor_io, m);
         if (r < 0)

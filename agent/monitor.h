@@ -14,6 +14,13 @@
  * event, drivers/vfio/mdev/mdev_core.c). Events are filtered here instead:
  * subsystem "pci" and "mdev" pass, and any event carrying MDEV_STATE.
  *
+ * A kernel-source monitor gets a socket filter (uevent-filter.h): with no
+ * on_uevent (the daemon's early monitor next to udevd: on_pci_add and
+ * on_pci_bind only) UEVENT_FILTER_PCI_ADD_BIND, so only an "add" under
+ * /devices/ outside /devices/virtual/ and a "bind" wake it; else
+ * UEVENT_FILTER_NO_VFIO_GROUPS, so the vfio group that each vfio-pci probe
+ * registers does not (it would wake the loop while that probe runs).
+ *
  * Each wakeup drains the socket. When the kernel dropped messages (ENOBUFS
  * on receive) the overflow callback runs once after draining, so the owner
  * rescans (DESIGN.md: never assume events were complete).

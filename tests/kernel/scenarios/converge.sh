@@ -21,7 +21,10 @@
 #      driver_override "(null)"; when the holder exits the last one follows
 #   F  SIGKILL in the middle of an apply, restart: converged, no stale
 #      driver_override anywhere
-#   G  no rules at all + Reload: every function hostdevd took is back on its
+#   G  hostdevd's uevent socket filters on this kernel's netlink socket:
+#      synthetic uevents of a PCI function, /dev/null and a vfio group kept or
+#      dropped as uevent-filter.h says
+#   H  no rules at all + Reload: every function hostdevd took is back on its
 #      host driver
 E1000E="8086 10d3"      # e1000e, each on its own root port
 E1000="8086 100e"       # two e1000 behind the pcie-pci-bridge: one IOMMU group
@@ -367,7 +370,31 @@ if [ -z "$bad" ]; then kl_ok "F: every function but the critical disk controller
 else kl_not_ok "F: every function but the critical disk controller is converged" "$bad"; fi
 ship_plan F
 
-# ---- G. no rules: everything hostdevd took goes back to its host driver ---------------
+# ---- G. the uevent socket filters on this kernel's netlink socket --------------------
+# Synthetic uevents (ACTION written to a device's uevent file) seen on a socket with
+# each of hostdevd's filters (src/uevent-filter.c) next to one without: kept or dropped.
+group=$(ls /sys/devices/virtual/vfio | grep -E '^[0-9]+$' | head -n1)
+# filter_check FILTER SYSPATH ACTION passed|dropped
+filter_check() {
+        _got=$(uevent-filter-check "$1" "$2" "$3" 2>&1)
+        if [ "$_got" = "$4" ]; then kl_ok "G: $1 filter: $3 of ${2#/sys} $4"
+        else kl_not_ok "G: $1 filter: $3 of ${2#/sys} $4" "got: $_got"; fi
+}
+if [ -z "$group" ]; then
+        kl_not_ok "G: a vfio group exists for the filter checks" "$(ls /sys/devices/virtual/vfio)"
+else
+        filter_check pci-add-bind "/sys/bus/pci/devices/$nic1" add passed
+        filter_check pci-add-bind "/sys/bus/pci/devices/$nic1" bind passed
+        filter_check pci-add-bind "/sys/bus/pci/devices/$nic1" change dropped
+        filter_check pci-add-bind /sys/devices/virtual/mem/null add dropped
+        filter_check pci-add-bind "/sys/devices/virtual/vfio/$group" add dropped
+        filter_check no-vfio-groups "/sys/bus/pci/devices/$nic1" change passed
+        filter_check no-vfio-groups /sys/devices/virtual/mem/null add passed
+        filter_check no-vfio-groups "/sys/devices/virtual/vfio/$group" add dropped
+        filter_check no-vfio-groups "/sys/devices/virtual/vfio/$group" change dropped
+fi
+
+# ---- H. no rules: everything hostdevd took goes back to its host driver ---------------
 rm -f "$CONF"/*.conf
 t0=$(kl_now)
 back() {
@@ -375,9 +402,9 @@ back() {
         overrides_null $nics "$leg1" "$leg2"
 }
 if reload && kl_wait $CONVERGE back; then
-        kl_ok "G: no rules + Reload: every e1000e and e1000 back on its host driver, overrides (null) ($(secs_since "$t0") s)"
+        kl_ok "H: no rules + Reload: every e1000e and e1000 back on its host driver, overrides (null) ($(secs_since "$t0") s)"
 else
-        kl_not_ok "G: no rules + Reload: everything back on host drivers" "$(describe $nics "$leg1" "$leg2")"
+        kl_not_ok "H: no rules + Reload: everything back on host drivers" "$(describe $nics "$leg1" "$leg2")"
 fi
-kl_check "G: Manager State is converged" eval '[ "$(mgr_prop State)" = converged ]'
-ship_plan G
+kl_check "H: Manager State is converged" eval '[ "$(mgr_prop State)" = converged ]'
+ship_plan H
