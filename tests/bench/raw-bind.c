@@ -20,12 +20,14 @@
  *       kernel uevent (and every 20 ms) until PF has NUMVFS VFs and every BDF
  *       and VF is bound to DRIVER (60 s at most; fails early when PID dies).
  *       Prints the microseconds from the signal to that.
- *   raw-bind watch VENDOR DEVICE DRIVER
+ *   raw-bind watch VENDOR DEVICE DRIVER [PID]
  *       listen to kernel uevents (NETLINK_KOBJECT_UEVENT); for the first PCI
  *       function added with PCI_ID VENDOR:DEVICE print the microseconds from
  *       its "add" to its "bind" with DRIVER=DRIVER, then exit (killed by
  *       SIGALRM after 30 s without). Creates /run/raw-bind.ready once
- *       listening.
+ *       listening. With PID, a second number on the line: the microseconds
+ *       of CPU that PID's threads ran from then until the "bind" was seen
+ *       (/proc/PID/task/N/schedstat, first field, nanoseconds).
  *   raw-bind monitor VENDOR DEVICE DRIVER
  *       the raw monitor-and-bind loop: on every "add" of such a function,
  *       the bind sequence above (override, unbind, drivers_probe, verify).
@@ -41,6 +43,7 @@
  * bad usage.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -374,9 +377,38 @@ static int cmd_trace(void) {
         }
 }
 
-static int cmd_uevents(bool monitor, const char *vendor, const char *device, const char *driver) {
+/* The CPU time |pid|'s threads have run, in microseconds; 0 when unreadable. */
+static unsigned long long cpu_usec(pid_t pid) {
+        char path[PATH_MAX], line[128];
+        unsigned long long ns = 0;
+        struct dirent *de;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        dir = opendir(path);
+        if (!dir)
+                return 0;
+        while ((de = readdir(dir))) {
+                FILE *f;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                if (fgets(line, sizeof(line), f))
+                        ns += strtoull(line, NULL, 10);
+                fclose(f);
+        }
+        closedir(dir);
+        return ns / 1000;
+}
+
+static int cmd_uevents(
+        bool monitor, const char *vendor, const char *device, const char *driver, pid_t cpu_pid) {
         char want[32], buf[8192], devpath[PATH_MAX] = "";
-        unsigned long long t_add = 0;
+        unsigned long long t_add = 0, cpu0 = 0;
         int fd;
 
         snprintf(want, sizeof(want), "%s:%s", vendor, device);
@@ -385,6 +417,8 @@ static int cmd_uevents(bool monitor, const char *vendor, const char *device, con
                 fprintf(stderr, "raw-bind: netlink: %s\n", strerror(-fd));
                 return 1;
         }
+        if (cpu_pid > 0)
+                cpu0 = cpu_usec(cpu_pid);
         close(open("/run/raw-bind.ready", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
         if (!monitor)
                 (void)alarm(WATCH_TIMEOUT_SEC);
@@ -421,7 +455,12 @@ static int cmd_uevents(bool monitor, const char *vendor, const char *device, con
                 } else if (!monitor && t_add && strcmp(action, "bind") == 0 && strcmp(path, devpath) == 0) {
                         drv = uevent_get(buf, len, "DRIVER");
                         if (drv && strcmp(drv, driver) == 0) {
-                                printf("%llu\n", now_usec() - t_add);
+                                unsigned long long t = now_usec() - t_add;
+
+                                if (cpu_pid > 0)
+                                        printf("%llu %llu\n", t, cpu_usec(cpu_pid) - cpu0);
+                                else
+                                        printf("%llu\n", t);
                                 return 0;
                         }
                 }
@@ -457,15 +496,18 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "converge-wait") == 0 && argc >= 6)
                 return cmd_converge_wait(
                         (pid_t)atoi(argv[2]), argv[3], argv[4], argv[5], argv + 6, argc - 6);
-        if ((strcmp(cmd, "watch") == 0 || strcmp(cmd, "monitor") == 0) && argc == 5)
-                return cmd_uevents(strcmp(cmd, "monitor") == 0, argv[2], argv[3], argv[4]);
+        if (strcmp(cmd, "watch") == 0 && (argc == 5 || argc == 6))
+                return cmd_uevents(false, argv[2], argv[3], argv[4], argc == 6 ? atoi(argv[5]) : 0);
+        if (strcmp(cmd, "monitor") == 0 && argc == 5)
+                return cmd_uevents(true, argv[2], argv[3], argv[4], 0);
         if (strcmp(cmd, "trace") == 0 && argc == 2)
                 return cmd_trace();
         if (strcmp(cmd, "time") == 0 && argc >= 3)
                 return cmd_time(argv + 2);
         fprintf(stderr,
                 "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
-                "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch|monitor VENDOR DEVICE DRIVER |\n"
+                "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch VENDOR DEVICE DRIVER [PID] |\n"
+                "       monitor VENDOR DEVICE DRIVER |\n"
                 "       trace | time CMD [ARG...]\n");
         return 2;
 }
