@@ -78,34 +78,21 @@ static bool value_is_valid(const char *s) {
         return true;
 }
 
-static int owned_device_copy(const OwnedDevice *src, OwnedDevice *dst) {
-        OwnedDevice d = {
-                .transaction = src->transaction,
-                .phase = src->phase,
-        };
+/* Canonical addresses ("%04x:%02x:%02x.%u", validated on every way in) sort as their numbers: only the
+ * domain's width varies (VMD domains have 5 digits), so a longer one is larger and equal lengths compare
+ * as strings. */
+static int address_compare(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
 
-        strcpy(d.address, src->address);
-        if (strdup_null(src->original_driver, &d.original_driver) < 0 ||
-            strdup_null(src->original_driver_override, &d.original_driver_override) < 0 ||
-            strdup_null(src->previous_driver, &d.previous_driver) < 0 ||
-            strdup_null(src->previous_driver_override, &d.previous_driver_override) < 0 ||
-            strdup_null(src->driver_override, &d.driver_override) < 0 ||
-            strdup_null(src->driver, &d.driver) < 0) {
-                owned_device_done(&d);
-                return -ENOMEM;
-        }
-        *dst = d;
-        return 0;
+        if (la != lb)
+                return la < lb ? -1 : 1;
+        return strcmp(a, b);
 }
 
 static int owned_device_compare(const void *x, const void *y) {
         const OwnedDevice *a = x, *b = y;
-        PciAddress pa, pb;
 
-        /* Both were validated as canonical addresses. */
-        if (pci_address_from_string(a->address, &pa) < 0 || pci_address_from_string(b->address, &pb) < 0)
-                return strcmp(a->address, b->address);
-        return pci_address_compare(&pa, &pb);
+        return address_compare(a->address, b->address);
 }
 
 StateStore *state_store_free(StateStore *s) {
@@ -460,11 +447,37 @@ finish:
 
 /* ---- the log --------------------------------------------------------------- */
 
+/* The index of |address| in |list| (n entries, sorted by address), or -1; *ret_at (optional): where it
+ * is, or where it would go. */
+static ssize_t find_at(const OwnedDevice *list, size_t n, const char *address, size_t *ret_at) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = address_compare(list[mid].address, address);
+
+                if (c == 0) {
+                        lo = mid;
+                        break;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (ret_at)
+                *ret_at = lo;
+        return lo < n && streq(list[lo].address, address) ? (ssize_t)lo : -1;
+}
+
 static ssize_t find(const OwnedDevice *list, size_t n, const char *address) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(list[i].address, address))
-                        return (ssize_t)i;
-        return -1;
+        return find_at(list, n, address, NULL);
+}
+
+/* Put |d| at |at| of |list| (n entries, room for one more), keeping the order. */
+static void list_insert(OwnedDevice *list, size_t n, size_t at, const OwnedDevice *d) {
+        memmove(&list[at + 1], &list[at], (n - at) * sizeof(OwnedDevice));
+        list[at] = *d;
 }
 
 /* Drop entry |k| of |list| (n entries), keeping the order. */
@@ -498,6 +511,7 @@ static int apply_begin(StateStore *s, json_object *o, const char *where, LoadErr
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(owned_device_done) OwnedDevice d = {};
                 OwnedDevice *l;
+                size_t at;
                 ssize_t k;
 
                 r = parse_device(json_object_array_get_idx(devices, i), i, &d, where, e);
@@ -519,7 +533,7 @@ static int apply_begin(StateStore *s, json_object *o, const char *where, LoadErr
                                 return load_fail(
                                         e, -EBADMSG, where, "devices: address '%s' listed twice", d.address);
                 }
-                k = find(s->devices, s->n_devices, d.address);
+                k = find_at(s->devices, s->n_devices, d.address, &at);
                 if (k >= 0) {
                         owned_device_done(&s->devices[k]);
                         s->devices[k] = d;
@@ -528,7 +542,7 @@ static int apply_begin(StateStore *s, json_object *o, const char *where, LoadErr
                         if (!l)
                                 return -ENOMEM;
                         s->devices = l;
-                        s->devices[s->n_devices++] = d;
+                        list_insert(s->devices, s->n_devices++, at, &d);
                 }
                 d = (OwnedDevice){};
         }
@@ -666,8 +680,6 @@ static int parse_log(StateStore *s, const char *text, size_t size, LoadError *e)
                         return r;
                 off = (size_t)(nl - text) + 1;
         }
-        if (s->n_devices > 1)
-                qsort(s->devices, s->n_devices, sizeof(OwnedDevice), owned_device_compare);
         return 0;
 }
 
@@ -904,60 +916,72 @@ static int log_append(StateStore *s, const char *line) {
         return log_debug_errno(r, "Failed to append to %s: %m", s->log_path);
 }
 
-/* Take |list| (n functions) as the new state after recording the change: as a line of the log
- * (|record|, its JSON object numbered s->last_record + 1, taken; NULL after OOM) when the log is open
- * and has room, else as a new owned.json. On failure free |list| and keep the old state, in memory and
- * on disk. */
-static int store_replace(StateStore *s, uint64_t last, OwnedDevice *list, size_t n, json_object *record) {
-        uint64_t number = s->last_record + 1;
+/*
+ * How a change is recorded: as a line of the log (its JSON object |record|, numbered
+ * s->last_record + 1, taken; NULL after OOM) when the log is open and has room, else as a new
+ * owned.json of the whole state after it. store_log_line() decides: *ret_line is the line to append,
+ * or NULL when owned.json must be written (store_snapshot()). Either way the caller changes s->devices
+ * only once the record is on disk, so a failure changes nothing, in memory or on disk; and only the
+ * snapshot needs the whole new state at once (once per as many changes as it holds functions), so a change
+ * of one function costs no copy of the others: a host with a thousand recorded VFs records each
+ * transaction in about the time a small one does (tests/bench/state-store-bench.c).
+ */
+static int store_log_line(StateStore *s, json_object *record, char **ret_line) {
         _cleanup_free_ char *line = NULL;
         int r;
 
-        if (n > 1)
-                qsort(list, n, sizeof(OwnedDevice), owned_device_compare);
-        if (s->log_fd >= 0 && record && s->log_records < STATE_STORE_LOG_MAX_RECORDS) {
+        *ret_line = NULL;
+        /* As many records as the file holds functions (at least STATE_STORE_LOG_MAX_RECORDS): the file's
+         * rewrite, O(functions), then comes once per as many changes. */
+        if (s->log_fd >= 0 && record &&
+            s->log_records < (s->n_devices > STATE_STORE_LOG_MAX_RECORDS ? s->n_devices
+                                                                         : STATE_STORE_LOG_MAX_RECORDS)) {
                 r = json_to_line(
                         TAKE_PTR(record), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &line);
-                if (r < 0) {
-                        owned_devices_free(list, n);
+                if (r < 0)
                         return r;
-                }
         }
         json_object_put(record);
-        if (line && s->log_size + strlen(line) <= STATE_STORE_LOG_MAX) {
-                r = log_append(s, line);
-                if (r < 0) {
-                        owned_devices_free(list, n);
-                        return r;
-                }
-        } else {
-                r = store_write(s, last, number, list, n);
-                if (r < 0) {
-                        owned_devices_free(list, n);
-                        return r;
-                }
-                log_reset(s);
-        }
-        owned_devices_free(s->devices, s->n_devices);
-        s->devices = list;
-        s->n_devices = n;
-        s->last_transaction = last;
-        s->last_record = number;
+        if (line && s->log_size + strlen(line) <= STATE_STORE_LOG_MAX)
+                *ret_line = TAKE_PTR(line);
         return 0;
 }
 
-static int store_copy(const StateStore *s, size_t extra, OwnedDevice **ret) {
-        OwnedDevice *list = calloc(s->n_devices + extra + 1, sizeof(OwnedDevice));
+/* Append |line| (store_log_line()); on success the change with transaction counter |last| is recorded. */
+static int store_append(StateStore *s, uint64_t last, const char *line) {
+        int r = log_append(s, line);
 
-        if (!list)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_devices; i++)
-                if (owned_device_copy(&s->devices[i], &list[i]) < 0) {
-                        owned_devices_free(list, i);
-                        return -ENOMEM;
-                }
-        *ret = list;
+        if (r < 0)
+                return r;
+        s->last_transaction = last;
+        s->last_record++;
         return 0;
+}
+
+/* Write |list| (n functions, sorted: the state after the change) as owned.json and empty the log; on
+ * success the change with transaction counter |last| is recorded. */
+static int store_snapshot(StateStore *s, uint64_t last, const OwnedDevice *list, size_t n) {
+        int r = store_write(s, last, s->last_record + 1, list, n);
+
+        if (r < 0)
+                return r;
+        log_reset(s);
+        s->last_transaction = last;
+        s->last_record++;
+        return 0;
+}
+
+/* A new array with room for |extra| more: the entries of s->devices, their strings shared (store_replace()).
+ */
+static OwnedDevice *store_view(const StateStore *s, size_t extra) {
+        OwnedDevice *view = reallocarray(NULL, s->n_devices + extra + 1, sizeof(OwnedDevice));
+
+        if (!view)
+                return NULL;
+        if (s->n_devices > 0)
+                memcpy(view, s->devices, s->n_devices * sizeof(OwnedDevice));
+        memset(&view[s->n_devices], 0, (extra + 1) * sizeof(OwnedDevice));
+        return view;
 }
 
 /* The log record of |s|'s next change: { "record": N, |key|: |v| } (|v| taken). NULL on OOM: the change
@@ -1006,10 +1030,10 @@ static json_object *begin_record(const StateStore *s, uint64_t t, const OwnedDev
 }
 
 int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint64_t *ret_transaction) {
-        OwnedDevice *list = NULL;
-        size_t count;
+        _cleanup_free_ char *line = NULL;
+        OwnedDevice *fresh;
         uint64_t t;
-        int r;
+        int r = 0;
 
         assert(s);
         if (n == 0 || !changes)
@@ -1031,33 +1055,25 @@ int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint6
                                 return -EINVAL;
         }
 
-        r = store_copy(s, n, &list);
-        if (r < 0)
-                return r;
-        count = s->n_devices;
+        /* The changed entries, each owning all its strings. */
         t = s->last_transaction + 1;
-        for (size_t i = 0; i < n; i++) {
+        fresh = calloc(n, sizeof(OwnedDevice));
+        if (!fresh)
+                return -ENOMEM;
+        for (size_t i = 0; i < n && r >= 0; i++) {
                 const OwnedChange *c = &changes[i];
-                ssize_t k = find(list, count, c->address);
-                OwnedDevice *d;
+                ssize_t k = find(s->devices, s->n_devices, c->address);
+                OwnedDevice *d = &fresh[i];
 
-                r = 0;
-                if (k < 0) {
-                        d = &list[count++];
-                        strcpy(d->address, c->address);
-                        r = strdup_null(c->driver_now, &d->original_driver);
-                        if (r >= 0)
-                                r = strdup_null(c->driver_override_now, &d->original_driver_override);
-                } else {
-                        /* Already ours: its original stays what it was before hostdevd came. */
-                        d = &list[k];
-                        d->previous_driver = mfree(d->previous_driver);
-                        d->previous_driver_override = mfree(d->previous_driver_override);
-                        d->driver_override = mfree(d->driver_override);
-                        d->driver = mfree(d->driver);
-                }
+                strcpy(d->address, c->address);
                 d->transaction = t;
                 d->phase = OWNED_PHASE_BEGUN;
+                /* Already ours: its original stays what it was before hostdevd came. */
+                r = strdup_null(k >= 0 ? s->devices[k].original_driver : c->driver_now, &d->original_driver);
+                if (r >= 0)
+                        r = strdup_null(
+                                k >= 0 ? s->devices[k].original_driver_override : c->driver_override_now,
+                                &d->original_driver_override);
                 if (r >= 0)
                         r = strdup_null(c->driver_now, &d->previous_driver);
                 if (r >= 0)
@@ -1066,21 +1082,80 @@ int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint6
                         r = strdup_null(c->driver_override, &d->driver_override);
                 if (r >= 0)
                         r = strdup_null(c->driver, &d->driver);
+        }
+        /* Room for the new ones first: once the record is written, nothing may fail. */
+        if (r >= 0) {
+                OwnedDevice *l = reallocarray(s->devices, s->n_devices + n + 1, sizeof(OwnedDevice));
+
+                if (l)
+                        s->devices = l;
+                else
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = store_log_line(s, begin_record(s, t, fresh, n), &line);
+        if (r < 0) {
+                owned_devices_free(fresh, n);
+                return r;
+        }
+
+        if (line) {
+                r = store_append(s, t, line);
                 if (r < 0) {
-                        owned_devices_free(list, count);
+                        owned_devices_free(fresh, n);
                         return r;
                 }
+                for (size_t i = 0; i < n; i++) {
+                        size_t at;
+
+                        if (find_at(s->devices, s->n_devices, fresh[i].address, &at) >= 0) {
+                                owned_device_done(&s->devices[at]);
+                                s->devices[at] = fresh[i];
+                        } else
+                                list_insert(s->devices, s->n_devices++, at, &fresh[i]);
+                }
+        } else {
+                /* owned.json: the state after the change as a view sharing the others' strings. */
+                OwnedDevice *view = store_view(s, n);
+                size_t count = s->n_devices;
+
+                if (!view) {
+                        owned_devices_free(fresh, n);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        size_t at;
+
+                        if (find_at(view, count, fresh[i].address, &at) >= 0)
+                                view[at] = fresh[i];
+                        else
+                                list_insert(view, count++, at, &fresh[i]);
+                }
+                r = store_snapshot(s, t, view, count);
+                if (r < 0) {
+                        owned_devices_free(fresh, n);
+                        free(view);
+                        return r;
+                }
+                /* The entries replaced: their strings were the old array's alone. */
+                for (size_t i = 0; i < n; i++) {
+                        ssize_t k = find(s->devices, s->n_devices, fresh[i].address);
+
+                        if (k >= 0)
+                                owned_device_done(&s->devices[k]);
+                }
+                free(s->devices);
+                s->devices = view;
+                s->n_devices = count;
         }
-        r = store_replace(s, t, list, count, begin_record(s, t, list, count));
-        if (r < 0)
-                return r;
+        free(fresh);
         if (ret_transaction)
                 *ret_transaction = t;
         return 0;
 }
 
 int state_store_commit(StateStore *s, uint64_t transaction) {
-        OwnedDevice *list = NULL;
+        _cleanup_free_ char *line = NULL;
         bool found = false;
         int r;
 
@@ -1091,19 +1166,34 @@ int state_store_commit(StateStore *s, uint64_t transaction) {
                          s->devices[i].phase == OWNED_PHASE_BEGUN);
         if (!found)
                 return -ENOENT;
-        r = store_copy(s, 0, &list);
+        r = store_log_line(
+                s, one_key_record(s, "commit", json_object_new_int64((int64_t)transaction)), &line);
         if (r < 0)
                 return r;
+        if (line) {
+                r = store_append(s, s->last_transaction, line);
+                if (r < 0)
+                        return r;
+        }
         for (size_t i = 0; i < s->n_devices; i++)
-                if (list[i].transaction == transaction)
-                        list[i].phase = OWNED_PHASE_COMMITTED;
-        return store_replace(
-                s, s->last_transaction, list, s->n_devices,
-                one_key_record(s, "commit", json_object_new_int64((int64_t)transaction)));
+                if (s->devices[i].transaction == transaction)
+                        s->devices[i].phase = OWNED_PHASE_COMMITTED;
+        if (!line) {
+                /* owned.json of the state after it; put back on failure. */
+                r = store_snapshot(s, s->last_transaction, s->devices, s->n_devices);
+                if (r < 0) {
+                        for (size_t i = 0; i < s->n_devices; i++)
+                                if (s->devices[i].transaction == transaction)
+                                        s->devices[i].phase = OWNED_PHASE_BEGUN;
+                        return r;
+                }
+        }
+        return 0;
 }
 
 int state_store_forget(StateStore *s, const char *address) {
-        OwnedDevice *list = NULL;
+        _cleanup_free_ char *line = NULL;
+        OwnedDevice *view;
         ssize_t k;
         int r;
 
@@ -1113,13 +1203,32 @@ int state_store_forget(StateStore *s, const char *address) {
         k = find(s->devices, s->n_devices, address);
         if (k < 0)
                 return -ENOENT;
-        r = store_copy(s, 0, &list);
+        r = store_log_line(s, one_key_record(s, "forget", json_object_new_string(address)), &line);
         if (r < 0)
                 return r;
-        list_remove(list, s->n_devices, (size_t)k);
-        return store_replace(
-                s, s->last_transaction, list, s->n_devices - 1,
-                one_key_record(s, "forget", json_object_new_string(address)));
+        if (line) {
+                r = store_append(s, s->last_transaction, line);
+                if (r < 0)
+                        return r;
+                list_remove(s->devices, s->n_devices--, (size_t)k);
+                return 0;
+        }
+
+        /* owned.json without it: a view sharing the others' strings. */
+        view = store_view(s, 0);
+        if (!view)
+                return -ENOMEM;
+        memmove(&view[k], &view[k + 1], (s->n_devices - (size_t)k - 1) * sizeof(OwnedDevice));
+        r = store_snapshot(s, s->last_transaction, view, s->n_devices - 1);
+        if (r < 0) {
+                free(view);
+                return r;
+        }
+        owned_device_done(&s->devices[k]); /* its strings were the old array's alone */
+        free(s->devices);
+        s->devices = view;
+        s->n_devices--;
+        return 0;
 }
 
 /* ---- queries -------------------------------------------------------------- */

@@ -42,7 +42,8 @@
  * functions the file holds, so the executor's record before a sysfs write
  * stays cheap (a hot-added function races the kernel's first probe). The first
  * change of a store, and a change that would take the log past
- * STATE_STORE_LOG_MAX bytes or STATE_STORE_LOG_MAX_RECORDS records, instead
+ * STATE_STORE_LOG_MAX bytes, or past as many records as the file holds
+ * functions (at least STATE_STORE_LOG_MAX_RECORDS), instead
  * write the file whole (a temporary file in the same directory, fsync,
  * rename over the file, fsync of the directory) and then
  * empty the log. A failed write leaves memory and disk as they were.
@@ -60,7 +61,8 @@
 #define STATE_STORE_VERSION 1
 /* Files larger than this are refused unread; a save that would exceed it fails with -EFBIG. */
 #define STATE_STORE_FILE_MAX (1024u * 1024u)
-/* The log is folded into the file rather than grow past this many bytes or records. */
+/* The log is folded into the file rather than grow past this many bytes, or past this many records when
+ * the file holds fewer functions (else past as many records as it holds functions). */
 #define STATE_STORE_LOG_MAX (256u * 1024u)
 #define STATE_STORE_LOG_MAX_RECORDS 256u
 /* Longest driver name / driver_override value accepted (the kernel allows a page; real ones are short). */

@@ -15,6 +15,7 @@
 
 #include "macro.h"
 #include "names.h"
+#include "pci-address.h"
 #include "state-store.h"
 #include "strv.h"
 
@@ -648,6 +649,109 @@ static void test_log_corrupt(void **state) {
                 "line 3: record: 2 is not after 2");
 }
 
+/* Every entry in numeric address order, each found by state_store_get(). */
+static void assert_sorted_and_found(const StateStore *s, size_t n_expected) {
+        const OwnedDevice *d;
+        size_t n;
+
+        d = state_store_get_devices(s, &n);
+        assert_int_equal(n, n_expected);
+        for (size_t i = 0; i < n; i++) {
+                PciAddress a, b;
+
+                assert_ptr_equal(state_store_get(s, d[i].address), &d[i]);
+                if (i == 0)
+                        continue;
+                assert_int_equal(pci_address_from_string(d[i - 1].address, &a), 0);
+                assert_int_equal(pci_address_from_string(d[i].address, &b), 0);
+                if (pci_address_compare(&a, &b) >= 0)
+                        fail_msg("%s listed before %s", d[i - 1].address, d[i].address);
+        }
+}
+
+/* Many functions in mixed order (a VMD domain's 5 digits among them); changes of one that fail change
+ * nothing and leak nothing (ASan, valgrind), with the others' strings shared between old and new
+ * state. */
+static void test_many(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL, *s2 = NULL;
+        Fixture *f = *state;
+        const OwnedDevice *d;
+        char addr[PCI_ADDRESS_STRING_MAX];
+        uint64_t t;
+        size_t n = 0;
+
+        s = load_ok(f);
+        for (unsigned i = 0; i < 60; i++) {
+                /* descending, then the domains 0x10000 and 0xffff, which sort by number, not text */
+                unsigned k = 59 - i;
+                PciAddress a = { .domain = k % 3 == 0 ? 0x10000
+                                         : k % 3 == 1 ? 0xffff
+                                                      : 0,
+                                 .bus = (uint8_t)(k / 8),
+                                 .slot = (uint8_t)(k % 32),
+                                 .function = (uint8_t)(k % 8) };
+                OwnedChange c = { .address = pci_address_format(&a, addr),
+                                  .driver_now = "ixgbevf",
+                                  .driver_override = "vfio-pci",
+                                  .driver = "vfio-pci" };
+
+                if (state_store_get(s, addr))
+                        continue;
+                assert_int_equal(state_store_begin(s, &c, 1, &t), 0);
+                if (i % 2 == 0)
+                        assert_int_equal(state_store_commit(s, t), 0);
+                n++;
+        }
+        assert_sorted_and_found(s, n);
+        s2 = load_ok(f);
+        assert_sorted_and_found(s2, n);
+        state_store_free(s2);
+        s2 = NULL;
+
+        /* A begin that re-records one, a begin of a new one and a forget, none of which can be written
+         * (owned.json whole: the first change after a load): nothing changes. */
+        state_store_free(s);
+        s = load_ok(f);
+        d = state_store_get_devices(s, &n);
+        strcpy(addr, d[n / 2].address);
+        const OwnedChange again[] = {
+                { .address = addr, .driver_now = "vfio-pci", .driver_override_now = "vfio-pci" },
+                { .address = "0000:ff:1f.7", .driver_now = "e1000e", .driver_override = "vfio-pci" },
+        };
+        if (geteuid() != 0) {
+                assert_int_equal(chmod(f->dir, 0500), 0);
+                assert_int_equal(state_store_begin(s, again, ELEMENTSOF(again), &t), -EACCES);
+                assert_int_equal(state_store_forget(s, addr), -EACCES);
+                assert_int_equal(chmod(f->dir, 0700), 0);
+                assert_sorted_and_found(s, n);
+                assert_null(state_store_get(s, "0000:ff:1f.7"));
+                assert_string_equal(state_store_get(s, addr)->original_driver, "ixgbevf");
+                assert_null(state_store_get(s, addr)->previous_driver_override);
+        }
+
+        /* The same, written: the re-recorded one keeps its original, the others are untouched. */
+        assert_int_equal(state_store_begin(s, again, ELEMENTSOF(again), &t), 0);
+        assert_sorted_and_found(s, n + 1);
+        d = state_store_get(s, addr);
+        assert_int_equal(d->transaction, t);
+        assert_string_equal(d->original_driver, "ixgbevf");
+        assert_string_equal(d->previous_driver, "vfio-pci");
+        assert_string_equal(d->previous_driver_override, "vfio-pci");
+        assert_null(d->driver);
+        assert_int_equal(state_store_commit(s, t), 0);
+        assert_int_equal(state_store_forget(s, "0000:ff:1f.7"), 0);
+        assert_int_equal(state_store_forget(s, addr), 0);
+        assert_null(state_store_get(s, addr));
+        assert_sorted_and_found(s, n - 1);
+        s2 = load_ok(f);
+        assert_sorted_and_found(s2, n - 1);
+        d = state_store_get_devices(s2, &n);
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(d[i].original_driver, "ixgbevf");
+                assert_string_equal(d[i].driver_override, "vfio-pci");
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
@@ -662,6 +766,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_folds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_corrupt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_many, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
