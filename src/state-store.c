@@ -180,7 +180,7 @@ static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t n = 0;
+        size_t n = 0, size;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0) {
@@ -195,12 +195,27 @@ static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *
                 return load_fail(
                         e, -EFBIG, path, "%jd bytes, more than the limit of %u", (intmax_t)st.st_size,
                         STATE_STORE_FILE_MAX);
-        buf = malloc(STATE_STORE_FILE_MAX + 1);
+        /* Its size now, with room to see that it grew since fstat(); more as it does, up to one byte past
+         * the limit. */
+        size = (size_t)st.st_size + 4096 < STATE_STORE_FILE_MAX + 1 ? (size_t)st.st_size + 4096
+                                                                    : STATE_STORE_FILE_MAX + 1;
+        buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
-        /* Read up to one byte past the limit: the file may have grown since fstat(). */
         for (;;) {
-                ssize_t k = read(fd, buf + n, STATE_STORE_FILE_MAX + 1 - n);
+                ssize_t k;
+
+                if (n == size) {
+                        size_t more =
+                                size * 2 < STATE_STORE_FILE_MAX + 1 ? size * 2 : STATE_STORE_FILE_MAX + 1;
+                        char *b = realloc(buf, more);
+
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        size = more;
+                }
+                k = read(fd, buf + n, size - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -212,6 +227,13 @@ static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *
                 if (n > STATE_STORE_FILE_MAX)
                         return load_fail(
                                 e, -EFBIG, path, "more than the limit of %u bytes", STATE_STORE_FILE_MAX);
+        }
+        if (n == size) {
+                char *b = realloc(buf, n + 1);
+
+                if (!b)
+                        return -ENOMEM;
+                buf = b;
         }
         buf[n] = '\0';
         *ret = TAKE_PTR(buf);

@@ -59,8 +59,10 @@
 #include "pci-address.h"
 
 #define STATE_STORE_VERSION 1
-/* Files larger than this are refused unread; a save that would exceed it fails with -EFBIG. */
-#define STATE_STORE_FILE_MAX (1024u * 1024u)
+/* Files larger than this are refused unread; a save that would exceed it fails with -EFBIG. A recorded
+ * function takes ~300 bytes of owned.json: room for ~100000 (1 MiB held only ~3600, fewer than the VFs
+ * of a host with a few large SR-IOV NICs). */
+#define STATE_STORE_FILE_MAX (32u * 1024u * 1024u)
 /* The log is folded into the file rather than grow past this many bytes, or past this many records when
  * the file holds fewer functions (else past as many records as it holds functions). */
 #define STATE_STORE_LOG_MAX (256u * 1024u)
