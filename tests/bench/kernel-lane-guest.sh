@@ -231,6 +231,8 @@ n_e1000e() { [ "$(kl_pci_find $E1000E | wc -l)" = "$1" ]; }
 # that process took from just before the add until the bind was seen.
 CPU_PID=
 hotplug_round() {
+        # The previous round's removal handled (hostdevd re-plans after it) before this one starts.
+        sleep 0.3
         rm -f /run/raw-bind.ready
         # shellcheck disable=SC2086 # no PID argument when CPU_PID is empty
         raw-bind watch 8086 10d3 vfio-pci $CPU_PID > /tmp/watch.out 2> /tmp/watch.err &
