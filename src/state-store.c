@@ -993,8 +993,8 @@ static int store_snapshot(StateStore *s, uint64_t last, const OwnedDevice *list,
         return 0;
 }
 
-/* A new array with room for |extra| more: the entries of s->devices, their strings shared (store_replace()).
- */
+/* A new array with room for |extra| more: the entries of s->devices, their strings shared (for
+ * store_snapshot(): never freed with them). */
 static OwnedDevice *store_view(const StateStore *s, size_t extra) {
         OwnedDevice *view = reallocarray(NULL, s->n_devices + extra + 1, sizeof(OwnedDevice));
 

@@ -80,10 +80,25 @@ static bool passes(const Pair *p, const char *msg, size_t len) {
         return true;
 }
 
+typedef struct Case {
+        const char *action, *devpath, *subsystem;
+} Case;
+
+/* Each of |cases| sent in the kernel's format: passes the filter (|pass|) or is dropped. */
+static void check_cases(const Pair *p, const Case *cases, size_t n, bool pass) {
+        char buf[512];
+
+        for (size_t i = 0; i < n; i++) {
+                size_t len = build(buf, sizeof(buf), cases[i].action, cases[i].devpath, cases[i].subsystem);
+
+                if (passes(p, buf, len) != pass)
+                        fail_msg(
+                                "%s: %s@%s", pass ? "dropped" : "passed", cases[i].action, cases[i].devpath);
+        }
+}
+
 static void test_add_bind_passes(void **state) {
-        static const struct {
-                const char *action, *devpath, *subsystem;
-        } cases[] = {
+        static const Case cases[] = {
                 { "add", "/devices/pci0000:00/0000:00:1c.5/0000:06:00.0", "pci" },
                 { "add", "/devices/pci0000:00/0000:00:02.0", "pci" },
                 /* VMD's own domain, a host bridge under a platform device, Hyper-V's vPCI */
@@ -100,23 +115,15 @@ static void test_add_bind_passes(void **state) {
                 { "bind", "/devices/pci0000:00/0000:00:1c.5/0000:06:00.0", "pci" },
                 { "bind", "/devices/platform/serial8250", "platform" },
         };
-        char buf[512];
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                size_t len = build(buf, sizeof(buf), cases[i].action, cases[i].devpath, cases[i].subsystem);
-
-                if (!passes(*state, buf, len))
-                        fail_msg("dropped: %s@%s", cases[i].action, cases[i].devpath);
-        }
+        check_cases(*state, cases, sizeof(cases) / sizeof(cases[0]), true);
         /* libudev's own format (umockdev's test bed): the listener judges it */
         if (!passes(*state, "libudev\0\xfe\xed\xca\xfe", 12))
                 fail_msg("dropped: a libudev header");
 }
 
 static void test_add_bind_drops(void **state) {
-        static const struct {
-                const char *action, *devpath, *subsystem;
-        } cases[] = {
+        static const Case cases[] = {
                 /* vfio-pci's probe registers the group's class device */
                 { "add", "/devices/virtual/vfio/5", "vfio" },
                 { "add", "/devices/virtual/block/dm-0", "block" },
@@ -133,14 +140,8 @@ static void test_add_bind_drops(void **state) {
                 { "binder", "/devices/pci0000:00/0000:00:1c.5/0000:06:00.0", "pci" },
                 { "adds", "/devices/pci0000:00/0000:00:1c.5/0000:06:00.0", "pci" },
         };
-        char buf[512];
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                size_t len = build(buf, sizeof(buf), cases[i].action, cases[i].devpath, cases[i].subsystem);
-
-                if (passes(*state, buf, len))
-                        fail_msg("passed: %s@%s", cases[i].action, cases[i].devpath);
-        }
+        check_cases(*state, cases, sizeof(cases) / sizeof(cases[0]), false);
         /* shorter than the loads reach: dropped, not read past its end */
         if (passes(*state, "add@", 4) || passes(*state, "add@/devices/vir", 16) || passes(*state, "bind", 4))
                 fail_msg("passed: a message shorter than the filter's loads");
