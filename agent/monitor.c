@@ -212,7 +212,7 @@ int monitor_new(
                 return log_error_errno(fd, "Failed to get the uevent monitor's fd: %m");
 
         /* After enable_receiving(): libudev updates (and may detach) a socket's filter there. Without
-         * the filter the userspace checks below still hold, only with more wakeups. */
+         * the filter monitor_dispatch()'s checks still hold, only with more wakeups. */
         if (streq(s, UEVENT_SOURCE_KERNEL)) {
                 r = uevent_filter_attach(
                         fd,
