@@ -13,11 +13,16 @@
 #              raw:       raw-bind bind, the same sysfs writes in a C loop
 #              driverctl: Debian's driverctl set-override per function (the
 #                         VFs made with echo, driverctl has no SR-IOV)
+#              sriov:     raw-bind sriov, the sriov_numvfs write alone (once, not per
+#                         set: "converge-sriov"), what no tool can shorten
 #   hotplug    QMP device_add of an e1000e -> bound to vfio-pci, from the
 #              "add" uevent to the "bind" uevent with DRIVER=vfio-pci
 #              (raw-bind watch): hostdevd with a Vendor/Device rule vs the
 #              raw monitor-and-bind loop (raw-bind monitor), alone and with
-#              hostdevd observing (raw-observed).
+#              hostdevd observing (raw-observed), and the same loop with the
+#              steps issue 3 requires before a bind (raw-bind monitor-safe:
+#              driver check, IOMMU group check, ownership record, worker with
+#              a deadline) as "raw-safe".
 #
 # Results: one "NAME<TAB>ROUND<TAB>MICROSECONDS" line each in bench.tsv
 # (shipped), and on the console. One extra round of hostdevd and of the raw
@@ -187,6 +192,19 @@ EOT
         done
 }
 
+# sriov_rounds NAME: the sriov_numvfs write alone (autoprobe 0, 0 -> 4 VFs), ROUNDS times.
+sriov_rounds() {
+        for i in $(seq 1 $ROUNDS); do
+                if ! us=$(raw-bind sriov "$pf" 4); then
+                        kl_not_ok "bench: raw-bind sriov round $i ($1)" "$(describe)"
+                        break
+                fi
+                record "$1" "$i" "$us"
+                raw-bind reset "$pf"
+                kl_wait 10 eval '[ "$(numvfs)" = 0 ]' || { kl_not_ok "bench: sriov reset round $i ($1)" "$(describe)"; break; }
+        done
+}
+
 # converge_set NAME NIC...: every contender on this set of e1000e (+ the 4 VFs).
 converge_set() {
         name=$1
@@ -208,6 +226,7 @@ converge_set() {
                 # shellcheck disable=SC2086
                 raw-bind reset "$pf" $NICS
                 kl_wait 10 host_state || kl_not_ok "bench: raw reset after the traced round" "$(describe)"
+                sriov_rounds converge-sriov
         fi
         driverctl_rounds "$name-driverctl"
 }
@@ -271,13 +290,19 @@ hotplug_hostdevd() {
                 kl_not_ok "bench: hostdevd converges the e1000e rule before the hotplug rounds" "$(describe)"
         fi
 }
-# raw_monitor_rounds NAME: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds.
+# raw_monitor_rounds NAME [RECORDFILE]: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds; with
+# RECORDFILE, raw-bind monitor-safe (records there, on the filesystem of hostdevd's state directory).
 raw_monitor_rounds() {
         rm -f /run/raw-bind.ready
-        raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
+        if [ -n "${2:-}" ]; then
+                mkdir -p "$(dirname "$2")"
+                raw-bind monitor-safe 8086 10d3 vfio-pci "$2" 2> /tmp/monitor.err &
+        else
+                raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
+        fi
         monitor=$!
         kl_wait 5 test -e /run/raw-bind.ready
-        [ "$1" != hotplug-raw ] || CPU_PID=$monitor
+        [ "$1" = hotplug-raw-observed ] || CPU_PID=$monitor
         for i in $(seq 1 $HOTPLUG_ROUNDS); do
                 hotplug_round "$1" "$i" || break
         done
@@ -298,14 +323,15 @@ if measure hotplug; then
         raw_monitor_rounds hotplug-raw-observed
         kl_hostdevd_stop
         raw_monitor_rounds hotplug-raw
+        raw_monitor_rounds hotplug-raw-safe /var/lib/hostdevd/raw-bind.records
 fi
 
 rm -f "$CONF"/*.conf
 kl_check "bench: hostdevd restarts at the end" kl_hostdevd_start
 kl_ship bench.tsv "$OUT"
-# converge: hostdevd, raw, raw-observed, driverctl for each set; hotplug: hostdevd, raw, raw-observed and
-# the two CPU figures.
+# converge: hostdevd, raw, raw-observed, driverctl for each set and sriov once; hotplug: hostdevd, raw,
+# raw-observed, raw-safe and the three CPU figures.
 want=0
-! measure converge || want=$((want + 4))
-! measure hotplug || want=$((want + 5))
+! measure converge || want=$((want + 5))
+! measure hotplug || want=$((want + 7))
 kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge $want ]'

@@ -32,6 +32,21 @@
  *       the raw monitor-and-bind loop: on every "add" of such a function,
  *       the bind sequence above (override, unbind, drivers_probe, verify).
  *       Runs until killed.
+ *   raw-bind monitor-safe VENDOR DEVICE DRIVER RECORDFILE
+ *       the same loop plus the steps issue 3 asks of any tool before such a
+ *       bind, each done the cheapest way a stateless loop can: DRIVER's
+ *       directory checked under /sys/bus/pci/drivers (the step would load a
+ *       missing module; here it is loaded), the IOMMU group read and every peer checked
+ *       (driverless, on DRIVER or a bridge), the original driver and
+ *       driver_override appended to RECORDFILE with fdatasync before the
+ *       first write, and the sysfs writes done by a worker thread that the
+ *       loop waits for with a deadline (10 s; past it the loop exits, as
+ *       the worker cannot be taken back). What any tool following those
+ *       rules pays on top of the raw loop.
+ *   raw-bind sriov PF NUMVFS
+ *       sriov_drivers_autoprobe 0, then sriov_numvfs NUMVFS (from 0); prints
+ *       the microseconds until that write returned, when the VFs exist:
+ *       the part of a converge no tool can shorten.
  *   raw-bind trace
  *       print every PCI uevent as "USEC ACTION DEVPATH DRIVER" (USEC on
  *       CLOCK_MONOTONIC, as converge-wait's "t0" line on stderr), until
@@ -48,6 +63,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <linux/netlink.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -405,13 +421,164 @@ static unsigned long long cpu_usec(pid_t pid) {
         return ns / 1000;
 }
 
+/* ---- monitor-safe ------------------------------------------------------------------------- */
+
+#define WORKER_DEADLINE_SEC 10
+
+/* One job at a time: the loop sets bdf, the worker runs bind_one and sets done. */
+struct worker {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        const char *bdf, *driver;
+        bool done;
+        int result;
+};
+
+static void *worker_main(void *arg) {
+        struct worker *w = arg;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                const char *bdf, *driver;
+                int r;
+
+                while (!w->bdf)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                bdf = w->bdf;
+                driver = w->driver;
+                pthread_mutex_unlock(&w->lock);
+                r = bind_one(bdf, driver);
+                pthread_mutex_lock(&w->lock);
+                w->bdf = NULL;
+                w->result = r;
+                w->done = true;
+                pthread_cond_broadcast(&w->cond);
+        }
+        return NULL;
+}
+
+/* Hands the bind to the worker and waits at most WORKER_DEADLINE_SEC; -ETIMEDOUT past it (a
+ * daemon would mark the function stuck and go on). */
+static int worker_bind(struct worker *w, const char *bdf, const char *driver) {
+        struct timespec deadline;
+        int r = 0;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += WORKER_DEADLINE_SEC;
+        pthread_mutex_lock(&w->lock);
+        w->bdf = bdf;
+        w->driver = driver;
+        w->done = false;
+        pthread_cond_broadcast(&w->cond);
+        while (!w->done && r == 0)
+                r = pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
+        r = w->done ? w->result : -ETIMEDOUT;
+        pthread_mutex_unlock(&w->lock);
+        return r;
+}
+
+/* The function's IOMMU group: every other member driverless, on |driver| or a bridge (class
+ * 0x0604); 0, -ENODEV without a group, -EBUSY naming the peer otherwise. */
+static int group_check(const char *bdf, const char *driver) {
+        char path[PATH_MAX], link[PATH_MAX], group[32], cur[64], class[32];
+        struct dirent *de;
+        ssize_t n;
+        DIR *dir;
+        int r = 0;
+
+        snprintf(path, sizeof(path), PCI_DEVICES "/%s/iommu_group", bdf);
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n <= 0) {
+                fprintf(stderr, "raw-bind: %s has no IOMMU group\n", bdf);
+                return -ENODEV;
+        }
+        link[n] = 0;
+        copy_basename(group, sizeof(group), link);
+        snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%s/devices", group);
+        dir = opendir(path);
+        if (!dir)
+                return -errno;
+        while (r == 0 && (de = readdir(dir))) {
+                if (de->d_name[0] == '.' || strcmp(de->d_name, bdf) == 0)
+                        continue;
+                driver_of(de->d_name, cur, sizeof(cur));
+                read_attr(de->d_name, "class", class, sizeof(class));
+                if (cur[0] && strcmp(cur, driver) != 0 && strncmp(class, "0x0604", 6) != 0) {
+                        fprintf(stderr, "raw-bind: %s: group peer %s is on %s\n", bdf, de->d_name, cur);
+                        r = -EBUSY;
+                }
+        }
+        closedir(dir);
+        return r;
+}
+
+/* Appends the function's original driver and driver_override to |fd|, on disk before return. */
+static int record_original(int fd, const char *bdf) {
+        char cur[64], ov[64], line[256];
+        int n;
+
+        driver_of(bdf, cur, sizeof(cur));
+        read_attr(bdf, "driver_override", ov, sizeof(ov));
+        n = snprintf(
+                line, sizeof(line), "{\"address\":\"%s\",\"driver\":\"%s\",\"driver_override\":\"%s\"}\n",
+                bdf, cur, ov);
+        if (write(fd, line, (size_t)n) != n || fdatasync(fd) < 0) {
+                fprintf(stderr, "raw-bind: record: %m\n");
+                return -EIO;
+        }
+        return 0;
+}
+
+struct safe {
+        struct worker worker;
+        int record_fd;
+};
+
+static int safe_bind(struct safe *s, const char *bdf, const char *driver) {
+        char path[PATH_MAX];
+        int r;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s", driver);
+        if (access(path, F_OK) < 0) {
+                fprintf(stderr, "raw-bind: driver %s is not loaded\n", driver);
+                return -ENOENT;
+        }
+        r = group_check(bdf, driver);
+        if (r < 0)
+                return r;
+        r = record_original(s->record_fd, bdf);
+        if (r < 0)
+                return r;
+        return worker_bind(&s->worker, bdf, driver);
+}
+
+static int safe_init(struct safe *s, const char *record_file) {
+        pthread_t t;
+
+        *s = (struct safe){ .worker = { .lock = PTHREAD_MUTEX_INITIALIZER,
+                                        .cond = PTHREAD_COND_INITIALIZER } };
+        s->record_fd = open(record_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (s->record_fd < 0) {
+                fprintf(stderr, "raw-bind: %s: %m\n", record_file);
+                return -errno;
+        }
+        if (pthread_create(&t, NULL, worker_main, &s->worker) != 0)
+                return -EAGAIN;
+        return 0;
+}
+
+/* watch (monitor false), monitor, or monitor-safe (monitor true, record_file set). */
 static int cmd_uevents(
-        bool monitor, const char *vendor, const char *device, const char *driver, pid_t cpu_pid) {
+        bool monitor, const char *vendor, const char *device, const char *driver, pid_t cpu_pid,
+        const char *record_file) {
         char want[32], buf[8192], devpath[PATH_MAX] = "";
         unsigned long long t_add = 0, cpu0 = 0;
+        struct safe safe;
         int fd;
 
         snprintf(want, sizeof(want), "%s:%s", vendor, device);
+        if (record_file && safe_init(&safe, record_file) < 0)
+                return 1;
         fd = uevent_socket();
         if (fd < 0) {
                 fprintf(stderr, "raw-bind: netlink: %s\n", strerror(-fd));
@@ -444,7 +611,15 @@ static int cmd_uevents(
                         if (!id || !slot || strcasecmp(id, want) != 0)
                                 continue;
                         if (monitor) {
-                                if (bind_one(slot, driver) < 0)
+                                int r = record_file ? safe_bind(&safe, slot, driver)
+                                                    : bind_one(slot, driver);
+
+                                if (r == -ETIMEDOUT) {
+                                        fprintf(stderr, "raw-bind: binding %s is stuck in the kernel\n",
+                                                slot);
+                                        return 1;
+                                }
+                                if (r < 0)
                                         fprintf(stderr, "raw-bind: binding %s failed\n", slot);
                                 continue;
                         }
@@ -465,6 +640,16 @@ static int cmd_uevents(
                         }
                 }
         }
+}
+
+static int cmd_sriov(const char *pf, const char *numvfs) {
+        unsigned long long t0 = now_usec();
+
+        if (write_dev_attr(pf, "sriov_drivers_autoprobe", "0") < 0 ||
+            write_dev_attr(pf, "sriov_numvfs", numvfs) < 0)
+                return 1;
+        printf("%llu\n", now_usec() - t0);
+        return 0;
 }
 
 static int cmd_time(char **argv) {
@@ -497,9 +682,13 @@ int main(int argc, char **argv) {
                 return cmd_converge_wait(
                         (pid_t)atoi(argv[2]), argv[3], argv[4], argv[5], argv + 6, argc - 6);
         if (strcmp(cmd, "watch") == 0 && (argc == 5 || argc == 6))
-                return cmd_uevents(false, argv[2], argv[3], argv[4], argc == 6 ? atoi(argv[5]) : 0);
+                return cmd_uevents(false, argv[2], argv[3], argv[4], argc == 6 ? atoi(argv[5]) : 0, NULL);
         if (strcmp(cmd, "monitor") == 0 && argc == 5)
-                return cmd_uevents(true, argv[2], argv[3], argv[4], 0);
+                return cmd_uevents(true, argv[2], argv[3], argv[4], 0, NULL);
+        if (strcmp(cmd, "monitor-safe") == 0 && argc == 6)
+                return cmd_uevents(true, argv[2], argv[3], argv[4], 0, argv[5]);
+        if (strcmp(cmd, "sriov") == 0 && argc == 4)
+                return cmd_sriov(argv[2], argv[3]);
         if (strcmp(cmd, "trace") == 0 && argc == 2)
                 return cmd_trace();
         if (strcmp(cmd, "time") == 0 && argc >= 3)
@@ -507,7 +696,8 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
                 "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch VENDOR DEVICE DRIVER [PID] |\n"
-                "       monitor VENDOR DEVICE DRIVER |\n"
+                "       monitor VENDOR DEVICE DRIVER | monitor-safe VENDOR DEVICE DRIVER RECORDFILE |\n"
+                "       sriov PF NUMVFS |\n"
                 "       trace | time CMD [ARG...]\n");
         return 2;
 }
