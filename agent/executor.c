@@ -1871,12 +1871,14 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
                 e->jobs_tail = &job->next;
         }
         e->n_jobs++;
-        /* One idle lane for an urgent job (waking every lane takes the CPU from the probe it races). */
+        pthread_mutex_unlock(&e->core->lock);
+        /* One idle lane for an urgent job (waking every lane takes the CPU from the probe it races).
+         * After the unlock: a lane woken with the lock still held would only block on it again, one
+         * more switch on a single CPU. */
         if (urgent)
                 pthread_cond_signal(&e->jobs_cond);
         else
                 pthread_cond_broadcast(&e->jobs_cond);
-        pthread_mutex_unlock(&e->core->lock);
 
         if (want > e->max_parallel)
                 want = e->max_parallel;
