@@ -291,7 +291,7 @@ hotplug_hostdevd() {
         fi
 }
 # raw_monitor_rounds NAME [RECORDFILE]: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds; with
-# RECORDFILE, raw-bind monitor-safe (records there, on the filesystem of hostdevd's state directory).
+# RECORDFILE, raw-bind monitor-safe (records there: /var/lib, as hostdevd's own).
 raw_monitor_rounds() {
         rm -f /run/raw-bind.ready
         if [ -n "${2:-}" ]; then
@@ -323,7 +323,7 @@ if measure hotplug; then
         raw_monitor_rounds hotplug-raw-observed
         kl_hostdevd_stop
         raw_monitor_rounds hotplug-raw
-        raw_monitor_rounds hotplug-raw-safe /var/lib/hostdevd/raw-bind.records
+        raw_monitor_rounds hotplug-raw-safe /var/lib/raw-bind/records
 fi
 
 rm -f "$CONF"/*.conf
