@@ -22,7 +22,8 @@
 #              hostdevd observing (raw-observed), and the same loop with the
 #              steps issue 3 requires before a bind (raw-bind monitor-safe:
 #              driver check, IOMMU group check, ownership record, worker with
-#              a deadline) as "raw-safe".
+#              a deadline) as "raw-safe", and that with libudev parsing the
+#              uevents (raw-bind monitor-safe-udev) as "raw-safe-udev".
 #
 # Results: one "NAME<TAB>ROUND<TAB>MICROSECONDS" line each in bench.tsv
 # (shipped), and on the console. One extra round of hostdevd and of the raw
@@ -290,13 +291,14 @@ hotplug_hostdevd() {
                 kl_not_ok "bench: hostdevd converges the e1000e rule before the hotplug rounds" "$(describe)"
         fi
 }
-# raw_monitor_rounds NAME [RECORDFILE]: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds; with
-# RECORDFILE, raw-bind monitor-safe (records there: /var/lib, as hostdevd's own).
+# raw_monitor_rounds NAME [MODE RECORDFILE]: the raw monitor-and-bind loop, HOTPLUG_ROUNDS adds; with
+# MODE monitor-safe or monitor-safe-udev, that raw-bind mode (records in RECORDFILE: under /var/lib,
+# as hostdevd's own).
 raw_monitor_rounds() {
         rm -f /run/raw-bind.ready
         if [ -n "${2:-}" ]; then
-                mkdir -p "$(dirname "$2")"
-                raw-bind monitor-safe 8086 10d3 vfio-pci "$2" 2> /tmp/monitor.err &
+                mkdir -p "$(dirname "$3")"
+                raw-bind "$2" 8086 10d3 vfio-pci "$3" 2> /tmp/monitor.err &
         else
                 raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
         fi
@@ -323,15 +325,16 @@ if measure hotplug; then
         raw_monitor_rounds hotplug-raw-observed
         kl_hostdevd_stop
         raw_monitor_rounds hotplug-raw
-        raw_monitor_rounds hotplug-raw-safe /var/lib/raw-bind/records
+        raw_monitor_rounds hotplug-raw-safe monitor-safe /var/lib/raw-bind/records
+        raw_monitor_rounds hotplug-raw-safe-udev monitor-safe-udev /var/lib/raw-bind/records
 fi
 
 rm -f "$CONF"/*.conf
 kl_check "bench: hostdevd restarts at the end" kl_hostdevd_start
 kl_ship bench.tsv "$OUT"
 # converge: hostdevd, raw, raw-observed, driverctl for each set and sriov once; hotplug: hostdevd, raw,
-# raw-observed, raw-safe and the three CPU figures.
+# raw-observed, raw-safe, raw-safe-udev and the four CPU figures.
 want=0
 ! measure converge || want=$((want + 5))
-! measure hotplug || want=$((want + 7))
+! measure hotplug || want=$((want + 9))
 kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge $want ]'

@@ -9,7 +9,8 @@
 # --builddir: meson build dir with agent/hostdevd and cli/hostdevctl
 # (default $MESON_BUILD_ROOT, else build); --cache: the kernel lane's cache
 # (see tests/kernel/README.md; pass an existing one to skip the download).
-# Builds tests/bench/raw-bind.c statically with the host's gcc, and takes
+# Builds tests/bench/raw-bind.c with the host's gcc (the guest gets its
+# libraries, libudev among them), and takes
 # driverctl from Debian's package (apt-get download, unpacked, never
 # installed) with /usr/bin/bash for the guest; without it, driverctl is
 # skipped. --nics: e1000e added to the base machine (each on its own root
@@ -40,7 +41,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/kernel-lane-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 outdir=${outdir:-$tmp/out}
 
-gcc -std=gnu17 -O2 -Wall -Wextra -Werror -static -pthread -o "$tmp/raw-bind" "$here/raw-bind.c"
+gcc -std=gnu17 -O2 -Wall -Wextra -Werror -pthread -o "$tmp/raw-bind" "$here/raw-bind.c" -ludev
 files="$tmp/raw-bind:/usr/bin/raw-bind"
 if (cd "$tmp" && kl_apt download driverctl > "$tmp/apt.log" 2>&1) &&
    dpkg-deb -x "$tmp"/driverctl_*.deb "$tmp/driverctl"; then
@@ -117,11 +118,15 @@ ratio("hotplug: hostdevd / raw loop, observed", "hotplug-hostdevd", "hotplug-raw
 # that issue 3 asks of any tool before such a bind (see raw-bind.c).
 ratio("hotplug: raw loop + the required steps / raw", "hotplug-raw-safe", "hotplug-raw", None, "le",
       "what the rules cost a stateless loop")
+ratio("hotplug: raw + required steps + libudev / raw", "hotplug-raw-safe-udev", "hotplug-raw", None, "le",
+      "what the project's rules cost a stateless loop")
 ratio("hotplug: hostdevd / raw loop + required steps", "hotplug-hostdevd", "hotplug-raw-safe", None, "le")
+ratio("hotplug: hostdevd / raw + required + libudev", "hotplug-hostdevd", "hotplug-raw-safe-udev", None, "le")
 # CPU time of the contender itself, from before the add until the bind was seen (on one CPU, what it
 # takes from the kernel's own probe).
 ratio("hotplug CPU until bound: hostdevd / raw loop", "hotplug-hostdevd-cpu", "hotplug-raw-cpu", None, "le")
 ratio("hotplug CPU: raw loop + required steps / raw", "hotplug-raw-safe-cpu", "hotplug-raw-cpu", None, "le")
+ratio("hotplug CPU: raw + required + libudev / raw", "hotplug-raw-safe-udev-cpu", "hotplug-raw-cpu", None, "le")
 
 # The traced rounds: PCI uevents in ms from the start (t0 of the timed
 # program, else the first event).

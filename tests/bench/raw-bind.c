@@ -2,9 +2,9 @@
 /*
  * raw-bind: the floor that hostdevd is measured against in the kernel lane
  * benchmark (tests/bench/kernel-bench.sh): the same sysfs writes as
- * hostdevd's executor, in a plain loop, with nothing else. Built statically
- * and put into the guest's initramfs; runs as root inside the QEMU guest
- * only (it writes /sys).
+ * hostdevd's executor, in a plain loop, with nothing else. Linked with
+ * libudev (monitor-safe-udev only) and put into the guest's initramfs with
+ * its libraries; runs as root inside the QEMU guest only (it writes /sys).
  *
  *   raw-bind bind DRIVER PF NUMVFS [BDF...]
  *       sriov_drivers_autoprobe=0 and sriov_numvfs=NUMVFS on PF (when it has
@@ -43,6 +43,10 @@
  *       loop waits for with a deadline (10 s; past it the loop exits, as
  *       the worker cannot be taken back). What any tool following those
  *       rules pays on top of the raw loop.
+ *   raw-bind monitor-safe-udev VENDOR DEVICE DRIVER RECORDFILE
+ *       monitor-safe with the uevents received and parsed by libudev (a
+ *       monitor on the "kernel" source, as hostdevd's) instead of by hand:
+ *       the project's rule for every parser it does not exist for.
  *   raw-bind sriov PF NUMVFS
  *       sriov_drivers_autoprobe 0, then sriov_numvfs NUMVFS (from 0); prints
  *       the microseconds until that write returned, when the VFs exist:
@@ -74,6 +78,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <libudev.h>
 #include <unistd.h>
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
@@ -469,7 +474,10 @@ static int worker_bind(struct worker *w, const char *bdf, const char *driver) {
         w->bdf = bdf;
         w->driver = driver;
         w->done = false;
+        pthread_mutex_unlock(&w->lock);
+        /* Woken after the unlock, the worker does not block on the lock again (one switch less). */
         pthread_cond_broadcast(&w->cond);
+        pthread_mutex_lock(&w->lock);
         while (!w->done && r == 0)
                 r = pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
         r = w->done ? w->result : -ETIMEDOUT;
@@ -642,6 +650,58 @@ static int cmd_uevents(
         }
 }
 
+/* monitor-safe with libudev: the same bind for every "add" of VENDOR:DEVICE. Runs until killed. */
+static int cmd_monitor_udev(
+        const char *vendor, const char *device, const char *driver, const char *record_file) {
+        struct udev_monitor *mon = NULL;
+        struct udev *udev;
+        struct safe safe;
+        char want[32];
+        int fd;
+
+        snprintf(want, sizeof(want), "%s:%s", vendor, device);
+        if (safe_init(&safe, record_file) < 0)
+                return 1;
+        udev = udev_new();
+        if (udev)
+                mon = udev_monitor_new_from_netlink(udev, "kernel");
+        if (!mon || udev_monitor_set_receive_buffer_size(mon, 8 * 1024 * 1024) < 0 ||
+            udev_monitor_enable_receiving(mon) < 0) {
+                fprintf(stderr, "raw-bind: libudev monitor: %m\n");
+                return 1;
+        }
+        fd = udev_monitor_get_fd(mon);
+        close(open("/run/raw-bind.ready", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                struct udev_device *dev;
+                const char *action, *subsystem, *id, *slot;
+
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return 1;
+                /* The socket is non-blocking: NULL once drained. */
+                while ((dev = udev_monitor_receive_device(mon))) {
+                        action = udev_device_get_action(dev);
+                        subsystem = udev_device_get_subsystem(dev);
+                        id = udev_device_get_property_value(dev, "PCI_ID");
+                        slot = udev_device_get_sysname(dev);
+                        if (action && subsystem && id && slot && strcmp(action, "add") == 0 &&
+                            strcmp(subsystem, "pci") == 0 && strcasecmp(id, want) == 0) {
+                                int r = safe_bind(&safe, slot, driver);
+
+                                if (r == -ETIMEDOUT) {
+                                        fprintf(stderr, "raw-bind: binding %s is stuck in the kernel\n",
+                                                slot);
+                                        return 1;
+                                }
+                                if (r < 0)
+                                        fprintf(stderr, "raw-bind: binding %s failed\n", slot);
+                        }
+                        udev_device_unref(dev);
+                }
+        }
+}
+
 static int cmd_sriov(const char *pf, const char *numvfs) {
         unsigned long long t0 = now_usec();
 
@@ -687,6 +747,8 @@ int main(int argc, char **argv) {
                 return cmd_uevents(true, argv[2], argv[3], argv[4], 0, NULL);
         if (strcmp(cmd, "monitor-safe") == 0 && argc == 6)
                 return cmd_uevents(true, argv[2], argv[3], argv[4], 0, argv[5]);
+        if (strcmp(cmd, "monitor-safe-udev") == 0 && argc == 6)
+                return cmd_monitor_udev(argv[2], argv[3], argv[4], argv[5]);
         if (strcmp(cmd, "sriov") == 0 && argc == 4)
                 return cmd_sriov(argv[2], argv[3]);
         if (strcmp(cmd, "trace") == 0 && argc == 2)
@@ -697,6 +759,7 @@ int main(int argc, char **argv) {
                 "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
                 "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch VENDOR DEVICE DRIVER [PID] |\n"
                 "       monitor VENDOR DEVICE DRIVER | monitor-safe VENDOR DEVICE DRIVER RECORDFILE |\n"
+                "       monitor-safe-udev VENDOR DEVICE DRIVER RECORDFILE |\n"
                 "       sriov PF NUMVFS |\n"
                 "       trace | time CMD [ARG...]\n");
         return 2;
