@@ -560,6 +560,21 @@ static int safe_bind(struct safe *s, const char *bdf, const char *driver) {
         return worker_bind(&s->worker, bdf, driver);
 }
 
+/* One "add" of the wanted function in a monitor mode, with the steps of monitor-safe when |s| is set:
+ * 0 to go on (a failed bind is reported), -1 when a write is stuck in the kernel (the worker cannot
+ * be taken back: the loop exits). */
+static int monitor_bind(struct safe *s, const char *slot, const char *driver) {
+        int r = s ? safe_bind(s, slot, driver) : bind_one(slot, driver);
+
+        if (r == -ETIMEDOUT) {
+                fprintf(stderr, "raw-bind: binding %s is stuck in the kernel\n", slot);
+                return -1;
+        }
+        if (r < 0)
+                fprintf(stderr, "raw-bind: binding %s failed\n", slot);
+        return 0;
+}
+
 static int safe_init(struct safe *s, const char *record_file) {
         pthread_t t;
 
@@ -619,16 +634,8 @@ static int cmd_uevents(
                         if (!id || !slot || strcasecmp(id, want) != 0)
                                 continue;
                         if (monitor) {
-                                int r = record_file ? safe_bind(&safe, slot, driver)
-                                                    : bind_one(slot, driver);
-
-                                if (r == -ETIMEDOUT) {
-                                        fprintf(stderr, "raw-bind: binding %s is stuck in the kernel\n",
-                                                slot);
+                                if (monitor_bind(record_file ? &safe : NULL, slot, driver) < 0)
                                         return 1;
-                                }
-                                if (r < 0)
-                                        fprintf(stderr, "raw-bind: binding %s failed\n", slot);
                                 continue;
                         }
                         if (!t_add) {
@@ -687,15 +694,8 @@ static int cmd_monitor_udev(
                         slot = udev_device_get_sysname(dev);
                         if (action && subsystem && id && slot && strcmp(action, "add") == 0 &&
                             strcmp(subsystem, "pci") == 0 && strcasecmp(id, want) == 0) {
-                                int r = safe_bind(&safe, slot, driver);
-
-                                if (r == -ETIMEDOUT) {
-                                        fprintf(stderr, "raw-bind: binding %s is stuck in the kernel\n",
-                                                slot);
+                                if (monitor_bind(&safe, slot, driver) < 0)
                                         return 1;
-                                }
-                                if (r < 0)
-                                        fprintf(stderr, "raw-bind: binding %s failed\n", slot);
                         }
                         udev_device_unref(dev);
                 }
