@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * raw-bind: the floor that hostdevd is measured against in the kernel lane
- * benchmark (tests/bench/kernel-bench.sh): the same sysfs writes as
+ * benchmark (tests/bench/kernel-lane.sh): the same sysfs writes as
  * hostdevd's executor, in a plain loop, with nothing else. Linked with
  * libudev (monitor-safe-udev only) and put into the guest's initramfs with
  * its libraries; runs as root inside the QEMU guest only (it writes /sys).
@@ -36,8 +36,8 @@
  *       the same loop plus the steps issue 3 asks of any tool before such a
  *       bind, each done the cheapest way a stateless loop can: DRIVER's
  *       directory checked under /sys/bus/pci/drivers (the step would load a
- *       missing module; here it is loaded), the IOMMU group read and every peer checked
- *       (driverless, on DRIVER or a bridge), the original driver and
+ *       missing module; here it is loaded), the IOMMU group read and every
+ *       peer checked (driverless, on DRIVER or a bridge), the original driver and
  *       driver_override appended to RECORDFILE with fdatasync before the
  *       first write, and the sysfs writes done by a worker thread that the
  *       loop waits for with a deadline (10 s; past it the loop exits, as
