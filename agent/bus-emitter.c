@@ -8,17 +8,17 @@
 #include "bus-emitter.h"
 #include "bus-mdev.h"
 #include "daemon.h"
+#include "event-priorities.h"
+#include "intake.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
 #include "object-path.h"
+#include "strv.h"
 
-/*
- * Below the bus and monitor io sources (SD_EVENT_PRIORITY_NORMAL): sd-event
- * dispatches one source per iteration, highest priority first, so pending
- * uevents are all applied before we announce them.
- */
-#define BUS_EMITTER_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+/* The flush runs last in the loop's schedule (event-priorities.h): after the uevent queue, the plans
+ * and the reconciler's status publish, so one flush announces all of them. */
+#define BUS_EMITTER_PRIORITY EVENT_PRIORITY_SIGNAL_FLUSH
 
 _Static_assert(
         BUS_DEVICE_PROPERTIES_MAX >= BUS_MDEV_PROPERTIES_MAX, "one names buffer serves both interfaces");
@@ -45,6 +45,11 @@ struct BusEmitter {
         size_t n_pending, allocated;
         uint64_t seq;
         bool manager_dirty;
+
+        /* The reconciler's published state (bus_emitter_queue_status()): addresses whose status
+         * properties changed, and Manager status property names, announced after the model's. */
+        char **status_pending;
+        char **manager_status_pending;
 
         /* What clients were last told about the Manager. */
         uint32_t device_count, mdev_count;
@@ -96,6 +101,8 @@ BusEmitter *bus_emitter_free(BusEmitter *e) {
                 return NULL;
         sd_event_source_disable_unref(e->defer);
         free(e->pending);
+        strv_free(e->status_pending);
+        strv_free(e->manager_status_pending);
         free(e->iommu_reason);
         free(e);
         return NULL;
@@ -117,7 +124,7 @@ int bus_emitter_snapshot(BusEmitter *e) {
         e->iommu_enabled = model_iommu_enabled(d->model);
         free(e->iommu_reason);
         e->iommu_reason = reason;
-        e->rescans = d->rescans;
+        e->rescans = intake_rescans(d->intake);
         return 0;
 }
 
@@ -307,7 +314,7 @@ static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_di
 
 static int emit_manager(BusEmitter *e, bool mdev_types_dirty) {
         Daemon *d = e->daemon;
-        const char *names[8];
+        const char *names[16];
         size_t n = 0, n_devices = 0, n_mdevs = 0;
         const char *reason;
         bool iommu;
@@ -328,8 +335,12 @@ static int emit_manager(BusEmitter *e, bool mdev_types_dirty) {
                 names[n++] = "IommuReason";
         if (mdev_types_dirty)
                 names[n++] = "MdevTypes";
-        if (d->rescans != e->rescans)
+        if (intake_rescans(d->intake) != e->rescans)
                 names[n++] = "Rescans";
+        /* The reconciler's (State, Generation, ConfigErrors) in the same signal. */
+        STRV_FOREACH (name, e->manager_status_pending)
+                if (n < ELEMENTSOF(names) - 1)
+                        names[n++] = *name;
         names[n] = NULL;
 
         if (n == 0)
@@ -341,9 +352,58 @@ static int emit_manager(BusEmitter *e, bool mdev_types_dirty) {
 
         r = sd_bus_emit_properties_changed_strv(
                 d->bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, (char **)names);
+        e->manager_status_pending = strv_free(e->manager_status_pending);
         if (r < 0)
                 return log_debug_errno(r, "Failed to emit PropertiesChanged for the manager: %m");
         return 1;
+}
+
+/* The reconciler's status properties of one function (bus_emitter_queue_status()). */
+static int emit_status(BusEmitter *e, const char *address) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        /* Gone meanwhile: its InterfacesRemoved said everything. */
+        if (!model_get_device(e->daemon->model, address))
+                return 0;
+        path = object_path_from_pci_address(address);
+        if (!path)
+                return log_debug_errno(-EINVAL, "Cannot build an object path for '%s', ignoring", address);
+        r = sd_bus_emit_properties_changed(
+                e->daemon->bus, path, HOSTDEVD_DEVICE_INTERFACE, "DesiredDriver", "DesiredSource", "State",
+                "StateReason", "LastError", NULL);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to emit PropertiesChanged for %s: %m, ignoring", path);
+        return 1;
+}
+
+int bus_emitter_queue_status(BusEmitter *e, const char *address) {
+        int r;
+
+        assert(e);
+        assert(address);
+
+        if (!strv_contains(e->status_pending, address)) {
+                r = strv_extend(&e->status_pending, address);
+                if (r < 0)
+                        return r;
+        }
+        return bus_emitter_schedule(e);
+}
+
+int bus_emitter_queue_manager_status(BusEmitter *e, char *const *names) {
+        int r;
+
+        assert(e);
+
+        for (char *const *name = names; name && *name; name++)
+                if (!strv_contains(e->manager_status_pending, *name)) {
+                        r = strv_extend(&e->manager_status_pending, *name);
+                        if (r < 0)
+                                return r;
+                }
+        e->manager_dirty = true;
+        return bus_emitter_schedule(e);
 }
 
 int bus_emitter_flush(BusEmitter *e) {
@@ -356,6 +416,8 @@ int bus_emitter_flush(BusEmitter *e) {
 
         if (!e->daemon->bus) {
                 e->n_pending = 0;
+                e->status_pending = strv_free(e->status_pending);
+                e->manager_status_pending = strv_free(e->manager_status_pending);
                 return 0;
         }
 
@@ -381,6 +443,17 @@ int bus_emitter_flush(BusEmitter *e) {
                 r = emit_manager(e, mdev_types_dirty);
                 if (r > 0)
                         n += r;
+        }
+
+        /* After the objects: a function announced above is then known to the client first. */
+        if (e->status_pending) {
+                _cleanup_strv_free_ char **status = TAKE_PTR(e->status_pending);
+
+                STRV_FOREACH (a, status) {
+                        r = emit_status(e, *a);
+                        if (r > 0)
+                                n += r;
+                }
         }
 
         return n;

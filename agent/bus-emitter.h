@@ -18,6 +18,13 @@
  * properties (DeviceCount, MdevCount, IommuEnabled, IommuReason, MdevTypes,
  * Rescans) are compared with what was last announced and PropertiesChanged
  * names only those that differ.
+ *
+ * The one publisher: no other file emits signals. The reconciler's published
+ * state reaches clients through here too (bus_emitter_queue_status(),
+ * bus_emitter_queue_manager_status(), wired by daemon.c): in the same flush,
+ * after the model's signals, so a client learns of a function before its State
+ * changes, and the Manager's model and status properties share one
+ * PropertiesChanged.
  */
 
 #include <stddef.h>
@@ -43,6 +50,14 @@ int bus_emitter_queue(BusEmitter *e, const ModelChange *changes, size_t n);
 
 /* A Manager value may have changed outside the model (Rescans): schedule a flush. */
 int bus_emitter_manager_changed(BusEmitter *e);
+
+/* The reconciler's status properties of the function at |address| (DesiredDriver, DesiredSource,
+ * State, StateReason, LastError) changed: one PropertiesChanged in the next flush, if the function
+ * still exists then. Returns 0 or -ENOMEM. */
+int bus_emitter_queue_status(BusEmitter *e, const char *address);
+/* Manager properties the reconciler owns (|names|, strv: "State", "Generation", "ConfigErrors")
+ * changed: named in the next flush's Manager PropertiesChanged. Returns 0 or -ENOMEM. */
+int bus_emitter_queue_manager_status(BusEmitter *e, char *const *names);
 
 /* Emit everything pending now. Returns the number of signals sent, or -errno. */
 int bus_emitter_flush(BusEmitter *e);

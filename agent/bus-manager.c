@@ -10,6 +10,7 @@
 #include "bus-manager.h"
 #include "bus-polkit.h"
 #include "daemon.h"
+#include "intake.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
@@ -43,6 +44,14 @@ static int property_get_mdev_count(
 
         (void)model_get_mdevs(d->model, &n);
         return sd_bus_message_append(reply, "u", (uint32_t)n);
+}
+
+static int property_get_rescans(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        return sd_bus_message_append(reply, "t", intake_rescans(d->intake));
 }
 
 static int property_get_iommu_enabled(
@@ -767,8 +776,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("EventSource", "s", property_get_event_source, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(
                 "MdevTypes", "a(sssssu)", property_get_mdev_types, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY(
-                "Rescans", "t", NULL, offsetof(Daemon, rescans), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Rescans", "t", property_get_rescans, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(

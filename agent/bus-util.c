@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "bus-util.h"
+#include "event-priorities.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -33,7 +34,7 @@ int bus_open(sd_event *event, const char *address, sd_bus **ret) {
 
         (void)sd_bus_set_description(bus, "hostdevd");
 
-        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        r = sd_bus_attach_event(bus, event, EVENT_PRIORITY_BUS);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
 

@@ -15,6 +15,8 @@
 #include "bus-polkit.h"
 #include "bus-util.h"
 #include "daemon.h"
+#include "event-priorities.h"
+#include "intake.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
@@ -81,7 +83,6 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
-        d->queue_tail = &d->queue;
 
         if (options && options->bus_address) {
                 d->bus_address = strdup(options->bus_address);
@@ -128,8 +129,6 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         return 0;
 }
 
-static void daemon_queue_clear(Daemon *d);
-
 Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
@@ -142,17 +141,12 @@ Daemon *daemon_free(Daemon *d) {
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->monitor = monitor_free(d->monitor);
         d->early_monitor = monitor_free(d->early_monitor);
-        d->mdev_settle = sd_event_source_disable_unref(d->mdev_settle);
-        d->add_settle = sd_event_source_disable_unref(d->add_settle);
-        d->pending_adds = strv_free(d->pending_adds);
-        d->queue_source = sd_event_source_disable_unref(d->queue_source);
-        daemon_queue_clear(d);
+        d->intake = intake_free(d->intake);
         d->model = model_free(d->model);
         if (d->pacc)
                 pci_cleanup(d->pacc);
         d->event = sd_event_unref(d->event);
 
-        model_change_list_done(&d->changes);
         free(d->bus_address);
         free(d->uevent_source);
         free(d->pci_ids_path);
@@ -163,414 +157,60 @@ Daemon *daemon_free(Daemon *d) {
         return NULL;
 }
 
-static void log_change(Daemon *d, const ModelChange *c) {
-        char field[sizeof(JOURNAL_FIELD_MDEV_UUID "=") + sizeof(c->key)];
+/* ---- wiring: the rooms talk through these hooks, never through each other's fields ------------- */
 
-        switch (c->object) {
-        case MODEL_OBJECT_DEVICE: {
-                const PciDevice *dev = model_get_device(d->model, c->key);
-
-                (void)snprintf(field, sizeof(field), JOURNAL_FIELD_PCI_ADDR "=%s", c->key);
-                if (c->kind == MODEL_CHANGE_ADDED && dev)
-                        log_field_full_errno(
-                                        LOG_INFO,
-                                        0,
-                                        field,
-                                        MESSAGE_ID_DEVICE_ADDED,
-                                        "PCI function %s appeared: [%04x:%04x] %s, driver %s",
-                                        c->key,
-                                        dev->vendor_id,
-                                        dev->device_id,
-                                        dev->device_name ?: dev->class_name ?: "unknown device",
-                                        dev->driver ?: "none");
-                else if (c->kind == MODEL_CHANGE_REMOVED)
-                        log_field_full_errno(
-                                LOG_INFO, 0, field, MESSAGE_ID_DEVICE_REMOVED, "PCI function %s disappeared",
-                                c->key);
-                else if (c->kind == MODEL_CHANGE_CHANGED && dev && (c->fields & PCI_DEVICE_FIELD_DRIVER))
-                        log_field_full_errno(
-                                LOG_INFO, 0, field, MESSAGE_ID_DRIVER_CHANGED,
-                                "PCI function %s: driver is now %s", c->key, dev->driver ?: "none");
-                else
-                        log_field_full_errno(
-                                LOG_DEBUG, 0, field, NULL, "PCI function %s changed (fields 0x%x)", c->key,
-                                c->fields);
-                break;
-        }
-        case MODEL_OBJECT_MDEV: {
-                const Mdev *mdev = model_get_mdev(d->model, c->key);
-
-                (void)snprintf(field, sizeof(field), JOURNAL_FIELD_MDEV_UUID "=%s", c->key);
-                if (c->kind == MODEL_CHANGE_ADDED && mdev)
-                        log_field_full_errno(
-                                LOG_INFO, 0, field, NULL, "mdev %s appeared: type %s on %s", c->key,
-                                strna(mdev->type_id), strna(mdev->parent));
-                else if (c->kind == MODEL_CHANGE_REMOVED)
-                        log_field_full_errno(LOG_INFO, 0, field, NULL, "mdev %s disappeared", c->key);
-                else
-                        log_field_full_errno(
-                                LOG_DEBUG, 0, field, NULL, "mdev %s changed (fields 0x%x)", c->key,
-                                c->fields);
-                break;
-        }
-        case MODEL_OBJECT_PARENT:
-                log_debug(
-                        "mdev parent %s %s", c->key,
-                        c->kind == MODEL_CHANGE_ADDED             ? "registered"
-                                : c->kind == MODEL_CHANGE_REMOVED ? "unregistered"
-                                                                  : "changed");
-                break;
-        case MODEL_OBJECT_MANAGER:
-        default:
-                break;
-        }
-}
-
-/* Log what the last model update did and hand it to the bus. */
-static void daemon_publish_changes(Daemon *d) {
+/* IntakeHooks.on_changes: every model update goes to the bus and to the reconciler. */
+static void on_model_changes(void *userdata, const ModelChange *changes, size_t n) {
+        Daemon *d = userdata;
         int r;
 
-        for (size_t i = 0; i < d->changes.n; i++)
-                log_change(d, &d->changes.changes[i]);
-
         if (d->emitter) {
-                r = bus_emitter_queue(d->emitter, d->changes.changes, d->changes.n);
+                r = bus_emitter_queue(d->emitter, changes, n);
                 if (r < 0)
                         log_warning_errno(r, "Failed to queue bus signals: %m, ignoring");
         }
         /* Hotplug and drift: the reconciler decides whether they concern it. */
-        reconciler_on_model_changes(d->reconciler, d->changes.changes, d->changes.n);
-
-        model_change_list_clear(&d->changes);
+        reconciler_on_model_changes(d->reconciler, changes, n);
 }
 
-/*
- * Linux 6.1's mdev_device_create() (drivers/vfio/mdev/mdev_core.c) sends the mdev's "add" and "bind"
- * uevents from device_add() and device_driver_attach(), and only then creates the mdev_type link
- * (mdev_create_sysfs_files()); no uevent follows it, and 6.1's uevents carry no MDEV_TYPE. An mdev read
- * in that window has no type. Re-read such mdevs a few times with growing delays (20 ms .. ~2.5 s);
- * after that the missing link stays recorded in the mdev's Errors.
- */
-#define MDEV_SETTLE_FIRST_USEC (20 * 1000ULL)
-#define MDEV_SETTLE_MAX_TRIES 8
-
-static bool daemon_has_untyped_mdevs(Daemon *d) {
-        const Mdev *const *mdevs;
-        size_t n;
-
-        mdevs = model_get_mdevs(d->model, &n);
-        for (size_t i = 0; i < n; i++)
-                if (!mdevs[i]->type_id)
-                        return true;
-        return false;
-}
-
-static int on_mdev_settle(sd_event_source *s, uint64_t usec, void *userdata);
-
-static void daemon_arm_mdev_settle(Daemon *d, bool restart) {
-        uint64_t delay;
-        int r;
-
-        if (restart)
-                d->mdev_settle_tries = 0;
-        if (d->mdev_settle_tries >= MDEV_SETTLE_MAX_TRIES || !daemon_has_untyped_mdevs(d)) {
-                if (d->mdev_settle)
-                        (void)sd_event_source_set_enabled(d->mdev_settle, SD_EVENT_OFF);
-                return;
-        }
-
-        delay = MDEV_SETTLE_FIRST_USEC << d->mdev_settle_tries;
-        if (!d->mdev_settle)
-                r = sd_event_add_time_relative(
-                        d->event, &d->mdev_settle, CLOCK_MONOTONIC, delay, 0, on_mdev_settle, d);
-        else {
-                r = sd_event_source_set_time_relative(d->mdev_settle, delay);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(d->mdev_settle, SD_EVENT_ONESHOT);
-        }
-        if (r < 0)
-                log_warning_errno(r, "Failed to arm the mdev type re-read: %m, ignoring");
-}
-
-static int on_mdev_settle(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_rescan(void *userdata) {
         Daemon *d = userdata;
-        const Mdev *const *mdevs;
-        char **pending = NULL;
-        size_t n;
 
-        /* Collect first: each re-read may replace the model's arrays. */
-        mdevs = model_get_mdevs(d->model, &n);
-        for (size_t i = 0; i < n; i++)
-                if (!mdevs[i]->type_id && strv_extend(&pending, mdevs[i]->uuid) < 0) {
-                        strv_free(pending);
-                        log_warning_errno(-ENOMEM, "Failed to re-read mdevs: %m, ignoring");
-                        return 0;
-                }
-
-        STRV_FOREACH (uuid, pending) {
-                const Mdev *m = model_get_mdev(d->model, *uuid);
-                _cleanup_free_ char *syspath = NULL;
-
-                if (!m || !m->syspath)
-                        continue;
-                syspath = strdup(m->syspath);
-                if (!syspath)
-                        break;
-                log_debug("Re-reading mdev %s: its mdev_type link was missing", *uuid);
-                model_change_list_clear(&d->changes);
-                (void)model_handle_uevent(
-                        d->model, "change", UEVENT_SUBSYSTEM_MDEV, syspath, *uuid, NULL, &d->changes);
-                daemon_publish_changes(d);
-        }
-        strv_free(pending);
-
-        d->mdev_settle_tries++;
-        daemon_arm_mdev_settle(d, false);
-        return 0;
-}
-
-/* ---- the uevent queue (daemon.h, Daemon.queue) ---------------------------------------------- */
-
-/* Below the monitors and the bus (SD_EVENT_PRIORITY_NORMAL), above the reconciler's planning. */
-#define DAEMON_QUEUE_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 3)
-
-typedef struct QueuedUevent {
-        char *action, *subsystem, *syspath, *sysname, *mdev_state;
-        struct QueuedUevent *next;
-} QueuedUevent;
-
-static QueuedUevent *queued_uevent_free(QueuedUevent *q) {
-        if (q) {
-                free(q->action);
-                free(q->subsystem);
-                free(q->syspath);
-                free(q->sysname);
-                free(q->mdev_state);
-                free(q);
-        }
-        return NULL;
-}
-
-static void daemon_queue_clear(Daemon *d) {
-        while (d->queue) {
-                QueuedUevent *q = d->queue;
-                d->queue = q->next;
-                queued_uevent_free(q);
-        }
-        d->queue_tail = &d->queue;
-        d->n_queued = 0;
-        if (d->queue_source)
-                (void)sd_event_source_set_enabled(d->queue_source, SD_EVENT_OFF);
-}
-
-/* Take the oldest queued uevent off the queue; NULL when none. */
-static QueuedUevent *daemon_queue_pop(Daemon *d) {
-        QueuedUevent *q = d->queue;
-
-        if (!q)
-                return NULL;
-        d->queue = q->next;
-        if (!d->queue) {
-                d->queue_tail = &d->queue;
-                if (d->queue_source)
-                        (void)sd_event_source_set_enabled(d->queue_source, SD_EVENT_OFF);
-        }
-        d->n_queued--;
-        return q;
-}
-
-static int on_queue(sd_event_source *s, void *userdata) {
-        Daemon *d = userdata;
-        QueuedUevent *q;
-
-        /* One per iteration: uevents that arrived meanwhile are received (and their early writes
-         * made) before the next read. */
-        q = daemon_queue_pop(d);
-        if (!q)
-                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        (void)daemon_handle_uevent(d, q->action, q->subsystem, q->syspath, q->sysname, q->mdev_state);
-        queued_uevent_free(q);
-        return 0;
-}
-
-void daemon_flush_uevents(Daemon *d) {
-        QueuedUevent *q;
-
-        if (!d || d->handling)
-                return;
-        while ((q = daemon_queue_pop(d))) {
-                (void)daemon_handle_uevent(
-                        d, q->action, q->subsystem, q->syspath, q->sysname, q->mdev_state);
-                queued_uevent_free(q);
-        }
-}
-
-int daemon_queue_uevent(
-        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
-        const char *mdev_state) {
-        QueuedUevent *q;
-        int r;
-
-        assert(d);
-
-        /* Not while applying one (a refresh the reconciler queues then): the rescan would reset the
-         * changes being published. */
-        if (d->n_queued >= DAEMON_MAX_QUEUED_UEVENTS && !d->handling) {
-                log_warning(
-                        "More than %u uevents wait to be applied; rescanning sysfs instead",
-                        DAEMON_MAX_QUEUED_UEVENTS);
-                return daemon_rescan(d);
-        }
-        if (!d->queue_source) {
-                r = sd_event_add_defer(d->event, &d->queue_source, on_queue, d);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(d->queue_source, DAEMON_QUEUE_PRIORITY);
-                if (r >= 0)
-                        (void)sd_event_source_set_description(d->queue_source, "uevent-queue");
-                if (r < 0) {
-                        d->queue_source = sd_event_source_disable_unref(d->queue_source);
-                        log_debug_errno(r, "Failed to set up the uevent queue: %m; applying at once");
-                        return daemon_handle_uevent(d, action, subsystem, syspath, sysname, mdev_state);
-                }
-        }
-        q = calloc(1, sizeof(QueuedUevent));
-        if (!q || strdup_null(action, &q->action) < 0 || strdup_null(subsystem, &q->subsystem) < 0 ||
-            strdup_null(syspath, &q->syspath) < 0 || strdup_null(sysname, &q->sysname) < 0 ||
-            strdup_null(mdev_state, &q->mdev_state) < 0) {
-                queued_uevent_free(q);
-                (void)daemon_handle_uevent(d, action, subsystem, syspath, sysname, mdev_state);
-                return -ENOMEM;
-        }
-        *d->queue_tail = q;
-        d->queue_tail = &q->next;
-        d->n_queued++;
-        return sd_event_source_set_enabled(d->queue_source, SD_EVENT_ON);
-}
-
-void daemon_queue_refresh(Daemon *d, const char *address) {
-        const PciDevice *dev;
-        _cleanup_free_ char *syspath = NULL;
-
-        assert(d);
-
-        for (QueuedUevent *q = d->queue; q; q = q->next)
-                if (q->sysname && streq(q->sysname, address) && q->subsystem &&
-                    streq(q->subsystem, UEVENT_SUBSYSTEM_PCI))
-                        return; /* that one re-reads it */
-        if (strv_contains(d->pending_adds, address))
-                return; /* read after the kernel's first probe */
-        dev = model_get_device(d->model, address);
-        if (dev && dev->syspath)
-                syspath = strdup(dev->syspath);
-        else if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, address) < 0)
-                syspath = NULL;
-        if (!syspath)
-                return;
-        (void)daemon_queue_uevent(
-                d, dev ? UEVENT_ACTION_CHANGE : UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, address,
-                NULL);
-}
-
-int daemon_handle_uevent(
-        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
-        const char *mdev_state) {
-        bool was_handling;
-        int r;
-
-        assert(d);
-
-        was_handling = d->handling;
-        d->handling = true;
-        model_change_list_clear(&d->changes);
-        r = model_handle_uevent(d->model, action, subsystem, syspath, sysname, mdev_state, &d->changes);
-        /* Even on failure, publish what was applied before it. */
-        daemon_publish_changes(d);
-        d->handling = was_handling;
-
-        if (subsystem && streq(subsystem, UEVENT_SUBSYSTEM_MDEV))
-                daemon_arm_mdev_settle(d, true);
-        return r;
-}
-
-int daemon_rescan(Daemon *d) {
-        size_t n_devices = 0, n_mdevs = 0;
-        int r;
-
-        assert(d);
-
-        /* The enumeration reads the functions whose "add" waits as well, and what the queued
-         * uevents would have (applied after it, an old "remove" could drop a function that is back). */
-        d->pending_adds = strv_free(d->pending_adds);
-        daemon_queue_clear(d);
-        model_change_list_clear(&d->changes);
-        r = model_enumerate(d->model, &d->changes);
-        d->rescans++;
-        if (r < 0)
-                log_error_errno(r, "Rescan of sysfs failed: %m");
-        else {
-                (void)model_get_devices(d->model, &n_devices);
-                (void)model_get_mdevs(d->model, &n_mdevs);
-                log_field_full_errno(
-                        LOG_NOTICE, 0, NULL, MESSAGE_ID_RESCAN,
-                        "Rescanned sysfs after lost uevents: %zu changes, %zu PCI functions, %zu mdevs",
-                        d->changes.n, n_devices, n_mdevs);
-        }
-
-        daemon_publish_changes(d);
         if (d->emitter)
                 (void)bus_emitter_manager_changed(d->emitter);
-        return r;
 }
 
-/* Kernel source: how long a new PCI function's "add" waits for the kernel's first probe of it. */
-#define DAEMON_ADD_SETTLE_USEC (50 * 1000ULL)
-
-static int on_add_settle(sd_event_source *s, uint64_t usec, void *userdata) {
+static bool on_job_touches(void *userdata, const char *address) {
         Daemon *d = userdata;
-        _cleanup_strv_free_ char **pending = TAKE_PTR(d->pending_adds);
 
-        STRV_FOREACH (a, pending) {
-                _cleanup_free_ char *syspath = NULL;
-
-                /* Read meanwhile, or read at the end of the reconciler's early job for it, which may
-                 * still wait for the kernel's first probe (reading it now would publish it unbound). */
-                if (model_get_device(d->model, *a) || reconciler_job_touches(d->reconciler, *a))
-                        continue;
-                if (asprintf(&syspath, "%s/%s", SYSFS_PCI_DEVICES, *a) < 0)
-                        return log_error_errno(-ENOMEM, "Failed to read new PCI function %s: %m", *a);
-                (void)daemon_queue_uevent(d, UEVENT_ACTION_ADD, UEVENT_SUBSYSTEM_PCI, syspath, *a, NULL);
-        }
-        return 0;
+        return reconciler_job_touches(d->reconciler, address);
 }
 
-/* Kernel source: hold a PCI function's "add" back (daemon.h, pending_adds). True when held. */
-static bool daemon_defer_add(Daemon *d, const char *action, const char *subsystem, const char *sysname) {
-        int r;
+/* ReconcilerHooks: what a plan needs from the intake. */
+static void on_flush_uevents(void *userdata) {
+        Daemon *d = userdata;
 
-        if (!streq(monitor_get_source(d->monitor), UEVENT_SOURCE_KERNEL) ||
-            !streq(action, UEVENT_ACTION_ADD) || !streq(subsystem, UEVENT_SUBSYSTEM_PCI) ||
-            !pci_address_is_valid(sysname) || model_get_device(d->model, sysname))
-                return false;
-        if (!strv_contains(d->pending_adds, sysname) && strv_extend(&d->pending_adds, sysname) < 0)
-                return false;
-        if (!d->add_settle)
-                r = sd_event_add_time_relative(
-                        d->event, &d->add_settle, CLOCK_MONOTONIC, DAEMON_ADD_SETTLE_USEC, 0, on_add_settle,
-                        d);
-        else {
-                /* From the last "add" of a burst (a PF's VFs): each waits at least the settle time. */
-                r = sd_event_source_set_time_relative(d->add_settle, DAEMON_ADD_SETTLE_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(d->add_settle, SD_EVENT_ONESHOT);
-        }
-        if (r < 0) {
-                log_warning_errno(
-                        r, "Failed to arm the read of new PCI functions: %m; reading %s now", sysname);
-                (void)strv_remove(d->pending_adds, sysname);
-                return false;
-        }
-        log_debug("PCI function %s: read after the kernel's first probe", sysname);
-        return true;
+        intake_flush(d->intake);
+}
+
+static void on_refresh(void *userdata, const char *address) {
+        Daemon *d = userdata;
+
+        intake_queue_refresh(d->intake, address);
+}
+
+static void on_status_changed(void *userdata, const char *address) {
+        Daemon *d = userdata;
+
+        if (d->emitter)
+                (void)bus_emitter_queue_status(d->emitter, address);
+}
+
+static void on_manager_status_changed(void *userdata, char *const *names) {
+        Daemon *d = userdata;
+
+        if (d->emitter)
+                (void)bus_emitter_queue_manager_status(d->emitter, names);
 }
 
 static int on_uevent(
@@ -578,24 +218,7 @@ static int on_uevent(
         const char *mdev_state) {
         Daemon *d = userdata;
 
-        if (action && subsystem && sysname) {
-                if (daemon_defer_add(d, action, subsystem, sysname))
-                        return 0;
-                if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) && strv_contains(d->pending_adds, sysname)) {
-                        /* A VF's "change" (its physfn link made, drivers/pci/iov.c) comes before the
-                         * first probe: the read after that probe sees the link. */
-                        if (streq(action, UEVENT_ACTION_CHANGE))
-                                return 0;
-                        /* Its next event reads it (a "bind" of a function the model lacks reads it
-                         * whole). */
-                        (void)strv_remove(d->pending_adds, sysname);
-                        if (!d->pending_adds[0]) {
-                                d->pending_adds = strv_free(d->pending_adds);
-                                (void)sd_event_source_set_enabled(d->add_settle, SD_EVENT_OFF);
-                        }
-                }
-        }
-        return daemon_queue_uevent(d, action, subsystem, syspath, sysname, mdev_state);
+        return intake_receive(d->intake, action, subsystem, syspath, sysname, mdev_state);
 }
 
 static void on_pci_add(
@@ -605,13 +228,7 @@ static void on_pci_add(
 
         /* Gone and back before its "remove" was applied: the model must not know it still, or the
          * early driver_override skips it as "already known". */
-        for (QueuedUevent *q = d->queue; q; q = q->next)
-                if (q->sysname && streq(q->sysname, sysname) && q->action &&
-                    streq(q->action, UEVENT_ACTION_REMOVE) && q->subsystem &&
-                    streq(q->subsystem, UEVENT_SUBSYSTEM_PCI)) {
-                        daemon_flush_uevents(d);
-                        break;
-                }
+        intake_before_pci_add(d->intake, sysname);
         (void)reconciler_on_pci_add(d->reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
 }
 
@@ -622,7 +239,9 @@ static void on_pci_bind(void *userdata, const char *sysname) {
 }
 
 static int on_overflow(void *userdata) {
-        return daemon_rescan(userdata);
+        Daemon *d = userdata;
+
+        return intake_rescan(d->intake);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -670,6 +289,17 @@ int daemon_start(Daemon *d) {
                 .on_pci_add = on_pci_add,
                 .on_pci_bind = on_pci_bind,
         };
+        static const IntakeHooks intake_hooks = {
+                .on_changes = on_model_changes,
+                .on_rescan = on_rescan,
+                .job_touches = on_job_touches,
+        };
+        static const ReconcilerHooks reconciler_hooks = {
+                .flush_uevents = on_flush_uevents,
+                .queue_refresh = on_refresh,
+                .status_changed = on_status_changed,
+                .manager_status_changed = on_manager_status_changed,
+        };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
         const char *source;
@@ -711,6 +341,12 @@ int daemon_start(Daemon *d) {
                 return log_error_errno(
                         r, "Invalid uevent source '%s' (expected \"udev\" or \"kernel\")",
                         strempty(d->uevent_source ?: getenv(ENV_HOSTDEVD_UEVENT_SOURCE)));
+        /* The intake holds a new function's kernel "add" until the kernel's first probe; with udevd
+         * the "add" comes after that probe anyway. */
+        r = intake_new(
+                d->event, d->model, streq(source, UEVENT_SOURCE_KERNEL), &intake_hooks, d, &d->intake);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the uevent intake: %m");
         r = monitor_new(d->event, source, &callbacks, d, &d->monitor);
         if (r < 0)
                 return r;
@@ -726,7 +362,7 @@ int daemon_start(Daemon *d) {
 
                 r = monitor_new(d->event, UEVENT_SOURCE_KERNEL, &early_callbacks, d, &d->early_monitor);
                 if (r >= 0)
-                        r = monitor_set_priority(d->early_monitor, SD_EVENT_PRIORITY_IMPORTANT);
+                        r = monitor_set_priority(d->early_monitor, EVENT_PRIORITY_EARLY_MONITOR);
                 if (r < 0) {
                         log_warning_errno(
                                 r,
@@ -748,7 +384,7 @@ int daemon_start(Daemon *d) {
                 .runtime_dir = d->runtime_dir,
                 .load_modules = d->load_modules,
         };
-        r = reconciler_new(d, &reconciler_options, &d->reconciler);
+        r = reconciler_new(d->event, d->model, &reconciler_hooks, d, &reconciler_options, &d->reconciler);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the reconciler: %m");
 

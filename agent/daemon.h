@@ -14,6 +14,11 @@
  *   5. sd_notify READY=1 and STATUS=,
  *   6. schedule the first plan (reconciler.h): the host converges to the
  *      desired state once the loop runs; SIGHUP re-reads the files.
+ *
+ * The daemon owns the rooms and wires them with hooks (daemon.c, "wiring"):
+ * monitor -> intake (intake.h) -> model changes -> bus emitter + reconciler;
+ * reconciler -> intake (flush, refresh) and -> bus emitter (status). No room
+ * includes another's owner; the loop's schedule is event-priorities.h.
  * An idle daemon has no timers: it wakes only for uevents, bus messages,
  * signals, and the watchdog when systemd set $WATCHDOG_USEC.
  * Exiting never writes sysfs (DESIGN.md rule 6).
@@ -31,6 +36,7 @@ typedef struct Monitor Monitor;
 typedef struct BusEmitter BusEmitter;
 typedef struct BusPolkit BusPolkit;
 typedef struct Reconciler Reconciler;
+typedef struct Intake Intake;
 
 typedef struct DaemonOptions {
         const char *bus_address; /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
@@ -54,38 +60,9 @@ typedef struct Daemon {
         /* Desired state, planning and the executor (reconciler.h); created after the first enumeration. */
         Reconciler *reconciler;
 
-        /* Scratch list for the changes of one model update; reused, never shrunk. */
-        ModelChangeList changes;
-        /*
-         * PCI functions whose kernel "add" is not read yet (kernel source only; udevd passes an
-         * "add" on after the kernel's first probe anyway): read on their next uevent (the probe's
-         * "bind"), or when add_settle fires (DAEMON_ADD_SETTLE_USEC after the last held "add"), so that
-         * reading a new function does not take the CPU from the kernel's first probe of it, and the function
-         * is published with the driver that probe bound. Armed only while one waits.
-         */
-        char **pending_adds;
-        sd_event_source *add_settle;
+        /* Uevents from the monitors to the model, and the fan-out of model changes (intake.h). */
+        Intake *intake;
 
-        /*
-         * Uevents received and not yet applied to the model, oldest first. Receiving only queues
-         * (and runs the early driver_override of a new function, reconciler_on_pci_add()); reading
-         * sysfs for them happens one event per loop iteration in queue_source, below the monitors'
-         * priority, so a burst of "add"s (a PF's VFs) gets every early write out before the model
-         * reads any of them, and the reads do not take the CPU from the kernel's probes meanwhile.
-         */
-        struct QueuedUevent *queue, **queue_tail;
-        size_t n_queued;
-        sd_event_source *queue_source;
-        bool handling; /* inside daemon_handle_uevent() */
-
-        uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
-
-        /*
-         * Re-read mdevs that appeared before their mdev_type link: armed only while such an mdev
-         * exists (see daemon_handle_uevent()), so an idle daemon still has no timers.
-         */
-        sd_event_source *mdev_settle;
-        unsigned mdev_settle_tries;
         char *bus_address;
         char *uevent_source;
         char *pci_ids_path;
@@ -114,34 +91,3 @@ int daemon_start(Daemon *d);
 
 /* Run the event loop until SIGTERM/SIGINT or bus disconnect; returns the loop's exit code (0) or -errno. */
 int daemon_run(Daemon *d);
-
-/*
- * Feed one uevent to the model (as monitor.c delivers them); changes are logged
- * and queued for the bus. Returns model_handle_uevent()'s result.
- */
-int daemon_handle_uevent(
-        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
-        const char *mdev_state);
-
-/*
- * Queue one uevent for daemon_handle_uevent() on a later loop iteration (see Daemon.queue).
- * DAEMON_MAX_QUEUED_UEVENTS may wait; one more drops them and rescans (as a lost uevent does).
- * Returns 0, or -ENOMEM (the event is then applied at once).
- */
-#define DAEMON_MAX_QUEUED_UEVENTS 4096u
-int daemon_queue_uevent(
-        Daemon *d, const char *action, const char *subsystem, const char *syspath, const char *sysname,
-        const char *mdev_state);
-/*
- * Re-read PCI function |address| (a "change"; an "add" when the model lacks it) on a later loop
- * iteration, unless an event of it waits in the queue already (that one re-reads it). For the
- * reconciler, after the executor touched the function.
- */
-void daemon_queue_refresh(Daemon *d, const char *address);
-/* Apply every queued uevent now, in order (before a plan, which must see them all). A no-op when
- * called from inside daemon_handle_uevent() (a plan made while applying one event): the rest follow. */
-void daemon_flush_uevents(Daemon *d);
-
-/* Full re-enumeration after lost uevents: the difference becomes signals, Rescans is incremented.
- * Drops the queued uevents (the enumeration reads what they would have). */
-int daemon_rescan(Daemon *d);

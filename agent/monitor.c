@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "event-priorities.h"
 #include "monitor.h"
 #include "names.h"
 #include "uevent-filter.h"
@@ -228,6 +229,9 @@ int monitor_new(
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the uevent monitor: %m");
         (void)sd_event_source_set_description(m->io, "uevent-monitor");
+        r = sd_event_source_set_priority(m->io, EVENT_PRIORITY_MONITOR);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the uevent monitor's priority: %m");
 
         if (m->callbacks.on_uevent)
                 log_info("Watching uevents from the %s source", s);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "critical.h"
-#include "daemon.h"
+#include "event-priorities.h"
 #include "executor.h"
 #include "holders.h"
 #include "log.h"
@@ -25,12 +25,6 @@
 #include "state-store.h"
 #include "strv.h"
 #include "sysfs.h"
-
-/* Plans run after the uevent queue was drained (the monitor's io source is NORMAL), before the bus
- * emitter flushes (NORMAL + 10), so one flush carries the model's and the reconciler's changes. */
-#define RECONCILER_FRESH_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 4)
-#define RECONCILER_PLAN_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 5)
-#define RECONCILER_PUBLISH_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 11)
 
 typedef struct DeviceStatus {
         char address[PCI_ADDRESS_STRING_MAX];
@@ -62,7 +56,10 @@ typedef struct InflightJob {
 } InflightJob;
 
 struct Reconciler {
-        Daemon *daemon;
+        sd_event *event;
+        Model *model; /* the observed model, owned by the daemon */
+        ReconcilerHooks hooks;
+        void *hooks_userdata;
         char **dirs;
         char *state_dir;
         char *request_dir_run; /* RUNTIME_DIR/devices.d */
@@ -493,7 +490,7 @@ static void reconciler_schedule_publish(Reconciler *r) {
 
 /* Replace the table with the plan's view, keeping what the executor found (failed, stuck, LastError). */
 static int status_update_from_plan(Reconciler *r, const Plan *plan) {
-        const Model *model = r->daemon->model;
+        const Model *model = r->model;
         DeviceStatus *table = NULL;
         int32_t *groups = NULL;
         size_t n_groups = 0, n_table = plan->n_devices, n_kept = 0;
@@ -708,26 +705,14 @@ void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusVi
         };
 }
 
-static void emit_device(Reconciler *r, const char *address) {
-        sd_bus *bus = r->daemon->bus;
-        _cleanup_free_ char *path = NULL;
-        int k;
-
-        if (!bus || !model_get_device(r->daemon->model, address))
-                return;
-        path = object_path_from_pci_address(address);
-        if (!path)
-                return;
-        k = sd_bus_emit_properties_changed(
-                bus, path, HOSTDEVD_DEVICE_INTERFACE, "DesiredDriver", "DesiredSource", "State",
-                "StateReason", "LastError", NULL);
-        if (k < 0)
-                log_debug_errno(k, "Failed to emit PropertiesChanged for %s: %m, ignoring", path);
+/* Hand a function's changed status to the publisher (ReconcilerHooks.status_changed). */
+static void publish_device(Reconciler *r, const char *address) {
+        if (r->hooks.status_changed && model_get_device(r->model, address))
+                r->hooks.status_changed(r->hooks_userdata, address);
 }
 
 static int on_publish(sd_event_source *source, void *userdata) {
         Reconciler *r = userdata;
-        sd_bus *bus = r->daemon->bus;
         const char *names[4];
         const char *state;
         size_t n = 0;
@@ -735,11 +720,11 @@ static int on_publish(sd_event_source *source, void *userdata) {
         for (size_t i = 0; i < r->n_status; i++)
                 if (r->status[i].dirty) {
                         r->status[i].dirty = false;
-                        emit_device(r, r->status[i].address);
+                        publish_device(r, r->status[i].address);
                 }
         STRV_FOREACH (a, r->unpublished)
                 if (!status_find(r, *a))
-                        emit_device(r, *a);
+                        publish_device(r, *a);
         r->unpublished = strv_free(r->unpublished);
 
         if (!r->manager_dirty)
@@ -776,12 +761,8 @@ static int on_publish(sd_event_source *source, void *userdata) {
         }
         names[n] = NULL;
 
-        if (n > 0 && bus) {
-                int k = sd_bus_emit_properties_changed_strv(
-                        bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, (char **)names);
-                if (k < 0)
-                        log_debug_errno(k, "Failed to emit PropertiesChanged for the manager: %m, ignoring");
-        }
+        if (n > 0 && r->hooks.manager_status_changed)
+                r->hooks.manager_status_changed(r->hooks_userdata, (char **)names);
         return 0;
 }
 
@@ -790,7 +771,7 @@ int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
         int k;
 
         /* One scan per loop iteration: every getter of GetManagedObjects shares it. */
-        (void)sd_event_get_iteration(r->daemon->event, &iteration);
+        (void)sd_event_get_iteration(r->event, &iteration);
         if (!r->holders_valid || r->holders_iteration != iteration) {
                 Holder *h = NULL;
                 size_t n = 0;
@@ -859,16 +840,17 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
         /* Every uevent received so far in the model first (a plan right after a job's end must see
          * the functions it changed; their refreshes wait in the queue). */
-        daemon_flush_uevents(r->daemon);
+        if (r->hooks.flush_uevents)
+                r->hooks.flush_uevents(r->hooks_userdata);
 
         if (!reconciler_is_active(r))
                 return plan_empty(ret);
         if (cached && !r->critical)
                 return -ENODATA;
 
-        devices = model_get_devices(r->daemon->model, &n_devices);
+        devices = model_get_devices(r->model, &n_devices);
 
-        k = desired_state_resolve(r->desired, r->daemon->model, &resolution);
+        k = desired_state_resolve(r->desired, r->model, &resolution);
         if (k < 0)
                 return k;
 
@@ -1233,7 +1215,7 @@ static bool reconciler_fresh_is_safe(Reconciler *r, char *const *fresh) {
 
                 if (critical_set_get(r->critical, *a))
                         return false;
-                if (model_get_iommu_group_peers(r->daemon->model, *a, &peers) < 0)
+                if (model_get_iommu_group_peers(r->model, *a, &peers) < 0)
                         return false;
                 STRV_FOREACH (p, peers)
                         if (critical_set_get(r->critical, *p))
@@ -1288,7 +1270,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
                 if (a->type != PLAN_ACTION_VERIFY || a->verify != PLAN_VERIFY_DRIVER ||
                     !strv_contains(fresh, a->address))
                         continue;
-                dev = model_get_device(r->daemon->model, a->address);
+                dev = model_get_device(r->model, a->address);
                 if (dev && !dev->driver && !dev->driver_override)
                         a->verify = PLAN_VERIFY_DRIVER_SETTLE;
         }
@@ -1404,7 +1386,7 @@ static int vf_physfn_guess(Reconciler *r, const char *address, const char *syspa
         const PciDevice *const *devices, *found = NULL;
         size_t n = 0;
 
-        devices = model_get_devices(r->daemon->model, &n);
+        devices = model_get_devices(r->model, &n);
         for (size_t i = 0; i < n; i++) {
                 int32_t index;
 
@@ -1459,7 +1441,7 @@ bool reconciler_on_pci_add(
         pci_address_format(&a, d.address);
         if (!r->critical)
                 return early_skip(d.address, "the host-critical functions are not known yet");
-        if (model_get_device(r->daemon->model, d.address))
+        if (model_get_device(r->model, d.address))
                 return early_skip(d.address, "already known");
         if (desired_needs_full_read(r->desired))
                 return early_skip(d.address, "a rule matches on Slot= or Serial=");
@@ -1481,7 +1463,7 @@ bool reconciler_on_pci_add(
         if (k == -ENOENT)
                 k = vf_physfn_guess(r, d.address, syspath, &physfn);
         if (k >= 0) {
-                pf = model_get_device(r->daemon->model, physfn);
+                pf = model_get_device(r->model, physfn);
                 d.sriov_role = SRIOV_ROLE_VF;
                 d.physfn = physfn;
                 if (!pf)
@@ -1496,7 +1478,7 @@ bool reconciler_on_pci_add(
 
         /* Alone in its group (bridges aside): no peer to cover, none held. A bridge peer that is
          * host-critical makes the whole group critical (planner.c): the full plan refuses it. */
-        devices = model_get_devices(r->daemon->model, &n_devices);
+        devices = model_get_devices(r->model, &n_devices);
         for (size_t i = 0; d.iommu_group >= 0 && i < n_devices; i++)
                 if (devices[i]->iommu_group == d.iommu_group &&
                     (!pci_device_is_bridge(devices[i]) ||
@@ -1538,7 +1520,7 @@ static int on_fresh(sd_event_source *source, void *userdata) {
 
         /* Gone again meanwhile: nothing to plan for them. */
         STRV_FOREACH (f, fresh)
-                if (model_get_device(r->daemon->model, *f) && strv_extend(&present, *f) < 0)
+                if (model_get_device(r->model, *f) && strv_extend(&present, *f) < 0)
                         return 0;
         if (present)
                 (void)reconciler_run_fresh(r, present);
@@ -1596,7 +1578,8 @@ int reconciler_converge(Reconciler *r, ReconcilerDoneFunc done, void *userdata) 
 /* Re-read a function the executor touched, so the next plan sees it without waiting for its uevents
  * (queued; nothing is read twice when its uevent is queued already). */
 static void reconciler_refresh_device(Reconciler *r, const char *address) {
-        daemon_queue_refresh(r->daemon, address);
+        if (r->hooks.queue_refresh)
+                r->hooks.queue_refresh(r->hooks_userdata, address);
 }
 
 /* For a failure to load the driver's module: the reason, and when the load is tried again
@@ -1678,7 +1661,7 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
         if (!r || n == 0)
                 return;
         active = r->desired && r->desired->n_rules > 0;
-        model = r->daemon->model;
+        model = r->model;
 
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];
@@ -1917,17 +1900,23 @@ static void reconciler_log_interrupted(Reconciler *r) {
                         strna(devices[i]->previous_driver_override));
 }
 
-int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret) {
+int reconciler_new(
+        sd_event *event, Model *model, const ReconcilerHooks *hooks, void *userdata,
+        const ReconcilerOptions *options, Reconciler **ret) {
         _cleanup_(reconciler_freep) Reconciler *r = NULL;
         ExecutorOptions eo = {};
         int k;
 
-        assert(d && ret);
+        assert(event && model && ret);
 
         r = calloc(1, sizeof(Reconciler));
         if (!r)
                 return -ENOMEM;
-        r->daemon = d;
+        r->event = sd_event_ref(event);
+        r->model = model;
+        if (hooks)
+                r->hooks = *hooks;
+        r->hooks_userdata = userdata;
         pthread_mutex_init(&r->lock, NULL);
 
         r->state_dir = strdup(options && options->state_dir ? options->state_dir : HOSTDEVD_STATE_DIR);
@@ -1973,33 +1962,33 @@ int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret
                 eo.load_driver = module_loader_load;
                 eo.load_driver_userdata = r->module_loader;
         }
-        k = executor_new(d->event, &eo, on_executor_event, r, &r->executor);
+        k = executor_new(r->event, &eo, on_executor_event, r, &r->executor);
         if (k < 0)
                 return log_error_errno(k, "Failed to set up the executor: %m");
 
-        k = sd_event_add_defer(d->event, &r->plan_source, on_plan, r);
+        k = sd_event_add_defer(r->event, &r->plan_source, on_plan, r);
         if (k >= 0)
                 k = sd_event_source_set_enabled(r->plan_source, SD_EVENT_OFF);
         if (k >= 0)
-                k = sd_event_source_set_priority(r->plan_source, RECONCILER_PLAN_PRIORITY);
+                k = sd_event_source_set_priority(r->plan_source, EVENT_PRIORITY_PLAN);
         if (k < 0)
                 return k;
         (void)sd_event_source_set_description(r->plan_source, "reconciler-plan");
 
-        k = sd_event_add_defer(d->event, &r->fresh_source, on_fresh, r);
+        k = sd_event_add_defer(r->event, &r->fresh_source, on_fresh, r);
         if (k >= 0)
                 k = sd_event_source_set_enabled(r->fresh_source, SD_EVENT_OFF);
         if (k >= 0)
-                k = sd_event_source_set_priority(r->fresh_source, RECONCILER_FRESH_PRIORITY);
+                k = sd_event_source_set_priority(r->fresh_source, EVENT_PRIORITY_PLAN_FRESH);
         if (k < 0)
                 return k;
         (void)sd_event_source_set_description(r->fresh_source, "reconciler-fresh");
 
-        k = sd_event_add_defer(d->event, &r->publish_source, on_publish, r);
+        k = sd_event_add_defer(r->event, &r->publish_source, on_publish, r);
         if (k >= 0)
                 k = sd_event_source_set_enabled(r->publish_source, SD_EVENT_OFF);
         if (k >= 0)
-                k = sd_event_source_set_priority(r->publish_source, RECONCILER_PUBLISH_PRIORITY);
+                k = sd_event_source_set_priority(r->publish_source, EVENT_PRIORITY_STATUS_PUBLISH);
         if (k < 0)
                 return k;
         (void)sd_event_source_set_description(r->publish_source, "reconciler-publish");
@@ -2061,6 +2050,7 @@ Reconciler *reconciler_free(Reconciler *r) {
         free(r->request_dir_persist);
         free(r->proc_root);
         free(r->critical_root);
+        sd_event_unref(r->event);
         free(r);
         return NULL;
 }

@@ -41,13 +41,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 #include "desired-state.h"
 #include "planner.h"
 
-typedef struct Daemon Daemon;
 typedef struct Reconciler Reconciler;
+
+/*
+ * What the reconciler needs from the rooms around it, given by its owner (daemon.c): it includes
+ * none of them. Every hook runs on the loop thread; any may be NULL.
+ */
+typedef struct ReconcilerHooks {
+        /* Apply every uevent that waits (intake_flush()): a plan must see them all. */
+        void (*flush_uevents)(void *userdata);
+        /* Re-read the PCI function at |address| soon (intake_queue_refresh()): a job touched it. */
+        void (*queue_refresh)(void *userdata, const char *address);
+        /* Published status: the function's DesiredDriver, DesiredSource, State, StateReason or
+         * LastError changed; or these Manager properties did (strv: "State", "Generation",
+         * "ConfigErrors"). Called from the status publish (event-priorities.h), at most once per
+         * function per loop iteration; the publisher (bus-emitter.h) announces them. */
+        void (*status_changed)(void *userdata, const char *address);
+        void (*manager_status_changed)(void *userdata, char *const *names);
+} ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
         char **config_dirs; /* strv, lowest priority first; NULL: the three HOSTDEVD_CONF_DIR_* */
@@ -119,13 +135,15 @@ int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char 
 /* ---- the daemon's reconciler ------------------------------------------------------------------- */
 
 /*
- * Load the desired state and the state store and attach to d->event (nothing
- * is planned yet). A store that does not load (corrupt, unreadable) is
- * logged; the reconciler then plans but refuses to mutate anything
- * (Apply fails, automatic convergence only reports). Returns 0 or -ENOMEM,
- * -errno from sd-event.
+ * Load the desired state and the state store and attach to |event| (nothing
+ * is planned yet). |model| is the observed model, borrowed for the
+ * reconciler's lifetime; |hooks| and |userdata| as above. A store that does not load (corrupt, unreadable)
+ * is logged; the reconciler then plans but refuses to mutate anything (Apply fails, automatic convergence
+ * only reports). Returns 0 or -ENOMEM, -errno from sd-event.
  */
-int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret);
+int reconciler_new(
+        sd_event *event, Model *model, const ReconcilerHooks *hooks, void *userdata,
+        const ReconcilerOptions *options, Reconciler **ret);
 Reconciler *reconciler_free(Reconciler *r);
 static inline void reconciler_freep(Reconciler **r) {
         if (*r)
@@ -158,7 +176,7 @@ bool reconciler_on_pci_add(
 void reconciler_on_pci_bind(Reconciler *r, const char *sysname);
 
 /* Whether a job of ours in the executor (queued or running) touches |address|: its outcome re-reads
- * the function (daemon_queue_refresh()). */
+ * the function (ReconcilerHooks.queue_refresh). */
 bool reconciler_job_touches(Reconciler *r, const char *address);
 
 /* Model changes were applied (from uevents, a rescan): schedule a plan if one concerns us. */

@@ -37,6 +37,7 @@
 #include "bus-manager.h"
 #include "bus-mdev.h"
 #include "daemon.h"
+#include "intake.h"
 #include "mdev.h"
 #include "model.h"
 #include "pci-device.h"
@@ -466,7 +467,24 @@ static void run_until(Fixture *f, bool *flag) {
         assert_true(*flag);
 }
 
+/* The daemon's wiring of the intake (daemon.c): model changes to the emitter, rescans too. */
+static void on_intake_changes(void *userdata, const ModelChange *changes, size_t n) {
+        Fixture *f = userdata;
+
+        assert_int_equal(bus_emitter_queue(f->d->emitter, changes, n), 0);
+}
+
+static void on_intake_rescan(void *userdata) {
+        Fixture *f = userdata;
+
+        assert_int_equal(bus_emitter_manager_changed(f->d->emitter), 0);
+}
+
 static int setup(void **state) {
+        static const IntakeHooks hooks = {
+                .on_changes = on_intake_changes,
+                .on_rescan = on_intake_rescan,
+        };
         Fixture *f = calloc(1, sizeof(Fixture));
         sd_id128_t id;
         int fds[2];
@@ -477,6 +495,7 @@ static int setup(void **state) {
         assert_int_equal(daemon_new(NULL, &f->d), 0);
         assert_int_equal(model_new(NULL, &f->d->model), 0);
         assert_int_equal(model_enumerate(f->d->model, NULL), 0);
+        assert_int_equal(intake_new(f->d->event, f->d->model, false, &hooks, f, &f->d->intake), 0);
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
 
@@ -562,7 +581,7 @@ static void queue(
         assert_int_equal(bus_emitter_queue(f->d->emitter, &c, 1), 0);
 }
 
-/* One uevent through the model into the emitter, as daemon_handle_uevent() does; returns the changes. */
+/* One uevent through the model into the emitter, as intake_handle_uevent() does; returns the changes. */
 static const ModelChangeList *feed(
         Fixture *f, const char *action, const char *subsystem, const char *syspath, const char *mdev_state) {
         const char *sysname = strrchr(syspath, '/') + 1;
@@ -957,8 +976,8 @@ static void test_manager(void **state) {
         assert_int_equal(bus_emitter_manager_changed(f->d->emitter), 0);
         flush_and_collect(f, 0);
 
-        f->d->rescans++;
-        assert_int_equal(bus_emitter_manager_changed(f->d->emitter), 0);
+        /* A rescan that finds nothing new changes only Rescans. */
+        assert_int_equal(intake_rescan(f->d->intake), 0);
         flush_and_collect(f, 1);
         assert_properties_changed(f, 0, ROOT, MANAGER_IFACE, "Rescans");
         flush_and_collect(f, 0);
@@ -995,6 +1014,43 @@ static void test_manager(void **state) {
         }
 }
 
+/* The reconciler's status goes out through the same flush: after the model's signals, one
+ * PropertiesChanged per function however often it was queued, none for a function that is gone,
+ * and the Manager's status names merged into the Manager's one signal. */
+static void test_status(void **state) {
+        Fixture *f = *state;
+        char *const manager_names[] = { (char *)"State", (char *)"Generation", NULL };
+        char *const again[] = { (char *)"State", NULL };
+        const char *iface;
+        char *names;
+
+        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
+        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
+        assert_int_equal(bus_emitter_queue_status(f->d->emitter, "0000:7f:00.0"), 0); /* not in the model */
+        assert_int_equal(bus_emitter_queue_manager_status(f->d->emitter, manager_names), 0);
+        assert_int_equal(bus_emitter_queue_manager_status(f->d->emitter, again), 0);
+        /* A model change of another function in the same iteration. */
+        queue(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_DEVICE, NVME, PCI_DEVICE_FIELD_DRIVER);
+        flush_and_collect(f, 3);
+        assert_properties_changed(f, 0, NVME_OBJ, DEVICE_IFACE, "Driver,VfioDevice,VfioGroup");
+        names = properties_changed_names(f->signals[1], &iface);
+        assert_string_equal(iface, MANAGER_IFACE);
+        assert_string_equal(names, "Generation,State");
+        free(names);
+        assert_properties_changed(
+                f, 2, GPU_OBJ, DEVICE_IFACE, "DesiredDriver,DesiredSource,LastError,State,StateReason");
+        /* Nothing is left over. */
+        flush_and_collect(f, 0);
+
+        /* Queued, then the function goes before the flush: only its removal is announced. */
+        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
+        feed(f, "remove", "pci", sysfs_tree_pci_path(f->tree, GPU), NULL);
+        sysfs_tree_remove_pci(f->tree, GPU);
+        flush_and_collect(f, 2);
+        assert_interfaces(f, 0, "InterfacesRemoved", GPU_OBJ);
+        assert_properties_changed(f, 1, ROOT, MANAGER_IFACE, "DeviceCount");
+}
+
 /* Received uevents wait in the queue: applied one per loop iteration, in order, a refresh of a
  * function with a queued event adds nothing, a flush applies them all at once, and past the cap
  * the daemon rescans instead. */
@@ -1006,56 +1062,63 @@ static void test_uevent_queue(void **state) {
 
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_int_equal(
-                daemon_queue_uevent(f->d, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
+                intake_queue_uevent(
+                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                0);
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
         assert_int_equal(
-                daemon_queue_uevent(f->d, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
-        assert_int_equal(f->d->n_queued, 2);
+                intake_queue_uevent(
+                        f->d->intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                0);
+        assert_int_equal(intake_queued(f->d->intake), 2);
         /* Not applied yet. */
         dev = model_get_device(f->d->model, GPU);
         assert_non_null(dev);
         assert_string_equal(dev->driver, "nouveau");
 
-        daemon_queue_refresh(f->d, GPU); /* the queued "unbind" re-reads it */
-        assert_int_equal(f->d->n_queued, 2);
-        daemon_queue_refresh(f->d, NVME);
-        assert_int_equal(f->d->n_queued, 3);
+        intake_queue_refresh(f->d->intake, GPU); /* the queued "unbind" re-reads it */
+        assert_int_equal(intake_queued(f->d->intake), 2);
+        intake_queue_refresh(f->d->intake, NVME);
+        assert_int_equal(intake_queued(f->d->intake), 3);
 
         /* One per iteration. */
-        last = f->d->n_queued;
-        for (unsigned i = 0; i < 200 && f->d->n_queued > 0; i++) {
+        last = intake_queued(f->d->intake);
+        for (unsigned i = 0; i < 200 && intake_queued(f->d->intake) > 0; i++) {
                 assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
-                assert_true(last - f->d->n_queued <= 1);
-                last = f->d->n_queued;
+                assert_true(last - intake_queued(f->d->intake) <= 1);
+                last = intake_queued(f->d->intake);
         }
-        assert_int_equal(f->d->n_queued, 0);
+        assert_int_equal(intake_queued(f->d->intake), 0);
         dev = model_get_device(f->d->model, GPU);
         assert_string_equal(dev->driver, "vfio-pci");
 
         /* A flush applies what waits, now. */
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_int_equal(
-                daemon_queue_uevent(f->d, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL), 0);
-        assert_int_equal(f->d->n_queued, 1);
-        daemon_flush_uevents(f->d);
-        assert_int_equal(f->d->n_queued, 0);
+                intake_queue_uevent(
+                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                0);
+        assert_int_equal(intake_queued(f->d->intake), 1);
+        intake_flush(f->d->intake);
+        assert_int_equal(intake_queued(f->d->intake), 0);
         dev = model_get_device(f->d->model, GPU);
         assert_null(dev->driver);
 
         /* Past the cap: dropped for a rescan, which reads what they would have. */
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
-        rescans = f->d->rescans;
-        for (unsigned i = 0; i < DAEMON_MAX_QUEUED_UEVENTS; i++)
+        rescans = intake_rescans(f->d->intake);
+        for (unsigned i = 0; i < INTAKE_MAX_QUEUED_UEVENTS; i++)
                 assert_int_equal(
-                        daemon_queue_uevent(
-                                f->d, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL),
+                        intake_queue_uevent(
+                                f->d->intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME,
+                                NULL),
                         0);
-        assert_int_equal(f->d->n_queued, DAEMON_MAX_QUEUED_UEVENTS);
+        assert_int_equal(intake_queued(f->d->intake), INTAKE_MAX_QUEUED_UEVENTS);
         assert_true(
-                daemon_queue_uevent(f->d, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL) >=
-                0);
-        assert_int_equal(f->d->n_queued, 0);
-        assert_int_equal(f->d->rescans, rescans + 1);
+                intake_queue_uevent(
+                        f->d->intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL) >= 0);
+        assert_int_equal(intake_queued(f->d->intake), 0);
+        assert_int_equal(intake_rescans(f->d->intake), rescans + 1);
         dev = model_get_device(f->d->model, GPU);
         assert_string_equal(dev->driver, "vfio-pci");
 }
@@ -1068,12 +1131,13 @@ static void test_flush_on_loop(void **state) {
         /* Two uevents before the loop runs, as one monitor wakeup delivers them. */
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_true(
-                daemon_handle_uevent(f->d, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) >
-                0);
+                intake_handle_uevent(
+                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
         sysfs_tree_write(f->tree, sysfs_tree_pci_path(f->tree, GPU), "driver_override", "vfio-pci\n");
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
         assert_true(
-                daemon_handle_uevent(f->d, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
+                intake_handle_uevent(
+                        f->d->intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
 
         clear_signals(f);
         for (unsigned i = 0; i < 200 && !got; i++) {
@@ -1201,6 +1265,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_manager, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_flush_on_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_uevent_queue, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_bus, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_method_errors, setup, teardown),
         };
