@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,9 @@
 #include "module-loader.h"
 #include "names.h"
 #include "object-path.h"
+#include "ownership.h"
 #include "pci-address.h"
 #include "reconciler.h"
-#include "state-store.h"
 #include "strv.h"
 #include "sysfs.h"
 
@@ -105,25 +104,10 @@ struct Reconciler {
         uint64_t holders_iteration;
         bool holders_valid;
 
-        /* Shared with the executor's lanes (journal hook). */
-        pthread_mutex_t lock;
-        StateStore *store; /* NULL when it could not be loaded: then nothing is mutated */
-        char *store_error;
+        /* The ownership records and the executor's journal hook (thread-safe; the only state the
+         * executor's lanes share with the loop). */
+        Ownership *ownership;
 };
-
-/* The journal hook's record of one transaction, from BEGIN to END (ExecutorJournal.state). */
-typedef struct JournalTx {
-        uint64_t transaction; /* the store's id */
-        bool *was_owned; /* per ExecutorJournal.devices: in the store before BEGIN */
-        size_t n_was_owned;
-} JournalTx;
-
-static void journal_tx_free(JournalTx *t) {
-        if (t) {
-                free(t->was_owned);
-                free(t);
-        }
-}
 
 /* ---- pure helpers ------------------------------------------------------------------------------ */
 
@@ -681,7 +665,7 @@ char **reconciler_config_errors(Reconciler *r) {
 }
 
 const char *reconciler_store_error(Reconciler *r) {
-        return r->store_error;
+        return ownership_error(r->ownership);
 }
 
 void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusView *ret) {
@@ -795,15 +779,9 @@ int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
 /* ---- planning ------------------------------------------------------------------------------------ */
 
 static bool reconciler_is_active(Reconciler *r) {
-        size_t n = 0;
-        bool owned;
-
         if (r->desired && r->desired->n_rules > 0)
                 return true;
-        pthread_mutex_lock(&r->lock);
-        owned = r->store && state_store_get_devices(r->store, &n) && n > 0;
-        pthread_mutex_unlock(&r->lock);
-        return owned || r->n_status > 0;
+        return ownership_any(r->ownership) || r->n_status > 0;
 }
 
 static int plan_empty(Plan **ret) {
@@ -910,9 +888,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 in.n_critical = r->critical->n_devices;
         }
 
-        pthread_mutex_lock(&r->lock);
-        k = r->store ? state_store_list_owned(r->store, &owned) : 0;
-        pthread_mutex_unlock(&r->lock);
+        k = ownership_list_owned(r->ownership, &owned);
         if (k < 0)
                 return k;
         in.owned = owned;
@@ -937,89 +913,6 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
 int reconciler_plan(Reconciler *r, Plan **ret) {
         return reconciler_plan_full(r, false, ret, NULL);
-}
-
-/* On one of the executor's lanes, maybe two at once: everything under r->lock. */
-static int on_journal(const ExecutorJournal *j, void *userdata) {
-        Reconciler *r = userdata;
-        _cleanup_free_ OwnedChange *changes = NULL;
-        JournalTx *t = NULL;
-        int k = 0;
-
-        pthread_mutex_lock(&r->lock);
-
-        if (j->phase == EXECUTOR_JOURNAL_BEGIN) {
-                if (!r->store) {
-                        k = -EUCLEAN; /* the ownership records are unknown: mutate nothing */
-                        goto finish;
-                }
-                changes = calloc(j->n_devices ?: 1, sizeof(OwnedChange));
-                t = calloc(1, sizeof(JournalTx));
-                if (t)
-                        t->was_owned = calloc(j->n_devices ?: 1, sizeof(bool));
-                if (!changes || !t || !t->was_owned) {
-                        journal_tx_free(t);
-                        k = -ENOMEM;
-                        goto finish;
-                }
-                t->n_was_owned = j->n_devices;
-                for (size_t i = 0; i < j->n_devices; i++) {
-                        const ExecutorJournalDevice *jd = &j->devices[i];
-
-                        t->was_owned[i] = state_store_get(r->store, jd->address) != NULL;
-                        changes[i] = (OwnedChange){
-                                .address = jd->address,
-                                .driver_now = jd->driver,
-                                .driver_override_now = jd->driver_override,
-                                .driver_override =
-                                        jd->has_target_override ? jd->target_override : jd->driver_override,
-                                .driver = jd->has_target_driver ? jd->target_driver : jd->driver,
-                        };
-                }
-                k = state_store_begin(r->store, changes, j->n_devices, &t->transaction);
-                if (k < 0) {
-                        log_error_errno(
-                                k, "Failed to record the originals in %s: %m; not touching the devices",
-                                state_store_path(r->store));
-                        journal_tx_free(t);
-                        goto finish;
-                }
-                *j->state = t;
-                goto finish;
-        }
-
-        /* END */
-        t = *j->state;
-        *j->state = NULL;
-        if (!r->store || !t) {
-                journal_tx_free(t);
-                goto finish;
-        }
-        switch (j->outcome) {
-        case DEVICE_STATE_CONVERGED:
-                k = state_store_commit(r->store, t->transaction);
-                for (size_t i = 0; k >= 0 && i < j->n_devices; i++)
-                        if (j->devices[i].release)
-                                (void)state_store_forget(r->store, j->devices[i].address);
-                break;
-        case DEVICE_STATE_FAILED:
-                /* Rolled back: what was not ours before is not ours now. */
-                k = state_store_commit(r->store, t->transaction);
-                for (size_t i = 0; i < j->n_devices && i < t->n_was_owned; i++)
-                        if (!t->was_owned[i])
-                                (void)state_store_forget(r->store, j->devices[i].address);
-                break;
-        default:
-                /* Stuck: keep the begun record; the next start finishes or rolls back. */
-                break;
-        }
-        if (k < 0)
-                log_warning_errno(k, "Failed to update %s: %m", state_store_path(r->store));
-        journal_tx_free(t);
-
-finish:
-        pthread_mutex_unlock(&r->lock);
-        return k;
 }
 
 static void waiters_complete(Reconciler *r, uint64_t seq, int error) {
@@ -1126,12 +1019,7 @@ bool reconciler_job_touches(Reconciler *r, const char *address) {
 }
 
 static bool reconciler_store_usable(Reconciler *r) {
-        bool usable;
-
-        pthread_mutex_lock(&r->lock);
-        usable = r->store;
-        pthread_mutex_unlock(&r->lock);
-        return usable;
+        return ownership_usable(r->ownership);
 }
 
 /* Plan, update the published state, and submit what may run. Only while no job of ours runs. */
@@ -1157,11 +1045,9 @@ static int reconciler_run(Reconciler *r) {
                         r->status[i].hold = false;
 
         /* Nothing left to own: no record, so a later rule for it starts from what it is now. */
-        pthread_mutex_lock(&r->lock);
         STRV_FOREACH (a, released)
-                if (r->store && state_store_forget(r->store, *a) >= 0)
+                if (ownership_forget(r->ownership, *a) >= 0)
                         log_debug("PCI function %s is on its host driver again: no longer owned", *a);
-        pthread_mutex_unlock(&r->lock);
 
         k = status_update_from_plan(r, plan);
         if (k < 0) {
@@ -1182,7 +1068,7 @@ static int reconciler_run(Reconciler *r) {
         if (todo->n_actions > 0 && !reconciler_store_usable(r)) {
                 log_error(
                         "Not changing any device: the ownership records could not be loaded (%s)",
-                        strna(r->store_error));
+                        strna(ownership_error(r->ownership)));
                 waiters_complete(r, r->n_submitted + 1, -EUCLEAN);
                 return -EUCLEAN;
         }
@@ -1710,20 +1596,6 @@ int reconciler_restore_requests(Reconciler *r, RequestBackup *b) {
 
 /* ---- lifecycle ----------------------------------------------------------------------------------- */
 
-static void reconciler_log_interrupted(Reconciler *r) {
-        _cleanup_free_ const OwnedDevice **devices = NULL;
-        size_t n = 0;
-
-        if (state_store_list_interrupted(r->store, &devices, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                log_warning(
-                        "PCI function %s: transaction %" PRIu64
-                        " was interrupted (before it: driver %s, driver_override %s); re-planning it",
-                        devices[i]->address, devices[i]->transaction, strna(devices[i]->previous_driver),
-                        strna(devices[i]->previous_driver_override));
-}
-
 int reconciler_new(
         sd_event *event, Model *model, const ReconcilerHooks *hooks, void *userdata,
         const ReconcilerOptions *options, Reconciler **ret) {
@@ -1741,7 +1613,6 @@ int reconciler_new(
         if (hooks)
                 r->hooks = *hooks;
         r->hooks_userdata = userdata;
-        pthread_mutex_init(&r->lock, NULL);
 
         r->state_dir = strdup(options && options->state_dir ? options->state_dir : HOSTDEVD_STATE_DIR);
         if (!r->state_dir)
@@ -1761,24 +1632,14 @@ int reconciler_new(
         if (k < 0)
                 return k;
 
-        k = state_store_load(r->state_dir, &r->store, &r->store_error);
-        if (k == -ENOMEM)
+        k = ownership_new(r->state_dir, &r->ownership);
+        if (k < 0)
                 return k;
-        if (k < 0) {
-                if (!r->store_error)
-                        (void)asprintf(
-                                &r->store_error, "%s/%s: %s", r->state_dir, HOSTDEVD_STATE_FILE,
-                                strerror(-k));
-                log_error(
-                        "Cannot load the ownership records: %s. hostdevd will plan but change nothing "
-                        "until the file is repaired or removed.",
-                        strna(r->store_error));
-                r->store = NULL;
-        } else
-                reconciler_log_interrupted(r);
+        if (ownership_usable(r->ownership))
+                ownership_log_interrupted(r->ownership);
 
-        eo.journal = on_journal;
-        eo.journal_userdata = r;
+        eo.journal = ownership_journal;
+        eo.journal_userdata = r->ownership;
         if (options && options->load_modules) {
                 k = module_loader_new(NULL, &r->module_loader);
                 if (k < 0)
@@ -1862,9 +1723,8 @@ Reconciler *reconciler_free(Reconciler *r) {
                 strv_free(r->inflight[i].addresses);
         free(r->inflight);
 
-        state_store_free(r->store);
-        free(r->store_error);
-        pthread_mutex_destroy(&r->lock);
+        /* After the executor: no lane journals any more. */
+        r->ownership = ownership_free(r->ownership);
 
         desired_state_free(r->desired);
         strv_free(r->config_errors);

@@ -11,10 +11,11 @@
  *   - the holders (holders_scan(), at most once per loop iteration),
  *   - the host-critical set (critical_compute(), on every plan, since mounts and routes send no
  *     uevent we watch; a failure makes every function critical: unknown means refuse),
- *   - the functions hostdevd owns (state_store_list_owned()),
- * and hands the plan to the executor, whose journal hook records the
- * originals in the state store before any write (on the executor's lanes,
- * under the reconciler's lock).
+ *   - the functions hostdevd owns (ownership.h),
+ * and hands the plan to the executor, whose journal hook (ownership_journal())
+ * records the originals before any write, on the executor's lanes under the
+ * ownership journal's own lock. The reconciler itself runs on the loop thread
+ * only. A new function's kernel "add" is decided by early-bind.h.
  *
  * Convergence runs at start, after a reload that parsed, after a runtime
  * request, after Apply(), and when a uevent concerns it: a function added,

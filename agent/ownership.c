@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The ownership journal (ownership.h): the ownership records behind one lock. */
+
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "ownership.h"
+#include "state-store.h"
+
+struct Ownership {
+        pthread_mutex_t lock;
+        StateStore *store; /* NULL when it could not be loaded: then nothing is mutated */
+        char *error;
+};
+
+/* The journal hook's record of one transaction, from BEGIN to END (ExecutorJournal.state). */
+typedef struct JournalTx {
+        uint64_t transaction; /* the store's id */
+        bool *was_owned; /* per ExecutorJournal.devices: in the store before BEGIN */
+        size_t n_was_owned;
+} JournalTx;
+
+static void journal_tx_free(JournalTx *t) {
+        if (t) {
+                free(t->was_owned);
+                free(t);
+        }
+}
+
+int ownership_new(const char *state_dir, Ownership **ret) {
+        Ownership *o;
+        int k;
+
+        assert(state_dir);
+        assert(ret);
+
+        o = calloc(1, sizeof(Ownership));
+        if (!o)
+                return -ENOMEM;
+        pthread_mutex_init(&o->lock, NULL);
+
+        k = state_store_load(state_dir, &o->store, &o->error);
+        if (k == -ENOMEM) {
+                ownership_free(o);
+                return k;
+        }
+        if (k < 0) {
+                if (!o->error)
+                        (void)asprintf(&o->error, "%s/%s: %s", state_dir, HOSTDEVD_STATE_FILE, strerror(-k));
+                log_error(
+                        "Cannot load the ownership records: %s. hostdevd will plan but change nothing "
+                        "until the file is repaired or removed.",
+                        strna(o->error));
+                o->store = NULL;
+        } else {
+                free(o->error);
+                o->error = NULL;
+        }
+        *ret = o;
+        return 0;
+}
+
+Ownership *ownership_free(Ownership *o) {
+        if (!o)
+                return NULL;
+        state_store_free(o->store);
+        free(o->error);
+        pthread_mutex_destroy(&o->lock);
+        free(o);
+        return NULL;
+}
+
+bool ownership_usable(Ownership *o) {
+        bool usable;
+
+        if (!o)
+                return false;
+        pthread_mutex_lock(&o->lock);
+        usable = o->store;
+        pthread_mutex_unlock(&o->lock);
+        return usable;
+}
+
+const char *ownership_error(Ownership *o) {
+        /* Set once by ownership_new(), never changed: no lock needed. */
+        return o ? o->error : NULL;
+}
+
+bool ownership_any(Ownership *o) {
+        size_t n = 0;
+        bool any;
+
+        if (!o)
+                return false;
+        pthread_mutex_lock(&o->lock);
+        any = o->store && state_store_get_devices(o->store, &n) && n > 0;
+        pthread_mutex_unlock(&o->lock);
+        return any;
+}
+
+int ownership_list_owned(Ownership *o, char ***ret) {
+        int k;
+
+        assert(ret);
+
+        *ret = NULL;
+        if (!o)
+                return 0;
+        pthread_mutex_lock(&o->lock);
+        k = o->store ? state_store_list_owned(o->store, ret) : 0;
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
+int ownership_forget(Ownership *o, const char *address) {
+        int k;
+
+        if (!o)
+                return -ENOENT;
+        pthread_mutex_lock(&o->lock);
+        k = o->store ? state_store_forget(o->store, address) : -ENOENT;
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
+void ownership_log_interrupted(Ownership *o) {
+        _cleanup_free_ const OwnedDevice **devices = NULL;
+        size_t n = 0;
+
+        if (!o)
+                return;
+        pthread_mutex_lock(&o->lock);
+        if (o->store && state_store_list_interrupted(o->store, &devices, &n) >= 0)
+                for (size_t i = 0; i < n; i++)
+                        log_warning(
+                                "PCI function %s: transaction %" PRIu64
+                                " was interrupted (before it: driver %s, driver_override %s); re-planning it",
+                                devices[i]->address, devices[i]->transaction,
+                                strna(devices[i]->previous_driver),
+                                strna(devices[i]->previous_driver_override));
+        pthread_mutex_unlock(&o->lock);
+}
+
+/* BEGIN: record the originals of every function of the transaction before any write. Under the lock. */
+static int journal_begin(Ownership *o, const ExecutorJournal *j) {
+        _cleanup_free_ OwnedChange *changes = NULL;
+        JournalTx *t;
+        int k;
+
+        if (!o->store)
+                return -EUCLEAN; /* the ownership records are unknown: mutate nothing */
+        changes = calloc(j->n_devices ?: 1, sizeof(OwnedChange));
+        t = calloc(1, sizeof(JournalTx));
+        if (t)
+                t->was_owned = calloc(j->n_devices ?: 1, sizeof(bool));
+        if (!changes || !t || !t->was_owned) {
+                journal_tx_free(t);
+                return -ENOMEM;
+        }
+        t->n_was_owned = j->n_devices;
+        for (size_t i = 0; i < j->n_devices; i++) {
+                const ExecutorJournalDevice *jd = &j->devices[i];
+
+                t->was_owned[i] = state_store_get(o->store, jd->address) != NULL;
+                changes[i] = (OwnedChange){
+                        .address = jd->address,
+                        .driver_now = jd->driver,
+                        .driver_override_now = jd->driver_override,
+                        .driver_override =
+                                jd->has_target_override ? jd->target_override : jd->driver_override,
+                        .driver = jd->has_target_driver ? jd->target_driver : jd->driver,
+                };
+        }
+        k = state_store_begin(o->store, changes, j->n_devices, &t->transaction);
+        if (k < 0) {
+                log_error_errno(
+                        k, "Failed to record the originals in %s: %m; not touching the devices",
+                        state_store_path(o->store));
+                journal_tx_free(t);
+                return k;
+        }
+        *j->state = t;
+        return 0;
+}
+
+/* END: commit, and drop the records of what is no longer ours. Under the lock. */
+static int journal_end(Ownership *o, const ExecutorJournal *j) {
+        JournalTx *t = *j->state;
+        int k = 0;
+
+        *j->state = NULL;
+        if (!o->store || !t) {
+                journal_tx_free(t);
+                return 0;
+        }
+        switch (j->outcome) {
+        case DEVICE_STATE_CONVERGED:
+                k = state_store_commit(o->store, t->transaction);
+                for (size_t i = 0; k >= 0 && i < j->n_devices; i++)
+                        if (j->devices[i].release)
+                                (void)state_store_forget(o->store, j->devices[i].address);
+                break;
+        case DEVICE_STATE_FAILED:
+                /* Rolled back: what was not ours before is not ours now. */
+                k = state_store_commit(o->store, t->transaction);
+                for (size_t i = 0; i < j->n_devices && i < t->n_was_owned; i++)
+                        if (!t->was_owned[i])
+                                (void)state_store_forget(o->store, j->devices[i].address);
+                break;
+        default:
+                /* Stuck: keep the begun record; the next start finishes or rolls back. */
+                break;
+        }
+        if (k < 0)
+                log_warning_errno(k, "Failed to update %s: %m", state_store_path(o->store));
+        journal_tx_free(t);
+        return k;
+}
+
+int ownership_journal(const ExecutorJournal *j, void *userdata) {
+        Ownership *o = userdata;
+        int k;
+
+        assert(j);
+        assert(o);
+
+        pthread_mutex_lock(&o->lock);
+        k = j->phase == EXECUTOR_JOURNAL_BEGIN ? journal_begin(o, j) : journal_end(o, j);
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The ownership journal: the daemon's one handle on the ownership records (state-store.h, DESIGN §3.5)
+ * and the executor's journal hook (executor.h, ExecutorJournalFunc) that writes them.
+ *
+ * It owns the store and the lock that guards it: the executor's lanes call ownership_journal() for
+ * BEGIN (record the originals before any sysfs write) and END (commit, or drop what a rollback
+ * gave back), possibly two lanes at once, while the loop thread asks what is owned when it plans.
+ * Every function here takes the lock; nothing else in the daemon touches the store, so the
+ * reconciler runs on the loop thread only and needs no lock of its own.
+ *
+ * A store that does not load (corrupt, unreadable) leaves the journal unusable: ownership_usable()
+ * is false, ownership_error() says why, and every BEGIN fails with -EUCLEAN so that nothing is
+ * mutated until the file is repaired or removed.
+ */
+
+#include <stdbool.h>
+
+#include "executor.h"
+
+typedef struct Ownership Ownership;
+
+/* Load the records from |state_dir| (copied). Returns 0 (check ownership_usable()) or -ENOMEM. */
+int ownership_new(const char *state_dir, Ownership **ret);
+Ownership *ownership_free(Ownership *o);
+static inline void ownership_freep(Ownership **o) {
+        if (*o)
+                ownership_free(*o);
+}
+
+bool ownership_usable(Ownership *o);
+/* Why the records could not be loaded ("PATH: reason"), borrowed; NULL when usable. */
+const char *ownership_error(Ownership *o);
+
+/* Whether any function is recorded. */
+bool ownership_any(Ownership *o);
+/* The addresses of every recorded function (new strv, sorted; NULL when none). Returns 0 or -ENOMEM. */
+int ownership_list_owned(Ownership *o, char ***ret);
+/* Drop |address|'s record: hostdevd no longer owns it (it is back as it was). Returns 0, -ENOENT
+ * (not recorded, or the journal is unusable), -errno from writing. */
+int ownership_forget(Ownership *o, const char *address);
+/* Log each transaction a crash interrupted (at start; the plan re-plans those functions). */
+void ownership_log_interrupted(Ownership *o);
+
+/* The executor's journal hook (ExecutorJournalFunc), |userdata| the Ownership. Thread-safe. */
+int ownership_journal(const ExecutorJournal *j, void *userdata);
