@@ -21,25 +21,11 @@
 #include "names.h"
 #include "object-path.h"
 #include "ownership.h"
+#include "status-table.h"
 #include "pci-address.h"
 #include "reconciler.h"
 #include "strv.h"
 #include "sysfs.h"
-
-typedef struct DeviceStatus {
-        char address[PCI_ADDRESS_STRING_MAX];
-        DeviceState state;
-        char *desired_driver; /* "" when none */
-        char *source;
-        char *reason;
-        char *last_error;
-        bool hold; /* failed or stuck at this generation: not retried automatically */
-        bool dirty; /* published values changed since the last flush */
-        unsigned stale; /* transactions in a row that found the host changed under them (-ESTALE) */
-} DeviceStatus;
-
-/* A function that someone else keeps rebinding (a udev rule, a script) is not fought forever. */
-#define RECONCILER_STALE_RETRIES 3u
 
 typedef struct Waiter {
         uint64_t seq; /* done when the job of this submit sequence finished */
@@ -87,11 +73,7 @@ struct Reconciler {
         Waiter *waiters;
         size_t n_waiters;
 
-        DeviceStatus *status; /* sorted by address */
-        size_t n_status;
-        int32_t *groups; /* IOMMU groups of status entries, sorted */
-        size_t n_groups;
-        char **unpublished; /* addresses dropped from the table, to announce */
+        StatusTable *status; /* what is published per function (status-table.h) */
         bool manager_dirty;
         char *published_state;
         uint64_t published_generation;
@@ -279,20 +261,6 @@ fail : {
 }
 }
 
-DeviceState device_state_worst(const DeviceState *states, size_t n) {
-        /* Rank by the precedence of dbus/org.hostdevd1.xml Manager.State. */
-        static const int rank[_DEVICE_STATE_MAX] = {
-                [DEVICE_STATE_CONVERGED] = 0, [DEVICE_STATE_PENDING] = 1, [DEVICE_STATE_BLOCKED] = 2,
-                [DEVICE_STATE_REFUSED] = 3,   [DEVICE_STATE_FAILED] = 4,  [DEVICE_STATE_STUCK] = 5,
-        };
-        DeviceState worst = DEVICE_STATE_CONVERGED;
-
-        for (size_t i = 0; i < n; i++)
-                if (states[i] >= 0 && states[i] < _DEVICE_STATE_MAX && rank[states[i]] > rank[worst])
-                        worst = states[i];
-        return worst;
-}
-
 static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -436,212 +404,42 @@ int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char 
 
 /* ---- status table --------------------------------------------------------------------------------- */
 
-static void device_status_done(DeviceStatus *s) {
-        free(s->desired_driver);
-        free(s->source);
-        free(s->reason);
-        free(s->last_error);
-}
-
-static int device_status_compare(const void *a, const void *b) {
-        const DeviceStatus *x = a, *y = b;
-
-        return strcmp(x->address, y->address);
-}
-
-static DeviceStatus *status_find(Reconciler *r, const char *address) {
-        DeviceStatus key = {};
-
-        if (!address || r->n_status == 0 || strlen(address) >= sizeof(key.address))
-                return NULL;
-        strcpy(key.address, address);
-        return bsearch(&key, r->status, r->n_status, sizeof(DeviceStatus), device_status_compare);
-}
-
-static int int32_compare(const void *a, const void *b) {
-        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-
-        return x < y ? -1 : x > y;
-}
-
-static bool streq_null(const char *a, const char *b) {
-        return streq(strempty(a), strempty(b));
-}
-
 static void reconciler_schedule_publish(Reconciler *r) {
         if (r->publish_source)
                 (void)sd_event_source_set_enabled(r->publish_source, SD_EVENT_ONESHOT);
 }
 
+static bool status_is_stuck(const char *address, void *userdata) {
+        Reconciler *r = userdata;
+
+        return r->executor && executor_is_stuck(r->executor, address);
+}
+
 /* Replace the table with the plan's view, keeping what the executor found (failed, stuck, LastError). */
 static int status_update_from_plan(Reconciler *r, const Plan *plan) {
-        const Model *model = r->model;
-        DeviceStatus *table = NULL;
-        int32_t *groups = NULL;
-        size_t n_groups = 0, n_table = plan->n_devices, n_kept = 0;
+        int k;
 
-        /* Functions the plan no longer concerns keep their LastError (a refused or failed request is
-         * undone, and its caller still wants to read why). */
-        for (size_t i = 0; i < r->n_status; i++)
-                if (r->status[i].last_error && *r->status[i].last_error &&
-                    !plan_get_device(plan, r->status[i].address))
-                        n_kept++;
-
-        if (n_table + n_kept > 0) {
-                table = calloc(n_table + n_kept, sizeof(DeviceStatus));
-                groups = calloc(plan->n_devices, sizeof(int32_t));
-                if (!table || !groups) {
-                        free(table);
-                        free(groups);
-                        return -ENOMEM;
-                }
-        }
-
-        for (size_t i = 0; i < plan->n_devices; i++) {
-                const PlanDevice *pd = &plan->devices[i];
-                DeviceStatus *s = &table[i], *old = status_find(r, pd->address);
-                const PciDevice *dev = model_get_device(model, pd->address);
-
-                memcpy(s->address, pd->address, sizeof(s->address));
-                s->state = pd->state;
-                s->desired_driver = strdup(strempty(pd->desired_driver));
-                s->source = strdup(strempty(pd->source));
-                s->reason = strdup(strempty(pd->reason));
-                if (!s->desired_driver || !s->source || !s->reason)
-                        goto oom;
-
-                if (r->executor && executor_is_stuck(r->executor, pd->address) &&
-                    pd->state != DEVICE_STATE_CONVERGED) {
-                        s->state = DEVICE_STATE_STUCK;
-                        s->hold = true;
-                } else if (old && old->hold && pd->state == DEVICE_STATE_PENDING) {
-                        /* Not retried automatically: keep showing why. */
-                        s->state = old->state;
-                        s->hold = true;
-                }
-                if (old) {
-                        if ((s->hold && old->hold) || s->state == DEVICE_STATE_STUCK) {
-                                free(s->reason);
-                                s->reason = strdup(strempty(old->reason));
-                                if (!s->reason)
-                                        goto oom;
-                        }
-                        s->last_error = TAKE_PTR(old->last_error);
-                        s->stale = old->stale;
-                        s->dirty = old->dirty || old->state != s->state ||
-                                !streq_null(old->desired_driver, s->desired_driver) ||
-                                !streq_null(old->source, s->source) || !streq_null(old->reason, s->reason);
-                } else
-                        s->dirty = true;
-                if (s->state == DEVICE_STATE_CONVERGED) {
-                        s->hold = false;
-                        if (!streq(s->reason, "")) {
-                                free(s->reason);
-                                s->reason = strdup("");
-                                if (!s->reason)
-                                        goto oom;
-                        }
-                }
-
-                if (dev && dev->iommu_group >= 0)
-                        groups[n_groups++] = dev->iommu_group;
-        }
-
-        /* Functions no longer concerned go back to the defaults (but LastError): announce them. */
-        for (size_t i = 0; i < r->n_status; i++) {
-                DeviceStatus *old = &r->status[i];
-
-                if (plan_get_device(plan, old->address))
-                        continue;
-                if (old->last_error && *old->last_error) {
-                        DeviceStatus *s = &table[n_table++];
-
-                        memcpy(s->address, old->address, sizeof(s->address));
-                        s->state = DEVICE_STATE_CONVERGED;
-                        s->desired_driver = strdup("");
-                        s->source = strdup("");
-                        s->reason = strdup("");
-                        s->last_error = TAKE_PTR(old->last_error);
-                        s->dirty = true;
-                        if (!s->desired_driver || !s->source || !s->reason)
-                                goto oom;
-                } else if (strv_extend(&r->unpublished, old->address) < 0)
-                        goto oom;
-        }
-
-        for (size_t i = 0; i < r->n_status; i++)
-                device_status_done(&r->status[i]);
-        free(r->status);
-        r->status = table;
-        r->n_status = n_table;
-        /* The planner sorts its devices by address; keep the table sorted whatever it does. */
-        if (r->n_status > 1)
-                qsort(r->status, r->n_status, sizeof(DeviceStatus), device_status_compare);
-
-        if (n_groups > 1)
-                qsort(groups, n_groups, sizeof(int32_t), int32_compare);
-        free(r->groups);
-        r->groups = groups;
-        r->n_groups = n_groups;
-
+        k = status_table_update_from_plan(r->status, plan, r->model, status_is_stuck, r);
+        if (k < 0)
+                return k;
         r->manager_dirty = true;
         reconciler_schedule_publish(r);
         return 0;
-
-oom:
-        for (size_t i = 0; i < n_table + n_kept && table; i++)
-                device_status_done(&table[i]);
-        free(table);
-        free(groups);
-        return -ENOMEM;
 }
 
 /* An executor outcome for one function. */
 static int status_set_outcome(
         Reconciler *r, const char *address, DeviceState state, int error, const char *reason) {
-        DeviceStatus *s = status_find(r, address);
+        int k;
 
-        if (!s) {
-                DeviceStatus *t = reallocarray(r->status, r->n_status + 1, sizeof(DeviceStatus));
-
-                if (!t)
-                        return -ENOMEM;
-                r->status = t;
-                s = &r->status[r->n_status];
-                *s = (DeviceStatus){};
-                (void)snprintf(s->address, sizeof(s->address), "%s", address);
-                s->desired_driver = strdup("");
-                s->source = strdup("");
-                r->n_status++;
-                if (!s->desired_driver || !s->source) {
-                        device_status_done(s);
-                        r->n_status--;
-                        return -ENOMEM;
-                }
-                qsort(r->status, r->n_status, sizeof(DeviceStatus), device_status_compare);
-                s = status_find(r, address);
-        }
-
-        s->state = state;
-        free(s->reason);
-        s->reason = strdup(state == DEVICE_STATE_CONVERGED ? "" : strempty(reason));
-        if (state != DEVICE_STATE_CONVERGED) {
-                free(s->last_error);
-                s->last_error = strdup(strempty(reason));
-                /* -ESTALE: the host changed under the plan (a rebind by hand): plan again, that is no
-                 * failure of the device. Anything else waits for a new desired state or Apply(). */
-                if (error == -ESTALE)
-                        s->hold = ++s->stale > RECONCILER_STALE_RETRIES;
-                else
-                        s->hold = true;
-        } else {
-                s->hold = false;
-                s->stale = 0;
-        }
-        s->dirty = true;
+        k = status_table_set_outcome(r->status, address, state, error, reason);
         r->manager_dirty = true;
         reconciler_schedule_publish(r);
-        return s->reason ? 0 : -ENOMEM;
+        return k;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return streq(strempty(a), strempty(b));
 }
 
 /* ---- published state --------------------------------------------------------------------------- */
@@ -649,8 +447,7 @@ static int status_set_outcome(
 const char *reconciler_manager_state(Reconciler *r) {
         DeviceState worst = DEVICE_STATE_CONVERGED;
 
-        for (size_t i = 0; i < r->n_status; i++)
-                worst = device_state_worst((const DeviceState[]){ worst, r->status[i].state }, 2);
+        worst = status_table_worst(r->status);
         if (worst == DEVICE_STATE_CONVERGED && (r->n_inflight > 0 || r->queued))
                 worst = DEVICE_STATE_PENDING;
         return device_state_to_string(worst);
@@ -669,7 +466,7 @@ const char *reconciler_store_error(Reconciler *r) {
 }
 
 void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusView *ret) {
-        const DeviceStatus *s = r ? status_find(r, address) : NULL;
+        const DeviceStatus *s = r ? status_table_get(r->status, address) : NULL;
 
         if (!s) {
                 *ret = (DeviceStatusView){
@@ -691,7 +488,9 @@ void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusVi
 }
 
 /* Hand a function's changed status to the publisher (ReconcilerHooks.status_changed). */
-static void publish_device(Reconciler *r, const char *address) {
+static void publish_device(const char *address, void *userdata) {
+        Reconciler *r = userdata;
+
         if (r->hooks.status_changed && model_get_device(r->model, address))
                 r->hooks.status_changed(r->hooks_userdata, address);
 }
@@ -702,15 +501,7 @@ static int on_publish(sd_event_source *source, void *userdata) {
         const char *state;
         size_t n = 0;
 
-        for (size_t i = 0; i < r->n_status; i++)
-                if (r->status[i].dirty) {
-                        r->status[i].dirty = false;
-                        publish_device(r, r->status[i].address);
-                }
-        STRV_FOREACH (a, r->unpublished)
-                if (!status_find(r, *a))
-                        publish_device(r, *a);
-        r->unpublished = strv_free(r->unpublished);
+        status_table_take_dirty(r->status, publish_device, r);
 
         if (!r->manager_dirty)
                 return 0;
@@ -781,7 +572,7 @@ int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
 static bool reconciler_is_active(Reconciler *r) {
         if (r->desired && r->desired->n_rules > 0)
                 return true;
-        return ownership_any(r->ownership) || r->n_status > 0;
+        return ownership_any(r->ownership) || status_table_size(r->status) > 0;
 }
 
 static int plan_empty(Plan **ret) {
@@ -1001,9 +792,8 @@ static bool inflight_remove(Reconciler *r, uint64_t id) {
 /* Held functions (failed or stuck at this generation) and every function a job of ours in the
  * executor touches, for plan_filter() (duplicates do no harm there). */
 static int reconciler_exclude(Reconciler *r, char ***ret) {
-        for (size_t i = 0; i < r->n_status; i++)
-                if (r->status[i].hold && strv_extend(ret, r->status[i].address) < 0)
-                        return -ENOMEM;
+        if (status_table_list_held(r->status, ret) < 0)
+                return -ENOMEM;
         for (size_t i = 0; i < r->n_inflight; i++)
                 STRV_FOREACH (a, r->inflight[i].addresses)
                         if (strv_extend(ret, *a) < 0)
@@ -1041,8 +831,7 @@ static int reconciler_run(Reconciler *r) {
         }
 
         if (force)
-                for (size_t i = 0; i < r->n_status; i++)
-                        r->status[i].hold = false;
+                status_table_release_all(r->status);
 
         /* Nothing left to own: no record, so a later rule for it starts from what it is now. */
         STRV_FOREACH (a, released)
@@ -1296,7 +1085,7 @@ static void reconciler_refresh_device(Reconciler *r, const char *address) {
  * (module-loader.h). NULL otherwise, or on OOM. */
 static char *reason_with_backoff(Reconciler *r, const ExecutorEvent *ev) {
         _cleanup_free_ char *backoff = NULL;
-        const DeviceStatus *s = status_find(r, ev->address);
+        const DeviceStatus *s = status_table_get(r->status, ev->address);
         ModuleLoaderBackoff b;
         char *buf;
 
@@ -1322,22 +1111,16 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
                                 strna(reason ?: ev->reason));
                 (void)status_set_outcome(r, ev->address, ev->state, ev->error, reason ?: ev->reason);
                 reconciler_refresh_device(r, ev->address);
-                if (ev->error == -ESTALE) {
-                        DeviceStatus *s = status_find(r, ev->address);
-
-                        if (s && !s->hold)
-                                reconciler_schedule(r);
-                }
+                if (ev->error == -ESTALE && status_table_get(r->status, ev->address) &&
+                    !status_table_is_held(r->status, ev->address))
+                        reconciler_schedule(r);
                 break;
         }
         case EXECUTOR_EVENT_RELEASED: {
-                DeviceStatus *s = status_find(r, ev->address);
-
                 log_notice(
                         "PCI function %s: the stuck sysfs access returned (%d); re-planning", ev->address,
                         ev->error);
-                if (s)
-                        s->hold = false;
+                status_table_release(r->status, ev->address);
                 reconciler_refresh_device(r, ev->address);
                 reconciler_schedule(r);
                 break;
@@ -1376,14 +1159,13 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];
                 const PciDevice *dev;
-                DeviceStatus *s;
+                bool s;
 
                 if (c->object != MODEL_OBJECT_DEVICE)
                         continue;
-                s = status_find(r, c->key);
+                s = status_table_get(r->status, c->key) != NULL;
                 if (c->kind == MODEL_CHANGE_ADDED) {
-                        if (s)
-                                s->hold = false; /* a new function: try again */
+                        status_table_release(r->status, c->key); /* a new function: try again */
                         if (active && strv_extend(&fresh, c->key) < 0)
                                 log_warning("Out of memory: %s waits for the next full plan", c->key);
                         schedule = schedule || active || s;
@@ -1402,8 +1184,7 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
                         continue;
                 }
                 dev = model_get_device(model, c->key);
-                if (dev && dev->iommu_group >= 0 && r->n_groups > 0 &&
-                    bsearch(&dev->iommu_group, r->groups, r->n_groups, sizeof(int32_t), int32_compare))
+                if (dev && status_table_has_group(r->status, dev->iommu_group))
                         schedule = true;
         }
 
@@ -1454,8 +1235,7 @@ int reconciler_reload(Reconciler *r) {
         desired_state_free(r->desired);
         r->desired = TAKE_PTR(s);
         r->generation++;
-        for (size_t i = 0; i < r->n_status; i++)
-                r->status[i].hold = false;
+        status_table_release_all(r->status);
         log_info("Desired state generation %" PRIu64 ": %zu rule(s)", r->generation, r->desired->n_rules);
         reconciler_schedule(r);
         return r->config_errors ? -EBADMSG : 1;
@@ -1608,6 +1388,9 @@ int reconciler_new(
         r = calloc(1, sizeof(Reconciler));
         if (!r)
                 return -ENOMEM;
+        r->status = status_table_new();
+        if (!r->status)
+                return -ENOMEM;
         r->event = sd_event_ref(event);
         r->model = model;
         if (hooks)
@@ -1710,11 +1493,7 @@ Reconciler *reconciler_free(Reconciler *r) {
                 r->waiters[i].done(r, -ECANCELED, r->waiters[i].userdata);
         free(r->waiters);
 
-        for (size_t i = 0; i < r->n_status; i++)
-                device_status_done(&r->status[i]);
-        free(r->status);
-        free(r->groups);
-        strv_free(r->unpublished);
+        r->status = status_table_free(r->status);
         free(r->published_state);
         strv_free(r->published_config_errors);
         holders_free(r->holders, r->n_holders);

@@ -46,6 +46,7 @@
 
 #include "desired-state.h"
 #include "planner.h"
+#include "status-table.h"
 
 typedef struct Reconciler Reconciler;
 
@@ -117,9 +118,6 @@ int reconciler_format_sriov_request(
 /* Write |content| to |dir|/|name| atomically (temporary file, fsync, rename, fsync of the directory),
  * mode 0644, creating |dir| (one level, 0755) if missing. Returns 0 or -errno. */
 int write_file_atomic(const char *dir, const char *name, const char *content);
-
-/* The worst of |n| states for Manager.State: stuck > failed > refused > blocked > pending > converged. */
-DeviceState device_state_worst(const DeviceState *states, size_t n);
 
 /*
  * A copy of |plan| without the transactions that touch any address of
