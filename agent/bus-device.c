@@ -5,7 +5,7 @@
 
 #include "bus-device.h"
 #include "bus-util.h"
-#include "daemon.h"
+#include "bus-context.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -73,7 +73,7 @@ static int property_get_iommu_group_peers(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
-        Daemon *d = bus_get_slot_userdata(bus);
+        BusContext *d = bus_get_slot_userdata(bus);
         char **peers = NULL;
         int r;
 
@@ -95,7 +95,7 @@ static int property_get_reconciler(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
-        Daemon *d = bus_get_slot_userdata(bus);
+        BusContext *d = bus_get_slot_userdata(bus);
         DeviceStatusView v;
 
         if (!d)
@@ -117,7 +117,7 @@ static int property_get_holders(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
-        Daemon *d = bus_get_slot_userdata(bus);
+        BusContext *d = bus_get_slot_userdata(bus);
         const Holder *holders = NULL;
         size_t n = 0;
         int r;
@@ -299,7 +299,7 @@ size_t bus_device_property_names(unsigned fields, const char *names[static BUS_D
 static int device_find(
         sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
         sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         _cleanup_free_ char *address = NULL;
         const PciDevice *dev;
         const char *e;
@@ -319,7 +319,7 @@ static int device_find(
 static int device_node_enumerator(
         sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
         const PciDevice *const *devices;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         char **l;
         size_t n = 0;
 
@@ -339,7 +339,7 @@ static int device_node_enumerator(
         return 0;
 }
 
-int bus_device_add(Daemon *d) {
+int bus_device_add(BusContext *d) {
         int r;
 
         r = sd_bus_add_fallback_vtable(

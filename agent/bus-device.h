@@ -5,13 +5,13 @@
 
 #include <stddef.h>
 
-typedef struct Daemon Daemon;
+typedef struct BusContext BusContext;
 
 /* Enough for every property of org.hostdevd1.Device, plus the NULL terminator. */
 #define BUS_DEVICE_PROPERTIES_MAX 40
 
 /* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
-int bus_device_add(Daemon *d);
+int bus_device_add(BusContext *d);
 
 /*
  * The Device properties that PciDeviceField bits |fields| cover, as a

@@ -7,7 +7,7 @@
 #include "bus-device.h"
 #include "bus-emitter.h"
 #include "bus-mdev.h"
-#include "daemon.h"
+#include "bus-context.h"
 #include "event-priorities.h"
 #include "intake.h"
 #include "log.h"
@@ -38,7 +38,7 @@ typedef struct MergedChange {
 } MergedChange;
 
 struct BusEmitter {
-        Daemon *daemon;
+        BusContext *ctx;
         sd_event_source *defer;
 
         PendingChange *pending;
@@ -72,14 +72,14 @@ static int on_flush(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-int bus_emitter_new(Daemon *d, BusEmitter **ret) {
+int bus_emitter_new(BusContext *d, BusEmitter **ret) {
         _cleanup_(bus_emitter_freep) BusEmitter *e = NULL;
         int r;
 
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
-        e->daemon = d;
+        e->ctx = d;
 
         r = sd_event_add_defer(d->event, &e->defer, on_flush, e);
         if (r < 0)
@@ -109,7 +109,7 @@ BusEmitter *bus_emitter_free(BusEmitter *e) {
 }
 
 int bus_emitter_snapshot(BusEmitter *e) {
-        Daemon *d = e->daemon;
+        BusContext *d = e->ctx;
         size_t n_devices = 0, n_mdevs = 0;
         char *reason;
 
@@ -236,8 +236,8 @@ static int emit_removed(sd_bus *bus, const char *path, const char *interface) {
 }
 
 static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_dirty) {
-        sd_bus *bus = e->daemon->bus;
-        Model *model = e->daemon->model;
+        sd_bus *bus = e->ctx->bus;
+        Model *model = e->ctx->model;
         _cleanup_free_ char *path = NULL;
         const char *interface;
         bool exists;
@@ -313,7 +313,7 @@ static int emit_object(BusEmitter *e, const MergedChange *m, bool *mdev_types_di
 }
 
 static int emit_manager(BusEmitter *e, bool mdev_types_dirty) {
-        Daemon *d = e->daemon;
+        BusContext *d = e->ctx;
         const char *names[16];
         size_t n = 0, n_devices = 0, n_mdevs = 0;
         const char *reason;
@@ -364,13 +364,13 @@ static int emit_status(BusEmitter *e, const char *address) {
         int r;
 
         /* Gone meanwhile: its InterfacesRemoved said everything. */
-        if (!model_get_device(e->daemon->model, address))
+        if (!model_get_device(e->ctx->model, address))
                 return 0;
         path = object_path_from_pci_address(address);
         if (!path)
                 return log_debug_errno(-EINVAL, "Cannot build an object path for '%s', ignoring", address);
         r = sd_bus_emit_properties_changed(
-                e->daemon->bus, path, HOSTDEVD_DEVICE_INTERFACE, "DesiredDriver", "DesiredSource", "State",
+                e->ctx->bus, path, HOSTDEVD_DEVICE_INTERFACE, "DesiredDriver", "DesiredSource", "State",
                 "StateReason", "LastError", NULL);
         if (r < 0)
                 return log_debug_errno(r, "Failed to emit PropertiesChanged for %s: %m, ignoring", path);
@@ -414,7 +414,7 @@ int bus_emitter_flush(BusEmitter *e) {
 
         assert(e);
 
-        if (!e->daemon->bus) {
+        if (!e->ctx->bus) {
                 e->n_pending = 0;
                 e->status_pending = strv_free(e->status_pending);
                 e->manager_status_pending = strv_free(e->manager_status_pending);

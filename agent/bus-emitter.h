@@ -31,11 +31,11 @@
 
 #include "model.h"
 
-typedef struct Daemon Daemon;
+typedef struct BusContext BusContext;
 typedef struct BusEmitter BusEmitter;
 
 /* Creates the (disabled) defer source on d->event. Returns 0 or -errno. */
-int bus_emitter_new(Daemon *d, BusEmitter **ret);
+int bus_emitter_new(BusContext *d, BusEmitter **ret);
 BusEmitter *bus_emitter_free(BusEmitter *e);
 static inline void bus_emitter_freep(BusEmitter **e) {
         if (*e)

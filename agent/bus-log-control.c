@@ -2,7 +2,7 @@
 
 #include "bus-errors.h"
 #include "bus-log-control.h"
-#include "daemon.h"
+#include "bus-context.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -102,7 +102,7 @@ static const sd_bus_vtable log_control_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int bus_log_control_add(Daemon *d) {
+int bus_log_control_add(BusContext *d) {
         int r;
 
         r = sd_bus_add_object_vtable(

@@ -7,6 +7,6 @@
  * LogLevel and LogTarget are writable by root (sender euid 0) only.
  */
 
-typedef struct Daemon Daemon;
+typedef struct BusContext BusContext;
 
-int bus_log_control_add(Daemon *d);
+int bus_log_control_add(BusContext *d);

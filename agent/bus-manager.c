@@ -9,11 +9,10 @@
 #include "bus-errors.h"
 #include "bus-manager.h"
 #include "bus-polkit.h"
-#include "daemon.h"
+#include "bus-context.h"
 #include "intake.h"
 #include "log.h"
 #include "macro.h"
-#include "monitor.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
@@ -29,7 +28,7 @@ static int property_get_version(
 static int property_get_device_count(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         size_t n = 0;
 
         (void)model_get_devices(d->model, &n);
@@ -39,7 +38,7 @@ static int property_get_device_count(
 static int property_get_mdev_count(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         size_t n = 0;
 
         (void)model_get_mdevs(d->model, &n);
@@ -49,7 +48,7 @@ static int property_get_mdev_count(
 static int property_get_rescans(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append(reply, "t", intake_rescans(d->intake));
 }
@@ -57,7 +56,7 @@ static int property_get_rescans(
 static int property_get_iommu_enabled(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append(reply, "b", (int)model_iommu_enabled(d->model));
 }
@@ -65,7 +64,7 @@ static int property_get_iommu_enabled(
 static int property_get_iommu_reason(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append(reply, "s", strempty(model_iommu_reason(d->model)));
 }
@@ -73,9 +72,9 @@ static int property_get_iommu_reason(
 static int property_get_event_source(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
-        return sd_bus_message_append(reply, "s", d->monitor ? monitor_get_source(d->monitor) : "");
+        return sd_bus_message_append(reply, "s", strempty(d->event_source));
 }
 
 /* a(sssssu): (parent, type id, name, description, device_api, available_instances), parents sorted by name.
@@ -83,7 +82,7 @@ static int property_get_event_source(
 static int property_get_mdev_types(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         const MdevParent *const *parents;
         size_t n = 0;
         int r;
@@ -107,7 +106,7 @@ static int property_get_mdev_types(
 }
 
 static int method_get_device_by_address(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         char canonical[PCI_ADDRESS_STRING_MAX];
         _cleanup_free_ char *path = NULL;
         const char *address;
@@ -134,7 +133,7 @@ static int method_get_device_by_address(sd_bus_message *m, void *userdata, sd_bu
 }
 
 static int method_get_mdev_by_uuid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         _cleanup_free_ char *path = NULL;
         char lower[MDEV_UUID_STRING_MAX];
         const char *uuid;
@@ -184,7 +183,7 @@ static int method_list_iommu_groups(sd_bus_message *m, void *userdata, sd_bus_er
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ GroupMember *members = NULL;
         const PciDevice *const *devices;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         size_t n = 0, n_members = 0;
         int r;
 
@@ -244,7 +243,7 @@ static int method_list_iommu_groups(sd_bus_message *m, void *userdata, sd_bus_er
 static int property_get_state(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append(
                 reply, "s", d->reconciler ? reconciler_manager_state(d->reconciler) : "converged");
@@ -253,7 +252,7 @@ static int property_get_state(
 static int property_get_generation(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append(reply, "t", d->reconciler ? reconciler_generation(d->reconciler) : 0);
 }
@@ -261,7 +260,7 @@ static int property_get_generation(
 static int property_get_config_errors(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
 
         return sd_bus_message_append_strv(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
@@ -271,7 +270,7 @@ static int property_get_config_errors(
 static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(plan_freep) Plan *plan = NULL;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         int r;
 
         r = reconciler_plan(d->reconciler, &plan);
@@ -330,7 +329,7 @@ typedef enum RequestType {
 } RequestType;
 
 typedef struct Request {
-        Daemon *daemon;
+        BusContext *ctx;
         sd_bus_message *message;
         RequestType type;
         char address[PCI_ADDRESS_STRING_MAX];
@@ -354,15 +353,15 @@ static Request *request_free(Request *q) {
 static void request_reply_errno(Request *q, int error, const char *what) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
-        if (error == -EBADMSG && q->daemon->reconciler) {
+        if (error == -EBADMSG && q->ctx->reconciler) {
                 _cleanup_free_ char *joined = NULL;
                 size_t len = 0;
 
-                STRV_FOREACH (line, reconciler_config_errors(q->daemon->reconciler))
+                STRV_FOREACH (line, reconciler_config_errors(q->ctx->reconciler))
                         len += strlen(*line) + 1;
                 joined = calloc(1, len + 1);
                 if (joined)
-                        STRV_FOREACH (line, reconciler_config_errors(q->daemon->reconciler)) {
+                        STRV_FOREACH (line, reconciler_config_errors(q->ctx->reconciler)) {
                                 if (*joined)
                                         strcat(joined, "\n");
                                 strcat(joined, *line);
@@ -373,11 +372,11 @@ static void request_reply_errno(Request *q, int error, const char *what) {
                         joined && *joined ? joined : "see ConfigErrors");
                 return;
         }
-        if (error == -EUCLEAN && q->daemon->reconciler && reconciler_store_error(q->daemon->reconciler)) {
+        if (error == -EUCLEAN && q->ctx->reconciler && reconciler_store_error(q->ctx->reconciler)) {
                 (void)sd_bus_reply_method_errorf(
                         q->message, HOSTDEVD_ERROR_FAILED,
                         "%s: the ownership records cannot be read (%s); repair or remove the file", what,
-                        reconciler_store_error(q->daemon->reconciler));
+                        reconciler_store_error(q->ctx->reconciler));
                 return;
         }
         (void)bus_error_setf_errno(&e, error, "%s", what);
@@ -442,7 +441,7 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
 }
 
 static void request_execute(Request *q) {
-        Reconciler *rec = q->daemon->reconciler;
+        Reconciler *rec = q->ctx->reconciler;
         _cleanup_free_ char *content = NULL;
         RequestKind kind = q->type == REQUEST_SET_NUMVFS ? REQUEST_SRIOV : REQUEST_DEVICE;
         int r;
@@ -532,7 +531,7 @@ static int request_authorize(Request *q, const char *action) {
                         return -ENOMEM;
         }
 
-        r = bus_polkit_check(q->daemon->polkit, q->message, action, details, on_authorized, q);
+        r = bus_polkit_check(q->ctx->polkit, q->message, action, details, on_authorized, q);
         if (r == -EBUSY)
                 return sd_bus_reply_method_errorf(
                         q->message, HOSTDEVD_ERROR_FAILED, "Too many pending authorization checks");
@@ -585,12 +584,12 @@ static int request_start(Request *q, const char *action) {
         return 1;
 }
 
-static Request *request_new(Daemon *d, sd_bus_message *m, RequestType type) {
+static Request *request_new(BusContext *d, sd_bus_message *m, RequestType type) {
         Request *q = calloc(1, sizeof(Request));
 
         if (!q)
                 return NULL;
-        q->daemon = d;
+        q->ctx = d;
         q->message = sd_bus_message_ref(m);
         q->type = type;
         return q;
@@ -614,7 +613,7 @@ static int method_apply(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
 /* Canonical address of an existing function, or a bus error naming the value. */
 static int parse_device_address(
-        Daemon *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
+        BusContext *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
         PciAddress a;
 
         if (pci_address_from_string(s, &a) < 0)
@@ -627,7 +626,7 @@ static int parse_device_address(
 
 static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **flags = NULL;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         const char *address, *driver, *bad = NULL;
         DriverSpec spec = {};
         Request *q;
@@ -677,7 +676,7 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
 }
 
 static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         const char *address;
         PciAddress a;
         Request *q;
@@ -699,7 +698,7 @@ static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_
 
 static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **flags = NULL;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         const char *pf, *vf_driver, *bad = NULL;
         const PciDevice *dev;
         DriverSpec spec = {};
@@ -811,7 +810,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int bus_manager_add(Daemon *d) {
+int bus_manager_add(BusContext *d) {
         int r;
 
         r = sd_bus_add_object_vtable(

@@ -3,7 +3,7 @@
 
 /* org.hostdevd1.Manager and the ObjectManager at /org/hostdevd1. */
 
-typedef struct Daemon Daemon;
+typedef struct BusContext BusContext;
 
 /* Register the Manager vtable and the ObjectManager on d->bus. Returns 0 or -errno (logged). */
-int bus_manager_add(Daemon *d);
+int bus_manager_add(BusContext *d);

@@ -4,7 +4,7 @@
 
 #include "bus-mdev.h"
 #include "bus-util.h"
-#include "daemon.h"
+#include "bus-context.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
@@ -87,7 +87,7 @@ size_t bus_mdev_property_names(unsigned fields, const char *names[static BUS_MDE
 static int mdev_find(
         sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
         sd_bus_error *error) {
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         _cleanup_free_ char *uuid = NULL;
         const Mdev *mdev;
         const char *e;
@@ -107,7 +107,7 @@ static int mdev_find(
 static int mdev_node_enumerator(
         sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
         const Mdev *const *mdevs;
-        Daemon *d = userdata;
+        BusContext *d = userdata;
         char **l;
         size_t n = 0;
 
@@ -127,7 +127,7 @@ static int mdev_node_enumerator(
         return 0;
 }
 
-int bus_mdev_add(Daemon *d) {
+int bus_mdev_add(BusContext *d) {
         int r;
 
         r = sd_bus_add_fallback_vtable(

@@ -5,12 +5,12 @@
 
 #include <stddef.h>
 
-typedef struct Daemon Daemon;
+typedef struct BusContext BusContext;
 
 #define BUS_MDEV_PROPERTIES_MAX 12
 
 /* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
-int bus_mdev_add(Daemon *d);
+int bus_mdev_add(BusContext *d);
 
 /* The Mdev properties that MdevField bits |fields| cover, NULL-terminated into |names|. Returns the count.
  */

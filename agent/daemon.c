@@ -121,7 +121,7 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         if (!d->pci_ids_path)
                 return -ENOMEM;
 
-        r = sd_event_new(&d->event);
+        r = sd_event_new(&d->ctx.event);
         if (r < 0)
                 return r;
 
@@ -134,18 +134,18 @@ Daemon *daemon_free(Daemon *d) {
                 return NULL;
 
         /* The bus first: its vtables point at us and at the model. */
-        d->emitter = bus_emitter_free(d->emitter);
-        d->polkit = bus_polkit_free(d->polkit);
+        d->ctx.emitter = bus_emitter_free(d->ctx.emitter);
+        d->ctx.polkit = bus_polkit_free(d->ctx.polkit);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
-        d->reconciler = reconciler_free(d->reconciler);
-        d->bus = sd_bus_flush_close_unref(d->bus);
+        d->ctx.reconciler = reconciler_free(d->ctx.reconciler);
+        d->ctx.bus = sd_bus_flush_close_unref(d->ctx.bus);
         d->monitor = monitor_free(d->monitor);
         d->early_monitor = monitor_free(d->early_monitor);
-        d->intake = intake_free(d->intake);
-        d->model = model_free(d->model);
+        d->ctx.intake = intake_free(d->ctx.intake);
+        d->ctx.model = model_free(d->ctx.model);
         if (d->pacc)
                 pci_cleanup(d->pacc);
-        d->event = sd_event_unref(d->event);
+        d->ctx.event = sd_event_unref(d->ctx.event);
 
         free(d->bus_address);
         free(d->uevent_source);
@@ -164,53 +164,53 @@ static void on_model_changes(void *userdata, const ModelChange *changes, size_t 
         Daemon *d = userdata;
         int r;
 
-        if (d->emitter) {
-                r = bus_emitter_queue(d->emitter, changes, n);
+        if (d->ctx.emitter) {
+                r = bus_emitter_queue(d->ctx.emitter, changes, n);
                 if (r < 0)
                         log_warning_errno(r, "Failed to queue bus signals: %m, ignoring");
         }
         /* Hotplug and drift: the reconciler decides whether they concern it. */
-        reconciler_on_model_changes(d->reconciler, changes, n);
+        reconciler_on_model_changes(d->ctx.reconciler, changes, n);
 }
 
 static void on_rescan(void *userdata) {
         Daemon *d = userdata;
 
-        if (d->emitter)
-                (void)bus_emitter_manager_changed(d->emitter);
+        if (d->ctx.emitter)
+                (void)bus_emitter_manager_changed(d->ctx.emitter);
 }
 
 static bool on_job_touches(void *userdata, const char *address) {
         Daemon *d = userdata;
 
-        return reconciler_job_touches(d->reconciler, address);
+        return reconciler_job_touches(d->ctx.reconciler, address);
 }
 
 /* ReconcilerHooks: what a plan needs from the intake. */
 static void on_flush_uevents(void *userdata) {
         Daemon *d = userdata;
 
-        intake_flush(d->intake);
+        intake_flush(d->ctx.intake);
 }
 
 static void on_refresh(void *userdata, const char *address) {
         Daemon *d = userdata;
 
-        intake_queue_refresh(d->intake, address);
+        intake_queue_refresh(d->ctx.intake, address);
 }
 
 static void on_status_changed(void *userdata, const char *address) {
         Daemon *d = userdata;
 
-        if (d->emitter)
-                (void)bus_emitter_queue_status(d->emitter, address);
+        if (d->ctx.emitter)
+                (void)bus_emitter_queue_status(d->ctx.emitter, address);
 }
 
 static void on_manager_status_changed(void *userdata, char *const *names) {
         Daemon *d = userdata;
 
-        if (d->emitter)
-                (void)bus_emitter_queue_manager_status(d->emitter, names);
+        if (d->ctx.emitter)
+                (void)bus_emitter_queue_manager_status(d->ctx.emitter, names);
 }
 
 static int on_uevent(
@@ -218,7 +218,7 @@ static int on_uevent(
         const char *mdev_state) {
         Daemon *d = userdata;
 
-        return intake_receive(d->intake, action, subsystem, syspath, sysname, mdev_state);
+        return intake_receive(d->ctx.intake, action, subsystem, syspath, sysname, mdev_state);
 }
 
 static void on_pci_add(
@@ -228,58 +228,58 @@ static void on_pci_add(
 
         /* Gone and back before its "remove" was applied: the model must not know it still, or the
          * early driver_override skips it as "already known". */
-        intake_before_pci_add(d->intake, sysname);
-        (void)reconciler_on_pci_add(d->reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
+        intake_before_pci_add(d->ctx.intake, sysname);
+        (void)reconciler_on_pci_add(d->ctx.reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
 }
 
 static void on_pci_bind(void *userdata, const char *sysname) {
         Daemon *d = userdata;
 
-        reconciler_on_pci_bind(d->reconciler, sysname);
+        reconciler_on_pci_bind(d->ctx.reconciler, sysname);
 }
 
 static int on_overflow(void *userdata) {
         Daemon *d = userdata;
 
-        return intake_rescan(d->intake);
+        return intake_rescan(d->ctx.intake);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Daemon *d = userdata;
 
         log_info("SIGHUP: re-reading the desired state");
-        (void)reconciler_reload(d->reconciler);
+        (void)reconciler_reload(d->ctx.reconciler);
         return 0;
 }
 
 static int daemon_export(Daemon *d) {
         int r;
 
-        r = bus_open(d->event, d->bus_address, &d->bus);
+        r = bus_open(d->ctx.event, d->bus_address, &d->ctx.bus);
         if (r < 0)
                 return r;
 
-        r = bus_polkit_new(d->bus, &d->polkit);
+        r = bus_polkit_new(d->ctx.bus, &d->ctx.polkit);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
 
-        r = bus_emitter_new(d, &d->emitter);
+        r = bus_emitter_new(&d->ctx, &d->ctx.emitter);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up bus signals: %m");
-        r = bus_emitter_snapshot(d->emitter);
+        r = bus_emitter_snapshot(d->ctx.emitter);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
 
-        r = bus_manager_add(d);
+        r = bus_manager_add(&d->ctx);
         if (r < 0)
                 return r;
-        r = bus_device_add(d);
+        r = bus_device_add(&d->ctx);
         if (r < 0)
                 return r;
-        r = bus_mdev_add(d);
+        r = bus_mdev_add(&d->ctx);
         if (r < 0)
                 return r;
-        return bus_log_control_add(d);
+        return bus_log_control_add(&d->ctx);
 }
 
 int daemon_start(Daemon *d) {
@@ -312,18 +312,18 @@ int daemon_start(Daemon *d) {
         if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 || sigaddset(&mask, SIGINT) < 0 ||
             sigaddset(&mask, SIGHUP) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(negative_errno(), "Failed to block signals: %m");
-        r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
+        r = sd_event_add_signal(d->ctx.event, NULL, SIGTERM, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle SIGTERM: %m");
-        r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
+        r = sd_event_add_signal(d->ctx.event, NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle SIGINT: %m");
-        r = sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
+        r = sd_event_add_signal(d->ctx.event, NULL, SIGHUP, on_sighup, d);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle SIGHUP: %m");
 
         /* Arms a timer only when systemd set $WATCHDOG_USEC; otherwise nothing ticks. */
-        r = sd_event_set_watchdog(d->event, true);
+        r = sd_event_set_watchdog(d->ctx.event, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog: %m, ignoring");
 
@@ -331,7 +331,7 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up libpci: %m");
 
-        r = model_new(d->pacc, &d->model);
+        r = model_new(d->pacc, &d->ctx.model);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the model: %m");
 
@@ -344,10 +344,13 @@ int daemon_start(Daemon *d) {
         /* The intake holds a new function's kernel "add" until the kernel's first probe; with udevd
          * the "add" comes after that probe anyway. */
         r = intake_new(
-                d->event, d->model, streq(source, UEVENT_SOURCE_KERNEL), &intake_hooks, d, &d->intake);
+                d->ctx.event, d->ctx.model, streq(source, UEVENT_SOURCE_KERNEL), &intake_hooks, d,
+                &d->ctx.intake);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the uevent intake: %m");
-        r = monitor_new(d->event, source, &callbacks, d, &d->monitor);
+        r = monitor_new(d->ctx.event, source, &callbacks, d, &d->monitor);
+        if (r >= 0)
+                d->ctx.event_source = monitor_get_source(d->monitor);
         if (r < 0)
                 return r;
         /* udevd passes on an "add" once its rules ran, long after the kernel's first probe: the
@@ -360,7 +363,7 @@ int daemon_start(Daemon *d) {
                         .on_overflow = on_overflow,
                 };
 
-                r = monitor_new(d->event, UEVENT_SOURCE_KERNEL, &early_callbacks, d, &d->early_monitor);
+                r = monitor_new(d->ctx.event, UEVENT_SOURCE_KERNEL, &early_callbacks, d, &d->early_monitor);
                 if (r >= 0)
                         r = monitor_set_priority(d->early_monitor, EVENT_PRIORITY_EARLY_MONITOR);
                 if (r < 0) {
@@ -373,7 +376,7 @@ int daemon_start(Daemon *d) {
         }
 
         /* 2. Enumerate. Events queued meanwhile are applied once the loop runs; they are idempotent. */
-        r = model_enumerate(d->model, NULL);
+        r = model_enumerate(d->ctx.model, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to enumerate PCI devices in %s: %m", SYSFS_PCI_DEVICES);
 
@@ -384,7 +387,8 @@ int daemon_start(Daemon *d) {
                 .runtime_dir = d->runtime_dir,
                 .load_modules = d->load_modules,
         };
-        r = reconciler_new(d->event, d->model, &reconciler_hooks, d, &reconciler_options, &d->reconciler);
+        r = reconciler_new(
+                d->ctx.event, d->ctx.model, &reconciler_hooks, d, &reconciler_options, &d->ctx.reconciler);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the reconciler: %m");
 
@@ -393,20 +397,20 @@ int daemon_start(Daemon *d) {
         r = daemon_export(d);
         if (r < 0)
                 return r;
-        reconciler_start(d->reconciler);
-        r = bus_request_name(d->bus);
+        reconciler_start(d->ctx.reconciler);
+        r = bus_request_name(d->ctx.bus);
         if (r < 0)
                 return r;
 
         /* 5. Ready. */
-        (void)model_get_devices(d->model, &n_devices);
-        (void)model_get_mdevs(d->model, &n_mdevs);
+        (void)model_get_devices(d->ctx.model, &n_devices);
+        (void)model_get_mdevs(d->ctx.model, &n_mdevs);
         log_field_full_errno(
                 LOG_INFO, 0, NULL, MESSAGE_ID_STARTED,
                 "hostdevd %s started: watching %zu PCI functions, %zu mdevs (IOMMU %s)", HOSTDEVD_VERSION,
-                n_devices, n_mdevs, model_iommu_enabled(d->model) ? "enabled" : "disabled");
-        if (!model_iommu_enabled(d->model))
-                log_warning("%s", strempty(model_iommu_reason(d->model)));
+                n_devices, n_mdevs, model_iommu_enabled(d->ctx.model) ? "enabled" : "disabled");
+        if (!model_iommu_enabled(d->ctx.model))
+                log_warning("%s", strempty(model_iommu_reason(d->ctx.model)));
 
         (void)sd_notifyf(false, "READY=1\nSTATUS=Watching %zu PCI functions, %zu mdevs", n_devices, n_mdevs);
 
@@ -418,7 +422,7 @@ int daemon_run(Daemon *d) {
 
         assert(d);
 
-        r = sd_event_loop(d->event);
+        r = sd_event_loop(d->ctx.event);
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

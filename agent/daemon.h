@@ -29,14 +29,11 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-context.h"
 #include "model.h"
 
 struct pci_access;
 typedef struct Monitor Monitor;
-typedef struct BusEmitter BusEmitter;
-typedef struct BusPolkit BusPolkit;
-typedef struct Reconciler Reconciler;
-typedef struct Intake Intake;
 
 typedef struct DaemonOptions {
         const char *bus_address; /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
@@ -49,19 +46,13 @@ typedef struct DaemonOptions {
 } DaemonOptions;
 
 typedef struct Daemon {
-        sd_event *event;
-        sd_bus *bus;
+        /* The services the bus objects read (bus-context.h): event loop, bus, model, intake (uevents
+         * to the model, the fan-out of model changes), reconciler (created after the first
+         * enumeration), polkit, emitter. The daemon owns them all. */
+        BusContext ctx;
         struct pci_access *pacc;
-        Model *model;
         Monitor *monitor;
         Monitor *early_monitor; /* with a udev monitor: the kernel's own "add"s, for on_pci_add only */
-        BusEmitter *emitter;
-        BusPolkit *polkit;
-        /* Desired state, planning and the executor (reconciler.h); created after the first enumeration. */
-        Reconciler *reconciler;
-
-        /* Uevents from the monitors to the model, and the fan-out of model changes (intake.h). */
-        Intake *intake;
 
         char *bus_address;
         char *uevent_source;

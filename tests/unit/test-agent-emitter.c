@@ -463,7 +463,7 @@ static void build_topology(SysfsTree *t) {
 
 static void run_until(Fixture *f, bool *flag) {
         for (unsigned i = 0; i < 200 && !*flag; i++)
-                assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
+                assert_true(sd_event_run(f->d->ctx.event, 100 * 1000) >= 0);
         assert_true(*flag);
 }
 
@@ -471,13 +471,13 @@ static void run_until(Fixture *f, bool *flag) {
 static void on_intake_changes(void *userdata, const ModelChange *changes, size_t n) {
         Fixture *f = userdata;
 
-        assert_int_equal(bus_emitter_queue(f->d->emitter, changes, n), 0);
+        assert_int_equal(bus_emitter_queue(f->d->ctx.emitter, changes, n), 0);
 }
 
 static void on_intake_rescan(void *userdata) {
         Fixture *f = userdata;
 
-        assert_int_equal(bus_emitter_manager_changed(f->d->emitter), 0);
+        assert_int_equal(bus_emitter_manager_changed(f->d->ctx.emitter), 0);
 }
 
 static int setup(void **state) {
@@ -493,40 +493,41 @@ static int setup(void **state) {
         build_topology(f->tree);
 
         assert_int_equal(daemon_new(NULL, &f->d), 0);
-        assert_int_equal(model_new(NULL, &f->d->model), 0);
-        assert_int_equal(model_enumerate(f->d->model, NULL), 0);
-        assert_int_equal(intake_new(f->d->event, f->d->model, false, &hooks, f, &f->d->intake), 0);
+        assert_int_equal(model_new(NULL, &f->d->ctx.model), 0);
+        assert_int_equal(model_enumerate(f->d->ctx.model, NULL), 0);
+        assert_int_equal(
+                intake_new(f->d->ctx.event, f->d->ctx.model, false, &hooks, f, &f->d->ctx.intake), 0);
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
 
         /* The daemon's end: the server of a peer-to-peer connection. */
-        assert_int_equal(sd_bus_new(&f->d->bus), 0);
-        assert_int_equal(sd_bus_set_fd(f->d->bus, fds[0], fds[0]), 0);
+        assert_int_equal(sd_bus_new(&f->d->ctx.bus), 0);
+        assert_int_equal(sd_bus_set_fd(f->d->ctx.bus, fds[0], fds[0]), 0);
         assert_int_equal(sd_id128_randomize(&id), 0);
-        assert_int_equal(sd_bus_set_server(f->d->bus, true, id), 0);
-        assert_int_equal(sd_bus_set_anonymous(f->d->bus, true), 0);
-        assert_int_equal(sd_bus_attach_event(f->d->bus, f->d->event, SD_EVENT_PRIORITY_NORMAL), 0);
-        assert_int_equal(sd_bus_start(f->d->bus), 0);
+        assert_int_equal(sd_bus_set_server(f->d->ctx.bus, true, id), 0);
+        assert_int_equal(sd_bus_set_anonymous(f->d->ctx.bus, true), 0);
+        assert_int_equal(sd_bus_attach_event(f->d->ctx.bus, f->d->ctx.event, SD_EVENT_PRIORITY_NORMAL), 0);
+        assert_int_equal(sd_bus_start(f->d->ctx.bus), 0);
 
         /* The test's end. */
         assert_int_equal(sd_bus_new(&f->client), 0);
         assert_int_equal(sd_bus_set_fd(f->client, fds[1], fds[1]), 0);
         assert_int_equal(sd_bus_set_anonymous(f->client, true), 0);
-        assert_int_equal(sd_bus_attach_event(f->client, f->d->event, SD_EVENT_PRIORITY_NORMAL), 0);
+        assert_int_equal(sd_bus_attach_event(f->client, f->d->ctx.event, SD_EVENT_PRIORITY_NORMAL), 0);
         assert_true(sd_bus_add_filter(f->client, NULL, on_client_message, f) >= 0);
         assert_int_equal(sd_bus_start(f->client), 0);
 
         /* As daemon_export() does. */
-        assert_int_equal(bus_emitter_new(f->d, &f->d->emitter), 0);
-        assert_int_equal(bus_emitter_snapshot(f->d->emitter), 0);
-        assert_int_equal(bus_manager_add(f->d), 0);
-        assert_int_equal(bus_device_add(f->d), 0);
-        assert_int_equal(bus_mdev_add(f->d), 0);
+        assert_int_equal(bus_emitter_new(&f->d->ctx, &f->d->ctx.emitter), 0);
+        assert_int_equal(bus_emitter_snapshot(f->d->ctx.emitter), 0);
+        assert_int_equal(bus_manager_add(&f->d->ctx), 0);
+        assert_int_equal(bus_device_add(&f->d->ctx), 0);
+        assert_int_equal(bus_mdev_add(&f->d->ctx), 0);
 
-        for (unsigned i = 0; i < 200 && !(sd_bus_is_ready(f->d->bus) > 0 && sd_bus_is_ready(f->client) > 0);
-             i++)
-                assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
-        assert_true(sd_bus_is_ready(f->d->bus) > 0);
+        for (unsigned i = 0;
+             i < 200 && !(sd_bus_is_ready(f->d->ctx.bus) > 0 && sd_bus_is_ready(f->client) > 0); i++)
+                assert_true(sd_event_run(f->d->ctx.event, 100 * 1000) >= 0);
+        assert_true(sd_bus_is_ready(f->d->ctx.bus) > 0);
         assert_true(sd_bus_is_ready(f->client) > 0);
 
         *state = f;
@@ -549,15 +550,15 @@ static int teardown(void **state) {
 static void collect(Fixture *f) {
         f->marker = false;
         assert_true(
-                sd_bus_emit_signal(f->d->bus, "/org/hostdevd1/test", "org.hostdevd1.Test", "Marker", NULL) >=
-                0);
+                sd_bus_emit_signal(
+                        f->d->ctx.bus, "/org/hostdevd1/test", "org.hostdevd1.Test", "Marker", NULL) >= 0);
         run_until(f, &f->marker);
 }
 
 /* Flush explicitly, check the count it reports, and collect what arrived. */
 static void flush_and_collect(Fixture *f, int expected) {
         clear_signals(f);
-        assert_int_equal(bus_emitter_flush(f->d->emitter), expected);
+        assert_int_equal(bus_emitter_flush(f->d->ctx.emitter), expected);
         collect(f);
         if (f->n_signals != (size_t)expected) {
                 for (size_t i = 0; i < f->n_signals; i++)
@@ -578,7 +579,7 @@ static void queue(
 
         assert_true(strlen(key) < sizeof(c.key));
         strcpy(c.key, key);
-        assert_int_equal(bus_emitter_queue(f->d->emitter, &c, 1), 0);
+        assert_int_equal(bus_emitter_queue(f->d->ctx.emitter, &c, 1), 0);
 }
 
 /* One uevent through the model into the emitter, as intake_handle_uevent() does; returns the changes. */
@@ -589,8 +590,8 @@ static const ModelChangeList *feed(
         model_change_list_clear(&f->changes);
         assert_true(
                 model_handle_uevent(
-                        f->d->model, action, subsystem, syspath, sysname, mdev_state, &f->changes) >= 0);
-        assert_int_equal(bus_emitter_queue(f->d->emitter, f->changes.changes, f->changes.n), 0);
+                        f->d->ctx.model, action, subsystem, syspath, sysname, mdev_state, &f->changes) >= 0);
+        assert_int_equal(bus_emitter_queue(f->d->ctx.emitter, f->changes.changes, f->changes.n), 0);
         return &f->changes;
 }
 
@@ -973,11 +974,11 @@ static void test_manager(void **state) {
         Fixture *f = *state;
 
         /* Nothing moved. */
-        assert_int_equal(bus_emitter_manager_changed(f->d->emitter), 0);
+        assert_int_equal(bus_emitter_manager_changed(f->d->ctx.emitter), 0);
         flush_and_collect(f, 0);
 
         /* A rescan that finds nothing new changes only Rescans. */
-        assert_int_equal(intake_rescan(f->d->intake), 0);
+        assert_int_equal(intake_rescan(f->d->ctx.intake), 0);
         flush_and_collect(f, 1);
         assert_properties_changed(f, 0, ROOT, MANAGER_IFACE, "Rescans");
         flush_and_collect(f, 0);
@@ -987,7 +988,7 @@ static void test_manager(void **state) {
         feed(f, "remove", "mdev", IGD_PATH "/" UUID1, NULL);
         assert_true(has_change(&f->changes, MODEL_CHANGE_REMOVED, MODEL_OBJECT_MDEV, UUID1));
         clear_signals(f);
-        assert_true(bus_emitter_flush(f->d->emitter) >= 2);
+        assert_true(bus_emitter_flush(f->d->ctx.emitter) >= 2);
         collect(f);
         assert_signal(f, 0, "InterfacesRemoved", ROOT);
         {
@@ -1024,11 +1025,12 @@ static void test_status(void **state) {
         const char *iface;
         char *names;
 
-        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
-        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
-        assert_int_equal(bus_emitter_queue_status(f->d->emitter, "0000:7f:00.0"), 0); /* not in the model */
-        assert_int_equal(bus_emitter_queue_manager_status(f->d->emitter, manager_names), 0);
-        assert_int_equal(bus_emitter_queue_manager_status(f->d->emitter, again), 0);
+        assert_int_equal(bus_emitter_queue_status(f->d->ctx.emitter, GPU), 0);
+        assert_int_equal(bus_emitter_queue_status(f->d->ctx.emitter, GPU), 0);
+        assert_int_equal(
+                bus_emitter_queue_status(f->d->ctx.emitter, "0000:7f:00.0"), 0); /* not in the model */
+        assert_int_equal(bus_emitter_queue_manager_status(f->d->ctx.emitter, manager_names), 0);
+        assert_int_equal(bus_emitter_queue_manager_status(f->d->ctx.emitter, again), 0);
         /* A model change of another function in the same iteration. */
         queue(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_DEVICE, NVME, PCI_DEVICE_FIELD_DRIVER);
         flush_and_collect(f, 3);
@@ -1043,7 +1045,7 @@ static void test_status(void **state) {
         flush_and_collect(f, 0);
 
         /* Queued, then the function goes before the flush: only its removal is announced. */
-        assert_int_equal(bus_emitter_queue_status(f->d->emitter, GPU), 0);
+        assert_int_equal(bus_emitter_queue_status(f->d->ctx.emitter, GPU), 0);
         feed(f, "remove", "pci", sysfs_tree_pci_path(f->tree, GPU), NULL);
         sysfs_tree_remove_pci(f->tree, GPU);
         flush_and_collect(f, 2);
@@ -1063,63 +1065,64 @@ static void test_uevent_queue(void **state) {
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_int_equal(
                 intake_queue_uevent(
-                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                        f->d->ctx.intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
                 0);
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
         assert_int_equal(
                 intake_queue_uevent(
-                        f->d->intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                        f->d->ctx.intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
                 0);
-        assert_int_equal(intake_queued(f->d->intake), 2);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 2);
         /* Not applied yet. */
-        dev = model_get_device(f->d->model, GPU);
+        dev = model_get_device(f->d->ctx.model, GPU);
         assert_non_null(dev);
         assert_string_equal(dev->driver, "nouveau");
 
-        intake_queue_refresh(f->d->intake, GPU); /* the queued "unbind" re-reads it */
-        assert_int_equal(intake_queued(f->d->intake), 2);
-        intake_queue_refresh(f->d->intake, NVME);
-        assert_int_equal(intake_queued(f->d->intake), 3);
+        intake_queue_refresh(f->d->ctx.intake, GPU); /* the queued "unbind" re-reads it */
+        assert_int_equal(intake_queued(f->d->ctx.intake), 2);
+        intake_queue_refresh(f->d->ctx.intake, NVME);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 3);
 
         /* One per iteration. */
-        last = intake_queued(f->d->intake);
-        for (unsigned i = 0; i < 200 && intake_queued(f->d->intake) > 0; i++) {
-                assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
-                assert_true(last - intake_queued(f->d->intake) <= 1);
-                last = intake_queued(f->d->intake);
+        last = intake_queued(f->d->ctx.intake);
+        for (unsigned i = 0; i < 200 && intake_queued(f->d->ctx.intake) > 0; i++) {
+                assert_true(sd_event_run(f->d->ctx.event, 100 * 1000) >= 0);
+                assert_true(last - intake_queued(f->d->ctx.intake) <= 1);
+                last = intake_queued(f->d->ctx.intake);
         }
-        assert_int_equal(intake_queued(f->d->intake), 0);
-        dev = model_get_device(f->d->model, GPU);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 0);
+        dev = model_get_device(f->d->ctx.model, GPU);
         assert_string_equal(dev->driver, "vfio-pci");
 
         /* A flush applies what waits, now. */
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_int_equal(
                 intake_queue_uevent(
-                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
+                        f->d->ctx.intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL),
                 0);
-        assert_int_equal(intake_queued(f->d->intake), 1);
-        intake_flush(f->d->intake);
-        assert_int_equal(intake_queued(f->d->intake), 0);
-        dev = model_get_device(f->d->model, GPU);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 1);
+        intake_flush(f->d->ctx.intake);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 0);
+        dev = model_get_device(f->d->ctx.model, GPU);
         assert_null(dev->driver);
 
         /* Past the cap: dropped for a rescan, which reads what they would have. */
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
-        rescans = intake_rescans(f->d->intake);
+        rescans = intake_rescans(f->d->ctx.intake);
         for (unsigned i = 0; i < INTAKE_MAX_QUEUED_UEVENTS; i++)
                 assert_int_equal(
                         intake_queue_uevent(
-                                f->d->intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME,
+                                f->d->ctx.intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME,
                                 NULL),
                         0);
-        assert_int_equal(intake_queued(f->d->intake), INTAKE_MAX_QUEUED_UEVENTS);
+        assert_int_equal(intake_queued(f->d->ctx.intake), INTAKE_MAX_QUEUED_UEVENTS);
         assert_true(
                 intake_queue_uevent(
-                        f->d->intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL) >= 0);
-        assert_int_equal(intake_queued(f->d->intake), 0);
-        assert_int_equal(intake_rescans(f->d->intake), rescans + 1);
-        dev = model_get_device(f->d->model, GPU);
+                        f->d->ctx.intake, "change", "pci", sysfs_tree_pci_path(f->tree, NVME), NVME, NULL) >=
+                0);
+        assert_int_equal(intake_queued(f->d->ctx.intake), 0);
+        assert_int_equal(intake_rescans(f->d->ctx.intake), rescans + 1);
+        dev = model_get_device(f->d->ctx.model, GPU);
         assert_string_equal(dev->driver, "vfio-pci");
 }
 
@@ -1132,21 +1135,22 @@ static void test_flush_on_loop(void **state) {
         sysfs_tree_bind(f->tree, GPU, NULL);
         assert_true(
                 intake_handle_uevent(
-                        f->d->intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
+                        f->d->ctx.intake, "unbind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) >
+                0);
         sysfs_tree_write(f->tree, sysfs_tree_pci_path(f->tree, GPU), "driver_override", "vfio-pci\n");
         sysfs_tree_bind(f->tree, GPU, "vfio-pci");
         assert_true(
                 intake_handle_uevent(
-                        f->d->intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
+                        f->d->ctx.intake, "bind", "pci", sysfs_tree_pci_path(f->tree, GPU), GPU, NULL) > 0);
 
         clear_signals(f);
         for (unsigned i = 0; i < 200 && !got; i++) {
-                assert_true(sd_event_run(f->d->event, 100 * 1000) >= 0);
+                assert_true(sd_event_run(f->d->ctx.event, 100 * 1000) >= 0);
                 got = f->n_signals > 0;
         }
         assert_true(got);
         /* Already flushed by the loop. */
-        assert_int_equal(bus_emitter_flush(f->d->emitter), 0);
+        assert_int_equal(bus_emitter_flush(f->d->ctx.emitter), 0);
         collect(f);
         assert_int_equal(f->n_signals, 1);
         assert_properties_changed(f, 0, GPU_OBJ, DEVICE_IFACE, "Driver,DriverOverride,VfioDevice,VfioGroup");
@@ -1159,18 +1163,18 @@ static void test_flush_on_loop(void **state) {
         }
 
         /* Idle: the flush source is off again, nothing else is pending, the loop has nothing to do. */
-        assert_int_equal(sd_event_run(f->d->event, 0), 0);
+        assert_int_equal(sd_event_run(f->d->ctx.event, 0), 0);
 }
 
 /* Without a bus connection nothing is sent and nothing piles up. */
 static void test_no_bus(void **state) {
         Fixture *f = *state;
-        sd_bus *bus = f->d->bus;
+        sd_bus *bus = f->d->ctx.bus;
 
         queue(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_DEVICE, GPU, PCI_DEVICE_FIELD_DRIVER);
-        f->d->bus = NULL;
-        assert_int_equal(bus_emitter_flush(f->d->emitter), 0);
-        f->d->bus = bus;
+        f->d->ctx.bus = NULL;
+        assert_int_equal(bus_emitter_flush(f->d->ctx.emitter), 0);
+        f->d->ctx.bus = bus;
         flush_and_collect(f, 0);
 }
 
