@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The org.hostdevd1.Device objects: one per PCI function, found through a fallback vtable. */
+
 #include <stdbool.h>
 #include <stdlib.h>
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The one table of org.hostdevd1.Error names and the errno behind each (bus-errors.h). */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* org.freedesktop.LogControl1: the log level and target at run time. */
+
 #include "bus-errors.h"
 #include "bus-log-control.h"
 #include "bus-context.h"

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/*
+ * The org.hostdevd1.Manager object: lookups, Plan, and the mutating methods (validate, authorize, act,
+ * reply).
+ */
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The org.hostdevd1.Mdev objects: one per mediated device. */
+
 #include <stdlib.h>
 
 #include "bus-mdev.h"

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* Asynchronous polkit checks for the mutating methods, bounded per caller (bus-polkit.h). */
+
 #include <assert.h>
 #include <stdlib.h>
 #include <sys/types.h>

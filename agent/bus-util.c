@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* Opening the bus and taking the name: what every bus file shares. */
+
 #include <errno.h>
 #include <stdbool.h>
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The daemon: owns the rooms (monitor, intake, reconciler, bus objects) and wires them with hooks. */
+
 #include <assert.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* main(): options, logging setup, then the daemon (everything else is in the static library). */
+
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>

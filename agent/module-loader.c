@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* Loading the module of a driver a transaction needs, with backoff for modules that keep failing. */
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>

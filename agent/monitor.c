@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The uevent monitor (monitor.h): libudev netlink sockets on the event loop. */
+
 #include <assert.h>
 #include <errno.h>
 #include <libudev.h>

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The reconciler (reconciler.h): desired state in, plans out, jobs in the executor, outcomes published. */
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/* The one sysfs write helper (sysfs-write.h); only the executor calls it. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
