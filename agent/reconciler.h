@@ -45,6 +45,7 @@
 #include <systemd/sd-event.h>
 
 #include "desired-state.h"
+#include "plan-filter.h"
 #include "planner.h"
 #include "status-table.h"
 
@@ -118,15 +119,6 @@ int reconciler_format_sriov_request(
 /* Write |content| to |dir|/|name| atomically (temporary file, fsync, rename, fsync of the directory),
  * mode 0644, creating |dir| (one level, 0755) if missing. Returns 0 or -errno. */
 int write_file_atomic(const char *dir, const char *name, const char *content);
-
-/*
- * A copy of |plan| without the transactions that touch any address of
- * |exclude| (strv), renumbered 1..N in order; devices and conflicts are
- * copied whole. Returns 0 or -ENOMEM.
- */
-int plan_without(const Plan *plan, char *const *exclude, Plan **ret);
-/* The same, keeping only the transactions that touch an address of |only| too (NULL: any). */
-int plan_filter(const Plan *plan, char *const *exclude, char *const *only, Plan **ret);
 
 /* The directories to load, as described above (new strv). Returns 0 or -ENOMEM. */
 int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char *runtime_dir, char ***ret);

@@ -78,6 +78,26 @@ static void assert_dirty(StatusTable *t, const char *expected) {
         free(s);
 }
 
+static void test_state_worst(void **state) {
+        DeviceState all[] = {
+                DEVICE_STATE_CONVERGED, DEVICE_STATE_PENDING, DEVICE_STATE_BLOCKED,
+                DEVICE_STATE_REFUSED,   DEVICE_STATE_FAILED,  DEVICE_STATE_STUCK,
+        };
+
+        assert_int_equal(device_state_worst(NULL, 0), DEVICE_STATE_CONVERGED);
+        /* The XML's precedence: stuck, failed, refused, blocked, pending. */
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+                assert_int_equal(device_state_worst(all, i + 1), all[i]);
+                assert_int_equal(
+                        device_state_worst(all + i, sizeof(all) / sizeof(all[0]) - i), DEVICE_STATE_STUCK);
+        }
+        assert_int_equal(
+                device_state_worst(
+                        (DeviceState[]){ DEVICE_STATE_REFUSED, DEVICE_STATE_PENDING, DEVICE_STATE_BLOCKED },
+                        3),
+                DEVICE_STATE_REFUSED);
+}
+
 static void test_plan_view(void **state) {
         StatusTable *t = status_table_new();
         const DeviceStatus *s;
@@ -216,8 +236,9 @@ static void test_stuck(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_plan_view), cmocka_unit_test(test_hold),  cmocka_unit_test(test_stale),
-                cmocka_unit_test(test_dropped),   cmocka_unit_test(test_stuck),
+                cmocka_unit_test(test_state_worst), cmocka_unit_test(test_plan_view),
+                cmocka_unit_test(test_hold),        cmocka_unit_test(test_stale),
+                cmocka_unit_test(test_dropped),     cmocka_unit_test(test_stuck),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
