@@ -76,3 +76,7 @@ const char *bus_path_child_element(const char *path, const char *prefix) {
                 return NULL;
         return path + n + 1;
 }
+
+sd_bus *bus_close(sd_bus *bus) {
+        return sd_bus_flush_close_unref(bus);
+}

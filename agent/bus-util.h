@@ -29,3 +29,6 @@ void *bus_get_slot_userdata(sd_bus *bus);
  * |path|; NULL when path is not a direct child of prefix. For the find callbacks of fallback vtables.
  */
 const char *bus_path_child_element(const char *path, const char *prefix);
+
+/* Flush what is queued, close and unref |bus| (NULL-safe). Returns NULL. */
+sd_bus *bus_close(sd_bus *bus);

@@ -140,7 +140,7 @@ Daemon *daemon_free(Daemon *d) {
         d->ctx.polkit = bus_polkit_free(d->ctx.polkit);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
         d->ctx.reconciler = reconciler_free(d->ctx.reconciler);
-        d->ctx.bus = sd_bus_flush_close_unref(d->ctx.bus);
+        d->ctx.bus = bus_close(d->ctx.bus);
         d->monitor = monitor_free(d->monitor);
         d->early_monitor = monitor_free(d->early_monitor);
         d->ctx.intake = intake_free(d->ctx.intake);

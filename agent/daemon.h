@@ -26,7 +26,6 @@
 
 #include <stdint.h>
 
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "bus-context.h"
