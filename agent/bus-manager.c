@@ -258,7 +258,7 @@ static int property_get_config_errors(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
 }
 
-/* Plan(): (t generation, a(ussss) actions, a(sss) devices). */
+/* Plan(): (t generation, a(ussss) actions, a(sss) devices, as conflicts). */
 static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(plan_freep) Plan *plan = NULL;
@@ -304,6 +304,10 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                         return r;
         }
         r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        /* The rules the resolver overrode, as it words them (desired_state_resolve()). */
+        r = sd_bus_message_append_strv(reply, plan->conflicts);
         if (r < 0)
                 return r;
 
@@ -777,8 +781,8 @@ static const sd_bus_vtable manager_vtable[] = {
                 "Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "Plan", SD_BUS_NO_ARGS,
-                SD_BUS_RESULT("t", generation, "a(ussss)", actions, "a(sss)", devices), method_plan,
-                SD_BUS_VTABLE_UNPRIVILEGED),
+                SD_BUS_RESULT("t", generation, "a(ussss)", actions, "a(sss)", devices, "as", conflicts),
+                method_plan, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "Apply", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", state), method_apply,
                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -434,7 +434,7 @@ class Reconcile(ReconcileTestCase):
                         for key in ('Driver', 'DriverOverride', 'VfioGroup', 'IommuGroupPeers'):
                                 self.assertEqual(got[key], exp[key], '%s %s' % (a, key))
                 # Plan: nothing left to do
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual(actions, [])
                 self.assertIn((NIC, 'converged', ''), devices)
 
@@ -450,7 +450,7 @@ class Reconcile(ReconcileTestCase):
                 self.call('Reload')
                 self.reactor.wait_stuck()
                 self.assertGreater(c.manager('Generation'), gen0)
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual(gen, c.manager('Generation'))
                 self.assertEqual(self.driver(NIC), 'e1000e')
                 for tx, action, address, argument, reason in actions:
@@ -460,6 +460,39 @@ class Reconcile(ReconcileTestCase):
                 self.call('Plan')
                 self.assertEqual(len(self.reactor.writes), n_writes, 'Plan() wrote sysfs')
                 self.reactor.stuck_unbind.discard(NIC)
+
+        def test_conflict_reported(self):
+                """Two files want different drivers for the NIC: the later file wins, and the rule that lost is
+                reported by Plan(), hostdevctl plan and the journal (once while it lasts)."""
+                c = self.start({'40-a.conf': conf({'Address': NIC}, {'Driver': 'host'}),
+                                '50-b.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                gen, actions, devices, conflicts = self.call('Plan')
+                self.assertEqual(actions, [])
+                self.assertEqual(conflicts, ['%s: Driver=vfio-pci (%s:4) overrides Driver=host (%s:4)'
+                                             % (NIC, self.etc('50-b.conf'), self.etc('40-a.conf'))])
+                out = h.hostdevctl(self.bus.address, 'plan', check=0).stdout
+                self.assertIn('Conflicting rules (the first named wins):\n  %s\n' % conflicts[0], out)
+                self.assertIn('Nothing to do (generation %d).' % gen, out)
+                got = json.loads(h.hostdevctl(self.bus.address, '--json', 'plan', check=0).stdout)
+                self.assertEqual(got['Conflicts'], conflicts)
+                line = 'Conflicting rules: ' + conflicts[0]
+                self.assertEqual(self.daemon.output().count(line), 1, self.daemon.output()[-4000:])
+                # A reload that keeps the conflict does not log it again; one that ends it reports none.
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], conflicts)
+                self.assertEqual(self.daemon.output().count(line), 1)
+                os.unlink(self.etc('40-a.conf'))
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], [])
+                self.assertNotIn('Conflicting', h.hostdevctl(self.bus.address, 'plan', check=0).stdout)
+                # It comes back: logged again.
+                self.write_conf('40-a.conf', conf({'Address': NIC}, {'Driver': 'host'}))
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], conflicts)
+                self.assertEqual(self.daemon.output().count(line), 2)
+                self.assertEqual(self.driver(NIC), 'vfio-pci')
 
         def test_group_strict_refused(self):
                 """Group=strict with an uncovered peer on a host driver: refused, naming the peer, no write."""
@@ -471,7 +504,7 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.reactor.writes, [])
                 self.assertEqual([self.driver(a) for a in PAIR], ['e1000e', 'e1000e'])
                 self.assertEqual(self.dev(PAIR[0], 'Driver'), 'e1000e')
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual([a for a in actions if a[2] in PAIR], [])
                 refused = [d for d in devices if d[0] == PAIR[0]]
                 self.assertEqual(len(refused), 1)
@@ -1043,12 +1076,12 @@ class ReconcileLarge(ReconcileTestCase):
                                ready_timeout=300)
                 ready = time.monotonic() - t0
                 t1 = time.monotonic()
-                gen, actions, devices = self.call('Plan', timeout_s=300)
+                gen, actions, devices, conflicts = self.call('Plan', timeout_s=300)
                 plan_s = time.monotonic() - t1
                 c.wait_for(lambda: c.manager('State') == 'converged', 900, 'converged')
                 converged = time.monotonic() - t0
                 t2 = time.monotonic()
-                gen, actions, devices = self.call('Plan', timeout_s=300)
+                gen, actions, devices, conflicts = self.call('Plan', timeout_s=300)
                 plan2_s = time.monotonic() - t2
                 self.assertEqual(actions, [])
                 matched = [d for d in devices if d[1] == 'converged']
