@@ -137,6 +137,7 @@ Daemon *daemon_free(Daemon *d) {
         /* The bus first: its vtables point at us and at the model. */
         d->emitter = bus_emitter_free(d->emitter);
         d->polkit = bus_polkit_free(d->polkit);
+        bus_manager_cancel_requests(d);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
         d->reconciler = reconciler_free(d->reconciler);
         d->bus = sd_bus_flush_close_unref(d->bus);

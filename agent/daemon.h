@@ -53,6 +53,8 @@ typedef struct Daemon {
         BusPolkit *polkit;
         /* Desired state, planning and the executor (reconciler.h); created after the first enumeration. */
         Reconciler *reconciler;
+        /* Method calls that change something, from arrival to reply, oldest first (bus-manager.c). */
+        struct Request *requests;
 
         /* Scratch list for the changes of one model update; reused, never shrunk. */
         ModelChangeList changes;

@@ -627,6 +627,85 @@ class Reconcile(ReconcileTestCase):
                 found = [f for f in os.listdir(self.request_dirs[1]) if f.endswith('.conf')]
                 self.assertTrue(found, 'persistent request stored in the state directory')
 
+        def concurrent_calls(self, calls, limit=120):
+                """Send every (method, args) of |calls| at once on our connection, then wait for all of them:
+                [(answer index in arrival order, 'ok' | error name, message)] in call order."""
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+
+                def done(i, name, message=''):
+                        answers[i] = (len(answers), name, message)
+
+                for i, (method, args) in enumerate(calls):
+                        getattr(manager, method)(*args, timeout=h.timeout(limit),
+                                                 reply_handler=lambda *a, i=i: done(i, 'ok'),
+                                                 error_handler=lambda e, i=i: done(i, e.get_dbus_name(),
+                                                                                   e.get_dbus_message()))
+                self.c.wait_for(lambda: len(answers) == len(calls), limit,
+                                lambda: '%d of %d answers: %r' % (len(answers), len(calls), answers))
+                return [answers[i] for i in range(len(calls))]
+
+        def request_file(self, address):
+                return h.Testbed.read(os.path.join(self.request_dirs[0], '90-runtime-%s.conf'
+                                                   % address.replace(':', '_').replace('.', '_')))
+
+        def test_concurrent_requests_one_function(self):
+                """Requests for one function sent at once run one after the other, in order: each caller is
+                answered about its own request, and a failed one leaves the declaration and the function as
+                the request before it left them."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                drivers = ['none', 'HOST', '--help', 'vfio-pci', 'NOPE', 'host', 'vfio-pci', 'NOPE2']
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, d, none)) for d in drivers])
+                names = [name for _, name, _ in got]
+                self.assertEqual(names, ['ok', ERR + 'Failed', ERR + 'InvalidArgument', 'ok', ERR + 'Failed', 'ok',
+                                         'ok', ERR + 'Failed'], got)
+                for d, (_, name, message) in zip(drivers, got):
+                        if name != 'ok':
+                                # about its own driver, not the state another request left
+                                self.assertIn(d, message, got)
+                # --help was refused before it was queued; the others were answered in call order
+                self.assertEqual(got[2][0], 0, got)
+                queued = [order for i, (order, _, _) in enumerate(got) if i != 2]
+                self.assertEqual(queued, sorted(queued), got)
+                # the last request failed: the declaration and the function are the one before it's
+                self.assertIn('Driver=vfio-pci\n', self.request_file(NIC))
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                for bad in ('HOST', 'NOPE', '--help'):
+                        self.assertNotIn(bad, self.request_file(NIC))
+                        self.assertNotIn(bad, self.override(NIC))
+
+        def test_concurrent_requests_failed_last_restores_none(self):
+                """A failed request after 'none': the function stays unbound, declared 'none'."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, 'none', none)),
+                                             ('SetDeviceDriver', (NIC, 'HOST', none))])
+                self.assertEqual([name for _, name, _ in got], ['ok', ERR + 'Failed'], got)
+                self.assertIn('HOST', got[1][2])
+                self.assertIn('Driver=none\n', self.request_file(NIC))
+                self.wait_dev(NIC, 'State', 'converged')
+                self.assertIsNone(self.driver(NIC))
+
+        def test_concurrent_requests_many_functions(self):
+                """Requests for different functions at once: each answered about its own function."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, 'vfio-pci', none)),
+                                             ('SetDeviceDriver', (PAIR[0], 'vfio-pci', none)),
+                                             ('SetDeviceDriver', (PF, 'vfio-pci', none)),
+                                             ('ResetDeviceDriver', (PAIR[1],))])
+                self.assertEqual([name for _, name, _ in got], ['ok', ERR + 'Refused', 'ok', ERR + 'NotFound'], got)
+                self.assertIn(PAIR[0], got[1][2])
+                self.assertIn(PAIR[1], got[3][2])
+                self.wait_converged(NIC, 'vfio-pci')
+                self.wait_converged(PF, 'vfio-pci')
+                self.assertEqual(self.driver(PAIR[0]), 'e1000e')
+                self.assertIsNone(self.request_file(PAIR[0]))
+                self.assertIn('Driver=vfio-pci\n', self.request_file(PF))
+
         def test_set_num_vfs(self):
                 """SetNumVFs on a PF: autoprobe 0 before the VFs exist, each VF on vfio-pci, no iavf probe."""
                 c = self.start()
