@@ -689,6 +689,53 @@ class Reconcile(ReconcileTestCase):
                 self.wait_dev(NIC, 'State', 'converged')
                 self.assertIsNone(self.driver(NIC))
 
+        def test_queue_bound_and_gone_caller(self):
+                """While a request for the NIC hangs in the kernel, 16 more wait for it and the 17th is refused at
+                once; a waiting caller that disconnects is dropped at its turn; the rest run in order."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+
+                def call(i, driver):
+                        manager.SetDeviceDriver(NIC, driver, none, timeout=h.timeout(120),
+                                                reply_handler=lambda: answers.setdefault(i, ('ok', '')),
+                                                error_handler=lambda e: answers.setdefault(
+                                                        i, (e.get_dbus_name(), e.get_dbus_message())))
+
+                self.reactor.stuck_unbind.add(NIC)
+                call(0, 'vfio-pci')
+                self.reactor.wait_stuck()
+                # a caller on a connection of its own, gone while it waits
+                other = dbus.bus.BusConnection(self.bus.address)
+                gone = other.get_unique_name()
+                dbus.Interface(other.get_object(h.BUS_NAME, ROOT_PATH, introspect=False),
+                               MANAGER_IFACE).SetDeviceDriver(NIC, 'NOPE', none, reply_handler=lambda: None,
+                                                              error_handler=lambda e: None)
+                other.flush()
+                other.close()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(gone), 10, '%s gone' % gone)
+                drivers = ['vfio-pci' if i % 2 == 0 else 'none' for i in range(15)]
+                for i, d in enumerate(drivers):
+                        call(1 + i, d)
+                call(16, 'none')
+                self.c.wait_for(lambda: 16 in answers, 30, 'the 17th waiting request refused')
+                self.assertEqual(answers[16][0], ERR + 'Failed')
+                self.assertIn('too many requests waiting', answers[16][1])
+                self.assertEqual(sorted(answers), [16], answers)
+                self.reactor.stuck_unbind.discard(NIC)
+                self.reactor.release_stuck()
+                self.c.wait_for(lambda: len(answers) == 17, 120, lambda: 'all answered: %r' % answers)
+                # the stuck unbind failed (EIO); every later one is answered about its own request
+                self.assertEqual(answers[0][0], ERR + 'Failed', answers)
+                self.assertEqual([answers[1 + i][0] for i in range(15)], ['ok'] * 15, answers)
+                log = self.daemon.output()
+                self.assertIn('SetDeviceDriver of %s: the caller %s disconnected before it could run' % (NIC, gone), log)
+                self.assertNotIn('NOPE', self.request_file(NIC))
+                self.assertNotIn('driver NOPE', log)
+                self.assertIn('Driver=vfio-pci\n', self.request_file(NIC))
+                self.wait_converged(NIC, 'vfio-pci')
+
         def test_concurrent_requests_many_functions(self):
                 """Requests for different functions at once: each answered about its own function."""
                 self.start()
