@@ -736,6 +736,38 @@ class Reconcile(ReconcileTestCase):
                 self.assertIn('Driver=vfio-pci\n', self.request_file(NIC))
                 self.wait_converged(NIC, 'vfio-pci')
 
+        def test_stop_with_requests_waiting(self):
+                """SIGTERM while a request hangs in the kernel and two wait for its function: no caller hangs,
+                none is told it succeeded, and the daemon exits 0 (under ASan: the waiting requests are not
+                leaked). sd-bus closes the connection when the loop exits, so the callers may hear it from the
+                bus (NoReply) rather than from hostdevd (Error.Failed "hostdevd is stopping")."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+                self.reactor.stuck_unbind.add(NIC)
+                for i, d in enumerate(('vfio-pci', 'none', 'vfio-pci')):
+                        manager.SetDeviceDriver(NIC, d, none, timeout=h.timeout(120),
+                                                reply_handler=lambda i=i: answers.setdefault(i, ('ok', '')),
+                                                error_handler=lambda e, i=i: answers.setdefault(
+                                                        i, (e.get_dbus_name(), e.get_dbus_message())))
+                        if i == 0:
+                                self.reactor.wait_stuck()
+                self.c.wait_for(lambda: self.call('Plan') is not None, 10, 'the daemon read the calls')
+                self.daemon.proc.terminate()
+                self.c.wait_for(lambda: 1 in answers and 2 in answers, 30,
+                                lambda: 'waiting requests answered at stop: %r\n%s' % (answers, self.daemon.output()))
+                for i in (1, 2):
+                        self.assertIn(answers[i], ((ERR + 'Failed', 'hostdevd is stopping'),
+                                                   ('org.freedesktop.DBus.Error.NoReply', answers[i][1])), answers)
+                self.reactor.stuck_unbind.discard(NIC)
+                self.reactor.release_stuck()
+                self.assertEqual(self.daemon.proc.wait(timeout=h.timeout(30)), 0, self.daemon.output())
+                self.c.wait_for(lambda: 0 in answers, 30, 'the hung request answered')
+                self.assertNotEqual(answers[0][0], 'ok', answers)
+                # none of them is in force: the hung one restored what was there before it (nothing)
+                self.assertIsNone(self.request_file(NIC))
+
         def test_concurrent_requests_many_functions(self):
                 """Requests for different functions at once: each answered about its own function."""
                 self.start()
