@@ -27,4 +27,6 @@ typedef struct BusContext {
         BusPolkit *polkit; /* authorization of mutations */
         BusEmitter *emitter; /* the one publisher of signals */
         const char *event_source; /* Manager.EventSource: "udev", "kernel" */
+        /* bus-manager.c: method calls that change something, from arrival to reply, oldest first. */
+        struct Request *requests;
 } BusContext;

@@ -1,10 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/*
- * The org.hostdevd1.Manager object: lookups, Plan, and the mutating methods (validate, authorize, act,
- * reply).
- */
-
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -271,7 +266,7 @@ static int property_get_config_errors(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
 }
 
-/* Plan(): (t generation, a(ussss) actions, a(sss) devices). */
+/* Plan(): (t generation, a(ussss) actions, a(sss) devices, as conflicts). */
 static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(plan_freep) Plan *plan = NULL;
@@ -319,6 +314,10 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
+        /* The rules the resolver overrode, as it words them (desired_state_resolve()). */
+        r = sd_bus_message_append_strv(reply, plan->conflicts);
+        if (r < 0)
+                return r;
 
         return sd_bus_send(NULL, reply, NULL);
 }
@@ -333,21 +332,73 @@ typedef enum RequestType {
         REQUEST_SET_NUMVFS,
 } RequestType;
 
-typedef struct Request {
+/*
+ * A request's life: AUTHORIZING (polkit may be asked) -> QUEUED (only while another request for the
+ * same function runs) -> CHECKING (is the caller still connected?) -> RUNNING (request_execute():
+ * its outcome is awaited, then replied). Requests that name a function (SetDeviceDriver,
+ * ResetDeviceDriver, SetNumVFs: the address) run one at a time per address, in the order they were
+ * authorized: each is answered about its own request, and a failed one restores the files that the
+ * request before it committed. Reload and Apply name none and never wait.
+ */
+typedef enum RequestState {
+        REQUEST_STATE_AUTHORIZING,
+        REQUEST_STATE_QUEUED,
+        REQUEST_STATE_CHECKING,
+        REQUEST_STATE_RUNNING,
+} RequestState;
+
+/* Authorized requests waiting for one function at a time: more get Error.Failed at once. */
+#define REQUEST_QUEUED_PER_ADDRESS_MAX 16u
+
+typedef struct Request Request;
+
+struct Request {
         BusContext *ctx;
         sd_bus_message *message;
         RequestType type;
-        char address[PCI_ADDRESS_STRING_MAX];
+        RequestState state;
+        char address[PCI_ADDRESS_STRING_MAX]; /* "" for Reload and Apply */
         char *driver; /* SetDeviceDriver: driver; SetNumVFs: VF driver ("" none) */
         uint32_t num_vfs;
         unsigned flags;
         bool need_critical; /* allow-critical: org.hostdevd1.override-critical as well */
         RequestBackup *backup; /* request files before this call, to undo a refused one */
-} Request;
+        sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
+        Request *prev, *next; /* d->requests, oldest first */
+};
+
+static void request_begin(Request *q);
+
+/* The request holds its function: a later one for the same address waits. */
+static bool request_holds_address(const Request *q) {
+        return q->address[0] && (q->state == REQUEST_STATE_CHECKING || q->state == REQUEST_STATE_RUNNING);
+}
 
 static Request *request_free(Request *q) {
+        BusContext *d;
+        bool next;
+
         if (!q)
                 return NULL;
+        d = q->ctx;
+        next = request_holds_address(q);
+
+        if (q->prev)
+                q->prev->next = q->next;
+        else
+                d->requests = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+
+        /* The oldest request waiting for this function goes next. Its reply comes after ours. */
+        if (next)
+                for (Request *i = d->requests; i; i = i->next)
+                        if (i->state == REQUEST_STATE_QUEUED && streq(i->address, q->address)) {
+                                request_begin(i);
+                                break;
+                        }
+
+        sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->message);
         free(q->driver);
         request_backup_free(q->backup);
@@ -390,6 +441,7 @@ static void request_reply_errno(Request *q, int error, const char *what) {
 
 /* The job the request waited for is done: reply from the function's state. */
 static void on_converged(Reconciler *rec, int error, void *userdata) {
+        _cleanup_free_ char *msg = NULL;
         Request *q = userdata;
         DeviceStatusView v;
         const char *name = NULL;
@@ -434,14 +486,17 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
                 return;
         }
 
-        /* A refused, blocked or failed request changes nothing: its declaration goes again. */
-        (void)sd_bus_reply_method_errorf(
-                q->message, name, "%s %s: %s", q->address, device_state_to_string(v.state),
-                *v.reason               ? v.reason
-                        : *v.last_error ? v.last_error
-                                        : "no reason given");
+        /* A refused, blocked or failed request changes nothing: its declaration goes again, before the
+         * caller hears of it (the restore's reload replaces the status read: the message first). */
+        if (asprintf(
+                    &msg, "%s %s: %s", q->address, device_state_to_string(v.state),
+                    *v.reason               ? v.reason
+                            : *v.last_error ? v.last_error
+                                            : "no reason given") < 0)
+                msg = NULL;
         if (q->backup)
                 (void)reconciler_restore_requests(rec, q->backup);
+        (void)sd_bus_reply_method_errorf(q->message, name, "%s", msg ?: "out of memory");
         request_free(q);
 }
 
@@ -516,6 +571,76 @@ static void request_execute(Request *q) {
         }
 }
 
+static int on_caller_checked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Request *q = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        q->slot = sd_bus_slot_unref(q->slot);
+        /* Gone: nobody can learn the outcome, and a later caller with the same intent asks again. */
+        if (sd_bus_error_has_name(e, DBUS_ERROR_NAME_HAS_NO_OWNER)) {
+                log_notice(
+                        "%s%s%s: the caller %s disconnected before it could run, dropping the request",
+                        sd_bus_message_get_member(q->message), q->address[0] ? " of " : "", q->address,
+                        strna(sd_bus_message_get_sender(q->message)));
+                request_free(q);
+                return 0;
+        }
+        if (e)
+                log_debug(
+                        "Cannot tell whether %s is connected (%s), running its request",
+                        strna(sd_bus_message_get_sender(q->message)), strna(e->message));
+        q->state = REQUEST_STATE_RUNNING;
+        request_execute(q);
+        return 0;
+}
+
+/* Authorized (and its turn): run it unless its caller is gone by now. The bus answers GetNameOwner in
+ * order after the caller's disconnection, so a caller that left while polkit or the request before it
+ * took their time is seen here. */
+static void request_begin(Request *q) {
+        const char *sender = sd_bus_message_get_sender(q->message);
+        int r;
+
+        q->state = REQUEST_STATE_CHECKING;
+        /* A caller that asked for no reply does not wait for the outcome: leaving is fine then. */
+        if (sender && sd_bus_message_get_expect_reply(q->message) > 0) {
+                r = sd_bus_call_method_async(
+                        sd_bus_message_get_bus(q->message), &q->slot, DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
+                        DBUS_INTERFACE_DBUS, "GetNameOwner", on_caller_checked, q, "s", sender);
+                if (r >= 0)
+                        return;
+                log_debug_errno(r, "Cannot ask whether %s is connected: %m, running its request", sender);
+        }
+        q->state = REQUEST_STATE_RUNNING;
+        request_execute(q);
+}
+
+/* Authorized: begin now, or after the request that holds the same function. */
+static void request_admit(Request *q) {
+        bool busy = false;
+        unsigned n_queued = 0;
+
+        if (q->address[0])
+                for (Request *i = q->ctx->requests; i; i = i->next) {
+                        if (i == q || !streq(i->address, q->address))
+                                continue;
+                        busy = busy || request_holds_address(i);
+                        n_queued += i->state == REQUEST_STATE_QUEUED;
+                }
+        if (!busy) {
+                request_begin(q);
+                return;
+        }
+        if (n_queued >= REQUEST_QUEUED_PER_ADDRESS_MAX) {
+                (void)sd_bus_reply_method_errorf(
+                        q->message, HOSTDEVD_ERROR_FAILED, "%s: too many requests waiting for it (%u)",
+                        q->address, REQUEST_QUEUED_PER_ADDRESS_MAX);
+                request_free(q);
+                return;
+        }
+        q->state = REQUEST_STATE_QUEUED;
+}
+
 static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, void *userdata);
 
 static int request_authorize(Request *q, const char *action) {
@@ -573,7 +698,7 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 return;
         }
 
-        request_execute(q);
+        request_admit(q);
 }
 
 /* Start a request: authorize |action|, then execute. Takes |q|. */
@@ -597,6 +722,18 @@ static Request *request_new(BusContext *d, sd_bus_message *m, RequestType type) 
         q->ctx = d;
         q->message = sd_bus_message_ref(m);
         q->type = type;
+        q->state = REQUEST_STATE_AUTHORIZING;
+        /* Appended: the list is oldest first, so waiting requests begin in order. */
+        if (!d->requests)
+                d->requests = q;
+        else {
+                Request *last = d->requests;
+
+                while (last->next)
+                        last = last->next;
+                last->next = q;
+                q->prev = last;
+        }
         return q;
 }
 
@@ -789,8 +926,8 @@ static const sd_bus_vtable manager_vtable[] = {
                 "Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "Plan", SD_BUS_NO_ARGS,
-                SD_BUS_RESULT("t", generation, "a(ussss)", actions, "a(sss)", devices), method_plan,
-                SD_BUS_VTABLE_UNPRIVILEGED),
+                SD_BUS_RESULT("t", generation, "a(ussss)", actions, "a(sss)", devices, "as", conflicts),
+                method_plan, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "Apply", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", state), method_apply,
                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -814,6 +951,19 @@ static const sd_bus_vtable manager_vtable[] = {
                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
+
+void bus_manager_cancel_requests(BusContext *d) {
+        /* Waiting ones first, so that dropping a checking one starts none of them. */
+        for (RequestState state = REQUEST_STATE_QUEUED; state <= REQUEST_STATE_CHECKING; state++)
+                for (Request *q = d->requests, *next; q; q = next) {
+                        next = q->next;
+                        if (q->state != state)
+                                continue;
+                        (void)sd_bus_reply_method_errorf(
+                                q->message, HOSTDEVD_ERROR_FAILED, "hostdevd is stopping");
+                        request_free(q);
+                }
+}
 
 int bus_manager_add(BusContext *d) {
         int r;

@@ -58,6 +58,7 @@ struct Reconciler {
         DesiredState *desired;
         char **config_errors;
         uint64_t generation;
+        char **logged_conflicts; /* the conflicts of the last plan, logged (reconciler_log_conflicts()) */
 
         Executor *executor;
         ModuleLoader *module_loader; /* NULL: module loading disabled */
@@ -476,6 +477,22 @@ static int plan_empty(Plan **ret) {
         return 0;
 }
 
+/* hostdevd.conf(5) promises the journal names each conflict: logged when it appears (a reload or a
+ * runtime request that creates it, a function plugged in that a conflict concerns), not on every
+ * plan while it lasts; one that went away and comes back is logged again. */
+static void reconciler_log_conflicts(Reconciler *r, const Plan *plan) {
+        _cleanup_strv_free_ char **copy = NULL;
+
+        STRV_FOREACH (c, plan->conflicts) {
+                if (!strv_contains(r->logged_conflicts, *c))
+                        log_notice("Conflicting rules: %s", *c);
+                if (strv_extend(&copy, *c) < 0)
+                        return; /* out of memory: at worst logged again */
+        }
+        strv_free(r->logged_conflicts);
+        r->logged_conflicts = TAKE_PTR(copy);
+}
+
 /*
  * |ret_released|: owned functions no rule names that are back on their host driver already (a crash
  * between the ownership record and the first write, or a release whose record update was lost).
@@ -577,6 +594,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         in.owned = owned;
 
         k = planner_plan(&in, ret);
+        if (k >= 0)
+                reconciler_log_conflicts(r, *ret);
         if (k >= 0)
                 log_debug(
                         "Planned%s: %zu functions, %zu actions", cached ? " (cached critical set)" : "",
@@ -1399,6 +1418,7 @@ Reconciler *reconciler_free(Reconciler *r) {
 
         desired_state_free(r->desired);
         strv_free(r->config_errors);
+        strv_free(r->logged_conflicts);
         strv_free(r->dirs);
         free(r->state_dir);
         free(r->request_dir_run);

@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "names.h"
 #include "pci-address.h"
+#include "strv.h"
 #include "table.h"
 
 #define STATE_CONVERGED "converged"
@@ -147,6 +148,7 @@ int verb_plan(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_json_ json_object *actions = NULL, *devices = NULL, *o = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_strv_free_ char **conflicts = NULL;
         uint64_t generation, last_tx = 0;
         size_t n_tx = 0;
         int r;
@@ -162,6 +164,8 @@ int verb_plan(sd_bus *bus, int argc, char **argv) {
                 r = bus_message_read_json(reply, "Plan", &actions);
         if (r >= 0)
                 r = bus_message_read_json(reply, "Plan", &devices);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(reply, &conflicts);
         if (r >= 0 &&
             (!json_object_is_type(actions, json_type_array) ||
              !json_object_is_type(devices, json_type_array)))
@@ -172,13 +176,29 @@ int verb_plan(sd_bus *bus, int argc, char **argv) {
         }
 
         if (arg_json) {
+                _cleanup_json_ json_object *c = json_object_new_array();
+
                 o = json_object_new_object();
-                if (!o || json_object_object_add(o, "Generation", json_object_new_uint64(generation)) < 0 ||
+                if (!o || !c)
+                        return oom();
+                STRV_FOREACH (line, conflicts)
+                        if (json_object_array_add(c, json_object_new_string(*line)) < 0)
+                                return oom();
+                if (json_object_object_add(o, "Generation", json_object_new_uint64(generation)) < 0 ||
                     json_object_object_add(o, "Actions", json_object_get(actions)) < 0 ||
-                    json_object_object_add(o, "Devices", json_object_get(devices)) < 0)
+                    json_object_object_add(o, "Devices", json_object_get(devices)) < 0 ||
+                    json_object_object_add(o, "Conflicts", json_object_get(c)) < 0)
                         return oom();
                 print_json(o);
                 return 0;
+        }
+
+        /* Before the actions: a rule that lost explains an action (or its absence) below. */
+        if (conflicts) {
+                printf("Conflicting rules (the first named wins):\n");
+                STRV_FOREACH (line, conflicts)
+                        printf("  %s\n", *line);
+                putchar('\n');
         }
 
         for (size_t i = 0; i < json_object_array_length(actions); i++) {

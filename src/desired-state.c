@@ -68,10 +68,12 @@ int driver_spec_parse(const char *s, DriverSpec *ret) {
                 *ret = (DriverSpec){ .kind = DRIVER_KIND_NONE };
                 return 0;
         }
-        /* Kernel driver names are C identifiers or KBUILD_MODNAME-like strings ("vfio-pci"); the name is
-         * written to driver_override (Documentation/ABI/testing/sysfs-bus-pci), so nothing else passes. */
+        /* Kernel driver names are C identifiers or KBUILD_MODNAME-like strings ("vfio-pci", "3c59x"); the
+         * name is written to driver_override (Documentation/ABI/testing/sysfs-bus-pci), so nothing else
+         * passes. A leading '-' names no driver (kbuild derives module names from object file names) and
+         * would read as an option to modprobe and the like ("--help"). */
         n = strlen(s);
-        if (n == 0 || n > DESIRED_DRIVER_NAME_MAX ||
+        if (n == 0 || n > DESIRED_DRIVER_NAME_MAX || s[0] == '-' ||
             strspn(s,
                    "abcdefghijklmnopqrstuvwxyz"
                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -469,7 +471,7 @@ static int context_assign(ParseContext *c, ConfKey key, const char *value) {
                 if (r < 0)
                         KEY_ERROR(
                                 c, key, value,
-                                "not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most %u)",
+                                "not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], not starting with '-', at most %u)",
                                 DESIRED_DRIVER_NAME_MAX);
                 else if (key == KEY_DRIVER)
                         c->rule.driver_line = c->line;

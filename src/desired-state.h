@@ -55,8 +55,8 @@ typedef struct DriverSpec {
         char *name; /* DRIVER_KIND_NAMED only, else NULL */
 } DriverSpec;
 
-/* "vfio-pci" | "host" | "none" | a driver name ([A-Za-z0-9_-], 1..DESIRED_DRIVER_NAME_MAX). -EINVAL,
- * -ENOMEM. */
+/* "vfio-pci" | "host" | "none" | a driver name ([A-Za-z0-9_-], not starting with '-',
+ * 1..DESIRED_DRIVER_NAME_MAX). -EINVAL, -ENOMEM. */
 int driver_spec_parse(const char *s, DriverSpec *ret);
 void driver_spec_done(DriverSpec *d);
 /* The string form as written in files: the name, "host", "none", or NULL when unset. */

@@ -38,6 +38,11 @@
 #define DBUS_INTERFACE_INTROSPECTABLE "org.freedesktop.DBus.Introspectable"
 #define DBUS_INTERFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 #define DBUS_ERROR_ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
+/* The bus itself: GetNameOwner tells whether a caller is still connected. */
+#define DBUS_SERVICE_DBUS "org.freedesktop.DBus"
+#define DBUS_PATH_DBUS "/org/freedesktop/DBus"
+#define DBUS_INTERFACE_DBUS "org.freedesktop.DBus"
+#define DBUS_ERROR_NAME_HAS_NO_OWNER "org.freedesktop.DBus.Error.NameHasNoOwner"
 
 /* ---- polkit actions (policy/org.hostdevd1.policy) ----------------------- */
 #define HOSTDEVD_ACTION_RELOAD "org.hostdevd1.reload"

@@ -176,6 +176,7 @@ PLAN = [
      [1, "verify", "0000:02:02.0", "vfio-pci", ""]],
     [["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"],
      ["0000:02:02.0", "pending", "bound to iavf, wants vfio-pci"]],
+    [],
 ]
 
 
@@ -371,11 +372,12 @@ class Root(PropertyObject):
         self.fake.record("Reload", [], msg)
         self.bump_generation()
 
-    @dbus.service.method(MANAGER, in_signature="", out_signature="ta(ussss)a(sss)", message_keyword="msg")
+    @dbus.service.method(MANAGER, in_signature="", out_signature="ta(ussss)a(sss)as", message_keyword="msg")
     def Plan(self, msg):
         self.fake.record("Plan", [], msg)
-        generation, actions, devices = self.fake.plan
-        return (dbus.UInt64(generation), typed("a(ussss)", actions), typed("a(sss)", devices))
+        generation, actions, devices, conflicts = self.fake.plan
+        return (dbus.UInt64(generation), typed("a(ussss)", actions), typed("a(sss)", devices),
+                dbus.Array(conflicts, signature="s"))
 
     @dbus.service.method(MANAGER, in_signature="", out_signature="s", message_keyword="msg")
     def Apply(self, msg):

@@ -576,26 +576,44 @@ class ManageTest(unittest.TestCase):
 
     def test_plan_json(self):
         got = json.loads(self.expect(0, "--json", "plan").stdout)
-        generation, actions, devices = fake.PLAN
+        generation, actions, devices, conflicts = fake.PLAN
         self.assertEqual(got, {
             "Generation": generation,
             "Actions": [dict(zip(["Transaction", "Action", "Address", "Argument", "Reason"], a)) for a in actions],
             "Devices": [dict(zip(["Address", "State", "Reason"], d)) for d in devices],
+            "Conflicts": conflicts,
         })
 
     def test_plan_transactions_and_nothing_to_do(self):
         self.test.SetPlan(json.dumps([7, [[1, "unbind", "0000:01:00.0", "vfio-pci", ""],
                                           [2, "set-numvfs", "0000:02:00.0", "0", "NumVFs=4"],
-                                          [2, "set-numvfs", "0000:02:00.0", "4", "NumVFs=4"]], []]))
+                                          [2, "set-numvfs", "0000:02:00.0", "4", "NumVFs=4"]], [], []]))
         out = self.expect(0, "plan").stdout
         self.assertTrue(out.startswith("Generation 7: 3 actions in 2 transactions.\n"), out)
         self.assertNotIn("STATE", out)
-        self.test.SetPlan(json.dumps([8, [], [["0000:01:00.0", "converged", ""]]]))
+        self.test.SetPlan(json.dumps([8, [], [["0000:01:00.0", "converged", ""]], []]))
         out = self.expect(0, "plan").stdout
         self.assertTrue(out.startswith("Nothing to do (generation 8).\n"), out)
+        self.assertNotIn("Conflicting", out)
         self.assertEqual(json.loads(self.expect(0, "--json", "plan").stdout),
                          {"Generation": 8, "Actions": [],
-                          "Devices": [{"Address": "0000:01:00.0", "State": "converged", "Reason": ""}]})
+                          "Devices": [{"Address": "0000:01:00.0", "State": "converged", "Reason": ""}],
+                          "Conflicts": []})
+
+    def test_plan_conflicts(self):
+        # The later file won, so nothing is left to do; the rule that lost is still reported.
+        conflicts = ["0000:01:00.0: Driver=vfio-pci (/etc/hostdevd/devices.d/50-b.conf:4) overrides "
+                     "Driver=host (/etc/hostdevd/devices.d/40-a.conf:4)",
+                     "0000:02:00.0: NumVFs=4 (/etc/hostdevd/devices.d/60-c.conf:3) overrides "
+                     "NumVFs=2 (/etc/hostdevd/devices.d/55-d.conf:3)"]
+        self.test.SetPlan(json.dumps([9, [], [["0000:01:00.0", "converged", ""]], conflicts]))
+        out = self.expect(0, "plan").stdout
+        self.assertEqual(out.splitlines()[:5], ["Conflicting rules (the first named wins):",
+                                                "  " + conflicts[0], "  " + conflicts[1], "",
+                                                "Nothing to do (generation 9)."])
+        got = json.loads(self.expect(0, "--json", "plan").stdout)
+        self.assertEqual(got["Conflicts"], conflicts)
+        self.assertEqual(got["Generation"], 9)
 
     # ---- apply ----
 

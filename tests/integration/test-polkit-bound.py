@@ -9,7 +9,8 @@ completes and new calls are checked again (the count went back to zero).
 One user holds at most BUS_POLKIT_PENDING_PER_UID_MAX of those slots: its next
 call is refused while other users' are still checked.
 Also: polkitd going away with every slot taken, and hostdevd stopping then
-(exit 0, no leak: run under ASan or valgrind to see leaks).
+(exit 0, no leak: run under ASan or valgrind to see leaks); a caller that
+disconnects while its check is held is not served once polkit allows it.
 
 polkit is tests/integration/polkitd-held.py, which holds its replies until
 the test releases them; the callers run as non-root users of the passwd
@@ -477,6 +478,27 @@ class PolkitBound(unittest.TestCase):
                 self.wait_held(n, caller)
                 self.assertEqual(self.polkit.Release(dbus.UInt32(n), 'allow'), n)
                 self.assertEqual([sorted(r) for r in self.results(caller)], [['elapsed', 'ok']] * n)
+
+        def test_caller_gone_before_authorized(self):
+                """A caller that disconnects while polkit holds its check is not served when polkit allows it
+                afterwards (dbus/org.hostdevd1.xml: nobody could learn the outcome): its Reload does not run,
+                and a notice says why. A caller that stays, checked after it, is served."""
+                gen0 = self.c.manager('Generation')
+                self.polkit.SetHold(True, 'allow')
+                gone = self.spawn_calls(1, uid=self.other_uid)
+                self.wait_held(1, gone)
+                gone.stop()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(gone.name), 10, '%s gone' % gone.name)
+                stays = self.spawn_calls(1, uid=self.other_uid)
+                self.wait_held(2, stays)
+                self.assertEqual(self.polkit.Release(dbus.UInt32(2), 'allow'), 2)
+                # polkit answered the gone caller first, and the bus answers hostdevd's questions in order:
+                # by the time the one that stays has its answer, the other one was dropped.
+                self.assertEqual([sorted(r) for r in self.results(stays)], [['elapsed', 'ok']])
+                self.assertEqual(self.c.manager('Generation'), gen0 + 1, self.daemon.output()[-4000:])
+                self.assertEqual(self.daemon.output().count(
+                        'Reload: the caller %s disconnected before it could run, dropping the request' % gone.name),
+                        1, self.daemon.output()[-4000:])
 
         def test_stop_with_checks_pending(self):
                 """SIGTERM while every slot is taken: the daemon exits 0 with nothing leaked (ASan: the

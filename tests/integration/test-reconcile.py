@@ -434,7 +434,7 @@ class Reconcile(ReconcileTestCase):
                         for key in ('Driver', 'DriverOverride', 'VfioGroup', 'IommuGroupPeers'):
                                 self.assertEqual(got[key], exp[key], '%s %s' % (a, key))
                 # Plan: nothing left to do
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual(actions, [])
                 self.assertIn((NIC, 'converged', ''), devices)
 
@@ -450,7 +450,7 @@ class Reconcile(ReconcileTestCase):
                 self.call('Reload')
                 self.reactor.wait_stuck()
                 self.assertGreater(c.manager('Generation'), gen0)
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual(gen, c.manager('Generation'))
                 self.assertEqual(self.driver(NIC), 'e1000e')
                 for tx, action, address, argument, reason in actions:
@@ -460,6 +460,39 @@ class Reconcile(ReconcileTestCase):
                 self.call('Plan')
                 self.assertEqual(len(self.reactor.writes), n_writes, 'Plan() wrote sysfs')
                 self.reactor.stuck_unbind.discard(NIC)
+
+        def test_conflict_reported(self):
+                """Two files want different drivers for the NIC: the later file wins, and the rule that lost is
+                reported by Plan(), hostdevctl plan and the journal (once while it lasts)."""
+                c = self.start({'40-a.conf': conf({'Address': NIC}, {'Driver': 'host'}),
+                                '50-b.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                gen, actions, devices, conflicts = self.call('Plan')
+                self.assertEqual(actions, [])
+                self.assertEqual(conflicts, ['%s: Driver=vfio-pci (%s:4) overrides Driver=host (%s:4)'
+                                             % (NIC, self.etc('50-b.conf'), self.etc('40-a.conf'))])
+                out = h.hostdevctl(self.bus.address, 'plan', check=0).stdout
+                self.assertIn('Conflicting rules (the first named wins):\n  %s\n' % conflicts[0], out)
+                self.assertIn('Nothing to do (generation %d).' % gen, out)
+                got = json.loads(h.hostdevctl(self.bus.address, '--json', 'plan', check=0).stdout)
+                self.assertEqual(got['Conflicts'], conflicts)
+                line = 'Conflicting rules: ' + conflicts[0]
+                self.assertEqual(self.daemon.output().count(line), 1, self.daemon.output()[-4000:])
+                # A reload that keeps the conflict does not log it again; one that ends it reports none.
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], conflicts)
+                self.assertEqual(self.daemon.output().count(line), 1)
+                os.unlink(self.etc('40-a.conf'))
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], [])
+                self.assertNotIn('Conflicting', h.hostdevctl(self.bus.address, 'plan', check=0).stdout)
+                # It comes back: logged again.
+                self.write_conf('40-a.conf', conf({'Address': NIC}, {'Driver': 'host'}))
+                self.call('Reload')
+                self.assertEqual(self.call('Plan')[3], conflicts)
+                self.assertEqual(self.daemon.output().count(line), 2)
+                self.assertEqual(self.driver(NIC), 'vfio-pci')
 
         def test_group_strict_refused(self):
                 """Group=strict with an uncovered peer on a host driver: refused, naming the peer, no write."""
@@ -471,7 +504,7 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.reactor.writes, [])
                 self.assertEqual([self.driver(a) for a in PAIR], ['e1000e', 'e1000e'])
                 self.assertEqual(self.dev(PAIR[0], 'Driver'), 'e1000e')
-                gen, actions, devices = self.call('Plan')
+                gen, actions, devices, conflicts = self.call('Plan')
                 self.assertEqual([a for a in actions if a[2] in PAIR], [])
                 refused = [d for d in devices if d[0] == PAIR[0]]
                 self.assertEqual(len(refused), 1)
@@ -593,6 +626,164 @@ class Reconcile(ReconcileTestCase):
                 self.wait_converged(NIC, 'vfio-pci')
                 found = [f for f in os.listdir(self.request_dirs[1]) if f.endswith('.conf')]
                 self.assertTrue(found, 'persistent request stored in the state directory')
+
+        def concurrent_calls(self, calls, limit=120):
+                """Send every (method, args) of |calls| at once on our connection, then wait for all of them:
+                [(answer index in arrival order, 'ok' | error name, message)] in call order."""
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+
+                def done(i, name, message=''):
+                        answers[i] = (len(answers), name, message)
+
+                for i, (method, args) in enumerate(calls):
+                        getattr(manager, method)(*args, timeout=h.timeout(limit),
+                                                 reply_handler=lambda *a, i=i: done(i, 'ok'),
+                                                 error_handler=lambda e, i=i: done(i, e.get_dbus_name(),
+                                                                                   e.get_dbus_message()))
+                self.c.wait_for(lambda: len(answers) == len(calls), limit,
+                                lambda: '%d of %d answers: %r' % (len(answers), len(calls), answers))
+                return [answers[i] for i in range(len(calls))]
+
+        def request_file(self, address):
+                return h.Testbed.read(os.path.join(self.request_dirs[0], '90-runtime-%s.conf'
+                                                   % address.replace(':', '_').replace('.', '_')))
+
+        def test_concurrent_requests_one_function(self):
+                """Requests for one function sent at once run one after the other, in order: each caller is
+                answered about its own request, and a failed one leaves the declaration and the function as
+                the request before it left them."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                drivers = ['none', 'HOST', '--help', 'vfio-pci', 'NOPE', 'host', 'vfio-pci', 'NOPE2']
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, d, none)) for d in drivers])
+                names = [name for _, name, _ in got]
+                self.assertEqual(names, ['ok', ERR + 'Failed', ERR + 'InvalidArgument', 'ok', ERR + 'Failed', 'ok',
+                                         'ok', ERR + 'Failed'], got)
+                for d, (_, name, message) in zip(drivers, got):
+                        if name != 'ok':
+                                # about its own driver, not the state another request left
+                                self.assertIn(d, message, got)
+                # --help was refused before it was queued; the others were answered in call order
+                self.assertEqual(got[2][0], 0, got)
+                queued = [order for i, (order, _, _) in enumerate(got) if i != 2]
+                self.assertEqual(queued, sorted(queued), got)
+                # the last request failed: the declaration and the function are the one before it's
+                self.assertIn('Driver=vfio-pci\n', self.request_file(NIC))
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                for bad in ('HOST', 'NOPE', '--help'):
+                        self.assertNotIn(bad, self.request_file(NIC))
+                        self.assertNotIn(bad, self.override(NIC))
+
+        def test_concurrent_requests_failed_last_restores_none(self):
+                """A failed request after 'none': the function stays unbound, declared 'none'."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, 'none', none)),
+                                             ('SetDeviceDriver', (NIC, 'HOST', none))])
+                self.assertEqual([name for _, name, _ in got], ['ok', ERR + 'Failed'], got)
+                self.assertIn('HOST', got[1][2])
+                self.assertIn('Driver=none\n', self.request_file(NIC))
+                self.wait_dev(NIC, 'State', 'converged')
+                self.assertIsNone(self.driver(NIC))
+
+        def test_queue_bound_and_gone_caller(self):
+                """While a request for the NIC hangs in the kernel, 16 more wait for it and the 17th is refused at
+                once; a waiting caller that disconnects is dropped at its turn; the rest run in order."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+
+                def call(i, driver):
+                        manager.SetDeviceDriver(NIC, driver, none, timeout=h.timeout(120),
+                                                reply_handler=lambda: answers.setdefault(i, ('ok', '')),
+                                                error_handler=lambda e: answers.setdefault(
+                                                        i, (e.get_dbus_name(), e.get_dbus_message())))
+
+                self.reactor.stuck_unbind.add(NIC)
+                call(0, 'vfio-pci')
+                self.reactor.wait_stuck()
+                # a caller on a connection of its own, gone while it waits
+                other = dbus.bus.BusConnection(self.bus.address)
+                gone = other.get_unique_name()
+                dbus.Interface(other.get_object(h.BUS_NAME, ROOT_PATH, introspect=False),
+                               MANAGER_IFACE).SetDeviceDriver(NIC, 'NOPE', none, reply_handler=lambda: None,
+                                                              error_handler=lambda e: None)
+                other.flush()
+                other.close()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(gone), 10, '%s gone' % gone)
+                drivers = ['vfio-pci' if i % 2 == 0 else 'none' for i in range(15)]
+                for i, d in enumerate(drivers):
+                        call(1 + i, d)
+                call(16, 'none')
+                self.c.wait_for(lambda: 16 in answers, 30, 'the 17th waiting request refused')
+                self.assertEqual(answers[16][0], ERR + 'Failed')
+                self.assertIn('too many requests waiting', answers[16][1])
+                self.assertEqual(sorted(answers), [16], answers)
+                self.reactor.stuck_unbind.discard(NIC)
+                self.reactor.release_stuck()
+                self.c.wait_for(lambda: len(answers) == 17, 120, lambda: 'all answered: %r' % answers)
+                # the stuck unbind failed (EIO); every later one is answered about its own request
+                self.assertEqual(answers[0][0], ERR + 'Failed', answers)
+                self.assertEqual([answers[1 + i][0] for i in range(15)], ['ok'] * 15, answers)
+                log = self.daemon.output()
+                self.assertIn('SetDeviceDriver of %s: the caller %s disconnected before it could run' % (NIC, gone), log)
+                self.assertNotIn('NOPE', self.request_file(NIC))
+                self.assertNotIn('driver NOPE', log)
+                self.assertIn('Driver=vfio-pci\n', self.request_file(NIC))
+                self.wait_converged(NIC, 'vfio-pci')
+
+        def test_stop_with_requests_waiting(self):
+                """SIGTERM while a request hangs in the kernel and two wait for its function: no caller hangs,
+                none is told it succeeded, and the daemon exits 0 (under ASan: the waiting requests are not
+                leaked). sd-bus closes the connection when the loop exits, so the callers may hear it from the
+                bus (NoReply) rather than from hostdevd (Error.Failed "hostdevd is stopping")."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
+                answers = {}
+                self.reactor.stuck_unbind.add(NIC)
+                for i, d in enumerate(('vfio-pci', 'none', 'vfio-pci')):
+                        manager.SetDeviceDriver(NIC, d, none, timeout=h.timeout(120),
+                                                reply_handler=lambda i=i: answers.setdefault(i, ('ok', '')),
+                                                error_handler=lambda e, i=i: answers.setdefault(
+                                                        i, (e.get_dbus_name(), e.get_dbus_message())))
+                        if i == 0:
+                                self.reactor.wait_stuck()
+                self.c.wait_for(lambda: self.call('Plan') is not None, 10, 'the daemon read the calls')
+                self.daemon.proc.terminate()
+                self.c.wait_for(lambda: 1 in answers and 2 in answers, 30,
+                                lambda: 'waiting requests answered at stop: %r\n%s' % (answers, self.daemon.output()))
+                for i in (1, 2):
+                        self.assertIn(answers[i], ((ERR + 'Failed', 'hostdevd is stopping'),
+                                                   ('org.freedesktop.DBus.Error.NoReply', answers[i][1])), answers)
+                self.reactor.stuck_unbind.discard(NIC)
+                self.reactor.release_stuck()
+                self.assertEqual(self.daemon.proc.wait(timeout=h.timeout(30)), 0, self.daemon.output())
+                self.c.wait_for(lambda: 0 in answers, 30, 'the hung request answered')
+                self.assertNotEqual(answers[0][0], 'ok', answers)
+                # none of them is in force: the hung one restored what was there before it (nothing)
+                self.assertIsNone(self.request_file(NIC))
+
+        def test_concurrent_requests_many_functions(self):
+                """Requests for different functions at once: each answered about its own function."""
+                self.start()
+                none = dbus.Array([], signature='s')
+                got = self.concurrent_calls([('SetDeviceDriver', (NIC, 'vfio-pci', none)),
+                                             ('SetDeviceDriver', (PAIR[0], 'vfio-pci', none)),
+                                             ('SetDeviceDriver', (PF, 'vfio-pci', none)),
+                                             ('ResetDeviceDriver', (PAIR[1],))])
+                self.assertEqual([name for _, name, _ in got], ['ok', ERR + 'Refused', 'ok', ERR + 'NotFound'], got)
+                self.assertIn(PAIR[0], got[1][2])
+                self.assertIn(PAIR[1], got[3][2])
+                self.wait_converged(NIC, 'vfio-pci')
+                self.wait_converged(PF, 'vfio-pci')
+                self.assertEqual(self.driver(PAIR[0]), 'e1000e')
+                self.assertIsNone(self.request_file(PAIR[0]))
+                self.assertIn('Driver=vfio-pci\n', self.request_file(PF))
 
         def test_set_num_vfs(self):
                 """SetNumVFs on a PF: autoprobe 0 before the VFs exist, each VF on vfio-pci, no iavf probe."""
@@ -1043,12 +1234,12 @@ class ReconcileLarge(ReconcileTestCase):
                                ready_timeout=300)
                 ready = time.monotonic() - t0
                 t1 = time.monotonic()
-                gen, actions, devices = self.call('Plan', timeout_s=300)
+                gen, actions, devices, conflicts = self.call('Plan', timeout_s=300)
                 plan_s = time.monotonic() - t1
                 c.wait_for(lambda: c.manager('State') == 'converged', 900, 'converged')
                 converged = time.monotonic() - t0
                 t2 = time.monotonic()
-                gen, actions, devices = self.call('Plan', timeout_s=300)
+                gen, actions, devices, conflicts = self.call('Plan', timeout_s=300)
                 plan2_s = time.monotonic() - t2
                 self.assertEqual(actions, [])
                 matched = [d for d in devices if d[1] == 'converged']

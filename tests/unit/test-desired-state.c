@@ -188,9 +188,9 @@ static void test_rejections(void **state) {
                 { "[Match]\nSlot=a/b\n[Device]\nDriver=vfio-pci\n",
                   "2: Slot=a/b: not a slot name (as in /sys/bus/pci/slots/)" },
                 { "[Match]\nVendor=8086\n[Device]\nDriver=vfio pci\n",
-                  "4: Driver=vfio pci: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)" },
+                  "4: Driver=vfio pci: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], not starting with '-', at most 64)" },
                 { "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci # inline\n",
-                  "4: Driver=vfio-pci # inline: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)" },
+                  "4: Driver=vfio-pci # inline: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], not starting with '-', at most 64)" },
                 { "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci\nGroup=all\n",
                   "5: Group=all: not whole or strict" },
                 { "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci\nAllowCritical=maybe\n",
@@ -367,6 +367,12 @@ static void test_driver_spec(void **state) {
         assert_int_equal(driver_spec_parse("", &d), -EINVAL);
         assert_int_equal(driver_spec_parse("../x", &d), -EINVAL);
         assert_int_equal(driver_spec_parse("vfio-pci\n", &d), -EINVAL);
+        /* A leading '-' names no driver and reads as an option; one inside or a leading digit is fine. */
+        assert_int_equal(driver_spec_parse("--help", &d), -EINVAL);
+        assert_int_equal(driver_spec_parse("-", &d), -EINVAL);
+        assert_int_equal(driver_spec_parse("3c59x", &d), 0);
+        assert_string_equal(driver_spec_to_string(&d), "3c59x");
+        driver_spec_done(&d);
         assert_true(driver_name_is_vfio("vfio-pci"));
         assert_true(driver_name_is_vfio("mlx5_vfio_pci"));
         assert_false(driver_name_is_vfio("nvme"));
