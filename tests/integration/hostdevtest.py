@@ -1589,11 +1589,19 @@ class Harness:
         def barrier(self, client, limit=30):
                 """Return once hostdevd has processed every uevent sent before this call."""
                 since = len(client.signals)
-                if self._sentinel_bound:
-                        self.k.unbind(self.SENTINEL)
-                        want = ''
-                else:
-                        self.k.bind(self.SENTINEL, 'pci-stub')
-                        want = 'pci-stub'
+                # The sentinel's own uevent is not paced: the pace is a barrier, which would toggle the
+                # sentinel again under this one and leave _sentinel_bound the opposite of the testbed.
+                pacing, self.k._pacing = self.k._pacing, True
+                try:
+                        if self._sentinel_bound:
+                                self.k.unbind(self.SENTINEL)
+                                want = ''
+                        else:
+                                self.k.bind(self.SENTINEL, 'pci-stub')
+                                want = 'pci-stub'
+                finally:
+                        self.k._pacing = pacing
                 self._sentinel_bound = not self._sentinel_bound
                 client.wait_property(device_path(self.SENTINEL), DEVICE_IFACE, 'Driver', want, since, limit)
+                if not pacing:
+                        self.k._unpaced = 0  # hostdevd has taken every uevent sent so far
