@@ -1063,9 +1063,15 @@ class Authorization(ReconcileTestCase):
                 self.mocks = []
 
         # -- polkit
-        def polkitd(self, verdict):
-                """python-dbusmock's polkitd allowing ACTIONS ("allow") or nothing ("deny"), or
-                polkitd-held.py answering every check with an error ("error")."""
+        def polkitd(self, verdict, actions=ACTIONS):
+                """python-dbusmock's polkitd allowing |actions| ("allow") or nothing ("deny"), or
+                polkitd-held.py answering every check with an error ("error"), in place of the one
+                running."""
+                for p in self.mocks:
+                        p.terminate()
+                        p.wait()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(POLKIT_NAME), 30, 'no polkitd')
+                self.mocks = []
                 env = h.preload_free_env({'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address})
                 if verdict == 'error':
                         cmd = ['/usr/bin/python3', HELD_POLKITD]
@@ -1081,7 +1087,7 @@ class Authorization(ReconcileTestCase):
                         dbus.Interface(obj, 'org.hostdevd1.test.HeldPolkit').SetHold(False, 'error')
                 else:
                         dbus.Interface(obj, 'org.freedesktop.DBus.Mock').SetAllowed(
-                                dbus.Array(self.ACTIONS if verdict == 'allow' else [], signature='s'))
+                                dbus.Array(actions if verdict == 'allow' else [], signature='s'))
 
         # -- the caller
         def as_caller(self, method, signature='', *args, path=ROOT_PATH, iface=MANAGER_IFACE):
@@ -1199,6 +1205,51 @@ class Authorization(ReconcileTestCase):
                 r = subprocess.run(['/usr/bin/python3', '-c', OWNER, self.bus.address], env=h.preload_free_env(),
                                    preexec_fn=drop_to_nobody, capture_output=True, text=True, timeout=h.timeout(60))
                 self.assertEqual(json.loads(r.stdout).get('error'), ACCESS_DENIED, r.stdout + r.stderr)
+
+        def test_module_loading(self):
+                """A driver whose module is not meant for the function needs org.hostdevd1.load-module on
+                top of manage-devices (src/module-policy.h), checked before anything is written; the
+                daemons of this lane look modules up in the fixture index of make-module-index.sh."""
+                if not os.environ.get('HOSTDEVD_MODULES_DIR'):
+                        self.skipTest('no fixture module index (depmod not found)')
+                self.root = False
+                self.polkitd('allow')  # ACTIONS: not org.hostdevd1.load-module
+                # not a PCI driver, another device's driver, no module at all
+                for driver in ('notpci', 'fakegpu', 'nosuch'):
+                        before = self.snapshot()
+                        r = self.as_caller('SetDeviceDriver', 'ssas', NIC, driver, [])
+                        self.assertEqual(r.get('error'), ACCESS_DENIED, r)
+                        self.assertIn("driver '%s' for %s" % (driver, NIC), r['message'])
+                        self.assertIn('org.hostdevd1.load-module', r['message'])
+                        self.H.barrier(self.c)
+                        self.assertEqual(self.snapshot(), before, driver)
+                # VFs do not exist yet: only vfio-pci is known to be meant for them
+                before = self.snapshot()
+                r = self.as_caller('SetNumVFs', 'susas', PF, 1, 'iavf', [])
+                self.assertEqual(r.get('error'), ACCESS_DENIED, r)
+                self.assertIn("VF driver 'iavf'", r['message'])
+                self.H.barrier(self.c)
+                self.assertEqual(self.snapshot(), before, 'SetNumVFs')
+
+                def passes(driver):
+                        """The request passed authorization: the reconciler has it and cannot load the
+                        module here (module loading is disabled under umockdev), so the request fails
+                        there and is withdrawn."""
+                        r = self.as_caller('SetDeviceDriver', 'ssas', NIC, driver, [])
+                        self.assertNotEqual(r.get('error'), ACCESS_DENIED, r)
+                        self.assertIn('not loaded', r.get('message', ''), r)
+                        self.assertEqual(self.dev(NIC, 'DesiredDriver'), '')
+                        self.assertEqual(self.driver(NIC), 'e1000e')
+
+                # the NIC's own driver, a driver of its class, a VFIO variant driver for it
+                for driver in ('fakenic', 'fakeclass', 'fake-vfio-nic'):
+                        passes(driver)
+                # with org.hostdevd1.load-module, any module; and root needs nothing
+                self.polkitd('allow', self.ACTIONS + ('org.hostdevd1.load-module',))
+                passes('notpci')
+                self.polkitd('deny')
+                self.root = True
+                passes('nosuch')
 
         def test_root(self):
                 self.matrix('root')
