@@ -31,7 +31,9 @@ preload, see /work/shared/notes/umockdev.md). Pieces:
 
 Environment (set by tests/integration/meson.build): HOSTDEVD, HOSTDEVCTL,
 HOSTDEVD_XML, HOSTDEVD_BUS_POLICY (dbus/org.hostdevd1.conf), RECORDINGS_DIR,
-HOSTDEVTEST_KERNEL_SHIM; optional HOSTDEVD_WRAPPER (a command prefix, e.g. valgrind), HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
+HOSTDEVTEST_KERNEL_SHIM, HOSTDEVD_MODULES_DIR (the fixture module index, passed on
+to hostdevd); optional HOSTDEVD_WRAPPER (a command prefix, e.g. valgrind),
+HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
 """
 import ctypes
 import errno
