@@ -13,6 +13,8 @@
 #include "intake.h"
 #include "log.h"
 #include "macro.h"
+#include "module-index.h"
+#include "module-policy.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
@@ -362,6 +364,10 @@ struct Request {
         uint32_t num_vfs;
         unsigned flags;
         bool need_critical; /* allow-critical: org.hostdevd1.override-critical as well */
+        /* The driver's module is not meant for the function: org.hostdevd1.load-module as well; the
+         * message of its denial (module-policy.h). */
+        bool need_load_module, checking_load_module;
+        char *load_module_denied;
         RequestBackup *backup; /* request files before this call, to undo a refused one */
         sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
         Request *prev, *next; /* d->requests, oldest first */
@@ -401,6 +407,7 @@ static Request *request_free(Request *q) {
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->message);
         free(q->driver);
+        free(q->load_module_denied);
         request_backup_free(q->backup);
         free(q);
         return NULL;
@@ -679,6 +686,9 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
         if (r <= 0) {
                 if (error && sd_bus_error_is_set(error))
                         (void)sd_bus_reply_method_error(q->message, error);
+                else if (q->checking_load_module)
+                        (void)sd_bus_reply_method_errorf(
+                                q->message, DBUS_ERROR_ACCESS_DENIED, "%s", q->load_module_denied);
                 else
                         (void)sd_bus_reply_method_errorf(
                                 q->message, DBUS_ERROR_ACCESS_DENIED, "Not authorized to %s",
@@ -694,6 +704,17 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                         request_reply_errno(q, r, "Authorization check failed");
                         request_free(q);
                 } else if (r > 0) /* replied already (too many checks) */
+                        request_free(q);
+                return;
+        }
+        if (q->need_load_module) {
+                q->need_load_module = false;
+                q->checking_load_module = true;
+                r = request_authorize(q, HOSTDEVD_ACTION_LOAD_MODULE);
+                if (r < 0) {
+                        request_reply_errno(q, r, "Authorization check failed");
+                        request_free(q);
+                } else if (r > 0)
                         request_free(q);
                 return;
         }
@@ -766,6 +787,44 @@ static int parse_device_address(
         return 0;
 }
 
+/*
+ * Whether naming |driver| may make hostdevd load a module that is not meant for function |dev| (|dev|
+ * NULL: the VFs of a PF, which do not exist yet): then the request needs org.hostdevd1.load-module too
+ * (root callers pass it without asking polkit). Checked before anything is written, so a request file
+ * only names a module that passed (module-policy.h). Returns 0 or -ENOMEM.
+ */
+static int request_check_module(Request *q, const PciDevice *dev, const char *driver) {
+        int v = dev ? module_index_check(dev, driver)
+                    : (int)module_policy_decide(driver, NULL, NULL); /* VFs: vfio-pci or nothing */
+        int k;
+
+        if (v >= 0 && module_verdict_allowed(v))
+                return 0;
+        if (v < 0)
+                k = asprintf(
+                        &q->load_module_denied,
+                        "Not authorized to name driver '%s' for %s: the module index cannot be read (%s), "
+                        "so it needs %s",
+                        driver, q->address, strerror(-v), HOSTDEVD_ACTION_LOAD_MODULE);
+        else if (!dev)
+                k = asprintf(
+                        &q->load_module_denied,
+                        "Not authorized to name VF driver '%s' for the VFs of %s: only vfio-pci is known "
+                        "to be meant for VFs that do not exist yet, so it needs %s",
+                        driver, q->address, HOSTDEVD_ACTION_LOAD_MODULE);
+        else
+                k = asprintf(
+                        &q->load_module_denied,
+                        "Not authorized to name driver '%s' for %s: %s, so loading it needs %s", driver,
+                        q->address, module_verdict_to_string(v), HOSTDEVD_ACTION_LOAD_MODULE);
+        if (k < 0) {
+                q->load_module_denied = NULL;
+                return -ENOMEM;
+        }
+        q->need_load_module = true;
+        return 0;
+}
+
 static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **flags = NULL;
         BusContext *d = userdata;
@@ -796,6 +855,14 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
                 return bus_error_setf_errno(
                         error, -EINVAL, "Invalid driver '%s' (expected a driver name, \"host\" or \"none\")",
                         driver);
+        }
+        if (spec.kind == DRIVER_KIND_NAMED) {
+                r = request_check_module(q, model_get_device(d->model, q->address), driver);
+                if (r < 0) {
+                        driver_spec_done(&spec);
+                        request_free(q);
+                        return r;
+                }
         }
         driver_spec_done(&spec);
         if (request_flags_parse(
@@ -871,6 +938,14 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
                         error, -EINVAL,
                         "Invalid VF driver '%s' (expected a driver name, \"host\", \"none\" or \"\")",
                         vf_driver);
+        }
+        if (*vf_driver && spec.kind == DRIVER_KIND_NAMED) {
+                r = request_check_module(q, NULL, vf_driver);
+                if (r < 0) {
+                        driver_spec_done(&spec);
+                        request_free(q);
+                        return r;
+                }
         }
         driver_spec_done(&spec);
         if (request_flags_parse(flags, REQUEST_FLAG_PERSIST, &bits, &bad) < 0) {

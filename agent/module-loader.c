@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "module-index.h"
 #include "module-loader.h"
 
 char *module_loader_module_name(const char *driver) {
@@ -58,7 +59,7 @@ int module_loader_load_driver(const char *driver, char **ret_module, void *userd
         if (!name)
                 return -ENOMEM;
 
-        ctx = kmod_new(NULL, NULL); /* /lib/modules/$(uname -r), /etc/modprobe.d and friends */
+        ctx = kmod_new(module_index_dir(), NULL); /* /lib/modules/$(uname -r), /etc/modprobe.d and friends */
         if (!ctx)
                 return -ENOMEM;
         r = kmod_load_resources(ctx);

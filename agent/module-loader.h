@@ -28,7 +28,9 @@ char *module_loader_module_name(const char *driver);
  * Load the module providing PCI driver |driver| with its dependencies and soft dependencies
  * (vfio_pci pulls vfio, vfio_pci_core, and its softdep vfio_iommu_type1), honouring the
  * modprobe.d(5) blacklist (KMOD_PROBE_APPLY_BLACKLIST). The module is looked up by name (or
- * alias) in /lib/modules/$(uname -r)/modules.dep.bin and friends (kmod_new() defaults).
+ * alias) in /lib/modules/$(uname -r)/modules.dep.bin and friends (kmod_new() defaults), or in
+ * $HOSTDEVD_MODULES_DIR (module_index_dir()). Which names a request may bring here is decided before
+ * (src/module-policy.h): this loads what it is given.
  *
  * Returns 0 when the module is now loaded (or built in, or already loaded: the driver may still
  * take a moment to appear in /sys/bus/pci/drivers; the caller waits for it); -ENOENT when no such

@@ -51,6 +51,8 @@
 #define HOSTDEVD_ACTION_MANAGE_MDEVS "org.hostdevd1.manage-mdevs"
 #define HOSTDEVD_ACTION_ACQUIRE "org.hostdevd1.acquire"
 #define HOSTDEVD_ACTION_OVERRIDE_CRITICAL "org.hostdevd1.override-critical"
+/* A request that may make hostdevd load a module not meant for the function (module-policy.h). */
+#define HOSTDEVD_ACTION_LOAD_MODULE "org.hostdevd1.load-module"
 /* polkit details passed with the checks (rules.d can match on them). */
 #define POLKIT_DETAIL_PCI_ADDRESS "pci.address"
 #define POLKIT_DETAIL_DRIVER "driver"
@@ -127,6 +129,9 @@
 #define ENV_NOTIFY_SOCKET "NOTIFY_SOCKET"
 /* Set by umockdev's preload (a testbed's fake /sys): hostdevd then never loads kernel modules. */
 #define ENV_UMOCKDEV_DIR "UMOCKDEV_DIR"
+/* The module index directory (kmod_new()'s dirname: modules.dep.bin, modules.alias.bin, ...) instead of
+ * /lib/modules/$(uname -r): the tests' fixture index (agent/module-index.h). */
+#define ENV_HOSTDEVD_MODULES_DIR "HOSTDEVD_MODULES_DIR"
 
 /* ---- journal fields ---------------------------------------------------- */
 #define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"

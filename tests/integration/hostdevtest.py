@@ -19,7 +19,8 @@ preload, see /work/shared/notes/umockdev.md). Pieces:
               sends the uevents and answers the errno; failure injection
               (a probe that binds nothing, an unbind that never returns, an
               ignored bind, EBUSY from sriov_numvfs).
-  Bus         a private dbus-daemon; its printed address is the readiness.
+  Bus         a private dbus-daemon with the system bus's default policy and
+              the project's own bus policy; its printed address is the readiness.
   Daemon      hostdevd on that bus, ready when it sends READY=1 on our
               NOTIFY_SOCKET; optionally under a wrapper (valgrind).
   Client      python-dbus connection that records every signal hostdevd
@@ -29,8 +30,10 @@ preload, see /work/shared/notes/umockdev.md). Pieces:
               each D-Bus property must be (the test oracle).
 
 Environment (set by tests/integration/meson.build): HOSTDEVD, HOSTDEVCTL,
-HOSTDEVD_XML, RECORDINGS_DIR, HOSTDEVTEST_KERNEL_SHIM; optional HOSTDEVD_WRAPPER (a command prefix,
-e.g. valgrind), HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
+HOSTDEVD_XML, HOSTDEVD_BUS_POLICY (dbus/org.hostdevd1.conf), RECORDINGS_DIR,
+HOSTDEVTEST_KERNEL_SHIM, HOSTDEVD_MODULES_DIR (the fixture module index, passed on
+to hostdevd); optional HOSTDEVD_WRAPPER (a command prefix, e.g. valgrind),
+HOSTDEVTEST_TIMEOUT_SCALE (multiplies every timeout).
 """
 import ctypes
 import errno
@@ -1207,30 +1210,69 @@ def expected_objects(t):
 
 
 class Bus:
-        """A private dbus-daemon with its own configuration."""
+        """A private dbus-daemon configured as the system bus is, with hostdevd's own policy.
+
+        The default context is the system bus's (dbus's system.conf): everybody may connect,
+        receive, send signals and replies and talk to the bus driver; nobody may own a name
+        or send a method call unless a policy punches a hole. The holes are the project's
+        installed policy, dbus/org.hostdevd1.conf ($HOSTDEVD_BUS_POLICY, included as
+        system.d/ files are), and, for the test's own services, what polkit's own policy
+        allows: root owns org.freedesktop.PolicyKit1 (the mocks run as root), everybody
+        may call it. Nothing here allows org.hostdevd1: the daemon (root) owns it and every
+        caller reaches it through the included policy alone.
+
+        The socket's directory is open to every uid (as /run/dbus is), so that tests can
+        call as an unprivileged user."""
 
         CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <!-- hostdevd integration tests: a private system-like bus, open to the test user -->
+  <!-- hostdevd integration tests: a private bus with the system bus's default policy -->
   <type>system</type>
-  <listen>unix:path=%s</listen>
+  <listen>unix:path=%(socket)s</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-    <allow eavesdrop="true"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
+          send_member="UpdateActivationEnvironment"/>
   </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+
+  <!-- the test's polkitd (python-dbusmock's template or polkitd-held.py) -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+
+  <include>%(policy)s</include>
 </busconfig>
 '''
 
         def __init__(self, workdir, name='bus'):
                 self.dir = tempfile.mkdtemp(prefix=name + '.', dir=workdir)
+                # every uid reaches the socket: the workdir is passable, the bus directory readable
+                os.chmod(workdir, 0o711)
+                os.chmod(self.dir, 0o755)
                 conf = os.path.join(self.dir, 'bus.conf')
                 with open(conf, 'w') as f:
-                        f.write(self.CONFIG % os.path.join(self.dir, 'socket'))
+                        f.write(self.CONFIG % {'socket': os.path.join(self.dir, 'socket'),
+                                               'policy': env_path('HOSTDEVD_BUS_POLICY')})
                 r, w = os.pipe()
                 self.proc = subprocess.Popen(
                         ['dbus-daemon', '--nofork', '--nopidfile', '--config-file=' + conf,
@@ -1549,11 +1591,19 @@ class Harness:
         def barrier(self, client, limit=30):
                 """Return once hostdevd has processed every uevent sent before this call."""
                 since = len(client.signals)
-                if self._sentinel_bound:
-                        self.k.unbind(self.SENTINEL)
-                        want = ''
-                else:
-                        self.k.bind(self.SENTINEL, 'pci-stub')
-                        want = 'pci-stub'
+                # The sentinel's own uevent is not paced: the pace is a barrier, which would toggle the
+                # sentinel again under this one and leave _sentinel_bound the opposite of the testbed.
+                pacing, self.k._pacing = self.k._pacing, True
+                try:
+                        if self._sentinel_bound:
+                                self.k.unbind(self.SENTINEL)
+                                want = ''
+                        else:
+                                self.k.bind(self.SENTINEL, 'pci-stub')
+                                want = 'pci-stub'
+                finally:
+                        self.k._pacing = pacing
                 self._sentinel_bound = not self._sentinel_bound
                 client.wait_property(device_path(self.SENTINEL), DEVICE_IFACE, 'Driver', want, since, limit)
+                if not pacing:
+                        self.k._unpaced = 0  # hostdevd has taken every uevent sent so far

@@ -1214,6 +1214,247 @@ class Polkit(ReconcileTestCase):
                 self.wait_converged(NIC, 'vfio-pci')
 
 
+APPLY_NIC = '0000:06:00.0'            # Intel 82574L on e1000e, alone in group 13: Apply's work
+LOG_CONTROL_IFACE = 'org.freedesktop.LogControl1'
+POLKIT_NAME = 'org.freedesktop.PolicyKit1'
+POLKIT_PATH = '/org/freedesktop/PolicyKit1/Authority'
+HELD_POLKITD = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'polkitd-held.py')
+
+# Tries to own hostdevd's name as the calling uid; prints the outcome as JSON.
+OWNER = r'''
+import json, sys
+import dbus
+try:
+        conn = dbus.bus.BusConnection(sys.argv[1])
+        print(json.dumps({'ok': conn.request_name('org.hostdevd1', dbus.bus.NAME_FLAG_DO_NOT_QUEUE)}))
+except dbus.DBusException as e:
+        print(json.dumps({'error': e.get_dbus_name(), 'message': e.get_dbus_message()}))
+'''
+
+
+class Authorization(ReconcileTestCase):
+        """Every mutation of org.hostdevd1.xml x {caller root, polkit allows, polkit denies, polkit
+        fails}, through the installed bus policy (hostdevtest.Bus includes dbus/org.hostdevd1.conf);
+        callers other than root run as uid 65534. Denied: AccessDenied and nothing changed (request
+        files, the fake kernel's sysfs, every property); allowed: the change happened. Reads and
+        Plan work for everybody."""
+
+        ACTIONS = ('org.hostdevd1.reload', 'org.hostdevd1.manage-devices', 'org.hostdevd1.manage-sriov')
+
+        def setUp(self):
+                super().setUp()
+                build_host(self.H)
+                self.H.t.add_pci('devices/pci0000:00/' + APPLY_NIC, 0x8086, 0x10d3, 0x020000, driver='e1000e',
+                                 group=13, bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                # Apply's work: vfio-pci's first probe of APPLY_NIC fails; the function waits for Apply
+                self.reactor.probe_binds_nothing[APPLY_NIC] = 'vfio-pci'
+                self.start({'50-apply.conf': conf({'Address': APPLY_NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_dev(APPLY_NIC, 'State', 'failed')
+                del self.reactor.probe_binds_nothing[APPLY_NIC]
+                self.mocks = []
+
+        # -- polkit
+        def polkitd(self, verdict, actions=ACTIONS):
+                """python-dbusmock's polkitd allowing |actions| ("allow") or nothing ("deny"), or
+                polkitd-held.py answering every check with an error ("error"), in place of the one
+                running."""
+                for p in self.mocks:
+                        p.terminate()
+                        p.wait()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(POLKIT_NAME), 30, 'no polkitd')
+                self.mocks = []
+                env = h.preload_free_env({'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address})
+                if verdict == 'error':
+                        cmd = ['/usr/bin/python3', HELD_POLKITD]
+                else:
+                        cmd = ['/usr/bin/python3', '-m', 'dbusmock', '--system', '--template', 'polkitd']
+                p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, preexec_fn=h.die_with_parent)
+                self.mocks.append(p)
+                self.c.wait_for(lambda: self.c.conn.name_has_owner(POLKIT_NAME) or p.poll() is not None, 30,
+                                'polkitd mock')
+                self.assertIsNone(p.poll(), '%s exited' % cmd)
+                obj = self.c.conn.get_object(POLKIT_NAME, POLKIT_PATH, introspect=False)
+                if verdict == 'error':
+                        dbus.Interface(obj, 'org.hostdevd1.test.HeldPolkit').SetHold(False, 'error')
+                else:
+                        dbus.Interface(obj, 'org.freedesktop.DBus.Mock').SetAllowed(
+                                dbus.Array(actions if verdict == 'allow' else [], signature='s'))
+
+        # -- the caller
+        def as_caller(self, method, signature='', *args, path=ROOT_PATH, iface=MANAGER_IFACE):
+                """|method| called by the test's caller: root, or uid 65534. {'ok': ...} or {'error': ...}."""
+                r = subprocess.run(['/usr/bin/python3', '-c', CALLER, self.bus.address, path, iface, method,
+                                    signature, json.dumps(list(args))],
+                                   env=h.preload_free_env(), preexec_fn=None if self.root else drop_to_nobody,
+                                   capture_output=True, text=True, timeout=h.timeout(180))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return json.loads(r.stdout)
+
+        def set_log(self, prop, value):
+                return self.as_caller('Set', 'ssv', LOG_CONTROL_IFACE, prop, value, path=h.LOG_CONTROL_PATH,
+                                      iface=h.PROPS_IFACE)
+
+        def log(self, prop):
+                return self.c.get(h.LOG_CONTROL_PATH, LOG_CONTROL_IFACE, prop)
+
+        # -- the state a denied call must leave alone
+        def snapshot(self):
+                files = {}
+                for d in self.conf_dirs + self.request_dirs:
+                        for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                                files[os.path.join(d, f)] = h.Testbed.read(os.path.join(d, f))
+                sysfs = {a: (self.driver(a), self.override(a)) for a in self.H.t.addresses() if a != h.Harness.SENTINEL}
+                sysfs[PF] += (h.Testbed.read(os.path.join(self.H.t.devdir(PF), 'sriov_numvfs')),)
+                objects = self.c.managed_objects()
+                objects.pop(device_path(h.Harness.SENTINEL), None)   # the barrier's own device
+                return {'files': files, 'sysfs': sysfs, 'objects': objects,
+                        'manager': self.c.get_all(ROOT_PATH, MANAGER_IFACE),
+                        'log': (self.log('LogLevel'), self.log('LogTarget')), 'writes': len(self.reactor.writes)}
+
+        def attempt(self, allowed, verdict, what, call, done):
+                """Make |call|; when |allowed|, wait for |done|, else check the refusal and that nothing
+                changed."""
+                before = self.snapshot()
+                r = call()
+                if allowed:
+                        self.assertIn('ok', r, '%s: %r' % (what, r))
+                        done()
+                        self.wait_manager('State', 'converged')  # settled before the next snapshot
+                        return
+                self.assertEqual(r.get('error'), ACCESS_DENIED, '%s: %r' % (what, r))
+                if verdict == 'error' and not what.startswith('Log'):
+                        self.assertIn('Authorization check failed', r['message'], what)
+                self.H.barrier(self.c)
+                self.assertEqual(self.snapshot(), before, '%s changed something' % what)
+
+        def check_reads(self):
+                """Reads and Plan need no authorization: answered by hostdevd, whoever calls."""
+                for method, sig, *args in [('Plan', ''), ('GetDeviceByAddress', 's', NIC), ('ListIommuGroups', ''),
+                                           ('GetManagedObjects', '')]:
+                        iface = h.OM_IFACE if method == 'GetManagedObjects' else MANAGER_IFACE
+                        r = self.as_caller(method, sig, *args, iface=iface)
+                        self.assertIn('ok', r, '%s: %r' % (method, r))
+                r = self.as_caller('GetMdevByUuid', 's', '00000000-0000-4000-8000-000000000000')
+                self.assertEqual(r.get('error'), ERR + 'NotFound', r)
+                for path, iface in ((ROOT_PATH, MANAGER_IFACE), (h.LOG_CONTROL_PATH, LOG_CONTROL_IFACE)):
+                        r = self.as_caller('GetAll', 's', iface, path=path, iface=h.PROPS_IFACE)
+                        self.assertIn('ok', r, '%s: %r' % (iface, r))
+                r = self.as_caller('Introspect', path=ROOT_PATH, iface='org.freedesktop.DBus.Introspectable')
+                self.assertIn('SetDeviceDriver', r.get('ok', ''), r)
+
+        def matrix(self, verdict):
+                self.root = verdict == 'root'
+                self.polkitd('deny' if self.root else verdict)
+                allowed = verdict in ('root', 'allow')
+                self.check_reads()
+
+                # Apply first: any other change of the desired state would retry APPLY_NIC itself
+                self.attempt(allowed, verdict, 'Apply', lambda: self.as_caller('Apply'),
+                             lambda: self.wait_converged(APPLY_NIC, 'vfio-pci'))
+
+                def declared():
+                        self.wait_converged(NIC, 'vfio-pci')
+                        self.assertTrue(os.listdir(self.request_dirs[1]), 'no persistent request file')
+                        self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci')
+                self.attempt(allowed, verdict, 'SetDeviceDriver',
+                             lambda: self.as_caller('SetDeviceDriver', 'ssas', NIC, 'vfio-pci', ['persist']), declared)
+
+                if not allowed:
+                        # something for ResetDeviceDriver to drop, declared by root
+                        self.call('SetDeviceDriver', NIC, 'vfio-pci', dbus.Array(['persist'], signature='s'))
+                        self.wait_converged(NIC, 'vfio-pci')
+
+                def dropped():
+                        self.wait_converged(NIC, 'e1000e')
+                        self.assertEqual([f for d in self.request_dirs if os.path.isdir(d) for f in os.listdir(d)], [])
+                self.attempt(allowed, verdict, 'ResetDeviceDriver', lambda: self.as_caller('ResetDeviceDriver', 's', NIC),
+                             dropped)
+
+                def vfs():
+                        self.wait_converged(VF0, 'vfio-pci')
+                        self.assertEqual(self.dev(PF, 'SriovNumVFs'), 2)
+                        self.assertEqual(h.Testbed.read(os.path.join(self.H.t.devdir(PF), 'sriov_numvfs')), '2\n')
+                self.attempt(allowed, verdict, 'SetNumVFs',
+                             lambda: self.as_caller('SetNumVFs', 'susas', PF, 2, 'vfio-pci', []), vfs)
+
+                self.write_conf('60-pair.conf', conf({'Vendor': '8086', 'Device': '105e'}, {'Driver': 'vfio-pci'}))
+                gen = self.c.manager('Generation')
+
+                def reloaded():
+                        self.assertGreater(self.c.manager('Generation'), gen)
+                        for a in PAIR:
+                                self.wait_converged(a, 'vfio-pci')
+                self.attempt(allowed, verdict, 'Reload', lambda: self.as_caller('Reload'), reloaded)
+
+                # LogControl1's writes are root's alone, whatever polkit says
+                for prop, values in (('LogLevel', ('notice', 'debug')), ('LogTarget', ('console', 'auto'))):
+                        new = values[1] if self.log(prop) == values[0] else values[0]
+                        self.attempt(self.root, verdict, prop, lambda: self.set_log(prop, new),
+                                     lambda: self.assertEqual(self.log(prop), new))
+
+                # only root owns the name
+                r = subprocess.run(['/usr/bin/python3', '-c', OWNER, self.bus.address], env=h.preload_free_env(),
+                                   preexec_fn=drop_to_nobody, capture_output=True, text=True, timeout=h.timeout(60))
+                self.assertEqual(json.loads(r.stdout).get('error'), ACCESS_DENIED, r.stdout + r.stderr)
+
+        def test_module_loading(self):
+                """A driver whose module is not meant for the function needs org.hostdevd1.load-module on
+                top of manage-devices (src/module-policy.h), checked before anything is written; the
+                daemons of this lane look modules up in the fixture index of make-module-index.sh."""
+                if not os.environ.get('HOSTDEVD_MODULES_DIR'):
+                        self.skipTest('no fixture module index (depmod not found)')
+                self.root = False
+                self.polkitd('allow')  # ACTIONS: not org.hostdevd1.load-module
+                # not a PCI driver, another device's driver, no module at all
+                for driver in ('notpci', 'fakegpu', 'nosuch'):
+                        before = self.snapshot()
+                        r = self.as_caller('SetDeviceDriver', 'ssas', NIC, driver, [])
+                        self.assertEqual(r.get('error'), ACCESS_DENIED, r)
+                        self.assertIn("driver '%s' for %s" % (driver, NIC), r['message'])
+                        self.assertIn('org.hostdevd1.load-module', r['message'])
+                        self.H.barrier(self.c)
+                        self.assertEqual(self.snapshot(), before, driver)
+                # VFs do not exist yet: only vfio-pci is known to be meant for them
+                before = self.snapshot()
+                r = self.as_caller('SetNumVFs', 'susas', PF, 1, 'iavf', [])
+                self.assertEqual(r.get('error'), ACCESS_DENIED, r)
+                self.assertIn("VF driver 'iavf'", r['message'])
+                self.H.barrier(self.c)
+                self.assertEqual(self.snapshot(), before, 'SetNumVFs')
+
+                def passes(driver):
+                        """The request passed authorization: the reconciler has it and cannot load the
+                        module here (module loading is disabled under umockdev), so the request fails
+                        there and is withdrawn."""
+                        r = self.as_caller('SetDeviceDriver', 'ssas', NIC, driver, [])
+                        self.assertNotEqual(r.get('error'), ACCESS_DENIED, r)
+                        self.assertIn('not loaded', r.get('message', ''), r)
+                        self.assertEqual(self.dev(NIC, 'DesiredDriver'), '')
+                        self.assertEqual(self.driver(NIC), 'e1000e')
+
+                # the NIC's own driver, a driver of its class, a VFIO variant driver for it
+                for driver in ('fakenic', 'fakeclass', 'fake-vfio-nic'):
+                        passes(driver)
+                # with org.hostdevd1.load-module, any module; and root needs nothing
+                self.polkitd('allow', self.ACTIONS + ('org.hostdevd1.load-module',))
+                passes('notpci')
+                self.polkitd('deny')
+                self.root = True
+                passes('nosuch')
+
+        def test_root(self):
+                self.matrix('root')
+
+        def test_polkit_allows(self):
+                self.matrix('allow')
+
+        def test_polkit_denies(self):
+                self.matrix('deny')
+
+        def test_polkit_fails(self):
+                self.matrix('error')
+
+
 class ReconcileLarge(ReconcileTestCase):
         """4096 functions, a Vendor/Device rule matching 1024 VFs."""
 
