@@ -181,7 +181,7 @@ static void test_escape_truncation(void **state) {
         s = mfree(s);
 
         /* A 4-byte character at the cut. */
-        s = escape_bytes("ab\xf0\x9f\x98\x80z", 7, 8);
+        s = escape_bytes("ab\xf0\x9f\x98\x80z", 7, 6);
         assert_string_equal(s, "ab" ESCAPE_ELLIPSIS);
         s = mfree(s);
 }
