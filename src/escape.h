@@ -73,8 +73,11 @@ static inline char *escape_string(const char *s, size_t max) {
  * block (a compound literal), so it can be a printf() argument:
  *   log_debug("Bad value '%s'", ESCAPE_QUOTE(value));
  */
-#define ESCAPE_QUOTE(s) \
-        escape_to_buffer((s), strlen(s), (char[ESCAPE_QUOTE_MAX + 1]){}, ESCAPE_QUOTE_MAX + 1)
+#define ESCAPE_QUOTE(s) escape_quote_into((s), (char[ESCAPE_QUOTE_MAX + 1]){})
+static inline const char *escape_quote_into(const char *s, char buf[static ESCAPE_QUOTE_MAX + 1]) {
+        /* NULL quotes as "" */
+        return escape_to_buffer(s ? s : "", s ? strlen(s) : 0, buf, ESCAPE_QUOTE_MAX + 1);
+}
 
 /*
  * For a value published as it is when it can be (a sysfs attribute, a
