@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "bus-errors.h"
+#include "escape.h"
 #include "bus-log-control.h"
 #include "daemon.h"
 #include "log.h"
@@ -59,7 +60,7 @@ static int property_set_log_level(
 
         level = log_level_from_string(s);
         if (level < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Invalid log level '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Invalid log level '%s'", ESCAPE_QUOTE(s));
 
         log_info("Setting log level to %s", s);
         log_set_max_level(level);
@@ -83,7 +84,7 @@ static int property_set_log_target(
 
         t = log_target_from_string(s);
         if (t < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Invalid log target '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Invalid log target '%s'", ESCAPE_QUOTE(s));
 
         log_info("Setting log target to %s", s);
         log_set_target(t);

@@ -9,7 +9,9 @@
 #include "bus-errors.h"
 #include "bus-manager.h"
 #include "bus-polkit.h"
+#include "bus-util.h"
 #include "daemon.h"
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
@@ -58,7 +60,7 @@ static int property_get_iommu_reason(
         void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
 
-        return sd_bus_message_append(reply, "s", strempty(model_iommu_reason(d->model)));
+        return bus_message_append_text(reply, model_iommu_reason(d->model));
 }
 
 static int property_get_event_source(
@@ -111,7 +113,7 @@ static int method_get_device_by_address(sd_bus_message *m, void *userdata, sd_bu
 
         r = pci_address_from_string(address, &a);
         if (r < 0)
-                return bus_error_setf_errno(error, r, "Not a PCI address: '%s'", address);
+                return bus_error_setf_errno(error, r, "Not a PCI address: '%s'", ESCAPE_QUOTE(address));
         pci_address_format(&a, canonical);
 
         if (!model_get_device(d->model, canonical))
@@ -139,11 +141,11 @@ static int method_get_mdev_by_uuid(sd_bus_message *m, void *userdata, sd_bus_err
         /* "any hex case": the model keys mdevs by the kernel's lowercase form. */
         len = strlen(uuid);
         if (len + 1 != sizeof(lower))
-                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", uuid);
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(uuid));
         for (size_t i = 0; i <= len; i++)
                 lower[i] = (char)tolower((unsigned char)uuid[i]);
         if (!mdev_uuid_is_valid(lower))
-                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", uuid);
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(uuid));
 
         if (!model_get_mdev(d->model, lower))
                 return bus_error_setf_errno(error, -ENOENT, "No mdev '%s'", lower);
@@ -254,7 +256,8 @@ static int property_get_config_errors(
         void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
 
-        return sd_bus_message_append_strv(
+        /* Escaped where they quote a file already; this covers any text that is not. */
+        return bus_message_append_text_strv(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
 }
 
@@ -609,7 +612,7 @@ static int parse_device_address(
         PciAddress a;
 
         if (pci_address_from_string(s, &a) < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(s));
         pci_address_format(&a, ret);
         if (!model_get_device(d->model, ret))
                 return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
@@ -645,7 +648,7 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
                 request_free(q);
                 return bus_error_setf_errno(
                         error, -EINVAL, "Invalid driver '%s' (expected a driver name, \"host\" or \"none\")",
-                        driver);
+                        ESCAPE_QUOTE(driver));
         }
         driver_spec_done(&spec);
         if (request_flags_parse(
@@ -655,7 +658,7 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
                 return bus_error_setf_errno(
                         error, -EINVAL,
                         "Invalid flag '%s' (expected \"persist\", \"whole-group\", \"allow-critical\", each once)",
-                        strna(bad));
+                        ESCAPE_QUOTE(strna(bad)));
         }
         q->flags = bits;
         q->need_critical = bits & REQUEST_FLAG_ALLOW_CRITICAL;
@@ -679,7 +682,8 @@ static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_
                 return r;
         /* No model check: a declaration for a function that is gone can still be dropped. */
         if (pci_address_from_string(address, &a) < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", address);
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(address));
 
         q = request_new(d, m, REQUEST_RESET_DRIVER);
         if (!q)
@@ -720,13 +724,14 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return bus_error_setf_errno(
                         error, -EINVAL,
                         "Invalid VF driver '%s' (expected a driver name, \"host\", \"none\" or \"\")",
-                        vf_driver);
+                        ESCAPE_QUOTE(vf_driver));
         }
         driver_spec_done(&spec);
         if (request_flags_parse(flags, REQUEST_FLAG_PERSIST, &bits, &bad) < 0) {
                 request_free(q);
                 return bus_error_setf_errno(
-                        error, -EINVAL, "Invalid flag '%s' (expected \"persist\", once)", strna(bad));
+                        error, -EINVAL, "Invalid flag '%s' (expected \"persist\", once)",
+                        ESCAPE_QUOTE(strna(bad)));
         }
 
         dev = model_get_device(d->model, q->address);
