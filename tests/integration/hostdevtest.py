@@ -185,8 +185,9 @@ class Testbed:
 
         @staticmethod
         def read(path, default=None):
+                # surrogateescape: a test may store bytes that are not UTF-8 (test-hostile.py)
                 try:
-                        with open(path) as f:
+                        with open(path, errors='surrogateescape') as f:
                                 return f.read()
                 except FileNotFoundError:
                         return default

@@ -226,6 +226,24 @@ class Hostile(rc.ReconcileTestCase):
                 self.read_everything()
                 self.assert_responsive()
 
+        def test_hostile_sysfs(self):
+                """sysfs values that are not UTF-8 (driver_override takes any bytes from root; a slot name is
+                the hotplug driver's) are published escaped, and everything stays readable."""
+                t = self.H.t
+                other = rc.PAIR[1]  # named by no rule: hostdevd only observes it
+                with open(os.path.join(t.devdir(other), 'driver_override'), 'wb') as f:
+                        f.write(b'bad\xff\xc3\n')
+                t.add_slot(os.fsdecode(b'slot\xff\x1b'), other[:-2])
+                self.start({'50-good.conf': GOOD_RULE})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(self.dev(other, 'DriverOverride'), 'bad\\xff\\xc3')
+                self.assertEqual(self.dev(other, 'PhysicalSlot'), 'slot\\xff\\x1b')
+                self.read_everything()
+                self.assert_cli_ok('show', other)
+                self.assert_cli_ok('list')
+                self.assert_responsive()
+                self.assert_log_utf8()
+
         def test_hostile_arguments(self):
                 """Every string of tests/corpus/dbus-args/ (and an 8 MiB one), in every string argument of
                 the Manager's methods, gets an error whose message is bounded, and the daemon goes on."""
