@@ -84,5 +84,8 @@ static inline const char *escape_quote_into(const char *s, char buf[static ESCAP
  * process name): |s| itself when it is valid UTF-8, else its escaped form
  * stored in *|buf| (to be freed by the caller; NULL when |s| is returned).
  * NULL when |s| is NULL, or on allocation failure (then *|buf| is NULL too).
+ * Not injective: valid text that reads like an escape ("\\xff" typed out)
+ * looks the same as the escaped byte; where the difference matters (file
+ * names in DesiredSource and ConfigErrors) use escape_string() instead.
  */
 const char *utf8_or_escaped(const char *s, char **buf);
