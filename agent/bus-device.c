@@ -23,13 +23,13 @@
 static int property_get_char_array(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", (const char *)userdata);
+        return bus_message_append_text(reply, (const char *)userdata);
 }
 
 static int property_get_string_ptr(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", strempty(*(char **)userdata));
+        return bus_message_append_text(reply, *(char **)userdata);
 }
 
 static int property_get_bool_field(
@@ -41,7 +41,7 @@ static int property_get_bool_field(
 static int property_get_strv_field(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append_strv(reply, *(char ***)userdata);
+        return bus_message_append_text_strv(reply, *(char ***)userdata);
 }
 
 static int property_get_serial(
@@ -104,14 +104,14 @@ static int property_get_reconciler(
                 return -ESTALE;
         reconciler_device_status(d->reconciler, dev->address, &v);
         if (streq(property, "DesiredDriver"))
-                return sd_bus_message_append(reply, "s", v.desired_driver);
+                return bus_message_append_text(reply, v.desired_driver);
         if (streq(property, "DesiredSource"))
-                return sd_bus_message_append(reply, "s", v.source);
+                return bus_message_append_text(reply, v.source);
         if (streq(property, "State"))
                 return sd_bus_message_append(reply, "s", device_state_to_string(v.state));
         if (streq(property, "StateReason"))
-                return sd_bus_message_append(reply, "s", v.reason);
-        return sd_bus_message_append(reply, "s", v.last_error);
+                return bus_message_append_text(reply, v.reason);
+        return bus_message_append_text(reply, v.last_error);
 }
 
 /* a(uss): (pid, comm, node) of the processes holding this function's VFIO group or cdev. */
@@ -136,9 +136,16 @@ static int property_get_holders(
                 return r;
         for (size_t i = 0; i < n; i++)
                 if (holder_holds_device(&holders[i], dev)) {
-                        r = sd_bus_message_append(
-                                reply, "(uss)", (uint32_t)holders[i].pid, strempty(holders[i].comm),
-                                strempty(holders[i].node));
+                        /* comm is whatever the process set (prctl(PR_SET_NAME)): any bytes. */
+                        r = sd_bus_message_open_container(reply, 'r', "uss");
+                        if (r >= 0)
+                                r = sd_bus_message_append(reply, "u", (uint32_t)holders[i].pid);
+                        if (r >= 0)
+                                r = bus_message_append_text(reply, holders[i].comm);
+                        if (r >= 0)
+                                r = bus_message_append_text(reply, holders[i].node);
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(reply);
                         if (r < 0)
                                 return r;
                 }
@@ -180,9 +187,20 @@ static int property_get_mdev_types(
         for (size_t i = 0; i < dev->n_mdev_types; i++) {
                 const MdevType *t = &dev->mdev_types[i];
 
-                r = sd_bus_message_append(
-                        reply, "(ssssu)", strempty(t->id), strempty(t->name), strempty(t->description),
-                        strempty(t->device_api), t->available_instances);
+                /* All four strings are read from sysfs, written by the parent's driver. */
+                r = sd_bus_message_open_container(reply, 'r', "ssssu");
+                if (r >= 0)
+                        r = bus_message_append_text(reply, t->id);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, t->name);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, t->description);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, t->device_api);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "u", t->available_instances);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }

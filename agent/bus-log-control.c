@@ -3,6 +3,7 @@
 /* org.freedesktop.LogControl1: the log level and target at run time. */
 
 #include "bus-errors.h"
+#include "escape.h"
 #include "bus-log-control.h"
 #include "bus-context.h"
 #include "log.h"
@@ -61,7 +62,7 @@ static int property_set_log_level(
 
         level = log_level_from_string(s);
         if (level < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Invalid log level '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Invalid log level '%s'", ESCAPE_QUOTE(s));
 
         log_info("Setting log level to %s", s);
         log_set_max_level(level);
@@ -85,7 +86,7 @@ static int property_set_log_target(
 
         t = log_target_from_string(s);
         if (t < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Invalid log target '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Invalid log target '%s'", ESCAPE_QUOTE(s));
 
         log_info("Setting log target to %s", s);
         log_set_target(t);

@@ -11,6 +11,8 @@
 #include "bus-polkit.h"
 #include "bus-context.h"
 #include "intake.h"
+#include "bus-util.h"
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "module-index.h"
@@ -68,7 +70,7 @@ static int property_get_iommu_reason(
         void *userdata, sd_bus_error *error) {
         BusContext *d = userdata;
 
-        return sd_bus_message_append(reply, "s", strempty(model_iommu_reason(d->model)));
+        return bus_message_append_text(reply, model_iommu_reason(d->model));
 }
 
 static int property_get_event_source(
@@ -121,7 +123,7 @@ static int method_get_device_by_address(sd_bus_message *m, void *userdata, sd_bu
 
         r = pci_address_from_string(address, &a);
         if (r < 0)
-                return bus_error_setf_errno(error, r, "Not a PCI address: '%s'", address);
+                return bus_error_setf_errno(error, r, "Not a PCI address: '%s'", ESCAPE_QUOTE(address));
         pci_address_format(&a, canonical);
 
         if (!model_get_device(d->model, canonical))
@@ -149,11 +151,11 @@ static int method_get_mdev_by_uuid(sd_bus_message *m, void *userdata, sd_bus_err
         /* "any hex case": the model keys mdevs by the kernel's lowercase form. */
         len = strlen(uuid);
         if (len + 1 != sizeof(lower))
-                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", uuid);
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(uuid));
         for (size_t i = 0; i <= len; i++)
                 lower[i] = (char)tolower((unsigned char)uuid[i]);
         if (!mdev_uuid_is_valid(lower))
-                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", uuid);
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(uuid));
 
         if (!model_get_mdev(d->model, lower))
                 return bus_error_setf_errno(error, -ENOENT, "No mdev '%s'", lower);
@@ -264,7 +266,8 @@ static int property_get_config_errors(
         void *userdata, sd_bus_error *error) {
         BusContext *d = userdata;
 
-        return sd_bus_message_append_strv(
+        /* Escaped where they quote a file already; this covers any text that is not. */
+        return bus_message_append_text_strv(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
 }
 
@@ -294,9 +297,18 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
                 if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE)
                         (void)snprintf(value, sizeof(value), "%" PRIu32, a->value);
-                r = sd_bus_message_append(
-                        reply, "(ussss)", a->transaction, plan_action_type_to_string(a->type), a->address,
-                        a->driver ?: value, strempty(a->reason));
+                /* Driver names and reasons quote sysfs values and file names: any bytes. */
+                r = sd_bus_message_open_container(reply, 'r', "ussss");
+                if (r >= 0)
+                        r = sd_bus_message_append(
+                                reply, "uss", a->transaction, plan_action_type_to_string(a->type),
+                                a->address);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, a->driver ?: value);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, a->reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }
@@ -307,9 +319,15 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < plan->n_devices; i++) {
-                r = sd_bus_message_append(
-                        reply, "(sss)", plan->devices[i].address,
-                        device_state_to_string(plan->devices[i].state), strempty(plan->devices[i].reason));
+                r = sd_bus_message_open_container(reply, 'r', "sss");
+                if (r >= 0)
+                        r = sd_bus_message_append(
+                                reply, "ss", plan->devices[i].address,
+                                device_state_to_string(plan->devices[i].state));
+                if (r >= 0)
+                        r = bus_message_append_text(reply, plan->devices[i].reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }
@@ -317,7 +335,7 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
         /* The rules the resolver overrode, as it words them (desired_state_resolve()). */
-        r = sd_bus_message_append_strv(reply, plan->conflicts);
+        r = bus_message_append_text_strv(reply, plan->conflicts);
         if (r < 0)
                 return r;
 
@@ -780,7 +798,7 @@ static int parse_device_address(
         PciAddress a;
 
         if (pci_address_from_string(s, &a) < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", s);
+                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(s));
         pci_address_format(&a, ret);
         if (!model_get_device(d->model, ret))
                 return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
@@ -854,7 +872,7 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
                 request_free(q);
                 return bus_error_setf_errno(
                         error, -EINVAL, "Invalid driver '%s' (expected a driver name, \"host\" or \"none\")",
-                        driver);
+                        ESCAPE_QUOTE(driver));
         }
         if (spec.kind == DRIVER_KIND_NAMED) {
                 r = request_check_module(q, model_get_device(d->model, q->address), driver);
@@ -872,7 +890,7 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
                 return bus_error_setf_errno(
                         error, -EINVAL,
                         "Invalid flag '%s' (expected \"persist\", \"whole-group\", \"allow-critical\", each once)",
-                        strna(bad));
+                        ESCAPE_QUOTE(strna(bad)));
         }
         q->flags = bits;
         q->need_critical = bits & REQUEST_FLAG_ALLOW_CRITICAL;
@@ -896,7 +914,8 @@ static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_
                 return r;
         /* No model check: a declaration for a function that is gone can still be dropped. */
         if (pci_address_from_string(address, &a) < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", address);
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(address));
 
         q = request_new(d, m, REQUEST_RESET_DRIVER);
         if (!q)
@@ -937,7 +956,7 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return bus_error_setf_errno(
                         error, -EINVAL,
                         "Invalid VF driver '%s' (expected a driver name, \"host\", \"none\" or \"\")",
-                        vf_driver);
+                        ESCAPE_QUOTE(vf_driver));
         }
         if (*vf_driver && spec.kind == DRIVER_KIND_NAMED) {
                 r = request_check_module(q, NULL, vf_driver);
@@ -951,7 +970,8 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (request_flags_parse(flags, REQUEST_FLAG_PERSIST, &bits, &bad) < 0) {
                 request_free(q);
                 return bus_error_setf_errno(
-                        error, -EINVAL, "Invalid flag '%s' (expected \"persist\", once)", strna(bad));
+                        error, -EINVAL, "Invalid flag '%s' (expected \"persist\", once)",
+                        ESCAPE_QUOTE(strna(bad)));
         }
 
         dev = model_get_device(d->model, q->address);

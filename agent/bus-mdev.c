@@ -25,7 +25,7 @@ static int property_get_uuid(
 static int property_get_string_ptr(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", strempty(*(char **)userdata));
+        return bus_message_append_text(reply, *(char **)userdata);
 }
 
 static int property_get_parent_device(
@@ -48,7 +48,7 @@ static int property_get_errors(
         void *userdata, sd_bus_error *error) {
         const Mdev *mdev = userdata;
 
-        return sd_bus_message_append_strv(reply, mdev->errors);
+        return bus_message_append_text_strv(reply, mdev->errors);
 }
 
 #define EMITS SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE

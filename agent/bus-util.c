@@ -7,6 +7,7 @@
 
 #include "bus-util.h"
 #include "event-priorities.h"
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -75,6 +76,29 @@ const char *bus_path_child_element(const char *path, const char *prefix) {
         if (!strneq(path, prefix, n) || path[n] != '/' || path[n + 1] == '\0' || strchr(path + n + 1, '/'))
                 return NULL;
         return path + n + 1;
+}
+
+int bus_message_append_text(sd_bus_message *m, const char *s) {
+        _cleanup_free_ char *buf = NULL;
+        const char *t = utf8_or_escaped(strempty(s), &buf);
+
+        if (!t)
+                return -ENOMEM;
+        return sd_bus_message_append_basic(m, 's', t);
+}
+
+int bus_message_append_text_strv(sd_bus_message *m, char **l) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        STRV_FOREACH (s, l) {
+                r = bus_message_append_text(m, *s);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
 }
 
 sd_bus *bus_close(sd_bus *bus) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Connecting hostdevd to its bus. */
+/* Connecting hostdevd to its bus; strings from outside onto it. */
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -32,3 +32,13 @@ const char *bus_path_child_element(const char *path, const char *prefix);
 
 /* Flush what is queued, close and unref |bus| (NULL-safe). Returns NULL. */
 sd_bus *bus_close(sd_bus *bus);
+/*
+ * Append |s| (NULL: "") as a D-Bus string: as it is when it is valid UTF-8,
+ * else escaped (escape.h). sd-bus refuses a string that is not UTF-8 (the
+ * D-Bus specification, "Basic types"), and sysfs values, process names,
+ * file names and file contents can be any bytes: every string that comes
+ * from outside the daemon goes through here. Returns 0 or -errno.
+ */
+int bus_message_append_text(sd_bus_message *m, const char *s);
+/* The same for an array of strings ("as"; NULL: empty). */
+int bus_message_append_text_strv(sd_bus_message *m, char **l);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "event-priorities.h"
@@ -93,7 +94,9 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
         if (!monitor_event_is_relevant(subsystem, mdev_state))
                 return;
         if (!action || !syspath || !sysname) {
-                log_debug("Ignoring uevent without action or path (subsystem %s)", strna(subsystem));
+                log_debug(
+                        "Ignoring uevent without action or path (subsystem %s)",
+                        ESCAPE_QUOTE(strna(subsystem)));
                 return;
         }
 
@@ -116,7 +119,9 @@ static void monitor_dispatch(Monitor *m, struct udev_device *dev) {
                 return;
         r = m->callbacks.on_uevent(m->userdata, action, subsystem, syspath, sysname, mdev_state);
         if (r < 0)
-                log_debug_errno(r, "Failed to process uevent %s %s: %m, ignoring", action, syspath);
+                log_debug_errno(
+                        r, "Failed to process uevent %s %s: %m, ignoring", ESCAPE_QUOTE(action),
+                        ESCAPE_QUOTE(syspath));
 }
 
 int monitor_drain(Monitor *m) {

@@ -1222,12 +1222,30 @@ void request_backup_free(RequestBackup *b) {
 static int read_small_file(const char *path, char **ret) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL;
+        struct stat st;
         size_t n;
+        int fd, k;
 
         *ret = NULL;
-        f = fopen(path, "re");
-        if (!f)
+        /* A drop-in directory may hold a FIFO of this name: never block on it (issue 17). */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0) {
+                k = -errno;
+                close(fd);
+                return k;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return -EINVAL;
+        }
+        f = fdopen(fd, "re");
+        if (!f) {
+                k = -errno;
+                close(fd);
+                return k;
+        }
         buf = calloc(1, DESIRED_STATE_FILE_MAX + 1);
         if (!buf)
                 return -ENOMEM;

@@ -182,8 +182,16 @@ static int export_remove_stale(const ConfFiles *l, const char *dir) {
                         continue;
                 if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
                         return log_oom(), EXIT_BUS;
-                f = fopen(path, "re");
-                if (!f || !fgets(line, sizeof(line), f) || !streq(line, EXPORT_HEADER))
+                /* Non-blocking, regular files only: a FIFO of that name must not hang the command. */
+                int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                struct stat st;
+                if (fd < 0)
+                        continue;
+                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "re"))) {
+                        close(fd);
+                        continue;
+                }
+                if (!fgets(line, sizeof(line), f) || !streq(line, EXPORT_HEADER))
                         continue;
                 if (unlink(path) < 0) {
                         log_error_errno(errno, "Failed to remove %s: %m", path);
@@ -420,7 +428,8 @@ static int import_driverctl_file(ConfFiles *l, const char *dir, const char *file
         }
         pci_address_format(&a, address);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO is refused below instead of waiting for a writer. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0 || fstat(fd, &st) < 0) {
                 log_error_errno(errno, "%s: cannot read: %m", path);
                 return -EINVAL;

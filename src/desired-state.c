@@ -6,17 +6,16 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <ini.h>
 
 #include "desired-state.h"
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
 #include "strv.h"
-
-/* Longest value quoted in an error message: enough for any valid one, bounded for garbage. */
-#define VALUE_QUOTE_MAX 64
 
 static const char *const driver_kind_table[_DRIVER_KIND_MAX] = {
         [DRIVER_KIND_UNSET] = "unset",
@@ -272,12 +271,17 @@ static const struct {
 
 typedef struct ParseContext {
         FILE *f;
-        const char *path;
+        const char *path; /* escaped (escape.h): quoted in every message */
         char *buf;
         size_t buf_size;
         unsigned line; /* line libinih is working on (its handler gets no line number
                         * in Debian's build: INI_HANDLER_LINENO is 0), counted by our reader */
         unsigned first_section_line; /* first "[...]" line seen by the reader, 0: none */
+        unsigned section_line[3]; /* first line of [Match], [Device], [SRIOV], 0: not seen */
+        unsigned unknown_section_line; /* header line of the current section when unknown, 0: known */
+        unsigned unknown_section_keys; /* assignments seen in it */
+        char *unknown_section; /* its name, escaped */
+        bool after_key; /* the last line that was not blank or a comment was no section header */
         unsigned n_assignments;
         unsigned key_line[_KEY_MAX]; /* where each key was set, 0: not set */
         DesiredRule rule;
@@ -301,6 +305,47 @@ _printf_(3, 4) static void context_error(ParseContext *c, unsigned line, const c
                 c->r = -ENOMEM;
 }
 
+static const char *const known_sections[] = { CONF_SECTION_MATCH, CONF_SECTION_DEVICE, CONF_SECTION_SRIOV };
+
+/* The section before ends: an unknown one is an error even without keys (hostdevd.conf(5)); with keys,
+ * each key is reported by the handler. */
+static void context_section_end(ParseContext *c) {
+        if (c->unknown_section_line != 0 && c->unknown_section_keys == 0)
+                context_error(c, c->unknown_section_line, "[%s]: unknown section", c->unknown_section);
+        c->unknown_section_line = 0;
+        c->unknown_section = mfree(c->unknown_section);
+}
+
+/* A "[" line: |name| points after the bracket. libinih takes the name up to the first ']' (a line
+ * without one is its syntax error); libinih passes no line numbers and does not tell the handler about
+ * sections without keys, so the reader sees them. */
+static void context_section_start(ParseContext *c, const char *name) {
+        const char *end = strchr(name, ']');
+        size_t n;
+
+        context_section_end(c);
+        if (!end)
+                return;
+        n = (size_t)(end - name);
+        for (size_t i = 0; i < ELEMENTSOF(known_sections); i++) {
+                if (strlen(known_sections[i]) != n || !strneq(known_sections[i], name, n))
+                        continue;
+                /* Sections are not merged: two [Match] sections read as "match either" but would AND. */
+                if (c->section_line[i] != 0)
+                        context_error(
+                                c, c->line, "[%s]: section repeated (first at line %u), put its keys in one",
+                                known_sections[i], c->section_line[i]);
+                else
+                        c->section_line[i] = c->line;
+                return;
+        }
+        c->unknown_section_line = c->line;
+        c->unknown_section_keys = 0;
+        c->unknown_section = escape_bytes(name, n, ESCAPE_QUOTE_MAX);
+        if (!c->unknown_section)
+                c->r = -ENOMEM;
+}
+
 /* fgets()-style reader for ini_parse_stream(): counts lines, catches what libinih would silently split. */
 static char *context_read_line(char *str, int num, void *userdata) {
         ParseContext *c = userdata;
@@ -308,8 +353,10 @@ static char *context_read_line(char *str, int num, void *userdata) {
         size_t skip;
 
         n = getline(&c->buf, &c->buf_size, c->f);
-        if (n < 0)
+        if (n < 0) {
+                context_section_end(c);
                 return NULL;
+        }
         c->line++;
 
         if ((size_t)n != strlen(c->buf)) {
@@ -323,17 +370,25 @@ static char *context_read_line(char *str, int num, void *userdata) {
                 n = 0;
         }
 
-        skip = strspn(c->buf, " \t");
-        if (c->buf[skip] == '[' && c->first_section_line == 0)
-                c->first_section_line = c->line;
+        /* As libinih: a UTF-8 byte order mark on the first line, then white space. */
+        skip = c->line == 1 && strneq(c->buf, "\xef\xbb\xbf", 3) ? 3 : 0;
+        skip += strspn(c->buf + skip, " \t\n\v\f\r");
+        if (c->buf[skip] == '[' && (skip == 0 || !c->after_key)) {
+                /* An indented line after a key is libinih's continuation line, not a section. */
+                if (c->first_section_line == 0)
+                        c->first_section_line = c->line;
+                context_section_start(c, c->buf + skip + 1);
+                c->after_key = false;
+        } else if (c->buf[skip] != '\0' && !strchr(";#", c->buf[skip]))
+                c->after_key = true; /* comments and blank lines do not end a key's continuation */
 
         memcpy(str, c->buf, (size_t)n + 1);
         return str;
 }
 
+/* Values are quoted escaped and bounded (escape.h): a file may hold any bytes. */
 #define KEY_ERROR(c, key, value, reason, ...) \
-        context_error(                        \
-                c, c->line, "%s=%.*s: " reason, conf_keys[key].name, VALUE_QUOTE_MAX, value, ##__VA_ARGS__)
+        context_error(c, c->line, "%s=%s: " reason, conf_keys[key].name, ESCAPE_QUOTE(value), ##__VA_ARGS__)
 
 static int context_assign(ParseContext *c, ConfKey key, const char *value) {
         DeviceMatch *m = &c->rule.match;
@@ -513,15 +568,16 @@ static int context_handler(void *userdata, const char *section, const char *name
         c->n_assignments++;
         if (!section || !*section) {
                 context_error(
-                        c, c->line, "%s=%.*s: assignment outside of a section", name, VALUE_QUOTE_MAX,
-                        value);
+                        c, c->line, "%s=%s: assignment outside of a section", ESCAPE_QUOTE(name),
+                        ESCAPE_QUOTE(value));
                 return 1;
         }
         if (!streq(section, CONF_SECTION_MATCH) && !streq(section, CONF_SECTION_DEVICE) &&
             !streq(section, CONF_SECTION_SRIOV)) {
+                c->unknown_section_keys++;
                 context_error(
-                        c, c->line, "[%.*s] %s=%.*s: unknown section", VALUE_QUOTE_MAX, section, name,
-                        VALUE_QUOTE_MAX, value);
+                        c, c->line, "[%s] %s=%s: unknown section", ESCAPE_QUOTE(section), ESCAPE_QUOTE(name),
+                        ESCAPE_QUOTE(value));
                 return 1;
         }
 
@@ -544,7 +600,8 @@ static int context_handler(void *userdata, const char *section, const char *name
                 return 1;
         }
 
-        context_error(c, c->line, "%s=%.*s: unknown key in [%s]", name, VALUE_QUOTE_MAX, value, section);
+        context_error(
+                c, c->line, "%s=%s: unknown key in [%s]", ESCAPE_QUOTE(name), ESCAPE_QUOTE(value), section);
         return 1;
 }
 
@@ -579,23 +636,90 @@ static void context_validate(ParseContext *c) {
                         "AllowCritical= needs Driver= in the same [Device]");
 }
 
+static const char *file_type_name(mode_t mode) {
+        switch (mode & S_IFMT) {
+        case S_IFDIR:
+                return "a directory";
+        case S_IFIFO:
+                return "a FIFO";
+        case S_IFSOCK:
+                return "a socket";
+        case S_IFCHR:
+                return "a character device";
+        case S_IFBLK:
+                return "a block device";
+        default:
+                return "not a regular file";
+        }
+}
+
+/* /dev/null (mem driver, minor 3: Documentation/admin-guide/devices.txt) masks, as in systemd. */
+static bool stat_is_dev_null(const struct stat *st) {
+        return S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3);
+}
+
+static int reject_file(DesiredState *s, const char *shown, const char *reason) {
+        log_debug("%s:0: %s, rejecting file", shown, reason);
+        if (strv_extendf(&s->errors, "%s:0: %s", shown, reason) < 0)
+                return -ENOMEM;
+        s->n_rejected++;
+        return 0;
+}
+
 int desired_state_add_file(DesiredState *s, const char *path) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_strv_free_ char **errors = NULL;
-        ParseContext c = { .path = path };
-        struct stat st;
+        _cleanup_free_ char *shown = NULL, *reason = NULL;
+        ParseContext c = {};
+        struct stat st, fst;
         int fd, k, r;
 
         assert(s);
         assert(path);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* The name comes from readdir(): any bytes but '/' and NUL. Messages and DesiredRule.path carry
+         * it escaped (hostdevd.conf(5), FILE NAMES). */
+        shown = escape_string(path, SIZE_MAX);
+        if (!shown)
+                return -ENOMEM;
+        c.path = shown;
+
+        /* Judge the type before opening: opening a FIFO for reading blocks until a writer comes (fifo(7)),
+         * and opening a device node may do something. Only regular files and /dev/null are opened. */
+        if (stat(path, &st) < 0) {
+                r = -errno;
+                if (r == -ENOENT && lstat(path, &st) < 0 && errno == ENOENT) {
+                        /* Removed since readdir(), as an editor or package manager does: not an error. */
+                        log_debug("%s vanished before it was read, ignoring", shown);
+                        return 0;
+                }
+                if (asprintf(&reason, "cannot open: %s", strerror(-r)) < 0)
+                        return -ENOMEM;
+                return reject_file(s, shown, reason);
+        }
+        if (stat_is_dev_null(&st)) {
+                /* A symlink to /dev/null masks its name, as systemd's null_or_empty(). */
+                if (strv_extend(&s->masked, shown) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                if (asprintf(&reason, "not a regular file (%s)", file_type_name(st.st_mode)) < 0)
+                        return -ENOMEM;
+                return reject_file(s, shown, reason);
+        }
+
+        /* O_NONBLOCK: should it have become a FIFO since stat(), open() returns at once (fifo(7)). */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 r = -errno;
-                if (strv_extendf(&s->errors, "%s:0: cannot open: %s", path, strerror(-r)) < 0)
+                if (r == -ENOENT) {
+                        log_debug("%s vanished before it was read, ignoring", shown);
+                        return 0;
+                }
+                if (asprintf(&reason, "cannot open: %s", strerror(-r)) < 0)
                         return -ENOMEM;
-                s->n_rejected++;
-                return log_debug_errno(r, "Failed to open '%s': %m", path);
+                return reject_file(s, shown, reason);
         }
         f = fdopen(fd, "re");
         if (!f) {
@@ -603,26 +727,30 @@ int desired_state_add_file(DesiredState *s, const char *path) {
                 close(fd);
                 return r;
         }
-        if (fstat(fd, &st) < 0)
+        if (fstat(fd, &fst) < 0)
                 return negative_errno();
-        if (S_ISCHR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0)) {
-                /* /dev/null (through a symlink) or empty: masks its name, as systemd's null_or_empty(). */
-                if (strv_extend(&s->masked, path) < 0)
+        if (!S_ISREG(fst.st_mode)) {
+                if (asprintf(&reason, "not a regular file (%s)", file_type_name(fst.st_mode)) < 0)
+                        return -ENOMEM;
+                return reject_file(s, shown, reason);
+        }
+        if (fst.st_size == 0) {
+                /* Empty: masks its name, as systemd's null_or_empty(). */
+                if (strv_extend(&s->masked, shown) < 0)
                         return -ENOMEM;
                 return 0;
         }
-        if (!S_ISREG(st.st_mode) || st.st_size > (off_t)DESIRED_STATE_FILE_MAX) {
-                if (strv_extendf(
-                            &s->errors, "%s:0: %s", path,
-                            S_ISREG(st.st_mode) ? "file larger than 64 KiB" : "not a regular file") < 0)
-                        return -ENOMEM;
-                s->n_rejected++;
-                return 0;
-        }
+        if (fst.st_size > (off_t)DESIRED_STATE_FILE_MAX)
+                return reject_file(s, shown, "file larger than 64 KiB");
+        /* A regular file never blocks; clear the flag all the same so reads behave as documented. */
+        k = fcntl(fd, F_GETFL);
+        if (k < 0 || fcntl(fd, F_SETFL, k & ~O_NONBLOCK) < 0)
+                return negative_errno();
 
         c.f = f;
         k = ini_parse_stream(context_read_line, &c, context_handler, &c);
         free(c.buf);
+        free(c.unknown_section);
         errors = TAKE_PTR(c.errors);
         if (c.r < 0) {
                 desired_rule_done(&c.rule);
@@ -635,14 +763,14 @@ int desired_state_add_file(DesiredState *s, const char *path) {
         if (k > 0) {
                 /* Our handler never fails: this is a syntax error libinih found on its own (a line that is
                  * neither "[Section]" nor "Key=Value"); it reports the first one only. */
-                if (strv_extendf(&errors, "%s:%d: syntax error: expected [Section] or Key=Value", path, k) <
+                if (strv_extendf(&errors, "%s:%d: syntax error: expected [Section] or Key=Value", shown, k) <
                     0) {
                         desired_rule_done(&c.rule);
                         return -ENOMEM;
                 }
         }
         if (ferror(f)) {
-                if (strv_extendf(&errors, "%s:%u: read error", path, c.line) < 0) {
+                if (strv_extendf(&errors, "%s:%u: read error", shown, c.line) < 0) {
                         desired_rule_done(&c.rule);
                         return -ENOMEM;
                 }
@@ -651,7 +779,7 @@ int desired_state_add_file(DesiredState *s, const char *path) {
         if (!errors && c.n_assignments == 0 && c.first_section_line == 0) {
                 /* Only comments and blank lines: as empty. */
                 desired_rule_done(&c.rule);
-                return strv_extend(&s->masked, path) < 0 ? -ENOMEM : 0;
+                return strv_extend(&s->masked, shown) < 0 ? -ENOMEM : 0;
         }
 
         if (!errors) {
@@ -675,11 +803,7 @@ int desired_state_add_file(DesiredState *s, const char *path) {
                 return 0;
         }
 
-        c.rule.path = strdup(path);
-        if (!c.rule.path) {
-                desired_rule_done(&c.rule);
-                return -ENOMEM;
-        }
+        c.rule.path = TAKE_PTR(shown);
         DesiredRule *n = reallocarray(s->rules, s->n_rules + 1, sizeof(DesiredRule));
         if (!n) {
                 desired_rule_done(&c.rule);

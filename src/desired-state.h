@@ -9,7 +9,10 @@
  * HOSTDEVD_CONF_DIR_USR < HOSTDEVD_CONF_DIR_ETC < HOSTDEVD_CONF_DIR_RUN. All
  * "*.conf" of all directories are read in lexical order of their basename; a
  * file of the same name in a later directory replaces the earlier one; a
- * symlink to /dev/null or an empty file masks the name entirely.
+ * symlink to /dev/null or an empty file masks the name entirely. Anything
+ * else that is not a regular file (FIFO, socket, device node, directory) is
+ * rejected without being opened. File names and values are quoted escaped
+ * (escape.h) in every message, so all of them are valid UTF-8.
  *
  * One file is one rule: a [Match] section (every key given must match:
  * AND), and what to do with what matches ([Device] and/or [SRIOV]). A file
@@ -137,9 +140,13 @@ int desired_state_load(const char *const *dirs, DesiredState **ret);
 
 /*
  * Parse one file (already chosen by the layering) and append its rule to
- * |s|, or its errors to s->errors. |path| is used for messages and
- * DesiredRule.path. Returns 1 if a rule was added, 0 if the file was
- * rejected or masks (empty), -ENOMEM, or -errno if it cannot be opened.
+ * |s|, or its errors to s->errors. |path|, escaped (escape.h), is used for
+ * messages, ->masked and DesiredRule.path. Only a regular file is opened
+ * (non-blocking, so a FIFO swapped in cannot stall the caller); /dev/null
+ * or an empty file masks; any other type, or a file that cannot be opened,
+ * is rejected in ->errors; a file that no longer exists (removed since the
+ * directory was listed) is skipped. Returns 1 if a rule was added, 0 if the
+ * file was rejected, masks or vanished, -ENOMEM.
  */
 int desired_state_add_file(DesiredState *s, const char *path);
 

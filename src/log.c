@@ -7,6 +7,7 @@
 #include <time.h>
 #include <systemd/sd-journal.h>
 
+#include "escape.h"
 #include "log.h"
 #include "names.h"
 
@@ -103,7 +104,8 @@ static int stderr_is_journal(void) {
 
 int log_internal(
         int level, int error, const char *extra_field, const char *message_id, const char *format, ...) {
-        char buf[2048];
+        char formatted[2048], escaped[2048];
+        const char *buf;
         va_list ap;
         int saved_errno = errno;
         bool use_journal;
@@ -112,8 +114,14 @@ int log_internal(
                 errno = abs(error); /* for %m */
 
         va_start(ap, format);
-        (void)vsnprintf(buf, sizeof(buf), format, ap);
+        (void)vsnprintf(formatted, sizeof(formatted), format, ap);
         va_end(ap);
+        /* Journal fields and terminals want UTF-8: a message that quotes raw bytes, or that the bound above
+         * cut inside a character, is escaped whole (escape.h); callers quote untrusted bytes escaped
+         * anyway, this is the net under them. */
+        buf = formatted;
+        if (!utf8_is_valid(formatted))
+                buf = escape_to_buffer(formatted, strlen(formatted), escaped, sizeof(escaped));
 
         use_journal = target == LOG_TARGET_JOURNAL || (target == LOG_TARGET_AUTO && stderr_is_journal());
         if (use_journal) {
@@ -127,7 +135,7 @@ int log_internal(
                         message = NULL;
                 (void)snprintf(prio, sizeof(prio), "PRIORITY=%i", level);
                 (void)snprintf(ident_field, sizeof(ident_field), "SYSLOG_IDENTIFIER=%s", ident);
-                iov[n++] = (struct iovec){ .iov_base = message ? message : buf,
+                iov[n++] = (struct iovec){ .iov_base = message ? message : (char *)buf,
                                            .iov_len = strlen(message ? message : buf) };
                 iov[n++] = (struct iovec){ .iov_base = prio, .iov_len = strlen(prio) };
                 iov[n++] = (struct iovec){ .iov_base = ident_field, .iov_len = strlen(ident_field) };

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <uuid/uuid.h>
 
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
@@ -81,7 +82,7 @@ static int read_type_string(
         if (r < 0 && errors) {
                 *ret = NULL;
                 return strv_extendf(
-                        errors, "%s/%s/%s: %s", SYSFS_ATTR_MDEV_SUPPORTED_TYPES, id, attr,
+                        errors, "%s/%s/%s: %s", SYSFS_ATTR_MDEV_SUPPORTED_TYPES, ESCAPE_QUOTE(id), attr,
                         r == -ENOENT ? "missing" : strerror(-r));
         }
         return 0;
@@ -117,10 +118,10 @@ static int type_read(const char *types_dir, const char *id, MdevType *t, char **
                         t->available_instances = (uint32_t)v;
                 else if (errors) {
                         r = strv_extendf(
-                                errors, "%s/%s/%s: %s '%.64s'", SYSFS_ATTR_MDEV_SUPPORTED_TYPES, id,
-                                SYSFS_ATTR_MDEV_TYPE_AVAILABLE_INSTANCES,
+                                errors, "%s/%s/%s: %s '%s'", SYSFS_ATTR_MDEV_SUPPORTED_TYPES,
+                                ESCAPE_QUOTE(id), SYSFS_ATTR_MDEV_TYPE_AVAILABLE_INSTANCES,
                                 r == -ERANGE ? "integer value out of range" : "invalid integer value",
-                                avail);
+                                ESCAPE_QUOTE(avail));
                         if (r < 0)
                                 return r;
                 }
@@ -277,7 +278,7 @@ int mdev_read(const char *uuid, Mdev **ret) {
                         m->parent = mfree(m->parent);
         }
         if (!m->parent) {
-                r = strv_extendf(&m->errors, "parent: cannot determine from '%s'", target);
+                r = strv_extendf(&m->errors, "parent: cannot determine from '%s'", ESCAPE_QUOTE(target));
                 if (r < 0)
                         return r;
         } else
@@ -310,8 +311,8 @@ int mdev_read(const char *uuid, Mdev **ret) {
                         m->iommu_group = (int32_t)v;
                 else if (
                         (r = strv_extendf(
-                                 &m->errors, "%s: invalid group '%.64s'", SYSFS_ATTR_IOMMU_GROUP, group)) <
-                        0)
+                                 &m->errors, "%s: invalid group '%s'", SYSFS_ATTR_IOMMU_GROUP,
+                                 ESCAPE_QUOTE(group))) < 0)
                         return r;
         } else if (r != -ENOENT && (r = record_read_error(&m->errors, SYSFS_ATTR_IOMMU_GROUP, r)) < 0)
                 return r;

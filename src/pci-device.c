@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
@@ -23,7 +24,6 @@
 #define IORESOURCE_MEM_64 0x00100000ULL
 
 /* Errors quote at most this much of a bad value, so a garbage attribute cannot flood the bus. */
-#define ERROR_VALUE_MAX 64
 
 static const char *const sriov_role_table[_SRIOV_ROLE_MAX] = {
         [SRIOV_ROLE_NONE] = "none",
@@ -93,7 +93,8 @@ bool pci_device_is_bridge(const PciDevice *d) {
 
 static int add_error(PciDevice *d, const char *attr, const char *message, const char *value) {
         if (value)
-                return strv_extendf(&d->errors, "%s: %s '%.*s'", attr, message, ERROR_VALUE_MAX, value);
+                /* sysfs text is any bytes (driver_override takes what root writes): escaped, bounded. */
+                return strv_extendf(&d->errors, "%s: %s '%s'", attr, message, ESCAPE_QUOTE(value));
         return strv_extendf(&d->errors, "%s: %s", attr, message);
 }
 

@@ -954,6 +954,19 @@ Driver=host
         for name, text in mine.items():
             self.assertEqual(open(os.path.join(d, name)).read(), text)
 
+    def test_export_and_import_skip_fifos(self):
+        # A FIFO named like a checkpoint file (or a driverctl override) is never opened for reading:
+        # the command does not wait for a writer (issue 17).
+        d = self.tmpdir()
+        fifo = os.path.join(d, "80-export-0000:09:00.0.conf")
+        os.mkfifo(fifo)
+        self.expect(0, "export", d)
+        self.assertTrue(os.path.exists(fifo), "not a checkpoint of ours: left alone")
+        src = self.driverctl_dir({"pci-0000:05:00.0": "vfio-pci\n"})
+        os.mkfifo(os.path.join(src, "pci-0000:01:00.0"))
+        r = self.expect(1, "import", "driverctl", src)
+        self.assertIn("%s/pci-0000:01:00.0: not a regular file." % src, r.stderr)
+
     def test_export_vf_driver_and_none(self):
         # Both VFs on vfio-pci: one VFDriver= on the PF, no VF rules. An unbound function held by an override
         # ("none", as driverctl sets) or declared "none" exports as Driver=none.

@@ -188,8 +188,9 @@ class Testbed:
 
         @staticmethod
         def read(path, default=None):
+                # surrogateescape: a test may store bytes that are not UTF-8 (test-hostile.py)
                 try:
-                        with open(path) as f:
+                        with open(path, errors='surrogateescape') as f:
                                 return f.read()
                 except FileNotFoundError:
                         return default
@@ -1374,10 +1375,15 @@ class Daemon:
                                 raise RuntimeError('hostdevd exited with %d before READY=1\n%s'
                                                    % (self.proc.returncode, self.output()))
 
-        def output(self):
+        def output_bytes(self):
                 self.log.flush()
-                with open(self.log_path) as f:
+                with open(self.log_path, 'rb') as f:
                         return f.read()
+
+        def output(self):
+                """The log as text; bytes that are not UTF-8 (hostdevd escapes them, but a library it
+                calls might not) show as \\xNN instead of failing the test that reads it."""
+                return self.output_bytes().decode('utf-8', errors='backslashreplace')
 
         def stop(self, sig=signal.SIGTERM, limit=30):
                 """Stop the daemon; returns its exit status (valgrind: 1 on errors)."""
@@ -1504,7 +1510,8 @@ class Client:
 def hostdevctl(address, *args, check=None):
         """Run hostdevctl on the private bus; returns CompletedProcess (text)."""
         r = subprocess.run([env_path('HOSTDEVCTL'), '--address', address] + list(args),
-                           env=preload_free_env(), capture_output=True, text=True, timeout=timeout(60))
+                           env=preload_free_env(), capture_output=True, encoding='utf-8',
+                           errors='backslashreplace', timeout=timeout(60))
         if check is not None and r.returncode != check:
                 raise AssertionError('hostdevctl %s: exit %d (expected %d)\nstdout: %s\nstderr: %s'
                                      % (' '.join(args), r.returncode, check, r.stdout, r.stderr))

@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "desired-state.h"
+#include "escape.h"
 #include "strv.h"
 
 /* A temporary root with usr/, etc/ and run/ drop-in directories, lowest priority first. */
@@ -214,6 +217,31 @@ static void test_rejections(void **state) {
                   "1: Vendor=8086: assignment outside of a section" },
                 { "[Match]\nVendor=8086\n[Device]\nDriver\n",
                   "4: syntax error: expected [Section] or Key=Value" },
+                /* Hostile bytes are quoted escaped (issue 17). */
+                { "[Match]\nAddress=0000:04:00.0\n[Device]\nDriver=vfio\xff\n",
+                  "4: Driver=vfio\\xff: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)" },
+                { "[Match]\nVend\xc0\xafor=8086\n[Device]\nDriver=vfio-pci\n",
+                  "2: Vend\\xc0\\xafor=8086: unknown key in [Match]" },
+                { "[Match]\nSlot=\x1b[2J\n[Device]\nDriver=vfio-pci\n",
+                  "2: Slot=\\x1b[2J: not a slot name (as in /sys/bus/pci/slots/)" },
+                { "[Match]\nVendor=8086\n[\xed\xa0\x80]\nX=\\\"\n[Device]\nDriver=vfio-pci\n",
+                  "4: [\\xed\\xa0\\x80] X=\\\\\\\": unknown section" },
+                /* Sections: an empty unknown one and a repeated known one are errors (hostdevd.conf(5)). */
+                { "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci\n[Extra]\n",
+                  "5: [Extra]: unknown section" },
+                { "[Match]\nVendor=8086\n[Bad\xff]\n[Device]\nDriver=vfio-pci\n",
+                  "3: [Bad\\xff]: unknown section" },
+                { "[Match]\nVendor=8086\n[Match]\nDevice=1234\n[Device]\nDriver=vfio-pci\n",
+                  "3: [Match]: section repeated (first at line 1), put its keys in one" },
+                { "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci\n[Device]\nGroup=whole\n",
+                  "5: [Device]: section repeated (first at line 3), put its keys in one" },
+                { "\xef\xbb\xbf[Match]\nVendor=8086\n\n[SRIOV]\nNumVFs=1\n# c\n[SRIOV]\nVFDriver=vfio-pci\n",
+                  "7: [SRIOV]: section repeated (first at line 4), put its keys in one" },
+                { "[Match]\nVendor=8086\n[Device]\n [Match]\nDriver=vfio-pci\n",
+                  "4: [Match]: section repeated (first at line 1), put its keys in one" },
+                /* libinih reads an indented line after a key as its continuation, not as a section */
+                { "[Match]\nVendor=8086\n [Match]\n[Device]\nDriver=vfio-pci\n",
+                  "3: Vendor=[Match]: assigned twice (first at line 2)" },
         };
         Fixture *f = *state;
 
@@ -235,6 +263,8 @@ static void test_rejections(void **state) {
                 assert_int_equal(s->n_rejected, 1);
                 assert_non_null(s->errors);
                 assert_string_equal(s->errors[0], expected);
+                STRV_FOREACH (e, s->errors)
+                        assert_true(utf8_is_valid(*e));
                 desired_state_free(s);
                 assert_int_equal(unlink(path), 0);
         }
@@ -253,6 +283,93 @@ static void test_reject_collects_every_error(void **state) {
         snprintf(e2, sizeof(e2), "%s:5: Group=every: not whole or strict", path);
         assert_string_equal(s->errors[0], e1);
         assert_string_equal(s->errors[1], e2);
+        desired_state_free(s);
+}
+
+/* A quoted value is cut at a character boundary, never inside one (issue 17: 63 x 'a' + U+00E9). */
+static void test_quote_bound(void **state) {
+        Fixture *f = *state;
+        char content[256], value[128], expected[512];
+        const char *path;
+        DesiredState *s;
+
+        memset(value, 'a', ESCAPE_QUOTE_MAX - 1);
+        strcpy(value + ESCAPE_QUOTE_MAX - 1, "\xc3\xa9"); /* one byte more than the bound */
+        snprintf(content, sizeof(content), "[Match]\nVendor=8086\n[Device]\nDriver=%s\n", value);
+        path = put(f, 0, "10-long.conf", content);
+        s = load(f);
+        assert_non_null(s->errors);
+        assert_true(utf8_is_valid(s->errors[0]));
+        /* ESCAPE_QUOTE_MAX - 3 'a's, then the marker: the 2-byte character is dropped whole. */
+        value[ESCAPE_QUOTE_MAX - 3] = '\0';
+        snprintf(
+                expected, sizeof(expected),
+                "%s:4: Driver=%s" ESCAPE_ELLIPSIS
+                ": not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)",
+                path, value);
+        assert_string_equal(s->errors[0], expected);
+        desired_state_free(s);
+}
+
+/* Non-regular files are rejected without being opened (a FIFO would block), /dev/null masks, a file
+ * removed since readdir() is skipped, a name that is not UTF-8 is published escaped. */
+static void test_hostile_files(void **state) {
+        Fixture *f = *state;
+        char path[256], expected[512];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        const DesiredRule *r;
+        DesiredState *s;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/90-fifo.conf", f->dirs[1]);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        snprintf(path, sizeof(path), "%s/91-dir.conf", f->dirs[1]);
+        assert_int_equal(mkdir(path, 0700), 0);
+        snprintf(path, sizeof(path), "%s/92-dangling.conf", f->dirs[1]);
+        assert_int_equal(symlink("/nonexistent/hostdevd-test", path), 0);
+        snprintf(path, sizeof(path), "%s/93-null.conf", f->dirs[1]);
+        assert_int_equal(symlink("/dev/null", path), 0);
+        snprintf(path, sizeof(path), "%s/94-sock.conf", f->dirs[1]);
+        assert_true(strlen(path) < sizeof(sa.sun_path));
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        put(f, 1, "60-\xff\\.conf", "[Match]\nVendor=8086\n[Device]\nDriver=vfio-pci\n");
+
+        s = load(f);
+        close(fd);
+        assert_int_equal(s->n_rules, 1);
+        r = &s->rules[0];
+        snprintf(expected, sizeof(expected), "%s/60-\\xff\\\\.conf", f->dirs[1]);
+        assert_string_equal(r->path, expected);
+        assert_int_equal(s->n_rejected, 4);
+        assert_int_equal(strv_length(s->errors), 4);
+        snprintf(expected, sizeof(expected), "%s/90-fifo.conf:0: not a regular file (a FIFO)", f->dirs[1]);
+        assert_string_equal(s->errors[0], expected);
+        snprintf(
+                expected, sizeof(expected), "%s/91-dir.conf:0: not a regular file (a directory)",
+                f->dirs[1]);
+        assert_string_equal(s->errors[1], expected);
+        snprintf(
+                expected, sizeof(expected), "%s/92-dangling.conf:0: cannot open: No such file or directory",
+                f->dirs[1]);
+        assert_string_equal(s->errors[2], expected);
+        snprintf(expected, sizeof(expected), "%s/94-sock.conf:0: not a regular file (a socket)", f->dirs[1]);
+        assert_string_equal(s->errors[3], expected);
+        assert_int_equal(strv_length(s->masked), 1);
+        snprintf(expected, sizeof(expected), "%s/93-null.conf", f->dirs[1]);
+        assert_string_equal(s->masked[0], expected);
+        desired_state_free(s);
+
+        /* Gone between readdir() and open(): skipped, no error. */
+        s = calloc(1, sizeof(DesiredState));
+        assert_non_null(s);
+        snprintf(path, sizeof(path), "%s/95-gone.conf", f->dirs[1]);
+        assert_int_equal(desired_state_add_file(s, path), 0);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rejected, 0);
+        assert_null(s->masked);
         desired_state_free(s);
 }
 
@@ -541,6 +658,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reject_collects_every_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_quote_bound, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_keeps_good_ones, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layering, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_match, setup, teardown),

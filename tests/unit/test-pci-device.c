@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <pci/pci.h>
 
+#include "escape.h"
 #include "pci-device.h"
 #include "strv.h"
 #include "sysfs-tree.h"
@@ -282,12 +283,15 @@ static void test_errors(void **state) {
         char *dir = strdup(sysfs_tree_add_pci(f->tree, "0000:05:00.0", 0x8086, 0x1234, 0x020000));
         char *real_group;
 
-        sysfs_tree_write(f->tree, dir, "vendor", "zz12\n");
+        sysfs_tree_write(
+                f->tree, dir, "vendor",
+                "zz\xff"
+                "12\n"); /* quoted escaped */
         sysfs_tree_write(f->tree, dir, "device", "0x12345\n");
         sysfs_tree_write(f->tree, dir, "class", "\n"); /* truncated */
         sysfs_tree_write(f->tree, dir, "subsystem_device", "0x12"); /* valid: short but hex */
         sysfs_tree_write(f->tree, dir, "numa_node", "one\n");
-        sysfs_tree_write(f->tree, dir, "boot_vga", "2\n");
+        sysfs_tree_write(f->tree, dir, "boot_vga", "2\x1b[0m\n");
         sysfs_tree_write(
                 f->tree, dir, "resource",
                 "0x0000006000000000 0x000000600fffffff 0x000000000014220c\n"
@@ -307,11 +311,11 @@ static void test_errors(void **state) {
 
         assert_int_equal(pci_device_read("0000:05:00.0", f->pacc, &d), 0);
         dump_errors(d);
-        assert_true(has_error(d, "vendor: invalid hex value 'zz12'"));
+        assert_true(has_error(d, "vendor: invalid hex value 'zz\\xff12'"));
         assert_true(has_error(d, "device: hex value out of range '0x12345'"));
         assert_true(has_error(d, "class: invalid hex value ''"));
         assert_true(has_error(d, "numa_node: invalid integer value 'one'"));
-        assert_true(has_error(d, "boot_vga: invalid boolean value '2'"));
+        assert_true(has_error(d, "boot_vga: invalid boolean value '2\\x1b[0m'"));
         assert_true(has_error(d, "resource line 2: invalid resource line 'garbage'"));
         assert_true(has_error(
                 d,
@@ -321,6 +325,8 @@ static void test_errors(void **state) {
         assert_true(has_error(d, "sriov_drivers_autoprobe: invalid boolean value 'yes'"));
         assert_true(has_error(d, "iommu_group: invalid group 'notanumber'"));
         assert_int_equal(strv_length(d->errors), 11);
+        STRV_FOREACH (e, d->errors)
+                assert_true(utf8_is_valid(*e));
         /* unknown values kept, reading went on */
         assert_int_equal(d->vendor_id, 0);
         assert_int_equal(d->device_id, 0);
