@@ -153,7 +153,7 @@ class Hostile(rc.ReconcileTestCase):
                 # the cases, quoted escaped and cut at a character boundary
                 self.assertIn(os.path.join(self.conf_dirs[1], '70-invalid-utf8-value.conf') +
                               ':4: Driver=vfio\\xff: not vfio-pci, host, none or a driver name '
-                              '([A-Za-z0-9_-], at most 64)', errors)
+                              "([A-Za-z0-9_-], not starting with '-', at most 64)", errors)
                 cut = [e for e in errors if '70-long-invalid-value.conf:4: Driver=' in e]
                 self.assertEqual(len(cut), 1)
                 self.assertIn('\\xff' * 19 + '\u2026: not vfio-pci', cut[0])

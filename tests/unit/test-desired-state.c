@@ -219,7 +219,7 @@ static void test_rejections(void **state) {
                   "4: syntax error: expected [Section] or Key=Value" },
                 /* Hostile bytes are quoted escaped (issue 17). */
                 { "[Match]\nAddress=0000:04:00.0\n[Device]\nDriver=vfio\xff\n",
-                  "4: Driver=vfio\\xff: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)" },
+                  "4: Driver=vfio\\xff: not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], not starting with '-', at most 64)" },
                 { "[Match]\nVend\xc0\xafor=8086\n[Device]\nDriver=vfio-pci\n",
                   "2: Vend\\xc0\\xafor=8086: unknown key in [Match]" },
                 { "[Match]\nSlot=\x1b[2J\n[Device]\nDriver=vfio-pci\n",
@@ -305,7 +305,7 @@ static void test_quote_bound(void **state) {
         snprintf(
                 expected, sizeof(expected),
                 "%s:4: Driver=%s" ESCAPE_ELLIPSIS
-                ": not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], at most 64)",
+                ": not vfio-pci, host, none or a driver name ([A-Za-z0-9_-], not starting with '-', at most 64)",
                 path, value);
         assert_string_equal(s->errors[0], expected);
         desired_state_free(s);
