@@ -31,9 +31,10 @@
 #                    scenario writes its desired-state files, then calls
 #                    kl_hostdevd_start (guest/lib.sh). Default boot.
 #   KL_HOSTDEVD_ARGS hostdevd options for every start.
-#   KL_DISK_MB=N     a blank raw disk of N MiB (a file in the run's temporary
-#                    directory) as an nvme 1b36:0010 with serial "kldisk" on
-#                    its own root port rp7 (no SR-IOV, unlike rp3's).
+#   KL_DISK_MB="N [N...]"  blank raw disks of N MiB (files in the run's
+#                    temporary directory), each an nvme 1b36:0010 on its own
+#                    root port (no SR-IOV, unlike rp3's): the first with
+#                    serial "kldisk" on rp7, then "kldisk2" on rp8, ...
 #   KL_GUEST_FILES="SRC:DEST ..."  extra files in the guest (programs get
 #                    their ldd closure), e.g. a benchmark's helper.
 #   KL_SKIP_MODULES="NAME ..."  modules /init does not insmod at boot ("-"
@@ -170,7 +171,14 @@ for f in $KL_GUEST_FILES; do
         src=${f%%:*} dest=${f#*:}
         [ -f "$src" ] || kl_die "KL_GUEST_FILES: no $src"
         case $dest in /*) ;; *) kl_die "KL_GUEST_FILES: $dest is not absolute" ;; esac
-        kl_put_elf "$work/scn" "$src" "$dest"
+        if [ "$KL_GUEST" = debian ]; then
+                # Copied over the Debian root by guest/debinit; the root has
+                # Debian's libraries, so no ldd closure.
+                mkdir -p "$work/scn/kernel-lane/root$(dirname "$dest")"
+                cp -L "$src" "$work/scn/kernel-lane/root$dest"
+        else
+                kl_put_elf "$work/scn" "$src" "$dest"
+        fi
 done
 (cd "$work/scn" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >> "$initrd"
 
@@ -229,14 +237,22 @@ if [ "$KL_GUEST" = debian ]; then
                 -device virtio-9p-pci,fsdev=kmods,mount_tag=kmods
         )
 fi
-if [ -n "$KL_DISK_MB" ]; then
-        truncate -s "${KL_DISK_MB}M" "$work/disk.img"
+# KL_DISK_MB="N [N...]": blank disks, the first as before (serial kldisk on
+# rp7), the next ones kldisk2, kldisk3, ... on rp8, rp9, ...
+i=0
+for mb in $KL_DISK_MB; do
+        [[ $mb =~ ^[1-9][0-9]*$ ]] || kl_die "KL_DISK_MB: '$mb' is not a size in MiB"
+        i=$((i + 1))
+        sfx=$i
+        [ $i -gt 1 ] || sfx=
+        id=kldisk$sfx port=rp$((6 + i)) dev=nvmedisk$sfx
+        truncate -s "${mb}M" "$work/$id.img"
         machine+=(
-                -device pcie-root-port,id=rp7,chassis=1,slot=7
-                -drive "file=$work/disk.img,if=none,id=kldisk,format=raw"
-                -device nvme,id=nvmedisk,bus=rp7,serial=kldisk,drive=kldisk
+                -device pcie-root-port,id=$port,chassis=1,slot=$((6 + i))
+                -drive "file=$work/$id.img,if=none,id=$id,format=raw"
+                -device nvme,id=$dev,bus=$port,serial=$id,drive=$id
         )
-fi
+done
 
 kl_log "booting $name ($KVER) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s of preparation"
 rc=0
