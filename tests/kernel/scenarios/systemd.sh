@@ -21,6 +21,9 @@
 #      SetNumVFs (manage-sriov) are still denied to him
 #   F  journalctl -o json has hostdevd's entries with PCI_ADDR= for the
 #      devices it changed
+#   H  root's busctl: Reload, Plan, Apply, ListIommuGroups, GetMdevByUuid
+#      (unknown: an error), a Device's Driver, SetNumVFs 2 (both VFs on
+#      vfio-pci) and 0
 #   G  the package's upgrade path (dpkg -i of the same version again)
 #      restarts the daemon (a new MainPID) and leaves every binding; purge
 #      removes /var/lib/hostdevd and leaves the bindings
@@ -176,6 +179,35 @@ for a in "$nic1" "$nic2"; do
         kl_check "F: journalctl -o json: hostdevd entries with PCI_ADDR=$a" \
                 test "$(jq -r --arg a "$a" 'select(.PCI_ADDR == $a) | .MESSAGE' /run/kernel-lane/journal-hostdevd.json | wc -l)" -gt 0
 done
+
+# ---- H: root's busctl, every Manager method ---------------------------------
+call() { "${BUS[@]}" call "${MGR[@]}" "$@"; }
+kl_check "H: busctl call Reload" call Reload
+kl_check "H: busctl call Plan" call Plan
+kl_check "H: busctl call Apply (answers a state)" bash -c "busctl --system call org.hostdevd1 /org/hostdevd1 org.hostdevd1.Manager Apply | grep -q '^s \"'"
+kl_check "H: busctl call ListIommuGroups (one per group of sysfs)" \
+        test "$(call ListIommuGroups | awk '{ print $2 }')" = "$(ls /sys/kernel/iommu_groups | wc -l)"
+if out=$(call GetMdevByUuid s 0b1c2d3e-0000-4000-8000-000000000000 2>&1); then
+        kl_not_ok "H: GetMdevByUuid of an unknown uuid fails" "it answered: $out"
+else
+        kl_ok "H: GetMdevByUuid of an unknown uuid fails ($out)"
+fi
+dev=$(call GetDeviceByAddress s "$nic1" | awk '{ gsub(/"/, "", $2); print $2 }')
+kl_check "H: Device $dev Driver is vfio-pci" \
+        test "$("${BUS[@]}" get-property org.hostdevd1 "$dev" org.hostdevd1.Device Driver)" = 's "vfio-pci"'
+kl_check "H: SetNumVFs $pf 2 vfio-pci" call SetNumVFs susas "$pf" 2 vfio-pci 0
+kl_check "H: $pf has 2 VFs" kl_wait 30 test "$(cat /sys/bus/pci/devices/$pf/sriov_numvfs)" = 2
+vfs_ok() {
+        local v n=0
+        for v in /sys/bus/pci/devices/$pf/virtfn*; do
+                [ "$(kl_driver "$(basename "$(readlink "$v")")")" = vfio-pci ] || return 1
+                n=$((n + 1))
+        done
+        [ $n = 2 ]
+}
+kl_check "H: both VFs on vfio-pci" kl_wait 30 vfs_ok
+kl_check "H: SetNumVFs $pf 0" call SetNumVFs susas "$pf" 0 "" 0
+kl_check "H: $pf has no VF" kl_wait 30 test "$(cat /sys/bus/pci/devices/$pf/sriov_numvfs)" = 0
 
 # ---- G: upgrade and purge ---------------------------------------------------
 pid0=$(mainpid)
