@@ -40,6 +40,9 @@
 #   KL_SKIP_MODULES="NAME ..."  modules /init does not insmod at boot ("-"
 #                    and "_" alike): they stay in the image, indexed, for
 #                    hostdevd (libkmod) to load, e.g. "vfio-pci vfio-pci-core".
+#   KL_MODULES="NAME ..."  more kernel modules in the busybox guest, with
+#                    their dependencies, loaded at boot (the debian guest has
+#                    the kernel's whole module tree and udev loads them).
 #   KL_GUEST=busybox|debian  the guest: busybox /init with the build dir's
 #                    binaries (default), or a Debian 12 root under systemd
 #                    (mkdebroot.sh, cached) into which guest/debrun.sh
@@ -79,9 +82,9 @@ name=$(basename "$scenario" .sh)
 # The scenario's .env first, then what the caller's environment says.
 env_hostdevd_args=${KL_HOSTDEVD_ARGS:-} env_start=${KL_HOSTDEVD_START:-}
 env_disk=${KL_DISK_MB:-} env_files=${KL_GUEST_FILES:-} env_skip=${KL_SKIP_MODULES:-}
-env_guest=${KL_GUEST:-} env_debs=${KL_DEBS:-} env_pass=${KL_PASS:-}
+env_guest=${KL_GUEST:-} env_debs=${KL_DEBS:-} env_pass=${KL_PASS:-} env_mods=${KL_MODULES:-}
 KL_HOSTDEVD_ARGS= KL_HOSTDEVD_START= KL_DISK_MB= KL_GUEST_FILES= KL_SKIP_MODULES=
-KL_GUEST= KL_DEBS= KL_PASS=
+KL_GUEST= KL_DEBS= KL_PASS= KL_MODULES=
 if [ -f "${scenario%.sh}.env" ]; then
         # shellcheck disable=SC1090
         . "${scenario%.sh}.env"
@@ -94,6 +97,7 @@ KL_SKIP_MODULES="$KL_SKIP_MODULES${env_skip:+ $env_skip}"
 KL_GUEST=${env_guest:-${KL_GUEST:-busybox}}
 KL_DEBS=${env_debs:-$KL_DEBS}
 KL_PASS="$KL_PASS${env_pass:+ $env_pass}"
+export KL_MODULES="$KL_MODULES${env_mods:+ $env_mods}"
 case $KL_GUEST in
 busybox | debian) ;;
 *) kl_die "KL_GUEST: '$KL_GUEST' is neither busybox nor debian" ;;
