@@ -13,9 +13,10 @@
 #      the first e1000e converges to vfio-pci
 #   D  `systemctl restart`: the binding stays, no unbind/bind uevent for it,
 #      the Manager is converged (the new daemon adopted the state)
-#   E  real polkit: alice is denied SetDeviceDriver/SetNumVFs/Apply with
+#   E  real polkit: alice is denied SetDeviceDriver/SetNumVFs/Apply/Reload with
 #      org.freedesktop.DBus.Error.AccessDenied and nothing changes; she can
-#      read (hostdevctl list, busctl get-property, introspect); a rules.d
+#      read (hostdevctl list, busctl get-property, introspect,
+#      GetManagedObjects); a rules.d
 #      file grants group hostdevops org.hostdevd1.manage-devices: bob binds
 #      the second e1000e, but "allow-critical" (override-critical) and
 #      SetNumVFs (manage-sriov) are still denied to him
@@ -143,6 +144,7 @@ denied "E: alice: SetDeviceDriver denied" \
 denied "E: alice: SetNumVFs denied" \
         as alice "${NOAUTH[@]}" call "${MGR[@]}" SetNumVFs susas "$pf" 2 vfio-pci 0
 denied "E: alice: Apply denied" as alice "${NOAUTH[@]}" call "${MGR[@]}" Apply
+denied "E: alice: Reload denied" as alice "${NOAUTH[@]}" call "${MGR[@]}" Reload
 denied "E: alice: hostdevctl bind denied" as alice hostdevctl --no-ask-password bind "$nic2" vfio-pci
 sleep 1
 kl_check "E: nothing changed: $nic2 on e1000e, $pf without VFs" \
@@ -151,6 +153,8 @@ kl_check "E: alice reads: hostdevctl list" as alice hostdevctl list
 kl_check "E: alice reads: busctl get-property DeviceCount" as alice "${BUS[@]}" get-property "${MGR[@]}" DeviceCount
 kl_check "E: alice reads: busctl introspect" as alice "${BUS[@]}" introspect org.hostdevd1 /org/hostdevd1
 kl_check "E: alice reads: GetDeviceByAddress" as alice "${BUS[@]}" call "${MGR[@]}" GetDeviceByAddress s "$nic2"
+nobj=$(as alice "${BUS[@]}" call org.hostdevd1 /org/hostdevd1 org.freedesktop.DBus.ObjectManager GetManagedObjects | awk '{ print $2 }')
+kl_check "E: alice reads: GetManagedObjects ($nobj objects, $nfun functions)" test "${nobj:-0}" -ge "$nfun"
 
 mkdir -p /etc/polkit-1/rules.d
 cat > /etc/polkit-1/rules.d/50-hostdevops.rules <<'EOR'
