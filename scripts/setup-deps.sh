@@ -16,6 +16,8 @@ PKGS=(
         # kernel lane (qemu guest; the kernel itself is only downloaded)
         qemu-system-x86 busybox-static xz-utils cpio kmod make bc
         flex bison libelf-dev jq dbus-bin python3
+        # Debian packages (scripts/build-deb.sh) and the kernel lane's Debian guest
+        dpkg-dev debhelper fakeroot lintian bash-completion debootstrap
 )
 
 missing=()

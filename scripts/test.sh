@@ -6,6 +6,9 @@
 #   cli          hostdevctl against a contract-faithful fake daemon (build/)
 #   integration  the real hostdevd on umockdev + fake kernel + private bus,
 #                including the valgrind run and the D-Bus contract test (build/)
+#   package      the Debian packages (scripts/build-deb.sh: dpkg-buildpackage
+#                into build-deb/, lintian with no errors or warnings); the
+#                kernel lane's Debian guest installs them
 #   kernel       Debian's kernel in QEMU, hostdevd inside (build/)
 #   sanitizers   unit + integration again in an ASan+UBSan build (build-asan/)
 # Ends with one line "N passed, N failed".
@@ -67,6 +70,9 @@ meson_lane() { # builddir setup-args... -- test-args...
 
 step format tests/check-format.sh
 format_rc=$((failed > 0))
+before=$failed
+step "Debian packages + lintian" bash scripts/build-deb.sh
+deb_rc=$((failed > before))
 step "build + unit, cli, integration, kernel" meson_lane build -- --suite unit --suite cli --suite integration --suite kernel
 read -r ok bad < <(count_tests build)
 step "sanitizers (ASan+UBSan): unit, integration" \
@@ -77,13 +83,15 @@ read -r aok abad < <(count_tests build-asan)
 echo
 echo "meson tests: build/ $ok ok, $bad failed; build-asan/ $aok ok, $abad failed"
 echo "steps: $passed passed, $failed failed"
-# The format check counts as one test. A step that failed before any test
-# could fail (setup, compile) still counts as a failure.
+# The format check and the package build count as one test each. A step
+# that failed before any test could fail (setup, compile) still counts as a
+# failure.
 fmt_ok=0
 fmt_bad=0
 if [ "$format_rc" -eq 0 ]; then fmt_ok=1; else fmt_bad=1; fi
-total_pass=$((ok + aok + fmt_ok))
-total_fail=$((bad + abad + fmt_bad))
+deb_ok=$((1 - deb_rc))
+total_pass=$((ok + aok + fmt_ok + deb_ok))
+total_fail=$((bad + abad + fmt_bad + deb_rc))
 if [ $failed -gt 0 ] && [ $total_fail -eq 0 ]; then
         total_fail=$failed
 fi

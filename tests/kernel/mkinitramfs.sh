@@ -82,6 +82,11 @@ done
 # Kernel modules: the closure of what the tests use, plus mtty from
 # build-mtty.sh, placed where modprobe/libkmod look and indexed by depmod.
 mods=(vfio vfio_iommu_type1 vfio-pci mdev nvme e1000e e1000)
+# KL_MODULES (run-vm.sh, from a scenario's .env or the caller): more modules
+# for the devices a scenario adds, e.g. "virtio_net virtio_blk ahci bridge
+# 8021q bonding", shipped with their dependencies and loaded at boot.
+# shellcheck disable=SC2206 # a list of names, split on purpose
+mods+=(${KL_MODULES:-})
 # In the image but not loaded at boot: a scenario modprobes them (ext4 mounts
 # the ext2 filesystem of the converge scenario's disk).
 on_demand_mods=(ext4)

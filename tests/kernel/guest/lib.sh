@@ -1,5 +1,7 @@
-# Helpers for kernel lane guest scripts (busybox ash). Sourced by /init and
-# available to every scenario. A scenario is a plain shell file that uses:
+# Helpers for kernel lane guest scripts (busybox ash; bash in the Debian
+# guest). Sourced by /init (guest/debrun.sh) and available to every scenario;
+# their own variables are local, and the only globals they set are the
+# documented KL_* ones (KL_WAITED, KL_REPLY, KL_HOSTDEVD_PID). A scenario is a plain shell file that uses:
 #
 #   kl_ok NAME / kl_not_ok NAME [DIAG...] / kl_check NAME CMD...   results
 #   kl_wait SECONDS CMD...     poll CMD every 20 ms until it succeeds
@@ -42,15 +44,16 @@ kl_not_ok() {
 }
 
 kl_check() {
-        _kl_name=$1
+        local _kl_name=$1
         shift
         if "$@"; then kl_ok "$_kl_name"; else kl_not_ok "$_kl_name" "failed: $*"; fi
 }
 
 # kl_wait SECONDS CMD...: 0 once CMD succeeds, 1 if it did not within
-# SECONDS. KL_WAITED is the time it took (seconds, 10 ms resolution).
+# SECONDS. KL_WAITED is the time it took (seconds, 10 ms resolution); it is
+# the only variable kl_wait sets (its own are local).
 kl_wait() {
-        _limit=$1
+        local _limit=$1 _t0
         shift
         _t0=$(kl_now)
         while :; do
@@ -71,6 +74,7 @@ kl_wait() {
 # JSON (one line). The answer arrives on the console's input as
 # "@@KL ACK <n> ok|error <text>"; KL_REPLY is <text>. Returns 0 on ok.
 kl_host() {
+        local _line
         KL_SEQ=$((KL_SEQ + 1))
         echo "@@KL HOST $KL_SEQ $*"
         while read -t "${KL_HOST_TIMEOUT:-30}" -r _line; do
@@ -105,6 +109,7 @@ kl_name_has_owner() {
 # kl_pci_find VENDOR DEVICE: BDFs (sorted) of functions with these ids, ids
 # as 4 hex digits without 0x.
 kl_pci_find() {
+        local _d
         for _d in /sys/bus/pci/devices/*; do
                 [ "$(cat "$_d/vendor")" = "0x$1" ] && [ "$(cat "$_d/device")" = "0x$2" ] && basename "$_d"
         done | sort
