@@ -359,14 +359,14 @@ static void request_reply_errno(Request *q, int error, const char *what) {
                                 strcat(joined, *line);
                         }
                 (void)sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_CONFIG_INVALID,
+                        q->message, bus_error_name(BUS_ERROR_CONFIG_INVALID),
                         "%s: the desired-state files do not parse: %s", what,
                         joined && *joined ? joined : "see ConfigErrors");
                 return;
         }
         if (error == -EUCLEAN && q->daemon->reconciler && reconciler_store_error(q->daemon->reconciler)) {
                 (void)sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED,
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
                         "%s: the ownership records cannot be read (%s); repair or remove the file", what,
                         reconciler_store_error(q->daemon->reconciler));
                 return;
@@ -379,7 +379,7 @@ static void request_reply_errno(Request *q, int error, const char *what) {
 static void on_converged(Reconciler *rec, int error, void *userdata) {
         Request *q = userdata;
         DeviceStatusView v;
-        const char *name = NULL;
+        int kind;
 
         if (error < 0) {
                 if (q->backup)
@@ -401,21 +401,8 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
         }
 
         reconciler_device_status(rec, q->address, &v);
-        switch (v.state) {
-        case DEVICE_STATE_REFUSED:
-                name = HOSTDEVD_ERROR_REFUSED;
-                break;
-        case DEVICE_STATE_BLOCKED:
-                name = HOSTDEVD_ERROR_BLOCKED;
-                break;
-        case DEVICE_STATE_FAILED:
-        case DEVICE_STATE_STUCK:
-                name = HOSTDEVD_ERROR_FAILED;
-                break;
-        default:
-                break;
-        }
-        if (!name) {
+        kind = bus_error_kind_from_device_state(v.state);
+        if (kind < 0) {
                 (void)sd_bus_reply_method_return(q->message, "");
                 request_free(q);
                 return;
@@ -423,7 +410,7 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
 
         /* A refused, blocked or failed request changes nothing: its declaration goes again. */
         (void)sd_bus_reply_method_errorf(
-                q->message, name, "%s %s: %s", q->address, device_state_to_string(v.state),
+                q->message, bus_error_name(kind), "%s %s: %s", q->address, device_state_to_string(v.state),
                 *v.reason               ? v.reason
                         : *v.last_error ? v.last_error
                                         : "no reason given");
@@ -454,7 +441,7 @@ static void request_execute(Request *q) {
                         r = reconciler_remove_requests(rec, REQUEST_DEVICE, q->address);
                         if (r == -ENOENT) {
                                 (void)sd_bus_reply_method_errorf(
-                                        q->message, HOSTDEVD_ERROR_NOT_FOUND,
+                                        q->message, bus_error_name(BUS_ERROR_NOT_FOUND),
                                         "No runtime declaration for '%s'", q->address);
                                 request_free(q);
                                 return;
@@ -526,10 +513,11 @@ static int request_authorize(Request *q, const char *action) {
         r = bus_polkit_check(q->daemon->polkit, q->message, action, details, on_authorized, q);
         if (r == -EBUSY)
                 return sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED, "Too many pending authorization checks");
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
+                        "Too many pending authorization checks");
         if (r == -EDQUOT)
                 return sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED,
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
                         "Too many pending authorization checks of this user (%u)",
                         BUS_POLKIT_PENDING_PER_UID_MAX);
         return r;
@@ -543,7 +531,7 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                         (void)sd_bus_reply_method_error(q->message, error);
                 else
                         (void)sd_bus_reply_method_errorf(
-                                q->message, DBUS_ERROR_ACCESS_DENIED, "Not authorized to %s",
+                                q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
                                 q->type == REQUEST_RELOAD ? "reload the desired state" : "change devices");
                 request_free(q);
                 return;
@@ -731,13 +719,13 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
 
         dev = model_get_device(d->model, q->address);
         if (dev->sriov_role != SRIOV_ROLE_PF) {
-                (void)sd_bus_error_setf(error, HOSTDEVD_ERROR_REFUSED, "%s is not an SR-IOV PF", q->address);
+                (void)bus_error_setf(error, BUS_ERROR_REFUSED, "%s is not an SR-IOV PF", q->address);
                 request_free(q);
                 return -EPERM;
         }
         if (num_vfs > dev->sriov_total_vfs) {
-                (void)sd_bus_error_setf(
-                        error, HOSTDEVD_ERROR_REFUSED,
+                (void)bus_error_setf(
+                        error, BUS_ERROR_REFUSED,
                         "%s: %" PRIu32 " VFs requested, sriov_totalvfs is %" PRIu32, q->address, num_vfs,
                         dev->sriov_total_vfs);
                 request_free(q);
