@@ -915,6 +915,14 @@ int reconciler_plan(Reconciler *r, Plan **ret) {
         return reconciler_plan_full(r, false, ret, NULL);
 }
 
+/* The state store logs nothing above debug (src/): what went wrong without failing, as warnings. */
+static void reconciler_log_store_warnings(Reconciler *r) {
+        _cleanup_strv_free_ char **w = state_store_take_warnings(r->store);
+
+        STRV_FOREACH (m, w)
+                log_warning("%s", *m);
+}
+
 /* On one of the executor's lanes, maybe two at once: everything under r->lock. */
 static int on_journal(const ExecutorJournal *j, void *userdata) {
         Reconciler *r = userdata;
@@ -994,6 +1002,7 @@ static int on_journal(const ExecutorJournal *j, void *userdata) {
         journal_tx_free(t);
 
 finish:
+        reconciler_log_store_warnings(r);
         pthread_mutex_unlock(&r->lock);
         return k;
 }
@@ -1920,8 +1929,10 @@ int reconciler_new(Daemon *d, const ReconcilerOptions *options, Reconciler **ret
                         "until the file is repaired or removed.",
                         strna(r->store_error));
                 r->store = NULL;
-        } else
+        } else {
+                reconciler_log_store_warnings(r);
                 reconciler_log_interrupted(r);
+        }
 
         eo.journal = on_journal;
         eo.journal_userdata = r;

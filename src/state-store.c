@@ -30,6 +30,7 @@ struct StateStore {
          * -EBADF until then: the next change writes owned.json. */
         int log_fd;
         size_t log_size, log_records; /* what the log holds now */
+        char **warnings; /* for state_store_take_warnings() */
 };
 
 static const char *const owned_phase_table[_OWNED_PHASE_MAX] = {
@@ -105,8 +106,13 @@ StateStore *state_store_free(StateStore *s) {
         free(s->dir);
         free(s->path);
         free(s->log_path);
+        strv_free(s->warnings);
         free(s);
         return NULL;
+}
+
+char **state_store_take_warnings(StateStore *s) {
+        return s ? TAKE_PTR(s->warnings) : NULL;
 }
 
 int state_store_new(const char *dir, StateStore **ret) {
@@ -652,7 +658,9 @@ static int parse_log(StateStore *s, const char *text, size_t size, LoadError *e)
                 if (!nl) {
                         /* A record whose write a crash cut short never counted: the change it described
                          * was not made. The next change writes owned.json and empties the log. */
-                        log_warning("%s: line %zu: incomplete record, ignored", s->log_path, line);
+                        log_debug("%s: line %zu: incomplete record, ignored", s->log_path, line);
+                        (void)strv_extendf(
+                                &s->warnings, "%s: line %zu: incomplete record, ignored", s->log_path, line);
                         break;
                 }
                 if (asprintf(&where, "%s: line %zu", s->log_path, line) < 0)
@@ -831,8 +839,13 @@ fail:
         if (s->log_fd >= 0)
                 (void)close(s->log_fd);
         s->log_fd = -EBADF;
-        if (unlink(s->log_path) < 0 && errno != ENOENT)
-                log_warning_errno(errno, "Failed to empty or remove %s: %m", s->log_path);
+        if (unlink(s->log_path) < 0 && errno != ENOENT) {
+                int r = -errno;
+
+                log_debug_errno(r, "Failed to empty or remove %s: %m", s->log_path);
+                (void)strv_extendf(
+                        &s->warnings, "Failed to empty or remove %s: %s", s->log_path, strerror(-r));
+        }
 }
 
 /* Append |line| to the log and sync it. On failure the log is cut back to what it held: nothing
