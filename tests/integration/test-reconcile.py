@@ -570,13 +570,16 @@ class Reconcile(ReconcileTestCase):
                 # before it saw anything. Only a repair written after the last step (a drivers_probe
                 # with driver_override vfio-pci stored again) takes the kernel back to vfio-pci.
                 self.assertEqual((self.driver(NIC), self.override(NIC)), ('e1000e', '(null)\n'))
-                c.wait_for(lambda: (self.driver(NIC), self.override(NIC)) == ('vfio-pci', 'vfio-pci\n'), 30,
-                           lambda: 'the kernel back on vfio-pci (now %r, override %r)' %
-                           (self.driver(NIC), self.override(NIC)))
-                repair = [(p, v.strip(), e) for p, v, e in self.reactor.writes[n_writes:]]
-                self.assertIn(('bus/pci/drivers_probe', NIC, 0), repair)
                 devdir = os.path.relpath(self.H.t.devdir(NIC), self.H.t.sys)
-                self.assertIn((devdir + '/driver_override', 'vfio-pci', 0), repair)
+
+                def repaired():
+                        # (the reactor records a write once the fake kernel applied it)
+                        repair = [(p, v.strip(), e) for p, v, e in self.reactor.writes[n_writes:]]
+                        return ((self.driver(NIC), self.override(NIC)) == ('vfio-pci', 'vfio-pci\n') and
+                                ('bus/pci/drivers_probe', NIC, 0) in repair and
+                                (devdir + '/driver_override', 'vfio-pci', 0) in repair)
+                c.wait_for(repaired, 30, lambda: 'a repair after the drift (kernel: %r, override %r; writes %r)' %
+                           (self.driver(NIC), self.override(NIC), self.reactor.writes[n_writes:]))
                 # every uevent of the drift applied: the daemon's view follows the kernel's
                 self.H.barrier(c)
                 self.wait_converged(NIC, 'vfio-pci')
