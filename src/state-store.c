@@ -187,6 +187,12 @@ static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *
         struct stat st;
         int r;
 
+        /* Refused unread when it says it is too big (a regular file's st_size is true, unlike sysfs's);
+         * file_read_bounded() also stops one byte past the limit when it grew since. */
+        if (lstat(path, &st) >= 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)STATE_STORE_FILE_MAX)
+                return load_fail(
+                        e, -EFBIG, path, "%jd bytes, more than the limit of %u", (intmax_t)st.st_size,
+                        STATE_STORE_FILE_MAX);
         r = file_read_bounded(path, STATE_STORE_FILE_MAX, FILE_READ_NOFOLLOW, ret, ret_size);
         switch (r) {
         case 0:
@@ -197,10 +203,6 @@ static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *
         case -EBADFD:
                 return load_fail(e, -EBADMSG, path, "not a regular file");
         case -EFBIG:
-                if (stat(path, &st) >= 0 && st.st_size > (off_t)STATE_STORE_FILE_MAX)
-                        return load_fail(
-                                e, -EFBIG, path, "%jd bytes, more than the limit of %u",
-                                (intmax_t)st.st_size, STATE_STORE_FILE_MAX);
                 return load_fail(e, -EFBIG, path, "more than the limit of %u bytes", STATE_STORE_FILE_MAX);
         default:
                 return load_fail(e, r, path, "cannot read: %s", strerror(-r));
