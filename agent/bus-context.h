@@ -5,7 +5,7 @@
  * What the D-Bus objects (bus-manager.c, bus-device.c, bus-mdev.c, bus-log-control.c) and the
  * publisher (bus-emitter.c) serve from: the daemon's services, borrowed. The daemon (daemon.h) owns
  * every one of them and fills this in as it creates them; the bus files read it and never see the
- * daemon itself, so no bus file includes daemon.h (scripts/check-layers.sh).
+ * daemon itself, so no bus file includes daemon.h (tests/check-layers.py).
  */
 
 #include <systemd/sd-bus.h>

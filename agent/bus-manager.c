@@ -448,14 +448,14 @@ static void request_reply_errno(Request *q, int error, const char *what) {
                                 strcat(joined, *line);
                         }
                 (void)sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_CONFIG_INVALID,
+                        q->message, bus_error_name(BUS_ERROR_CONFIG_INVALID),
                         "%s: the desired-state files do not parse: %s", what,
                         joined && *joined ? joined : "see ConfigErrors");
                 return;
         }
         if (error == -EUCLEAN && q->ctx->reconciler && reconciler_store_error(q->ctx->reconciler)) {
                 (void)sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED,
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
                         "%s: the ownership records cannot be read (%s); repair or remove the file", what,
                         reconciler_store_error(q->ctx->reconciler));
                 return;
@@ -469,7 +469,7 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
         _cleanup_free_ char *msg = NULL;
         Request *q = userdata;
         DeviceStatusView v;
-        const char *name = NULL;
+        int kind;
 
         if (error < 0) {
                 if (q->backup)
@@ -491,21 +491,8 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
         }
 
         reconciler_device_status(rec, q->address, &v);
-        switch (v.state) {
-        case DEVICE_STATE_REFUSED:
-                name = HOSTDEVD_ERROR_REFUSED;
-                break;
-        case DEVICE_STATE_BLOCKED:
-                name = HOSTDEVD_ERROR_BLOCKED;
-                break;
-        case DEVICE_STATE_FAILED:
-        case DEVICE_STATE_STUCK:
-                name = HOSTDEVD_ERROR_FAILED;
-                break;
-        default:
-                break;
-        }
-        if (!name) {
+        kind = bus_error_kind_from_device_state(v.state);
+        if (kind < 0) {
                 (void)sd_bus_reply_method_return(q->message, "");
                 request_free(q);
                 return;
@@ -521,7 +508,7 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
                 msg = NULL;
         if (q->backup)
                 (void)reconciler_restore_requests(rec, q->backup);
-        (void)sd_bus_reply_method_errorf(q->message, name, "%s", msg ?: "out of memory");
+        (void)sd_bus_reply_method_errorf(q->message, bus_error_name(kind), "%s", msg ?: "out of memory");
         request_free(q);
 }
 
@@ -547,7 +534,7 @@ static void request_execute(Request *q) {
                         r = reconciler_remove_requests(rec, REQUEST_DEVICE, q->address);
                         if (r == -ENOENT) {
                                 (void)sd_bus_reply_method_errorf(
-                                        q->message, HOSTDEVD_ERROR_NOT_FOUND,
+                                        q->message, bus_error_name(BUS_ERROR_NOT_FOUND),
                                         "No runtime declaration for '%s'", q->address);
                                 request_free(q);
                                 return;
@@ -658,8 +645,9 @@ static void request_admit(Request *q) {
         }
         if (n_queued >= REQUEST_QUEUED_PER_ADDRESS_MAX) {
                 (void)sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED, "%s: too many requests waiting for it (%u)",
-                        q->address, REQUEST_QUEUED_PER_ADDRESS_MAX);
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
+                        "%s: too many requests waiting for it (%u)", q->address,
+                        REQUEST_QUEUED_PER_ADDRESS_MAX);
                 request_free(q);
                 return;
         }
@@ -689,10 +677,11 @@ static int request_authorize(Request *q, const char *action) {
         r = bus_polkit_check(q->ctx->polkit, q->message, action, details, on_authorized, q);
         if (r == -EBUSY)
                 return sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED, "Too many pending authorization checks");
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
+                        "Too many pending authorization checks");
         if (r == -EDQUOT)
                 return sd_bus_reply_method_errorf(
-                        q->message, HOSTDEVD_ERROR_FAILED,
+                        q->message, bus_error_name(BUS_ERROR_FAILED),
                         "Too many pending authorization checks of this user (%u)",
                         BUS_POLKIT_PENDING_PER_UID_MAX);
         return r;
@@ -706,10 +695,11 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                         (void)sd_bus_reply_method_error(q->message, error);
                 else if (q->checking_load_module)
                         (void)sd_bus_reply_method_errorf(
-                                q->message, DBUS_ERROR_ACCESS_DENIED, "%s", q->load_module_denied);
+                                q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "%s",
+                                q->load_module_denied);
                 else
                         (void)sd_bus_reply_method_errorf(
-                                q->message, DBUS_ERROR_ACCESS_DENIED, "Not authorized to %s",
+                                q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
                                 q->type == REQUEST_RELOAD ? "reload the desired state" : "change devices");
                 request_free(q);
                 return;
@@ -976,13 +966,13 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
 
         dev = model_get_device(d->model, q->address);
         if (dev->sriov_role != SRIOV_ROLE_PF) {
-                (void)sd_bus_error_setf(error, HOSTDEVD_ERROR_REFUSED, "%s is not an SR-IOV PF", q->address);
+                (void)bus_error_setf(error, BUS_ERROR_REFUSED, "%s is not an SR-IOV PF", q->address);
                 request_free(q);
                 return -EPERM;
         }
         if (num_vfs > dev->sriov_total_vfs) {
-                (void)sd_bus_error_setf(
-                        error, HOSTDEVD_ERROR_REFUSED,
+                (void)bus_error_setf(
+                        error, BUS_ERROR_REFUSED,
                         "%s: %" PRIu32 " VFs requested, sriov_totalvfs is %" PRIu32, q->address, num_vfs,
                         dev->sriov_total_vfs);
                 request_free(q);
@@ -1055,7 +1045,7 @@ void bus_manager_cancel_requests(BusContext *d) {
                         if (q->state != state)
                                 continue;
                         (void)sd_bus_reply_method_errorf(
-                                q->message, HOSTDEVD_ERROR_FAILED, "hostdevd is stopping");
+                                q->message, bus_error_name(BUS_ERROR_FAILED), "hostdevd is stopping");
                         request_free(q);
                 }
 }

@@ -14,7 +14,7 @@
  *                                                                           probe, ahead of anything else
  *   NORMAL       uevent monitor io                          monitor.c       receiving only queues (and runs
  *                bus connection io                          bus-util.c      the early job); method calls
- *                executor completions (eventfd)             executor.c      and finished jobs are answered
+ *                executor completions (eventfd)             executor-lanes  and finished jobs are answered
  *                signals (SIGHUP: reload)                   daemon.c        promptly
  *   NORMAL + 3   uevent queue, one event per iteration      intake.c        sysfs is read for queued uevents
  *                                                                           once every socket was drained

@@ -6,6 +6,11 @@
  * transactions of a Plan (planner.h) off the event loop and reports what
  * became of each function on the loop.
  *
+ * Its code is in two files that share executor-internal.h: executor-transaction.c, the kernel
+ * protocol of one transaction (steps 1-6 below), and executor-lanes.c, the thread machinery (lanes,
+ * I/O workers with their deadlines, job queues, the loop side). sysfs-write.h, the one sysfs
+ * writer, is included by executor-*.c files only (tests/check-layers.py checks it).
+ *
  * Threads: up to ExecutorOptions.max_parallel lanes run the transactions of the job at the head of
  * the queue side by side: a transaction starts when no transaction before it in the job that is not
  * done shares a function, a PF (a VF's physfn) or an IOMMU group with it, so conflicting ones keep

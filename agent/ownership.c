@@ -14,6 +14,7 @@
 #include "names.h"
 #include "ownership.h"
 #include "state-store.h"
+#include "strv.h"
 
 struct Ownership {
         pthread_mutex_t lock;
@@ -33,6 +34,15 @@ static void journal_tx_free(JournalTx *t) {
                 free(t->was_owned);
                 free(t);
         }
+}
+
+/* The state store logs nothing above debug (src/): what went wrong without failing, as warnings.
+ * Under the lock. */
+static void log_store_warnings(Ownership *o) {
+        _cleanup_strv_free_ char **w = o->store ? state_store_take_warnings(o->store) : NULL;
+
+        STRV_FOREACH (m, w)
+                log_warning("%s", *m);
 }
 
 int ownership_new(const char *state_dir, Ownership **ret) {
@@ -63,6 +73,7 @@ int ownership_new(const char *state_dir, Ownership **ret) {
         } else {
                 free(o->error);
                 o->error = NULL;
+                log_store_warnings(o);
         }
         *ret = o;
         return 0;
@@ -127,6 +138,7 @@ int ownership_forget(Ownership *o, const char *address) {
                 return -ENOENT;
         pthread_mutex_lock(&o->lock);
         k = o->store ? state_store_forget(o->store, address) : -ENOENT;
+        log_store_warnings(o);
         pthread_mutex_unlock(&o->lock);
         return k;
 }
@@ -234,6 +246,7 @@ int ownership_journal(const ExecutorJournal *j, void *userdata) {
 
         pthread_mutex_lock(&o->lock);
         k = j->phase == EXECUTOR_JOURNAL_BEGIN ? journal_begin(o, j) : journal_end(o, j);
+        log_store_warnings(o);
         pthread_mutex_unlock(&o->lock);
         return k;
 }

@@ -16,6 +16,7 @@
 #include "early-bind.h"
 #include "event-priorities.h"
 #include "executor.h"
+#include "file-util.h"
 #include "holders.h"
 #include "log.h"
 #include "macro.h"
@@ -217,51 +218,9 @@ int reconciler_format_sriov_request(
 }
 
 int write_file_atomic(const char *dir, const char *name, const char *content) {
-        _cleanup_free_ char *tmp = NULL, *path = NULL;
-        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
-        size_t len, done = 0;
-
         assert(dir && name && content);
 
-        if (strchr(name, '/') || name[0] == '.' || name[0] == '\0')
-                return -EINVAL;
-
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        if (asprintf(&path, "%s/%s", dir, name) < 0 || asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0)
-                return -ENOMEM;
-
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-
-        len = strlen(content);
-        while (done < len) {
-                ssize_t k = write(fd, content + done, len - done);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        goto fail;
-                }
-                done += (size_t)k;
-        }
-        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
-                goto fail;
-        if (rename(tmp, path) < 0)
-                goto fail;
-
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                (void)fsync(dfd);
-        return 0;
-
-fail : {
-        int e = -errno;
-
-        (void)unlink(tmp);
-        return e;
-}
+        return file_write_atomic(dir, name, content, strlen(content), 0644, 0755);
 }
 
 static int str_ptr_compare(const void *a, const void *b) {

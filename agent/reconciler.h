@@ -116,8 +116,8 @@ int reconciler_format_device_request(const char *address, const char *driver, un
 int reconciler_format_sriov_request(
         const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
 
-/* Write |content| to |dir|/|name| atomically (temporary file, fsync, rename, fsync of the directory),
- * mode 0644, creating |dir| (one level, 0755) if missing. Returns 0 or -errno. */
+/* Write |content| to |dir|/|name| with file_write_atomic() (file-util.h): mode 0644, |dir| created
+ * (one level, 0755) if missing. Returns 0 or -errno. */
 int write_file_atomic(const char *dir, const char *name, const char *content);
 
 /* The directories to load, as described above (new strv). Returns 0 or -ENOMEM. */

@@ -3,7 +3,7 @@
 
 /*
  * The one helper through which hostdevd writes sysfs. Only the executor
- * (executor.c) calls it, and never on the event loop: a write to a driver's
+ * (executor-lanes.c) calls it, and never on the event loop: a write to a driver's
  * attribute can block for seconds or forever in the kernel.
  *
  * Each call is one open(O_WRONLY|O_CLOEXEC|O_TRUNC), one write() of the

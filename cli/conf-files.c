@@ -8,8 +8,8 @@
  *
  * Nothing is written unless every entry converted: the files are built in
  * memory first, then written to standard output (each after a "# NAME"
- * line) or into a directory (each atomically: temporary file, fsync,
- * rename).
+ * line) or into a directory (each atomically, file-util.h: temporary file,
+ * fsync, rename, fsync of the directory).
  */
 
 #include <dirent.h>
@@ -21,6 +21,7 @@
 
 #include "bus-client.h"
 #include "desired-state.h"
+#include "file-util.h"
 #include "hostdevctl.h"
 #include "log.h"
 #include "macro.h"
@@ -83,45 +84,13 @@ static int conf_file_compare(const void *a, const void *b) {
 }
 
 static int write_file_atomic(const char *dir, const ConfFile *f) {
-        _cleanup_free_ char *path = NULL, *tmp = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t left = strlen(f->text);
-        const char *p = f->text;
         int r;
 
-        if (asprintf(&path, "%s/%s", dir, f->name) < 0 || asprintf(&tmp, "%s/.%s.XXXXXX", dir, f->name) < 0)
-                return log_oom();
-
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "Failed to create a file in %s: %m", dir);
-        while (left > 0) {
-                ssize_t k = write(fd, p, left);
-                if (k < 0) {
-                        r = log_error_errno(errno, "Failed to write %s: %m", tmp);
-                        goto fail;
-                }
-                p += k;
-                left -= (size_t)k;
-        }
         /* Readable by everyone, as the files hostdevd reads from /etc are. */
-        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
-                goto fail;
-        }
-        if (close(TAKE_FD(fd)) < 0) {
-                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
-                goto fail;
-        }
-        if (rename(tmp, path) < 0) {
-                r = log_error_errno(errno, "Failed to rename %s to %s: %m", tmp, path);
-                goto fail;
-        }
+        r = file_write_atomic(dir, f->name, f->text, strlen(f->text), 0644, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s/%s: %m", dir, f->name);
         return 0;
-
-fail:
-        (void)unlink(tmp);
-        return r;
 }
 
 /* To dir (created if missing), or to standard output with "# NAME" before each file. Returns an exit status.
@@ -406,14 +375,11 @@ int verb_export(sd_bus *bus, int argc, char **argv) {
 
 /* One driverctl file -> one rule; errors name the file and value. Returns 0, -EINVAL (logged) or -ENOMEM. */
 static int import_driverctl_file(ConfFiles *l, const char *dir, const char *filename) {
-        _cleanup_free_ char *path = NULL, *name = NULL, *text = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        char buf[DRIVERCTL_FILE_MAX + 1], address[PCI_ADDRESS_STRING_MAX];
+        _cleanup_free_ char *path = NULL, *name = NULL, *text = NULL, *buf = NULL;
+        char address[PCI_ADDRESS_STRING_MAX];
         DriverSpec spec = {};
         PciAddress a;
-        struct stat st;
-        ssize_t n;
-        size_t len;
+        size_t n, len;
         int r;
 
         if (asprintf(&path, "%s/%s", dir, filename) < 0)
@@ -428,26 +394,21 @@ static int import_driverctl_file(ConfFiles *l, const char *dir, const char *file
         }
         pci_address_format(&a, address);
 
-        /* O_NONBLOCK: a FIFO is refused below instead of waiting for a writer. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                log_error_errno(errno, "%s: cannot read: %m", path);
-                return -EINVAL;
-        }
-        if (!S_ISREG(st.st_mode)) {
+        r = file_read_bounded(path, DRIVERCTL_FILE_MAX, 0, &buf, &n);
+        if (r == -EISDIR || r == -EBADFD) {
                 log_error("%s: not a regular file.", path);
                 return -EINVAL;
         }
-        n = read(fd, buf, sizeof(buf));
-        if (n < 0) {
-                log_error_errno(errno, "%s: cannot read: %m", path);
-                return -EINVAL;
-        }
-        if ((size_t)n > DRIVERCTL_FILE_MAX) {
+        if (r == -EFBIG) {
                 log_error("%s: longer than a driver name (%d bytes at most).", path, DRIVERCTL_FILE_MAX);
                 return -EINVAL;
         }
-        buf[n] = '\0';
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot read: %m", path);
+                return -EINVAL;
+        }
         /* driverctl writes "echo $drv": the name and one newline. */
         len = strlen(buf);
         if (len != (size_t)n) {

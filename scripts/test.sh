@@ -2,6 +2,7 @@
 # The test command: installs what is missing from Debian's archive, builds,
 # and runs every lane:
 #   format       clang-format check of every C file
+#   layers       tests/check-layers.py: what may include what, who writes /sys
 #   unit         cmocka (build/)
 #   cli          hostdevctl against a contract-faithful fake daemon (build/)
 #   integration  the real hostdevd on umockdev + fake kernel + private bus,
@@ -29,6 +30,7 @@ step() { # name command...
         else
                 echo "=== $name FAILED"
                 failed=$((failed + 1))
+                return 1
         fi
 }
 
@@ -68,11 +70,20 @@ meson_lane() { # builddir setup-args... -- test-args...
         meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
 }
 
-step format tests/check-format.sh
-format_rc=$((failed > 0))
-before=$failed
-step "Debian packages + lintian" bash scripts/build-deb.sh
-deb_rc=$((failed > before))
+# Checks that are one test each (not meson lanes).
+checks_ok=0
+checks_bad=0
+check() { # name command...
+        if step "$@"; then
+                checks_ok=$((checks_ok + 1))
+        else
+                checks_bad=$((checks_bad + 1))
+        fi
+}
+
+check format tests/check-format.sh
+check layers tests/check-layers.py
+check "Debian packages + lintian" bash scripts/build-deb.sh
 step "build + unit, cli, integration, kernel" meson_lane build -- --suite unit --suite cli --suite integration --suite kernel
 read -r ok bad < <(count_tests build)
 step "sanitizers (ASan+UBSan): unit, integration" \
@@ -83,15 +94,10 @@ read -r aok abad < <(count_tests build-asan)
 echo
 echo "meson tests: build/ $ok ok, $bad failed; build-asan/ $aok ok, $abad failed"
 echo "steps: $passed passed, $failed failed"
-# The format check and the package build count as one test each. A step
-# that failed before any test could fail (setup, compile) still counts as a
-# failure.
-fmt_ok=0
-fmt_bad=0
-if [ "$format_rc" -eq 0 ]; then fmt_ok=1; else fmt_bad=1; fi
-deb_ok=$((1 - deb_rc))
-total_pass=$((ok + aok + fmt_ok + deb_ok))
-total_fail=$((bad + abad + fmt_bad + deb_rc))
+# The checks count as one test each. A step that failed before any test could fail (setup,
+# compile) still counts as a failure.
+total_pass=$((ok + aok + checks_ok))
+total_fail=$((bad + abad + checks_bad))
 if [ $failed -gt 0 ] && [ $total_fail -eq 0 ]; then
         total_fail=$failed
 fi

@@ -167,7 +167,7 @@
 #define PROC_ROOT "/proc"
 #define DEV_VFIO_CONTAINER "/dev/vfio/vfio" /* the container node: holding it holds no device */
 
-/* ---- executor (agent/executor.c): the sysfs writes of a plan ---------------- */
+/* ---- executor (agent/executor-*.c): the sysfs writes of a plan ------------- */
 /* Documentation/ABI/testing/sysfs-bus-pci: writing a function's address here probes it (binding its
  * driver_override, or the kernel's own match); it returns success even when nothing binds. */
 #define SYSFS_PCI_DRIVERS_PROBE "/sys/bus/pci/drivers_probe"

@@ -9,6 +9,7 @@
 
 #include <json-c/json.h>
 
+#include "file-util.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -29,6 +30,7 @@ struct StateStore {
          * -EBADF until then: the next change writes owned.json. */
         int log_fd;
         size_t log_size, log_records; /* what the log holds now */
+        char **warnings; /* for state_store_take_warnings() */
 };
 
 static const char *const owned_phase_table[_OWNED_PHASE_MAX] = {
@@ -104,8 +106,13 @@ StateStore *state_store_free(StateStore *s) {
         free(s->dir);
         free(s->path);
         free(s->log_path);
+        strv_free(s->warnings);
         free(s);
         return NULL;
+}
+
+char **state_store_take_warnings(StateStore *s) {
+        return s ? TAKE_PTR(s->warnings) : NULL;
 }
 
 int state_store_new(const char *dir, StateStore **ret) {
@@ -177,68 +184,29 @@ static void remove_temp_files(const char *dir) {
 }
 
 static int read_file(const char *path, char **ret, size_t *ret_size, LoadError *e) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t n = 0, size;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-        if (fd < 0) {
-                int r = -errno;
-                return r == -ENOENT ? r : load_fail(e, r, path, "cannot open: %s", strerror(-r));
-        }
-        if (fstat(fd, &st) < 0)
-                return load_fail(e, -errno, path, "cannot stat: %m");
-        if (!S_ISREG(st.st_mode))
-                return load_fail(e, -EBADMSG, path, "not a regular file");
-        if (st.st_size > (off_t)STATE_STORE_FILE_MAX)
+        /* Refused unread when it says it is too big (a regular file's st_size is true, unlike sysfs's);
+         * file_read_bounded() also stops one byte past the limit when it grew since. */
+        if (lstat(path, &st) >= 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)STATE_STORE_FILE_MAX)
                 return load_fail(
                         e, -EFBIG, path, "%jd bytes, more than the limit of %u", (intmax_t)st.st_size,
                         STATE_STORE_FILE_MAX);
-        /* Its size now, with room to see that it grew since fstat(); more as it does, up to one byte past
-         * the limit. */
-        size = (size_t)st.st_size + 4096 < STATE_STORE_FILE_MAX + 1 ? (size_t)st.st_size + 4096
-                                                                    : STATE_STORE_FILE_MAX + 1;
-        buf = malloc(size);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k;
-
-                if (n == size) {
-                        size_t more =
-                                size * 2 < STATE_STORE_FILE_MAX + 1 ? size * 2 : STATE_STORE_FILE_MAX + 1;
-                        char *b = realloc(buf, more);
-
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        size = more;
-                }
-                k = read(fd, buf + n, size - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return load_fail(e, -errno, path, "read failed: %m");
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-                if (n > STATE_STORE_FILE_MAX)
-                        return load_fail(
-                                e, -EFBIG, path, "more than the limit of %u bytes", STATE_STORE_FILE_MAX);
+        r = file_read_bounded(path, STATE_STORE_FILE_MAX, FILE_READ_NOFOLLOW, ret, ret_size);
+        switch (r) {
+        case 0:
+        case -ENOENT:
+        case -ENOMEM:
+                return r;
+        case -EISDIR:
+        case -EBADFD:
+                return load_fail(e, -EBADMSG, path, "not a regular file");
+        case -EFBIG:
+                return load_fail(e, -EFBIG, path, "more than the limit of %u bytes", STATE_STORE_FILE_MAX);
+        default:
+                return load_fail(e, r, path, "cannot read: %s", strerror(-r));
         }
-        if (n == size) {
-                char *b = realloc(buf, n + 1);
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
 }
 
 /* A string-or-null member |key| of device |i|; absence is an error (every field is written). */
@@ -692,7 +660,9 @@ static int parse_log(StateStore *s, const char *text, size_t size, LoadError *e)
                 if (!nl) {
                         /* A record whose write a crash cut short never counted: the change it described
                          * was not made. The next change writes owned.json and empties the log. */
-                        log_warning("%s: line %zu: incomplete record, ignored", s->log_path, line);
+                        log_debug("%s: line %zu: incomplete record, ignored", s->log_path, line);
+                        (void)strv_extendf(
+                                &s->warnings, "%s: line %zu: incomplete record, ignored", s->log_path, line);
                         break;
                 }
                 if (asprintf(&where, "%s: line %zu", s->log_path, line) < 0)
@@ -825,26 +795,10 @@ fail:
         return -ENOMEM;
 }
 
-static int write_all(int fd, const char *buf, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, buf, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
 /* Write |list| as owned.json, covering the log up to |record|: temporary file in the same directory,
  * fsync, rename, fsync the directory. */
 static int store_write(StateStore *s, uint64_t last, uint64_t record, const OwnedDevice *list, size_t n) {
-        _cleanup_free_ char *text = NULL, *tmp = NULL;
-        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
-        const char *name;
+        _cleanup_free_ char *text = NULL;
         int r;
 
         r = to_json(last, record, list, n, &text);
@@ -855,34 +809,9 @@ static int store_write(StateStore *s, uint64_t last, uint64_t record, const Owne
                         EFBIG, "Refusing to write %s: %zu bytes, more than %u", s->path, strlen(text),
                         STATE_STORE_FILE_MAX);
 
-        if (mkdir(s->dir, 0700) < 0 && errno != EEXIST)
-                return log_debug_errno(errno, "Failed to create %s: %m", s->dir);
-        dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return log_debug_errno(errno, "Failed to open %s: %m", s->dir);
-        if (asprintf(&tmp, "%s/." HOSTDEVD_STATE_FILE ".XXXXXX", s->dir) < 0)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
-        if (fd < 0)
-                return log_debug_errno(errno, "Failed to create a temporary file in %s: %m", s->dir);
-        name = strrchr(tmp, '/') + 1;
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0) {
-                int k = close(TAKE_FD(fd));
-                if (k < 0)
-                        r = -errno;
-        }
-        if (r >= 0 && renameat(dfd, name, dfd, HOSTDEVD_STATE_FILE) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void)unlinkat(dfd, name, 0);
+        r = file_write_atomic(s->dir, HOSTDEVD_STATE_FILE, text, strlen(text), 0600, 0700);
+        if (r < 0)
                 return log_debug_errno(r, "Failed to write %s: %m", s->path);
-        }
-        /* The rename is durable only once the directory is. */
-        if (fsync(dfd) < 0)
-                return log_debug_errno(errno, "Failed to sync %s: %m", s->dir);
         return 0;
 }
 
@@ -912,8 +841,13 @@ fail:
         if (s->log_fd >= 0)
                 (void)close(s->log_fd);
         s->log_fd = -EBADF;
-        if (unlink(s->log_path) < 0 && errno != ENOENT)
-                log_warning_errno(errno, "Failed to empty or remove %s: %m", s->log_path);
+        if (unlink(s->log_path) < 0 && errno != ENOENT) {
+                int r = -errno;
+
+                log_debug_errno(r, "Failed to empty or remove %s: %m", s->log_path);
+                (void)strv_extendf(
+                        &s->warnings, "Failed to empty or remove %s: %s", s->log_path, strerror(-r));
+        }
 }
 
 /* Append |line| to the log and sync it. On failure the log is cut back to what it held: nothing

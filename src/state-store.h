@@ -130,6 +130,15 @@ static inline void state_store_freep(StateStore **s) {
 const char *state_store_path(const StateStore *s);
 
 /*
+ * What went wrong without failing the call, for the operator: an incomplete last record of the log
+ * ignored at load (a crash cut its write short), a log that could be neither emptied nor removed
+ * after owned.json was written. Each a message naming the file. The caller takes the list (freed
+ * with strv_free(); the store's is emptied); NULL when there is none. src/ logs nothing above
+ * debug: the daemon logs these as warnings.
+ */
+char **state_store_take_warnings(StateStore *s);
+
+/*
  * Record that a new transaction is about to change |changes| (phase begun),
  * on disk. A function already owned keeps its original-*; its
  * previous-* become its state now. Returns 0 and the new transaction id;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "file-util.h"
 #include "macro.h"
 #include "sysfs.h"
 
@@ -137,36 +138,17 @@ static char *path_join(const char *dir, const char *attr) {
 
 int sysfs_read_string(const char *dir, const char *attr, char **ret) {
         _cleanup_free_ char *path = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t n = 0;
+        size_t n;
+        int r;
 
         path = path_join(dir, attr);
         if (!path)
                 return -ENOMEM;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-
-        /* One byte more than allowed, so an oversized attribute is detected rather than cut. */
-        buf = malloc(SYSFS_ATTR_MAX + 2);
-        if (!buf)
-                return -ENOMEM;
-
-        for (;;) {
-                ssize_t k = read(fd, buf + n, SYSFS_ATTR_MAX + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-                if (n > SYSFS_ATTR_MAX)
-                        return -EFBIG;
-        }
-        buf[n] = '\0';
+        /* An oversized attribute is detected (-EFBIG) rather than cut. */
+        r = file_read_bounded(path, SYSFS_ATTR_MAX, 0, &buf, &n);
+        if (r < 0)
+                return r;
         /* Attributes are text; an embedded NUL means a corrupt or binary file. */
         if (strlen(buf) != n)
                 return -EINVAL;

@@ -39,7 +39,9 @@ typedef struct PciResourceLine {
 } PciResourceLine;
 int sysfs_parse_resource_line(const char *line, PciResourceLine *ret);
 
-/* Read a whole attribute (bounded by SYSFS_ATTR_MAX), without the trailing newline. *ret newly allocated. */
+/* Read a whole attribute (file_read_bounded(), at most SYSFS_ATTR_MAX bytes), without the trailing
+ * newline. *ret newly allocated. -EFBIG when longer, -EINVAL with a NUL byte, -EISDIR/-EBADFD when not
+ * a regular file, or the -errno of the open or read. */
 int sysfs_read_string(const char *dir, const char *attr, char **ret);
 /* Read + parse helpers built on the above. */
 int sysfs_read_hex(const char *dir, const char *attr, unsigned bits, uint32_t *ret);

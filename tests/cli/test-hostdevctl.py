@@ -1072,6 +1072,7 @@ Driver=none
             "pci-0000:01:00.1": ("\n", "empty"),
             "pci-0000:01:00.2": ("a\nb\n", "invalid driver name 'a\nb'"),
             "pci-0000:01:00.3": ("x" * 300, "longer than a driver name"),
+            "pci-0000:01:00.4": ("x" * 257, "longer than a driver name"),
             "pci-zz:00.0": ("vfio-pci\n", "not a PCI override"),
             "usb-1-1": ("usbhid\n", "not a PCI override"),
         }
@@ -1083,6 +1084,13 @@ Driver=none
             self.assertFalse(os.path.exists(out_dir), "written despite %s" % name)
             r = self.expect(1, "import", "driverctl", src)
             self.assertEqual(r.stdout, "")
+        # Not a regular file: refused by name; a FIFO with no writer must not block the import
+        # (run() times out after 30 s).
+        for make in (os.mkfifo, os.mkdir):
+            src = self.driverctl_dir({"pci-0000:05:00.0": "vfio-pci\n"})
+            make(os.path.join(src, "pci-0000:01:00.5"))
+            r = self.expect(1, "import", "driverctl", src)
+            self.assertIn("%s/pci-0000:01:00.5: not a regular file" % src, r.stderr)
         # Two names for one function.
         src = self.driverctl_dir({"pci-0000:05:00.0": "vfio-pci\n", "pci-05:00.0": "vfio-pci\n"})
         self.assertIn("a second override for 0000:05:00.0", self.expect(1, "import", "driverctl", src).stderr)

@@ -2,7 +2,8 @@
 """Integration harness: umockdev testbed + fake kernel + private bus + hostdevd.
 
 Runs under umockdev-wrapper (the testbed owner must itself run under the
-preload, see /work/shared/notes/umockdev.md). Pieces:
+preload: outside it umockdev sends no uevents for the devices it adds).
+Pieces:
 
   Testbed     a umockdev testbed filled from .umockdev files or device by
               device, plus what umockdev does not create: IOMMU groups,

@@ -5,7 +5,7 @@
  * (tests/integration/hostdevtest.py, KernelReactor), as a sysfs store
  * function is synchronous in the real kernel.
  *
- * Why not an inotify watcher alone: the executor (agent/executor.c) reads
+ * Why not an inotify watcher alone: the executor (agent/executor-transaction.c) reads
  * back right after each write (driver_override, the driver link after an
  * unbind or drivers_probe), so an asynchronous reaction would race it; and
  * the kernel's errors (EBUSY from sriov_numvfs, ENODEV from unbind) come back

@@ -554,10 +554,16 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.driver(NIC), 'vfio-pci')
                 self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci', 'the last good state stays')
                 self.assertEqual(self.dev(PAIR[0], 'DesiredDriver'), '')
-                # SIGHUP re-reads the same way
+                # SIGHUP re-reads the same way. The errors of the Reload above are still published,
+                # so a stale ConfigErrors would satisfy a check for "some errors": break the file
+                # differently and wait for the new error, which only the SIGHUP's read can report.
+                self.write_conf('70-bad.conf', '[Match]\nAddress=0000:04:00.0\n[Device]\nDriver=still bad!\n')
                 self.daemon.proc.send_signal(1)
+                c.wait_for(lambda: any('Driver=still bad!' in e for e in c.manager('ConfigErrors')), 30,
+                           lambda: 'ConfigErrors naming the SIGHUP\'s read (now %r)' % c.manager('ConfigErrors'))
                 self.H.barrier(c)
-                self.assertTrue(c.manager('ConfigErrors'))
+                self.assertEqual(len(self.reactor.writes), n_writes, 'a rejected SIGHUP wrote sysfs')
+                self.assertEqual(c.manager('Generation'), gen)
                 self.assertEqual(self.dev(NIC, 'DesiredDriver'), 'vfio-pci')
                 # fixed: the reload applies (the rule is gone: back to the host driver)
                 os.unlink(self.etc('70-bad.conf'))
@@ -586,10 +592,29 @@ class Reconcile(ReconcileTestCase):
                 first one triggers: the host ends as declared all the same."""
                 self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
                 self.wait_converged(NIC, 'vfio-pci')
+                c = self.c
                 k = self.H.k
+                n_writes = len(self.reactor.writes)
                 k.unbind(NIC)
                 k.set_driver_override(NIC, None)
                 k.bind(NIC, 'e1000e')
+                # The drift is in the fake kernel; the daemon's Driver still says vfio-pci until it
+                # applies the drift's uevents, so waiting on the daemon's properties alone could pass
+                # before it saw anything. Only a repair written after the last step (a drivers_probe
+                # with driver_override vfio-pci stored again) takes the kernel back to vfio-pci.
+                self.assertEqual((self.driver(NIC), self.override(NIC)), ('e1000e', '(null)\n'))
+                devdir = os.path.relpath(self.H.t.devdir(NIC), self.H.t.sys)
+
+                def repaired():
+                        # (the reactor records a write once the fake kernel applied it)
+                        repair = [(p, v.strip(), e) for p, v, e in self.reactor.writes[n_writes:]]
+                        return ((self.driver(NIC), self.override(NIC)) == ('vfio-pci', 'vfio-pci\n') and
+                                ('bus/pci/drivers_probe', NIC, 0) in repair and
+                                (devdir + '/driver_override', 'vfio-pci', 0) in repair)
+                c.wait_for(repaired, 30, lambda: 'a repair after the drift (kernel: %r, override %r; writes %r)' %
+                           (self.driver(NIC), self.override(NIC), self.reactor.writes[n_writes:]))
+                # every uevent of the drift applied: the daemon's view follows the kernel's
+                self.H.barrier(c)
                 self.wait_converged(NIC, 'vfio-pci')
                 self.wait_manager('State', 'converged')
 
@@ -1016,6 +1041,11 @@ class Failures(ReconcileTestCase):
                 self.assertIn('vfio-pci', err)
                 self.assertIn('probe', err)
                 self.assertTrue(self.dev(NIC, 'StateReason'))
+                # Driver said e1000e before the transaction too: a wait on it alone proves nothing
+                # until the daemon applied the uevents of the unbind and the rollback's probe.
+                self.assertIn(('bus/pci/drivers/e1000e/unbind', NIC, 0),
+                              [(p, v.strip(), e) for p, v, e in self.reactor.writes])
+                self.H.barrier(self.c)
                 self.wait_dev(NIC, 'Driver', 'e1000e')
                 self.assertEqual(self.override(NIC), '(null)\n')
                 self.assertEqual(self.driver(NIC), 'e1000e')

@@ -10,7 +10,7 @@
 #   CACHE/<pkgver>/vmlinux        uncompressed ELF kernel, booted through PVH
 #   CACHE/current-kernel.env      KVER, KPKGVER, KROOT, VMLINUX for the others
 #
-# Why these steps (see /work/shared/notes/kernel-lane.md):
+# Why these steps:
 # - The mirror keeps only the newest ABI, so the version is resolved from the
 #   linux-image-amd64 metapackage every time and image, headers, kbuild and
 #   source are asserted to be the same upload: the mtty module built from

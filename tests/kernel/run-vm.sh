@@ -15,8 +15,7 @@
 #   --quiet          print only results, not the guest console
 #
 # A scenario is a guest shell script (see guest/lib.sh for its helpers);
-# extra QEMU arguments add devices for it. The base machine (notes in
-# /work/shared/notes/kernel-lane.md):
+# extra QEMU arguments add devices for it. The base machine (tests/kernel/README.md):
 #   q35 + intel-iommu (interrupt remapping, hence kernel-irqchip=split), TCG;
 #   rp1, rp2:  e1000e 8086:10d3 on their own root ports (own IOMMU groups)
 #   rp3:       nvme 1b36:0010 with SR-IOV (up to 4 VFs; needs nvme-subsys)

@@ -24,6 +24,9 @@
 #define INVALID_ARGUMENT "org.hostdevd1.Error.InvalidArgument"
 #define FAILED "org.hostdevd1.Error.Failed"
 #define ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
+#define CONFIG_INVALID "org.hostdevd1.Error.ConfigInvalid"
+#define REFUSED "org.hostdevd1.Error.Refused"
+#define BLOCKED "org.hostdevd1.Error.Blocked"
 
 static const struct {
         int errnum;
@@ -142,11 +145,66 @@ static void test_setf_format(void **state) {
         }
 }
 
+/* Every name of dbus/org.hostdevd1.xml's "Errors" comes from the one table, each once. */
+static void test_kinds(void **state) {
+        static const char *const names[_BUS_ERROR_KIND_MAX] = {
+                [BUS_ERROR_NOT_FOUND] = NOT_FOUND,
+                [BUS_ERROR_INVALID_ARGUMENT] = INVALID_ARGUMENT,
+                [BUS_ERROR_ACCESS_DENIED] = ACCESS_DENIED,
+                [BUS_ERROR_CONFIG_INVALID] = CONFIG_INVALID,
+                [BUS_ERROR_REFUSED] = REFUSED,
+                [BUS_ERROR_BLOCKED] = BLOCKED,
+                [BUS_ERROR_FAILED] = FAILED,
+        };
+
+        for (int k = 0; k < _BUS_ERROR_KIND_MAX; k++) {
+                assert_non_null(names[k]);
+                assert_string_equal(bus_error_name(k), names[k]);
+                /* The errno column agrees with bus_error_name_from_errno(). */
+                for (int e = 1; e < 4096; e++)
+                        if (bus_error_kind_from_errno(-e) == (BusErrorKind)k)
+                                assert_string_equal(bus_error_name_from_errno(e), names[k]);
+        }
+        assert_null(bus_error_name(_BUS_ERROR_KIND_MAX));
+        assert_null(bus_error_name(-1));
+        /* Conditions have no errno: no errno maps to them. */
+        for (int e = 0; e < 4096; e++) {
+                BusErrorKind k = bus_error_kind_from_errno(-e);
+                assert_true(
+                        k != BUS_ERROR_CONFIG_INVALID && k != BUS_ERROR_REFUSED && k != BUS_ERROR_BLOCKED);
+        }
+}
+
+static void test_device_states(void **state) {
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_REFUSED), BUS_ERROR_REFUSED);
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_BLOCKED), BUS_ERROR_BLOCKED);
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_FAILED), BUS_ERROR_FAILED);
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_STUCK), BUS_ERROR_FAILED);
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_CONVERGED), -1);
+        assert_int_equal(bus_error_kind_from_device_state(DEVICE_STATE_PENDING), -1);
+}
+
+static void test_setf_condition(void **state) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        /* A condition's message is the caller's as is: no errno text appended, not even for Failed. */
+        assert_int_equal(
+                bus_error_setf(&error, BUS_ERROR_REFUSED, "%s is not an SR-IOV PF", "0000:41:00.0"), 0);
+        assert_string_equal(error.name, REFUSED);
+        assert_string_equal(error.message, "0000:41:00.0 is not an SR-IOV PF");
+        sd_bus_error_free(&error);
+        assert_int_equal(bus_error_setf(&error, BUS_ERROR_FAILED, "Too many pending checks"), 0);
+        assert_string_equal(error.name, FAILED);
+        assert_string_equal(error.message, "Too many pending checks");
+        sd_bus_error_free(&error);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_name_table),  cmocka_unit_test(test_name_table_exhaustive),
-                cmocka_unit_test(test_setf_known),  cmocka_unit_test(test_setf_failed),
-                cmocka_unit_test(test_setf_format),
+                cmocka_unit_test(test_name_table),    cmocka_unit_test(test_name_table_exhaustive),
+                cmocka_unit_test(test_setf_known),    cmocka_unit_test(test_setf_failed),
+                cmocka_unit_test(test_setf_format),   cmocka_unit_test(test_kinds),
+                cmocka_unit_test(test_device_states), cmocka_unit_test(test_setf_condition),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -527,6 +527,17 @@ static void test_log(void **state) {
         state_store_free(s2);
         s2 = load_ok(f);
         assert_int_equal(state_store_get(s2, "0000:05:10.2")->phase, OWNED_PHASE_BEGUN);
+        /* The caller learns it (src/ logs it at debug only), once. */
+        {
+                _cleanup_strv_free_ char **w = state_store_take_warnings(s2);
+                char expected[256];
+
+                snprintf(expected, sizeof(expected), "%s: line 4: incomplete record, ignored", f->log);
+                assert_non_null(w);
+                assert_string_equal(w[0], expected);
+                assert_null(w[1]);
+                assert_null(state_store_take_warnings(s2));
+        }
         /* The new store's first change folds the log into owned.json, cut record and all. */
         assert_int_equal(state_store_commit(s2, t2), 0);
         assert_int_equal(stat(f->log, &st), 0);
