@@ -63,8 +63,9 @@ int ownership_new(const char *state_dir, Ownership **ret) {
                 return k;
         }
         if (k < 0) {
-                if (!o->error)
-                        (void)asprintf(&o->error, "%s/%s: %s", state_dir, HOSTDEVD_STATE_FILE, strerror(-k));
+                if (!o->error &&
+                    asprintf(&o->error, "%s/%s: %s", state_dir, HOSTDEVD_STATE_FILE, strerror(-k)) < 0)
+                        o->error = NULL;
                 log_error(
                         "Cannot load the ownership records: %s. hostdevd will plan but change nothing "
                         "until the file is repaired or removed.",
