@@ -14,6 +14,7 @@
 
 #include "critical.h"
 #include "early-bind.h"
+#include "escape.h"
 #include "event-priorities.h"
 #include "executor.h"
 #include "file-util.h"
@@ -1264,6 +1265,22 @@ int reconciler_restore_requests(Reconciler *r, RequestBackup *b) {
 
 /* ---- lifecycle ----------------------------------------------------------------------------------- */
 
+/* $HOSTDEVD_WRITE_TIMEOUT_MS, else the executor's default (0). A bad value is logged and ignored. */
+static uint64_t reconciler_write_timeout(void) {
+        const char *e = getenv(ENV_HOSTDEVD_WRITE_TIMEOUT_MS);
+        int64_t ms;
+
+        if (!e)
+                return 0;
+        if (sysfs_parse_int(e, 100, 3600 * 1000, &ms) < 0) {
+                log_warning(
+                        "$%s=%s is not a number of milliseconds from 100 to 3600000, ignoring",
+                        ENV_HOSTDEVD_WRITE_TIMEOUT_MS, ESCAPE_QUOTE(e));
+                return 0;
+        }
+        return (uint64_t)ms * 1000;
+}
+
 int reconciler_new(
         sd_event *event, Model *model, const ReconcilerHooks *hooks, void *userdata,
         const ReconcilerOptions *options, Reconciler **ret) {
@@ -1309,6 +1326,7 @@ int reconciler_new(
         if (ownership_usable(r->ownership))
                 ownership_log_interrupted(r->ownership);
 
+        eo.write_timeout_usec = reconciler_write_timeout();
         eo.journal = ownership_journal;
         eo.journal_userdata = r->ownership;
         if (options && options->load_modules) {

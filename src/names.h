@@ -132,6 +132,8 @@
 /* The module index directory (kmod_new()'s dirname: modules.dep.bin, modules.alias.bin, ...) instead of
  * /lib/modules/$(uname -r): the tests' fixture index (agent/module-index.h). */
 #define ENV_HOSTDEVD_MODULES_DIR "HOSTDEVD_MODULES_DIR"
+/* The deadline of each sysfs access in ms (executor.h), 100..3600000; default 10000. */
+#define ENV_HOSTDEVD_WRITE_TIMEOUT_MS "HOSTDEVD_WRITE_TIMEOUT_MS"
 
 /* ---- journal fields ---------------------------------------------------- */
 #define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"

@@ -717,7 +717,8 @@ class Reconcile(ReconcileTestCase):
         def test_queue_bound_and_gone_caller(self):
                 """While a request for the NIC hangs in the kernel, 16 more wait for it and the 17th is refused at
                 once; a waiting caller that disconnects is dropped at its turn; the rest run in order."""
-                self.start()
+                # The stuck unbind must outlast 17 calls on a loaded machine: a deadline of 10 s did not.
+                self.start(env={'HOSTDEVD_WRITE_TIMEOUT_MS': '120000'})
                 none = dbus.Array([], signature='s')
                 manager = dbus.Interface(self.c.obj(ROOT_PATH), MANAGER_IFACE)
                 answers = {}
@@ -731,20 +732,24 @@ class Reconcile(ReconcileTestCase):
                 self.reactor.stuck_unbind.add(NIC)
                 call(0, 'vfio-pci')
                 self.reactor.wait_stuck()
-                # a caller on a connection of its own, gone while it waits
+                # a caller on a connection of its own; it leaves only once its request waits (below):
+                # gone before hostdevd looked it up, it would be refused as an unknown caller instead
                 other = dbus.bus.BusConnection(self.bus.address)
                 gone = other.get_unique_name()
                 dbus.Interface(other.get_object(h.BUS_NAME, ROOT_PATH, introspect=False),
                                MANAGER_IFACE).SetDeviceDriver(NIC, 'NOPE', none, reply_handler=lambda: None,
                                                               error_handler=lambda e: None)
-                other.flush()
-                other.close()
-                self.c.wait_for(lambda: not self.c.conn.name_has_owner(gone), 10, '%s gone' % gone)
+                # a round trip on the same connection: hostdevd has read that call before the ones below
+                dbus.Interface(other.get_object(h.BUS_NAME, ROOT_PATH, introspect=False),
+                               'org.freedesktop.DBus.Peer').Ping()
                 drivers = ['vfio-pci' if i % 2 == 0 else 'none' for i in range(15)]
                 for i, d in enumerate(drivers):
                         call(1 + i, d)
                 call(16, 'none')
+                # refused at once: the 16 before it (the other connection's too) all wait
                 self.c.wait_for(lambda: 16 in answers, 30, 'the 17th waiting request refused')
+                other.close()
+                self.c.wait_for(lambda: not self.c.conn.name_has_owner(gone), 10, '%s gone' % gone)
                 self.assertEqual(answers[16][0], ERR + 'Failed')
                 self.assertIn('too many requests waiting', answers[16][1])
                 self.assertEqual(sorted(answers), [16], answers)
