@@ -555,9 +555,9 @@ static void request_execute(Request *q) {
         case REQUEST_SET_DRIVER:
         case REQUEST_SET_NUMVFS:
                 if (q->type == REQUEST_SET_DRIVER)
-                        r = reconciler_format_device_request(q->address, q->driver, q->flags, &content);
+                        r = request_format_device(q->address, q->driver, q->flags, &content);
                 else
-                        r = reconciler_format_sriov_request(q->address, q->num_vfs, q->driver, &content);
+                        r = request_format_sriov(q->address, q->num_vfs, q->driver, &content);
                 if (r >= 0)
                         r = reconciler_backup_requests(rec, kind, q->address, &q->backup);
                 if (r < 0) {

@@ -28,6 +28,7 @@
 #include "status-table.h"
 #include "pci-address.h"
 #include "reconciler.h"
+#include "request.h"
 #include "strv.h"
 #include "sysfs.h"
 
@@ -96,163 +97,8 @@ struct Reconciler {
         Ownership *ownership;
 };
 
-/* ---- pure helpers ------------------------------------------------------------------------------ */
-
-static const char *const request_flag_names[] = {
-        [0] = "persist",
-        [1] = "whole-group",
-        [2] = "allow-critical",
-};
-
-int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad) {
-        unsigned bits = 0;
-
-        assert(ret);
-
-        for (char *const *f = flags; f && *f; f++) {
-                unsigned bit = 0;
-
-                for (size_t i = 0; i < ELEMENTSOF(request_flag_names); i++)
-                        if (streq(*f, request_flag_names[i]))
-                                bit = 1u << i;
-                if (bit == 0 || !(allowed & bit) || (bits & bit)) {
-                        if (ret_bad)
-                                *ret_bad = *f;
-                        return -EINVAL;
-                }
-                bits |= bit;
-        }
-
-        *ret = bits;
-        return 0;
-}
-
-static bool address_is_canonical(const char *address) {
-        char buf[PCI_ADDRESS_STRING_MAX];
-        PciAddress a;
-
-        if (!address || pci_address_from_string(address, &a) < 0)
-                return false;
-        pci_address_format(&a, buf);
-        return streq(buf, address);
-}
-
-int reconciler_request_file_name(RequestKind kind, const char *address, char **ret) {
-        char element[PCI_ADDRESS_STRING_MAX];
-        char *s;
-
-        assert(ret);
-
-        if (!address_is_canonical(address) || kind < 0 || kind >= _REQUEST_KIND_MAX)
-                return -EINVAL;
-        for (size_t i = 0; i < sizeof(element); i++) {
-                element[i] = address[i] == ':' || address[i] == '.' ? '_' : address[i];
-                if (address[i] == '\0')
-                        break;
-        }
-
-        if (asprintf(
-                    &s, "90-runtime-%s%s" HOSTDEVD_CONF_SUFFIX, kind == REQUEST_SRIOV ? "sriov-" : "",
-                    element) < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-static bool driver_value_is_valid(const char *driver) {
-        DriverSpec spec = {};
-        bool ok;
-
-        ok = driver && driver_spec_parse(driver, &spec) >= 0 && spec.kind != DRIVER_KIND_UNSET;
-        driver_spec_done(&spec);
-        return ok;
-}
-
-int reconciler_format_device_request(const char *address, const char *driver, unsigned flags, char **ret) {
-        char *s;
-
-        assert(ret);
-
-        if (!address_is_canonical(address) || !driver_value_is_valid(driver))
-                return -EINVAL;
-
-        if (asprintf(
-                    &s,
-                    "# Written by hostdevd for SetDeviceDriver(); ResetDeviceDriver() removes it.\n"
-                    "[" CONF_SECTION_MATCH "]\n"
-                    "Address=%s\n"
-                    "\n"
-                    "[" CONF_SECTION_DEVICE "]\n"
-                    "Driver=%s\n"
-                    "%s%s",
-                    address, driver, flags & REQUEST_FLAG_WHOLE_GROUP ? "Group=whole\n" : "",
-                    flags & REQUEST_FLAG_ALLOW_CRITICAL ? "AllowCritical=yes\n" : "") < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-int reconciler_format_sriov_request(
-        const char *address, uint32_t num_vfs, const char *vf_driver, char **ret) {
-        bool has_driver = vf_driver && *vf_driver;
-        char *s;
-
-        assert(ret);
-
-        if (!address_is_canonical(address) || (has_driver && !driver_value_is_valid(vf_driver)))
-                return -EINVAL;
-
-        if (asprintf(
-                    &s,
-                    "# Written by hostdevd for SetNumVFs().\n"
-                    "[" CONF_SECTION_MATCH "]\n"
-                    "Address=%s\n"
-                    "\n"
-                    "[" CONF_SECTION_SRIOV "]\n"
-                    "NumVFs=%" PRIu32 "\n"
-                    "%s%s%s",
-                    address, num_vfs, has_driver ? "VFDriver=" : "", has_driver ? vf_driver : "",
-                    has_driver ? "\n" : "") < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-int write_file_atomic(const char *dir, const char *name, const char *content) {
-        assert(dir && name && content);
-
-        return file_write_atomic(dir, name, content, strlen(content), 0644, 0755);
-}
-
 static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char *runtime_dir, char ***ret) {
-        static const char *const defaults[] = {
-                HOSTDEVD_CONF_DIR_USR,
-                HOSTDEVD_CONF_DIR_ETC,
-                HOSTDEVD_CONF_DIR_RUN,
-                NULL,
-        };
-        _cleanup_strv_free_ char **l = NULL;
-        _cleanup_free_ char *persist = NULL, *run = NULL;
-
-        assert(ret);
-
-        if (asprintf(&persist, "%s/" HOSTDEVD_REQUESTS_SUBDIR, state_dir ?: HOSTDEVD_STATE_DIR) < 0 ||
-            asprintf(&run, "%s/" HOSTDEVD_REQUESTS_SUBDIR, runtime_dir ?: HOSTDEVD_RUNTIME_DIR) < 0)
-                return -ENOMEM;
-
-        for (const char *const *d = config_dirs ? (const char *const *)config_dirs : defaults; *d; d++)
-                if (!streq(*d, persist) && !streq(*d, run) && !strv_contains(l, *d) &&
-                    strv_extend(&l, *d) < 0)
-                        return -ENOMEM;
-        if (strv_extend(&l, persist) < 0 || strv_extend(&l, run) < 0)
-                return -ENOMEM;
-
-        *ret = TAKE_PTR(l);
-        return 0;
 }
 
 /* ---- status table --------------------------------------------------------------------------------- */
@@ -1112,153 +958,39 @@ int reconciler_reload(Reconciler *r) {
         return r->config_errors ? -EBADMSG : 1;
 }
 
-static const char *request_dir(Reconciler *r, bool persist) {
-        return persist ? r->request_dir_persist : r->request_dir_run;
-}
-
 int reconciler_write_request(
         Reconciler *r, RequestKind kind, const char *address, const char *content, bool persist) {
-        _cleanup_free_ char *name = NULL, *other = NULL;
         int k;
 
-        k = reconciler_request_file_name(kind, address, &name);
+        k = request_write(r->request_dir_run, r->request_dir_persist, kind, address, content, persist);
         if (k < 0)
-                return k;
-        k = write_file_atomic(request_dir(r, persist), name, content);
-        if (k < 0)
-                return log_error_errno(k, "Failed to write %s/%s: %m", request_dir(r, persist), name);
-
-        /* One declaration per function: a transient one would mask the persistent one, and a persistent
-         * one must not come back after the transient one is gone. */
-        if (asprintf(&other, "%s/%s", request_dir(r, !persist), name) < 0)
-                return -ENOMEM;
-        if (unlink(other) < 0 && errno != ENOENT)
-                log_warning_errno(-errno, "Failed to remove %s: %m, ignoring", other);
-
+                return log_error_errno(k, "Failed to write the request for %s: %m", address);
         k = reconciler_reload(r);
         return k < 0 ? k : 0;
 }
 
 int reconciler_remove_requests(Reconciler *r, RequestKind kind, const char *address) {
-        _cleanup_free_ char *name = NULL;
-        bool found = false;
         int k;
 
-        k = reconciler_request_file_name(kind, address, &name);
-        if (k < 0)
+        k = request_remove(r->request_dir_run, r->request_dir_persist, kind, address);
+        if (k == -ENOENT)
                 return k;
-        for (int persist = 0; persist <= 1; persist++) {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "%s/%s", request_dir(r, persist), name) < 0)
-                        return -ENOMEM;
-                if (unlink(path) >= 0)
-                        found = true;
-                else if (errno != ENOENT)
-                        return log_error_errno(-errno, "Failed to remove %s: %m", path);
-        }
-        if (!found)
-                return -ENOENT;
-
+        if (k < 0)
+                return log_error_errno(k, "Failed to remove the request for %s: %m", address);
         k = reconciler_reload(r);
         return k < 0 ? k : 0;
 }
 
-struct RequestBackup {
-        char *path[2];
-        char *content[2]; /* NULL: did not exist */
-};
-
-void request_backup_free(RequestBackup *b) {
-        if (!b)
-                return;
-        for (int i = 0; i < 2; i++) {
-                free(b->path[i]);
-                free(b->content[i]);
-        }
-        free(b);
-}
-
-static int read_small_file(const char *path, char **ret) {
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t n;
-        int fd, k;
-
-        *ret = NULL;
-        /* A drop-in directory may hold a FIFO of this name: never block on it (issue 17). */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (fstat(fd, &st) < 0) {
-                k = -errno;
-                close(fd);
-                return k;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                close(fd);
-                return -EINVAL;
-        }
-        f = fdopen(fd, "re");
-        if (!f) {
-                k = -errno;
-                close(fd);
-                return k;
-        }
-        buf = calloc(1, DESIRED_STATE_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = fread(buf, 1, DESIRED_STATE_FILE_MAX, f);
-        if (ferror(f))
-                return -EIO;
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 1;
-}
-
 int reconciler_backup_requests(Reconciler *r, RequestKind kind, const char *address, RequestBackup **ret) {
-        _cleanup_free_ char *name = NULL;
-        RequestBackup *b;
-        int k;
-
-        k = reconciler_request_file_name(kind, address, &name);
-        if (k < 0)
-                return k;
-        b = calloc(1, sizeof(RequestBackup));
-        if (!b)
-                return -ENOMEM;
-        for (int i = 0; i < 2; i++) {
-                if (asprintf(&b->path[i], "%s/%s", request_dir(r, i), name) < 0) {
-                        request_backup_free(b);
-                        return -ENOMEM;
-                }
-                k = read_small_file(b->path[i], &b->content[i]);
-                if (k < 0) {
-                        request_backup_free(b);
-                        return k;
-                }
-        }
-        *ret = b;
-        return 0;
+        return request_backup(r->request_dir_run, r->request_dir_persist, kind, address, ret);
 }
 
 int reconciler_restore_requests(Reconciler *r, RequestBackup *b) {
-        int k, ret = 0;
+        int k, ret;
 
-        for (int i = 0; i < 2; i++) {
-                if (b->content[i]) {
-                        const char *slash = strrchr(b->path[i], '/');
-                        _cleanup_free_ char *dir = strndup(b->path[i], (size_t)(slash - b->path[i]));
-
-                        if (!dir)
-                                return -ENOMEM;
-                        k = write_file_atomic(dir, slash + 1, b->content[i]);
-                } else
-                        k = unlink(b->path[i]) < 0 && errno != ENOENT ? -errno : 0;
-                if (k < 0 && ret == 0)
-                        ret = log_error_errno(k, "Failed to restore %s: %m", b->path[i]);
-        }
+        ret = request_restore(b);
+        if (ret < 0)
+                log_error_errno(ret, "Failed to restore the request files: %m");
         k = reconciler_reload(r);
         return ret < 0 ? ret : k < 0 ? k : 0;
 }
@@ -1314,7 +1046,7 @@ int reconciler_new(
                 return -ENOMEM;
         if (options && options->critical_root && !(r->critical_root = strdup(options->critical_root)))
                 return -ENOMEM;
-        k = reconciler_dirs(
+        k = request_load_dirs(
                 options ? options->config_dirs : NULL, r->state_dir,
                 options && options->runtime_dir ? options->runtime_dir : HOSTDEVD_RUNTIME_DIR, &r->dirs);
         if (k < 0)

@@ -32,7 +32,7 @@
  *
  * Runtime requests (SetDeviceDriver/SetNumVFs) are desired-state files,
  * hostdevd.conf(5) format: RUNTIME_DIR/devices.d (transient) or
- * STATE_DIR/devices.d ("persist"), named by reconciler_request_file_name().
+ * STATE_DIR/devices.d ("persist"), named and written by request.h.
  * The directories planned from are the configuration directories, then
  * STATE_DIR/devices.d, then RUNTIME_DIR/devices.d (each once; later ones
  * take precedence for files of the same name).
@@ -46,6 +46,7 @@
 
 #include "desired-state.h"
 #include "plan-filter.h"
+#include "request.h"
 #include "planner.h"
 #include "status-table.h"
 
@@ -76,52 +77,6 @@ typedef struct ReconcilerOptions {
         const char *critical_root; /* NULL: the running system (critical_compute()'s root) */
         bool load_modules; /* load the module of a driver that is not registered (module-loader.h) */
 } ReconcilerOptions;
-
-/* ---- pure helpers (unit-tested) ------------------------------------------------------------------ */
-
-/* Request kinds, for file names. */
-typedef enum RequestKind {
-        REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
-        REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
-        _REQUEST_KIND_MAX,
-} RequestKind;
-
-/* Flags of SetDeviceDriver / SetNumVFs (dbus/org.hostdevd1.xml). */
-enum {
-        REQUEST_FLAG_PERSIST = 1u << 0, /* "persist" */
-        REQUEST_FLAG_WHOLE_GROUP = 1u << 1, /* "whole-group" */
-        REQUEST_FLAG_ALLOW_CRITICAL = 1u << 2, /* "allow-critical" */
-};
-
-/*
- * Parse |flags| (strv, may be NULL) allowing only the bits in |allowed|.
- * Returns 0 and the bits; -EINVAL with *ret_bad pointing at the offending
- * string (unknown, not allowed here, or given twice).
- */
-int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
-
-/* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
- * canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
-int reconciler_request_file_name(RequestKind kind, const char *address, char **ret);
-
-/*
- * The hostdevd.conf(5) text of a request. |address| must be canonical and the
- * driver strings valid (driver_spec_parse()): no value needs escaping then,
- * and a malformed one is refused here with -EINVAL rather than written.
- * Device: Driver=|driver|, Group=whole with REQUEST_FLAG_WHOLE_GROUP,
- * AllowCritical=yes with REQUEST_FLAG_ALLOW_CRITICAL.
- * SR-IOV: NumVFs=|num_vfs|, VFDriver=|vf_driver| unless NULL or "".
- */
-int reconciler_format_device_request(const char *address, const char *driver, unsigned flags, char **ret);
-int reconciler_format_sriov_request(
-        const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
-
-/* Write |content| to |dir|/|name| with file_write_atomic() (file-util.h): mode 0644, |dir| created
- * (one level, 0755) if missing. Returns 0 or -errno. */
-int write_file_atomic(const char *dir, const char *name, const char *content);
-
-/* The directories to load, as described above (new strv). Returns 0 or -ENOMEM. */
-int reconciler_dirs(char *const *config_dirs, const char *state_dir, const char *runtime_dir, char ***ret);
 
 /* ---- the daemon's reconciler ------------------------------------------------------------------- */
 
@@ -201,12 +156,10 @@ int reconciler_converge(Reconciler *r, ReconcilerDoneFunc done, void *userdata);
 int reconciler_write_request(
         Reconciler *r, RequestKind kind, const char *address, const char *content, bool persist);
 int reconciler_remove_requests(Reconciler *r, RequestKind kind, const char *address);
-/* Save the request files of |address| (kind) so a refused request can be undone; restore writes them back
- * (or removes what is new). */
-typedef struct RequestBackup RequestBackup;
+/* Save the request files of |address| (kind) so a refused request can be undone (request_backup());
+ * restore writes them back, or removes what is new, and reloads. */
 int reconciler_backup_requests(Reconciler *r, RequestKind kind, const char *address, RequestBackup **ret);
 int reconciler_restore_requests(Reconciler *r, RequestBackup *b);
-void request_backup_free(RequestBackup *b);
 
 /* ---- published state --------------------------------------------------------------------------- */
 
