@@ -15,6 +15,7 @@
 #include "bus-manager.h"
 #include "bus-mdev.h"
 #include "bus-polkit.h"
+#include "bus-request.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "event-priorities.h"
@@ -138,7 +139,7 @@ Daemon *daemon_free(Daemon *d) {
         /* The bus first: its vtables point at us and at the model. */
         d->ctx.emitter = bus_emitter_free(d->ctx.emitter);
         d->ctx.polkit = bus_polkit_free(d->ctx.polkit);
-        bus_manager_cancel_requests(&d->ctx);
+        request_cancel_all(&d->ctx);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
         d->ctx.reconciler = reconciler_free(d->ctx.reconciler);
         d->ctx.bus = bus_close(d->ctx.bus);
