@@ -12,16 +12,6 @@
 #include "pci-device.h"
 #include "strv.h"
 
-static void kmod_ctx_unrefp(struct kmod_ctx **c) {
-        if (*c)
-                kmod_unref(*c);
-}
-
-static void kmod_list_unrefp(struct kmod_list **l) {
-        if (*l)
-                kmod_module_unref_list(*l);
-}
-
 int module_index_lookup(const char *name, char ***ret) {
         _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = NULL;
         _cleanup_(kmod_list_unrefp) struct kmod_list *list = NULL;

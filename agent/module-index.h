@@ -1,11 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <stdlib.h>
-
-#include "names.h"
-#include "pci-device.h"
-
 /*
  * Read-only lookups in the kernel's module index with libkmod, for module-policy.h's decision: which
  * modules a driver name resolves to, and which modules' aliases match a function's modalias. The index
@@ -16,6 +11,13 @@
  * Blocking: each lookup opens and reads index files (a few small reads, no module init): fine on the
  * event loop for one request at a time.
  */
+
+#include <stdlib.h>
+
+#include <libkmod.h>
+
+#include "names.h"
+#include "pci-device.h"
 
 /* The directory for kmod_new(): $HOSTDEVD_MODULES_DIR when set and not empty, else NULL (libkmod's
  * default, /lib/modules/$(uname -r)). module-loader.c loads from the same index. */
@@ -42,3 +44,14 @@ int module_index_lookup(const char *name, char ***ret);
  * lookup that failed (callers treat it as not allowed).
  */
 int module_index_check(const PciDevice *d, const char *driver);
+
+/* Cleanup helpers for libkmod's types (_cleanup_(kmod_ctx_unrefp)), for module-index.c and
+ * module-loader.c. */
+static inline void kmod_ctx_unrefp(struct kmod_ctx **c) {
+        if (*c)
+                kmod_unref(*c);
+}
+static inline void kmod_list_unrefp(struct kmod_list **l) {
+        if (*l)
+                kmod_module_unref_list(*l);
+}

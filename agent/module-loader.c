@@ -34,16 +34,6 @@ char *module_loader_module_name(const char *driver) {
         return name;
 }
 
-static void kmod_ctx_unrefp(struct kmod_ctx **c) {
-        if (*c)
-                kmod_unref(*c);
-}
-
-static void kmod_list_unrefp(struct kmod_list **l) {
-        if (*l)
-                kmod_module_unref_list(*l);
-}
-
 int module_loader_load_driver(const char *driver, char **ret_module, void *userdata) {
         _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = NULL;
         _cleanup_(kmod_list_unrefp) struct kmod_list *list = NULL;

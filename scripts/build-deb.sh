@@ -29,20 +29,8 @@ while [ $# -gt 0 ]; do
         esac
 done
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-
-apt_retry() {
-        local i
-        for i in $(seq 1 60); do
-                if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 "$@"; then
-                        return 0
-                fi
-                echo "build-deb: apt-get $1 failed (try $i), retrying in 5 s" >&2
-                sleep 5
-        done
-        return 1
-}
+APT_TAG=build-deb
+. scripts/apt-lib.sh
 
 installed() {
         dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

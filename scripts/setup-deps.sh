@@ -30,21 +30,8 @@ done
 
 [ ${#missing[@]} -eq 0 ] && { echo "setup-deps: all ${#PKGS[@]} packages present"; exit 0; }
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-
-# apt's lock may be held by another process for a while: wait and retry.
-apt_retry() {
-        local i
-        for i in $(seq 1 60); do
-                if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 "$@"; then
-                        return 0
-                fi
-                echo "setup-deps: apt-get $1 failed (try $i), retrying in 5 s" >&2
-                sleep 5
-        done
-        return 1
-}
+APT_TAG=setup-deps
+. "$(dirname "$0")/apt-lib.sh"
 
 echo "setup-deps: installing ${missing[*]}"
 apt_retry update -q
