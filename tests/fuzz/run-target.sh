@@ -1,0 +1,11 @@
+#!/bin/sh
+# run-target.sh EXE SCRATCH LIBFUZZER-ARGS... SEED-DIRS...
+# Runs one fuzz target with a fresh scratch corpus directory first (libFuzzer adds its new inputs to the
+# first directory), so the seed directories in the repository are only read.
+set -eu
+exe=$1
+scratch=$2
+shift 2
+rm -rf "$scratch"
+mkdir -p "$scratch" "$(dirname "$scratch")/../artifacts"
+exec "$exe" "$scratch" "$@"
