@@ -133,8 +133,8 @@ static const char *property(const char *msg, size_t len, const char *key) {
 }
 
 /* The filters' contracts (uevent-filter.h), on a message of the kernel's shape: a header "ACTION@DEVPATH"
- * with one of the kernel's actions (kobject_action_type, lib/kobject_uevent.c) and at least one property
- * after it (the kernel always adds ACTION, DEVPATH, SUBSYSTEM, SEQNUM). */
+ * with one of the kernel's actions (kobject_action_type, lib/kobject_uevent.c), then the properties the
+ * kernel always adds. */
 static void check_filters(const char *msg, size_t len, bool passed[_UEVENT_FILTER_MAX]) {
         static const char *const actions[] = { "add",    "remove",  "change", "move",
                                                "online", "offline", "bind",   "unbind" };
@@ -143,6 +143,11 @@ static void check_filters(const char *msg, size_t len, bool passed[_UEVENT_FILTE
         bool known = false;
 
         if (header + 1 >= len || !at || has_prefix(msg, "libudev"))
+                return;
+        /* The kernel adds these to every message (kobject_uevent_env()), so a message is never shorter than
+         * the filters' loads reach (DEVPATH + 22 bytes). */
+        if (!property(msg, len, "ACTION") || !property(msg, len, "DEVPATH") ||
+            !property(msg, len, "SUBSYSTEM") || !property(msg, len, "SEQNUM"))
                 return;
         for (size_t i = 0; i < ELEMENTSOF(actions); i++)
                 known = known || ((size_t)(at - msg) == strlen(actions[i]) && has_prefix(msg, actions[i]));
