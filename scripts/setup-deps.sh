@@ -10,6 +10,8 @@ PKGS=(
         meson ninja-build gcc pkg-config clang-format
         libsystemd-dev libudev-dev libpci-dev uuid-dev libcmocka-dev
         libinih-dev libjson-c-dev libkmod-dev pci.ids
+        # fuzz lane (tests/fuzz/): clang with libFuzzer and its sanitizer runtimes
+        clang libclang-rt-14-dev
         # integration lane
         umockdev libumockdev-dev gir1.2-umockdev-1.0 udev
         dbus-daemon python3-dbusmock python3-dbus python3-gi valgrind

@@ -12,6 +12,9 @@
 #                kernel lane's Debian guest installs them
 #   kernel       Debian's kernel in QEMU, hostdevd inside (build/)
 #   sanitizers   unit + integration again in an ASan+UBSan build (build-asan/)
+#   fuzz         each libFuzzer target of tests/fuzz/ for a few seconds over its
+#                seed corpus, clang + ASan + UBSan (build-fuzz/); the long
+#                on-demand run is tests/fuzz/run-long.sh
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,13 +94,29 @@ step "sanitizers (ASan+UBSan): unit, integration" \
         --suite unit --suite cli --suite integration
 read -r aok abad < <(count_tests build-asan)
 
+# The fuzz lane: clang only, so a build directory of its own with CC=clang; only the fuzz targets are
+# built there.
+fuzz_lane() {
+        local setup=(-Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false -Dkernel_lane=disabled
+                -Dintegration=disabled)
+        if [ -d build-fuzz/meson-private ]; then
+                meson setup --reconfigure build-fuzz "${setup[@]}" >/dev/null || return 1
+        else
+                CC=clang meson setup build-fuzz "${setup[@]}" >/dev/null || return 1
+        fi
+        ninja -C build-fuzz fuzz-targets || return 1
+        meson test -C build-fuzz --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz
+}
+step "fuzz (libFuzzer, clang, ASan+UBSan): a few seconds per target" fuzz_lane
+read -r fok fbad < <(count_tests build-fuzz)
+
 echo
-echo "meson tests: build/ $ok ok, $bad failed; build-asan/ $aok ok, $abad failed"
+echo "meson tests: build/ $ok ok, $bad failed; build-asan/ $aok ok, $abad failed; build-fuzz/ $fok ok, $fbad failed"
 echo "steps: $passed passed, $failed failed"
 # The checks count as one test each. A step that failed before any test could fail (setup,
 # compile) still counts as a failure.
-total_pass=$((ok + aok + checks_ok))
-total_fail=$((bad + abad + checks_bad))
+total_pass=$((ok + aok + fok + checks_ok))
+total_fail=$((bad + abad + fbad + checks_bad))
 if [ $failed -gt 0 ] && [ $total_fail -eq 0 ]; then
         total_fail=$failed
 fi

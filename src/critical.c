@@ -822,7 +822,7 @@ static int on_ipv6_route_line(Builder *b, const char *file, unsigned n, char *li
 /* ---- boot VGA ----------------------------------------------------------- */
 
 static int add_boot_vga(Builder *b, const char *address) {
-        _cleanup_free_ char *link = NULL, *path = NULL, *why = NULL;
+        _cleanup_free_ char *link = NULL, *path = NULL;
         int r;
 
         r = builder_add(b, address, "boot VGA");

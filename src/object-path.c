@@ -56,8 +56,9 @@ int object_path_element_to_pci_address(const char *element, char **ret) {
         if (!a)
                 return -ENOMEM;
         len = strlen(a);
-        /* "DDDD_BB_SS_F": the last '_' was '.', the two before it ':'. */
-        if (len < 3 || a[len - 2] != '_')
+        /* "DDDD_BB_SS_F": the last '_' was '.', the two before it ':'. The encoding never contains ':' or
+         * '.', so "pci_0000_41:00_0" names nothing (it would map to 0000:41:00.0 as a second path). */
+        if (len < 3 || a[len - 2] != '_' || strpbrk(a, ":."))
                 return -EINVAL;
         a[len - 2] = '.';
         for (p = a; *p; p++)

@@ -144,8 +144,31 @@ typedef struct LoadError {
         char *message;
 } LoadError;
 
+/* |s| with control characters written as \n, \t, \xNN: a value quoted from a corrupt file (a key with a
+ * newline in it) keeps the message on one line. NULL on OOM. */
+static char *escape_control(const char *s) {
+        char *buf = malloc(strlen(s) * 4 + 1), *p = buf;
+
+        if (!buf)
+                return NULL;
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+
+                if (c == '\n')
+                        p = stpcpy(p, "\\n");
+                else if (c == '\t')
+                        p = stpcpy(p, "\\t");
+                else if (c < 0x20 || c == 0x7f)
+                        p += sprintf(p, "\\x%02x", c);
+                else
+                        *p++ = (char)c;
+        }
+        *p = '\0';
+        return buf;
+}
+
 _printf_(4, 5) static int load_fail(LoadError *e, int r, const char *path, const char *format, ...) {
-        _cleanup_free_ char *m = NULL;
+        _cleanup_free_ char *m = NULL, *escaped = NULL;
         va_list ap;
 
         va_start(ap, format);
@@ -154,7 +177,9 @@ _printf_(4, 5) static int load_fail(LoadError *e, int r, const char *path, const
         va_end(ap);
         free(e->message);
         e->message = NULL;
-        if (!m || asprintf(&e->message, "%s: %s", path, m) < 0) {
+        if (m)
+                escaped = escape_control(m);
+        if (!escaped || asprintf(&e->message, "%s: %s", path, escaped) < 0) {
                 e->message = NULL;
                 return -ENOMEM;
         }

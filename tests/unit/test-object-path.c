@@ -57,6 +57,11 @@ static void test_pci_reject(void **state) {
         assert_int_equal(object_path_element_to_pci_address("pcx_0000_41_00_0", &a), -EINVAL);
         assert_int_equal(object_path_element_to_pci_address("pci_0000:41:00.0", &a), -EINVAL);
         assert_int_equal(object_path_element_to_pci_address("pci_", &a), -EINVAL);
+        /* Found by tests/fuzz/fuzz-identifiers: ':' or '.' where the encoding has '_' made a second element
+         * for the same function. */
+        assert_int_equal(object_path_element_to_pci_address("pci_0000_44:00_0", &a), -EINVAL);
+        assert_int_equal(object_path_element_to_pci_address("pci_0000:44_00_0", &a), -EINVAL);
+        assert_int_equal(object_path_element_to_pci_address("pci_0000_44_00.0_0", &a), -EINVAL);
         assert_int_equal(
                 object_path_element_to_pci_address("mdev_83b8f4f2_509f_382f_3c1e_e6bfe0fa1001", &a),
                 -EINVAL);

@@ -237,6 +237,8 @@ static void expect_bad(Fixture *f, const char *text, int error, const char *mess
         assert_non_null(e);
         if (!strstr(e, f->path) || !strstr(e, message))
                 fail_msg("error '%s' lacks the path or '%s'", e, message);
+        if (strchr(e, '\n'))
+                fail_msg("error '%s' is more than one line", e);
 }
 
 #define DEVICE(extra)                                                                                          \
@@ -327,6 +329,31 @@ static void test_wrong_types(void **state) {
                 "\"original-driver-override\": null, \"previous-driver\": null, \"previous-driver-override\": null, "
                 "\"driver-override\": null, \"driver\": null } ] }",
                 -EBADMSG, "devices: address '0000:41:00.0' listed twice");
+}
+
+/* Found by tests/fuzz/fuzz-state-store: a key or value with a control character in it (JSON escapes) was
+ * quoted raw, so the message ran over several lines. */
+static void test_error_one_line(void **state) {
+        Fixture *f = *state;
+        StateStore *s = NULL;
+        _cleanup_free_ char *e = NULL;
+
+        expect_bad(
+                f, "{ \"version\": 1, \"last-transaction\": 0, \"devices\": [], \"ve\\nsi\": 1 }", -EBADMSG,
+                "unknown key \"ve\\nsi\"");
+        expect_bad(
+                f,
+                "{ \"version\": 1, \"last-transaction\": 1, \"devices\": [ { \"address\": \"0000:41:00.0\\u0001\\t\" } ] }",
+                -EBADMSG, "not a canonical PCI address: '0000:41:00.0\\x01\\t'");
+
+        assert_int_equal(unlink(f->path), 0); /* the log alone */
+        write_text(f->log, "{\"record\":1,\"commit\":1,\"wh\\r\\nen\":3}\n");
+        assert_int_equal(state_store_load(f->dir, &s, &e), -EBADMSG);
+        assert_null(s);
+        if (!strstr(e, "unknown key \"wh\\x0d\\nen\""))
+                fail_msg("error '%s' lacks the key, escaped", e);
+        assert_null(strchr(e, '\n'));
+        assert_null(strchr(e, '\r'));
 }
 
 static void test_unknown_version(void **state) {
@@ -817,6 +844,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_folds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_corrupt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_error_one_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_thousands, setup, teardown),
         };
