@@ -55,9 +55,8 @@ static const char *const module_verdict_table[_MODULE_VERDICT_MAX] = {
         [MODULE_VERDICT_VFIO_PCI] = "it is vfio-pci",
         [MODULE_VERDICT_MATCHES] = "its module's aliases match the function",
         [MODULE_VERDICT_NOT_FOUND] = "it is not vfio-pci and the module index has no module of that name",
-        [MODULE_VERDICT_NO_MATCH] =
-                "its module has no PCI or VFIO alias matching the function (not its driver, not a VFIO "
-                "variant driver for it)",
+        [MODULE_VERDICT_NO_MATCH] = ("its module has no PCI or VFIO alias matching the function (not its "
+                                     "driver, not a VFIO variant driver for it)"),
 };
 
 const char *module_verdict_to_string(ModuleVerdict v) {
