@@ -6,18 +6,15 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "bus-context.h"
 #include "bus-errors.h"
 #include "bus-manager.h"
-#include "bus-polkit.h"
 #include "bus-request.h"
-#include "bus-context.h"
-#include "intake.h"
 #include "bus-util.h"
 #include "escape.h"
+#include "intake.h"
 #include "log.h"
 #include "macro.h"
-#include "module-index.h"
-#include "module-policy.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
