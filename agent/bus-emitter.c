@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus-device.h"
 #include "bus-emitter.h"
@@ -50,7 +51,8 @@ struct BusEmitter {
 
         /* The reconciler's published state (bus_emitter_queue_status()): addresses whose status
          * properties changed, and Manager status property names, announced after the model's. */
-        char **status_pending;
+        char **status_pending; /* may repeat an address: made unique at the flush */
+        size_t n_status_pending, allocated_status_pending;
         char **manager_status_pending;
 
         /* What clients were last told about the Manager. */
@@ -59,6 +61,16 @@ struct BusEmitter {
         char *iommu_reason;
         uint64_t rescans;
 };
+
+static int str_ptr_compare(const void *a, const void *b) {
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void status_pending_clear(BusEmitter *e) {
+        for (size_t i = 0; i < e->n_status_pending; i++)
+                free(e->status_pending[i]);
+        e->n_status_pending = 0;
+}
 
 static int bus_emitter_schedule(BusEmitter *e) {
         return sd_event_source_set_enabled(e->defer, SD_EVENT_ONESHOT);
@@ -103,7 +115,8 @@ BusEmitter *bus_emitter_free(BusEmitter *e) {
                 return NULL;
         sd_event_source_disable_unref(e->defer);
         free(e->pending);
-        strv_free(e->status_pending);
+        status_pending_clear(e);
+        free(e->status_pending);
         strv_free(e->manager_status_pending);
         free(e->iommu_reason);
         free(e);
@@ -385,12 +398,22 @@ int bus_emitter_queue_status(BusEmitter *e, const char *address) {
         assert(e);
         assert(address);
 
-        if (!strv_contains(e->status_pending, address)) {
-                r = strv_extend(&e->status_pending, address);
-                if (r < 0)
-                        return r;
+        /* Appended in O(1): thousands of functions change state in one plan (a PF's VFs). */
+        if (e->n_status_pending == e->allocated_status_pending) {
+                size_t a = e->allocated_status_pending ? e->allocated_status_pending * 2 : 16;
+                char **l = reallocarray(e->status_pending, a, sizeof(char *));
+
+                if (!l)
+                        return -ENOMEM;
+                e->status_pending = l;
+                e->allocated_status_pending = a;
         }
-        return bus_emitter_schedule(e);
+        e->status_pending[e->n_status_pending] = strdup(address);
+        if (!e->status_pending[e->n_status_pending])
+                return -ENOMEM;
+        e->n_status_pending++;
+        r = bus_emitter_schedule(e);
+        return r < 0 ? r : 0;
 }
 
 int bus_emitter_queue_manager_status(BusEmitter *e, char *const *names) {
@@ -418,7 +441,7 @@ int bus_emitter_flush(BusEmitter *e) {
 
         if (!e->ctx->bus) {
                 e->n_pending = 0;
-                e->status_pending = strv_free(e->status_pending);
+                status_pending_clear(e);
                 e->manager_status_pending = strv_free(e->manager_status_pending);
                 return 0;
         }
@@ -448,15 +471,17 @@ int bus_emitter_flush(BusEmitter *e) {
         }
 
         /* After the objects: a function announced above is then known to the client first. */
-        if (e->status_pending) {
-                _cleanup_strv_free_ char **status = TAKE_PTR(e->status_pending);
-
-                STRV_FOREACH (a, status) {
-                        r = emit_status(e, *a);
-                        if (r > 0)
-                                n += r;
-                }
+        if (e->n_status_pending > 1)
+                qsort(e->status_pending, e->n_status_pending, sizeof(char *), str_ptr_compare);
+        for (size_t i = 0; i < e->n_status_pending; i++) {
+                /* Queued more than once in this iteration: one signal. */
+                if (i > 0 && streq(e->status_pending[i], e->status_pending[i - 1]))
+                        continue;
+                r = emit_status(e, e->status_pending[i]);
+                if (r > 0)
+                        n += r;
         }
+        status_pending_clear(e);
 
         return n;
 }

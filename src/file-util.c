@@ -80,12 +80,16 @@ int file_read_bounded(const char *path, size_t max, FileReadFlags flags, char **
                              (flags & FILE_READ_NOFOLLOW ? O_NOFOLLOW : 0));
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
+        if (flags & FILE_READ_ATTRIBUTE)
+                st.st_size = 0;
+        else {
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (S_ISDIR(st.st_mode))
+                        return -EISDIR;
+                if (!S_ISREG(st.st_mode))
+                        return -EBADFD;
+        }
 
         /* st_size is a hint only: sysfs attributes claim 4096 whatever they hold, /proc files 0. So the
          * limit is judged by what read() returns: one byte past it is -EFBIG. The first buffer is the

@@ -146,7 +146,7 @@ int sysfs_read_string(const char *dir, const char *attr, char **ret) {
                 return -ENOMEM;
 
         /* An oversized attribute is detected (-EFBIG) rather than cut. */
-        r = file_read_bounded(path, SYSFS_ATTR_MAX, 0, &buf, &n);
+        r = file_read_bounded(path, SYSFS_ATTR_MAX, FILE_READ_ATTRIBUTE, &buf, &n);
         if (r < 0)
                 return r;
         /* Attributes are text; an embedded NUL means a corrupt or binary file. */
