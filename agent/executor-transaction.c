@@ -616,6 +616,14 @@ static void tx_journal(Tx *t, ExecutorJournalPhase phase, DeviceState outcome, i
                                 : NULL;
                         d->release = a->verify == PLAN_VERIFY_HOST;
                         break;
+                case PLAN_ACTION_SET_NUMVFS:
+                        d->writes_sriov_numvfs = true;
+                        d->target_sriov_numvfs = a->value;
+                        break;
+                case PLAN_ACTION_SET_SRIOV_AUTOPROBE:
+                        d->writes_sriov_drivers_autoprobe = true;
+                        d->target_sriov_drivers_autoprobe = a->value != 0;
+                        break;
                 default:
                         break;
                 }

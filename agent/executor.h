@@ -138,6 +138,12 @@ typedef struct ExecutorJournalDevice {
         bool has_target_driver; /* a VERIFY; then: */
         const char *target_driver; /* PLAN_VERIFY_DRIVER: the driver; else NULL */
         bool release; /* PLAN_VERIFY_HOST: back to the host driver */
+        /* With ->sriov, what the transaction leaves in sriov_numvfs and sriov_drivers_autoprobe: its last
+         * SET_NUMVFS / SET_SRIOV_AUTOPROBE, when it has one: */
+        bool writes_sriov_numvfs;
+        uint32_t target_sriov_numvfs;
+        bool writes_sriov_drivers_autoprobe;
+        bool target_sriov_drivers_autoprobe;
 } ExecutorJournalDevice;
 
 typedef struct ExecutorJournal {

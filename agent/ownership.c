@@ -144,6 +144,75 @@ int ownership_forget(Ownership *o, const char *address) {
         return k;
 }
 
+int ownership_list_sriov(Ownership *o, OwnedSriov **ret, size_t *ret_n, char ***ret_strings) {
+        _cleanup_strv_free_ char **strings = NULL;
+        _cleanup_free_ OwnedSriov *list = NULL;
+        const OwnedDevice *devices;
+        size_t n = 0, k = 0;
+        int r = 0;
+
+        assert(ret && ret_n && ret_strings);
+
+        *ret = NULL;
+        *ret_n = 0;
+        *ret_strings = NULL;
+        if (!o)
+                return 0;
+        pthread_mutex_lock(&o->lock);
+        devices = o->store ? state_store_get_devices(o->store, &n) : NULL;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (devices[i].has_sriov)
+                        r = strv_extend(&strings, devices[i].address);
+        if (r >= 0 && strings) {
+                list = calloc(strv_length(strings), sizeof(OwnedSriov));
+                if (!list)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; i < n && r >= 0 && list; i++)
+                if (devices[i].has_sriov) {
+                        list[k] = (OwnedSriov){
+                                .address = strings[k],
+                                .original_numvfs = devices[i].original_sriov_numvfs,
+                                .original_drivers_autoprobe = devices[i].original_sriov_drivers_autoprobe,
+                                .numvfs = devices[i].sriov_numvfs,
+                                .drivers_autoprobe = devices[i].sriov_drivers_autoprobe,
+                        };
+                        k++;
+                }
+        pthread_mutex_unlock(&o->lock);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(list);
+        *ret_n = k;
+        *ret_strings = TAKE_PTR(strings);
+        return 0;
+}
+
+bool ownership_has_sriov(Ownership *o, const char *address) {
+        const OwnedDevice *d;
+        bool has;
+
+        if (!o)
+                return false;
+        pthread_mutex_lock(&o->lock);
+        d = o->store ? state_store_get(o->store, address) : NULL;
+        has = d && d->has_sriov;
+        pthread_mutex_unlock(&o->lock);
+        return has;
+}
+
+int ownership_forget_sriov(Ownership *o, const char *address) {
+        int k;
+
+        if (!o)
+                return -ENOENT;
+        pthread_mutex_lock(&o->lock);
+        k = o->store ? state_store_forget_sriov(o->store, address) : -ENOENT;
+        log_store_warnings(o);
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
 void ownership_log_interrupted(Ownership *o) {
         _cleanup_free_ const OwnedDevice **devices = NULL;
         size_t n = 0;
@@ -190,6 +259,13 @@ static int journal_begin(Ownership *o, const ExecutorJournal *j) {
                         .driver_override =
                                 jd->has_target_override ? jd->target_override : jd->driver_override,
                         .driver = jd->has_target_driver ? jd->target_driver : jd->driver,
+                        .sriov = jd->sriov,
+                        .sriov_numvfs_now = jd->sriov_numvfs,
+                        .sriov_drivers_autoprobe_now = jd->sriov_drivers_autoprobe,
+                        .writes_sriov_numvfs = jd->writes_sriov_numvfs,
+                        .sriov_numvfs = jd->target_sriov_numvfs,
+                        .writes_sriov_drivers_autoprobe = jd->writes_sriov_drivers_autoprobe,
+                        .sriov_drivers_autoprobe = jd->target_sriov_drivers_autoprobe,
                 };
         }
         k = state_store_begin(o->store, changes, j->n_devices, &t->transaction);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 
 #include "executor.h"
+#include "planner.h"
 
 typedef struct Ownership Ownership;
 
@@ -41,6 +42,13 @@ int ownership_list_owned(Ownership *o, char ***ret);
 /* Drop |address|'s record: hostdevd no longer owns it (it is back as it was). Returns 0, -ENOENT
  * (not recorded, or the journal is unusable), -errno from writing. */
 int ownership_forget(Ownership *o, const char *address);
+/* The PFs whose SR-IOV settings hostdevd changed (PlannerInput.owned_sriov): a new array whose addresses
+ * point into *ret_strings (a new strv, sorted), both NULL when none. Returns 0 or -ENOMEM. */
+int ownership_list_sriov(Ownership *o, OwnedSriov **ret, size_t *ret_n, char ***ret_strings);
+/* Whether |address| has an SR-IOV record. */
+bool ownership_has_sriov(Ownership *o, const char *address);
+/* Drop only the SR-IOV part of |address|'s record (state_store_forget_sriov()). 0, -ENOENT, -errno. */
+int ownership_forget_sriov(Ownership *o, const char *address);
 /* Log each transaction a crash interrupted (at start; the plan re-plans those functions). */
 void ownership_log_interrupted(Ownership *o);
 

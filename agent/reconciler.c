@@ -313,7 +313,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_(critical_set_freep) CriticalSet *critical = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
-        _cleanup_strv_free_ char **owned = NULL;
+        _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
+        _cleanup_free_ OwnedSriov *owned_sriov = NULL;
         _cleanup_free_ char *critical_error = NULL;
         const PciDevice *const *devices;
         const Holder *holders = NULL;
@@ -398,6 +399,10 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (k < 0)
                 return k;
         in.owned = owned;
+        k = ownership_list_sriov(r->ownership, &owned_sriov, &in.n_owned_sriov, &sriov_strings);
+        if (k < 0)
+                return k;
+        in.owned_sriov = owned_sriov;
 
         k = planner_plan(&in, ret);
         if (k >= 0)
@@ -550,10 +555,20 @@ static int reconciler_run(Reconciler *r) {
         if (force)
                 status_table_release_all(r->status);
 
-        /* Nothing left to own: no record, so a later rule for it starts from what it is now. */
-        STRV_FOREACH (a, released)
+        /* Nothing left to own: no record, so a later rule for it starts from what it is now. A PF's
+         * SR-IOV settings are given back first: its record stays until they are. */
+        STRV_FOREACH (a, plan->sriov_released)
+                if (!strv_contains(released, *a) && ownership_forget_sriov(r->ownership, *a) >= 0)
+                        log_info(
+                                "PCI function %s: its SR-IOV settings are as before hostdevd changed them, "
+                                "or someone else's now: no longer owned",
+                                *a);
+        STRV_FOREACH (a, released) {
+                if (ownership_has_sriov(r->ownership, *a) && !strv_contains(plan->sriov_released, *a))
+                        continue;
                 if (ownership_forget(r->ownership, *a) >= 0)
                         log_debug("PCI function %s is on its host driver again: no longer owned", *a);
+        }
 
         k = status_update_from_plan(r, plan);
         if (k < 0) {

@@ -74,6 +74,7 @@ Plan *plan_free(Plan *p) {
         }
         free(p->devices);
         strv_free(p->conflicts);
+        strv_free(p->sriov_released);
         free(p);
         return NULL;
 }
@@ -492,6 +493,116 @@ static int plan_pf(Planner *p, const DesiredPf *want) {
                 pf->sriov_num_vfs, want->num_vfs, want->num_vfs_source);
 }
 
+/* Give back the SR-IOV settings of a PF hostdevd changed that no rule claims any more (OwnedSriov). */
+static int plan_pf_restore(Planner *p, const OwnedSriov *o) {
+        Plan *plan = p->plan;
+        const DesiredPf *want = desired_resolution_get_pf(p->in->desired, o->address);
+        _cleanup_free_ char *blockers = NULL, *claimed = NULL;
+        ssize_t idx = planner_index(p, o->address);
+        const PciDevice *pf;
+        uint32_t numvfs;
+        bool autoprobe;
+        int r;
+
+        if (want && want->has_num_vfs)
+                return 0; /* a rule is in charge (plan_pf) */
+        if (idx < 0)
+                return 0; /* not present: keep the record for when it comes back */
+        pf = p->by_address[idx];
+        if (pf->sriov_role != SRIOV_ROLE_PF)
+                return 0;
+
+        /* Only what still holds hostdevd's value is ours to give back. */
+        autoprobe = pf->sriov_drivers_autoprobe == o->drivers_autoprobe ? o->original_drivers_autoprobe
+                                                                        : pf->sriov_drivers_autoprobe;
+        numvfs = pf->sriov_num_vfs == o->numvfs ? o->original_numvfs : pf->sriov_num_vfs;
+        if (numvfs > pf->sriov_total_vfs)
+                numvfs = pf->sriov_num_vfs;
+
+        if (numvfs != pf->sriov_num_vfs)
+                STRV_FOREACH (vf_address, pf->virtfns) {
+                        const PciDevice *vf = planner_find(p, *vf_address);
+                        const DesiredDevice *dd = desired_resolution_get_device(p->in->desired, *vf_address);
+                        _cleanup_free_ char *h = NULL;
+                        char *j;
+
+                        if (dd && !dd->from_vf_driver && !claimed) {
+                                if (asprintf(&claimed, "VF %s is claimed by %s", *vf_address, dd->source) <
+                                    0)
+                                        return -ENOMEM;
+                                continue;
+                        }
+                        if (!vf)
+                                continue;
+                        r = planner_holders(p, vf, &h);
+                        if (r < 0)
+                                return r;
+                        if (!h)
+                                continue;
+                        if (asprintf(
+                                    &j, "%s%sVF %s held by %s", strempty(blockers), blockers ? ", " : "",
+                                    vf->address, h) < 0)
+                                return -ENOMEM;
+                        free(blockers);
+                        blockers = j;
+                }
+
+        if (numvfs == pf->sriov_num_vfs && autoprobe == pf->sriov_drivers_autoprobe)
+                /* Nothing of hostdevd's left on it: the caller drops the record. */
+                return strv_extend(&plan->sriov_released, o->address);
+
+        r = plan_device_set_desired(
+                plan, pf->address, NULL, "released: no rule claims its SR-IOV settings any more");
+        if (r < 0)
+                return r;
+        if (claimed) {
+                /* Keep the VFs a rule names; autoprobe alone would change nothing for them. */
+                return plan_device_note(
+                        plan, pf->address, DEVICE_STATE_CONVERGED,
+                        "keeps %s=%" PRIu32 " (set by hostdevd, was %" PRIu32 "): %s",
+                        SYSFS_ATTR_SRIOV_NUMVFS, pf->sriov_num_vfs, o->original_numvfs, claimed);
+        }
+        if (blockers)
+                return plan_device_note(
+                        plan, pf->address, DEVICE_STATE_BLOCKED,
+                        "giving back %s=%" PRIu32 " needs %s=0 first, which destroys every VF: %s",
+                        SYSFS_ATTR_SRIOV_NUMVFS, numvfs, SYSFS_ATTR_SRIOV_NUMVFS, blockers);
+
+        plan->n_transactions++;
+        if (autoprobe != pf->sriov_drivers_autoprobe) {
+                r = plan_add_action(
+                        plan, PLAN_ACTION_SET_SRIOV_AUTOPROBE, pf->address, NULL, 0, autoprobe,
+                        "released: %s back to %d, as before hostdevd changed it",
+                        SYSFS_ATTR_SRIOV_DRIVERS_AUTOPROBE, autoprobe);
+                if (r < 0)
+                        return r;
+        }
+        if (numvfs != pf->sriov_num_vfs) {
+                p->numvfs_changing[idx] = true;
+                if (pf->sriov_num_vfs > 0) {
+                        r = plan_add_action(
+                                plan, PLAN_ACTION_SET_NUMVFS, pf->address, NULL, 0, 0,
+                                "released: the kernel accepts a new VF count only from 0 (sysfs-bus-pci "
+                                "sriov_numvfs)");
+                        if (r < 0)
+                                return r;
+                }
+                if (numvfs > 0) {
+                        r = plan_add_action(
+                                plan, PLAN_ACTION_SET_NUMVFS, pf->address, NULL, 0, numvfs,
+                                "released: %s back to %" PRIu32 ", as before hostdevd changed it",
+                                SYSFS_ATTR_SRIOV_NUMVFS, numvfs);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return plan_device_note(
+                plan, pf->address, DEVICE_STATE_PENDING,
+                "released: no rule claims its SR-IOV settings any more; giving back %s=%" PRIu32
+                " and %s=%d, as before hostdevd changed them",
+                SYSFS_ATTR_SRIOV_NUMVFS, numvfs, SYSFS_ATTR_SRIOV_DRIVERS_AUTOPROBE, autoprobe);
+}
+
 /* ---- drivers --------------------------------------------------------------------------------- */
 
 /* One function of a driver transaction. */
@@ -874,6 +985,11 @@ int planner_plan(const PlannerInput *in, Plan **ret) {
         /* SR-IOV first: a VF's driver is planned only once its PF carries the right VFs. */
         for (size_t i = 0; i < in->desired->n_pfs; i++) {
                 r = plan_pf(&p, &in->desired->pfs[i]);
+                if (r < 0)
+                        goto finish;
+        }
+        for (size_t i = 0; i < in->n_owned_sriov; i++) {
+                r = plan_pf_restore(&p, &in->owned_sriov[i]);
                 if (r < 0)
                         goto finish;
         }

@@ -106,6 +106,9 @@ typedef struct Plan {
         PlanDevice *devices; /* sorted by address */
         size_t n_devices;
         char **conflicts; /* copied from the resolution */
+        char **sriov_released; /* PlannerInput.owned_sriov PFs that no rule claims and that need no more
+                                * writes (their originals are back, or someone else set them since):
+                                * the caller drops their SR-IOV record; NULL when none */
 } Plan;
 
 Plan *plan_free(Plan *p);
@@ -130,6 +133,21 @@ typedef struct CriticalDevice {
         const char *reason; /* "controller of /", "NIC of the default route (eth0)", "boot VGA" */
 } CriticalDevice;
 
+/*
+ * An SR-IOV PF whose settings hostdevd changed (state-store.h, the record's SR-IOV part). While no rule
+ * claims its VF count (no [SRIOV] NumVFs= matches it), the planner gives back what hostdevd changed:
+ * sriov_drivers_autoprobe first, then sriov_numvfs through 0 (sysfs-bus-pci: a new count is taken only
+ * from 0), each only while it still holds what hostdevd set; the count only while no VF has a holder
+ * (else blocked, naming it) and no rule claims one of its VFs.
+ */
+typedef struct OwnedSriov {
+        const char *address;
+        uint32_t original_numvfs;
+        bool original_drivers_autoprobe;
+        uint32_t numvfs; /* what hostdevd set last */
+        bool drivers_autoprobe;
+} OwnedSriov;
+
 typedef struct PlannerInput {
         const DesiredResolution *desired;
         const PciDevice *const *devices; /* every observed function, any order */
@@ -141,6 +159,8 @@ typedef struct PlannerInput {
         bool critical_authorized; /* the caller holds org.hostdevd1.override-critical */
         char **owned; /* strv, borrowed: functions hostdevd rebound; with no rule left they go back
                        * to the host driver (DESIGN §3.5); may be NULL */
+        const OwnedSriov *owned_sriov; /* PFs whose SR-IOV settings hostdevd changed; any order */
+        size_t n_owned_sriov;
 } PlannerInput;
 
 /* Returns 0 and a new Plan, or -ENOMEM. Never fails for what it refuses: that is in the Plan. */

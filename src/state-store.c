@@ -285,7 +285,54 @@ static const char *const device_keys[] = {
         "previous-driver-override",
         "driver-override",
         "driver",
+        "original-sriov-numvfs",
+        "original-sriov-drivers-autoprobe",
+        "sriov-numvfs",
+        "sriov-drivers-autoprobe",
 };
+
+/* The SR-IOV part of a device record: all four keys or none. */
+static int parse_device_sriov(json_object *o, size_t i, OwnedDevice *d, const char *path, LoadError *e) {
+        static const char *const counts[] = { "original-sriov-numvfs", "sriov-numvfs" };
+        static const char *const flags[] = { "original-sriov-drivers-autoprobe", "sriov-drivers-autoprobe" };
+        uint32_t *count_fields[] = { &d->original_sriov_numvfs, &d->sriov_numvfs };
+        bool *flag_fields[] = { &d->original_sriov_drivers_autoprobe, &d->sriov_drivers_autoprobe };
+        unsigned present = 0;
+
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++)
+                present += json_object_object_get_ex(o, counts[k], NULL) +
+                        json_object_object_get_ex(o, flags[k], NULL);
+        if (present == 0)
+                return 0;
+        if (present != 4)
+                return load_fail(
+                        e, -EBADMSG, path,
+                        "devices[%zu]: the SR-IOV keys come together (%s, %s, %s, %s), found %u of them", i,
+                        counts[0], flags[0], counts[1], flags[1], present);
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++) {
+                json_object *v = json_object_object_get(o, counts[k]);
+                int64_t x;
+
+                errno = 0;
+                x = v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+                if (x < 0 || x > UINT16_MAX || errno != 0) /* sriov_totalvfs is a 16-bit field (PCIe) */
+                        return load_fail(
+                                e, -EBADMSG, path, "devices[%zu].%s: expected a VF count, got %s", i,
+                                counts[k],
+                                v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "null");
+                *count_fields[k] = (uint32_t)x;
+
+                v = json_object_object_get(o, flags[k]);
+                if (!v || !json_object_is_type(v, json_type_boolean))
+                        return load_fail(
+                                e, -EBADMSG, path, "devices[%zu].%s: expected true or false, got %s", i,
+                                flags[k],
+                                v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "null");
+                *flag_fields[k] = json_object_get_boolean(v);
+        }
+        d->has_sriov = true;
+        return 0;
+}
 
 static int parse_device(json_object *o, size_t i, OwnedDevice *ret, const char *path, LoadError *e) {
         _cleanup_(owned_device_done) OwnedDevice d = {};
@@ -340,6 +387,8 @@ static int parse_device(json_object *o, size_t i, OwnedDevice *ret, const char *
                 r = get_string_or_null(o, "driver-override", i, &d.driver_override, path, e);
         if (r >= 0)
                 r = get_string_or_null(o, "driver", i, &d.driver, path, e);
+        if (r >= 0)
+                r = parse_device_sriov(o, i, &d, path, e);
         if (r < 0)
                 return r;
         *ret = d;
@@ -598,8 +647,23 @@ static int apply_forget(StateStore *s, json_object *o, const char *where, LoadEr
         return 0;
 }
 
+static int apply_forget_sriov(StateStore *s, json_object *o, const char *where, LoadError *e) {
+        json_object *v = json_object_object_get(o, "forget-sriov");
+        const char *address;
+        ssize_t k;
+
+        if (!v || !json_object_is_type(v, json_type_string))
+                return load_fail(e, -EBADMSG, where, "forget-sriov: not a string");
+        address = json_object_get_string(v);
+        k = find(s->devices, s->n_devices, address);
+        if (k < 0 || !s->devices[k].has_sriov)
+                return load_fail(e, -EBADMSG, where, "forget-sriov: '%s' has no SR-IOV record", address);
+        s->devices[k].has_sriov = false;
+        return 0;
+}
+
 /* One line of the log (without its newline): a JSON object with "record" and one of "begin" (with
- * "devices"), "commit" or "forget". Records that owned.json already holds are skipped. */
+ * "devices"), "commit", "forget" or "forget-sriov". Records that owned.json already holds are skipped. */
 static int apply_record(
         StateStore *s, const char *line, size_t len, bool *applied, const char *where, LoadError *e) {
         _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
@@ -624,7 +688,8 @@ static int apply_record(
         }
         json_object_object_foreach(o, key, val) {
                 (void)val;
-                if (streq(key, "begin") || streq(key, "commit") || streq(key, "forget"))
+                if (streq(key, "begin") || streq(key, "commit") || streq(key, "forget") ||
+                    streq(key, "forget-sriov"))
                         ops++;
                 else if (!streq(key, "record") && !streq(key, "devices")) {
                         r = load_fail(e, -EBADMSG, where, "unknown key \"%s\"", key);
@@ -633,7 +698,8 @@ static int apply_record(
         }
         if (ops != 1) {
                 r = load_fail(
-                        e, -EBADMSG, where, "expected exactly one of \"begin\", \"commit\", \"forget\"");
+                        e, -EBADMSG, where,
+                        "expected exactly one of \"begin\", \"commit\", \"forget\", \"forget-sriov\"");
                 goto finish;
         }
         if (json_object_object_get_ex(o, "devices", NULL) && !json_object_object_get_ex(o, "begin", NULL)) {
@@ -659,8 +725,10 @@ static int apply_record(
                 r = apply_begin(s, o, where, e);
         else if (json_object_object_get_ex(o, "commit", NULL))
                 r = apply_commit(s, o, where, e);
-        else
+        else if (json_object_object_get_ex(o, "forget", NULL))
                 r = apply_forget(s, o, where, e);
+        else
+                r = apply_forget_sriov(s, o, where, e);
         if (r >= 0) {
                 s->last_record = record;
                 *applied = true;
@@ -776,6 +844,14 @@ static json_object *device_to_json(const OwnedDevice *d) {
                 if ((fields[k].value && !v) || add(o, fields[k].key, v, true) < 0)
                         goto fail;
         }
+        if (d->has_sriov &&
+            (add(o, "original-sriov-numvfs", json_object_new_int64(d->original_sriov_numvfs), false) < 0 ||
+             add(o, "original-sriov-drivers-autoprobe",
+                 json_object_new_boolean(d->original_sriov_drivers_autoprobe), false) < 0 ||
+             add(o, "sriov-numvfs", json_object_new_int64(d->sriov_numvfs), false) < 0 ||
+             add(o, "sriov-drivers-autoprobe", json_object_new_boolean(d->sriov_drivers_autoprobe), false) <
+                     0))
+                goto fail;
         return o;
 fail:
         json_object_put(o);
@@ -1063,6 +1139,30 @@ int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint6
                         r = strdup_null(c->driver_override, &d->driver_override);
                 if (r >= 0)
                         r = strdup_null(c->driver, &d->driver);
+                if (c->sriov) {
+                        bool had = k >= 0 && s->devices[k].has_sriov;
+
+                        d->has_sriov = true;
+                        d->original_sriov_numvfs =
+                                had ? s->devices[k].original_sriov_numvfs : c->sriov_numvfs_now;
+                        d->original_sriov_drivers_autoprobe = had
+                                ? s->devices[k].original_sriov_drivers_autoprobe
+                                : c->sriov_drivers_autoprobe_now;
+                        d->sriov_numvfs = c->writes_sriov_numvfs ? c->sriov_numvfs
+                                : had                            ? s->devices[k].sriov_numvfs
+                                                                 : c->sriov_numvfs_now;
+                        d->sriov_drivers_autoprobe = c->writes_sriov_drivers_autoprobe
+                                ? c->sriov_drivers_autoprobe
+                                : had ? s->devices[k].sriov_drivers_autoprobe
+                                      : c->sriov_drivers_autoprobe_now;
+                } else if (k >= 0 && s->devices[k].has_sriov) {
+                        /* A driver transaction of a PF: its SR-IOV record stays as it was. */
+                        d->has_sriov = true;
+                        d->original_sriov_numvfs = s->devices[k].original_sriov_numvfs;
+                        d->original_sriov_drivers_autoprobe = s->devices[k].original_sriov_drivers_autoprobe;
+                        d->sriov_numvfs = s->devices[k].sriov_numvfs;
+                        d->sriov_drivers_autoprobe = s->devices[k].sriov_drivers_autoprobe;
+                }
         }
         /* Room for the new ones first: once the record is written, nothing may fail. */
         if (r >= 0) {
@@ -1209,6 +1309,42 @@ int state_store_forget(StateStore *s, const char *address) {
         free(s->devices);
         s->devices = view;
         s->n_devices--;
+        return 0;
+}
+
+int state_store_forget_sriov(StateStore *s, const char *address) {
+        _cleanup_free_ char *line = NULL;
+        OwnedDevice *view;
+        ssize_t k;
+        int r;
+
+        assert(s);
+        if (!address)
+                return -EINVAL;
+        k = find(s->devices, s->n_devices, address);
+        if (k < 0 || !s->devices[k].has_sriov)
+                return -ENOENT;
+        r = store_log_line(s, one_key_record(s, "forget-sriov", json_object_new_string(address)), &line);
+        if (r < 0)
+                return r;
+        if (line) {
+                r = store_append(s, s->last_transaction, line);
+                if (r < 0)
+                        return r;
+                s->devices[k].has_sriov = false;
+                return 0;
+        }
+
+        /* owned.json with it changed: a view sharing every string. */
+        view = store_view(s, 0);
+        if (!view)
+                return -ENOMEM;
+        view[k].has_sriov = false;
+        r = store_snapshot(s, s->last_transaction, view, s->n_devices);
+        free(view);
+        if (r < 0)
+                return r;
+        s->devices[k].has_sriov = false;
         return 0;
 }
 

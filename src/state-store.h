@@ -27,6 +27,18 @@
  * it); driver: the driver it expects bound afterwards (null: unbound). A
  * null driver means none bound; a null override means "(null)" in sysfs.
  *
+ * An SR-IOV PF whose sriov_numvfs or sriov_drivers_autoprobe hostdevd changed
+ * (Documentation/ABI/testing/sysfs-bus-pci) also carries, all four or none:
+ *
+ *         "original-sriov-numvfs": 0, "original-sriov-drivers-autoprobe": true,
+ *         "sriov-numvfs": 8, "sriov-drivers-autoprobe": false
+ *
+ * original-*: the values before hostdevd first changed them (kept across later
+ * transactions); the others: what hostdevd set last. When no rule claims the
+ * PF's VF count any more, the planner gives the originals back (issue 13
+ * section 2), and only while the PF still carries what hostdevd set: a value
+ * someone else wrote since is theirs.
+ *
  * HOSTDEVD_STATE_LOG holds the changes made since, one record a line,
  * numbered upwards from the file's "last-record" (the file counts as one):
  *
@@ -89,6 +101,11 @@ typedef struct OwnedDevice {
         char *previous_driver_override;
         char *driver_override; /* what hostdevd wrote; NULL: cleared */
         char *driver; /* expected bound after the transaction; NULL: unbound */
+        bool has_sriov; /* hostdevd changed this PF's SR-IOV settings; then: */
+        uint32_t original_sriov_numvfs; /* before hostdevd first changed them */
+        bool original_sriov_drivers_autoprobe;
+        uint32_t sriov_numvfs; /* what hostdevd set last */
+        bool sriov_drivers_autoprobe;
 } OwnedDevice;
 
 /* One function a transaction is about to change: its state now (from the observed PciDevice) and the
@@ -99,6 +116,13 @@ typedef struct OwnedChange {
         const char *driver_override_now;
         const char *driver_override; /* to write */
         const char *driver; /* expected after */
+        bool sriov; /* the transaction writes this PF's SR-IOV attributes; then: */
+        uint32_t sriov_numvfs_now;
+        bool sriov_drivers_autoprobe_now;
+        bool writes_sriov_numvfs; /* the transaction writes sriov_numvfs; then the value after: */
+        uint32_t sriov_numvfs;
+        bool writes_sriov_drivers_autoprobe; /* likewise */
+        bool sriov_drivers_autoprobe;
 } OwnedChange;
 
 typedef struct StateStore StateStore;
@@ -141,7 +165,10 @@ char **state_store_take_warnings(StateStore *s);
 /*
  * Record that a new transaction is about to change |changes| (phase begun),
  * on disk. A function already owned keeps its original-*; its
- * previous-* become its state now. Returns 0 and the new transaction id;
+ * previous-* become its state now. A change with ->sriov records the PF's
+ * SR-IOV originals (from its *_now values unless it has them already) and what
+ * it sets (an attribute it does not write keeps what the record says hostdevd
+ * set, or its value now); a change without keeps what the record had. Returns 0 and the new transaction id;
  * -EINVAL for a bad address, a duplicate address, an invalid driver value,
  * or n == 0; -EFBIG, -errno from writing (nothing changed then), -ENOMEM.
  */
@@ -150,6 +177,9 @@ int state_store_begin(StateStore *s, const OwnedChange *changes, size_t n, uint6
 int state_store_commit(StateStore *s, uint64_t transaction);
 /* Drop |address| (released to the host, or rolled back to its original), on disk. -ENOENT if unknown. */
 int state_store_forget(StateStore *s, const char *address);
+/* Drop only |address|'s SR-IOV part (its settings are back to their originals, or someone else's now), on
+ * disk: {"record":N,"forget-sriov":"ADDRESS"} in the log. -ENOENT if unknown or it has none. */
+int state_store_forget_sriov(StateStore *s, const char *address);
 
 /* Every recorded function, sorted by address (borrowed, valid until the next change). */
 const OwnedDevice *state_store_get_devices(const StateStore *s, size_t *ret_n);

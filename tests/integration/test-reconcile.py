@@ -853,6 +853,118 @@ class Reconcile(ReconcileTestCase):
                 self.wait_manager('State', 'converged')
 
 
+        # -- issue 13 section 2: a removed rule gives back what hostdevd changed on the PF
+        def pf_attr(self, name):
+                return h.Testbed.read(os.path.join(self.H.t.devdir(PF), name)).strip()
+
+        def converge_sriov_rule(self):
+                self.start({'40-pf.conf': conf({'Address': PF}, sriov={'NumVFs': '2', 'VFDriver': 'vfio-pci'})})
+                vfs = ['0000:05:02.0', '0000:05:02.1']
+                for vf in vfs:
+                        self.c.wait_for(lambda vf=vf: self.H.k.exists(vf), 30, '%s created' % vf)
+                        self.wait_converged(vf, 'vfio-pci')
+                self.wait_manager('State', 'converged')
+                self.assertEqual((self.pf_attr('sriov_numvfs'), self.pf_attr('sriov_drivers_autoprobe')), ('2', '0'))
+                return vfs
+
+        def owned_record(self, address):
+                with open(os.path.join(self.dirs['state'], 'owned.json')) as f:
+                        devices = json.load(f)['devices']
+                log = os.path.join(self.dirs['state'], 'owned.log')
+                forgotten = False
+                if os.path.exists(log):
+                        with open(log) as f:
+                                for line in f:
+                                        r = json.loads(line)
+                                        if 'begin' in r:
+                                                devices = [d for d in devices if d['address'] not in
+                                                           {x['address'] for x in r['devices']}] + r['devices']
+                                        elif r.get('forget') == address:
+                                                forgotten = True
+                                                devices = [d for d in devices if d['address'] != address]
+                                        elif r.get('forget-sriov') == address:
+                                                for d in devices:
+                                                        if d['address'] == address:
+                                                                for k in ('original-sriov-numvfs', 'sriov-numvfs',
+                                                                          'original-sriov-drivers-autoprobe',
+                                                                          'sriov-drivers-autoprobe'):
+                                                                        d.pop(k)
+                return next((d for d in devices if d['address'] == address), None), forgotten
+
+        def assert_given_back(self, vfs, n_writes):
+                self.c.wait_for(lambda: self.pf_attr('sriov_numvfs') == '0', 30, 'sriov_numvfs back to 0')
+                self.c.wait_for(lambda: self.pf_attr('sriov_drivers_autoprobe') == '1', 30, 'autoprobe back to 1')
+                for vf in vfs:
+                        self.c.wait_for(lambda vf=vf: not self.H.k.exists(vf), 30, '%s removed' % vf)
+                self.wait_dev(PF, 'SriovNumVFs', 0)
+                self.wait_dev(PF, 'SriovDriversAutoprobe', True)
+                self.wait_manager('State', 'converged')
+                self.assertEqual(self.driver(PF), 'i40e', 'the PF keeps its driver')
+                # autoprobe first, so VFs a later count creates find their host driver
+                names = [(os.path.basename(p), v.strip()) for p, v, e in self.reactor.writes[n_writes:]
+                         if os.path.relpath(self.H.t.devdir(PF), self.H.t.sys) in p]
+                self.assertEqual(names, [('sriov_drivers_autoprobe', '1'), ('sriov_numvfs', '0')])
+                # nothing of hostdevd's is left on the PF: its record is gone
+                self.c.wait_for(lambda: self.owned_record(PF)[0] is None, 30, 'the PF record forgotten')
+
+        def test_removed_sriov_rule_gives_back(self):
+                """A PF's NumVFs/VFDriver rule removed: sriov_drivers_autoprobe and sriov_numvfs go back to what
+                they were before hostdevd changed them (issue 13 section 2)."""
+                vfs = self.converge_sriov_rule()
+                rec, _ = self.owned_record(PF)
+                self.assertEqual((rec['original-sriov-numvfs'], rec['original-sriov-drivers-autoprobe'],
+                                  rec['sriov-numvfs'], rec['sriov-drivers-autoprobe']), (0, True, 2, False))
+                n = len(self.reactor.writes)
+                os.unlink(self.etc('40-pf.conf'))
+                self.call('Reload')
+                self.assert_given_back(vfs, n)
+
+        def test_removed_sriov_rule_across_restart(self):
+                """Removed while hostdevd is stopped: the next start gives the settings back."""
+                vfs = self.converge_sriov_rule()
+                self.assertEqual(self.daemon.stop(), 0)
+                self.assertEqual(self.pf_attr('sriov_numvfs'), '2', 'stopping undoes nothing')
+                os.unlink(self.etc('40-pf.conf'))
+                n = len(self.reactor.writes)
+                self.start()
+                self.assert_given_back(vfs, n)
+
+        def test_removed_sriov_rule_blocked_by_vf_holder(self):
+                """A VF held open: the count is not given back (blocked, naming the holder) until it goes."""
+                vfs = self.converge_sriov_rule()
+                holder = self.hold(self.dev(vfs[1], 'IommuGroup'))
+                n = len(self.reactor.writes)
+                os.unlink(self.etc('40-pf.conf'))
+                self.call('Reload')
+                self.wait_dev(PF, 'State', 'blocked')
+                reason = self.dev(PF, 'StateReason')
+                self.assertIn('VF %s held by pid %d (sleep)' % (vfs[1], holder.pid), reason)
+                self.H.barrier(self.c)
+                self.assertEqual(self.pf_attr('sriov_numvfs'), '2')
+                self.assertEqual([w for w in self.reactor.writes[n:] if 'sriov' in w[0]], [])
+                holder.kill()
+                holder.wait()
+                self.call('Apply')
+                self.assert_given_back(vfs, n)
+
+        def test_sriov_changed_by_others_is_theirs(self):
+                """Someone else wrote the VF count after hostdevd: not hostdevd's to give back."""
+                vfs = self.converge_sriov_rule()
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('40-pf.conf'))
+                self.H.k.pace = None  # no daemon to pace with until start()
+                self.H.k.set_sriov_numvfs(PF, 0)
+                self.H.k.set_sriov_numvfs(PF, 3)
+                n = len(self.reactor.writes)
+                self.start()
+                self.wait_manager('State', 'converged')
+                self.c.wait_for(lambda: self.owned_record(PF)[0] is None or
+                                'sriov-numvfs' not in self.owned_record(PF)[0], 30, 'SR-IOV record dropped')
+                self.H.barrier(self.c)
+                self.assertEqual(self.pf_attr('sriov_numvfs'), '3')
+                self.assertEqual([w for w in self.reactor.writes[n:] if 'sriov_numvfs' in w[0]], [])
+                del vfs
+
         def test_hotplug_converges(self):
                 """A hot-added function that a Vendor/Device rule matches converges with no command."""
                 c = self.start({'50-82574.conf': conf({'Vendor': '8086', 'Device': '10d3'}, {'Driver': 'vfio-pci'})})

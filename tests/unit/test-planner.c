@@ -62,6 +62,8 @@ typedef struct Fixture {
         size_t n_critical;
         bool authorized;
         char **owned;
+        OwnedSriov owned_sriov[2];
+        size_t n_owned_sriov;
         int n_files;
 } Fixture;
 
@@ -173,6 +175,8 @@ static char *plan_text(Fixture *f, Plan **ret_plan) {
                 .n_critical = f->n_critical,
                 .critical_authorized = f->authorized,
                 .owned = f->owned,
+                .owned_sriov = f->owned_sriov,
+                .n_owned_sriov = f->n_owned_sriov,
         };
         assert_int_equal(planner_plan(&in, &plan), 0);
         text = plan_to_string(plan);
@@ -583,6 +587,140 @@ static void test_release_owned_driverless(void **state) {
                 " pending: no driver -> host (released: no rule claims it any more)\n");
 }
 
+/* ---- SR-IOV settings given back (issue 13 section 2) -------------------------------------------- */
+
+/* hostdevd set PF to 2 VFs with autoprobe 0; before, it had none and autoprobe 1. */
+static void owned_pf(Fixture *f) {
+        f->devices[8]->sriov_drivers_autoprobe = false;
+        f->owned_sriov[0] = (OwnedSriov){
+                .address = PF,
+                .original_numvfs = 0,
+                .original_drivers_autoprobe = true,
+                .numvfs = 2,
+                .drivers_autoprobe = false,
+        };
+        f->n_owned_sriov = 1;
+}
+
+static void test_sriov_restore(void **state) {
+        Fixture *f = *state;
+        Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        owned_pf(f);
+        check_plan(
+                f,
+                "T1 set-sriov-autoprobe " PF " 1: released: sriov_drivers_autoprobe back to 1, as before "
+                "hostdevd changed it\n"
+                "T1 set-numvfs " PF " 0: released: the kernel accepts a new VF count only from 0 "
+                "(sysfs-bus-pci sriov_numvfs)\n" PF
+                " pending: released: no rule claims its SR-IOV settings any more; giving back "
+                "sriov_numvfs=0 and sriov_drivers_autoprobe=1, as before hostdevd changed them\n");
+        text = plan_text(f, &plan);
+        assert_null(plan->sriov_released);
+        plan_free(plan);
+}
+
+static void test_sriov_restore_through_zero(void **state) {
+        Fixture *f = *state;
+        Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        /* Before hostdevd: 1 VF. Now 2: through 0 back to 1; the VFs' drivers wait for it. */
+        owned_pf(f);
+        f->owned_sriov[0].original_numvfs = 1;
+        assert_int_equal(strv_extend(&f->owned, VF0), 0);
+        text = plan_text(f, &plan);
+        assert_int_equal(plan->n_actions, 3);
+        assert_int_equal(plan->actions[0].type, PLAN_ACTION_SET_SRIOV_AUTOPROBE);
+        assert_int_equal(plan->actions[1].type, PLAN_ACTION_SET_NUMVFS);
+        assert_int_equal(plan->actions[1].value, 0);
+        assert_int_equal(plan->actions[2].type, PLAN_ACTION_SET_NUMVFS);
+        assert_int_equal(plan->actions[2].value, 1);
+        assert_int_equal(plan_get_device(plan, VF0)->state, DEVICE_STATE_PENDING);
+        assert_non_null(strstr(plan_get_device(plan, VF0)->reason, "waits for the NumVFs change"));
+        plan_free(plan);
+}
+
+static void test_sriov_restore_blocked_by_holder(void **state) {
+        Fixture *f = *state;
+
+        owned_pf(f);
+        f->holders[0] =
+                (Holder){ .pid = 77, .comm = (char *)"qemu", .node = (char *)"/dev/vfio/devices/vfio0" };
+        f->n_holders = 1;
+        check_plan(
+                f,
+                PF " blocked: giving back sriov_numvfs=0 needs sriov_numvfs=0 first, which destroys every "
+                   "VF: VF " VF0 " held by pid 77 (qemu) via /dev/vfio/devices/vfio0\n");
+}
+
+static void test_sriov_restore_claimed(void **state) {
+        Fixture *f = *state;
+        Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        /* A rule still claims the count: it is in charge, nothing given back, the record stays. */
+        owned_pf(f);
+        rule(f, "[Match]\nAddress=" PF "\n[SRIOV]\nNumVFs=2\n");
+        text = plan_text(f, &plan);
+        assert_int_equal(plan->n_actions, 0);
+        assert_null(plan->sriov_released);
+        plan_free(plan);
+
+        /* A rule claims one of its VFs by itself: the count stays (the VF would go with it). */
+        teardown(state);
+        setup(state);
+        f = *state;
+        owned_pf(f);
+        f->devices[8]->sriov_drivers_autoprobe = true;
+        f->owned_sriov[0].drivers_autoprobe = true;
+        rule(f, "[Match]\nAddress=" VF1 "\n[Device]\nDriver=vfio-pci\n");
+        text = NULL;
+        {
+                _cleanup_free_ char *t = plan_text(f, &plan);
+                assert_non_null(strstr(plan_get_device(plan, PF)->reason, "VF " VF1 " is claimed by "));
+                assert_int_equal(plan_get_device(plan, PF)->state, DEVICE_STATE_CONVERGED);
+                for (size_t i = 0; i < plan->n_actions; i++)
+                        assert_int_not_equal(plan->actions[i].type, PLAN_ACTION_SET_NUMVFS);
+                plan_free(plan);
+        }
+}
+
+static void test_sriov_restore_done_or_changed_by_others(void **state) {
+        Fixture *f = *state;
+        Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        /* Back as before: nothing to write, the record goes. */
+        owned_pf(f);
+        f->devices[8]->sriov_num_vfs = 0;
+        f->devices[8]->sriov_drivers_autoprobe = true;
+        text = plan_text(f, &plan);
+        assert_int_equal(plan->n_actions, 0);
+        assert_non_null(plan->sriov_released);
+        assert_string_equal(plan->sriov_released[0], PF);
+        assert_null(plan->sriov_released[1]);
+        plan_free(plan);
+        free(text);
+
+        /* Someone else wrote 3 VFs and autoprobe 1 since: theirs, not given back. */
+        f->devices[8]->sriov_num_vfs = 3;
+        text = plan_text(f, &plan);
+        assert_int_equal(plan->n_actions, 0);
+        assert_non_null(plan->sriov_released);
+        plan_free(plan);
+        free(text);
+
+        /* Only autoprobe is still hostdevd's: only it goes back. */
+        f->devices[8]->sriov_drivers_autoprobe = false;
+        text = plan_text(f, &plan);
+        assert_int_equal(plan->n_actions, 1);
+        assert_int_equal(plan->actions[0].type, PLAN_ACTION_SET_SRIOV_AUTOPROBE);
+        assert_int_equal(plan->actions[0].value, 1);
+        plan_free(plan);
+}
+
 /* ---- a function that just appeared (planner_plan_new_function()) ----------------------------- */
 
 static void test_new_function(void **state) {
@@ -809,6 +947,11 @@ int main(void) {
                 T(test_adoption),
                 T(test_release_owned),
                 T(test_release_owned_driverless),
+                T(test_sriov_restore),
+                T(test_sriov_restore_through_zero),
+                T(test_sriov_restore_blocked_by_holder),
+                T(test_sriov_restore_claimed),
+                T(test_sriov_restore_done_or_changed_by_others),
                 T(test_new_function),
                 T(test_new_function_refusals),
                 cmocka_unit_test(test_strings),

@@ -728,6 +728,122 @@ static void test_log_corrupt(void **state) {
 }
 
 /* Every entry in numeric address order, each found by state_store_get(). */
+/* Issue 13 section 2: a PF's SR-IOV originals survive later transactions, restarts and the log, and go
+ * with forget-sriov alone. */
+static void test_sriov(void **state) {
+        _cleanup_(state_store_freep) StateStore *s = NULL;
+        Fixture *f = *state;
+        const OwnedDevice *d;
+        uint64_t t;
+
+        s = load_ok(f);
+        /* hostdevd sets 8 VFs and autoprobe 0 on a PF that had none and autoprobe 1. */
+        assert_int_equal(
+                state_store_begin(
+                        s,
+                        &(OwnedChange){ .address = "0000:03:00.0",
+                                        .driver_now = "igb",
+                                        .driver = "igb",
+                                        .driver_override = NULL,
+                                        .sriov = true,
+                                        .sriov_numvfs_now = 0,
+                                        .sriov_drivers_autoprobe_now = true,
+                                        .writes_sriov_numvfs = true,
+                                        .sriov_numvfs = 8,
+                                        .writes_sriov_drivers_autoprobe = true,
+                                        .sriov_drivers_autoprobe = false },
+                        1, &t),
+                0);
+        assert_int_equal(state_store_commit(s, t), 0);
+        /* Then 4 VFs: the originals stay. */
+        assert_int_equal(
+                state_store_begin(
+                        s,
+                        &(OwnedChange){ .address = "0000:03:00.0",
+                                        .driver_now = "igb",
+                                        .driver = "igb",
+                                        .sriov = true,
+                                        .sriov_numvfs_now = 8,
+                                        .sriov_drivers_autoprobe_now = false,
+                                        .writes_sriov_numvfs = true,
+                                        .sriov_numvfs = 4,
+                                        .sriov_drivers_autoprobe = false },
+                        1, &t),
+                0);
+        assert_int_equal(state_store_commit(s, t), 0);
+        /* A transaction that writes only autoprobe leaves the count hostdevd set as it was. */
+        assert_int_equal(
+                state_store_begin(
+                        s,
+                        &(OwnedChange){ .address = "0000:03:00.0",
+                                        .driver_now = "igb",
+                                        .driver = "igb",
+                                        .sriov = true,
+                                        .sriov_numvfs_now = 3, /* someone else's */
+                                        .sriov_drivers_autoprobe_now = false,
+                                        .writes_sriov_drivers_autoprobe = true,
+                                        .sriov_drivers_autoprobe = false },
+                        1, &t),
+                0);
+        assert_int_equal(state_store_commit(s, t), 0);
+        /* A driver transaction of the PF keeps the SR-IOV part. */
+        assert_int_equal(
+                state_store_begin(
+                        s,
+                        &(OwnedChange){ .address = "0000:03:00.0",
+                                        .driver_now = "igb",
+                                        .driver_override = "vfio-pci",
+                                        .driver = "vfio-pci" },
+                        1, &t),
+                0);
+        assert_int_equal(state_store_commit(s, t), 0);
+        for (int round = 0; round < 2; round++) {
+                d = state_store_get(s, "0000:03:00.0");
+                assert_non_null(d);
+                assert_true(d->has_sriov);
+                assert_int_equal(d->original_sriov_numvfs, 0);
+                assert_true(d->original_sriov_drivers_autoprobe);
+                assert_int_equal(d->sriov_numvfs, 4);
+                assert_false(d->sriov_drivers_autoprobe);
+                assert_string_equal(d->driver, "vfio-pci");
+                /* Reloaded from owned.json and the log. */
+                state_store_free(s);
+                s = load_ok(f);
+        }
+
+        assert_int_equal(state_store_forget_sriov(s, "0000:03:00.0"), 0);
+        assert_int_equal(state_store_forget_sriov(s, "0000:03:00.0"), -ENOENT);
+        assert_int_equal(state_store_forget_sriov(s, "0000:04:00.0"), -ENOENT);
+        state_store_free(s);
+        s = load_ok(f);
+        d = state_store_get(s, "0000:03:00.0");
+        assert_non_null(d); /* the driver part stays */
+        assert_false(d->has_sriov);
+        assert_string_equal(d->driver, "vfio-pci");
+}
+
+static void test_sriov_bad(void **state) {
+        Fixture *f = *state;
+
+        expect_bad(f, DEVICE(", \"sriov-numvfs\": 8"), -EBADMSG, "the SR-IOV keys come together");
+        expect_bad(
+                f,
+                DEVICE(", \"original-sriov-numvfs\": -1, \"original-sriov-drivers-autoprobe\": true, "
+                       "\"sriov-numvfs\": 8, \"sriov-drivers-autoprobe\": false"),
+                -EBADMSG, "devices[0].original-sriov-numvfs: expected a VF count, got -1");
+        expect_bad(
+                f,
+                DEVICE(", \"original-sriov-numvfs\": 0, \"original-sriov-drivers-autoprobe\": 1, "
+                       "\"sriov-numvfs\": 8, \"sriov-drivers-autoprobe\": false"),
+                -EBADMSG, "devices[0].original-sriov-drivers-autoprobe: expected true or false, got 1");
+        unlink(f->path);
+        expect_bad_log(
+                f,
+                "{\"record\":1,\"begin\":1,\"devices\":[" LOG_DEVICE(
+                        1) "]}\n{\"record\":2,\"forget-sriov\":\"0000:41:00.0\"}\n",
+                "forget-sriov: '0000:41:00.0' has no SR-IOV record");
+}
+
 static void assert_sorted_and_found(const StateStore *s, size_t n_expected) {
         const OwnedDevice *d;
         size_t n;
@@ -847,6 +963,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_error_one_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_thousands, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sriov, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sriov_bad, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

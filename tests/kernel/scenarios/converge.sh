@@ -25,7 +25,10 @@
 #      synthetic uevents of a PCI function, /dev/null and a vfio group kept or
 #      dropped as uevent-filter.h says
 #   H  no rules at all + Reload: every function hostdevd took is back on its
-#      host driver
+#      host driver, and the nvme PF's sriov_numvfs and sriov_drivers_autoprobe
+#      are what they were before hostdevd changed them (issue 13 section 2)
+#   I  the same after a restart: an SR-IOV rule converged, hostdevd stopped,
+#      the rule removed, hostdevd started: the PF's settings are given back
 E1000E="8086 10d3"      # e1000e, each on its own root port
 E1000="8086 100e"       # two e1000 behind the pcie-pci-bridge: one IOMMU group
 NVME="1b36 0010"        # the SR-IOV PF (rp3), its VFs, and the disk (rp7)
@@ -128,6 +131,7 @@ rule 20-legacy.conf "[Match]" "Address=$leg1" "" "[Device]" "Driver=vfio-pci" "G
 rule 30-nvme.conf "[Match]" "Address=$pf" "" "[SRIOV]" "NumVFs=4" "VFDriver=vfio-pci"
 rule 40-disk.conf "[Match]" "Address=$disk" "" "[Device]" "Driver=vfio-pci"
 autoprobe_before=$(cat "$(sysd "$pf")/sriov_drivers_autoprobe")
+numvfs_before=$(cat "$(sysd "$pf")/sriov_numvfs")
 t0=$(kl_now)
 if ! kl_hostdevd_start; then
         kl_not_ok "A: hostdevd starts with the desired-state files"
@@ -408,3 +412,37 @@ else
 fi
 kl_check "H: Manager State is converged" eval '[ "$(mgr_prop State)" = converged ]'
 ship_plan H
+sriov_back() {
+        [ "$(cat "$(sysd "$pf")/sriov_numvfs")" = "$numvfs_before" ] &&
+                [ "$(cat "$(sysd "$pf")/sriov_drivers_autoprobe")" = "$autoprobe_before" ] &&
+                [ -z "$(vfs_of)" ] && state_is "$pf" converged
+}
+sriov_now() {
+        echo "sriov_numvfs=$(cat "$(sysd "$pf")/sriov_numvfs") (was $numvfs_before)" \
+                "sriov_drivers_autoprobe=$(cat "$(sysd "$pf")/sriov_drivers_autoprobe") (was $autoprobe_before)" \
+                "VFs: $(echo $(vfs_of))"
+}
+if kl_wait $CONVERGE sriov_back; then
+        kl_ok "H: nvme PF $pf given back: sriov_numvfs=$numvfs_before, sriov_drivers_autoprobe=$autoprobe_before, no VF left"
+else
+        kl_not_ok "H: nvme PF $pf given back as before hostdevd" "$(sriov_now)" "$(describe "$pf")"
+fi
+
+# ---- I. removed while hostdevd is stopped: the next start gives it back ---------------
+rule 30-nvme.conf "[Match]" "Address=$pf" "" "[SRIOV]" "NumVFs=3" "VFDriver=vfio-pci"
+if reload && kl_wait $CONVERGE vfs_ready 3; then
+        kl_ok "I: NumVFs=3 VFDriver=vfio-pci converged again"
+        kl_check "I: hostdevd stops" kl_hostdevd_stop
+        kl_check "I: stopping hostdevd leaves the 3 VFs" [ "$(cat "$(sysd "$pf")/sriov_numvfs")" = 3 ]
+        rm -f "$CONF"/30-nvme.conf
+        t0=$(kl_now)
+        if kl_hostdevd_start && kl_wait $CONVERGE sriov_back; then
+                kl_ok "I: rule removed while stopped, started: $pf given back ($(secs_since "$t0") s)"
+        else
+                kl_not_ok "I: rule removed while stopped, started: $pf given back" "$(sriov_now)" "$(describe "$pf")"
+        fi
+        kl_check "I: Manager State is converged" eval '[ "$(mgr_prop State)" = converged ]'
+else
+        kl_not_ok "I: NumVFs=3 VFDriver=vfio-pci converged again" "$(sriov_now)" "$(describe "$pf" $(vfs_of))"
+fi
+ship_plan I
