@@ -624,13 +624,40 @@ int verb_import(sd_bus *bus, int argc, char **argv) {
 
         if (streq(argv[1], "driverctl"))
                 r = import_driverctl(argc > 2 ? argv[2] : DRIVERCTL_CONF_DIR, &files);
-        else if (streq(argv[1], "mdevctl"))
+        else if (streq(argv[1], "mdevctl")) {
                 r = import_mdevctl(argc > 2 ? argv[2] : MDEVCTL_CONF_DIR, &files);
-        else {
+                /* By file name, the order hostdevd reads them in (the walk went by parent). */
+                if (files.n > 0)
+                        qsort(files.files, files.n, sizeof(ConfFile), conf_file_compare);
+        } else {
                 log_error("Unknown import format '%s' (expected 'driverctl' or 'mdevctl').", argv[1]);
                 return EXIT_USAGE;
         }
         if (r != 0)
                 return r;
+        if (arg_json) {
+                /* [{"File": NAME, "Text": TEXT}, ...]; with --output the files are written as well. */
+                _cleanup_json_ json_object *a = json_object_new_array();
+
+                if (!a)
+                        return log_oom(), EXIT_BUS;
+                for (size_t i = 0; i < files.n; i++) {
+                        json_object *o = json_object_new_object();
+
+                        if (!o || json_object_array_add(a, o) < 0) {
+                                json_object_put(o);
+                                return log_oom(), EXIT_BUS;
+                        }
+                        if (json_object_object_add(o, "File", json_object_new_string(files.files[i].name)) <
+                                    0 ||
+                            json_object_object_add(o, "Text", json_object_new_string(files.files[i].text)) <
+                                    0)
+                                return log_oom(), EXIT_BUS;
+                }
+                r = arg_output ? conf_files_write(&files, arg_output) : 0;
+                if (r == 0)
+                        print_json(a);
+                return r;
+        }
         return conf_files_write(&files, arg_output);
 }
