@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 
 #include <ini.h>
+#include <uuid/uuid.h>
 
 #include "desired-state.h"
 #include "escape.h"
@@ -166,6 +167,14 @@ static void desired_rule_done(DesiredRule *r) {
         free(r->match.slot);
         driver_spec_done(&r->driver);
         driver_spec_done(&r->vf_driver);
+        strv_free(r->mdev.parents);
+        free(r->mdev.type);
+        for (size_t i = 0; i < r->mdev.n_attrs; i++) {
+                free(r->mdev.attrs[i].name);
+                free(r->mdev.attrs[i].value);
+        }
+        free(r->mdev.attrs);
+        free(r->vgpu.type);
 }
 
 DesiredState *desired_state_free(DesiredState *s) {
@@ -245,12 +254,21 @@ typedef enum ConfKey {
         KEY_ALLOW_CRITICAL,
         KEY_NUM_VFS,
         KEY_VF_DRIVER,
+        KEY_MDEV_PARENT,
+        KEY_MDEV_TYPE,
+        KEY_MDEV_UUID,
+        KEY_MDEV_COUNT,
+        KEY_MDEV_PLACEMENT,
+        KEY_MDEV_ATTRIBUTE,
+        KEY_VGPU_TYPE,
+        KEY_VGPU_COUNT,
         _KEY_MAX,
 } ConfKey;
 
 static const struct {
         const char *section;
         const char *name;
+        bool repeatable; /* each assignment adds one (in order) */
 } conf_keys[_KEY_MAX] = {
         [KEY_ADDRESS] = { CONF_SECTION_MATCH, "Address" },
         [KEY_VENDOR] = { CONF_SECTION_MATCH, "Vendor" },
@@ -267,7 +285,36 @@ static const struct {
         [KEY_ALLOW_CRITICAL] = { CONF_SECTION_DEVICE, "AllowCritical" },
         [KEY_NUM_VFS] = { CONF_SECTION_SRIOV, "NumVFs" },
         [KEY_VF_DRIVER] = { CONF_SECTION_SRIOV, "VFDriver" },
+        [KEY_MDEV_PARENT] = { CONF_SECTION_MDEV, "Parent", true },
+        [KEY_MDEV_TYPE] = { CONF_SECTION_MDEV, "Type" },
+        [KEY_MDEV_UUID] = { CONF_SECTION_MDEV, "UUID" },
+        [KEY_MDEV_COUNT] = { CONF_SECTION_MDEV, "Count" },
+        [KEY_MDEV_PLACEMENT] = { CONF_SECTION_MDEV, "Placement" },
+        [KEY_MDEV_ATTRIBUTE] = { CONF_SECTION_MDEV, "Attribute", true },
+        [KEY_VGPU_TYPE] = { CONF_SECTION_VGPU, "Type" },
+        [KEY_VGPU_COUNT] = { CONF_SECTION_VGPU, "Count" },
 };
+
+/* Longest Type= (ids are short; names such as "GRID RTX6000-4Q" too) and Parent=/attribute name. */
+#define DESIRED_MDEV_TYPE_MAX 128u
+#define DESIRED_MDEV_NAME_MAX 64u
+
+/* Printable, no '/', 1..max bytes: a type id or name, a parent or attribute name (escaped in
+ * messages anyway). |one_component|: also not "." or "..", no white space. */
+static bool mdev_word_is_valid(const char *s, size_t max, bool one_component) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > max || strchr(s, '/'))
+                return false;
+        if (one_component && (streq(s, ".") || streq(s, "..")))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char ch = (unsigned char)s[i];
+                if (one_component ? !isgraph(ch) : !(isprint(ch)))
+                        return false;
+        }
+        return true;
+}
 
 typedef struct ParseContext {
         FILE *f;
@@ -277,7 +324,7 @@ typedef struct ParseContext {
         unsigned line; /* line libinih is working on (its handler gets no line number
                         * in Debian's build: INI_HANDLER_LINENO is 0), counted by our reader */
         unsigned first_section_line; /* first "[...]" line seen by the reader, 0: none */
-        unsigned section_line[3]; /* first line of [Match], [Device], [SRIOV], 0: not seen */
+        unsigned section_line[5]; /* first line of [Match], [Device], [SRIOV], [Mdev], [VGPU], 0: not seen */
         unsigned unknown_section_line; /* header line of the current section when unknown, 0: known */
         unsigned unknown_section_keys; /* assignments seen in it */
         char *unknown_section; /* its name, escaped */
@@ -305,7 +352,10 @@ _printf_(3, 4) static void context_error(ParseContext *c, unsigned line, const c
                 c->r = -ENOMEM;
 }
 
-static const char *const known_sections[] = { CONF_SECTION_MATCH, CONF_SECTION_DEVICE, CONF_SECTION_SRIOV };
+static const char *const known_sections[] = {
+        CONF_SECTION_MATCH, CONF_SECTION_DEVICE, CONF_SECTION_SRIOV, CONF_SECTION_MDEV, CONF_SECTION_VGPU,
+};
+enum { SECTION_MATCH, SECTION_DEVICE, SECTION_SRIOV, SECTION_MDEV, SECTION_VGPU };
 
 /* The section before ends: an unknown one is an error even without keys (hostdevd.conf(5)); with keys,
  * each key is reported by the handler. */
@@ -555,6 +605,127 @@ static int context_assign(ParseContext *c, ConfKey key, const char *value) {
                 c->rule.has_num_vfs = true;
                 c->rule.num_vfs_line = c->line;
                 return 0;
+        case KEY_MDEV_PARENT:
+                if (!mdev_word_is_valid(value, DESIRED_MDEV_NAME_MAX, true)) {
+                        KEY_ERROR(
+                                c, key, value,
+                                "not a parent name as in /sys/class/mdev_bus (at most %u, no '/')",
+                                DESIRED_MDEV_NAME_MAX);
+                        return 0;
+                }
+                if (strv_contains(c->rule.mdev.parents, value)) {
+                        KEY_ERROR(c, key, value, "parent named twice");
+                        return 0;
+                }
+                if (strv_extend(&c->rule.mdev.parents, value) < 0)
+                        return -ENOMEM;
+                if (c->rule.mdev.parents_line == 0)
+                        c->rule.mdev.parents_line = c->line;
+                return 0;
+        case KEY_MDEV_TYPE:
+        case KEY_VGPU_TYPE: {
+                char **t = key == KEY_MDEV_TYPE ? &c->rule.mdev.type : &c->rule.vgpu.type;
+                if (!mdev_word_is_valid(value, DESIRED_MDEV_TYPE_MAX, false)) {
+                        KEY_ERROR(
+                                c, key, value, "not a type id or name (printable, no '/', at most %u)",
+                                DESIRED_MDEV_TYPE_MAX);
+                        return 0;
+                }
+                *t = strdup(value);
+                if (!*t)
+                        return -ENOMEM;
+                if (key == KEY_MDEV_TYPE)
+                        c->rule.mdev.type_line = c->line;
+                else
+                        c->rule.vgpu.type_line = c->line;
+                return 0;
+        }
+        case KEY_MDEV_UUID: {
+                uuid_t u;
+                /* Any case is accepted; the kernel names mdevs in lowercase ("%pUl"), so is the key. */
+                if (strlen(value) != MDEV_UUID_STRING_MAX - 1 || uuid_parse(value, u) < 0) {
+                        KEY_ERROR(c, key, value, "not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+                        return 0;
+                }
+                uuid_unparse_lower(u, c->rule.mdev.uuid);
+                c->rule.mdev.has_uuid = true;
+                c->rule.mdev.uuid_line = c->line;
+                return 0;
+        }
+        case KEY_MDEV_COUNT:
+        case KEY_VGPU_COUNT: {
+                uint32_t max = key == KEY_MDEV_COUNT ? MDEV_UUIDS_PER_RULE_MAX : UINT16_MAX;
+                if (parse_decimal(value, max, &v) < 0 || v == 0) {
+                        KEY_ERROR(c, key, value, "not a number of instances (1..%" PRIu32 ")", max);
+                        return 0;
+                }
+                if (key == KEY_MDEV_COUNT) {
+                        c->rule.mdev.has_count = true;
+                        c->rule.mdev.count = v;
+                        c->rule.mdev.count_line = c->line;
+                } else {
+                        c->rule.vgpu.has_count = true;
+                        c->rule.vgpu.count = v;
+                        c->rule.vgpu.count_line = c->line;
+                }
+                return 0;
+        }
+        case KEY_MDEV_PLACEMENT: {
+                MdevPlacement p = mdev_placement_from_string(value);
+                if (p < 0) {
+                        KEY_ERROR(c, key, value, "not spread or pack");
+                        return 0;
+                }
+                c->rule.mdev.placement = p;
+                return 0;
+        }
+        case KEY_MDEV_ATTRIBUTE: {
+                /* NAME=VALUE, as mdevctl's "attrs": written to the mdev's own sysfs directory after create.
+                 * The kernel's own files of every device there are refused: "remove" would destroy it. */
+                static const char *const reserved[] = {
+                        SYSFS_ATTR_MDEV_REMOVE,
+                        SYSFS_ATTR_MDEV_TYPE,
+                        SYSFS_ATTR_DRIVER,
+                        SYSFS_ATTR_IOMMU_GROUP,
+                        SYSFS_ATTR_SUBSYSTEM,
+                        "uevent",
+                        "power",
+                        "driver_override",
+                };
+                const char *eq = strchr(value, '=');
+                _cleanup_free_ char *name = NULL;
+                MdevAttribute *a;
+
+                if (!eq || eq == value || eq[1] == '\0') {
+                        KEY_ERROR(c, key, value, "not NAME=VALUE");
+                        return 0;
+                }
+                name = strndup(value, (size_t)(eq - value));
+                if (!name)
+                        return -ENOMEM;
+                if (!mdev_word_is_valid(name, DESIRED_MDEV_NAME_MAX, true)) {
+                        KEY_ERROR(
+                                c, key, value, "attribute name is not one file name (at most %u)",
+                                DESIRED_MDEV_NAME_MAX);
+                        return 0;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                        if (streq(name, reserved[i])) {
+                                KEY_ERROR(
+                                        c, key, value, "'%s' is the kernel's, not an mdev attribute", name);
+                                return 0;
+                        }
+                a = reallocarray(c->rule.mdev.attrs, c->rule.mdev.n_attrs + 1, sizeof(MdevAttribute));
+                if (!a)
+                        return -ENOMEM;
+                c->rule.mdev.attrs = a;
+                a = &a[c->rule.mdev.n_attrs];
+                *a = (MdevAttribute){ .name = TAKE_PTR(name), .value = strdup(eq + 1), .line = c->line };
+                c->rule.mdev.n_attrs++;
+                if (!a->value)
+                        return -ENOMEM;
+                return 0;
+        }
         default:
                 assert(false);
                 return -EINVAL;
@@ -573,7 +744,8 @@ static int context_handler(void *userdata, const char *section, const char *name
                 return 1;
         }
         if (!streq(section, CONF_SECTION_MATCH) && !streq(section, CONF_SECTION_DEVICE) &&
-            !streq(section, CONF_SECTION_SRIOV)) {
+            !streq(section, CONF_SECTION_SRIOV) && !streq(section, CONF_SECTION_MDEV) &&
+            !streq(section, CONF_SECTION_VGPU)) {
                 c->unknown_section_keys++;
                 context_error(
                         c, c->line, "[%s] %s=%s: unknown section", ESCAPE_QUOTE(section), ESCAPE_QUOTE(name),
@@ -584,12 +756,13 @@ static int context_handler(void *userdata, const char *section, const char *name
         for (ConfKey k = 0; k < _KEY_MAX; k++) {
                 if (!streq(conf_keys[k].section, section) || !streq(conf_keys[k].name, name))
                         continue;
-                if (c->key_line[k] != 0) {
+                if (c->key_line[k] != 0 && !conf_keys[k].repeatable) {
                         /* Also what a continuation line (libinih's multi-line values) looks like. */
                         KEY_ERROR(c, k, value, "assigned twice (first at line %u)", c->key_line[k]);
                         return 1;
                 }
-                c->key_line[k] = c->line;
+                if (c->key_line[k] == 0)
+                        c->key_line[k] = c->line;
                 if (!value || !*value) {
                         KEY_ERROR(c, k, value, "empty value");
                         return 1;
@@ -619,15 +792,39 @@ static void context_validate(ParseContext *c) {
                                 rule->match_line = c->key_line[k];
                         any_match = true;
                 }
-        if (!any_match)
-                context_error(
-                        c, c->first_section_line ?: 1,
-                        "[Match] section missing or empty: a rule needs at least one match key");
+        rule->mdev.present = c->section_line[SECTION_MDEV] != 0;
+        rule->mdev.line = c->section_line[SECTION_MDEV];
+        rule->vgpu.present = c->section_line[SECTION_VGPU] != 0;
+        rule->vgpu.line = c->section_line[SECTION_VGPU];
 
-        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER])
+        if (!any_match && !c->key_line[KEY_MDEV_PARENT])
                 context_error(
                         c, c->first_section_line ?: 1,
-                        "nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=");
+                        rule->mdev.present
+                                ? "[Match] section missing or empty and no [Mdev] Parent=: an [Mdev] rule needs one of them"
+                                : "[Match] section missing or empty: a rule needs at least one match key");
+
+        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER] &&
+            !rule->mdev.present && !rule->vgpu.present)
+                context_error(
+                        c, c->first_section_line ?: 1,
+                        "nothing to do: set [Device] Driver=, [SRIOV] NumVFs=/VFDriver=, [Mdev] or [VGPU]");
+
+        if (rule->mdev.present && rule->vgpu.present)
+                context_error(
+                        c, rule->vgpu.line,
+                        "[VGPU]: a rule has [Mdev] (line %u) or [VGPU], not both: put them in two files",
+                        rule->mdev.line);
+        if (rule->mdev.present && !c->key_line[KEY_MDEV_TYPE])
+                context_error(c, rule->mdev.line, "[Mdev]: Type= missing (a type id or name)");
+        if (c->key_line[KEY_MDEV_UUID] && c->key_line[KEY_MDEV_COUNT])
+                context_error(
+                        c, c->key_line[KEY_MDEV_COUNT], "Count= and UUID= (line %u) exclude each other",
+                        c->key_line[KEY_MDEV_UUID]);
+        if (rule->vgpu.present && !c->key_line[KEY_VGPU_TYPE])
+                context_error(c, rule->vgpu.line, "[VGPU]: Type= missing (a type id or name)");
+        if (rule->vgpu.present && !any_match)
+                context_error(c, rule->vgpu.line, "[VGPU] needs a [Match] selecting the VFs");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_GROUP])
                 context_error(c, c->key_line[KEY_GROUP], "Group= needs Driver= in the same [Device]");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_ALLOW_CRITICAL])
@@ -789,6 +986,19 @@ int desired_state_add_file(DesiredState *s, const char *path) {
                 if (c.r < 0) {
                         desired_rule_done(&c.rule);
                         return c.r;
+                }
+        }
+
+        /* Two files naming one mdev UUID: the later file is rejected (one instance, one rule). */
+        for (size_t i = 0; !errors && c.rule.mdev.has_uuid && i < s->n_rules; i++) {
+                const DesiredRule *o = &s->rules[i];
+                if (!o->mdev.has_uuid || !streq(o->mdev.uuid, c.rule.mdev.uuid))
+                        continue;
+                if (strv_extendf(
+                            &errors, "%s:%u: UUID=%s: already named by %s:%u", shown, c.rule.mdev.uuid_line,
+                            c.rule.mdev.uuid, o->path, o->mdev.uuid_line) < 0) {
+                        desired_rule_done(&c.rule);
+                        return -ENOMEM;
                 }
         }
 

@@ -35,7 +35,32 @@ static const char *const plan_action_type_table[_PLAN_ACTION_TYPE_MAX] = {
         [PLAN_ACTION_UNBIND] = "unbind",
         [PLAN_ACTION_PROBE] = "probe",
         [PLAN_ACTION_VERIFY] = "verify",
+        [PLAN_ACTION_MDEV_CREATE] = "mdev-create",
+        [PLAN_ACTION_MDEV_SET_ATTR] = "mdev-set-attr",
+        [PLAN_ACTION_MDEV_REMOVE] = "mdev-remove",
+        [PLAN_ACTION_SET_VGPU_TYPE] = "set-vgpu-type",
 };
+
+bool plan_action_type_is_mdev(PlanActionType t) {
+        return t == PLAN_ACTION_MDEV_CREATE || t == PLAN_ACTION_MDEV_SET_ATTR ||
+                t == PLAN_ACTION_MDEV_REMOVE || t == PLAN_ACTION_SET_VGPU_TYPE;
+}
+
+static const char *const mdev_owner_table[_MDEV_OWNER_MAX] = {
+        [MDEV_OWNER_HOSTDEVD] = MDEV_OWNER_HOSTDEVD_STRING,
+        [MDEV_OWNER_FOREIGN] = MDEV_OWNER_FOREIGN_STRING,
+};
+
+const char *mdev_owner_to_string(MdevOwner o) {
+        return o >= 0 && o < _MDEV_OWNER_MAX ? mdev_owner_table[o] : NULL;
+}
+
+MdevOwner mdev_owner_from_string(const char *s) {
+        for (size_t i = 0; s && i < _MDEV_OWNER_MAX; i++)
+                if (streq(mdev_owner_table[i], s))
+                        return (MdevOwner)i;
+        return _MDEV_OWNER_INVALID;
+}
 
 const char *plan_action_type_to_string(PlanActionType t) {
         return t >= 0 && t < _PLAN_ACTION_TYPE_MAX ? plan_action_type_table[t] : NULL;
@@ -65,8 +90,19 @@ Plan *plan_free(Plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 free(p->actions[i].driver);
                 free(p->actions[i].reason);
+                free(p->actions[i].parent);
+                free(p->actions[i].mdev_type);
+                free(p->actions[i].attr_name);
+                free(p->actions[i].attr_value);
         }
         free(p->actions);
+        for (size_t i = 0; i < p->n_mdevs; i++) {
+                free(p->mdevs[i].parent);
+                free(p->mdevs[i].type);
+                free(p->mdevs[i].source);
+                free(p->mdevs[i].reason);
+        }
+        free(p->mdevs);
         for (size_t i = 0; i < p->n_devices; i++) {
                 free(p->devices[i].desired_driver);
                 free(p->devices[i].source);
@@ -91,9 +127,32 @@ const PlanDevice *plan_get_device(const Plan *p, const char *address) {
         return bsearch(&key, p->devices, p->n_devices, sizeof(PlanDevice), plan_device_compare);
 }
 
+static int plan_mdev_compare(const void *a, const void *b) {
+        const PlanMdev *x = a, *y = b;
+        int k = strcmp(x->uuid, y->uuid);
+        return k != 0 ? k : strcmp(strempty(x->parent), strempty(y->parent));
+}
+
+const PlanMdev *plan_get_mdev(const Plan *p, const char *uuid) {
+        for (size_t i = 0; p && uuid && *uuid && i < p->n_mdevs; i++)
+                if (streq(p->mdevs[i].uuid, uuid))
+                        return &p->mdevs[i];
+        return NULL;
+}
+
+const PlanMdev *plan_get_vgpu(const Plan *p, const char *address) {
+        for (size_t i = 0; p && address && i < p->n_mdevs; i++)
+                if (p->mdevs[i].uuid[0] == '\0' && p->mdevs[i].parent && streq(p->mdevs[i].parent, address))
+                        return &p->mdevs[i];
+        return NULL;
+}
+
 bool plan_is_converged(const Plan *p) {
         for (size_t i = 0; i < p->n_devices; i++)
                 if (p->devices[i].state != DEVICE_STATE_CONVERGED)
+                        return false;
+        for (size_t i = 0; i < p->n_mdevs; i++)
+                if (p->mdevs[i].state != DEVICE_STATE_CONVERGED)
                         return false;
         return p->n_actions == 0;
 }
@@ -120,9 +179,37 @@ char *plan_action_to_string(const PlanAction *a) {
                                 &s, "%s %s (%s): %s", type, a->address, plan_verify_to_string(a->verify),
                                 a->reason);
                 break;
+        case PLAN_ACTION_MDEV_CREATE:
+                k = asprintf(
+                        &s, "%s %s %s %s: %s", type, strna(a->parent), a->uuid, strna(a->mdev_type),
+                        a->reason);
+                break;
+        case PLAN_ACTION_MDEV_SET_ATTR:
+                k = asprintf(
+                        &s, "%s %s %s=%s: %s", type, a->uuid, strna(a->attr_name), strna(a->attr_value),
+                        a->reason);
+                break;
+        case PLAN_ACTION_MDEV_REMOVE:
+                k = asprintf(&s, "%s %s %s: %s", type, strna(a->parent), a->uuid, a->reason);
+                break;
+        case PLAN_ACTION_SET_VGPU_TYPE:
+                k = asprintf(&s, "%s %s %" PRIu32 ": %s", type, a->address, a->value, a->reason);
+                break;
         default:
                 k = asprintf(&s, "%s %s: %s", type, a->address, a->reason);
         }
+        return k < 0 ? NULL : s;
+}
+
+char *plan_mdev_to_string(const PlanMdev *m) {
+        char *s = NULL;
+        int k;
+
+        k = asprintf(
+                &s, "%s %s %s (%s, %s/%s)%s%s", m->uuid[0] ? "mdev" : "vgpu",
+                m->uuid[0] ? m->uuid : strna(m->parent), device_state_to_string(m->state),
+                mdev_owner_to_string(m->owner), m->uuid[0] ? strna(m->parent) : "-", strna(m->type),
+                m->reason ? ": " : "", strempty(m->reason));
         return k < 0 ? NULL : s;
 }
 
@@ -160,6 +247,14 @@ char *plan_to_string(const Plan *p) {
                         return NULL;
                 }
                 fprintf(f, "%s\n", d);
+        }
+        for (size_t i = 0; i < p->n_mdevs; i++) {
+                _cleanup_free_ char *m = plan_mdev_to_string(&p->mdevs[i]);
+                if (!m) {
+                        fclose(f);
+                        return NULL;
+                }
+                fprintf(f, "%s\n", m);
         }
         STRV_FOREACH (c, p->conflicts)
                 fprintf(f, "conflict: %s\n", *c);
@@ -900,6 +995,8 @@ int planner_plan(const PlannerInput *in, Plan **ret) {
 
         if (plan->n_devices > 0)
                 qsort(plan->devices, plan->n_devices, sizeof(PlanDevice), plan_device_compare);
+        if (plan->n_mdevs > 0)
+                qsort(plan->mdevs, plan->n_mdevs, sizeof(PlanMdev), plan_mdev_compare);
         *ret = TAKE_PTR(plan);
         r = 0;
 finish:
