@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "names.h"
 #include "strv.h"
+#include "sysfs.h"
 
 static const char *const driver_kind_table[_DRIVER_KIND_MAX] = {
         [DRIVER_KIND_UNSET] = "unset",
@@ -1196,6 +1197,18 @@ DesiredResolution *desired_resolution_free(DesiredResolution *r) {
                 desired_pf_done(&r->pfs[i]);
         free(r->pfs);
         strv_free(r->conflicts);
+        for (size_t i = 0; i < r->n_mdevs; i++) {
+                free(r->mdevs[i].parent);
+                free(r->mdevs[i].type_id);
+                free(r->mdevs[i].source);
+        }
+        free(r->mdevs);
+        for (size_t i = 0; i < r->n_vgpus; i++) {
+                free(r->vgpus[i].type_name);
+                free(r->vgpus[i].source);
+        }
+        free(r->vgpus);
+        strv_free(r->errors);
         free(r);
         return NULL;
 }
@@ -1418,4 +1431,422 @@ int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResoluti
         assert(m);
         devices = model_get_devices(m, &n);
         return desired_state_resolve_devices(s, devices, n, ret);
+}
+
+/* ---- mdevs and vendor vGPUs (issue 14) ------------------------------------------------------ */
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+/* "a, b, c" (a new string; "" for none), NULL on OOM. */
+static char *strv_join_comma(char *const *l) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; l && l[i]; i++)
+                fprintf(f, "%s%s", i > 0 ? ", " : "", l[i]);
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(out);
+}
+
+static const PciDevice *input_find_device(const MdevResolveInput *in, const char *address) {
+        for (size_t i = 0; address && i < in->n_devices; i++)
+                if (streq(in->devices[i]->address, address))
+                        return in->devices[i];
+        return NULL;
+}
+
+static const Mdev *input_find_mdev(const MdevResolveInput *in, const char *uuid) {
+        for (size_t i = 0; i < in->n_mdevs; i++)
+                if (streq(in->mdevs[i]->uuid, uuid))
+                        return in->mdevs[i];
+        return NULL;
+}
+
+/* A type of |p| whose id is |type|, else whose name is; NULL when none. */
+static const MdevType *parent_find_type(const MdevParent *p, const char *type) {
+        for (size_t i = 0; i < p->n_types; i++)
+                if (streq(p->types[i].id, type))
+                        return &p->types[i];
+        for (size_t i = 0; i < p->n_types; i++)
+                if (p->types[i].name && streq(p->types[i].name, type))
+                        return &p->types[i];
+        return NULL;
+}
+
+static bool rule_selects_parent(const DesiredRule *rule, const MdevParent *p, const MdevResolveInput *in) {
+        if (rule->mdev.parents && !strv_contains(rule->mdev.parents, p->name))
+                return false;
+        if (!device_match_is_empty(&rule->match)) {
+                const PciDevice *d = p->is_pci ? input_find_device(in, p->name) : NULL;
+                if (!d || !device_match_test(&rule->match, d))
+                        return false;
+        }
+        return true;
+}
+
+/* What the rules resolved so far put on a parent: for available_instances and one type per GPU. */
+typedef struct ParentUse {
+        const MdevParent *parent;
+        const PciDevice *device; /* NULL: not PCI */
+        const char *type_id; /* type placed by an earlier rule (one type per GPU); borrowed */
+        uint32_t placed; /* new instances earlier rules placed here */
+} ParentUse;
+
+/* The basename of a rule's path: the key of its stable UUIDs (mdev-uuids.h). */
+static const char *rule_key(const DesiredRule *rule) {
+        const char *slash = strrchr(rule->path, '/');
+        return slash ? slash + 1 : rule->path;
+}
+
+_printf_(3, 4) static int add_rule_error(
+        DesiredResolution *res, const DesiredRule *rule, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        log_debug(
+                "%s:%u: %s", rule->path, rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line,
+                msg);
+        return strv_extendf(
+                &res->errors, "%s:%u: %s", rule->path,
+                rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line, msg);
+}
+
+static DesiredMdev *add_desired_mdev(
+        DesiredResolution *res, const DesiredRule *rule, const char *uuid, const char *parent,
+        const char *type_id) {
+        DesiredMdev *a = reallocarray(res->mdevs, res->n_mdevs + 1, sizeof(DesiredMdev));
+        if (!a)
+                return NULL;
+        res->mdevs = a;
+        a = &a[res->n_mdevs++];
+        *a = (DesiredMdev){
+                .attrs = rule->mdev.attrs,
+                .n_attrs = rule->mdev.n_attrs,
+                .named = rule->mdev.has_uuid,
+        };
+        strcpy(a->uuid, uuid);
+        if (strdup_null(parent, &a->parent) < 0 || strdup_null(type_id, &a->type_id) < 0 ||
+            !(a->source = rule_source(rule, rule->mdev.type_line)))
+                return NULL;
+        return a;
+}
+
+static int resolve_mdev_rule(
+        const DesiredState *s, const DesiredRule *rule, const MdevResolveInput *in, MdevUuids *uuids,
+        ParentUse *use, size_t n_use, DesiredResolution *res) {
+        _cleanup_free_ PlacementCandidate *cands = NULL;
+        _cleanup_free_ size_t *cand_use = NULL, *placement = NULL;
+        _cleanup_free_ const char **cand_type = NULL;
+        _cleanup_strv_free_ char **avoid = NULL, **fresh = NULL, **present = NULL;
+        char *const *list = NULL;
+        char one[1][MDEV_UUID_STRING_MAX];
+        char *one_list[2] = { one[0], NULL };
+        size_t n_cands = 0, n_selected = 0, n_fresh;
+        uint32_t count;
+        int r;
+
+        /* The candidates: selected parents that have the type. */
+        cands = calloc(n_use + 1, sizeof(PlacementCandidate));
+        cand_use = calloc(n_use + 1, sizeof(size_t));
+        cand_type = calloc(n_use + 1, sizeof(char *));
+        if (!cands || !cand_use || !cand_type)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_use; i++) {
+                const MdevType *t;
+
+                if (!rule_selects_parent(rule, use[i].parent, in))
+                        continue;
+                n_selected++;
+                if (strv_extend(&present, use[i].parent->name) < 0)
+                        return -ENOMEM;
+                t = parent_find_type(use[i].parent, rule->mdev.type);
+                if (!t)
+                        continue;
+                cand_use[n_cands] = i;
+                cand_type[n_cands] = t->id;
+                cands[n_cands] = (PlacementCandidate){
+                        .name = use[i].parent->name,
+                        .available = t->available_instances > use[i].placed
+                                ? t->available_instances - use[i].placed
+                                : 0,
+                };
+                if (mdev_parent_one_type_per_gpu(use[i].device)) {
+                        /* Another type active there (and not ours to drop) or placed by an earlier rule. */
+                        if (use[i].type_id && !streq(use[i].type_id, t->id))
+                                cands[n_cands].blocked = true;
+                        for (size_t k = 0; k < in->n_mdevs; k++) {
+                                const Mdev *m = in->mdevs[k];
+                                if (m->parent && streq(m->parent, use[i].parent->name) && m->type_id &&
+                                    !streq(m->type_id, t->id))
+                                        cands[n_cands].blocked = true;
+                        }
+                }
+                n_cands++;
+        }
+        if (n_selected > 0 && n_cands == 0) {
+                _cleanup_free_ char *names = strv_join_comma(present);
+                return add_rule_error(
+                        res, rule, "Type=%s: no such type id or name on %s", ESCAPE_QUOTE(rule->mdev.type),
+                        strna(names));
+        }
+
+        /* The instances. */
+        if (rule->mdev.has_uuid) {
+                strcpy(one[0], rule->mdev.uuid);
+                list = one_list;
+                count = 1;
+        } else {
+                count = rule->mdev.has_count ? rule->mdev.count : 1;
+                for (size_t i = 0; i < in->n_mdevs; i++)
+                        if (strv_extend(&avoid, in->mdevs[i]->uuid) < 0)
+                                return -ENOMEM;
+                for (size_t i = 0; i < s->n_rules; i++)
+                        if (s->rules[i].mdev.has_uuid && strv_extend(&avoid, s->rules[i].mdev.uuid) < 0)
+                                return -ENOMEM;
+                r = mdev_uuids_get(uuids, rule_key(rule), count, avoid, &list);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Adopt what exists with the type on a candidate; the rest is placed anew. */
+        for (uint32_t k = 0; k < count; k++) {
+                const Mdev *m = input_find_mdev(in, list[k]);
+                const DesiredMdev *other = desired_resolution_get_mdev(res, list[k]);
+                size_t c;
+
+                if (other)
+                        return add_rule_error(
+                                res, rule, "UUID %s: already wanted by %s", list[k], other->source);
+                if (m) {
+                        for (c = 0; c < n_cands; c++)
+                                if (m->parent && streq(m->parent, cands[c].name) && m->type_id &&
+                                    streq(m->type_id, cand_type[c]))
+                                        break;
+                        if (c < n_cands) {
+                                cands[c].existing++;
+                                continue;
+                        }
+                        if (rule->mdev.has_uuid && !strv_contains(in->owned_mdevs, m->uuid))
+                                return add_rule_error(
+                                        res, rule,
+                                        "UUID=%s: collides with an mdev hostdevd did not create (parent %s, type %s), "
+                                        "which it never touches",
+                                        m->uuid, strna(m->parent), strna(m->type_id));
+                }
+                if (strv_extend(&fresh, list[k]) < 0)
+                        return -ENOMEM;
+        }
+        n_fresh = strv_length(fresh);
+
+        if (n_cands == 0) {
+                /* No parent present yet: the instances wait for one (a late driver, a VF to come). */
+                for (uint32_t k = 0; k < count; k++)
+                        if (!add_desired_mdev(res, rule, list[k], NULL, rule->mdev.type))
+                                return -ENOMEM;
+                return 0;
+        }
+
+        placement = calloc(n_fresh + 1, sizeof(size_t));
+        if (!placement)
+                return -ENOMEM;
+        r = mdev_place(rule->mdev.placement, cands, n_cands, (uint32_t)n_fresh, placement);
+        if (r == -ENOSPC) {
+                uint32_t cap = mdev_placement_capacity(cands, n_cands);
+                return add_rule_error(
+                        res, rule,
+                        "%s=%" PRIu32 ": the matching parents can take %" PRIu32 " more of type %s, not %zu",
+                        rule->mdev.has_uuid ? "UUID" : "Count", count, cap, ESCAPE_QUOTE(rule->mdev.type),
+                        n_fresh);
+        }
+        if (r < 0)
+                return r;
+
+        /* Commit: adopted ones where they are, new ones where placed. */
+        for (uint32_t k = 0; k < count; k++) {
+                const Mdev *m = input_find_mdev(in, list[k]);
+                bool is_fresh = strv_contains(fresh, list[k]);
+
+                if (!is_fresh) {
+                        if (!add_desired_mdev(res, rule, list[k], m->parent, m->type_id))
+                                return -ENOMEM;
+                        for (size_t c = 0; c < n_cands; c++)
+                                if (streq(cands[c].name, m->parent))
+                                        use[cand_use[c]].type_id = cand_type[c];
+                }
+        }
+        for (size_t k = 0; k < n_fresh; k++) {
+                size_t c = placement[k];
+                ParentUse *u = &use[cand_use[c]];
+
+                if (!add_desired_mdev(res, rule, fresh[k], u->parent->name, cand_type[c]))
+                        return -ENOMEM;
+                u->placed++;
+                u->type_id = cand_type[c];
+        }
+        return 0;
+}
+
+static int desired_mdev_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredMdev *)a)->uuid, ((const DesiredMdev *)b)->uuid);
+}
+
+static int desired_vgpu_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredVgpu *)a)->address, ((const DesiredVgpu *)b)->address);
+}
+
+const DesiredMdev *desired_resolution_get_mdev(const DesiredResolution *r, const char *uuid) {
+        /* Linear: also used while the array is being built (unsorted). */
+        for (size_t i = 0; r && uuid && i < r->n_mdevs; i++)
+                if (streq(r->mdevs[i].uuid, uuid))
+                        return &r->mdevs[i];
+        return NULL;
+}
+
+const DesiredVgpu *desired_resolution_get_vgpu(const DesiredResolution *r, const char *address) {
+        for (size_t i = 0; r && address && i < r->n_vgpus; i++)
+                if (streq(r->vgpus[i].address, address))
+                        return &r->vgpus[i];
+        return NULL;
+}
+
+static int vgpu_vf_ptr_compare(const void *a, const void *b) {
+        return strcmp((*(const VgpuVf *const *)a)->address, (*(const VgpuVf *const *)b)->address);
+}
+
+static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in, DesiredResolution *res) {
+        _cleanup_free_ const VgpuVf **vfs = NULL;
+        size_t n = 0;
+        uint32_t id = 0;
+        const char *name = NULL;
+        int64_t v;
+
+        vfs = calloc(in->n_vgpu_vfs + 1, sizeof(VgpuVf *));
+        if (!vfs)
+                return -ENOMEM;
+        for (size_t i = 0; i < in->n_vgpu_vfs; i++) {
+                const PciDevice *d = input_find_device(in, in->vgpu_vfs[i]->address);
+                if (d && device_match_test(&rule->match, d))
+                        vfs[n++] = in->vgpu_vfs[i];
+        }
+        if (n == 0)
+                return 0; /* no VF yet: a NumVFs= rule or a late driver brings them */
+
+        /* Type=: a numeric id, else a name one of the VFs lists. */
+        if (sysfs_parse_int(rule->vgpu.type, 1, UINT32_MAX, &v) >= 0)
+                id = (uint32_t)v;
+        for (size_t i = 0; i < n && (id == 0 || !name); i++) {
+                const VgpuType *t = vgpu_vf_find_type(vfs[i], id, id == 0 ? rule->vgpu.type : NULL);
+                if (t) {
+                        id = t->id;
+                        name = t->name;
+                }
+        }
+        if (id == 0)
+                return add_rule_error(
+                        res, rule,
+                        "Type=%s: no matching VF lists this vGPU type in %s/%s (use its numeric id)",
+                        ESCAPE_QUOTE(rule->vgpu.type), SYSFS_ATTR_NVIDIA_DIR,
+                        SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES);
+
+        qsort(vfs, n, sizeof(VgpuVf *), vgpu_vf_ptr_compare);
+        for (size_t i = 0; i < n; i++) {
+                const VgpuVf *vf = vfs[i];
+                const DesiredVgpu *later = desired_resolution_get_vgpu(res, vf->address);
+
+                if (later) {
+                        /* A later file already decided this VF. */
+                        if (later->type_id != id &&
+                            strv_extendf(
+                                    &res->conflicts,
+                                    "%s: [VGPU] Type=%" PRIu32 " (%s) overrides Type=%" PRIu32 " (%s:%u)",
+                                    vf->address, later->type_id, later->source, id, rule->path,
+                                    rule->vgpu.type_line) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (rule->vgpu.has_count) {
+                        /* Per PF: VFs that carry the type already first, then address order. */
+                        size_t rank = 0;
+                        for (size_t k = 0; k < n; k++) {
+                                const VgpuVf *o = vfs[k];
+                                if (o == vf || !streq_ptr(o->physfn, vf->physfn))
+                                        continue;
+                                bool o_has = o->current_type == id, vf_has = vf->current_type == id;
+                                if ((o_has && !vf_has) ||
+                                    (o_has == vf_has && strcmp(o->address, vf->address) < 0))
+                                        rank++;
+                        }
+                        if (rank >= rule->vgpu.count)
+                                continue;
+                }
+                DesiredVgpu *a = reallocarray(res->vgpus, res->n_vgpus + 1, sizeof(DesiredVgpu));
+                if (!a)
+                        return -ENOMEM;
+                res->vgpus = a;
+                a = &a[res->n_vgpus++];
+                *a = (DesiredVgpu){ .type_id = id };
+                strcpy(a->address, vf->address);
+                if (strdup_null(name, &a->type_name) < 0 ||
+                    !(a->source = rule_source(rule, rule->vgpu.type_line)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int desired_state_resolve_mdevs(
+        const DesiredState *s, const MdevResolveInput *in, MdevUuids *uuids, DesiredResolution *res) {
+        _cleanup_free_ ParentUse *use = NULL;
+        int r;
+
+        assert(s);
+        assert(in);
+        assert(uuids);
+        assert(res);
+        assert(res->n_mdevs == 0 && res->n_vgpus == 0);
+
+        use = calloc(in->n_parents + 1, sizeof(ParentUse));
+        if (!use)
+                return -ENOMEM;
+        for (size_t i = 0; i < in->n_parents; i++)
+                use[i] = (ParentUse){
+                        .parent = in->parents[i],
+                        .device =
+                                in->parents[i]->is_pci ? input_find_device(in, in->parents[i]->name) : NULL,
+                };
+
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const DesiredRule *rule = &s->rules[i];
+                if (!rule->mdev.present)
+                        continue;
+                r = resolve_mdev_rule(s, rule, in, uuids, use, in->n_parents, res);
+                if (r < 0)
+                        return r;
+        }
+        /* [VGPU]: the lexically later file decides a VF (as for Driver=). */
+        for (size_t i = s->n_rules; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+                if (!rule->vgpu.present)
+                        continue;
+                r = resolve_vgpu_rule(rule, in, res);
+                if (r < 0)
+                        return r;
+        }
+
+        if (res->n_mdevs > 1)
+                qsort(res->mdevs, res->n_mdevs, sizeof(DesiredMdev), desired_mdev_compare);
+        if (res->n_vgpus > 1)
+                qsort(res->vgpus, res->n_vgpus, sizeof(DesiredVgpu), desired_vgpu_compare);
+        return 0;
 }

@@ -225,8 +225,11 @@ typedef struct DesiredMdev {
         char *type_id; /* the type id on that parent; NULL when ->parent is NULL and Type= is a name */
         const MdevAttribute *attrs; /* borrowed from the rule (the DesiredState outlives the resolution) */
         size_t n_attrs;
-        bool named; /* UUID= names it (else Count= picked it): an existing instance of that UUID is
-                     * managed by hostdevd whoever created it */
+        bool named; /* UUID= names it (else Count= picked it). An existing instance of that UUID with
+                     * the wanted parent and type is adopted whoever created it: the reconciler then
+                     * records it as owned (PlannerInput.owned_mdevs), so that it is removed when no
+                     * rule wants it any more. One with another parent or type that hostdevd does
+                     * not own is a UUID collision (->errors), never touched. */
         char *source; /* "FILE:LINE" of Type= */
 } DesiredMdev;
 
@@ -292,6 +295,7 @@ typedef struct MdevResolveInput {
         size_t n_mdevs;
         const VgpuVf *const *vgpu_vfs; /* every VF with an nvidia/ directory (vgpu_vf_read()) */
         size_t n_vgpu_vfs;
+        char **owned_mdevs; /* strv: UUIDs hostdevd created or adopted (PlannerInput.owned_mdevs) */
 } MdevResolveInput;
 
 /*
