@@ -17,11 +17,6 @@
 #include "mdevctl-import.h"
 #include "names.h"
 
-/* hostdevd.conf(5)'s section for mdevs; the daemon's parser names it in desired-state.h. */
-#ifndef CONF_SECTION_MDEV
-#        define CONF_SECTION_MDEV "Mdev"
-#endif
-
 void mdevctl_definition_done(MdevctlDefinition *d) {
         if (!d)
                 return;

@@ -1330,6 +1330,13 @@ Attribute=b=x y
         with open(os.path.join(out_dir, "50-mdevctl-%s.conf" % self.U)) as f:
             self.assertIn("Attribute=a=1\nAttribute=b=x y\n", f.read())
 
+        # What the daemon's parser reads: the auto one as an [Mdev] rule, the manual one as an empty file.
+        dump = conf_dump(out_dir)
+        self.assertEqual(dump["errors"], [])
+        self.assertEqual([(r["file"], r["Mdev"]) for r in dump["rules"]], [
+            ("50-mdevctl-%s.conf" % self.U, {"Parent": ["mtty"], "Type": "mtty-2", "UUID": self.U,
+                                               "Attributes": [["a", "1"], ["b", "x y"]]})])
+
         got = json.loads(self.expect(0, "--json", "import", "mdevctl", src).stdout)
         self.assertEqual([g["File"] for g in got], ["50-mdevctl-%s.conf" % self.U, "50-mdevctl-%s.conf" % self.U2])
         self.assertTrue(got[0]["Text"].startswith("# hostdevctl import mdevctl: %s/mtty/%s\n[Mdev]\n" % (src, self.U)))
