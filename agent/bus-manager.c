@@ -294,18 +294,36 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return r;
         for (size_t i = 0; i < plan->n_actions; i++) {
                 const PlanAction *a = &plan->actions[i];
+                _cleanup_free_ char *mdev_arg = NULL;
                 char value[12] = "";
+                const char *address = a->address;
 
-                if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE)
+                if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE ||
+                    a->type == PLAN_ACTION_SET_VGPU_TYPE)
                         (void)snprintf(value, sizeof(value), "%" PRIu32, a->value);
+                /* mdev steps: the parent (its /sys/class/mdev_bus name when it is no PCI function) and
+                 * "UUID", "UUID TYPE" (create) or "UUID NAME=VALUE" (an attribute). */
+                if (a->type == PLAN_ACTION_MDEV_CREATE || a->type == PLAN_ACTION_MDEV_REMOVE ||
+                    a->type == PLAN_ACTION_MDEV_SET_ATTR) {
+                        if (!*address)
+                                address = strempty(a->parent);
+                        if (asprintf(
+                                    &mdev_arg, "%s%s%s%s%s", a->uuid,
+                                    a->type == PLAN_ACTION_MDEV_REMOVE ? "" : " ",
+                                    a->type == PLAN_ACTION_MDEV_CREATE             ? strempty(a->mdev_type)
+                                            : a->type == PLAN_ACTION_MDEV_SET_ATTR ? strempty(a->attr_name)
+                                                                                   : "",
+                                    a->type == PLAN_ACTION_MDEV_SET_ATTR ? "=" : "",
+                                    a->type == PLAN_ACTION_MDEV_SET_ATTR ? strempty(a->attr_value) : "") < 0)
+                                return -ENOMEM;
+                }
                 /* Driver names and reasons quote sysfs values and file names: any bytes. */
                 r = sd_bus_message_open_container(reply, 'r', "ussss");
                 if (r >= 0)
                         r = sd_bus_message_append(
-                                reply, "uss", a->transaction, plan_action_type_to_string(a->type),
-                                a->address);
+                                reply, "uss", a->transaction, plan_action_type_to_string(a->type), address);
                 if (r >= 0)
-                        r = bus_message_append_text(reply, a->driver ?: value);
+                        r = bus_message_append_text(reply, mdev_arg ?: a->driver ?: value);
                 if (r >= 0)
                         r = bus_message_append_text(reply, a->reason);
                 if (r >= 0)
@@ -327,6 +345,27 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                                 device_state_to_string(plan->devices[i].state));
                 if (r >= 0)
                         r = bus_message_append_text(reply, plan->devices[i].reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        /* Then the mdev and vendor vGPU instances: "mdev:UUID" and "vgpu:VF". */
+        for (size_t i = 0; i < plan->n_mdevs; i++) {
+                const PlanMdev *pm = &plan->mdevs[i];
+                _cleanup_free_ char *key = NULL;
+
+                if (asprintf(
+                            &key, "%s:%s", pm->uuid[0] ? "mdev" : "vgpu",
+                            pm->uuid[0] ? pm->uuid : strempty(pm->parent)) < 0)
+                        return -ENOMEM;
+                r = sd_bus_message_open_container(reply, 'r', "sss");
+                if (r >= 0)
+                        r = bus_message_append_text(reply, key);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", device_state_to_string(pm->state));
+                if (r >= 0)
+                        r = bus_message_append_text(reply, pm->reason);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r < 0)
