@@ -57,6 +57,11 @@
 #define POLKIT_DETAIL_PCI_ADDRESS "pci.address"
 #define POLKIT_DETAIL_DRIVER "driver"
 #define POLKIT_DETAIL_SRIOV_NUMVFS "sriov.numvfs"
+/* CreateMdev/RemoveMdev (org.hostdevd1.manage-mdevs): the type as given, the parent ("" when any),
+ * the UUID (lowercase; "" when hostdevd picks it). */
+#define POLKIT_DETAIL_MDEV_TYPE "mdev.type"
+#define POLKIT_DETAIL_MDEV_PARENT "mdev.parent"
+#define POLKIT_DETAIL_MDEV_UUID "mdev.uuid"
 
 /* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
@@ -219,6 +224,8 @@
 #define HOSTDEVD_STATE_LOG "owned.log"
 /* Stable UUIDs of Count= mdev rules (mdev-uuids.h), in the state directory. */
 #define HOSTDEVD_MDEV_UUIDS_FILE "mdev-uuids.json"
+/* The mdevs and vendor vGPUs hostdevd created or set (agent/mdev-ownership.h), in the state directory. */
+#define HOSTDEVD_MDEV_OWNED_FILE "owned-mdevs.json"
 #define MDEV_OWNER_HOSTDEVD_STRING "hostdevd"
 #define MDEV_OWNER_FOREIGN_STRING "foreign"
 /* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,

@@ -1403,12 +1403,13 @@ def reconciler_defaults():
         return dict(_reconciler_defaults)
 
 
-def expected_mdev(t, uuid):
+def expected_mdev(t, uuid, owner='foreign'):
         syspath = t.mdev_syspath(uuid)
         d = t.real(syspath)
         parent = os.path.basename(os.path.dirname(syspath))
         is_pci = os.path.exists(os.path.join(t.sys, 'bus/pci/devices', parent))
         group = _link_base(d, 'iommu_group')
+        type_dir = os.path.join(d, 'mdev_type')
         return {
                 'Uuid': uuid,
                 'SysfsPath': syspath,
@@ -1418,6 +1419,13 @@ def expected_mdev(t, uuid):
                 'IommuGroup': int(group) if group is not None else -1,
                 'Driver': _link_base(d, 'driver') or '',
                 'Errors': [],
+                'TypeName': (_attr(type_dir, 'name') or '') if os.path.islink(type_dir) else '',
+                'VfioGroup': '/dev/vfio/%s' % group if group is not None else '',
+                # a daemon without rules or records: every instance is someone else's, as it is
+                'Owner': owner,
+                'State': 'converged',
+                'StateReason': '',
+                'Holders': [],
         }
 
 

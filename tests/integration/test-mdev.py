@@ -237,6 +237,387 @@ class MdevKernel(MdevTestCase):
                 self.assertIsNone(k.vgpu_current(vfs[0]), 'the vendor driver unbound: no nvidia/ directory')
 
 
+# ---------------------------------------------------------------------------
+# The daemon: Mdev objects, CreateMdev/RemoveMdev, [Mdev]/[VGPU] files.
+
+def _load_reconcile():
+        """test-reconcile.py's case (directories, daemon start, non-root calls, holders): shared."""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+                'test_reconcile', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-reconcile.py'))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+
+R = _load_reconcile()
+MDEV_IFACE = h.MDEV_IFACE
+ERR = 'org.hostdevd1.Error.'
+ACCESS_DENIED = 'org.freedesktop.DBus.Error.AccessDenied'
+MTTY_SYSPATH = '/sys/devices/virtual/mtty/mtty'
+
+
+def mdev_conf(match=None, **mdev):
+        out = []
+        if match:
+                out += ['[Match]'] + ['%s=%s' % kv for kv in match.items()]
+        out += ['[Mdev]']
+        for k, v in mdev.items():
+                for one in (v if isinstance(v, list) else [v]):
+                        out.append('%s=%s' % (k, one))
+        return '\n'.join(out) + '\n'
+
+
+class MdevDaemonCase(R.ReconcileTestCase):
+        """hostdevd on mdev-host.umockdev (+ vgpu-host.umockdev), the fake kernel's capacities set."""
+
+        mtty_at_start = True
+
+        def setUp(self):
+                super().setUp()
+                k = self.H.k
+                if self.mtty_at_start:
+                        self.H.recording('mdev-host.umockdev')
+                else:
+                        self.add_t4()
+                self.H.recording('vgpu-host.umockdev')
+                if self.mtty_at_start:
+                        k.mdev_parent_capacity(MTTY, 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
+                k.mdev_parent_capacity(T4, 16, {'nvidia-222': 1, 'nvidia-223': 2, 'nvidia-230': 16},
+                                       'nvidia-vgpu-vfio', one_type=True)
+                k.vgpu_gpu(VGPU_PF, NVIDIA_L40S_VGPU_TYPES)
+
+        def add_t4(self):
+                """Only the T4 of mdev-host.umockdev (no mtty yet), with its active vGPU."""
+                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                self.H.t.add_text(text.split('P: /devices/virtual/mtty/mtty')[0])
+
+        def avail(self, parent, type_id):
+                return int(h.Testbed.read(os.path.join(self.H.k.mdev_parent_dir(parent), 'mdev_supported_types',
+                                                       type_id, 'available_instances')))
+
+        def mdev(self, uuid, prop):
+                return self.c.get(h.mdev_path(uuid), MDEV_IFACE, prop)
+
+        def mdev_or_none(self, uuid, prop):
+                try:
+                        return self.mdev(uuid, prop)
+                except R.dbus.exceptions.DBusException as e:
+                        if e.get_dbus_name() != 'org.freedesktop.DBus.Error.UnknownObject':
+                                raise
+                        return None
+
+        def wait_mdev(self, uuid, prop, value, limit=30):
+                return self.c.wait_for(lambda: self.mdev_or_none(uuid, prop) == value, limit,
+                                       lambda: 'mdev %s %s = %r (now %r)' %
+                                       (uuid, prop, value, self.mdev_or_none(uuid, prop)))
+
+        def mdev_type_of(self, uuid):
+                d = self.H.t.real(self.H.t.mdev_syspath(uuid))
+                return os.path.basename(os.readlink(os.path.join(d, 'mdev_type')))
+
+        def parent_of(self, uuid):
+                return os.path.basename(os.path.dirname(self.H.t.mdev_syspath(uuid)))
+
+        def mdev_writes(self):
+                return [w for w in self.reactor.writes if w[0].endswith('/create') or w[0].endswith('/remove')
+                        or w[0].endswith('current_vgpu_type')]
+
+        def request_files(self):
+                return sorted(f for d in self.request_dirs if os.path.isdir(d) for f in os.listdir(d))
+
+
+class MdevBus(MdevDaemonCase):
+        """Mdev objects and Manager.CreateMdev/RemoveMdev."""
+
+        def test_foreign_instance_properties(self):
+                """No rule: the recording's vGPU is foreign, converged, with its type's name and group node;
+                a process holding /dev/vfio/21 is its holder."""
+                c = self.start()
+                m = c.get_all(h.mdev_path(ACTIVE), MDEV_IFACE)
+                self.assertEqual(m, h.expected_mdev(self.H.t, ACTIVE))
+                self.assertEqual((m['Owner'], m['State'], m['StateReason'], m['TypeName'], m['VfioGroup']),
+                                 ('foreign', 'converged', '', 'GRID T4-1B', '/dev/vfio/21'))
+                p = self.hold(21)
+                self.assertEqual([tuple(x) for x in self.mdev(ACTIVE, 'Holders')], [(p.pid, 'sleep')])
+                self.assertEqual(self.mdev_writes(), [])
+
+        def test_create_remove_by_method(self):
+                """CreateMdev stores [Mdev] with the UUID, the instance appears, owned by hostdevd;
+                RemoveMdev drops the file and the instance. "persist" goes to the state directory."""
+                c = self.start()
+                path = self.call('CreateMdev', MTTY, 'mtty-2', U1.upper(), R.dbus.UInt64(0))
+                self.assertEqual(path, h.mdev_path(U1))
+                self.assertIn(U1, self.H.t.mdev_uuids())
+                self.assertEqual((self.parent_of(U1), self.mdev_type_of(U1)), (MTTY, 'mtty-2'))
+                self.assertEqual(os.listdir(self.request_dirs[0]), ['90-runtime-mdev-%s.conf' % U1])
+                self.assertIn('UUID=%s' % U1, h.Testbed.read(
+                        os.path.join(self.request_dirs[0], '90-runtime-mdev-%s.conf' % U1)))
+                self.wait_mdev(U1, 'Owner', 'hostdevd')
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.mdev(U1, 'TypeName'), 'Dual port serial')
+                # by name, any parent, hostdevd picks the UUID; persisted
+                path = self.call('CreateMdev', '', 'GRID T4-1B', '', R.dbus.UInt64(1))
+                u2 = path[len('/org/hostdevd1/mdevs/mdev_'):].replace('_', '-')
+                self.assertEqual((self.parent_of(u2), self.mdev_type_of(u2)), (T4, 'nvidia-222'))
+                self.assertEqual(os.listdir(self.request_dirs[1]), ['90-runtime-mdev-%s.conf' % u2])
+                # remove both
+                self.call('RemoveMdev', U1)
+                self.call('RemoveMdev', u2.upper())
+                self.assertNotIn(U1, self.H.t.mdev_uuids())
+                self.assertNotIn(u2, self.H.t.mdev_uuids())
+                self.assertEqual(self.request_files(), [])
+                self.assertIn(ACTIVE, self.H.t.mdev_uuids(), 'the foreign instance is untouched')
+                # RemoveMdev of what no request declared
+                msg = self.assertDBusError(ERR + 'NotFound', 'RemoveMdev', ACTIVE)
+                self.assertIn(ACTIVE, msg)
+                self.assertIn(ACTIVE, self.H.t.mdev_uuids())
+
+        def test_invalid_arguments_change_nothing(self):
+                c = self.start()
+                gen = c.manager('Generation')
+                u0 = R.dbus.UInt64(0)
+                cases = [
+                        (ERR + 'InvalidArgument', 'CreateMdev', MTTY, 'mtty-1', 'not-a-uuid', u0),
+                        (ERR + 'InvalidArgument', 'CreateMdev', MTTY, 'mtty-1', U1, R.dbus.UInt64(2)),
+                        (ERR + 'InvalidArgument', 'CreateMdev', MTTY, 'mtty-1\nUUID=' + U2, U1, u0),
+                        (ERR + 'InvalidArgument', 'CreateMdev', '../mtty', 'mtty-1', U1, u0),
+                        (ERR + 'InvalidArgument', 'CreateMdev', MTTY, '', U1, u0),
+                        (ERR + 'NotFound', 'CreateMdev', 'nosuchparent', 'mtty-1', U1, u0),
+                        (ERR + 'NotFound', 'CreateMdev', MTTY, 'nvidia-222', U1, u0),
+                        (ERR + 'NotFound', 'CreateMdev', '', 'no such type', U1, u0),
+                        (ERR + 'Refused', 'CreateMdev', T4, 'nvidia-222', ACTIVE, u0),
+                        (ERR + 'InvalidArgument', 'RemoveMdev', 'xyz'),
+                        (ERR + 'NotFound', 'RemoveMdev', U1),
+                ]
+                for name, method, *args in cases:
+                        msg = self.assertDBusError(name, method, *args)
+                        self.assertTrue(msg, (method, args))
+                self.assertIn("'not-a-uuid'", self.assertDBusError(ERR + 'InvalidArgument', 'CreateMdev', MTTY,
+                                                                    'mtty-1', 'not-a-uuid', u0))
+                self.H.barrier(c)
+                self.assertEqual(self.mdev_writes(), [])
+                self.assertEqual(self.request_files(), [])
+                self.assertEqual(c.manager('Generation'), gen)
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+
+
+class MdevPolkit(MdevDaemonCase):
+        """A non-root caller: CreateMdev/RemoveMdev behind org.hostdevd1.manage-mdevs."""
+
+        def setUp(self):
+                super().setUp()
+                self.start({'50-mtty.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U3)})
+                self.wait_mdev(U3, 'State', 'converged')
+                for d in (self.H.workdir, self.bus.dir):
+                        os.chmod(d, 0o755)
+                self.mocks = [subprocess.Popen(['/usr/bin/python3', '-m', 'dbusmock', '--system', '--template',
+                                                'polkitd'],
+                                               env=h.preload_free_env({'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address}),
+                                               stdout=subprocess.DEVNULL)]
+                self.c.wait_for(lambda: self.c.conn.name_has_owner('org.freedesktop.PolicyKit1'), 30, 'polkitd mock')
+                self.polkit = R.dbus.Interface(self.c.conn.get_object('org.freedesktop.PolicyKit1',
+                                                                      '/org/freedesktop/PolicyKit1/Authority'),
+                                               'org.freedesktop.DBus.Mock')
+
+        def test_denied_changes_nothing(self):
+                """Denied callers change nothing: files, sysfs, properties."""
+                self.polkit.SetAllowed(R.dbus.Array(['org.hostdevd1.manage-devices'], signature='s'))
+                before = (self.request_files(), self.H.t.mdev_uuids(), self.c.get_all(h.mdev_path(U3), MDEV_IFACE),
+                          self.c.manager('Generation'))
+                n_writes = len(self.mdev_writes())
+                for method, sig, *args in [('CreateMdev', 'ssst', MTTY, 'mtty-1', U1, 0),
+                                           ('CreateMdev', 'ssst', '', 'mtty-2', '', 1),
+                                           ('RemoveMdev', 's', U3)]:
+                        r = self.nonroot_call(method, sig, *args)
+                        self.assertEqual(r.get('error'), ACCESS_DENIED, '%s: %r' % (method, r))
+                        self.assertIn('manage mdevs', r['message'])
+                self.H.barrier(self.c)
+                self.assertEqual(len(self.mdev_writes()), n_writes)
+                self.assertEqual((self.request_files(), self.H.t.mdev_uuids(),
+                                  self.c.get_all(h.mdev_path(U3), MDEV_IFACE), self.c.manager('Generation')), before)
+
+        def test_allowed(self):
+                self.polkit.SetAllowed(R.dbus.Array(['org.hostdevd1.manage-mdevs'], signature='s'))
+                r = self.nonroot_call('CreateMdev', 'ssst', MTTY, 'mtty-1', U1, 0)
+                self.assertIn('ok', r, r)
+                self.assertIn(U1, self.H.t.mdev_uuids())
+                r = self.nonroot_call('RemoveMdev', 's', U1)
+                self.assertIn('ok', r, r)
+                self.assertNotIn(U1, self.H.t.mdev_uuids())
+
+
+class MdevReconcile(MdevDaemonCase):
+        """[Mdev]/[VGPU] files: create, place, remove, adopt, hold, never touch foreign instances."""
+
+        def test_file_fixed_and_count(self):
+                """UUID= and Count= instances; Count= UUIDs are kept in the state directory; a rule removed
+                removes its instances, never the foreign one."""
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
+                                '60-count.conf': mdev_conf(Parent=MTTY, Type='Single port serial', Count=2)})
+                self.wait_mdev(U1, 'State', 'converged')
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                counted = sorted(set(self.H.t.mdev_uuids()) - {U1, ACTIVE})
+                for u in counted:
+                        self.assertEqual((self.parent_of(u), self.mdev_type_of(u)), (MTTY, 'mtty-1'))
+                        self.wait_mdev(u, 'Owner', 'hostdevd')
+                stored = h.Testbed.read(os.path.join(self.dirs['state'], 'mdev-uuids.json'))
+                for u in counted:
+                        self.assertIn(u, stored)
+                self.assertEqual(self.avail(MTTY, 'mtty-1'), 24 - 2 - 2)
+                os.unlink(self.etc('60-count.conf'))
+                self.call('Reload')
+                c.wait_for(lambda: sorted(self.H.t.mdev_uuids()) == sorted([U1, ACTIVE]), 30, 'counted removed')
+                self.assertEqual(self.mdev(ACTIVE, 'Owner'), 'foreign')
+
+        def test_spread_and_pack(self):
+                """Two parents with the type (a second mtty-like parent): spread alternates, pack fills one."""
+                k = self.H.k
+                # a second non-PCI parent with the same types
+                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                mt = text[text.index('P: /devices/virtual/mtty/mtty'):]
+                self.H.t.add_text(mt.replace('/devices/virtual/mtty/mtty', '/devices/virtual/mtty/mtty2'))
+                k.mdev_parent_capacity('mtty2', 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
+                c = self.start({'50-spread.conf': mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-2', Count=4)})
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 5, 30, 'four mdevs')
+                parents = sorted(self.parent_of(u) for u in self.H.t.mdev_uuids() if u != ACTIVE)
+                self.assertEqual(parents, [MTTY, MTTY, 'mtty2', 'mtty2'])
+                self.write_conf('60-pack.conf', mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-1', Count=3,
+                                                          Placement='pack'))
+                self.call('Reload')
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 8, 30, 'seven mdevs')
+                packed = [self.parent_of(u) for u in self.H.t.mdev_uuids()
+                          if u != ACTIVE and self.mdev_type_of(u) == 'mtty-1']
+                self.assertEqual(len(set(packed)), 1, packed)
+
+        def test_holder_blocks_removal(self):
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                group = self.mdev(U1, 'IommuGroup')
+                p = self.hold(group)
+                os.unlink(self.etc('50-fixed.conf'))
+                self.call('Reload')
+                self.wait_mdev(U1, 'State', 'blocked')
+                reason = self.mdev(U1, 'StateReason')
+                self.assertIn(str(p.pid), reason)
+                self.assertIn('sleep', reason)
+                self.H.barrier(c)
+                self.assertIn(U1, self.H.t.mdev_uuids())
+                self.assertFalse([w for w in self.mdev_writes() if U1 in w[0]])
+                p.kill()
+                p.wait()
+                self.call('Apply')
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'removed once released')
+
+        def test_foreign_never_touched(self):
+                """An instance made by hand on a parent that a Count= rule uses is counted, never removed,
+                even when its UUID is one hostdevd would pick or a rule is removed."""
+                c = self.start({'50-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=1)})
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev')
+                self.assertEqual(self.H.k.mdev_create_written(MTTY, 'mtty-1', U2), 0)
+                self.wait_mdev(U2, 'Owner', 'foreign')
+                os.unlink(self.etc('50-count.conf'))
+                self.call('Reload')
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev removed')
+                self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U2]))
+                self.assertFalse([w for w in self.mdev_writes() if U2 in w[0] or U2 in w[1]])
+                self.assertEqual(self.mdev(U2, 'State'), 'converged')
+
+        def test_malformed_keeps_last_good(self):
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                gen = c.manager('Generation')
+                n = len(self.mdev_writes())
+                for name, text, where in [
+                        ('70-bad.conf', '[Mdev]\nParent=mtty\nType=mtty-1\nUUID=%s\nCount=2\n' % U2, '70-bad.conf:'),
+                        ('70-bad.conf', '[Mdev]\nParent=mtty\nType=mtty-1\nCount=many\n', '70-bad.conf:4'),
+                        ('70-bad.conf', '[Mdev]\nParent=mtty\nType=no-such-type\nCount=1\n', '70-bad.conf:3'),
+                        ('70-bad.conf', '[Mdev]\nParent=mtty\nType=mtty-1\nUUID=%s\n' % U1, '70-bad.conf:'),
+                ]:
+                        self.write_conf(name, text)
+                        msg = self.assertDBusError(ERR + 'ConfigInvalid', 'Reload')
+                        self.assertIn('70-bad.conf', msg)
+                        errors = c.manager('ConfigErrors')
+                        self.assertTrue(any(where in e for e in errors), (text, errors))
+                        self.assertEqual(c.manager('Generation'), gen)
+                self.H.barrier(c)
+                self.assertEqual(len(self.mdev_writes()), n, 'a rejected reload wrote sysfs')
+                self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U1]))
+                self.assertEqual(self.mdev(U1, 'State'), 'converged')
+                os.unlink(self.etc('70-bad.conf'))
+                self.call('Reload')
+                self.assertEqual(c.manager('ConfigErrors'), [])
+
+        def test_restart_adopts_without_writes(self):
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
+                                '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                self.wait_mdev(U1, 'State', 'converged')
+                uuids = self.H.t.mdev_uuids()
+                self.assertEqual(self.daemon.stop(), 0)
+                n = len(self.reactor.writes)
+                self.start()
+                self.H.barrier(self.c)
+                for u in uuids:
+                        self.wait_mdev(u, 'State', 'converged')
+                self.assertEqual(self.H.t.mdev_uuids(), uuids)
+                self.assertEqual(self.reactor.writes[n:], [], 'a restart wrote sysfs')
+                for u in set(uuids) - {ACTIVE}:
+                        self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
+
+        def test_vgpu_on_vfs(self):
+                """[VGPU] Type= by name, Count=2 across the GPU's VFs: two VFs get the type id."""
+                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
+                k = self.H.k
+                self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
+                                lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
+                self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0], 'address order')
+
+
+class MdevLateParent(MdevDaemonCase):
+        """A parent that registers after hostdevd started gets its declared instances at once."""
+
+        mtty_at_start = False
+
+        def test_mtty_loads_late(self):
+                c = self.start({'50-mtty.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
+                                '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})
+                self.H.barrier(c)
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+                self.assertEqual(c.manager('ConfigErrors'), [])
+                # mtty_dev_init(): device_register() ('add'), then mdev_register_parent(): the types,
+                # the class link and 'change' MDEV_STATE=registered
+                t, k = self.H.t, self.H.k
+                k.before_send()
+                t.tb.add_from_string('P: %s\nE: SUBSYSTEM=mtty\n' % MTTY_SYSPATH[4:])
+                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                for line in text[text.index('P: /devices/virtual/mtty/mtty'):].splitlines():
+                        if line.startswith('A: '):
+                                name, value = line[3:].split('=', 1)
+                                path = os.path.join(t.real(MTTY_SYSPATH), name)
+                                os.makedirs(os.path.dirname(path), exist_ok=True)
+                                t.write(path, value.replace('\\n', '\n'))
+                t.link_outside(t.real(MTTY_SYSPATH), 'mtty')
+                k.mdev_parent_capacity(MTTY, 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
+                k.mdev_parent_registered(MTTY_SYSPATH)
+                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30,
+                           lambda: 'the declared instances (now %r)' % self.H.t.mdev_uuids())
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.mdev_type_of(U1), 'mtty-2')
+
+        def test_vf_gets_vendor_driver(self):
+                """NumVFs on the idle GPU; its VFs bind the vendor driver; [VGPU] then sets their type: one file."""
+                k = self.H.k
+                k.vgpu_gpu(VGPU_PF_IDLE, NVIDIA_L40S_VGPU_TYPES)
+                k.vf_host_drivers[VGPU_PF_IDLE] = 'nvidia'
+                self.start({'50-gpu.conf': '[Match]\nAddress=%s\n[SRIOV]\nNumVFs=2\n' % VGPU_PF_IDLE,
+                            '60-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\nPF=%s\n[VGPU]\nType=1156\n'
+                            % VGPU_PF_IDLE})
+                self.c.wait_for(lambda: [k.vgpu_current(v) for v in k.vfs_of(VGPU_PF_IDLE)] == [1156, 1156], 30,
+                                lambda: 'both new VFs carry 1156 (now %r)' %
+                                [k.vgpu_current(v) for v in k.vfs_of(VGPU_PF_IDLE)])
+
+
 # A uevent listener (libudev through umockdev's preload, as hostdevd listens): one line per event.
 MONITOR = r'''
 import ctypes, select
