@@ -39,6 +39,7 @@ ERR_INVALID = "org.hostdevd1.Error.InvalidArgument"
 ERR_CONFIG_INVALID = "org.hostdevd1.Error.ConfigInvalid"
 ERR_REFUSED = "org.hostdevd1.Error.Refused"
 ERR_BLOCKED = "org.hostdevd1.Error.Blocked"
+ERR_FAILED = "org.hostdevd1.Error.Failed"
 ERR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 
 # ---- fixture ---------------------------------------------------------------
@@ -171,13 +172,6 @@ MDEVS = [
     },
 ]
 
-# Issue 14's additions to the contract (dbus/org.hostdevd1.xml), used while the XML lacks them; once the XML
-# has a member, its signature there wins. Properties: {interface: {name: signature}}; methods are below.
-PENDING_PROPERTIES = {
-    "org.hostdevd1.Mdev": {"TypeName": "s", "Owner": "s", "State": "s", "StateReason": "s", "Holders": "a(is)",
-                           "VfioGroup": "s"},
-}
-
 
 def manager_props():
     types = [["0000:01:00.0"] + t for t in GPU_TYPES]
@@ -219,8 +213,6 @@ def load_contract(path):
     for iface in ET.parse(path).getroot().findall("interface"):
         name = iface.get("name")
         props[name] = {p.get("name"): p.get("type") for p in iface.findall("property")}
-        for prop, sig in PENDING_PROPERTIES.get(name, {}).items():
-            props[name].setdefault(prop, sig)
         methods[name] = {}
         for m in iface.findall("method"):
             ins = "".join(a.get("type") for a in m.findall("arg") if a.get("direction", "in") == "in")
@@ -506,11 +498,14 @@ class Root(PropertyObject):
             raise dbus.exceptions.DBusException("No mdev parent offers type '%s'" % type_, name=ERR_NOT_FOUND)
         uuid = (uuid or "%08x-0000-4000-8000-%012x" % (0xfeed0000 + self.fake.calls["CreateMdev"],
                                                           self.fake.calls["CreateMdev"])).lower()
+        if uuid in self.fake.mdevs and self.fake.mdevs[uuid].values["Owner"] == "foreign":
+            raise dbus.exceptions.DBusException("mdev %s is foreign: hostdevd does not take it over" % uuid,
+                                                name=ERR_REFUSED)
         if uuid in self.fake.mdevs:
-            raise dbus.exceptions.DBusException("UUID %s is in use" % uuid, name=ERR_REFUSED)
+            raise dbus.exceptions.DBusException("UUID %s is declared by another file" % uuid, name=ERR_CONFIG_INVALID)
         room = [t for t in candidates if t[5] > 0]
         if not room:
-            raise dbus.exceptions.DBusException("No available instance of '%s'" % type_, name=ERR_REFUSED)
+            raise dbus.exceptions.DBusException("No parent has an instance of '%s' left" % type_, name=ERR_FAILED)
         t = room[0]
         directory = "/var/lib/hostdevd/devices.d" if flags & 1 else "/run/hostdevd/devices.d"
         m = {"Uuid": uuid, "SysfsPath": "/sys/bus/mdev/devices/" + uuid, "Type": t[1], "Parent": t[0],
@@ -523,6 +518,7 @@ class Root(PropertyObject):
         m.update(outcome)
         m.pop("RequestFile")
         obj = self.fake.add_mdev(m)
+        self.fake.requested.add(uuid)
         self.InterfacesAdded(obj.path, {MDEV: obj.typed_props()})
         if later is not None:
             GLib.timeout_add(delay, lambda: obj.update(later) and False)
@@ -536,17 +532,17 @@ class Root(PropertyObject):
         if not UUID.match(uuid):
             raise dbus.exceptions.DBusException("Invalid UUID '%s'" % uuid, name=ERR_INVALID)
         obj = self.fake.mdevs.get(uuid.lower())
-        if obj is None:
-            raise dbus.exceptions.DBusException("No mdev %s" % uuid.lower(), name=ERR_NOT_FOUND)
+        # Only what CreateMdev declared: a file's instances and foreign ones are not RemoveMdev's.
+        if obj is None or uuid.lower() not in self.fake.requested:
+            raise dbus.exceptions.DBusException("No runtime declaration for mdev %s" % uuid.lower(),
+                                                name=ERR_NOT_FOUND)
         v = obj.values
-        if v["Owner"] != "hostdevd":
-            raise dbus.exceptions.DBusException("mdev %s is foreign: hostdevd did not create it" % v["Uuid"],
-                                                name=ERR_REFUSED)
         if v["Holders"]:
             pid, command = v["Holders"][0][:2]
             raise dbus.exceptions.DBusException("mdev %s is in use by pid %d (%s)" % (v["Uuid"], pid, command),
                                                 name=ERR_BLOCKED)
         del self.fake.mdevs[v["Uuid"]]
+        self.fake.requested.discard(v["Uuid"])
         obj.remove_from_connection()
         self.InterfacesRemoved(obj.path, dbus.Array([MDEV], signature="s"))
         self.set_available(v["Parent"], v["Type"], +1)
@@ -627,6 +623,7 @@ class Fake:
         self.plan = copy.deepcopy(PLAN)
         self.devices = {}
         self.mdevs = {}
+        self.requested = set()  # UUIDs CreateMdev declared
         for d in DEVICES:
             self.add_device(copy.deepcopy(d))
         for i in range(extra_devices):

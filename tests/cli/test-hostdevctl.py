@@ -1207,8 +1207,9 @@ Driver=none
         for code, args, message in (
                 (4, ["mtty-1", "--parent", "nosuch"], "No mdev parent 'nosuch'"),
                 (4, ["nvidia-999", "--parent", "01:00.0"], "No mdev parent offers type 'nvidia-999'"),
-                (3, ["nvidia-557"], "No available instance of 'nvidia-557'"),
-                (3, ["mtty-1", "--uuid", "83B8F4F2-509F-382F-3C1E-E6BFE0FA1001"], "is in use")):
+                (1, ["nvidia-557"], "No parent has an instance of 'nvidia-557' left"),
+                (3, ["mtty-1", "--uuid", "A0E1D2C3-0000-4000-8000-00000000F0F0"], "is foreign"),
+                (1, ["mtty-1", "--uuid", "83B8F4F2-509F-382F-3C1E-E6BFE0FA1001"], "declared by another file")):
             r = self.expect(code, "mdev", "create", *args)
             self.assertIn(message, r.stderr)
             self.assertIn("Failed to create an mdev of type '%s'" % args[0], r.stderr)
@@ -1247,20 +1248,20 @@ Driver=none
         r = self.expect(2, "mdev", "remove", "not-a-uuid")
         self.assertIn("Invalid UUID 'not-a-uuid'", r.stderr)
         self.assertEqual(self.calls("RemoveMdev"), [])
-        r = self.expect(4, "mdev", "remove", self.U)
-        self.assertIn("Failed to remove mdev %s: No mdev %s" % (self.U, self.U), r.stderr)
-        foreign = fake.MDEVS[1]["Uuid"]
-        r = self.expect(3, "mdev", "remove", foreign)
-        self.assertIn("foreign", r.stderr)
+        # No runtime declaration: an unknown UUID, a foreign instance, one a file declares.
+        for uuid in (self.U, fake.MDEVS[1]["Uuid"], fake.MDEVS[0]["Uuid"]):
+            r = self.expect(4, "mdev", "remove", uuid)
+            self.assertIn("Failed to remove mdev %s: No runtime declaration for mdev %s" % (uuid, uuid), r.stderr)
         # Held by a VM: blocked, naming the holder; the instance stays.
-        ours = fake.MDEVS[0]["Uuid"]
+        ours = self.U
+        self.expect(0, "mdev", "create", "mtty-1", "--uuid", ours)
         self.test.ChangeMdev(ours, json.dumps({"Holders": [[777, "qemu-kvm"]]}))
         r = self.expect(3, "mdev", "remove", ours)
         self.assertIn("in use by pid 777 (qemu-kvm)", r.stderr)
         self.assertIsNotNone(self.mdev(ours))
         self.test.FailNext("RemoveMdev", fake.ERR_ACCESS_DENIED, "")
         self.assertIn("not authorized", self.expect(1, "mdev", "remove", ours).stderr)
-        self.assertEqual(len(json.loads(self.expect(0, "--json", "mdev", "list").stdout)), len(fake.MDEVS))
+        self.assertEqual(len(json.loads(self.expect(0, "--json", "mdev", "list").stdout)), len(fake.MDEVS) + 1)
 
     def test_mdev_no_daemon(self):
         empty = Bus()
