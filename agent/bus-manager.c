@@ -6,6 +6,8 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include <uuid/uuid.h>
+
 #include "bus-context.h"
 #include "bus-errors.h"
 #include "bus-manager.h"
@@ -19,6 +21,7 @@
 #include "object-path.h"
 #include "pci-address.h"
 #include "reconciler.h"
+#include "request.h"
 #include "strv.h"
 
 static int property_get_version(
@@ -291,18 +294,36 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return r;
         for (size_t i = 0; i < plan->n_actions; i++) {
                 const PlanAction *a = &plan->actions[i];
+                _cleanup_free_ char *mdev_arg = NULL;
                 char value[12] = "";
+                const char *address = a->address;
 
-                if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE)
+                if (a->type == PLAN_ACTION_SET_NUMVFS || a->type == PLAN_ACTION_SET_SRIOV_AUTOPROBE ||
+                    a->type == PLAN_ACTION_SET_VGPU_TYPE)
                         (void)snprintf(value, sizeof(value), "%" PRIu32, a->value);
+                /* mdev steps: the parent (its /sys/class/mdev_bus name when it is no PCI function) and
+                 * "UUID", "UUID TYPE" (create) or "UUID NAME=VALUE" (an attribute). */
+                if (a->type == PLAN_ACTION_MDEV_CREATE || a->type == PLAN_ACTION_MDEV_REMOVE ||
+                    a->type == PLAN_ACTION_MDEV_SET_ATTR) {
+                        if (!*address)
+                                address = strempty(a->parent);
+                        if (asprintf(
+                                    &mdev_arg, "%s%s%s%s%s", a->uuid,
+                                    a->type == PLAN_ACTION_MDEV_REMOVE ? "" : " ",
+                                    a->type == PLAN_ACTION_MDEV_CREATE             ? strempty(a->mdev_type)
+                                            : a->type == PLAN_ACTION_MDEV_SET_ATTR ? strempty(a->attr_name)
+                                                                                   : "",
+                                    a->type == PLAN_ACTION_MDEV_SET_ATTR ? "=" : "",
+                                    a->type == PLAN_ACTION_MDEV_SET_ATTR ? strempty(a->attr_value) : "") < 0)
+                                return -ENOMEM;
+                }
                 /* Driver names and reasons quote sysfs values and file names: any bytes. */
                 r = sd_bus_message_open_container(reply, 'r', "ussss");
                 if (r >= 0)
                         r = sd_bus_message_append(
-                                reply, "uss", a->transaction, plan_action_type_to_string(a->type),
-                                a->address);
+                                reply, "uss", a->transaction, plan_action_type_to_string(a->type), address);
                 if (r >= 0)
-                        r = bus_message_append_text(reply, a->driver ?: value);
+                        r = bus_message_append_text(reply, mdev_arg ?: a->driver ?: value);
                 if (r >= 0)
                         r = bus_message_append_text(reply, a->reason);
                 if (r >= 0)
@@ -324,6 +345,27 @@ static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                                 device_state_to_string(plan->devices[i].state));
                 if (r >= 0)
                         r = bus_message_append_text(reply, plan->devices[i].reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        /* Then the mdev and vendor vGPU instances: "mdev:UUID" and "vgpu:VF". */
+        for (size_t i = 0; i < plan->n_mdevs; i++) {
+                const PlanMdev *pm = &plan->mdevs[i];
+                _cleanup_free_ char *key = NULL;
+
+                if (asprintf(
+                            &key, "%s:%s", pm->uuid[0] ? "mdev" : "vgpu",
+                            pm->uuid[0] ? pm->uuid : strempty(pm->parent)) < 0)
+                        return -ENOMEM;
+                r = sd_bus_message_open_container(reply, 'r', "sss");
+                if (r >= 0)
+                        r = bus_message_append_text(reply, key);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", device_state_to_string(pm->state));
+                if (r >= 0)
+                        r = bus_message_append_text(reply, pm->reason);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r < 0)
@@ -527,6 +569,133 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
         return request_start(q, HOSTDEVD_ACTION_MANAGE_SRIOV);
 }
 
+/* ---- mdevs (issue 14) ------------------------------------------------------------------------ */
+
+/* CreateMdev's flags (dbus/org.hostdevd1.xml). */
+#define CREATE_MDEV_FLAG_PERSIST UINT64_C(0x1)
+
+/* The UUID argument of CreateMdev/RemoveMdev in the kernel's lowercase form, or a bus error. */
+static int parse_mdev_uuid(const char *s, char ret[static MDEV_UUID_STRING_MAX], sd_bus_error *error) {
+        size_t len = strlen(s);
+
+        if (len + 1 != MDEV_UUID_STRING_MAX)
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(s));
+        for (size_t i = 0; i <= len; i++)
+                ret[i] = (char)tolower((unsigned char)s[i]);
+        if (!mdev_uuid_is_valid(ret))
+                return bus_error_setf_errno(error, -EINVAL, "Not a UUID: '%s'", ESCAPE_QUOTE(s));
+        return 0;
+}
+
+/* Whether |type| is a type id or name of |p|. */
+static bool parent_has_type(const MdevParent *p, const char *type) {
+        for (size_t i = 0; i < p->n_types; i++)
+                if ((p->types[i].id && streq(p->types[i].id, type)) ||
+                    (p->types[i].name && streq(p->types[i].name, type)))
+                        return true;
+        return false;
+}
+
+static int method_create_mdev(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+        const char *parent, *type, *uuid;
+        const MdevParent *const *parents;
+        bool found = false;
+        uint64_t flags;
+        MdevStatusView v;
+        size_t n = 0;
+        Request *q;
+        int r;
+
+        r = sd_bus_message_read(m, "ssst", &parent, &type, &uuid, &flags);
+        if (r < 0)
+                return r;
+
+        if (flags & ~CREATE_MDEV_FLAG_PERSIST)
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Invalid flags 0x%" PRIx64 " (expected 0x1 \"persist\" or 0)",
+                        flags);
+        if (*parent && !request_mdev_value_is_valid(parent))
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Invalid mdev parent '%s'", ESCAPE_QUOTE(parent));
+        if (!request_mdev_value_is_valid(type))
+                return bus_error_setf_errno(
+                        error, -EINVAL, "Invalid mdev type '%s' (expected a type id or name)",
+                        ESCAPE_QUOTE(type));
+        if (*parent && !model_get_mdev_parent(d->model, parent))
+                return bus_error_setf_errno(error, -ENOENT, "No mdev parent '%s'", parent);
+        parents = model_get_mdev_parents(d->model, &n);
+        for (size_t i = 0; i < n && !found; i++)
+                found = (!*parent || streq(parents[i]->name, parent)) && parent_has_type(parents[i], type);
+        if (!found)
+                return bus_error_setf_errno(
+                        error, -ENOENT, "No mdev type '%s' on %s%s", type,
+                        *parent ? "parent " : "any parent", parent);
+
+        q = request_new(d, m, REQUEST_CREATE_MDEV);
+        if (!q)
+                return -ENOMEM;
+        if (*uuid) {
+                r = parse_mdev_uuid(uuid, q->uuid, error);
+                if (r < 0) {
+                        request_free(q);
+                        return r;
+                }
+        } else {
+                uuid_t u;
+
+                uuid_generate_random(u);
+                uuid_unparse_lower(u, q->uuid);
+        }
+        /* An instance that exists and that hostdevd does not manage is foreign: never taken over. */
+        reconciler_mdev_status(d->reconciler, q->uuid, &v);
+        if (model_get_mdev(d->model, q->uuid) && v.owner != MDEV_OWNER_HOSTDEVD) {
+                (void)bus_error_setf(
+                        error, BUS_ERROR_REFUSED,
+                        "mdev %s exists and is not hostdevd's (foreign): not taken over", q->uuid);
+                request_free(q);
+                return -EEXIST;
+        }
+        q->mdev_parent = strdup(parent);
+        q->mdev_type = strdup(type);
+        if (!q->mdev_parent || !q->mdev_type) {
+                request_free(q);
+                return -ENOMEM;
+        }
+        q->flags = flags & CREATE_MDEV_FLAG_PERSIST ? REQUEST_FLAG_PERSIST : 0;
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_MDEVS);
+}
+
+static int method_remove_mdev(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+        const char *uuid;
+        const Mdev *mdev;
+        Request *q;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &uuid);
+        if (r < 0)
+                return r;
+
+        q = request_new(d, m, REQUEST_REMOVE_MDEV);
+        if (!q)
+                return -ENOMEM;
+        r = parse_mdev_uuid(uuid, q->uuid, error);
+        if (r < 0) {
+                request_free(q);
+                return r;
+        }
+        /* The details polkit rules see: what the instance is now, when it exists. */
+        mdev = model_get_mdev(d->model, q->uuid);
+        q->mdev_parent = strdup(mdev ? strempty(mdev->parent) : "");
+        q->mdev_type = strdup(mdev ? strempty(mdev->type_id) : "");
+        if (!q->mdev_parent || !q->mdev_type) {
+                request_free(q);
+                return -ENOMEM;
+        }
+        return request_start(q, HOSTDEVD_ACTION_MANAGE_MDEVS);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -563,6 +732,12 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "SetNumVFs", SD_BUS_ARGS("s", pf, "u", num_vfs, "s", vf_driver, "as", flags),
                 SD_BUS_NO_RESULT, method_set_num_vfs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "CreateMdev", SD_BUS_ARGS("s", parent, "s", type, "s", uuid, "t", flags),
+                SD_BUS_RESULT("o", mdev), method_create_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "RemoveMdev", SD_BUS_ARGS("s", uuid), SD_BUS_NO_RESULT, method_remove_mdev,
+                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "GetDeviceByAddress", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", device),
                 method_get_device_by_address, SD_BUS_VTABLE_UNPRIVILEGED),

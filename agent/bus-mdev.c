@@ -2,16 +2,20 @@
 
 /* The org.hostdevd1.Mdev objects: one per mediated device. */
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bus-mdev.h"
 #include "bus-util.h"
 #include "bus-context.h"
+#include "holders.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
 #include "names.h"
 #include "object-path.h"
+#include "reconciler.h"
 #include "strv.h"
 
 static int property_get_uuid(
@@ -43,6 +47,87 @@ static int property_get_parent_device(
         return sd_bus_message_append(reply, "o", p ?: "/");
 }
 
+/* TypeName: the type's name attribute on the parent ("GRID T4-1Q"), "" when unknown. */
+static int property_get_type_name(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+        BusContext *d = bus_get_slot_userdata(bus);
+        const MdevParent *p = d && mdev->parent ? model_get_mdev_parent(d->model, mdev->parent) : NULL;
+
+        for (size_t i = 0; p && mdev->type_id && i < p->n_types; i++)
+                if (p->types[i].id && streq(p->types[i].id, mdev->type_id))
+                        return bus_message_append_text(reply, strempty(p->types[i].name));
+        return sd_bus_message_append(reply, "s", "");
+}
+
+/* VfioGroup: the group node a VMM opens (Documentation/driver-api/vfio.rst), "" without a group. */
+static int property_get_vfio_group(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+        char node[sizeof(DEV_VFIO_DIR) + 16] = "";
+
+        if (mdev->iommu_group >= 0)
+                (void)snprintf(node, sizeof(node), DEV_VFIO_DIR "/%" PRIi32, mdev->iommu_group);
+        return sd_bus_message_append(reply, "s", node);
+}
+
+/* Owner, State, StateReason: the reconciler's view of the instance (reconciler_mdev_status()). */
+static int property_get_status(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+        BusContext *d = bus_get_slot_userdata(bus);
+        MdevStatusView v;
+
+        if (!d)
+                return -ESTALE;
+        reconciler_mdev_status(d->reconciler, mdev->uuid, &v);
+        if (streq(property, "Owner"))
+                return sd_bus_message_append(reply, "s", mdev_owner_to_string(v.owner));
+        if (streq(property, "State"))
+                return sd_bus_message_append(reply, "s", device_state_to_string(v.state));
+        return bus_message_append_text(reply, v.reason);
+}
+
+/* a(is): (pid, command) of the processes holding the mdev's /dev/vfio/<group> (holders.h). */
+static int property_get_holders(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const Mdev *mdev = userdata;
+        BusContext *d = bus_get_slot_userdata(bus);
+        const Holder *holders = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!d)
+                return -ESTALE;
+        if (d->reconciler && mdev->iommu_group >= 0 && reconciler_holders(d->reconciler, &holders, &n) < 0)
+                n = 0;
+
+        r = sd_bus_message_open_container(reply, 'a', "(is)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                int32_t group;
+
+                if (!holder_node_is_group(holders[i].node, &group) || group != mdev->iommu_group)
+                        continue;
+                /* comm is whatever the process set (prctl(PR_SET_NAME)): any bytes. */
+                r = sd_bus_message_open_container(reply, 'r', "is");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "i", (int32_t)holders[i].pid);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, holders[i].comm);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
 static int property_get_errors(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
@@ -63,6 +148,12 @@ static const sd_bus_vtable mdev_vtable[] = {
         SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(Mdev, iommu_group), EMITS),
         SD_BUS_PROPERTY("Driver", "s", property_get_string_ptr, offsetof(Mdev, driver), EMITS),
         SD_BUS_PROPERTY("Errors", "as", property_get_errors, 0, EMITS),
+        SD_BUS_PROPERTY("TypeName", "s", property_get_type_name, 0, EMITS),
+        SD_BUS_PROPERTY("VfioGroup", "s", property_get_vfio_group, 0, EMITS),
+        SD_BUS_PROPERTY("Owner", "s", property_get_status, 0, EMITS),
+        SD_BUS_PROPERTY("State", "s", property_get_status, 0, EMITS),
+        SD_BUS_PROPERTY("StateReason", "s", property_get_status, 0, EMITS),
+        SD_BUS_PROPERTY("Holders", "a(is)", property_get_holders, 0, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -70,10 +161,18 @@ static const struct {
         unsigned field;
         const char *property;
 } mdev_field_properties[] = {
-        { MDEV_FIELD_TYPE, "Type" },           { MDEV_FIELD_PARENT, "Parent" },
-        { MDEV_FIELD_PARENT, "ParentDevice" }, { MDEV_FIELD_IOMMU_GROUP, "IommuGroup" },
-        { MDEV_FIELD_DRIVER, "Driver" },       { MDEV_FIELD_ERRORS, "Errors" },
+        { MDEV_FIELD_TYPE, "Type" },
+        { MDEV_FIELD_PARENT, "Parent" },
+        { MDEV_FIELD_PARENT, "ParentDevice" },
+        { MDEV_FIELD_IOMMU_GROUP, "IommuGroup" },
+        { MDEV_FIELD_DRIVER, "Driver" },
+        { MDEV_FIELD_ERRORS, "Errors" },
         { MDEV_FIELD_SYSPATH, "SysfsPath" },
+        { MDEV_FIELD_TYPE, "TypeName" },
+        { MDEV_FIELD_IOMMU_GROUP, "VfioGroup" },
+        { BUS_MDEV_FIELD_STATUS, "Owner" },
+        { BUS_MDEV_FIELD_STATUS, "State" },
+        { BUS_MDEV_FIELD_STATUS, "StateReason" },
 };
 
 size_t bus_mdev_property_names(unsigned fields, const char *names[static BUS_MDEV_PROPERTIES_MAX]) {

@@ -7,7 +7,12 @@
 
 typedef struct BusContext BusContext;
 
-#define BUS_MDEV_PROPERTIES_MAX 12
+#define BUS_MDEV_PROPERTIES_MAX 16
+
+/* A change record's field bit (ModelChange.fields of an MODEL_OBJECT_MDEV change) beside the MdevField
+ * bits of mdev.h: the reconciler's Owner, State or StateReason changed (reconciler.h,
+ * ReconcilerHooks.mdev_status_changed). */
+#define BUS_MDEV_FIELD_STATUS (1u << 16)
 
 /* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
 int bus_mdev_add(BusContext *d);

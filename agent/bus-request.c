@@ -21,14 +21,21 @@
 #include "module-index.h"
 #include "module-policy.h"
 #include "names.h"
+#include "object-path.h"
 #include "reconciler.h"
 #include "strv.h"
 
 static void request_begin(Request *q);
 
-/* The request holds its function: a later one for the same address waits. */
+/* What a request is serialized by: its function's address, or its mdev's UUID; "" for none. */
+static const char *request_key(const Request *q) {
+        return q->address[0] ? q->address : q->uuid;
+}
+
+/* The request holds its function (or mdev): a later one for the same key waits. */
 static bool request_holds_address(const Request *q) {
-        return q->address[0] && (q->state == REQUEST_STATE_CHECKING || q->state == REQUEST_STATE_RUNNING);
+        return request_key(q)[0] &&
+                (q->state == REQUEST_STATE_CHECKING || q->state == REQUEST_STATE_RUNNING);
 }
 
 Request *request_free(Request *q) {
@@ -50,7 +57,7 @@ Request *request_free(Request *q) {
         /* The oldest request waiting for this function goes next. Its reply comes after ours. */
         if (next)
                 for (Request *i = d->requests; i; i = i->next)
-                        if (i->state == REQUEST_STATE_QUEUED && streq(i->address, q->address)) {
+                        if (i->state == REQUEST_STATE_QUEUED && streq(request_key(i), request_key(q))) {
                                 request_begin(i);
                                 break;
                         }
@@ -58,6 +65,8 @@ Request *request_free(Request *q) {
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->message);
         free(q->driver);
+        free(q->mdev_parent);
+        free(q->mdev_type);
         free(q->load_module_denied);
         request_backup_free(q->backup);
         free(q);
@@ -97,6 +106,47 @@ static void request_reply_errno(Request *q, int error, const char *what) {
         (void)sd_bus_reply_method_error(q->message, &e);
 }
 
+/* CreateMdev/RemoveMdev's job is done: reply from the model (is the instance there?) and the mdev's
+ * planned state. One that did not get its way restores the request files as they were. */
+static void on_mdev_converged(Reconciler *rec, Request *q) {
+        _cleanup_free_ char *path = NULL, *msg = NULL;
+        const Mdev *mdev = model_get_mdev(q->ctx->model, q->uuid);
+        MdevStatusView v;
+        bool done;
+        int kind;
+
+        reconciler_mdev_status(rec, q->uuid, &v);
+        done = q->type == REQUEST_CREATE_MDEV ? mdev && v.state == DEVICE_STATE_CONVERGED : !mdev;
+        if (done) {
+                if (q->type == REQUEST_REMOVE_MDEV)
+                        (void)sd_bus_reply_method_return(q->message, "");
+                else if ((path = object_path_from_mdev_uuid(q->uuid)))
+                        (void)sd_bus_reply_method_return(q->message, "o", path);
+                else
+                        (void)sd_bus_reply_method_errorf(
+                                q->message, bus_error_name(BUS_ERROR_FAILED), "out of memory");
+                request_free(q);
+                return;
+        }
+
+        /* pending (the parent has no instance left, a step waits) counts as failed here: the caller
+         * asked for an instance now. */
+        kind = bus_error_kind_from_device_state(v.state);
+        if (kind < 0)
+                kind = BUS_ERROR_FAILED;
+        if (asprintf(
+                    &msg, "mdev %s %s: %s", q->uuid,
+                    q->type == REQUEST_CREATE_MDEV ? "not created" : "not removed",
+                    *v.reason      ? v.reason
+                            : mdev ? device_state_to_string(v.state)
+                                   : "no parent has the type with an instance left") < 0)
+                msg = NULL;
+        if (q->backup)
+                (void)reconciler_restore_requests(rec, q->backup);
+        (void)sd_bus_reply_method_errorf(q->message, bus_error_name(kind), "%s", msg ?: "out of memory");
+        request_free(q);
+}
+
 /* The job the request waited for is done: reply from the function's state. */
 static void on_converged(Reconciler *rec, int error, void *userdata) {
         _cleanup_free_ char *msg = NULL;
@@ -120,6 +170,10 @@ static void on_converged(Reconciler *rec, int error, void *userdata) {
         if (q->type == REQUEST_RESET_DRIVER) {
                 (void)sd_bus_reply_method_return(q->message, "");
                 request_free(q);
+                return;
+        }
+        if (q->type == REQUEST_CREATE_MDEV || q->type == REQUEST_REMOVE_MDEV) {
+                on_mdev_converged(rec, q);
                 return;
         }
 
@@ -152,6 +206,59 @@ static void request_execute(Request *q) {
         int r;
 
         switch (q->type) {
+        case REQUEST_CREATE_MDEV:
+                r = request_format_mdev(q->mdev_parent, q->mdev_type, q->uuid, &content);
+                if (r >= 0)
+                        r = reconciler_backup_requests(rec, REQUEST_MDEV, q->uuid, &q->backup);
+                if (r < 0) {
+                        request_reply_errno(q, r, "Cannot prepare the declaration");
+                        request_free(q);
+                        return;
+                }
+                r = reconciler_write_request(
+                        rec, REQUEST_MDEV, q->uuid, content, q->flags & REQUEST_FLAG_PERSIST);
+                if (r < 0) {
+                        (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot store the declaration");
+                        request_free(q);
+                        return;
+                }
+                r = reconciler_converge(rec, on_converged, q);
+                if (r < 0) {
+                        (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot converge");
+                        request_free(q);
+                }
+                return;
+
+        case REQUEST_REMOVE_MDEV:
+                r = reconciler_backup_requests(rec, REQUEST_MDEV, q->uuid, &q->backup);
+                if (r >= 0)
+                        r = reconciler_remove_requests(rec, REQUEST_MDEV, q->uuid);
+                if (r == -ENOENT) {
+                        (void)sd_bus_reply_method_errorf(
+                                q->message, bus_error_name(BUS_ERROR_NOT_FOUND),
+                                "No runtime declaration for mdev '%s' (CreateMdev makes one; an instance that a "
+                                "desired-state file or someone else made is not RemoveMdev's)",
+                                q->uuid);
+                        request_free(q);
+                        return;
+                }
+                if (r < 0) {
+                        if (r == -EBADMSG)
+                                (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot remove the declaration");
+                        request_free(q);
+                        return;
+                }
+                r = reconciler_converge(rec, on_converged, q);
+                if (r < 0) {
+                        (void)reconciler_restore_requests(rec, q->backup);
+                        request_reply_errno(q, r, "Cannot converge");
+                        request_free(q);
+                }
+                return;
+
         case REQUEST_RELOAD:
                 r = reconciler_reload(rec);
                 if (r < 0)
@@ -225,8 +332,8 @@ static int on_caller_checked(sd_bus_message *m, void *userdata, sd_bus_error *re
         if (sd_bus_error_has_name(e, DBUS_ERROR_NAME_HAS_NO_OWNER)) {
                 log_notice(
                         "%s%s%s: the caller %s disconnected before it could run, dropping the request",
-                        sd_bus_message_get_member(q->message), q->address[0] ? " of " : "", q->address,
-                        strna(sd_bus_message_get_sender(q->message)));
+                        sd_bus_message_get_member(q->message), request_key(q)[0] ? " of " : "",
+                        request_key(q), strna(sd_bus_message_get_sender(q->message)));
                 request_free(q);
                 return 0;
         }
@@ -265,9 +372,9 @@ static void request_admit(Request *q) {
         bool busy = false;
         unsigned n_queued = 0;
 
-        if (q->address[0])
+        if (request_key(q)[0])
                 for (Request *i = q->ctx->requests; i; i = i->next) {
-                        if (i == q || !streq(i->address, q->address))
+                        if (i == q || !streq(request_key(i), request_key(q)))
                                 continue;
                         busy = busy || request_holds_address(i);
                         n_queued += i->state == REQUEST_STATE_QUEUED;
@@ -279,7 +386,7 @@ static void request_admit(Request *q) {
         if (n_queued >= REQUEST_QUEUED_PER_ADDRESS_MAX) {
                 (void)sd_bus_reply_method_errorf(
                         q->message, bus_error_name(BUS_ERROR_FAILED),
-                        "%s: too many requests waiting for it (%u)", q->address,
+                        "%s: too many requests waiting for it (%u)", request_key(q),
                         REQUEST_QUEUED_PER_ADDRESS_MAX);
                 request_free(q);
                 return;
@@ -300,6 +407,15 @@ static int request_authorize(Request *q, const char *action) {
         if (q->driver && q->driver[0] &&
             (strv_extend(&details, POLKIT_DETAIL_DRIVER) < 0 || strv_extend(&details, q->driver) < 0))
                 return -ENOMEM;
+        if (q->type == REQUEST_CREATE_MDEV || q->type == REQUEST_REMOVE_MDEV) {
+                if (strv_extend(&details, POLKIT_DETAIL_MDEV_UUID) < 0 ||
+                    strv_extend(&details, q->uuid) < 0 ||
+                    strv_extend(&details, POLKIT_DETAIL_MDEV_TYPE) < 0 ||
+                    strv_extend(&details, strempty(q->mdev_type)) < 0 ||
+                    strv_extend(&details, POLKIT_DETAIL_MDEV_PARENT) < 0 ||
+                    strv_extend(&details, strempty(q->mdev_parent)) < 0)
+                        return -ENOMEM;
+        }
         if (q->type == REQUEST_SET_NUMVFS) {
                 (void)snprintf(numvfs, sizeof(numvfs), "%" PRIu32, q->num_vfs);
                 if (strv_extend(&details, POLKIT_DETAIL_SRIOV_NUMVFS) < 0 ||
@@ -333,7 +449,10 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 else
                         (void)sd_bus_reply_method_errorf(
                                 q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
-                                q->type == REQUEST_RELOAD ? "reload the desired state" : "change devices");
+                                q->type == REQUEST_RELOAD ? "reload the desired state"
+                                        : q->type == REQUEST_CREATE_MDEV || q->type == REQUEST_REMOVE_MDEV
+                                        ? "manage mdevs"
+                                        : "change devices");
                 request_free(q);
                 return;
         }

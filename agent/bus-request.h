@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The Manager's mutating method calls (Reload, Apply, SetDeviceDriver, ResetDeviceDriver, SetNumVFs;
- * dbus/org.hostdevd1.xml), from arrival to reply. bus-manager.c validates the arguments and fills a
- * Request; this module does the rest, as hostnamed's handlers read: authorize, act, reply.
+ * The Manager's mutating method calls (Reload, Apply, SetDeviceDriver, ResetDeviceDriver, SetNumVFs,
+ * CreateMdev, RemoveMdev; dbus/org.hostdevd1.xml), from arrival to reply. bus-manager.c validates the
+ * arguments and fills a Request; this module does the rest, as hostnamed's handlers read: authorize, act,
+ * reply.
  *
  * A request's life: AUTHORIZING (polkit asked asynchronously, never for uid 0; an allow-critical
  * request also needs org.hostdevd1.override-critical, a driver whose module is not meant for the
@@ -15,7 +16,7 @@
  * function run one at a time per address, in the order they were authorized: each caller is
  * answered about its own request, and a failed one restores the files the request before it
  * committed. At most REQUEST_QUEUED_PER_ADDRESS_MAX wait for one function. Reload and Apply name
- * none and never wait.
+ * none and never wait. CreateMdev and RemoveMdev are serialized the same way per mdev UUID.
  *
  * The requests in flight are listed in BusContext.requests, oldest first. Loop thread only.
  */
@@ -26,6 +27,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-context.h"
+#include "mdev.h"
 #include "pci-address.h"
 #include "pci-device.h"
 #include "request.h"
@@ -36,6 +38,8 @@ typedef enum RequestType {
         REQUEST_SET_DRIVER,
         REQUEST_RESET_DRIVER,
         REQUEST_SET_NUMVFS,
+        REQUEST_CREATE_MDEV,
+        REQUEST_REMOVE_MDEV,
 } RequestType;
 
 typedef enum RequestState {
@@ -55,7 +59,11 @@ struct Request {
         sd_bus_message *message;
         RequestType type;
         RequestState state;
-        char address[PCI_ADDRESS_STRING_MAX]; /* "" for Reload and Apply */
+        char address[PCI_ADDRESS_STRING_MAX]; /* "" for Reload, Apply and the mdev requests */
+        /* CreateMdev/RemoveMdev: the instance's UUID (lowercase; the key they are serialized by, as
+         * address is for the others), the parent ("" any) and the type as the caller named them. */
+        char uuid[MDEV_UUID_STRING_MAX];
+        char *mdev_parent, *mdev_type;
         char *driver; /* SetDeviceDriver: driver; SetNumVFs: VF driver ("" none) */
         uint32_t num_vfs;
         unsigned flags; /* REQUEST_FLAG_* (request.h) */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <pci/pci.h>
 #include <systemd/sd-daemon.h>
 
@@ -210,6 +211,22 @@ static void on_status_changed(void *userdata, const char *address) {
                 (void)bus_emitter_queue_status(d->ctx.emitter, address);
 }
 
+/* An mdev's Owner/State/StateReason changed: a change record with the bus-only status bit, coalesced
+ * with the model's changes of the same mdev in the emitter's flush. */
+static void on_mdev_status_changed(void *userdata, const char *uuid) {
+        Daemon *d = userdata;
+        ModelChange c = {
+                .kind = MODEL_CHANGE_CHANGED,
+                .object = MODEL_OBJECT_MDEV,
+                .fields = BUS_MDEV_FIELD_STATUS,
+        };
+
+        if (!d->ctx.emitter || strlen(uuid) >= sizeof(c.key))
+                return;
+        strcpy(c.key, uuid);
+        (void)bus_emitter_queue(d->ctx.emitter, &c, 1);
+}
+
 static void on_manager_status_changed(void *userdata, char *const *names) {
         Daemon *d = userdata;
 
@@ -303,6 +320,7 @@ int daemon_start(Daemon *d) {
                 .queue_refresh = on_refresh,
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,
+                .mdev_status_changed = on_mdev_status_changed,
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;

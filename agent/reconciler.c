@@ -21,6 +21,9 @@
 #include "holders.h"
 #include "log.h"
 #include "macro.h"
+#include "mdev-ownership.h"
+#include "mdev-uuids.h"
+#include "mdev.h"
 #include "module-loader.h"
 #include "names.h"
 #include "object-path.h"
@@ -95,7 +98,19 @@ struct Reconciler {
         /* The ownership records and the executor's journal hook (thread-safe; the only state the
          * executor's lanes share with the loop). */
         Ownership *ownership;
+
+        /* Issue 14: mdevs and vendor vGPUs. */
+        bool has_mdev_rules; /* the desired state has an [Mdev] or [VGPU] rule */
+        MdevUuids *mdev_uuids; /* the stable UUIDs of Count= rules (mdev-uuids.h) */
+        MdevOwnership *mdev_owned; /* what hostdevd created or set (mdev-ownership.h); NULL: unusable */
+        char *mdev_owned_error; /* why it is unusable */
+        char **mdev_errors; /* the rules the last resolution could not place ("FILE:LINE: ...") */
+        char **all_config_errors; /* config_errors, then mdev_errors: Manager.ConfigErrors */
+        PlanMdev *mdev_status; /* the last plan's instances (PlanMdev copies), published on Mdev objects */
+        size_t n_mdev_status;
 };
+
+static int mdev_status_update(Reconciler *r, const Plan *plan);
 
 static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -119,6 +134,9 @@ static int status_update_from_plan(Reconciler *r, const Plan *plan) {
         int k;
 
         k = status_table_update_from_plan(r->status, plan, r->model, status_is_stuck, r);
+        if (k < 0)
+                return k;
+        k = mdev_status_update(r, plan);
         if (k < 0)
                 return k;
         r->manager_dirty = true;
@@ -157,7 +175,21 @@ uint64_t reconciler_generation(Reconciler *r) {
 }
 
 char **reconciler_config_errors(Reconciler *r) {
-        return r->config_errors;
+        return r->all_config_errors;
+}
+
+/* Manager.ConfigErrors: the files' problems, then the [Mdev]/[VGPU] rules that could not be placed. */
+static void config_errors_rebuild(Reconciler *r) {
+        _cleanup_strv_free_ char **all = NULL;
+
+        STRV_FOREACH (e, r->config_errors)
+                if (strv_extend(&all, *e) < 0)
+                        return;
+        STRV_FOREACH (e, r->mdev_errors)
+                if (!strv_contains(all, *e) && strv_extend(&all, *e) < 0)
+                        return;
+        strv_free(r->all_config_errors);
+        r->all_config_errors = TAKE_PTR(all);
 }
 
 const char *reconciler_store_error(Reconciler *r) {
@@ -220,11 +252,11 @@ static int on_publish(sd_event_source *source, void *userdata) {
                 r->published_generation = r->generation;
                 names[n++] = "Generation";
         }
-        if (!strv_equal(r->config_errors, r->published_config_errors)) {
+        if (!strv_equal(r->all_config_errors, r->published_config_errors)) {
                 char **copy = NULL;
                 bool ok = true;
 
-                STRV_FOREACH (e, r->config_errors)
+                STRV_FOREACH (e, r->all_config_errors)
                         if (strv_extend(&copy, *e) < 0)
                                 ok = false;
                 if (ok) {
@@ -271,7 +303,277 @@ int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
 static bool reconciler_is_active(Reconciler *r) {
         if (r->desired && r->desired->n_rules > 0)
                 return true;
-        return ownership_any(r->ownership) || status_table_size(r->status) > 0;
+        return ownership_any(r->ownership) || status_table_size(r->status) > 0 ||
+                mdev_ownership_mdevs(r->mdev_owned) || mdev_ownership_vgpus(r->mdev_owned);
+}
+
+static bool desired_has_mdev_rules(const DesiredState *s) {
+        for (size_t i = 0; s && i < s->n_rules; i++)
+                if (s->rules[i].mdev.present || s->rules[i].vgpu.present)
+                        return true;
+        return false;
+}
+
+/* ---- mdevs and vendor vGPUs (issue 14) --------------------------------------------------------- */
+
+/* What the mdev resolution and the planner see of mdevs: the model's arrays (borrowed) and the vGPU
+ * VFs read now (owned). */
+typedef struct MdevInputs {
+        const Mdev *const *mdevs;
+        size_t n_mdevs;
+        const MdevParent *const *parents;
+        size_t n_parents;
+        VgpuVf **vfs;
+        size_t n_vfs;
+} MdevInputs;
+
+static void mdev_inputs_done(MdevInputs *m) {
+        for (size_t i = 0; i < m->n_vfs; i++)
+                vgpu_vf_free(m->vfs[i]);
+        free(m->vfs);
+        *m = (MdevInputs){};
+}
+
+/* The model's mdevs and parents, and nvidia/ of every VF (mdev.h: vgpu_vf_read()). Only when some
+ * rule or record concerns them: a host without vGPUs reads nothing more per plan. */
+static int mdev_inputs_read(
+        Reconciler *r, const PciDevice *const *devices, size_t n_devices, MdevInputs *ret) {
+        MdevInputs m = {};
+
+        m.mdevs = model_get_mdevs(r->model, &m.n_mdevs);
+        m.parents = model_get_mdev_parents(r->model, &m.n_parents);
+        if (r->has_mdev_rules || mdev_ownership_vgpus(r->mdev_owned))
+                for (size_t i = 0; i < n_devices; i++) {
+                        VgpuVf *v = NULL, **a;
+                        int k;
+
+                        if (devices[i]->sriov_role != SRIOV_ROLE_VF)
+                                continue;
+                        k = vgpu_vf_read(devices[i]->address, &v);
+                        if (k == -ENOMEM) {
+                                mdev_inputs_done(&m);
+                                return k;
+                        }
+                        if (k < 0) /* -ENOENT: no vendor vGPU on this VF */
+                                continue;
+                        a = reallocarray(m.vfs, m.n_vfs + 1, sizeof(VgpuVf *));
+                        if (!a) {
+                                vgpu_vf_free(v);
+                                mdev_inputs_done(&m);
+                                return -ENOMEM;
+                        }
+                        m.vfs = a;
+                        m.vfs[m.n_vfs++] = v;
+                }
+        *ret = m;
+        return 0;
+}
+
+/* Resolve |s|'s [Mdev]/[VGPU] rules against what |m| and |devices| show into |res|. */
+static int reconciler_resolve_mdevs(
+        Reconciler *r, const DesiredState *s, const PciDevice *const *devices, size_t n_devices,
+        const MdevInputs *m, DesiredResolution *res) {
+        MdevResolveInput mi = {
+                .devices = devices,
+                .n_devices = n_devices,
+                .parents = m->parents,
+                .n_parents = m->n_parents,
+                .mdevs = m->mdevs,
+                .n_mdevs = m->n_mdevs,
+                .vgpu_vfs = (const VgpuVf *const *)m->vfs,
+                .n_vgpu_vfs = m->n_vfs,
+        };
+
+        if (!desired_has_mdev_rules(s))
+                return 0;
+        return desired_state_resolve_mdevs(s, &mi, r->mdev_uuids, res);
+}
+
+/* The rules the last resolution could not place, in Manager.ConfigErrors and the journal. */
+static void reconciler_set_mdev_errors(Reconciler *r, char **errors) {
+        _cleanup_strv_free_ char **copy = NULL;
+
+        if (strv_equal(errors, r->mdev_errors))
+                return;
+        STRV_FOREACH (e, errors) {
+                if (!strv_contains(r->mdev_errors, *e))
+                        log_error("%s", *e);
+                if (strv_extend(&copy, *e) < 0)
+                        return;
+        }
+        strv_free(r->mdev_errors);
+        r->mdev_errors = TAKE_PTR(copy);
+        config_errors_rebuild(r);
+        r->manager_dirty = true;
+        reconciler_schedule_publish(r);
+}
+
+/* Owned instances that are gone and that no rule wants: no record any more. Saved at once (best
+ * effort: a stale entry only makes a later instance of the same UUID count as hostdevd's). */
+static void reconciler_forget_mdevs(Reconciler *r, const DesiredResolution *res, const MdevInputs *m) {
+        _cleanup_strv_free_ char **gone = NULL, **gone_vgpus = NULL;
+
+        STRV_FOREACH (u, mdev_ownership_mdevs(r->mdev_owned))
+                if (!model_get_mdev(r->model, *u) && !desired_resolution_get_mdev(res, *u) &&
+                    strv_extend(&gone, *u) < 0)
+                        return;
+        STRV_FOREACH (a, mdev_ownership_vgpus(r->mdev_owned)) {
+                const VgpuVf *vf = NULL;
+
+                for (size_t i = 0; i < m->n_vfs; i++)
+                        if (streq(m->vfs[i]->address, *a))
+                                vf = m->vfs[i];
+                if ((!vf || vf->current_type == 0) && !desired_resolution_get_vgpu(res, *a) &&
+                    strv_extend(&gone_vgpus, *a) < 0)
+                        return;
+        }
+        STRV_FOREACH (u, gone)
+                if (mdev_ownership_forget(r->mdev_owned, false, *u) > 0)
+                        log_debug("mdev %s is gone and no rule wants it: no longer owned", *u);
+        STRV_FOREACH (a, gone_vgpus)
+                if (mdev_ownership_forget(r->mdev_owned, true, *a) > 0)
+                        log_debug("The vGPU of VF %s is cleared and no rule wants one: no longer owned", *a);
+        if (gone || gone_vgpus) {
+                int k = mdev_ownership_save(r->mdev_owned);
+
+                if (k < 0)
+                        log_warning_errno(k, "Failed to save the mdev ownership record: %m, ignoring");
+        }
+}
+
+/* Before the writes of |todo| run: record every mdev it creates and every VF it gives a vGPU type,
+ * and the stable UUIDs picked for Count= rules, durably (DESIGN.md §3.5: the record comes first, so a
+ * crash leaves no instance nobody owns). Returns 0, -EUCLEAN (the record is unusable: nothing of
+ * issue 14 may be created), or -errno of saving. */
+static int reconciler_record_mdevs(Reconciler *r, const Plan *todo) {
+        bool any = false;
+        int k;
+
+        for (size_t i = 0; i < todo->n_actions; i++)
+                any = any || plan_action_type_is_mdev(todo->actions[i].type);
+        if (!any)
+                return 0;
+        if (!r->mdev_owned) {
+                log_error(
+                        "Not creating mdevs or vGPUs: the mdev ownership record could not be loaded (%s)",
+                        strna(r->mdev_owned_error));
+                return -EUCLEAN;
+        }
+        for (size_t i = 0; i < todo->n_actions; i++) {
+                const PlanAction *a = &todo->actions[i];
+
+                k = 0;
+                if (a->type == PLAN_ACTION_MDEV_CREATE)
+                        k = mdev_ownership_add(r->mdev_owned, false, a->uuid);
+                else if (a->type == PLAN_ACTION_SET_VGPU_TYPE && a->value != 0)
+                        k = mdev_ownership_add(r->mdev_owned, true, a->address);
+                if (k < 0)
+                        return log_error_errno(
+                                k, "Failed to record the mdev or vGPU of %s: %m",
+                                a->uuid[0] ? a->uuid : a->address);
+        }
+        k = mdev_uuids_save(r->mdev_uuids);
+        if (k < 0)
+                return log_error_errno(k, "Failed to save the stable mdev UUIDs: %m");
+        k = mdev_ownership_save(r->mdev_owned);
+        if (k < 0)
+                return log_error_errno(k, "Failed to save the mdev ownership record: %m");
+        return 0;
+}
+
+/* The published per-instance state: copy the plan's instances, announce those that changed. */
+static bool plan_mdev_same(const PlanMdev *a, const PlanMdev *b) {
+        return a->state == b->state && a->owner == b->owner && streq_null(a->reason, b->reason) &&
+                streq_null(a->source, b->source);
+}
+
+static void mdev_status_free(PlanMdev *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(m[i].parent);
+                free(m[i].type);
+                free(m[i].source);
+                free(m[i].reason);
+        }
+        free(m);
+}
+
+static int mdev_status_update(Reconciler *r, const Plan *plan) {
+        PlanMdev *copy = NULL;
+        size_t n = 0;
+
+        if (plan->n_mdevs > 0) {
+                copy = calloc(plan->n_mdevs, sizeof(PlanMdev));
+                if (!copy)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < plan->n_mdevs; i++) {
+                const PlanMdev *m = &plan->mdevs[i];
+                PlanMdev *c = &copy[n++];
+
+                *c = (PlanMdev){ .state = m->state, .owner = m->owner };
+                memcpy(c->uuid, m->uuid, sizeof(c->uuid));
+                if ((m->parent && !(c->parent = strdup(m->parent))) ||
+                    (m->type && !(c->type = strdup(m->type))) ||
+                    (m->source && !(c->source = strdup(m->source))) ||
+                    (m->reason && !(c->reason = strdup(m->reason)))) {
+                        mdev_status_free(copy, n);
+                        return -ENOMEM;
+                }
+        }
+
+        /* Announce instances whose state, owner or reason changed, or that came or went from the plan. */
+        if (r->hooks.mdev_status_changed) {
+                for (size_t i = 0; i < n; i++) {
+                        const PlanMdev *old = NULL;
+
+                        if (!copy[i].uuid[0])
+                                continue;
+                        for (size_t j = 0; j < r->n_mdev_status; j++)
+                                if (streq(r->mdev_status[j].uuid, copy[i].uuid))
+                                        old = &r->mdev_status[j];
+                        if ((!old || !plan_mdev_same(old, &copy[i])) &&
+                            model_get_mdev(r->model, copy[i].uuid))
+                                r->hooks.mdev_status_changed(r->hooks_userdata, copy[i].uuid);
+                }
+                for (size_t j = 0; j < r->n_mdev_status; j++) {
+                        bool kept = false;
+
+                        for (size_t i = 0; i < n && !kept; i++)
+                                kept = streq(copy[i].uuid, r->mdev_status[j].uuid);
+                        if (!kept && r->mdev_status[j].uuid[0] &&
+                            model_get_mdev(r->model, r->mdev_status[j].uuid))
+                                r->hooks.mdev_status_changed(r->hooks_userdata, r->mdev_status[j].uuid);
+                }
+        }
+        mdev_status_free(r->mdev_status, r->n_mdev_status);
+        r->mdev_status = copy;
+        r->n_mdev_status = n;
+        return 0;
+}
+
+void reconciler_mdev_status(Reconciler *r, const char *uuid, MdevStatusView *ret) {
+        for (size_t i = 0; r && uuid && i < r->n_mdev_status; i++) {
+                const PlanMdev *m = &r->mdev_status[i];
+
+                if (!streq(m->uuid, uuid))
+                        continue;
+                *ret = (MdevStatusView){
+                        .state = m->state,
+                        .owner = m->owner,
+                        .source = strempty(m->source),
+                        .reason = strempty(m->reason),
+                };
+                return;
+        }
+        /* Not in the last plan: as it is, and hostdevd's only if recorded. */
+        *ret = (MdevStatusView){
+                .state = DEVICE_STATE_CONVERGED,
+                .owner = r && uuid && strv_contains(mdev_ownership_mdevs(r->mdev_owned), uuid)
+                        ? MDEV_OWNER_HOSTDEVD
+                        : MDEV_OWNER_FOREIGN,
+                .source = "",
+                .reason = "",
+        };
 }
 
 static int plan_empty(Plan **ret) {
@@ -316,6 +618,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
         _cleanup_free_ OwnedSriov *owned_sriov = NULL;
         _cleanup_free_ char *critical_error = NULL;
+        _cleanup_(mdev_inputs_done) MdevInputs mdev = {};
         const PciDevice *const *devices;
         const Holder *holders = NULL;
         size_t n_devices = 0, n_holders = 0;
@@ -339,6 +642,14 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         k = desired_state_resolve(r->desired, r->model, &resolution);
         if (k < 0)
                 return k;
+        k = mdev_inputs_read(r, devices, n_devices, &mdev);
+        if (k < 0)
+                return k;
+        k = reconciler_resolve_mdevs(r, r->desired, devices, n_devices, &mdev, resolution);
+        if (k < 0)
+                return k;
+        if (!cached)
+                reconciler_set_mdev_errors(r, resolution->errors);
 
         if (cached && r->holders_valid) {
                 holders = r->holders;
@@ -403,6 +714,14 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (k < 0)
                 return k;
         in.owned_sriov = owned_sriov;
+        in.mdevs = mdev.mdevs;
+        in.n_mdevs = mdev.n_mdevs;
+        in.mdev_parents = mdev.parents;
+        in.n_mdev_parents = mdev.n_parents;
+        in.vgpu_vfs = (const VgpuVf *const *)mdev.vfs;
+        in.n_vgpu_vfs = mdev.n_vfs;
+        in.owned_mdevs = mdev_ownership_mdevs(r->mdev_owned);
+        in.owned_vgpus = mdev_ownership_vgpus(r->mdev_owned);
 
         k = planner_plan(&in, ret);
         if (k >= 0)
@@ -413,6 +732,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                         (*ret)->n_devices, (*ret)->n_actions);
         if (k < 0 || !ret_released)
                 return k;
+        if (r->mdev_owned)
+                reconciler_forget_mdevs(r, resolution, &mdev);
         STRV_FOREACH (o, owned) {
                 const PlanDevice *pd = plan_get_device(*ret, *o);
 
@@ -594,6 +915,12 @@ static int reconciler_run(Reconciler *r) {
                 return -EUCLEAN;
         }
 
+        k = reconciler_record_mdevs(r, todo);
+        if (k < 0) {
+                waiters_complete(r, r->n_submitted + 1, k);
+                return k;
+        }
+
         k = executor_submit(r->executor, todo, &job);
         if (k >= 0)
                 k = inflight_add(r, job, true, todo);
@@ -682,6 +1009,10 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
                 if (dev && !dev->driver && !dev->driver_override)
                         a->verify = PLAN_VERIFY_DRIVER_SETTLE;
         }
+
+        k = reconciler_record_mdevs(r, todo);
+        if (k < 0)
+                return k;
 
         k = executor_submit_first(r->executor, todo, &job);
         if (k >= 0)
@@ -881,20 +1212,30 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
 void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n) {
         _cleanup_strv_free_ char **fresh = NULL;
         const Model *model;
-        bool active, schedule = false;
+        bool active, mdevs, schedule = false;
 
         if (!r || n == 0)
                 return;
         active = r->desired && r->desired->n_rules > 0;
         model = r->model;
+        /* Issue 14: a parent that appears or registers (a vendor driver or mtty loaded late), an mdev
+         * that comes or goes, a VF that gets its vendor driver (its nvidia/ appears): plan at once. */
+        mdevs = r->has_mdev_rules || mdev_ownership_mdevs(r->mdev_owned) ||
+                mdev_ownership_vgpus(r->mdev_owned) || r->n_mdev_status > 0;
 
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];
                 const PciDevice *dev;
                 bool s;
 
+                if (c->object == MODEL_OBJECT_PARENT || c->object == MODEL_OBJECT_MDEV) {
+                        schedule = schedule || mdevs;
+                        continue;
+                }
                 if (c->object != MODEL_OBJECT_DEVICE)
                         continue;
+                if (mdevs && c->kind == MODEL_CHANGE_CHANGED && (c->fields & PCI_DEVICE_FIELD_DRIVER))
+                        schedule = true;
                 s = status_table_get(r->status, c->key) != NULL;
                 if (c->kind == MODEL_CHANGE_ADDED) {
                         status_table_release(r->status, c->key); /* a new function: try again */
@@ -946,8 +1287,36 @@ int reconciler_reload(Reconciler *r) {
         if (k < 0)
                 return log_error_errno(k, "Failed to read the desired state: %m");
 
+        /* [Mdev]/[VGPU] rules that parse but cannot be placed (an unknown type, a UUID= that a foreign
+         * instance carries, Count= beyond what the parents hold) reject the reload like a parse error:
+         * the last good state stays (hostdevd.conf(5)). At start, they add nothing and the rest applies. */
+        if (!s->errors && r->desired && desired_has_mdev_rules(s)) {
+                _cleanup_(desired_resolution_freep) DesiredResolution *trial = NULL;
+                _cleanup_(mdev_inputs_done) MdevInputs m = {};
+                const PciDevice *const *devices;
+                size_t n_devices = 0;
+
+                if (r->hooks.flush_uevents)
+                        r->hooks.flush_uevents(r->hooks_userdata);
+                devices = model_get_devices(r->model, &n_devices);
+                r->has_mdev_rules = true; /* read the VFs for the trial */
+                k = desired_state_resolve(s, r->model, &trial);
+                if (k >= 0)
+                        k = mdev_inputs_read(r, devices, n_devices, &m);
+                if (k >= 0)
+                        k = reconciler_resolve_mdevs(r, s, devices, n_devices, &m, trial);
+                r->has_mdev_rules = desired_has_mdev_rules(r->desired);
+                if (k < 0)
+                        return log_error_errno(k, "Failed to resolve the desired mdevs: %m");
+                if (trial->errors) {
+                        s->errors = TAKE_PTR(trial->errors);
+                        s->n_rejected = 1;
+                }
+        }
+
         strv_free(r->config_errors);
         r->config_errors = TAKE_PTR(s->errors);
+        config_errors_rebuild(r);
         r->manager_dirty = true;
         reconciler_schedule_publish(r);
 
@@ -966,6 +1335,7 @@ int reconciler_reload(Reconciler *r) {
 
         desired_state_free(r->desired);
         r->desired = TAKE_PTR(s);
+        r->has_mdev_rules = desired_has_mdev_rules(r->desired);
         r->generation++;
         status_table_release_all(r->status);
         log_info("Desired state generation %" PRIu64 ": %zu rule(s)", r->generation, r->desired->n_rules);
@@ -1073,6 +1443,31 @@ int reconciler_new(
         if (ownership_usable(r->ownership))
                 ownership_log_interrupted(r->ownership);
 
+        {
+                _cleanup_free_ char *error = NULL;
+
+                /* A damaged file: start with none, saved nowhere, so no UUID is handed out twice. */
+                k = mdev_uuids_load(r->state_dir, &r->mdev_uuids, &error);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0) {
+                        log_error(
+                                "Cannot load the stable mdev UUIDs (%s): Count= rules get new ones, not saved",
+                                strna(error));
+                        k = mdev_uuids_new(NULL, &r->mdev_uuids);
+                        if (k < 0)
+                                return k;
+                }
+                k = mdev_ownership_load(r->state_dir, &r->mdev_owned, &r->mdev_owned_error);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        log_error(
+                                "Cannot load the mdev ownership record (%s): no mdev or vGPU will be created or "
+                                "removed until it is repaired or removed",
+                                strna(r->mdev_owned_error));
+        }
+
         eo.write_timeout_usec = reconciler_write_timeout();
         eo.journal = ownership_journal;
         eo.journal_userdata = r->ownership;
@@ -1120,7 +1515,7 @@ int reconciler_new(
         /* What clients see first: not a change. */
         r->published_generation = r->generation;
         r->published_state = strdup(reconciler_manager_state(r));
-        STRV_FOREACH (e, r->config_errors)
+        STRV_FOREACH (e, r->all_config_errors)
                 if (strv_extend(&r->published_config_errors, *e) < 0)
                         return -ENOMEM;
         r->manager_dirty = false;
@@ -1160,6 +1555,12 @@ Reconciler *reconciler_free(Reconciler *r) {
 
         desired_state_free(r->desired);
         strv_free(r->config_errors);
+        strv_free(r->mdev_errors);
+        strv_free(r->all_config_errors);
+        mdev_status_free(r->mdev_status, r->n_mdev_status);
+        mdev_uuids_free(r->mdev_uuids);
+        mdev_ownership_free(r->mdev_owned);
+        free(r->mdev_owned_error);
         strv_free(r->logged_conflicts);
         strv_free(r->dirs);
         free(r->state_dir);

@@ -30,7 +30,15 @@
  * With no rule and no owned function the reconciler plans nothing and
  * starts no thread: hostdevd only observes, as before issue 3.
  *
- * Runtime requests (SetDeviceDriver/SetNumVFs) are desired-state files,
+ * Issue 14: the planner also gets the model's mdevs and parents, the VFs' vendor vGPU state
+ * (vgpu_vf_read()), the [Mdev]/[VGPU] resolution (desired_state_resolve_mdevs(), with the stable
+ * Count= UUIDs of mdev-uuids.h) and the mdev ownership record (mdev-ownership.h), which is saved with
+ * the UUIDs before any write that creates an instance. A parent that appears or registers, an mdev
+ * that comes or goes and a function's driver change (a VF getting its vendor driver) schedule a plan
+ * when a rule or record concerns mdevs: no polling. A rule that cannot be placed at a reload rejects
+ * the reload (ConfigErrors); found at a later plan, it is listed in ConfigErrors and adds nothing.
+ *
+ * Runtime requests (SetDeviceDriver/SetNumVFs/CreateMdev) are desired-state files,
  * hostdevd.conf(5) format: RUNTIME_DIR/devices.d (transient) or
  * STATE_DIR/devices.d ("persist"), named and written by request.h.
  * The directories planned from are the configuration directories, then
@@ -67,6 +75,9 @@ typedef struct ReconcilerHooks {
          * function per loop iteration; the publisher (bus-emitter.h) announces them. */
         void (*status_changed)(void *userdata, const char *address);
         void (*manager_status_changed)(void *userdata, char *const *names);
+        /* Issue 14: the published Owner, State or StateReason of mdev |uuid| changed (an instance the
+         * model has); from the plan's publish, at most once per plan. */
+        void (*mdev_status_changed)(void *userdata, const char *uuid);
 } ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
@@ -176,6 +187,17 @@ typedef struct DeviceStatusView {
 } DeviceStatusView;
 /* The published state of |address|: converged with empty strings for functions nobody named. */
 void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusView *ret);
+
+typedef struct MdevStatusView {
+        DeviceState state;
+        MdevOwner owner;
+        const char *source; /* "FILE:LINE" of the rule that wants it, "" none */
+        const char *reason; /* "" when converged */
+} MdevStatusView;
+/* The published state of mdev |uuid| (the last plan's PlanMdev): one the plan does not list is
+ * converged, and hostdevd's only when the ownership record lists it (mdev-ownership.h). Strings
+ * borrowed until the next plan. */
+void reconciler_mdev_status(Reconciler *r, const char *uuid, MdevStatusView *ret);
 
 /* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);

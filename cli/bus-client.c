@@ -34,6 +34,8 @@ static const struct {
         { "Plan", "sss", { "Address", "State", "Reason" } },
         /* Device.Holders: (pid, command name, node) */
         { "Holders", "uss", { "Pid", "Command", "Node" } },
+        /* Mdev.Holders: (pid, command name); the node is the mdev's VfioGroup */
+        { "Holders", "is", { "Pid", "Command" } },
 };
 
 static const char *const *struct_keys(const char *name, const char *signature) {

@@ -26,7 +26,9 @@
 #include "log.h"
 #include "macro.h"
 #include "names.h"
+#include "mdevctl-import.h"
 #include "pci-address.h"
+#include "strv.h"
 
 #ifndef DRIVERCTL_CONF_DIR
 #        define DRIVERCTL_CONF_DIR "/etc/driverctl.d"
@@ -35,6 +37,10 @@
 /* File names: the priority prefix orders them among other drop-ins (later wins a conflict). */
 #define EXPORT_FILE_PREFIX "80-export-"
 #define IMPORT_FILE_PREFIX "50-driverctl-"
+/* mdevctl's definitions: its config_base() (mdevctl's src/environment.rs), under MDEVCTL_ENV_ROOT there. */
+#ifndef MDEVCTL_CONF_DIR
+#        define MDEVCTL_CONF_DIR "/etc/mdevctl.d"
+#endif
 /* driverctl names its files "BUS-DEVICE" (driverctl: sddev="$bus-$dev"); we convert the PCI ones. */
 #define DRIVERCTL_PCI_PREFIX "pci-"
 /* A driverctl file holds one driver name and a newline; anything longer is not one. */
@@ -450,16 +456,9 @@ static int import_driverctl_file(ConfFiles *l, const char *dir, const char *file
         return conf_files_add(l, TAKE_PTR(name), TAKE_PTR(text));
 }
 
-int verb_import(sd_bus *bus, int argc, char **argv) {
-        _cleanup_(conf_files_done) ConfFiles files = {};
-        const char *dir = argc > 2 ? argv[2] : DRIVERCTL_CONF_DIR;
+static int import_driverctl(const char *dir, ConfFiles *files) {
         struct dirent **entries = NULL;
         int n, r = 0, failed = 0;
-
-        if (!streq(argv[1], "driverctl")) {
-                log_error("Unknown import format '%s' (expected 'driverctl').", argv[1]);
-                return EXIT_USAGE;
-        }
 
         n = scandir(dir, &entries, NULL, alphasort);
         if (n < 0) {
@@ -469,7 +468,7 @@ int verb_import(sd_bus *bus, int argc, char **argv) {
         for (int i = 0; i < n; i++) {
                 /* Hidden files are editors' and package managers' leftovers, as for hostdevd.conf. */
                 if (entries[i]->d_name[0] != '.' && r != -ENOMEM) {
-                        r = import_driverctl_file(&files, dir, entries[i]->d_name);
+                        r = import_driverctl_file(files, dir, entries[i]->d_name);
                         if (r < 0)
                                 failed++;
                 }
@@ -482,6 +481,183 @@ int verb_import(sd_bus *bus, int argc, char **argv) {
         if (failed > 0) {
                 log_error("%d of the entries in %s did not convert; nothing written.", failed, dir);
                 return EXIT_BUS;
+        }
+        return 0;
+}
+
+/* ---- import mdevctl -------------------------------------------------------------- */
+
+/* The mdevctl definitions converted so far, to refuse one UUID under two parents. */
+typedef struct MdevctlSeen {
+        char **uuids; /* strv */
+        char **paths; /* strv, parallel */
+} MdevctlSeen;
+
+static void mdevctl_seen_done(MdevctlSeen *seen) {
+        strv_free(seen->uuids);
+        strv_free(seen->paths);
+}
+
+/* One definition file -> one rule (mdevctl-import.h). Returns 0, -EINVAL (logged) or -ENOMEM. */
+static int import_mdevctl_file(
+        ConfFiles *l, MdevctlSeen *seen, const char *parent_dir, const char *parent, const char *filename) {
+        _cleanup_(mdevctl_definition_done) MdevctlDefinition d = {};
+        _cleanup_free_ char *path = NULL, *buf = NULL, *error = NULL, *text = NULL;
+        size_t n;
+        int r;
+
+        if (asprintf(&path, "%s/%s", parent_dir, filename) < 0)
+                return -ENOMEM;
+        r = file_read_bounded(path, MDEVCTL_FILE_MAX, FILE_READ_NOFOLLOW, &buf, &n);
+        if (r == -EISDIR) {
+                /* mdevctl reads regular files only; a directory here is none of its definitions. */
+                log_notice("%s: a directory, not an mdevctl definition, ignoring.", path);
+                return 0;
+        }
+        if (r == -EBADFD || r == -ELOOP) {
+                log_error("%s: not a regular file.", path);
+                return -EINVAL;
+        }
+        if (r == -EFBIG) {
+                log_error(
+                        "%s: larger than an mdevctl definition (%u bytes at most).", path, MDEVCTL_FILE_MAX);
+                return -EINVAL;
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot read: %m", path);
+                return -EINVAL;
+        }
+
+        r = mdevctl_definition_parse(parent, filename, buf, n, &d, &error);
+        if (r == -EINVAL) {
+                log_error("%s: %s.", path, error);
+                return r;
+        }
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; seen->uuids && seen->uuids[i]; i++)
+                if (streq(seen->uuids[i], d.uuid)) {
+                        log_error(
+                                "%s: UUID %s is also defined by %s; one mdev cannot have two definitions.",
+                                path, d.uuid, seen->paths[i]);
+                        return -EINVAL;
+                }
+        if (strv_extend(&seen->uuids, d.uuid) < 0 || strv_extend(&seen->paths, path) < 0)
+                return -ENOMEM;
+
+        if (!d.autostart)
+                log_notice(
+                        "%s: \"start\": \"manual\", so its rule is written commented out (hostdevctl(1), "
+                        "IMPORT).",
+                        path);
+        r = mdevctl_definition_to_conf(&d, path, &text);
+        if (r < 0)
+                return r;
+        return conf_files_add(l, mdevctl_definition_conf_name(&d), TAKE_PTR(text));
+}
+
+static int import_mdevctl(const char *dir, ConfFiles *files) {
+        _cleanup_(mdevctl_seen_done) MdevctlSeen seen = {};
+        struct dirent **parents = NULL;
+        int n, r = 0, failed = 0;
+
+        n = scandir(dir, &parents, NULL, alphasort);
+        if (n < 0) {
+                log_error_errno(errno, "Failed to read %s: %m", dir);
+                return EXIT_BUS;
+        }
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *parent_dir = NULL;
+                const char *parent = parents[i]->d_name;
+                struct dirent **entries = NULL;
+                struct stat st;
+                int m;
+
+                /* Hidden entries as for driverctl; scripts.d holds mdevctl's callouts, no definitions. */
+                if (parent[0] == '.' || streq(parent, MDEVCTL_SCRIPTS_DIR) || r == -ENOMEM)
+                        goto next;
+                if (asprintf(&parent_dir, "%s/%s", dir, parent) < 0) {
+                        r = -ENOMEM;
+                        goto next;
+                }
+                if (lstat(parent_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        /* mdevctl ignores what is not a parent's directory here; so do we, aloud. */
+                        log_notice("%s: not a parent's directory, ignoring.", parent_dir);
+                        goto next;
+                }
+                m = scandir(parent_dir, &entries, NULL, alphasort);
+                if (m < 0) {
+                        log_error_errno(errno, "Failed to read %s: %m", parent_dir);
+                        failed++;
+                        goto next;
+                }
+                for (int j = 0; j < m; j++) {
+                        if (entries[j]->d_name[0] != '.' && r != -ENOMEM) {
+                                r = import_mdevctl_file(
+                                        files, &seen, parent_dir, parent, entries[j]->d_name);
+                                if (r < 0)
+                                        failed++;
+                        }
+                        free(entries[j]);
+                }
+                free(entries);
+next:
+                free(parents[i]);
+        }
+        free(parents);
+
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_BUS;
+        if (failed > 0) {
+                log_error("%d of the entries in %s did not convert; nothing written.", failed, dir);
+                return EXIT_BUS;
+        }
+        return 0;
+}
+
+int verb_import(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(conf_files_done) ConfFiles files = {};
+        int r;
+
+        if (streq(argv[1], "driverctl"))
+                r = import_driverctl(argc > 2 ? argv[2] : DRIVERCTL_CONF_DIR, &files);
+        else if (streq(argv[1], "mdevctl")) {
+                r = import_mdevctl(argc > 2 ? argv[2] : MDEVCTL_CONF_DIR, &files);
+                /* By file name, the order hostdevd reads them in (the walk went by parent). */
+                if (files.n > 0)
+                        qsort(files.files, files.n, sizeof(ConfFile), conf_file_compare);
+        } else {
+                log_error("Unknown import format '%s' (expected 'driverctl' or 'mdevctl').", argv[1]);
+                return EXIT_USAGE;
+        }
+        if (r != 0)
+                return r;
+        if (arg_json) {
+                /* [{"File": NAME, "Text": TEXT}, ...]; with --output the files are written as well. */
+                _cleanup_json_ json_object *a = json_object_new_array();
+
+                if (!a)
+                        return log_oom(), EXIT_BUS;
+                for (size_t i = 0; i < files.n; i++) {
+                        json_object *o = json_object_new_object();
+
+                        if (!o || json_object_array_add(a, o) < 0) {
+                                json_object_put(o);
+                                return log_oom(), EXIT_BUS;
+                        }
+                        if (json_object_object_add(o, "File", json_object_new_string(files.files[i].name)) <
+                                    0 ||
+                            json_object_object_add(o, "Text", json_object_new_string(files.files[i].text)) <
+                                    0)
+                                return log_oom(), EXIT_BUS;
+                }
+                r = arg_output ? conf_files_write(&files, arg_output) : 0;
+                if (r == 0)
+                        print_json(a);
+                return r;
         }
         return conf_files_write(&files, arg_output);
 }

@@ -99,9 +99,12 @@ static char *format_mdev_type(json_object *t) {
 static char *format_holder(json_object *h) {
         char *s;
 
+        const char *node = json_get_string(h, "Node");
+
+        /* An mdev's holders carry no node: it is the mdev's VfioGroup. */
         if (asprintf(
-                    &s, "pid %" PRIi64 " (%s) %s", json_get_int(h, "Pid", 0), json_get_string(h, "Command"),
-                    json_get_string(h, "Node")) < 0)
+                    &s, "pid %" PRIi64 " (%s)%s%s", json_get_int(h, "Pid", 0), json_get_string(h, "Command"),
+                    *node ? " " : "", node) < 0)
                 return NULL;
         return s;
 }

@@ -29,6 +29,7 @@ bool arg_persist = false, arg_whole_group = false, arg_allow_critical = false;
 const char *arg_vf_driver = NULL;
 const char *arg_output = NULL;
 unsigned arg_timeout_sec = 60;
+const char *arg_mdev_parent = NULL, *arg_mdev_uuid = NULL;
 static const char *arg_address = NULL;
 
 void print_json(json_object *o) {
@@ -39,8 +40,7 @@ void print_json(json_object *o) {
         puts(json_object_to_json_string_ext(o, flags));
 }
 
-/* An int property that is -1 when absent, as a cell. */
-static int table_add_optional_int(Table *t, json_object *o, const char *key) {
+int table_add_optional_int(Table *t, json_object *o, const char *key) {
         int64_t v = json_get_int(o, key, -1);
 
         return v < 0 ? table_add_cell(t, NULL) : table_add_cellf(t, "%" PRIi64, v);
@@ -376,125 +376,6 @@ static int verb_groups(sd_bus *bus, int argc, char **argv) {
         return table_print_fit(t) < 0 ? EXIT_BUS : 0;
 }
 
-/* ---- mdev --------------------------------------------------------------- */
-
-static int mdev_list(sd_bus *bus) {
-        static const char *const headers[] = { "UUID", "TYPE", "PARENT", "GROUP", "DRIVER" };
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_json_ json_object *objects = NULL, *mdevs = NULL;
-        _cleanup_(table_freep) Table *t = NULL;
-        int r;
-
-        r = bus_get_managed_objects(bus, &error, &objects);
-        if (r < 0)
-                return bus_client_fail(&error, r, "Failed to list mdevs");
-        r = bus_objects_with_interface(objects, HOSTDEVD_MDEV_INTERFACE, "Uuid", &mdevs);
-        if (r < 0) {
-                log_error_errno(r, "Failed to parse the mdev list: %m");
-                return EXIT_BUS;
-        }
-
-        if (arg_json) {
-                print_json(mdevs);
-                return 0;
-        }
-
-        t = table_new(ELEMENTSOF(headers), headers);
-        if (!t) {
-                log_oom();
-                return EXIT_BUS;
-        }
-        for (size_t i = 0; i < json_object_array_length(mdevs); i++) {
-                json_object *m = json_object_array_get_idx(mdevs, i);
-
-                r = table_add_cell(t, empty_to_null(json_get_string(m, "Uuid")));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Type")));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Parent")));
-                if (r >= 0)
-                        r = table_add_optional_int(t, m, "IommuGroup");
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Driver")));
-                if (r < 0) {
-                        log_oom();
-                        return EXIT_BUS;
-                }
-        }
-
-        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
-}
-
-static int mdev_types(sd_bus *bus) {
-        static const char *const headers[] = { "PARENT", "TYPE", "NAME", "AVAILABLE", "API", "DESCRIPTION" };
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_json_ json_object *types = NULL;
-        _cleanup_(table_freep) Table *t = NULL;
-        int r;
-
-        r = bus_get_property_json(
-                bus, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "MdevTypes", &error, &types);
-        if (r < 0)
-                return bus_client_fail(&error, r, "Failed to list mdev types");
-        if (!json_object_is_type(types, json_type_array)) {
-                log_error("Failed to parse the mdev types: not an array");
-                return EXIT_BUS;
-        }
-
-        if (arg_json) {
-                print_json(types);
-                return 0;
-        }
-
-        t = table_new(ELEMENTSOF(headers), headers);
-        if (!t) {
-                log_oom();
-                return EXIT_BUS;
-        }
-        table_set_shrinkable(t, 5);
-        for (size_t i = 0; i < json_object_array_length(types); i++) {
-                json_object *m = json_object_array_get_idx(types, i);
-                _cleanup_free_ char *description = strdup(json_get_string(m, "Description"));
-
-                if (!description) {
-                        log_oom();
-                        return EXIT_BUS;
-                }
-                /* Drivers write multi-line descriptions; a table row is one line. */
-                for (char *p = description; *p; p++)
-                        if (*p == '\n' || *p == '\t')
-                                *p = ' ';
-
-                r = table_add_cell(t, empty_to_null(json_get_string(m, "Parent")));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Type")));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "Name")));
-                if (r >= 0)
-                        r = table_add_cellf(t, "%" PRIi64, json_get_int(m, "AvailableInstances", 0));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(json_get_string(m, "DeviceApi")));
-                if (r >= 0)
-                        r = table_add_cell(t, empty_to_null(description));
-                if (r < 0) {
-                        log_oom();
-                        return EXIT_BUS;
-                }
-        }
-
-        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
-}
-
-static int verb_mdev(sd_bus *bus, int argc, char **argv) {
-        if (argc < 2 || streq(argv[1], "list"))
-                return mdev_list(bus);
-        if (streq(argv[1], "types"))
-                return mdev_types(bus);
-
-        log_error("Unknown mdev command '%s' (expected 'list' or 'types').", argv[1]);
-        return EXIT_USAGE;
-}
-
 /* ---- monitor ------------------------------------------------------------ */
 
 static int verb_monitor(sd_bus *bus, int argc, char **argv) {
@@ -512,7 +393,7 @@ static void help(void) {
                "                        or short as 41:00.0) or of an mdev (UUID)\n"
                "  groups                List IOMMU groups, their members and drivers\n"
                "  mdev list             List mediated devices\n"
-               "  mdev types            List mdev types of every mdev parent\n"
+               "  mdev types [PARENT]   List mdev types of every mdev parent, or of one\n"
                "  monitor               Print changes as they happen\n"
                "  status                Show the daemon's state\n\n"
                "Desired state:\n"
@@ -523,21 +404,29 @@ static void help(void) {
                "  unbind DEV            Declare that DEV has no driver (as bind DEV none)\n"
                "  reset DEV             Drop what bind/unbind declared for DEV\n"
                "  vfs PF N              Declare the number of VFs of a PF\n"
+               "  mdev create TYPE      Ask for an mdev of TYPE (id or name) [--parent --uuid]\n"
+               "  mdev remove UUID      Remove an mdev that mdev create asked for\n"
                "  export [DIR]          Write the current bindings as hostdevd.conf files\n"
                "  import driverctl [DIR]\n"
-               "                        Convert driverctl's overrides (/etc/driverctl.d)\n\n"
+               "                        Convert driverctl's overrides (/etc/driverctl.d)\n"
+               "  import mdevctl [DIR]  Convert mdevctl's definitions (/etc/mdevctl.d)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
                "     --json             Print JSON (keys are the D-Bus property names)\n"
                "     --address=ADDRESS  Connect to this D-Bus address instead of the system bus\n"
                "     --no-ask-password  Do not ask for a password when authorization needs one\n"
-               "     --persist          bind, unbind, vfs: keep the declaration across reboots\n"
+               "     --persist          bind, unbind, vfs, mdev create: keep the declaration\n"
+               "                        across reboots\n"
                "     --whole-group      bind, unbind: take the whole IOMMU group along\n"
                "     --allow-critical   bind, unbind: allow a host-critical device\n"
                "     --driver=DRIVER    vfs: the driver of the VFs\n"
                "     --output=DIR       import: write the files into DIR\n"
-               "     --timeout=SEC      bind, unbind, reset, vfs: wait this long for the result\n"
+               "     --parent=PARENT    mdev create: the parent (PCI address, or its name under\n"
+               "                        /sys/class/mdev_bus); default: hostdevd places it\n"
+               "     --uuid=UUID        mdev create: the mdev's UUID; default: hostdevd picks one\n"
+               "     --timeout=SEC      bind, unbind, reset, vfs, mdev create: wait this long for\n"
+               "                        the result\n"
                "                        (default 60, 0 = do not wait)\n\n"
                "Exit status: 0 success, 1 daemon or D-Bus error or not authorized, 2 usage\n"
                "error, 3 not converged (refused, blocked, pending, failed), 4 not found.\n"
@@ -545,21 +434,12 @@ static void help(void) {
                program_invocation_short_name);
 }
 
-/* Options that apply to some verbs only (Verb.options). */
-typedef enum VerbOption {
-        OPTION_PERSIST = 1 << 0,
-        OPTION_WHOLE_GROUP = 1 << 1,
-        OPTION_ALLOW_CRITICAL = 1 << 2,
-        OPTION_DRIVER = 1 << 3,
-        OPTION_OUTPUT = 1 << 4,
-        OPTION_TIMEOUT = 1 << 5,
-} VerbOption;
-
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver", "--output", "--timeout",
+        "--persist", "--whole-group", "--allow-critical", "--driver",
+        "--output",  "--timeout",     "--parent",         "--uuid",
 };
 
-static unsigned arg_verb_options = 0; /* the VerbOptions given */
+unsigned arg_verb_options = 0;
 
 /* Returns 1 to run a command, 0 to exit successfully (--help, --version), -EINVAL on a usage error. */
 static int parse_argv(int argc, char *argv[]) {
@@ -574,6 +454,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DRIVER,
                 ARG_OUTPUT,
                 ARG_TIMEOUT,
+                ARG_PARENT,
+                ARG_UUID,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -587,6 +469,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "driver", required_argument, NULL, ARG_DRIVER },
                 { "output", required_argument, NULL, ARG_OUTPUT },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "parent", required_argument, NULL, ARG_PARENT },
+                { "uuid", required_argument, NULL, ARG_UUID },
                 {},
         };
         int c;
@@ -642,6 +526,14 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_verb_options |= OPTION_TIMEOUT;
                         break;
                 }
+                case ARG_PARENT:
+                        arg_mdev_parent = optarg;
+                        arg_verb_options |= OPTION_PARENT;
+                        break;
+                case ARG_UUID:
+                        arg_mdev_uuid = optarg;
+                        arg_verb_options |= OPTION_UUID;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -664,7 +556,10 @@ static const Verb verbs[] = {
         { "list", 1, 1, 0, false, false, verb_list },
         { "show", 2, 2, 0, false, false, verb_show },
         { "groups", 1, 1, 0, false, false, verb_groups },
-        { "mdev", 1, 2, 0, false, false, verb_mdev },
+        /* mdev.c checks each subcommand's arguments and options, and opens the polkit agent for
+           create/remove. */
+        { "mdev", 1, 3, OPTION_PERSIST | OPTION_PARENT | OPTION_UUID | OPTION_TIMEOUT, false, false,
+          verb_mdev },
         { "monitor", 1, 1, 0, false, false, verb_monitor },
         { "status", 1, 1, 0, false, false, verb_status },
         { "plan", 1, 1, 0, false, false, verb_plan },

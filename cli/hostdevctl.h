@@ -20,6 +20,21 @@ extern const char *arg_vf_driver; /* vfs --driver=DRIVER; NULL when not given */
 extern const char *arg_output; /* import --output=DIR; NULL: standard output */
 /* bind/unbind/reset/vfs: how long to wait for the daemon to finish (--timeout=SEC), 0: not at all. */
 extern unsigned arg_timeout_sec;
+extern const char *arg_mdev_parent; /* mdev create --parent=P; NULL: hostdevd places it */
+extern const char *arg_mdev_uuid; /* mdev create --uuid=U; NULL: hostdevd picks one */
+
+/* Options that apply to some verbs only (hostdevctl.c checks them against each verb). */
+typedef enum VerbOption {
+        OPTION_PERSIST = 1 << 0,
+        OPTION_WHOLE_GROUP = 1 << 1,
+        OPTION_ALLOW_CRITICAL = 1 << 2,
+        OPTION_DRIVER = 1 << 3,
+        OPTION_OUTPUT = 1 << 4,
+        OPTION_TIMEOUT = 1 << 5,
+        OPTION_PARENT = 1 << 6,
+        OPTION_UUID = 1 << 7,
+} VerbOption;
+extern unsigned arg_verb_options; /* the VerbOptions given */
 
 /* Print o as JSON: indented on a terminal, one line otherwise. */
 void print_json(json_object *o);
@@ -30,6 +45,18 @@ static inline const char *empty_to_null(const char *s) {
 int table_print_fit(Table *t);
 /* "Name: value" lines, names right-aligned, as `show` prints them. Returns 0 or -ENOMEM (logged). */
 int print_properties(json_object *props);
+
+/* An int property that is -1 when absent, as a cell ("-"). Returns 0 or -ENOMEM. */
+int table_add_optional_int(Table *t, json_object *o, const char *key);
+
+/*
+ * The properties (interface) of the object at path once its State is no
+ * longer "pending" and, when expect_desired is not NULL, its DesiredDriver
+ * is expect_desired (the daemon may reply before its planner or executor
+ * ran), or after --timeout (arg_timeout_sec). Returns 0 or an exit status.
+ */
+int object_wait_settled(
+        sd_bus *bus, const char *path, const char *interface, const char *expect_desired, json_object **ret);
 
 /* Whether a method call may ask for a password: --no-ask-password not given and stdin is a terminal. */
 bool ask_password(void);
@@ -46,3 +73,5 @@ int verb_vfs(sd_bus *bus, int argc, char **argv);
 /* conf-files.c: */
 int verb_export(sd_bus *bus, int argc, char **argv);
 int verb_import(sd_bus *bus, int argc, char **argv); /* bus is NULL: a file conversion */
+/* mdev.c: mdev list|types|create|remove */
+int verb_mdev(sd_bus *bus, int argc, char **argv);

@@ -354,19 +354,15 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 }
 
 /* Whether the daemon has taken the declaration (DesiredDriver is what was asked, when known) and is done. */
-static bool device_settled(json_object *props, const char *expect_desired) {
+static bool object_settled(json_object *props, const char *expect_desired) {
         if (streq(json_get_string(props, "State"), STATE_PENDING))
                 return false;
         return !expect_desired || streq(json_get_string(props, "DesiredDriver"), expect_desired);
 }
 
-/*
- * The device's properties once device_settled() (the daemon may reply
- * before its planner or executor ran), or after --timeout (arg_timeout_sec).
- * Returns 0 or an exit status.
- */
-static int device_wait_settled(
-        sd_bus *bus, const char *path, const char *expect_desired, json_object **ret) {
+int object_wait_settled(
+        sd_bus *bus, const char *path, const char *interface, const char *expect_desired,
+        json_object **ret) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         uint64_t deadline = now_usec() + (uint64_t)arg_timeout_sec * 1000000ULL;
         bool changed = false;
@@ -377,7 +373,7 @@ static int device_wait_settled(
                 bus, &slot, HOSTDEVD_BUS_NAME, path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged",
                 on_properties_changed, &changed);
         if (r < 0) {
-                log_error_errno(r, "Failed to subscribe to the device's changes: %m");
+                log_error_errno(r, "Failed to subscribe to %s's changes: %m", path);
                 return EXIT_BUS;
         }
 
@@ -387,10 +383,10 @@ static int device_wait_settled(
                 uint64_t now;
 
                 changed = false;
-                r = bus_get_all_properties(bus, path, HOSTDEVD_DEVICE_INTERFACE, &error, &props);
+                r = bus_get_all_properties(bus, path, interface, &error, &props);
                 if (r < 0)
-                        return bus_client_fail(&error, r, "Failed to read the device's state");
-                if (device_settled(props, expect_desired) || now_usec() >= deadline) {
+                        return bus_client_fail(&error, r, "Failed to read the state");
+                if (object_settled(props, expect_desired) || now_usec() >= deadline) {
                         *ret = TAKE_PTR(props);
                         return 0;
                 }
@@ -465,7 +461,7 @@ static int wait_functions(sd_bus *bus, json_object *addresses) {
                 r = lookup_device(bus, address, &path);
                 if (r != 0)
                         return r;
-                r = device_wait_settled(bus, path, NULL, &props);
+                r = object_wait_settled(bus, path, HOSTDEVD_DEVICE_INTERFACE, NULL, &props);
                 if (r != 0)
                         return r;
                 if (streq(json_get_string(props, "State"), STATE_CONVERGED))
@@ -486,7 +482,7 @@ static int finish_change(
         _cleanup_json_ json_object *props = NULL;
         int r;
 
-        r = device_wait_settled(bus, path, expect_desired, &props);
+        r = object_wait_settled(bus, path, HOSTDEVD_DEVICE_INTERFACE, expect_desired, &props);
         if (r != 0)
                 return r;
         r = report_device(props, sriov, expect_desired);

@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 
 #include <ini.h>
+#include <uuid/uuid.h>
 
 #include "desired-state.h"
 #include "escape.h"
@@ -16,6 +17,7 @@
 #include "macro.h"
 #include "names.h"
 #include "strv.h"
+#include "sysfs.h"
 
 static const char *const driver_kind_table[_DRIVER_KIND_MAX] = {
         [DRIVER_KIND_UNSET] = "unset",
@@ -166,6 +168,14 @@ static void desired_rule_done(DesiredRule *r) {
         free(r->match.slot);
         driver_spec_done(&r->driver);
         driver_spec_done(&r->vf_driver);
+        strv_free(r->mdev.parents);
+        free(r->mdev.type);
+        for (size_t i = 0; i < r->mdev.n_attrs; i++) {
+                free(r->mdev.attrs[i].name);
+                free(r->mdev.attrs[i].value);
+        }
+        free(r->mdev.attrs);
+        free(r->vgpu.type);
 }
 
 DesiredState *desired_state_free(DesiredState *s) {
@@ -245,12 +255,21 @@ typedef enum ConfKey {
         KEY_ALLOW_CRITICAL,
         KEY_NUM_VFS,
         KEY_VF_DRIVER,
+        KEY_MDEV_PARENT,
+        KEY_MDEV_TYPE,
+        KEY_MDEV_UUID,
+        KEY_MDEV_COUNT,
+        KEY_MDEV_PLACEMENT,
+        KEY_MDEV_ATTRIBUTE,
+        KEY_VGPU_TYPE,
+        KEY_VGPU_COUNT,
         _KEY_MAX,
 } ConfKey;
 
 static const struct {
         const char *section;
         const char *name;
+        bool repeatable; /* each assignment adds one (in order) */
 } conf_keys[_KEY_MAX] = {
         [KEY_ADDRESS] = { CONF_SECTION_MATCH, "Address" },
         [KEY_VENDOR] = { CONF_SECTION_MATCH, "Vendor" },
@@ -267,7 +286,36 @@ static const struct {
         [KEY_ALLOW_CRITICAL] = { CONF_SECTION_DEVICE, "AllowCritical" },
         [KEY_NUM_VFS] = { CONF_SECTION_SRIOV, "NumVFs" },
         [KEY_VF_DRIVER] = { CONF_SECTION_SRIOV, "VFDriver" },
+        [KEY_MDEV_PARENT] = { CONF_SECTION_MDEV, "Parent", true },
+        [KEY_MDEV_TYPE] = { CONF_SECTION_MDEV, "Type" },
+        [KEY_MDEV_UUID] = { CONF_SECTION_MDEV, "UUID" },
+        [KEY_MDEV_COUNT] = { CONF_SECTION_MDEV, "Count" },
+        [KEY_MDEV_PLACEMENT] = { CONF_SECTION_MDEV, "Placement" },
+        [KEY_MDEV_ATTRIBUTE] = { CONF_SECTION_MDEV, "Attribute", true },
+        [KEY_VGPU_TYPE] = { CONF_SECTION_VGPU, "Type" },
+        [KEY_VGPU_COUNT] = { CONF_SECTION_VGPU, "Count" },
 };
+
+/* Longest Type= (ids are short; names such as "GRID RTX6000-4Q" too) and Parent=/attribute name. */
+#define DESIRED_MDEV_TYPE_MAX 128u
+#define DESIRED_MDEV_NAME_MAX 64u
+
+/* Printable, no '/', 1..max bytes: a type id or name, a parent or attribute name (escaped in
+ * messages anyway). |one_component|: also not "." or "..", no white space. */
+static bool mdev_word_is_valid(const char *s, size_t max, bool one_component) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > max || strchr(s, '/'))
+                return false;
+        if (one_component && (streq(s, ".") || streq(s, "..")))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char ch = (unsigned char)s[i];
+                if (one_component ? !isgraph(ch) : !(isprint(ch)))
+                        return false;
+        }
+        return true;
+}
 
 typedef struct ParseContext {
         FILE *f;
@@ -277,7 +325,7 @@ typedef struct ParseContext {
         unsigned line; /* line libinih is working on (its handler gets no line number
                         * in Debian's build: INI_HANDLER_LINENO is 0), counted by our reader */
         unsigned first_section_line; /* first "[...]" line seen by the reader, 0: none */
-        unsigned section_line[3]; /* first line of [Match], [Device], [SRIOV], 0: not seen */
+        unsigned section_line[5]; /* first line of [Match], [Device], [SRIOV], [Mdev], [VGPU], 0: not seen */
         unsigned unknown_section_line; /* header line of the current section when unknown, 0: known */
         unsigned unknown_section_keys; /* assignments seen in it */
         char *unknown_section; /* its name, escaped */
@@ -305,7 +353,10 @@ _printf_(3, 4) static void context_error(ParseContext *c, unsigned line, const c
                 c->r = -ENOMEM;
 }
 
-static const char *const known_sections[] = { CONF_SECTION_MATCH, CONF_SECTION_DEVICE, CONF_SECTION_SRIOV };
+static const char *const known_sections[] = {
+        CONF_SECTION_MATCH, CONF_SECTION_DEVICE, CONF_SECTION_SRIOV, CONF_SECTION_MDEV, CONF_SECTION_VGPU,
+};
+enum { SECTION_MATCH, SECTION_DEVICE, SECTION_SRIOV, SECTION_MDEV, SECTION_VGPU };
 
 /* The section before ends: an unknown one is an error even without keys (hostdevd.conf(5)); with keys,
  * each key is reported by the handler. */
@@ -555,6 +606,127 @@ static int context_assign(ParseContext *c, ConfKey key, const char *value) {
                 c->rule.has_num_vfs = true;
                 c->rule.num_vfs_line = c->line;
                 return 0;
+        case KEY_MDEV_PARENT:
+                if (!mdev_word_is_valid(value, DESIRED_MDEV_NAME_MAX, true)) {
+                        KEY_ERROR(
+                                c, key, value,
+                                "not a parent name as in /sys/class/mdev_bus (at most %u, no '/')",
+                                DESIRED_MDEV_NAME_MAX);
+                        return 0;
+                }
+                if (strv_contains(c->rule.mdev.parents, value)) {
+                        KEY_ERROR(c, key, value, "parent named twice");
+                        return 0;
+                }
+                if (strv_extend(&c->rule.mdev.parents, value) < 0)
+                        return -ENOMEM;
+                if (c->rule.mdev.parents_line == 0)
+                        c->rule.mdev.parents_line = c->line;
+                return 0;
+        case KEY_MDEV_TYPE:
+        case KEY_VGPU_TYPE: {
+                char **t = key == KEY_MDEV_TYPE ? &c->rule.mdev.type : &c->rule.vgpu.type;
+                if (!mdev_word_is_valid(value, DESIRED_MDEV_TYPE_MAX, false)) {
+                        KEY_ERROR(
+                                c, key, value, "not a type id or name (printable, no '/', at most %u)",
+                                DESIRED_MDEV_TYPE_MAX);
+                        return 0;
+                }
+                *t = strdup(value);
+                if (!*t)
+                        return -ENOMEM;
+                if (key == KEY_MDEV_TYPE)
+                        c->rule.mdev.type_line = c->line;
+                else
+                        c->rule.vgpu.type_line = c->line;
+                return 0;
+        }
+        case KEY_MDEV_UUID: {
+                uuid_t u;
+                /* Any case is accepted; the kernel names mdevs in lowercase ("%pUl"), so is the key. */
+                if (strlen(value) != MDEV_UUID_STRING_MAX - 1 || uuid_parse(value, u) < 0) {
+                        KEY_ERROR(c, key, value, "not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+                        return 0;
+                }
+                uuid_unparse_lower(u, c->rule.mdev.uuid);
+                c->rule.mdev.has_uuid = true;
+                c->rule.mdev.uuid_line = c->line;
+                return 0;
+        }
+        case KEY_MDEV_COUNT:
+        case KEY_VGPU_COUNT: {
+                uint32_t max = key == KEY_MDEV_COUNT ? MDEV_UUIDS_PER_RULE_MAX : UINT16_MAX;
+                if (parse_decimal(value, max, &v) < 0 || v == 0) {
+                        KEY_ERROR(c, key, value, "not a number of instances (1..%" PRIu32 ")", max);
+                        return 0;
+                }
+                if (key == KEY_MDEV_COUNT) {
+                        c->rule.mdev.has_count = true;
+                        c->rule.mdev.count = v;
+                        c->rule.mdev.count_line = c->line;
+                } else {
+                        c->rule.vgpu.has_count = true;
+                        c->rule.vgpu.count = v;
+                        c->rule.vgpu.count_line = c->line;
+                }
+                return 0;
+        }
+        case KEY_MDEV_PLACEMENT: {
+                MdevPlacement p = mdev_placement_from_string(value);
+                if (p < 0) {
+                        KEY_ERROR(c, key, value, "not spread or pack");
+                        return 0;
+                }
+                c->rule.mdev.placement = p;
+                return 0;
+        }
+        case KEY_MDEV_ATTRIBUTE: {
+                /* NAME=VALUE, as mdevctl's "attrs": written to the mdev's own sysfs directory after create.
+                 * The kernel's own files of every device there are refused: "remove" would destroy it. */
+                static const char *const reserved[] = {
+                        SYSFS_ATTR_MDEV_REMOVE,
+                        SYSFS_ATTR_MDEV_TYPE,
+                        SYSFS_ATTR_DRIVER,
+                        SYSFS_ATTR_IOMMU_GROUP,
+                        SYSFS_ATTR_SUBSYSTEM,
+                        "uevent",
+                        "power",
+                        "driver_override",
+                };
+                const char *eq = strchr(value, '=');
+                _cleanup_free_ char *name = NULL;
+                MdevAttribute *a;
+
+                if (!eq || eq == value || eq[1] == '\0') {
+                        KEY_ERROR(c, key, value, "not NAME=VALUE");
+                        return 0;
+                }
+                name = strndup(value, (size_t)(eq - value));
+                if (!name)
+                        return -ENOMEM;
+                if (!mdev_word_is_valid(name, DESIRED_MDEV_NAME_MAX, true)) {
+                        KEY_ERROR(
+                                c, key, value, "attribute name is not one file name (at most %u)",
+                                DESIRED_MDEV_NAME_MAX);
+                        return 0;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                        if (streq(name, reserved[i])) {
+                                KEY_ERROR(
+                                        c, key, value, "'%s' is the kernel's, not an mdev attribute", name);
+                                return 0;
+                        }
+                a = reallocarray(c->rule.mdev.attrs, c->rule.mdev.n_attrs + 1, sizeof(MdevAttribute));
+                if (!a)
+                        return -ENOMEM;
+                c->rule.mdev.attrs = a;
+                a = &a[c->rule.mdev.n_attrs];
+                *a = (MdevAttribute){ .name = TAKE_PTR(name), .value = strdup(eq + 1), .line = c->line };
+                c->rule.mdev.n_attrs++;
+                if (!a->value)
+                        return -ENOMEM;
+                return 0;
+        }
         default:
                 assert(false);
                 return -EINVAL;
@@ -573,7 +745,8 @@ static int context_handler(void *userdata, const char *section, const char *name
                 return 1;
         }
         if (!streq(section, CONF_SECTION_MATCH) && !streq(section, CONF_SECTION_DEVICE) &&
-            !streq(section, CONF_SECTION_SRIOV)) {
+            !streq(section, CONF_SECTION_SRIOV) && !streq(section, CONF_SECTION_MDEV) &&
+            !streq(section, CONF_SECTION_VGPU)) {
                 c->unknown_section_keys++;
                 context_error(
                         c, c->line, "[%s] %s=%s: unknown section", ESCAPE_QUOTE(section), ESCAPE_QUOTE(name),
@@ -584,12 +757,13 @@ static int context_handler(void *userdata, const char *section, const char *name
         for (ConfKey k = 0; k < _KEY_MAX; k++) {
                 if (!streq(conf_keys[k].section, section) || !streq(conf_keys[k].name, name))
                         continue;
-                if (c->key_line[k] != 0) {
+                if (c->key_line[k] != 0 && !conf_keys[k].repeatable) {
                         /* Also what a continuation line (libinih's multi-line values) looks like. */
                         KEY_ERROR(c, k, value, "assigned twice (first at line %u)", c->key_line[k]);
                         return 1;
                 }
-                c->key_line[k] = c->line;
+                if (c->key_line[k] == 0)
+                        c->key_line[k] = c->line;
                 if (!value || !*value) {
                         KEY_ERROR(c, k, value, "empty value");
                         return 1;
@@ -619,15 +793,39 @@ static void context_validate(ParseContext *c) {
                                 rule->match_line = c->key_line[k];
                         any_match = true;
                 }
-        if (!any_match)
-                context_error(
-                        c, c->first_section_line ?: 1,
-                        "[Match] section missing or empty: a rule needs at least one match key");
+        rule->mdev.present = c->section_line[SECTION_MDEV] != 0;
+        rule->mdev.line = c->section_line[SECTION_MDEV];
+        rule->vgpu.present = c->section_line[SECTION_VGPU] != 0;
+        rule->vgpu.line = c->section_line[SECTION_VGPU];
 
-        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER])
+        if (!any_match && !c->key_line[KEY_MDEV_PARENT])
                 context_error(
                         c, c->first_section_line ?: 1,
-                        "nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=");
+                        rule->mdev.present
+                                ? "[Match] section missing or empty and no [Mdev] Parent=: an [Mdev] rule needs one of them"
+                                : "[Match] section missing or empty: a rule needs at least one match key");
+
+        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER] &&
+            !rule->mdev.present && !rule->vgpu.present)
+                context_error(
+                        c, c->first_section_line ?: 1,
+                        "nothing to do: set [Device] Driver=, [SRIOV] NumVFs=/VFDriver=, [Mdev] or [VGPU]");
+
+        if (rule->mdev.present && rule->vgpu.present)
+                context_error(
+                        c, rule->vgpu.line,
+                        "[VGPU]: a rule has [Mdev] (line %u) or [VGPU], not both: put them in two files",
+                        rule->mdev.line);
+        if (rule->mdev.present && !c->key_line[KEY_MDEV_TYPE])
+                context_error(c, rule->mdev.line, "[Mdev]: Type= missing (a type id or name)");
+        if (c->key_line[KEY_MDEV_UUID] && c->key_line[KEY_MDEV_COUNT])
+                context_error(
+                        c, c->key_line[KEY_MDEV_COUNT], "Count= and UUID= (line %u) exclude each other",
+                        c->key_line[KEY_MDEV_UUID]);
+        if (rule->vgpu.present && !c->key_line[KEY_VGPU_TYPE])
+                context_error(c, rule->vgpu.line, "[VGPU]: Type= missing (a type id or name)");
+        if (rule->vgpu.present && !any_match)
+                context_error(c, rule->vgpu.line, "[VGPU] needs a [Match] selecting the VFs");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_GROUP])
                 context_error(c, c->key_line[KEY_GROUP], "Group= needs Driver= in the same [Device]");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_ALLOW_CRITICAL])
@@ -789,6 +987,19 @@ int desired_state_add_file(DesiredState *s, const char *path) {
                 if (c.r < 0) {
                         desired_rule_done(&c.rule);
                         return c.r;
+                }
+        }
+
+        /* Two files naming one mdev UUID: the later file is rejected (one instance, one rule). */
+        for (size_t i = 0; !errors && c.rule.mdev.has_uuid && i < s->n_rules; i++) {
+                const DesiredRule *o = &s->rules[i];
+                if (!o->mdev.has_uuid || !streq(o->mdev.uuid, c.rule.mdev.uuid))
+                        continue;
+                if (strv_extendf(
+                            &errors, "%s:%u: UUID=%s: already named by %s:%u", shown, c.rule.mdev.uuid_line,
+                            c.rule.mdev.uuid, o->path, o->mdev.uuid_line) < 0) {
+                        desired_rule_done(&c.rule);
+                        return -ENOMEM;
                 }
         }
 
@@ -986,6 +1197,18 @@ DesiredResolution *desired_resolution_free(DesiredResolution *r) {
                 desired_pf_done(&r->pfs[i]);
         free(r->pfs);
         strv_free(r->conflicts);
+        for (size_t i = 0; i < r->n_mdevs; i++) {
+                free(r->mdevs[i].parent);
+                free(r->mdevs[i].type_id);
+                free(r->mdevs[i].source);
+        }
+        free(r->mdevs);
+        for (size_t i = 0; i < r->n_vgpus; i++) {
+                free(r->vgpus[i].type_name);
+                free(r->vgpus[i].source);
+        }
+        free(r->vgpus);
+        strv_free(r->errors);
         free(r);
         return NULL;
 }
@@ -1208,4 +1431,422 @@ int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResoluti
         assert(m);
         devices = model_get_devices(m, &n);
         return desired_state_resolve_devices(s, devices, n, ret);
+}
+
+/* ---- mdevs and vendor vGPUs (issue 14) ------------------------------------------------------ */
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+/* "a, b, c" (a new string; "" for none), NULL on OOM. */
+static char *strv_join_comma(char *const *l) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; l && l[i]; i++)
+                fprintf(f, "%s%s", i > 0 ? ", " : "", l[i]);
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(out);
+}
+
+static const PciDevice *input_find_device(const MdevResolveInput *in, const char *address) {
+        for (size_t i = 0; address && i < in->n_devices; i++)
+                if (streq(in->devices[i]->address, address))
+                        return in->devices[i];
+        return NULL;
+}
+
+static const Mdev *input_find_mdev(const MdevResolveInput *in, const char *uuid) {
+        for (size_t i = 0; i < in->n_mdevs; i++)
+                if (streq(in->mdevs[i]->uuid, uuid))
+                        return in->mdevs[i];
+        return NULL;
+}
+
+/* A type of |p| whose id is |type|, else whose name is; NULL when none. */
+static const MdevType *parent_find_type(const MdevParent *p, const char *type) {
+        for (size_t i = 0; i < p->n_types; i++)
+                if (streq(p->types[i].id, type))
+                        return &p->types[i];
+        for (size_t i = 0; i < p->n_types; i++)
+                if (p->types[i].name && streq(p->types[i].name, type))
+                        return &p->types[i];
+        return NULL;
+}
+
+static bool rule_selects_parent(const DesiredRule *rule, const MdevParent *p, const MdevResolveInput *in) {
+        if (rule->mdev.parents && !strv_contains(rule->mdev.parents, p->name))
+                return false;
+        if (!device_match_is_empty(&rule->match)) {
+                const PciDevice *d = p->is_pci ? input_find_device(in, p->name) : NULL;
+                if (!d || !device_match_test(&rule->match, d))
+                        return false;
+        }
+        return true;
+}
+
+/* What the rules resolved so far put on a parent: for available_instances and one type per GPU. */
+typedef struct ParentUse {
+        const MdevParent *parent;
+        const PciDevice *device; /* NULL: not PCI */
+        const char *type_id; /* type placed by an earlier rule (one type per GPU); borrowed */
+        uint32_t placed; /* new instances earlier rules placed here */
+} ParentUse;
+
+/* The basename of a rule's path: the key of its stable UUIDs (mdev-uuids.h). */
+static const char *rule_key(const DesiredRule *rule) {
+        const char *slash = strrchr(rule->path, '/');
+        return slash ? slash + 1 : rule->path;
+}
+
+_printf_(3, 4) static int add_rule_error(
+        DesiredResolution *res, const DesiredRule *rule, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        log_debug(
+                "%s:%u: %s", rule->path, rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line,
+                msg);
+        return strv_extendf(
+                &res->errors, "%s:%u: %s", rule->path,
+                rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line, msg);
+}
+
+static DesiredMdev *add_desired_mdev(
+        DesiredResolution *res, const DesiredRule *rule, const char *uuid, const char *parent,
+        const char *type_id) {
+        DesiredMdev *a = reallocarray(res->mdevs, res->n_mdevs + 1, sizeof(DesiredMdev));
+        if (!a)
+                return NULL;
+        res->mdevs = a;
+        a = &a[res->n_mdevs++];
+        *a = (DesiredMdev){
+                .attrs = rule->mdev.attrs,
+                .n_attrs = rule->mdev.n_attrs,
+                .named = rule->mdev.has_uuid,
+        };
+        strcpy(a->uuid, uuid);
+        if (strdup_null(parent, &a->parent) < 0 || strdup_null(type_id, &a->type_id) < 0 ||
+            !(a->source = rule_source(rule, rule->mdev.type_line)))
+                return NULL;
+        return a;
+}
+
+static int resolve_mdev_rule(
+        const DesiredState *s, const DesiredRule *rule, const MdevResolveInput *in, MdevUuids *uuids,
+        ParentUse *use, size_t n_use, DesiredResolution *res) {
+        _cleanup_free_ PlacementCandidate *cands = NULL;
+        _cleanup_free_ size_t *cand_use = NULL, *placement = NULL;
+        _cleanup_free_ const char **cand_type = NULL;
+        _cleanup_strv_free_ char **avoid = NULL, **fresh = NULL, **present = NULL;
+        char *const *list = NULL;
+        char one[1][MDEV_UUID_STRING_MAX];
+        char *one_list[2] = { one[0], NULL };
+        size_t n_cands = 0, n_selected = 0, n_fresh;
+        uint32_t count;
+        int r;
+
+        /* The candidates: selected parents that have the type. */
+        cands = calloc(n_use + 1, sizeof(PlacementCandidate));
+        cand_use = calloc(n_use + 1, sizeof(size_t));
+        cand_type = calloc(n_use + 1, sizeof(char *));
+        if (!cands || !cand_use || !cand_type)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_use; i++) {
+                const MdevType *t;
+
+                if (!rule_selects_parent(rule, use[i].parent, in))
+                        continue;
+                n_selected++;
+                if (strv_extend(&present, use[i].parent->name) < 0)
+                        return -ENOMEM;
+                t = parent_find_type(use[i].parent, rule->mdev.type);
+                if (!t)
+                        continue;
+                cand_use[n_cands] = i;
+                cand_type[n_cands] = t->id;
+                cands[n_cands] = (PlacementCandidate){
+                        .name = use[i].parent->name,
+                        .available = t->available_instances > use[i].placed
+                                ? t->available_instances - use[i].placed
+                                : 0,
+                };
+                if (mdev_parent_one_type_per_gpu(use[i].device)) {
+                        /* Another type active there (and not ours to drop) or placed by an earlier rule. */
+                        if (use[i].type_id && !streq(use[i].type_id, t->id))
+                                cands[n_cands].blocked = true;
+                        for (size_t k = 0; k < in->n_mdevs; k++) {
+                                const Mdev *m = in->mdevs[k];
+                                if (m->parent && streq(m->parent, use[i].parent->name) && m->type_id &&
+                                    !streq(m->type_id, t->id))
+                                        cands[n_cands].blocked = true;
+                        }
+                }
+                n_cands++;
+        }
+        if (n_selected > 0 && n_cands == 0) {
+                _cleanup_free_ char *names = strv_join_comma(present);
+                return add_rule_error(
+                        res, rule, "Type=%s: no such type id or name on %s", ESCAPE_QUOTE(rule->mdev.type),
+                        strna(names));
+        }
+
+        /* The instances. */
+        if (rule->mdev.has_uuid) {
+                strcpy(one[0], rule->mdev.uuid);
+                list = one_list;
+                count = 1;
+        } else {
+                count = rule->mdev.has_count ? rule->mdev.count : 1;
+                for (size_t i = 0; i < in->n_mdevs; i++)
+                        if (strv_extend(&avoid, in->mdevs[i]->uuid) < 0)
+                                return -ENOMEM;
+                for (size_t i = 0; i < s->n_rules; i++)
+                        if (s->rules[i].mdev.has_uuid && strv_extend(&avoid, s->rules[i].mdev.uuid) < 0)
+                                return -ENOMEM;
+                r = mdev_uuids_get(uuids, rule_key(rule), count, avoid, &list);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Adopt what exists with the type on a candidate; the rest is placed anew. */
+        for (uint32_t k = 0; k < count; k++) {
+                const Mdev *m = input_find_mdev(in, list[k]);
+                const DesiredMdev *other = desired_resolution_get_mdev(res, list[k]);
+                size_t c;
+
+                if (other)
+                        return add_rule_error(
+                                res, rule, "UUID %s: already wanted by %s", list[k], other->source);
+                if (m) {
+                        for (c = 0; c < n_cands; c++)
+                                if (m->parent && streq(m->parent, cands[c].name) && m->type_id &&
+                                    streq(m->type_id, cand_type[c]))
+                                        break;
+                        if (c < n_cands) {
+                                cands[c].existing++;
+                                continue;
+                        }
+                        if (rule->mdev.has_uuid && !strv_contains(in->owned_mdevs, m->uuid))
+                                return add_rule_error(
+                                        res, rule,
+                                        "UUID=%s: collides with an mdev hostdevd did not create (parent %s, type %s), "
+                                        "which it never touches",
+                                        m->uuid, strna(m->parent), strna(m->type_id));
+                }
+                if (strv_extend(&fresh, list[k]) < 0)
+                        return -ENOMEM;
+        }
+        n_fresh = strv_length(fresh);
+
+        if (n_cands == 0) {
+                /* No parent present yet: the instances wait for one (a late driver, a VF to come). */
+                for (uint32_t k = 0; k < count; k++)
+                        if (!add_desired_mdev(res, rule, list[k], NULL, rule->mdev.type))
+                                return -ENOMEM;
+                return 0;
+        }
+
+        placement = calloc(n_fresh + 1, sizeof(size_t));
+        if (!placement)
+                return -ENOMEM;
+        r = mdev_place(rule->mdev.placement, cands, n_cands, (uint32_t)n_fresh, placement);
+        if (r == -ENOSPC) {
+                uint32_t cap = mdev_placement_capacity(cands, n_cands);
+                return add_rule_error(
+                        res, rule,
+                        "%s=%" PRIu32 ": the matching parents can take %" PRIu32 " more of type %s, not %zu",
+                        rule->mdev.has_uuid ? "UUID" : "Count", count, cap, ESCAPE_QUOTE(rule->mdev.type),
+                        n_fresh);
+        }
+        if (r < 0)
+                return r;
+
+        /* Commit: adopted ones where they are, new ones where placed. */
+        for (uint32_t k = 0; k < count; k++) {
+                const Mdev *m = input_find_mdev(in, list[k]);
+                bool is_fresh = strv_contains(fresh, list[k]);
+
+                if (!is_fresh) {
+                        if (!add_desired_mdev(res, rule, list[k], m->parent, m->type_id))
+                                return -ENOMEM;
+                        for (size_t c = 0; c < n_cands; c++)
+                                if (streq(cands[c].name, m->parent))
+                                        use[cand_use[c]].type_id = cand_type[c];
+                }
+        }
+        for (size_t k = 0; k < n_fresh; k++) {
+                size_t c = placement[k];
+                ParentUse *u = &use[cand_use[c]];
+
+                if (!add_desired_mdev(res, rule, fresh[k], u->parent->name, cand_type[c]))
+                        return -ENOMEM;
+                u->placed++;
+                u->type_id = cand_type[c];
+        }
+        return 0;
+}
+
+static int desired_mdev_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredMdev *)a)->uuid, ((const DesiredMdev *)b)->uuid);
+}
+
+static int desired_vgpu_compare(const void *a, const void *b) {
+        return strcmp(((const DesiredVgpu *)a)->address, ((const DesiredVgpu *)b)->address);
+}
+
+const DesiredMdev *desired_resolution_get_mdev(const DesiredResolution *r, const char *uuid) {
+        /* Linear: also used while the array is being built (unsorted). */
+        for (size_t i = 0; r && uuid && i < r->n_mdevs; i++)
+                if (streq(r->mdevs[i].uuid, uuid))
+                        return &r->mdevs[i];
+        return NULL;
+}
+
+const DesiredVgpu *desired_resolution_get_vgpu(const DesiredResolution *r, const char *address) {
+        for (size_t i = 0; r && address && i < r->n_vgpus; i++)
+                if (streq(r->vgpus[i].address, address))
+                        return &r->vgpus[i];
+        return NULL;
+}
+
+static int vgpu_vf_ptr_compare(const void *a, const void *b) {
+        return strcmp((*(const VgpuVf *const *)a)->address, (*(const VgpuVf *const *)b)->address);
+}
+
+static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in, DesiredResolution *res) {
+        _cleanup_free_ const VgpuVf **vfs = NULL;
+        size_t n = 0;
+        uint32_t id = 0;
+        const char *name = NULL;
+        int64_t v;
+
+        vfs = calloc(in->n_vgpu_vfs + 1, sizeof(VgpuVf *));
+        if (!vfs)
+                return -ENOMEM;
+        for (size_t i = 0; i < in->n_vgpu_vfs; i++) {
+                const PciDevice *d = input_find_device(in, in->vgpu_vfs[i]->address);
+                if (d && device_match_test(&rule->match, d))
+                        vfs[n++] = in->vgpu_vfs[i];
+        }
+        if (n == 0)
+                return 0; /* no VF yet: a NumVFs= rule or a late driver brings them */
+
+        /* Type=: a numeric id, else a name one of the VFs lists. */
+        if (sysfs_parse_int(rule->vgpu.type, 1, UINT32_MAX, &v) >= 0)
+                id = (uint32_t)v;
+        for (size_t i = 0; i < n && (id == 0 || !name); i++) {
+                const VgpuType *t = vgpu_vf_find_type(vfs[i], id, id == 0 ? rule->vgpu.type : NULL);
+                if (t) {
+                        id = t->id;
+                        name = t->name;
+                }
+        }
+        if (id == 0)
+                return add_rule_error(
+                        res, rule,
+                        "Type=%s: no matching VF lists this vGPU type in %s/%s (use its numeric id)",
+                        ESCAPE_QUOTE(rule->vgpu.type), SYSFS_ATTR_NVIDIA_DIR,
+                        SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES);
+
+        qsort(vfs, n, sizeof(VgpuVf *), vgpu_vf_ptr_compare);
+        for (size_t i = 0; i < n; i++) {
+                const VgpuVf *vf = vfs[i];
+                const DesiredVgpu *later = desired_resolution_get_vgpu(res, vf->address);
+
+                if (later) {
+                        /* A later file already decided this VF. */
+                        if (later->type_id != id &&
+                            strv_extendf(
+                                    &res->conflicts,
+                                    "%s: [VGPU] Type=%" PRIu32 " (%s) overrides Type=%" PRIu32 " (%s:%u)",
+                                    vf->address, later->type_id, later->source, id, rule->path,
+                                    rule->vgpu.type_line) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (rule->vgpu.has_count) {
+                        /* Per PF: VFs that carry the type already first, then address order. */
+                        size_t rank = 0;
+                        for (size_t k = 0; k < n; k++) {
+                                const VgpuVf *o = vfs[k];
+                                if (o == vf || !streq_ptr(o->physfn, vf->physfn))
+                                        continue;
+                                bool o_has = o->current_type == id, vf_has = vf->current_type == id;
+                                if ((o_has && !vf_has) ||
+                                    (o_has == vf_has && strcmp(o->address, vf->address) < 0))
+                                        rank++;
+                        }
+                        if (rank >= rule->vgpu.count)
+                                continue;
+                }
+                DesiredVgpu *a = reallocarray(res->vgpus, res->n_vgpus + 1, sizeof(DesiredVgpu));
+                if (!a)
+                        return -ENOMEM;
+                res->vgpus = a;
+                a = &a[res->n_vgpus++];
+                *a = (DesiredVgpu){ .type_id = id };
+                strcpy(a->address, vf->address);
+                if (strdup_null(name, &a->type_name) < 0 ||
+                    !(a->source = rule_source(rule, rule->vgpu.type_line)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int desired_state_resolve_mdevs(
+        const DesiredState *s, const MdevResolveInput *in, MdevUuids *uuids, DesiredResolution *res) {
+        _cleanup_free_ ParentUse *use = NULL;
+        int r;
+
+        assert(s);
+        assert(in);
+        assert(uuids);
+        assert(res);
+        assert(res->n_mdevs == 0 && res->n_vgpus == 0);
+
+        use = calloc(in->n_parents + 1, sizeof(ParentUse));
+        if (!use)
+                return -ENOMEM;
+        for (size_t i = 0; i < in->n_parents; i++)
+                use[i] = (ParentUse){
+                        .parent = in->parents[i],
+                        .device =
+                                in->parents[i]->is_pci ? input_find_device(in, in->parents[i]->name) : NULL,
+                };
+
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const DesiredRule *rule = &s->rules[i];
+                if (!rule->mdev.present)
+                        continue;
+                r = resolve_mdev_rule(s, rule, in, uuids, use, in->n_parents, res);
+                if (r < 0)
+                        return r;
+        }
+        /* [VGPU]: the lexically later file decides a VF (as for Driver=). */
+        for (size_t i = s->n_rules; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+                if (!rule->vgpu.present)
+                        continue;
+                r = resolve_vgpu_rule(rule, in, res);
+                if (r < 0)
+                        return r;
+        }
+
+        if (res->n_mdevs > 1)
+                qsort(res->mdevs, res->n_mdevs, sizeof(DesiredMdev), desired_mdev_compare);
+        if (res->n_vgpus > 1)
+                qsort(res->vgpus, res->n_vgpus, sizeof(DesiredVgpu), desired_vgpu_compare);
+        return 0;
 }

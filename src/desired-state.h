@@ -15,7 +15,10 @@
  * (escape.h) in every message, so all of them are valid UTF-8.
  *
  * One file is one rule: a [Match] section (every key given must match:
- * AND), and what to do with what matches ([Device] and/or [SRIOV]). A file
+ * AND), and what to do with what matches ([Device] and/or [SRIOV], [Mdev]
+ * or [VGPU]; an [Mdev] rule may name its parents with Parent= instead of
+ * or besides [Match]). A file whose [Mdev] UUID= an earlier file (in
+ * lexical order) already names is rejected. A file
  * with any error is rejected whole, with every problem listed as
  * "FILE:LINE: KEY=VALUE: reason" (or "FILE:LINE: reason" when no key is to
  * blame); the other files still count.
@@ -32,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mdev-placement.h"
+#include "mdev-uuids.h"
 #include "model.h"
 #include "pci-address.h"
 #include "pci-device.h"
@@ -98,6 +103,43 @@ bool device_match_is_empty(const DeviceMatch *m);
 /* True if every key of |m| matches |d| (pure; reads only d's fields). */
 bool device_match_test(const DeviceMatch *m, const PciDevice *d);
 
+/* [Mdev] Attribute=NAME=VALUE, in file order. */
+typedef struct MdevAttribute {
+        char *name; /* one path component of the mdev's sysfs directory */
+        char *value;
+        unsigned line;
+} MdevAttribute;
+
+/* [Mdev] of one rule (issue 14). */
+typedef struct DesiredMdevRule {
+        bool present; /* the file has an [Mdev] section */
+        unsigned line; /* its header line */
+        char **parents; /* Parent= (strv, in order; NULL: only [Match] selects parents) */
+        unsigned parents_line; /* first Parent= */
+        char *type; /* Type=: a type id ("mtty-2") or a type name ("GRID T4-1Q") */
+        unsigned type_line;
+        bool has_uuid; /* UUID= (canonical lowercase) ... */
+        char uuid[MDEV_UUID_STRING_MAX];
+        unsigned uuid_line;
+        bool has_count; /* ... or Count= (exclusive); neither: Count=1 */
+        uint32_t count;
+        unsigned count_line;
+        MdevPlacement placement; /* Placement=, default spread */
+        MdevAttribute *attrs; /* Attribute=, in order */
+        size_t n_attrs;
+} DesiredMdevRule;
+
+/* [VGPU] of one rule (issue 14): a vendor vGPU type on the VFs [Match] selects. */
+typedef struct DesiredVgpuRule {
+        bool present;
+        unsigned line;
+        char *type; /* Type=: a numeric type id ("557") or a type name ("NVIDIA A40-2Q") */
+        unsigned type_line;
+        bool has_count; /* Count=: at most this many VFs per physical GPU; absent: every matching VF */
+        uint32_t count;
+        unsigned count_line;
+} DesiredVgpuRule;
+
 typedef struct DesiredRule {
         char *path; /* the file, as found (e.g. "/etc/hostdevd/devices.d/50-gpu.conf") */
         unsigned match_line; /* line of the first [Match] key */
@@ -113,6 +155,9 @@ typedef struct DesiredRule {
         unsigned num_vfs_line;
         DriverSpec vf_driver; /* [SRIOV] VFDriver= */
         unsigned vf_driver_line;
+
+        DesiredMdevRule mdev; /* [Mdev] */
+        DesiredVgpuRule vgpu; /* [VGPU] */
 } DesiredRule;
 
 typedef struct DesiredState {
@@ -172,6 +217,30 @@ typedef struct DesiredPf {
         char *vf_driver_source;
 } DesiredPf;
 
+/* One mdev instance the desired state wants (issue 14). */
+typedef struct DesiredMdev {
+        char uuid[MDEV_UUID_STRING_MAX]; /* the key */
+        char *parent; /* the parent it is placed on (a /sys/class/mdev_bus name); NULL: none yet (no
+                       * matching parent is present: waits for one) */
+        char *type_id; /* the type id on that parent; NULL when ->parent is NULL and Type= is a name */
+        const MdevAttribute *attrs; /* borrowed from the rule (the DesiredState outlives the resolution) */
+        size_t n_attrs;
+        bool named; /* UUID= names it (else Count= picked it). An existing instance of that UUID with
+                     * the wanted parent and type is adopted whoever created it: the reconciler then
+                     * records it as owned (PlannerInput.owned_mdevs), so that it is removed when no
+                     * rule wants it any more. One with another parent or type that hostdevd does
+                     * not own is a UUID collision (->errors), never touched. */
+        char *source; /* "FILE:LINE" of Type= */
+} DesiredMdev;
+
+/* One VF the desired state wants a vendor vGPU type on (issue 14). */
+typedef struct DesiredVgpu {
+        char address[PCI_ADDRESS_STRING_MAX]; /* the VF */
+        uint32_t type_id; /* never 0 */
+        char *type_name; /* NULL if unknown */
+        char *source; /* "FILE:LINE" of Type= */
+} DesiredVgpu;
+
 typedef struct DesiredResolution {
         DesiredDevice *devices; /* sorted by address */
         size_t n_devices;
@@ -179,6 +248,15 @@ typedef struct DesiredResolution {
         size_t n_pfs;
         char **conflicts; /* one line per overridden rule: "ADDR: KEY=V (FILE:LINE) overrides KEY=W
                              (FILE:LINE)" */
+        /* desired_state_resolve_mdevs(), issue 14: */
+        DesiredMdev *mdevs; /* sorted by uuid */
+        size_t n_mdevs;
+        DesiredVgpu *vgpus; /* sorted by address */
+        size_t n_vgpus;
+        char **errors; /* "FILE:LINE: KEY=VALUE: reason" per rule that cannot be resolved (unknown
+                        * type, UUID collision, Count beyond what the parents hold); that rule adds no
+                        * instance. At a reload the caller treats these as DesiredState.errors: it
+                        * keeps the last good state. */
 } DesiredResolution;
 
 DesiredResolution *desired_resolution_free(DesiredResolution *r);
@@ -204,3 +282,46 @@ int desired_state_resolve_devices(
         const DesiredState *s, const PciDevice *const *devices, size_t n_devices, DesiredResolution **ret);
 /* The same over every function of |m|. */
 int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResolution **ret);
+
+/* ---- mdevs and vendor vGPUs (issue 14) ---------------------------------------------------------- */
+
+/* What the mdev resolution looks at: the observed model (all arrays borrowed, any order). */
+typedef struct MdevResolveInput {
+        const PciDevice *const *devices; /* every function: [Match] against PCI parents and VFs */
+        size_t n_devices;
+        const MdevParent *const *parents; /* every /sys/class/mdev_bus entry */
+        size_t n_parents;
+        const Mdev *const *mdevs; /* every existing mdev */
+        size_t n_mdevs;
+        const VgpuVf *const *vgpu_vfs; /* every VF with an nvidia/ directory (vgpu_vf_read()) */
+        size_t n_vgpu_vfs;
+        char **owned_mdevs; /* strv: UUIDs hostdevd created or adopted (PlannerInput.owned_mdevs) */
+} MdevResolveInput;
+
+/*
+ * Resolve the [Mdev] and [VGPU] rules of |s| into res->mdevs, res->vgpus and res->errors (|res|
+ * from desired_state_resolve*(); its mdev fields must be empty).
+ *
+ * [Mdev], per rule in file order: the candidate parents are those named by Parent= and the PCI
+ * parents [Match] selects (both given: a parent must satisfy both); Type= is a type id of a
+ * candidate or, failing that, a type's name. Instances: the UUID= one, or Count= UUIDs from |uuids|
+ * (mdev-uuids.h; picked and kept there on first use: the caller saves |uuids| before executing).
+ * An instance that exists on a candidate parent with the rule's type stays there (adoption); new
+ * ones are placed (mdev-placement.h) on the candidates that have the type with instances left,
+ * honouring one type per physical GPU across rules. With no candidate present, the instances wait
+ * (->parent NULL). Errors, the rule adding nothing: Type= unknown on every present candidate; Count=
+ * beyond what the candidates can take; a UUID= that an existing mdev of another parent or type
+ * carries and that no rule created (a foreign instance: never touched) or that another rule names.
+ * Two files naming one UUID= is a parse-time error (desired_state_load()).
+ *
+ * [VGPU], per rule: the matching VFs (vgpu_vfs); Type= a numeric id or a type name of their
+ * creatable types (or their current one); with Count=N, at most N VFs per PF, the ones already
+ * carrying the type first, then in address order. A VF wanted by two rules: the later file wins
+ * (reported in ->conflicts).
+ *
+ * Returns 0, -ENOMEM.
+ */
+int desired_state_resolve_mdevs(
+        const DesiredState *s, const MdevResolveInput *in, MdevUuids *uuids, DesiredResolution *res);
+const DesiredMdev *desired_resolution_get_mdev(const DesiredResolution *r, const char *uuid);
+const DesiredVgpu *desired_resolution_get_vgpu(const DesiredResolution *r, const char *address);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,4 +392,338 @@ int mdev_parent_read(const char *name, MdevParent **ret) {
         log_debug("Read mdev parent %s: %zu types", p->name, p->n_types);
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+/* ---- the parent and type model (issue 14) ---------------------------------------------------- */
+
+static const char *const mdev_parent_kind_table[_MDEV_PARENT_KIND_MAX] = {
+        [MDEV_PARENT_KIND_NONE] = "none",
+        [MDEV_PARENT_KIND_MDEV] = "mdev",
+        [MDEV_PARENT_KIND_VGPU_VF] = "vgpu-vf",
+};
+
+const char *mdev_parent_kind_to_string(MdevParentKind k) {
+        return k >= 0 && k < _MDEV_PARENT_KIND_MAX ? mdev_parent_kind_table[k] : NULL;
+}
+
+MdevParentKind mdev_parent_kind_from_string(const char *s) {
+        for (size_t i = 0; s && i < _MDEV_PARENT_KIND_MAX; i++)
+                if (streq(mdev_parent_kind_table[i], s))
+                        return (MdevParentKind)i;
+        return _MDEV_PARENT_KIND_INVALID;
+}
+
+static const char *const gpu_mode_table[_GPU_MODE_MAX] = {
+        [GPU_MODE_NONE] = "none",
+        [GPU_MODE_VGPU] = "vgpu",
+        [GPU_MODE_PASSTHROUGH] = "passthrough",
+};
+
+const char *gpu_mode_to_string(GpuMode m) {
+        return m >= 0 && m < _GPU_MODE_MAX ? gpu_mode_table[m] : NULL;
+}
+
+GpuMode gpu_mode_from_string(const char *s) {
+        for (size_t i = 0; s && i < _GPU_MODE_MAX; i++)
+                if (streq(gpu_mode_table[i], s))
+                        return (GpuMode)i;
+        return _GPU_MODE_INVALID;
+}
+
+GpuMode gpu_mode_of(const PciDevice *d, bool is_vgpu_vf, bool has_vgpu_vfs) {
+        /* PCI base class 0x03: display controller (PCI Code and ID Assignment Specification). */
+        bool display = (d->class_code >> 16) == 0x03;
+
+        if (d->mdev_types)
+                return GPU_MODE_VGPU;
+        if (!display)
+                return GPU_MODE_NONE;
+        if (is_vgpu_vf || has_vgpu_vfs)
+                return GPU_MODE_VGPU;
+        if (pci_device_is_vfio_bound(d))
+                return GPU_MODE_PASSTHROUGH;
+        return GPU_MODE_NONE;
+}
+
+static const char *const mdev_unavailable_table[_MDEV_UNAVAILABLE_MAX] = {
+        [MDEV_UNAVAILABLE_NONE] = "",
+        [MDEV_UNAVAILABLE_EXHAUSTED] = "parent exhausted",
+        [MDEV_UNAVAILABLE_OTHER_TYPE] = "one type per physical GPU and another is active",
+        [MDEV_UNAVAILABLE_VF_BUSY] = "VF already carries a vGPU",
+        [MDEV_UNAVAILABLE_UNKNOWN] = "unknown",
+};
+
+const char *mdev_unavailable_to_string(MdevUnavailable u) {
+        return u >= 0 && u < _MDEV_UNAVAILABLE_MAX ? mdev_unavailable_table[u] : NULL;
+}
+
+MdevUnavailable mdev_type_unavailable(
+        const MdevParent *parent, const char *type_id, const Mdev *const *mdevs, size_t n_mdevs,
+        const char **ret_active_type) {
+        const MdevType *t = NULL;
+        const char *other = NULL;
+        bool same = false;
+
+        assert(parent);
+        assert(type_id);
+
+        if (ret_active_type)
+                *ret_active_type = NULL;
+        for (size_t i = 0; i < parent->n_types; i++)
+                if (streq(parent->types[i].id, type_id))
+                        t = &parent->types[i];
+        if (!t || t->available_instances > 0)
+                return MDEV_UNAVAILABLE_NONE;
+
+        for (size_t i = 0; i < n_mdevs; i++) {
+                const Mdev *m = mdevs[i];
+                if (!m->parent || !streq(m->parent, parent->name) || !m->type_id)
+                        continue;
+                if (streq(m->type_id, type_id))
+                        same = true;
+                else if (!other)
+                        other = m->type_id;
+        }
+        if (other) {
+                if (ret_active_type)
+                        *ret_active_type = other;
+                return MDEV_UNAVAILABLE_OTHER_TYPE;
+        }
+        return same ? MDEV_UNAVAILABLE_EXHAUSTED : MDEV_UNAVAILABLE_UNKNOWN;
+}
+
+/* "framebuffer=1024M" (or "...=2G") in a description; 0 when absent. */
+static uint64_t framebuffer_from_description(const char *description) {
+        const char *p = description;
+
+        while (p && (p = strstr(p, "framebuffer="))) {
+                char *end;
+                unsigned long long v;
+
+                p += strlen("framebuffer=");
+                errno = 0;
+                v = strtoull(p, &end, 10);
+                if (errno != 0 || end == p)
+                        continue;
+                if (*end == 'M')
+                        return v;
+                if (*end == 'G')
+                        return v * 1024;
+        }
+        return 0;
+}
+
+/* "...-<digits><letter>" at the end of a profile name: GiB ("0" profiles: 512 MiB). */
+static uint64_t framebuffer_from_name(const char *name) {
+        const char *dash = name ? strrchr(name, '-') : NULL;
+        size_t n;
+
+        if (!dash)
+                return 0;
+        dash++;
+        n = strspn(dash, "0123456789");
+        if (n == 0 || n > 4 || !isalpha((unsigned char)dash[n]) || dash[n + 1] != '\0')
+                return 0;
+        uint64_t gib = strtoull(dash, NULL, 10);
+        return gib == 0 ? 512 : gib * 1024;
+}
+
+uint64_t mdev_type_framebuffer_mib(const char *name, const char *description) {
+        uint64_t v = framebuffer_from_description(description);
+        return v > 0 ? v : framebuffer_from_name(name);
+}
+
+bool mdev_parent_one_type_per_gpu(const PciDevice *d) {
+        /* NVIDIA's time-sliced vGPUs on one physical GPU share one type (its vGPU documentation,
+         * "Homogeneous vGPUs"); the kernel shows it as available_instances 0 for every other type. */
+        return d && d->vendor_id == 0x10de;
+}
+
+/* ---- vendor vGPU on SR-IOV VFs --------------------------------------------------------------- */
+
+void vgpu_types_free(VgpuType *t, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(t[i].name);
+        free(t);
+}
+
+static int vgpu_type_compare(const void *a, const void *b) {
+        uint32_t x = ((const VgpuType *)a)->id, y = ((const VgpuType *)b)->id;
+        return x < y ? -1 : x > y;
+}
+
+static char *strip(char *s) {
+        size_t n;
+
+        s += strspn(s, " \t");
+        n = strlen(s);
+        while (n > 0 && strchr(" \t\r", s[n - 1]))
+                s[--n] = '\0';
+        return s;
+}
+
+int vgpu_types_parse(const char *text, VgpuType **ret, size_t *ret_n, unsigned *ret_bad_line) {
+        _cleanup_strv_free_ char **lines = NULL;
+        VgpuType *types = NULL;
+        size_t n = 0;
+        unsigned line = 0;
+        int r;
+
+        assert(ret);
+        assert(ret_n);
+
+        r = strv_split(text ?: "", "\n", &lines);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (l, lines) {
+                char *colon, *id, *name;
+                int64_t v;
+
+                line++;
+                colon = strchr(*l, ':');
+                id = strip(*l);
+                if (*id == '\0')
+                        continue;
+                if (!colon)
+                        goto bad;
+                *colon = '\0';
+                id = strip(*l);
+                name = strip(colon + 1);
+                /* The header NVIDIA's driver prints first ("ID    : vGPU Name"). */
+                if (line == 1 && streq(id, "ID"))
+                        continue;
+                if (sysfs_parse_int(id, 1, UINT32_MAX, &v) < 0 || *name == '\0')
+                        goto bad;
+                VgpuType *a = reallocarray(types, n + 1, sizeof(VgpuType));
+                if (!a) {
+                        vgpu_types_free(types, n);
+                        return -ENOMEM;
+                }
+                types = a;
+                types[n].id = (uint32_t)v;
+                types[n].name = strdup(name);
+                if (!types[n++].name) {
+                        vgpu_types_free(types, n);
+                        return -ENOMEM;
+                }
+        }
+        if (n > 1)
+                qsort(types, n, sizeof(VgpuType), vgpu_type_compare);
+        *ret = types;
+        *ret_n = n;
+        return 0;
+bad:
+        vgpu_types_free(types, n);
+        if (ret_bad_line)
+                *ret_bad_line = line;
+        return -EINVAL;
+}
+
+const VgpuType *vgpu_vf_find_type(const VgpuVf *vf, uint32_t id, const char *name) {
+        for (size_t i = 0; i < vf->n_creatable; i++)
+                if (id != 0 ? vf->creatable[i].id == id : name && streq(vf->creatable[i].name, name))
+                        return &vf->creatable[i];
+        return NULL;
+}
+
+VgpuVf *vgpu_vf_free(VgpuVf *v) {
+        if (!v)
+                return NULL;
+        free(v->physfn);
+        vgpu_types_free(v->creatable, v->n_creatable);
+        strv_free(v->errors);
+        free(v);
+        return NULL;
+}
+
+int vgpu_vf_read(const char *address, VgpuVf **ret) {
+        _cleanup_(vgpu_vf_freep) VgpuVf *v = NULL;
+        _cleanup_free_ char *dev = NULL, *dir = NULL, *text = NULL, *group = NULL;
+        struct stat st;
+        int64_t cur;
+        unsigned bad = 0;
+        int r;
+
+        assert(ret);
+        if (!address || !pci_address_is_valid(address))
+                return -EINVAL;
+        if (asprintf(&dev, "%s/%s", SYSFS_PCI_DEVICES, address) < 0 ||
+            asprintf(&dir, "%s/%s", dev, SYSFS_ATTR_NVIDIA_DIR) < 0)
+                return -ENOMEM;
+        if (stat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOENT;
+
+        v = calloc(1, sizeof(VgpuVf));
+        if (!v)
+                return -ENOMEM;
+        snprintf(v->address, sizeof(v->address), "%s", address);
+        v->iommu_group = -1;
+
+        r = sysfs_read_link_basename(dev, SYSFS_ATTR_PHYSFN, &v->physfn);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                v->physfn = NULL;
+        r = sysfs_read_link_basename(dev, SYSFS_ATTR_IOMMU_GROUP, &group);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0 && sysfs_parse_int(group, 0, INT32_MAX, &cur) >= 0)
+                v->iommu_group = (int32_t)cur;
+
+        r = sysfs_read_string(dir, SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES, &text);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (strv_extendf(
+                            &v->errors, "%s/%s: %s", SYSFS_ATTR_NVIDIA_DIR,
+                            SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES, strerror(-r)) < 0)
+                        return -ENOMEM;
+        } else {
+                r = vgpu_types_parse(text, &v->creatable, &v->n_creatable, &bad);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 &&
+                    strv_extendf(
+                            &v->errors, "%s/%s: line %u: not \"ID : NAME\"", SYSFS_ATTR_NVIDIA_DIR,
+                            SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES, bad) < 0)
+                        return -ENOMEM;
+        }
+
+        r = sysfs_read_int(dir, SYSFS_ATTR_NVIDIA_CURRENT_VGPU_TYPE, 0, UINT32_MAX, &cur);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0)
+                v->current_type = (uint32_t)cur;
+        else if (
+                strv_extendf(
+                        &v->errors, "%s/%s: %s", SYSFS_ATTR_NVIDIA_DIR, SYSFS_ATTR_NVIDIA_CURRENT_VGPU_TYPE,
+                        strerror(-r)) < 0)
+                return -ENOMEM;
+
+        log_debug(
+                "Read vGPU VF %s: %zu creatable types, current %" PRIu32, v->address, v->n_creatable,
+                v->current_type);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+MdevUnavailable vgpu_vf_unavailable(
+        const VgpuVf *vf, uint32_t type_id, const VgpuVf *const *peers, size_t n_peers,
+        bool one_type_per_gpu) {
+        assert(vf);
+
+        if (vf->current_type != 0)
+                return vf->current_type == type_id ? MDEV_UNAVAILABLE_NONE : MDEV_UNAVAILABLE_VF_BUSY;
+        if (vgpu_vf_find_type(vf, type_id, NULL))
+                return MDEV_UNAVAILABLE_NONE;
+        for (size_t i = 0; one_type_per_gpu && i < n_peers; i++) {
+                const VgpuVf *p = peers[i];
+                if (p == vf || !p->physfn || !vf->physfn || !streq(p->physfn, vf->physfn))
+                        continue;
+                if (p->current_type != 0 && p->current_type != type_id)
+                        return MDEV_UNAVAILABLE_OTHER_TYPE;
+        }
+        return MDEV_UNAVAILABLE_EXHAUSTED;
 }

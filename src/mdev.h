@@ -13,6 +13,7 @@
  *   <mdev>/iommu_group                      -> link, once a vfio_mdev driver is bound
  */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,3 +78,119 @@ static inline void mdev_parent_freep(MdevParent **p) {
 }
 /* Canonical lowercase UUID check via libuuid. */
 bool mdev_uuid_is_valid(const char *s);
+
+/* ---- the parent and type model (issue 14) ---------------------------------------------------- */
+
+/* What a device offers for mediated or vendor vGPUs. */
+typedef enum MdevParentKind {
+        MDEV_PARENT_KIND_NONE, /* neither */
+        MDEV_PARENT_KIND_MDEV, /* listed in /sys/class/mdev_bus: types under mdev_supported_types */
+        MDEV_PARENT_KIND_VGPU_VF, /* an SR-IOV VF with NVIDIA's nvidia/creatable_vgpu_types (no mdev) */
+        _MDEV_PARENT_KIND_MAX,
+        _MDEV_PARENT_KIND_INVALID = -EINVAL,
+} MdevParentKind;
+const char *mdev_parent_kind_to_string(MdevParentKind k); /* "none", "mdev", "vgpu-vf" */
+MdevParentKind mdev_parent_kind_from_string(const char *s);
+
+/* A GPU's mode as a VMM's device manager sees it: carved into vGPUs, handed whole to a VM, or neither. */
+typedef enum GpuMode {
+        GPU_MODE_NONE,
+        GPU_MODE_VGPU, /* an mdev parent, a vGPU VF, or a PF whose VFs are */
+        GPU_MODE_PASSTHROUGH, /* bound to a VFIO driver */
+        _GPU_MODE_MAX,
+        _GPU_MODE_INVALID = -EINVAL,
+} GpuMode;
+const char *gpu_mode_to_string(GpuMode m); /* "none", "vgpu", "passthrough" */
+GpuMode gpu_mode_from_string(const char *s);
+
+/*
+ * The mode of PCI function |d| (pure): vgpu when it is an mdev parent (PciDevice.mdev_types), when
+ * |is_vgpu_vf|, or when it is a PF and |has_vgpu_vfs| (the caller knows its VFs); passthrough when
+ * bound to a VFIO driver; none otherwise. Only display controllers (PCI base class 0x03) count as
+ * GPUs for vgpu/passthrough; any other function is none unless it is an mdev parent.
+ */
+GpuMode gpu_mode_of(const PciDevice *d, bool is_vgpu_vf, bool has_vgpu_vfs);
+
+/* Why a type offers no instance (available_instances 0), as far as it can be known. */
+typedef enum MdevUnavailable {
+        MDEV_UNAVAILABLE_NONE, /* available_instances > 0 */
+        MDEV_UNAVAILABLE_EXHAUSTED, /* the parent's instances of this type use it up */
+        MDEV_UNAVAILABLE_OTHER_TYPE, /* one type per physical GPU, and another type is active */
+        MDEV_UNAVAILABLE_VF_BUSY, /* vendor vGPU: the VF already carries a vGPU */
+        MDEV_UNAVAILABLE_UNKNOWN, /* 0 with nothing active: the driver does not say why */
+        _MDEV_UNAVAILABLE_MAX,
+        _MDEV_UNAVAILABLE_INVALID = -EINVAL,
+} MdevUnavailable;
+/* "", "parent exhausted", "one type per physical GPU and another is active", "VF already carries a vGPU",
+ * "unknown" */
+const char *mdev_unavailable_to_string(MdevUnavailable u);
+
+/*
+ * Why |type_id| of |parent| has no instance left (pure). |mdevs|: every active mdev (any parent);
+ * those of |parent| decide: none active -> UNKNOWN, only |type_id| -> EXHAUSTED, another type ->
+ * OTHER_TYPE with that type's id in *ret_active_type (borrowed from the Mdev; may be NULL).
+ * NONE when the type is not exhausted or not found.
+ */
+MdevUnavailable mdev_type_unavailable(
+        const MdevParent *parent, const char *type_id, const Mdev *const *mdevs, size_t n_mdevs,
+        const char **ret_active_type);
+
+/*
+ * The frame buffer of a vGPU type in MiB, 0 when unknown (pure). NVIDIA's mdev types say it in their
+ * description ("num_heads=4, frl_config=60, framebuffer=1024M, ..."; NVIDIA Virtual GPU Software User
+ * Guide, "Getting the Properties of the vGPU Types"); otherwise the profile name's size digit does
+ * ("GRID T4-1Q", "NVIDIA A40-2Q": GiB before the series letter; the "-0B"/"-0Q" profiles are 512 MiB).
+ */
+uint64_t mdev_type_framebuffer_mib(const char *name, const char *description);
+
+/* True when |parent|'s driver allows one vGPU type per physical GPU at a time (pure): NVIDIA's
+ * time-sliced vGPU (PCI vendor 0x10de), per NVIDIA's vGPU documentation ("Homogeneous vGPUs"); |d| is
+ * the parent's PCI function, NULL for a non-PCI parent (then false). */
+bool mdev_parent_one_type_per_gpu(const PciDevice *d);
+
+/* ---- vendor vGPU on SR-IOV VFs (NVIDIA, no mdev) --------------------------------------------- */
+
+/*
+ * NVIDIA Virtual GPU Software User Guide, "Creating an NVIDIA vGPU on a Linux with KVM Hypervisor"
+ * (vGPU releases whose drivers put the vGPU on an SR-IOV VF without mdev):
+ *   <VF>/nvidia/creatable_vgpu_types    "ID : NAME" per line (a header line "ID : vGPU Name" may
+ *                                       come first), the types this VF can take now; empty once the
+ *                                       VF (or, time-sliced, its GPU with another type) carries one
+ *   <VF>/nvidia/current_vgpu_type       the VF's type ID; 0: none. Write an ID to set, 0 to clear.
+ */
+typedef struct VgpuType {
+        uint32_t id;
+        char *name; /* "NVIDIA A40-2Q" */
+} VgpuType;
+
+typedef struct VgpuVf {
+        char address[PCI_ADDRESS_STRING_MAX]; /* the VF */
+        char *physfn; /* its PF (the physical GPU); NULL if unknown */
+        VgpuType *creatable; /* sorted by id */
+        size_t n_creatable;
+        uint32_t current_type; /* 0: none */
+        int32_t iommu_group; /* -1: none */
+        char **errors;
+} VgpuVf;
+
+/* Parse creatable_vgpu_types' text. Returns 0 and a new array (NULL, 0 when empty), -EINVAL naming
+ * nothing (a malformed line; *ret_bad_line its 1-based number), -ENOMEM. */
+int vgpu_types_parse(const char *text, VgpuType **ret, size_t *ret_n, unsigned *ret_bad_line);
+void vgpu_types_free(VgpuType *t, size_t n);
+/* The type of |vf| with id |id| or, when |id| is 0, named |name|; NULL when none. */
+const VgpuType *vgpu_vf_find_type(const VgpuVf *vf, uint32_t id, const char *name);
+
+/* Read SYSFS_PCI_DEVICES/<address>/nvidia. Returns 0, -ENOENT (no nvidia/ directory: not a vGPU VF),
+ * -EINVAL (bad address), -ENOMEM; parse problems go into ->errors. */
+int vgpu_vf_read(const char *address, VgpuVf **ret);
+VgpuVf *vgpu_vf_free(VgpuVf *v);
+static inline void vgpu_vf_freep(VgpuVf **v) {
+        if (*v)
+                vgpu_vf_free(*v);
+}
+
+/* Why |vf| cannot take a vGPU of |type_id| now (pure): VF_BUSY when it carries one; OTHER_TYPE when a
+ * VF of the same PF among |peers| carries another type and |one_type_per_gpu|; NONE when creatable. */
+MdevUnavailable vgpu_vf_unavailable(
+        const VgpuVf *vf, uint32_t type_id, const VgpuVf *const *peers, size_t n_peers,
+        bool one_type_per_gpu);

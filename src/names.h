@@ -57,6 +57,11 @@
 #define POLKIT_DETAIL_PCI_ADDRESS "pci.address"
 #define POLKIT_DETAIL_DRIVER "driver"
 #define POLKIT_DETAIL_SRIOV_NUMVFS "sriov.numvfs"
+/* CreateMdev/RemoveMdev (org.hostdevd1.manage-mdevs): the type as given, the parent ("" when any),
+ * the UUID (lowercase; "" when hostdevd picks it). */
+#define POLKIT_DETAIL_MDEV_TYPE "mdev.type"
+#define POLKIT_DETAIL_MDEV_PARENT "mdev.parent"
+#define POLKIT_DETAIL_MDEV_UUID "mdev.uuid"
 
 /* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
@@ -97,6 +102,18 @@
 #define SYSFS_ATTR_MDEV_TYPE_DESCRIPTION "description"
 #define SYSFS_ATTR_MDEV_TYPE_DEVICE_API "device_api"
 #define SYSFS_ATTR_MDEV_TYPE_AVAILABLE_INSTANCES "available_instances"
+/* Documentation/driver-api/vfio-mediated-device.rst: write a UUID to a type's "create"; write 1 to an
+ * mdev's "remove". */
+#define SYSFS_ATTR_MDEV_CREATE "create"
+#define SYSFS_ATTR_MDEV_REMOVE "remove"
+#define SYSFS_ATTR_MDEV_TYPE_DEVICES "devices" /* <type>/devices/: links to the type's mdevs */
+/* NVIDIA vGPU on SR-IOV VFs (NVIDIA Virtual GPU Software User Guide, "Creating an NVIDIA vGPU on a
+ * Linux with KVM Hypervisor", drivers that no longer use mdev): <VF>/nvidia/creatable_vgpu_types lists
+ * "ID : NAME" lines; writing an ID to <VF>/nvidia/current_vgpu_type sets the VF's vGPU, 0 clears it. */
+#define SYSFS_ATTR_NVIDIA_DIR "nvidia"
+#define SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES "creatable_vgpu_types"
+#define SYSFS_ATTR_NVIDIA_CURRENT_VGPU_TYPE "current_vgpu_type"
+#define SYSFS_NVIDIA_VGPU_TYPE_NONE "0"
 
 #define DEV_VFIO_DIR "/dev/vfio"
 #define DEV_VFIO_DEVICES_DIR "/dev/vfio/devices"
@@ -159,6 +176,10 @@
 #define CONF_SECTION_MATCH "Match"
 #define CONF_SECTION_DEVICE "Device"
 #define CONF_SECTION_SRIOV "SRIOV"
+#define CONF_SECTION_MDEV "Mdev" /* mediated devices (issue 14) */
+#define CONF_SECTION_VGPU "VGPU" /* vendor vGPU types on SR-IOV VFs (issue 14) */
+#define CONF_MDEV_PLACEMENT_SPREAD "spread"
+#define CONF_MDEV_PLACEMENT_PACK "pack"
 
 /* Driver= / VFDriver= special values; anything else names a kernel driver. */
 #define CONF_DRIVER_HOST "host" /* whatever the kernel's own match binds: driver_override cleared */
@@ -201,6 +222,13 @@
 #define HOSTDEVD_STATE_FILE "owned.json"
 /* Changes since owned.json was written, one JSON record a line (state-store.h). */
 #define HOSTDEVD_STATE_LOG "owned.log"
+/* Stable UUIDs of Count= mdev rules (mdev-uuids.h), in the state directory. */
+#define HOSTDEVD_MDEV_UUIDS_FILE "mdev-uuids.json"
+/* The mdevs and vendor vGPUs hostdevd created or set (agent/mdev-ownership.h, src/mdev-owned.h), in the
+ * state directory. */
+#define HOSTDEVD_MDEV_OWNED_FILE "owned-mdevs.json"
+#define MDEV_OWNER_HOSTDEVD_STRING "hostdevd"
+#define MDEV_OWNER_FOREIGN_STRING "foreign"
 /* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,
  * persistent ("persist") in the state directory (agent/reconciler.h). */
 #define HOSTDEVD_RUNTIME_DIR "/run/hostdevd"

@@ -35,7 +35,32 @@ static const char *const plan_action_type_table[_PLAN_ACTION_TYPE_MAX] = {
         [PLAN_ACTION_UNBIND] = "unbind",
         [PLAN_ACTION_PROBE] = "probe",
         [PLAN_ACTION_VERIFY] = "verify",
+        [PLAN_ACTION_MDEV_CREATE] = "mdev-create",
+        [PLAN_ACTION_MDEV_SET_ATTR] = "mdev-set-attr",
+        [PLAN_ACTION_MDEV_REMOVE] = "mdev-remove",
+        [PLAN_ACTION_SET_VGPU_TYPE] = "set-vgpu-type",
 };
+
+bool plan_action_type_is_mdev(PlanActionType t) {
+        return t == PLAN_ACTION_MDEV_CREATE || t == PLAN_ACTION_MDEV_SET_ATTR ||
+                t == PLAN_ACTION_MDEV_REMOVE || t == PLAN_ACTION_SET_VGPU_TYPE;
+}
+
+static const char *const mdev_owner_table[_MDEV_OWNER_MAX] = {
+        [MDEV_OWNER_HOSTDEVD] = MDEV_OWNER_HOSTDEVD_STRING,
+        [MDEV_OWNER_FOREIGN] = MDEV_OWNER_FOREIGN_STRING,
+};
+
+const char *mdev_owner_to_string(MdevOwner o) {
+        return o >= 0 && o < _MDEV_OWNER_MAX ? mdev_owner_table[o] : NULL;
+}
+
+MdevOwner mdev_owner_from_string(const char *s) {
+        for (size_t i = 0; s && i < _MDEV_OWNER_MAX; i++)
+                if (streq(mdev_owner_table[i], s))
+                        return (MdevOwner)i;
+        return _MDEV_OWNER_INVALID;
+}
 
 const char *plan_action_type_to_string(PlanActionType t) {
         return t >= 0 && t < _PLAN_ACTION_TYPE_MAX ? plan_action_type_table[t] : NULL;
@@ -65,8 +90,19 @@ Plan *plan_free(Plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 free(p->actions[i].driver);
                 free(p->actions[i].reason);
+                free(p->actions[i].parent);
+                free(p->actions[i].mdev_type);
+                free(p->actions[i].attr_name);
+                free(p->actions[i].attr_value);
         }
         free(p->actions);
+        for (size_t i = 0; i < p->n_mdevs; i++) {
+                free(p->mdevs[i].parent);
+                free(p->mdevs[i].type);
+                free(p->mdevs[i].source);
+                free(p->mdevs[i].reason);
+        }
+        free(p->mdevs);
         for (size_t i = 0; i < p->n_devices; i++) {
                 free(p->devices[i].desired_driver);
                 free(p->devices[i].source);
@@ -92,9 +128,32 @@ const PlanDevice *plan_get_device(const Plan *p, const char *address) {
         return bsearch(&key, p->devices, p->n_devices, sizeof(PlanDevice), plan_device_compare);
 }
 
+static int plan_mdev_compare(const void *a, const void *b) {
+        const PlanMdev *x = a, *y = b;
+        int k = strcmp(x->uuid, y->uuid);
+        return k != 0 ? k : strcmp(strempty(x->parent), strempty(y->parent));
+}
+
+const PlanMdev *plan_get_mdev(const Plan *p, const char *uuid) {
+        for (size_t i = 0; p && uuid && *uuid && i < p->n_mdevs; i++)
+                if (streq(p->mdevs[i].uuid, uuid))
+                        return &p->mdevs[i];
+        return NULL;
+}
+
+const PlanMdev *plan_get_vgpu(const Plan *p, const char *address) {
+        for (size_t i = 0; p && address && i < p->n_mdevs; i++)
+                if (p->mdevs[i].uuid[0] == '\0' && p->mdevs[i].parent && streq(p->mdevs[i].parent, address))
+                        return &p->mdevs[i];
+        return NULL;
+}
+
 bool plan_is_converged(const Plan *p) {
         for (size_t i = 0; i < p->n_devices; i++)
                 if (p->devices[i].state != DEVICE_STATE_CONVERGED)
+                        return false;
+        for (size_t i = 0; i < p->n_mdevs; i++)
+                if (p->mdevs[i].state != DEVICE_STATE_CONVERGED)
                         return false;
         return p->n_actions == 0;
 }
@@ -121,9 +180,37 @@ char *plan_action_to_string(const PlanAction *a) {
                                 &s, "%s %s (%s): %s", type, a->address, plan_verify_to_string(a->verify),
                                 a->reason);
                 break;
+        case PLAN_ACTION_MDEV_CREATE:
+                k = asprintf(
+                        &s, "%s %s %s %s: %s", type, strna(a->parent), a->uuid, strna(a->mdev_type),
+                        a->reason);
+                break;
+        case PLAN_ACTION_MDEV_SET_ATTR:
+                k = asprintf(
+                        &s, "%s %s %s=%s: %s", type, a->uuid, strna(a->attr_name), strna(a->attr_value),
+                        a->reason);
+                break;
+        case PLAN_ACTION_MDEV_REMOVE:
+                k = asprintf(&s, "%s %s %s: %s", type, strna(a->parent), a->uuid, a->reason);
+                break;
+        case PLAN_ACTION_SET_VGPU_TYPE:
+                k = asprintf(&s, "%s %s %" PRIu32 ": %s", type, a->address, a->value, a->reason);
+                break;
         default:
                 k = asprintf(&s, "%s %s: %s", type, a->address, a->reason);
         }
+        return k < 0 ? NULL : s;
+}
+
+char *plan_mdev_to_string(const PlanMdev *m) {
+        char *s = NULL;
+        int k;
+
+        k = asprintf(
+                &s, "%s %s %s (%s, %s/%s)%s%s", m->uuid[0] ? "mdev" : "vgpu",
+                m->uuid[0] ? m->uuid : strna(m->parent), device_state_to_string(m->state),
+                mdev_owner_to_string(m->owner), m->uuid[0] && m->parent ? m->parent : "-", strna(m->type),
+                m->reason ? ": " : "", strempty(m->reason));
         return k < 0 ? NULL : s;
 }
 
@@ -161,6 +248,14 @@ char *plan_to_string(const Plan *p) {
                         return NULL;
                 }
                 fprintf(f, "%s\n", d);
+        }
+        for (size_t i = 0; i < p->n_mdevs; i++) {
+                _cleanup_free_ char *m = plan_mdev_to_string(&p->mdevs[i]);
+                if (!m) {
+                        fclose(f);
+                        return NULL;
+                }
+                fprintf(f, "%s\n", m);
         }
         STRV_FOREACH (c, p->conflicts)
                 fprintf(f, "conflict: %s\n", *c);
@@ -902,6 +997,438 @@ static int plan_driver(
         return emit_transaction(p, members, n_members);
 }
 
+/* ---- mdevs and vendor vGPUs (issue 14) ------------------------------------------------------- */
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+_printf_(8, 9) static int plan_mdev_add(
+        Plan *plan, const char *uuid, const char *parent, const char *type, DeviceState state,
+        MdevOwner owner, const char *source, const char *format, ...) {
+        PlanMdev *m = reallocarray(plan->mdevs, plan->n_mdevs + 1, sizeof(PlanMdev));
+        va_list ap;
+        int k = 0;
+
+        if (!m)
+                return -ENOMEM;
+        plan->mdevs = m;
+        m = &m[plan->n_mdevs++];
+        *m = (PlanMdev){ .state = state, .owner = owner };
+        snprintf(m->uuid, sizeof(m->uuid), "%s", strempty(uuid));
+        if (strdup_null(parent, &m->parent) < 0 || strdup_null(type, &m->type) < 0 ||
+            strdup_null(source, &m->source) < 0)
+                return -ENOMEM;
+        if (format) {
+                va_start(ap, format);
+                k = vasprintf(&m->reason, format, ap);
+                va_end(ap);
+                if (k < 0) {
+                        m->reason = NULL;
+                        return -ENOMEM;
+                }
+                log_debug(
+                        "plan: %s %s: %s", uuid && *uuid ? uuid : strna(parent),
+                        device_state_to_string(state), m->reason);
+        }
+        return 0;
+}
+
+/* Append one mdev/vGPU action to the current transaction. */
+_printf_(8, 9) static int plan_add_mdev_action(
+        Planner *p, PlanActionType type, const char *uuid, const char *parent, const char *mdev_type,
+        const MdevAttribute *attr, uint32_t value, const char *format, ...) {
+        Plan *plan = p->plan;
+        PlanAction *a;
+        va_list ap;
+        int k;
+
+        a = reallocarray(plan->actions, plan->n_actions + 1, sizeof(PlanAction));
+        if (!a)
+                return -ENOMEM;
+        plan->actions = a;
+        a = &plan->actions[plan->n_actions++];
+        *a = (PlanAction){ .type = type, .transaction = plan->n_transactions, .value = value };
+        snprintf(a->uuid, sizeof(a->uuid), "%s", strempty(uuid));
+        /* ->address: the VF of a vGPU; the parent of an mdev when it is a PCI function. */
+        if (parent && pci_address_is_valid(parent))
+                snprintf(a->address, sizeof(a->address), "%s", parent);
+        if (strdup_null(type == PLAN_ACTION_SET_VGPU_TYPE ? NULL : parent, &a->parent) < 0 ||
+            strdup_null(mdev_type, &a->mdev_type) < 0)
+                return -ENOMEM;
+        if (attr &&
+            (strdup_null(attr->name, &a->attr_name) < 0 || strdup_null(attr->value, &a->attr_value) < 0))
+                return -ENOMEM;
+        va_start(ap, format);
+        k = vasprintf(&a->reason, format, ap);
+        va_end(ap);
+        if (k < 0) {
+                a->reason = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* "pid 42 (qemu) via /dev/vfio/12, ..." for the holders of IOMMU group |group|; NULL + 0 if none. */
+static int planner_group_holders(const Planner *p, int32_t group, char **ret) {
+        _cleanup_free_ char *s = NULL;
+
+        *ret = NULL;
+        for (size_t i = 0; group >= 0 && i < p->in->n_holders; i++) {
+                const Holder *h = &p->in->holders[i];
+                int32_t g;
+                char *n;
+
+                if (!holder_node_is_group(h->node, &g) || g != group)
+                        continue;
+                if (asprintf(
+                            &n, "%s%spid %d (%s) via %s", strempty(s), s ? ", " : "", (int)h->pid, h->comm,
+                            h->node) < 0)
+                        return -ENOMEM;
+                free(s);
+                s = n;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Why the PCI function |address| (a parent or a VF) must wait for this plan's SR-IOV or driver
+ * transactions (its own, or its PF's NumVFs); NULL + 0 when it need not. */
+static int planner_parent_wait(const Planner *p, const char *address, char **ret) {
+        const PlanDevice *pd;
+        const PciDevice *d;
+        ssize_t idx;
+
+        *ret = NULL;
+        if (!address || !pci_address_is_valid(address))
+                return 0; /* not PCI (mtty): nothing of this plan touches it */
+        for (size_t i = 0; i < p->plan->n_devices; i++) {
+                pd = &p->plan->devices[i];
+                if (streq(pd->address, address) && pd->state != DEVICE_STATE_CONVERGED)
+                        return asprintf(
+                                       ret, "waits for %s to converge first (%s)", address,
+                                       device_state_to_string(pd->state)) < 0
+                                ? -ENOMEM
+                                : 0;
+        }
+        d = planner_find(p, address);
+        if (d && d->physfn) {
+                idx = planner_index(p, d->physfn);
+                if (idx >= 0 && p->numvfs_changing[idx])
+                        return asprintf(
+                                       ret, "waits for the NumVFs change of PF %s, which recreates %s",
+                                       d->physfn, address) < 0
+                                ? -ENOMEM
+                                : 0;
+        }
+        return 0;
+}
+
+static const MdevParent *planner_find_parent(const Planner *p, const char *name) {
+        for (size_t i = 0; name && i < p->in->n_mdev_parents; i++)
+                if (streq(p->in->mdev_parents[i]->name, name))
+                        return p->in->mdev_parents[i];
+        return NULL;
+}
+
+static const Mdev *planner_find_mdev(const Planner *p, const char *uuid) {
+        for (size_t i = 0; i < p->in->n_mdevs; i++)
+                if (streq(p->in->mdevs[i]->uuid, uuid))
+                        return p->in->mdevs[i];
+        return NULL;
+}
+
+/* The create (and attributes) of |want|, in the current transaction. */
+static int emit_mdev_create(Planner *p, const DesiredMdev *want) {
+        int r;
+
+        r = plan_add_mdev_action(
+                p, PLAN_ACTION_MDEV_CREATE, want->uuid, want->parent, want->type_id, NULL, 0, "Type=%s (%s)",
+                want->type_id, want->source);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < want->n_attrs; i++) {
+                r = plan_add_mdev_action(
+                        p, PLAN_ACTION_MDEV_SET_ATTR, want->uuid, want->parent, NULL, &want->attrs[i], 0,
+                        "Attribute= (%s:%u)", want->source, want->attrs[i].line);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Can |want| be created now? 0 and NULL when yes, else the reason it waits. */
+static int mdev_create_wait(const Planner *p, const DesiredMdev *want, char **ret) {
+        *ret = NULL;
+        if (!want->parent)
+                return asprintf(ret, "waits for a parent with type %s", strna(want->type_id)) < 0 ? -ENOMEM
+                                                                                                  : 0;
+        if (!planner_find_parent(p, want->parent))
+                return asprintf(ret, "waits for parent %s to register", want->parent) < 0 ? -ENOMEM : 0;
+        return planner_parent_wait(p, want->parent, ret);
+}
+
+static int plan_mdevs(Planner *p) {
+        const PlannerInput *in = p->in;
+        const DesiredResolution *desired = in->desired;
+        _cleanup_free_ bool *exists = NULL;
+        Plan *plan = p->plan;
+        int r;
+
+        exists = calloc(desired->n_mdevs + 1, sizeof(bool));
+        if (!exists)
+                return -ENOMEM;
+
+        /* Existing instances first: adopt, remove (and recreate), or show as foreign. Removals come before
+         * creates, so what they free is there for the creates. */
+        for (size_t i = 0; i < in->n_mdevs; i++) {
+                const Mdev *m = in->mdevs[i];
+                const DesiredMdev *want = desired_resolution_get_mdev(desired, m->uuid);
+                bool owned = strv_contains(in->owned_mdevs, m->uuid);
+                _cleanup_free_ char *held = NULL, *wait = NULL;
+
+                if (want)
+                        exists[want - desired->mdevs] = true;
+                if (want && want->parent && streq_ptr(want->parent, m->parent) &&
+                    streq_ptr(want->type_id, m->type_id)) {
+                        /* Adoption: as wanted, no write (a restart changes nothing). */
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_CONVERGED,
+                                MDEV_OWNER_HOSTDEVD, want->source, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (want && !want->parent) {
+                        /* The resolution saw no parent for it (the reconciler passed none): never remove on
+                         * that ground; the next plan with the parents decides. */
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_PENDING,
+                                owned || want->named ? MDEV_OWNER_HOSTDEVD : MDEV_OWNER_FOREIGN,
+                                want->source, "exists on %s, but no parent of the rule is known yet",
+                                strna(m->parent));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!want && !owned) {
+                        /* Foreign: shown, never touched. */
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_CONVERGED,
+                                MDEV_OWNER_FOREIGN, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (want && !owned) {
+                        /* Not as wanted and not ours: a UUID= naming a foreign instance (the resolution
+                         * reports it too) or, by a 2^-122 chance, a picked UUID someone else took. */
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_REFUSED,
+                                MDEV_OWNER_FOREIGN, want->source,
+                                "UUID collision: %s wants %s on %s, but an mdev hostdevd did not create carries it",
+                                want->source, strna(want->type_id), strna(want->parent));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                /* Ours (created, or named by UUID=) and not as wanted: remove, and create again if wanted.
+                 */
+                r = planner_group_holders(p, m->iommu_group, &held);
+                if (r < 0)
+                        return r;
+                if (held) {
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, want ? want->type_id : m->type_id,
+                                DEVICE_STATE_BLOCKED, MDEV_OWNER_HOSTDEVD, want ? want->source : NULL,
+                                "%s waits: held by %s",
+                                want ? "removal to create it again as wanted"
+                                     : "removal (no rule wants it any more)",
+                                held);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (want) {
+                        r = mdev_create_wait(p, want, &wait);
+                        if (r < 0)
+                                return r;
+                }
+                plan->n_transactions++;
+                r = plan_add_mdev_action(
+                        p, PLAN_ACTION_MDEV_REMOVE, m->uuid, m->parent, m->type_id, NULL, 0, "%s",
+                        want ? "not as wanted (parent or type)"
+                             : "hostdevd created it and no rule wants it any more");
+                if (r < 0)
+                        return r;
+                if (want && !wait) {
+                        r = emit_mdev_create(p, want);
+                        if (r < 0)
+                                return r;
+                }
+                if (want)
+                        r = plan_mdev_add(
+                                plan, m->uuid, want->parent, want->type_id, DEVICE_STATE_PENDING,
+                                MDEV_OWNER_HOSTDEVD, want->source, "%s/%s -> %s/%s (%s)%s%s",
+                                strna(m->parent), strna(m->type_id), strna(want->parent),
+                                strna(want->type_id), want->source, wait ? "; create " : "", strempty(wait));
+                else
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_PENDING,
+                                MDEV_OWNER_HOSTDEVD, NULL, "remove: no rule wants it any more");
+                if (r < 0)
+                        return r;
+        }
+
+        /* Wanted instances that do not exist: create them once their parent is there and settled. */
+        for (size_t i = 0; i < desired->n_mdevs; i++) {
+                const DesiredMdev *want = &desired->mdevs[i];
+                _cleanup_free_ char *wait = NULL;
+
+                if (exists[i] || planner_find_mdev(p, want->uuid))
+                        continue;
+                r = mdev_create_wait(p, want, &wait);
+                if (r < 0)
+                        return r;
+                if (!wait) {
+                        plan->n_transactions++;
+                        r = emit_mdev_create(p, want);
+                        if (r < 0)
+                                return r;
+                }
+                r = plan_mdev_add(
+                        plan, want->uuid, want->parent, want->type_id, DEVICE_STATE_PENDING,
+                        MDEV_OWNER_HOSTDEVD, want->source, "%s (%s)", wait ?: "create", want->source);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static const VgpuVf *planner_find_vgpu_vf(const Planner *p, const char *address) {
+        for (size_t i = 0; i < p->in->n_vgpu_vfs; i++)
+                if (streq(p->in->vgpu_vfs[i]->address, address))
+                        return p->in->vgpu_vfs[i];
+        return NULL;
+}
+
+static int plan_vgpus(Planner *p) {
+        const PlannerInput *in = p->in;
+        const DesiredResolution *desired = in->desired;
+        Plan *plan = p->plan;
+        int r;
+
+        for (size_t i = 0; i < in->n_vgpu_vfs; i++) {
+                const VgpuVf *vf = in->vgpu_vfs[i];
+                const DesiredVgpu *want = desired_resolution_get_vgpu(desired, vf->address);
+                bool owned = strv_contains(in->owned_vgpus, vf->address);
+                const PciDevice *d = planner_find(p, vf->address);
+                _cleanup_free_ char *held = NULL, *wait = NULL, *cur = NULL, *wanted = NULL;
+
+                if (vf->current_type != 0 && asprintf(&cur, "%" PRIu32, vf->current_type) < 0)
+                        return -ENOMEM;
+                if (want && asprintf(&wanted, "%" PRIu32, want->type_id) < 0)
+                        return -ENOMEM;
+
+                if (want && vf->current_type == want->type_id) {
+                        r = plan_mdev_add(
+                                plan, NULL, vf->address, wanted, DEVICE_STATE_CONVERGED, MDEV_OWNER_HOSTDEVD,
+                                want->source, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!want && vf->current_type == 0)
+                        continue;
+                if (vf->current_type != 0 && !owned) {
+                        /* Set by someone else: shown; a rule that wants another type there is refused. */
+                        if (want)
+                                r = plan_mdev_add(
+                                        plan, NULL, vf->address, cur, DEVICE_STATE_REFUSED,
+                                        MDEV_OWNER_FOREIGN, want->source,
+                                        "[VGPU] Type=%s (%s): the VF carries vGPU type %s that hostdevd did not set",
+                                        wanted, want->source, cur);
+                        else
+                                r = plan_mdev_add(
+                                        plan, NULL, vf->address, cur, DEVICE_STATE_CONVERGED,
+                                        MDEV_OWNER_FOREIGN, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (vf->current_type != 0 && d) {
+                        /* Ours to change or clear: never while a VM has the VF open. */
+                        r = planner_holders(p, d, &held);
+                        if (r < 0)
+                                return r;
+                        if (held) {
+                                r = plan_mdev_add(
+                                        plan, NULL, vf->address, want ? wanted : cur, DEVICE_STATE_BLOCKED,
+                                        MDEV_OWNER_HOSTDEVD, want ? want->source : NULL,
+                                        "vGPU type %s -> %s waits: held by %s", cur, want ? wanted : "0",
+                                        held);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                }
+                r = planner_parent_wait(p, vf->address, &wait);
+                if (r < 0)
+                        return r;
+                if (wait) {
+                        r = plan_mdev_add(
+                                plan, NULL, vf->address, want ? wanted : cur, DEVICE_STATE_PENDING,
+                                MDEV_OWNER_HOSTDEVD, want ? want->source : NULL, "%s", wait);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                plan->n_transactions++;
+                if (vf->current_type != 0) {
+                        r = plan_add_mdev_action(
+                                p, PLAN_ACTION_SET_VGPU_TYPE, NULL, vf->address, NULL, NULL, 0, "%s",
+                                want ? "the driver takes a new vGPU type only on a VF without one"
+                                     : "hostdevd set it and no rule wants it any more");
+                        if (r < 0)
+                                return r;
+                }
+                if (want) {
+                        r = plan_add_mdev_action(
+                                p, PLAN_ACTION_SET_VGPU_TYPE, NULL, vf->address, want->type_name, NULL,
+                                want->type_id, "[VGPU] Type=%s (%s)", want->type_name ?: wanted,
+                                want->source);
+                        if (r < 0)
+                                return r;
+                }
+                r = plan_mdev_add(
+                        plan, NULL, vf->address, want ? wanted : cur, DEVICE_STATE_PENDING,
+                        MDEV_OWNER_HOSTDEVD, want ? want->source : NULL, "vGPU type %s -> %s%s%s%s",
+                        cur ?: "0", want ? wanted : "0", want ? " (" : "", want ? want->source : "",
+                        want ? ")" : "");
+                if (r < 0)
+                        return r;
+        }
+
+        /* Wanted on a VF that is not (yet) a vGPU VF. */
+        for (size_t i = 0; i < desired->n_vgpus; i++) {
+                const DesiredVgpu *want = &desired->vgpus[i];
+                _cleanup_free_ char *wanted = NULL;
+
+                if (planner_find_vgpu_vf(p, want->address))
+                        continue;
+                if (asprintf(&wanted, "%" PRIu32, want->type_id) < 0)
+                        return -ENOMEM;
+                r = plan_mdev_add(
+                        plan, NULL, want->address, wanted, DEVICE_STATE_PENDING, MDEV_OWNER_HOSTDEVD,
+                        want->source, "waits for the VF's vendor driver (%s/%s)", SYSFS_ATTR_NVIDIA_DIR,
+                        SYSFS_ATTR_NVIDIA_CURRENT_VGPU_TYPE);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int planner_plan_new_function(const PciDevice *d, const DriverSpec *want, const char *source, Plan **ret) {
         _cleanup_(plan_freep) Plan *plan = NULL;
         int r;
@@ -1014,8 +1541,18 @@ int planner_plan(const PlannerInput *in, Plan **ret) {
                         goto finish;
         }
 
+        /* Mdevs and vendor vGPUs last: they depend on the drivers and VFs above (issue 14). */
+        r = plan_mdevs(&p);
+        if (r < 0)
+                goto finish;
+        r = plan_vgpus(&p);
+        if (r < 0)
+                goto finish;
+
         if (plan->n_devices > 0)
                 qsort(plan->devices, plan->n_devices, sizeof(PlanDevice), plan_device_compare);
+        if (plan->n_mdevs > 0)
+                qsort(plan->mdevs, plan->n_mdevs, sizeof(PlanMdev), plan_mdev_compare);
         *ret = TAKE_PTR(plan);
         r = 0;
 finish:

@@ -14,6 +14,7 @@
 #include "file-util.h"
 #include "log.h"
 #include "macro.h"
+#include "mdev.h"
 #include "names.h"
 #include "pci-address.h"
 #include "request.h"
@@ -64,6 +65,15 @@ int request_file_name(RequestKind kind, const char *address, char **ret) {
 
         assert(ret);
 
+        if (kind == REQUEST_MDEV) {
+                /* mdev_uuid_is_valid(): lowercase canonical, so the name is safe and one per UUID. */
+                if (!address || !mdev_uuid_is_valid(address))
+                        return -EINVAL;
+                if (asprintf(&s, "90-runtime-mdev-%s" HOSTDEVD_CONF_SUFFIX, address) < 0)
+                        return -ENOMEM;
+                *ret = s;
+                return 0;
+        }
         if (!address_is_canonical(address) || kind < 0 || kind >= _REQUEST_KIND_MAX)
                 return -EINVAL;
         for (size_t i = 0; i < sizeof(element); i++) {
@@ -295,4 +305,42 @@ int request_restore(const RequestBackup *b) {
                         ret = log_debug_errno(k, "Failed to restore %s: %m", b->path[i]);
         }
         return ret;
+}
+
+bool request_mdev_value_is_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n > 255 || s[0] == ' ' || s[n - 1] == ' ')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < 0x20 || s[i] > 0x7e || strchr("#;[]=\\/", s[i]))
+                        return false;
+        return true;
+}
+
+int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret) {
+        bool has_parent = parent && *parent;
+        char *s;
+
+        assert(ret);
+
+        if ((has_parent && !request_mdev_value_is_valid(parent)) || !request_mdev_value_is_valid(type) ||
+            !uuid || !mdev_uuid_is_valid(uuid))
+                return -EINVAL;
+
+        if (asprintf(
+                    &s,
+                    "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
+                    "[" CONF_SECTION_MDEV "]\n"
+                    "%s%s%s"
+                    "Type=%s\n"
+                    "UUID=%s\n",
+                    has_parent ? "Parent=" : "", has_parent ? parent : "", has_parent ? "\n" : "", type,
+                    uuid) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
 }

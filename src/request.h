@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs; dbus/org.hostdevd1.xml)
+ * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs, CreateMdev, RemoveMdev;
+ * dbus/org.hostdevd1.xml)
  * are desired-state files in hostdevd.conf(5) format, so one model and one parser cover both: this
  * module names them, writes their text, validates their flags, stores them and keeps a backup of
  * what a request replaced. No D-Bus, no event loop: the reconciler reloads after each change and the
@@ -16,6 +17,7 @@
 typedef enum RequestKind {
         REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
         REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
+        REQUEST_MDEV, /* CreateMdev: [Mdev] with UUID=; keyed by the UUID, not an address */
         _REQUEST_KIND_MAX,
 } RequestKind;
 
@@ -34,7 +36,9 @@ enum {
 int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
 
 /* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
- * canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
+ * canonical |address|; "90-runtime-mdev-<uuid>.conf" (REQUEST_MDEV) for a lowercase canonical UUID in
+ * |address|. Returns 0 or -EINVAL (not a canonical address / UUID), -ENOMEM. The other request_*()
+ * calls below take the same key. */
 int request_file_name(RequestKind kind, const char *address, char **ret);
 
 /*
@@ -47,6 +51,17 @@ int request_file_name(RequestKind kind, const char *address, char **ret);
  */
 int request_format_device(const char *address, const char *driver, unsigned flags, char **ret);
 int request_format_sriov(const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
+
+/*
+ * The hostdevd.conf(5) text of a CreateMdev request: [Mdev] with Parent=|parent| (omitted when NULL or
+ * ""), Type=|type|, UUID=|uuid| (lowercase canonical). |parent| and |type| must pass
+ * request_mdev_value_is_valid(): -EINVAL otherwise, so nothing is written that parses differently.
+ */
+int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret);
+/* A Parent= or Type= value a request may store as it is: 1-255 bytes of printable ASCII, no leading or
+ * trailing space, none of the INI's comment, section or escape characters ('#', ';', '[', ']', '=', '\\')
+ * and no '/' (a parent is a sysfs name). Type names have spaces ("GRID T4-1Q"). */
+bool request_mdev_value_is_valid(const char *s);
 
 /*
  * The directories the desired state is loaded from: |config_dirs| (strv, lowest priority first; NULL:

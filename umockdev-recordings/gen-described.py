@@ -13,14 +13,15 @@ derived by tests/integration/hostdevtest.py (IOMMU groups, driver
 directories, /sys/class/mdev_bus links) or written as "#@" directive
 comments that its loader applies ("#@ slot NAME DDDD:BB:SS").
 
-Usage: gen-described.py [OUTDIR]   (writes gpu-host.umockdev, mdev-host.umockdev)
+Usage: gen-described.py [OUTDIR]   (writes gpu-host.umockdev, mdev-host.umockdev, vgpu-host.umockdev)
 """
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'integration'))
-from sysfstext import IORESOURCE_IO, MEM32, MEM64P, mdev_text, mdev_types_attrs, pci_text  # noqa: E402
+from sysfstext import (IORESOURCE_IO, MEM32, MEM64P, NVIDIA_L40S_VGPU_TYPES, mdev_text, mdev_types_attrs,  # noqa: E402
+                       pci_text, vgpu_vf_attrs)
 
 ROOT_PORT = dict(cls=0x060400, driver='pcieport')
 
@@ -102,6 +103,37 @@ def mdev_host():
         return '\n'.join(d)
 
 
+VGPU_PF = '0000:c1:00.0'
+VGPU_PF_IDLE = '0000:c2:00.0'
+
+
+def vgpu_host():
+        """Two L40S-like GPUs whose vendor driver sets vGPU types on SR-IOV VFs (no mdev): the
+        first with 4 VFs enabled (offset 4, stride 1: c1:00.4..c1:00.7), each on the vendor driver
+        with its nvidia/ directory and no type yet; the second with SR-IOV off (a NumVFs rule's)."""
+        d = []
+        d.append(pci_text('devices/pci0000:c0/0000:c0:01.1', 0x1022, 0x1483, rev=0x00, group=40, **ROOT_PORT))
+        d.append(pci_text('devices/pci0000:c0/0000:c0:03.1', 0x1022, 0x1483, rev=0x00, group=41, **ROOT_PORT))
+        sriov = [('sriov_totalvfs', '32'), ('sriov_drivers_autoprobe', '1'), ('sriov_offset', '4'),
+                 ('sriov_stride', '1'), ('sriov_vf_device', '26b9')]
+        vfs = ['0000:c1:00.%d' % (4 + i) for i in range(4)]
+        for pf, port, group, numvfs in ((VGPU_PF, '0000:c0:01.1', 42, 4), (VGPU_PF_IDLE, '0000:c0:03.1', 43, 0)):
+                d.append(pci_text('devices/pci0000:c0/%s/%s' % (port, pf), 0x10de, 0x26b9, 0x030200, rev=0xa1,
+                                  subvendor=0x10de, subdevice=0x1851, driver='nvidia', group=group, numa=0,
+                                  bars={0: (0xf4000000 + (group - 42) * (16 << 20), 16 << 20, MEM32),
+                                        1: (0x28000000000 + (group - 42) * (64 << 30), 64 << 30, MEM64P),
+                                        3: (0x28800000000 + (group - 42) * (64 << 30), 32 << 20, MEM64P)},
+                                  reset='bus', boot_vga=False,
+                                  attrs=sriov + [('sriov_numvfs', str(numvfs))],
+                                  links=[('virtfn%d' % i, '../' + vf) for i, vf in enumerate(vfs[:numvfs])]))
+        for i, vf in enumerate(vfs):
+                d.append(pci_text('devices/pci0000:c0/0000:c0:01.1/' + vf, 0x10de, 0x26b9, 0x030200, rev=0xa1,
+                                  subvendor=0x10de, subdevice=0x0000, driver='nvidia', group=44 + i, numa=0,
+                                  reset='flr', attrs=vgpu_vf_attrs(NVIDIA_L40S_VGPU_TYPES),
+                                  links=[('physfn', '../' + VGPU_PF)]))
+        return '\n'.join(d)
+
+
 HEADER = '''\
 # %s: described topology, hand-written from kernel ABI docs
 # (Documentation/ABI/testing/sysfs-bus-pci, sysfs-bus-vfio-mdev,
@@ -112,11 +144,23 @@ HEADER = '''\
 '''
 
 
+# Sources beyond the kernel's ABI documents, per file.
+EXTRA_PROVENANCE = {
+        'vgpu-host.umockdev': '''\
+# The VFs' nvidia/ directory (creatable_vgpu_types, current_vgpu_type) as the
+# NVIDIA Virtual GPU Software User Guide (releases 17 and 18, "Creating an
+# NVIDIA vGPU that Supports SR-IOV on a Linux with KVM Hypervisor") shows it;
+# type ids and counts are illustrative (sysfstext.NVIDIA_L40S_VGPU_TYPES).
+''',
+}
+
+
 def main():
         out = sys.argv[1] if len(sys.argv) > 1 else HERE
-        for name, fn in (('gpu-host.umockdev', gpu_host), ('mdev-host.umockdev', mdev_host)):
+        for name, fn in (('gpu-host.umockdev', gpu_host), ('mdev-host.umockdev', mdev_host),
+                         ('vgpu-host.umockdev', vgpu_host)):
                 with open(os.path.join(out, name), 'w') as f:
-                        f.write(HEADER % name + fn())
+                        f.write(HEADER % name + EXTRA_PROVENANCE.get(name, '') + fn())
 
 
 if __name__ == '__main__':

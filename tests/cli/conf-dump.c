@@ -6,7 +6,8 @@
  * understood as JSON, so tests/cli can check that the files `hostdevctl
  * export` and `import` write mean what they should:
  *   {"rules": [{"file", "Address", "PF", "VFIndex": [first, last], "Driver",
- *               "Group", "AllowCritical", "NumVFs", "VFDriver"}, ...],
+ *               "Group", "AllowCritical", "NumVFs", "VFDriver",
+ *               "Mdev": {"Parent": [...], "Type", "UUID", "Attributes": [[NAME, VALUE], ...]}}, ...],
  *    "errors": [...], "rejected": N}
  * Keys of [Match] not used by those commands are not printed. Exit 0 when
  * loaded (errors or not), 1 on a failure to load.
@@ -74,6 +75,27 @@ int main(int argc, char *argv[]) {
                 if (rule->has_num_vfs)
                         json_object_object_add(o, "NumVFs", json_object_new_int64(rule->num_vfs));
                 add_string(o, "VFDriver", driver_spec_to_string(&rule->vf_driver));
+                if (rule->mdev.present) {
+                        /* [Mdev] (import mdevctl): {"Parent": [...], "Type", "UUID", "Attributes": [[n, v]]}
+                         */
+                        json_object *m = json_object_new_object(), *parents = json_object_new_array(),
+                                    *attrs = json_object_new_array();
+
+                        for (char **p = rule->mdev.parents; p && *p; p++)
+                                json_object_array_add(parents, json_object_new_string(*p));
+                        json_object_object_add(m, "Parent", parents);
+                        add_string(m, "Type", rule->mdev.type);
+                        if (rule->mdev.has_uuid)
+                                add_string(m, "UUID", rule->mdev.uuid);
+                        for (size_t k = 0; k < rule->mdev.n_attrs; k++) {
+                                json_object *a = json_object_new_array();
+                                json_object_array_add(a, json_object_new_string(rule->mdev.attrs[k].name));
+                                json_object_array_add(a, json_object_new_string(rule->mdev.attrs[k].value));
+                                json_object_array_add(attrs, a);
+                        }
+                        json_object_object_add(m, "Attributes", attrs);
+                        json_object_object_add(o, "Mdev", m);
+                }
                 json_object_array_add(rules, o);
         }
         for (char **e = s->errors; e && *e; e++)

@@ -39,6 +39,7 @@ ERR_INVALID = "org.hostdevd1.Error.InvalidArgument"
 ERR_CONFIG_INVALID = "org.hostdevd1.Error.ConfigInvalid"
 ERR_REFUSED = "org.hostdevd1.Error.Refused"
 ERR_BLOCKED = "org.hostdevd1.Error.Blocked"
+ERR_FAILED = "org.hostdevd1.Error.Failed"
 ERR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 
 # ---- fixture ---------------------------------------------------------------
@@ -145,7 +146,30 @@ MDEVS = [
         "IommuGroup": 12,
         "Driver": "vfio_mdev",
         "Errors": [],
-    }
+        "TypeName": "GRID T4-2Q",
+        "Owner": "hostdevd",
+        "State": "converged",
+        "StateReason": "",
+        "Holders": [],
+        "VfioGroup": "/dev/vfio/12",
+    },
+    # Made by hand: shown, never touched; a VM holds it.
+    {
+        "Uuid": "a0e1d2c3-0000-4000-8000-00000000f0f0",
+        "SysfsPath": "/sys/devices/virtual/mtty/mtty/a0e1d2c3-0000-4000-8000-00000000f0f0",
+        "Type": "mtty-1",
+        "Parent": "mtty",
+        "ParentDevice": "/",
+        "IommuGroup": 13,
+        "Driver": "vfio_mdev",
+        "Errors": [],
+        "TypeName": "Single port serial",
+        "Owner": "foreign",
+        "State": "converged",
+        "StateReason": "",
+        "Holders": [[4243, "qemu-system-x86"]],
+        "VfioGroup": "/dev/vfio/13",
+    },
 ]
 
 
@@ -441,6 +465,89 @@ class Root(PropertyObject):
         if later is not None:
             GLib.timeout_add(delay, lambda: obj.update(later) and False)
 
+    # ---- mdevs (issue 14): CreateMdev/RemoveMdev as the contract describes them ----
+
+    def mdev_parents(self):
+        """{parent: [[type, name, description, device_api, available], ...]} from the Manager's MdevTypes."""
+        parents = {}
+        for t in self.values["MdevTypes"]:
+            parents.setdefault(t[0], []).append(t)
+        return parents
+
+    def set_available(self, parent, type_id, delta):
+        types = copy.deepcopy(self.values["MdevTypes"])
+        for t in types:
+            if t[0] == parent and t[1] == type_id:
+                t[5] += delta
+        self.update({"MdevTypes": types})
+
+    @dbus.service.method(MANAGER, in_signature="ssst", out_signature="o", message_keyword="msg")
+    def CreateMdev(self, parent, type_, uuid, flags, msg):
+        self.fake.record("CreateMdev", [parent, type_, uuid, int(flags)], msg)
+        if uuid and not UUID.match(uuid):
+            raise dbus.exceptions.DBusException("Invalid UUID '%s'" % uuid, name=ERR_INVALID)
+        if flags & ~1:
+            raise dbus.exceptions.DBusException("Invalid flags 0x%x" % flags, name=ERR_INVALID)
+        parents = self.mdev_parents()
+        if parent and parent not in parents:
+            raise dbus.exceptions.DBusException("No mdev parent '%s'" % parent, name=ERR_NOT_FOUND)
+        # The type by id or by name, on the parent given, else on the first parent with room (spread).
+        candidates = [t for p in ([parent] if parent else sorted(parents)) for t in parents[p]
+                      if type_ in (t[1], t[2])]
+        if not candidates:
+            raise dbus.exceptions.DBusException("No mdev parent offers type '%s'" % type_, name=ERR_NOT_FOUND)
+        uuid = (uuid or "%08x-0000-4000-8000-%012x" % (0xfeed0000 + self.fake.calls["CreateMdev"],
+                                                          self.fake.calls["CreateMdev"])).lower()
+        if uuid in self.fake.mdevs and self.fake.mdevs[uuid].values["Owner"] == "foreign":
+            raise dbus.exceptions.DBusException("mdev %s is foreign: hostdevd does not take it over" % uuid,
+                                                name=ERR_REFUSED)
+        if uuid in self.fake.mdevs:
+            raise dbus.exceptions.DBusException("UUID %s is declared by another file" % uuid, name=ERR_CONFIG_INVALID)
+        room = [t for t in candidates if t[5] > 0]
+        if not room:
+            raise dbus.exceptions.DBusException("No parent has an instance of '%s' left" % type_, name=ERR_FAILED)
+        t = room[0]
+        directory = "/var/lib/hostdevd/devices.d" if flags & 1 else "/run/hostdevd/devices.d"
+        m = {"Uuid": uuid, "SysfsPath": "/sys/bus/mdev/devices/" + uuid, "Type": t[1], "Parent": t[0],
+             "ParentDevice": device_path(t[0]) if t[0] in self.fake.devices else "/", "IommuGroup": 20,
+             "Driver": "vfio_mdev", "Errors": [], "TypeName": t[2], "Owner": "hostdevd", "State": "converged",
+             "StateReason": "", "Holders": [], "VfioGroup": "/dev/vfio/20", "RequestFile": directory}
+        outcome, self.fake.next_state = self.fake.next_state or {}, None
+        later = outcome.pop("Then", None)
+        delay = outcome.pop("AfterMs", 0)
+        m.update(outcome)
+        m.pop("RequestFile")
+        obj = self.fake.add_mdev(m)
+        self.fake.requested.add(uuid)
+        self.InterfacesAdded(obj.path, {MDEV: obj.typed_props()})
+        if later is not None:
+            GLib.timeout_add(delay, lambda: obj.update(later) and False)
+        self.set_available(t[0], t[1], -1)
+        self.bump_generation()
+        return dbus.ObjectPath(obj.path)
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="", message_keyword="msg")
+    def RemoveMdev(self, uuid, msg):
+        self.fake.record("RemoveMdev", [uuid], msg)
+        if not UUID.match(uuid):
+            raise dbus.exceptions.DBusException("Invalid UUID '%s'" % uuid, name=ERR_INVALID)
+        obj = self.fake.mdevs.get(uuid.lower())
+        # Only what CreateMdev declared: a file's instances and foreign ones are not RemoveMdev's.
+        if obj is None or uuid.lower() not in self.fake.requested:
+            raise dbus.exceptions.DBusException("No runtime declaration for mdev %s" % uuid.lower(),
+                                                name=ERR_NOT_FOUND)
+        v = obj.values
+        if v["Holders"]:
+            pid, command = v["Holders"][0][:2]
+            raise dbus.exceptions.DBusException("mdev %s is in use by pid %d (%s)" % (v["Uuid"], pid, command),
+                                                name=ERR_BLOCKED)
+        del self.fake.mdevs[v["Uuid"]]
+        self.fake.requested.discard(v["Uuid"])
+        obj.remove_from_connection()
+        self.InterfacesRemoved(obj.path, dbus.Array([MDEV], signature="s"))
+        self.set_available(v["Parent"], v["Type"], +1)
+        self.bump_generation()
+
     # ---- test control ----
 
     @dbus.service.method(TEST, in_signature="s", out_signature="u")
@@ -493,8 +600,13 @@ class Root(PropertyObject):
         obj = self.fake.add_mdev(json.loads(props_json))
         self.InterfacesAdded(obj.path, {MDEV: obj.typed_props()})
 
+    @dbus.service.method(TEST, in_signature="ss")
+    def ChangeMdev(self, uuid, changes_json):
+        self.fake.mdevs[uuid].update(json.loads(changes_json))
+
+    # Not "RemoveMdev": dbus-python names members after the Python method, and the Manager has one.
     @dbus.service.method(TEST, in_signature="s")
-    def RemoveMdev(self, uuid):
+    def DeleteMdev(self, uuid):
         obj = self.fake.mdevs.pop(uuid)
         obj.remove_from_connection()
         self.InterfacesRemoved(obj.path, dbus.Array([MDEV], signature="s"))
@@ -511,6 +623,7 @@ class Fake:
         self.plan = copy.deepcopy(PLAN)
         self.devices = {}
         self.mdevs = {}
+        self.requested = set()  # UUIDs CreateMdev declared
         for d in DEVICES:
             self.add_device(copy.deepcopy(d))
         for i in range(extra_devices):

@@ -51,6 +51,7 @@ STRUCT_KEYS = {
     ("MdevTypes", "ssssu"): ["Type", "Name", "Description", "DeviceApi", "AvailableInstances"],
     ("MdevTypes", "sssssu"): ["Parent", "Type", "Name", "Description", "DeviceApi", "AvailableInstances"],
     ("Holders", "uss"): ["Pid", "Command", "Node"],
+    ("Holders", "is"): ["Pid", "Command"],
     ("Plan", "ussss"): ["Transaction", "Action", "Address", "Argument", "Reason"],
     ("Plan", "sss"): ["Address", "State", "Reason"],
 }
@@ -273,11 +274,42 @@ class HostdevctlTest(unittest.TestCase):
     def test_mdev_list(self):
         got = json.loads(self.ok("--json", "mdev", "list"))
         self.assertEqual(got, [expected_props(fake.MDEV, m) for m in fake.MDEVS])
+        self.assertEqual(got[1]["Holders"], [{"Pid": 4243, "Command": "qemu-system-x86"}])
+        self.assertEqual(got[1]["Owner"], "foreign")
         lines = self.ok("mdev", "list").splitlines()
-        self.assertEqual(lines[0].split(), ["UUID", "TYPE", "PARENT", "GROUP", "DRIVER"])
-        self.assertEqual(lines[1].split(), ["83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", "nvidia-556", "0000:01:00.0",
-                                            "12", "vfio_mdev"])
+        self.assertEqual(lines[0].split(), ["UUID", "TYPE", "PARENT", "GROUP", "OWNER", "STATE", "HOLDERS"])
+        self.assertEqual(lines[1].split(), ["83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", "nvidia-556", "(GRID", "T4-2Q)",
+                                            "0000:01:00.0", "12", "hostdevd", "converged", "-"])
+        self.assertEqual(lines[2].split(), ["a0e1d2c3-0000-4000-8000-00000000f0f0", "mtty-1", "(Single", "port",
+                                            "serial)", "mtty", "13", "foreign", "converged", "4243",
+                                            "(qemu-system-x86)"])
+        # Columns line up.
+        self.assertEqual(lines[2][lines[0].index("OWNER"):].split()[0], "foreign")
         self.assertEqual(self.ok("mdev"), self.ok("mdev", "list"))
+
+    def test_show_mdev_new_properties(self):
+        out = self.ok("show", "a0e1d2c3-0000-4000-8000-00000000f0f0")
+        self.assertRegex(out, r"(?m)^ *Owner: foreign$")
+        self.assertRegex(out, r"(?m)^ *Holders: pid 4243 \(qemu-system-x86\)$")
+        self.assertRegex(out, r"(?m)^ *VfioGroup: /dev/vfio/13$")
+        self.assertRegex(out, r"(?m)^ *TypeName: Single port serial$")
+
+    def test_mdev_types_of_one_parent(self):
+        types = expected_json("MdevTypes", "a(sssssu)", fake.manager_props()["MdevTypes"])
+        # Full or short PCI address, or a parent's name.
+        for arg in ("0000:01:00.0", "01:00.0"):
+            got = json.loads(self.ok("--json", "mdev", "types", arg))
+            self.assertEqual(got, [t for t in types if t["Parent"] == "0000:01:00.0"])
+            self.assertEqual(len(got), 2)
+            lines = self.ok("mdev", "types", arg).splitlines()
+            self.assertEqual(len(lines), 3)
+            self.assertTrue(all(line.startswith("0000:01:00.0") for line in lines[1:]))
+        self.assertEqual(json.loads(self.ok("--json", "mdev", "types", "mtty")), [types[2]])
+        for arg in ("0000:09:00.0", "nosuch"):
+            r = self.ctl("mdev", "types", arg)
+            self.assertEqual(r.returncode, 4, r.stderr)
+            self.assertIn("No mdev parent '%s'" % arg, r.stderr)
+            self.assertEqual(r.stdout, "")
 
     def test_mdev_types(self):
         got = json.loads(self.ok("--json", "mdev", "types"))
@@ -294,7 +326,11 @@ class HostdevctlTest(unittest.TestCase):
 
     def test_usage_errors(self):
         for args in (["frobnicate"], ["--frobnicate", "list"], ["show"], ["show", "a", "b"], ["list", "x"],
-                     ["mdev", "frob"], ["--address"]):
+                     ["mdev", "frob"], ["--address"], ["mdev", "list", "x"], ["mdev", "types", "a", "b"],
+                     ["mdev", "create"], ["mdev", "create", "a", "b"], ["mdev", "remove"],
+                     ["mdev", "list", "--uuid", "x"], ["mdev", "remove", "--persist", "x"],
+                     ["mdev", "types", "--parent", "mtty"], ["bind", "--uuid", "x", "a", "b"],
+                     ["list", "--parent", "mtty"], ["mdev", "remove", "--timeout", "1", "x"]):
             r = self.ctl(*args)
             self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))
             self.assertNotEqual(r.stderr, "")
@@ -306,7 +342,9 @@ class HostdevctlTest(unittest.TestCase):
         for verb in ("list", "show DEV", "groups", "mdev list", "mdev types", "monitor", "--json", "--address",
                      "status", "plan", "apply", "reload", "bind DEV DRIVER", "unbind DEV", "reset DEV", "vfs PF N",
                      "export [DIR]", "import driverctl [DIR]", "--persist", "--whole-group", "--allow-critical",
-                     "--driver=DRIVER", "--output=DIR", "--no-ask-password", "--timeout=SEC"):
+                     "--driver=DRIVER", "--output=DIR", "--no-ask-password", "--timeout=SEC", "mdev types [PARENT]",
+                     "mdev create TYPE", "mdev remove UUID", "import mdevctl [DIR]", "--parent=PARENT",
+                     "--uuid=UUID"):
             self.assertIn(verb, r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
@@ -356,11 +394,18 @@ class HostdevctlTest(unittest.TestCase):
         self.assertEqual(self.complete("bind", "0000:02:02.0", "ho"), ["host"])
         self.assertEqual(self.complete("vfs", "0000:02:00.0", "4", "--driver", "no"), ["none"])
         self.assertEqual(self.complete("bind", "--p"), ["--persist"])
+        self.assertEqual(self.complete("mdev", ""), ["create", "list", "remove", "types"])
+        self.assertEqual(self.complete("mdev", "types", ""), ["0000:01:00.0", "mtty"])
+        self.assertEqual(self.complete("mdev", "create", "nv"), ["nvidia-556", "nvidia-557"])
+        self.assertEqual(self.complete("mdev", "create", "mtty-1", "--parent", ""), ["0000:01:00.0", "mtty"])
+        self.assertEqual(self.complete("mdev", "remove", "a0"), ["a0e1d2c3-0000-4000-8000-00000000f0f0"])
+        self.assertEqual(self.complete("mdev", "create", "--"), sorted(
+            "--json --address --no-ask-password --help --version --persist --parent --uuid --timeout".split()))
         self.assertEqual(self.complete("vfs", "--"), sorted(
             "--json --address --no-ask-password --help --version --persist --driver --timeout".split()))
         self.assertEqual(self.complete("reset", "--t"), ["--timeout"])
         self.assertNotIn("--persist", self.complete("list", "--"))
-        self.assertEqual(self.complete("import", ""), ["driverctl"])
+        self.assertEqual(self.complete("import", ""), ["driverctl", "mdevctl"])
         self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
 
     # ---- monitor ----
@@ -409,8 +454,9 @@ class HostdevctlTest(unittest.TestCase):
         t.ChangeManager(json.dumps({"DeviceCount": len(fake.DEVICES)}))
         t.AddMdev(json.dumps({"Uuid": "11111111-2222-3333-4444-555555555555", "SysfsPath": "/sys/x",
                               "Type": "mtty-1", "Parent": "mtty", "ParentDevice": "/", "IommuGroup": 13,
-                              "Driver": "", "Errors": []}))
-        t.RemoveMdev("11111111-2222-3333-4444-555555555555")
+                              "Driver": "", "Errors": [], "TypeName": "", "Owner": "foreign", "State": "converged",
+                              "StateReason": "", "Holders": [], "VfioGroup": ""}))
+        t.DeleteMdev("11111111-2222-3333-4444-555555555555")
         # Back as it was, for the other tests.
         t.ChangeDevice("0000:01:00.0", json.dumps({"Driver": "vfio-pci", "DriverOverride": "vfio-pci"}))
 
@@ -1111,6 +1157,220 @@ Driver=none
         def strip(rules):
             return [{k: v for k, v in r.items() if k != "file"} for r in rules]
         self.assertEqual(strip(conf_dump(imported)["rules"]), strip(conf_dump(exported)["rules"]))
+
+
+    # ---- mdev create / remove (issue 14) ----
+
+    U = "12345678-aaaa-4bbb-8ccc-1234567890ab"
+
+    def mdev(self, uuid):
+        return next((m for m in json.loads(self.expect(0, "--json", "mdev", "list").stdout) if m["Uuid"] == uuid),
+                    None)
+
+    def available(self, parent, type_id):
+        return next(t["AvailableInstances"] for t in json.loads(self.expect(0, "--json", "mdev", "types").stdout)
+                    if t["Parent"] == parent and t["Type"] == type_id)
+
+    def test_mdev_create(self):
+        r = self.expect(0, "mdev", "create", "mtty-1", "--parent", "mtty", "--uuid", self.U)
+        self.assertEqual(r.stdout, "%s: converged, mtty-1 on mtty\n" % self.U)
+        self.assertEqual(r.stderr, "")
+        self.assertEqual(self.calls("CreateMdev"), [{"args": ["mtty", "mtty-1", self.U, 0], "interactive": False}])
+        m = self.mdev(self.U)
+        self.assertEqual((m["Owner"], m["State"], m["Parent"], m["Type"]), ("hostdevd", "converged", "mtty", "mtty-1"))
+        self.assertEqual(self.available("mtty", "mtty-1"), 23)
+
+    def test_mdev_create_by_name_placed_persistent(self):
+        # A type's name, a short PCI parent, --persist (flag bit 0); the daemon picks the UUID.
+        r = self.expect(0, "--json", "mdev", "create", "GRID T4-2Q", "--parent", "01:00.0", "--persist")
+        m = json.loads(r.stdout)
+        self.assertEqual(self.args_of("CreateMdev"), [["0000:01:00.0", "GRID T4-2Q", "", 1]])
+        self.assertEqual((m["Parent"], m["Type"], m["TypeName"], m["Owner"]),
+                         ("0000:01:00.0", "nvidia-556", "GRID T4-2Q", "hostdevd"))
+        self.assertEqual(m, self.mdev(m["Uuid"]))
+        # No parent: "" lets hostdevd place it.
+        r = self.expect(0, "mdev", "create", "mtty-1")
+        self.assertEqual(self.args_of("CreateMdev")[1], ["", "mtty-1", "", 0])
+        self.assertRegex(r.stdout, r"^[0-9a-f-]{36}: converged, mtty-1 on mtty\n$")
+
+    def test_mdev_create_errors(self):
+        # Checked here first: no call.
+        for args, message in ((["--uuid", "xyz"], "Invalid UUID 'xyz'"),
+                              (["--uuid", self.U + "0"], "Invalid UUID '%s0'" % self.U),
+                              (["--parent", ""], "Invalid --parent ''")):
+            r = self.expect(2, "mdev", "create", "mtty-1", *args)
+            self.assertIn(message, r.stderr)
+            self.assertEqual(r.stdout, "")
+        self.assertEqual(self.expect(2, "mdev", "create", "").stderr.count("Invalid mdev type ''"), 1)
+        self.assertEqual(self.calls("CreateMdev"), [])
+        # The daemon's answers: its message, and the exit status hostdevctl(1) gives each error.
+        for code, args, message in (
+                (4, ["mtty-1", "--parent", "nosuch"], "No mdev parent 'nosuch'"),
+                (4, ["nvidia-999", "--parent", "01:00.0"], "No mdev parent offers type 'nvidia-999'"),
+                (1, ["nvidia-557"], "No parent has an instance of 'nvidia-557' left"),
+                (3, ["mtty-1", "--uuid", "A0E1D2C3-0000-4000-8000-00000000F0F0"], "is foreign"),
+                (1, ["mtty-1", "--uuid", "83B8F4F2-509F-382F-3C1E-E6BFE0FA1001"], "declared by another file")):
+            r = self.expect(code, "mdev", "create", *args)
+            self.assertIn(message, r.stderr)
+            self.assertIn("Failed to create an mdev of type '%s'" % args[0], r.stderr)
+            self.assertEqual(r.stdout, "")
+        self.test.FailNext("CreateMdev", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("not authorized", self.expect(1, "mdev", "create", "mtty-1").stderr)
+        self.assertEqual(len(json.loads(self.expect(0, "--json", "mdev", "list").stdout)), len(fake.MDEVS))
+
+    def test_mdev_create_waits_and_reports(self):
+        self.test.SetNextState(json.dumps({"State": "pending", "StateReason": "creating",
+                                           "Then": {"State": "converged", "StateReason": ""}, "AfterMs": 300}))
+        r = self.expect(0, "mdev", "create", "mtty-1", "--uuid", self.U)
+        self.assertEqual(r.stdout, "%s: converged, mtty-1 on mtty\n" % self.U)
+        self.test.SetNextState(json.dumps({"State": "failed",
+                                           "StateReason": "mdev_type link missing after create"}))
+        r = self.expect(3, "mdev", "create", "mtty-1")
+        self.assertIn(": failed, mtty-1 on mtty: mdev_type link missing after create", r.stdout)
+        # Still pending at --timeout: not converged.
+        self.test.SetNextState(json.dumps({"State": "pending", "StateReason": "waiting for the parent"}))
+        r = self.expect(3, "mdev", "create", "mtty-1", "--timeout", "0")
+        self.assertIn(": pending, mtty-1 on mtty: waiting for the parent", r.stdout)
+
+    def test_mdev_remove(self):
+        self.expect(0, "mdev", "create", "mtty-1", "--uuid", self.U)
+        # Any hex case, as GetMdevByUuid.
+        r = self.expect(0, "mdev", "remove", self.U.upper())
+        self.assertEqual(r.stdout, "%s: removed\n" % self.U.upper())
+        self.assertEqual(self.args_of("RemoveMdev"), [[self.U.upper()]])
+        self.assertIsNone(self.mdev(self.U))
+        self.assertEqual(self.available("mtty", "mtty-1"), 24)
+        self.expect(0, "mdev", "create", "mtty-1", "--uuid", self.U)
+        self.assertEqual(json.loads(self.expect(0, "--json", "mdev", "remove", self.U).stdout),
+                         {"Uuid": self.U, "Removed": True})
+
+    def test_mdev_remove_errors(self):
+        r = self.expect(2, "mdev", "remove", "not-a-uuid")
+        self.assertIn("Invalid UUID 'not-a-uuid'", r.stderr)
+        self.assertEqual(self.calls("RemoveMdev"), [])
+        # No runtime declaration: an unknown UUID, a foreign instance, one a file declares.
+        for uuid in (self.U, fake.MDEVS[1]["Uuid"], fake.MDEVS[0]["Uuid"]):
+            r = self.expect(4, "mdev", "remove", uuid)
+            self.assertIn("Failed to remove mdev %s: No runtime declaration for mdev %s" % (uuid, uuid), r.stderr)
+        # Held by a VM: blocked, naming the holder; the instance stays.
+        ours = self.U
+        self.expect(0, "mdev", "create", "mtty-1", "--uuid", ours)
+        self.test.ChangeMdev(ours, json.dumps({"Holders": [[777, "qemu-kvm"]]}))
+        r = self.expect(3, "mdev", "remove", ours)
+        self.assertIn("in use by pid 777 (qemu-kvm)", r.stderr)
+        self.assertIsNotNone(self.mdev(ours))
+        self.test.FailNext("RemoveMdev", fake.ERR_ACCESS_DENIED, "")
+        self.assertIn("not authorized", self.expect(1, "mdev", "remove", ours).stderr)
+        self.assertEqual(len(json.loads(self.expect(0, "--json", "mdev", "list").stdout)), len(fake.MDEVS) + 1)
+
+    def test_mdev_no_daemon(self):
+        empty = Bus()
+        try:
+            for args in (["mdev", "create", "mtty-1"], ["mdev", "remove", self.U], ["mdev", "types", "mtty"]):
+                r = run(*args, address=empty.address)
+                self.assertEqual(r.returncode, 1, "%s: %s" % (args, r.stderr))
+                self.assertIn("not running", r.stderr)
+        finally:
+            empty.stop()
+
+    # ---- import mdevctl ----
+
+    def mdevctl_dir(self, files):
+        """An /etc/mdevctl.d: {"PARENT/UUID": text}."""
+        d = self.tmpdir()
+        for name, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, name)), exist_ok=True)
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        return d
+
+    # As mdevctl 1.x writes them (serde_json::to_string_pretty of MDev::to_json(), src/mdev.rs).
+    AUTO = '{\n  "mdev_type": "mtty-2",\n  "start": "auto",\n  "attrs": [\n    {\n      "a": "1"\n    },\n' \
+           '    {\n      "b": "x y"\n    }\n  ]\n}'
+    MANUAL = '{\n  "mdev_type": "nvidia-556",\n  "start": "manual",\n  "attrs": []\n}'
+    U2 = "5269fe7a-18d1-48ad-88e1-3fda4176f536"
+
+    def test_import_mdevctl(self):
+        src = self.mdevctl_dir({"mtty/" + self.U: self.AUTO, "0000:01:00.0/" + self.U2.upper(): self.MANUAL,
+                                "scripts.d/callouts/x.sh": "#!/bin/sh\n", "mtty/.hidden": "junk"})
+        with open(os.path.join(src, "stray-file"), "w") as f:
+            f.write("x")
+        r = self.expect(0, "import", "mdevctl", src)
+        self.assertEqual(r.stdout, """\
+# 50-mdevctl-{u}.conf
+# hostdevctl import mdevctl: {src}/mtty/{u}
+[Mdev]
+Parent=mtty
+Type=mtty-2
+UUID={u}
+Attribute=a=1
+Attribute=b=x y
+
+# 50-mdevctl-{u2}.conf
+# hostdevctl import mdevctl: {src}/0000:01:00.0/{u2up}
+# mdevctl creates this mdev on request only ("start": "manual"), but hostdevd
+# creates every [Mdev] it reads, so the rule below is commented out.
+# To create the mdev until the next reboot:
+#   hostdevctl mdev create nvidia-556 --parent 0000:01:00.0 --uuid {u2}
+# To have hostdevd create it always, remove the '#' before the lines below.
+#[Mdev]
+#Parent=0000:01:00.0
+#Type=nvidia-556
+#UUID={u2}
+""".format(src=src, u=self.U, u2=self.U2, u2up=self.U2.upper()))
+        # The manual one and the stray file are reported, scripts.d is mdevctl's own.
+        self.assertIn("%s/0000:01:00.0/%s: \"start\": \"manual\"" % (src, self.U2.upper()), r.stderr)
+        self.assertIn("%s/stray-file: not a parent's directory, ignoring" % src, r.stderr)
+        self.assertNotIn("scripts.d", r.stderr)
+        # No bus needed.
+        self.assertEqual(run("import", "mdevctl", src, address="unix:path=/nonexistent/bus").stdout, r.stdout)
+
+        out_dir = os.path.join(self.tmpdir(), "devices.d")
+        self.assertEqual(self.expect(0, "import", "mdevctl", src, "--output", out_dir).stdout, "")
+        self.assertEqual(sorted(os.listdir(out_dir)), ["50-mdevctl-%s.conf" % u for u in sorted((self.U, self.U2))])
+        with open(os.path.join(out_dir, "50-mdevctl-%s.conf" % self.U)) as f:
+            self.assertIn("Attribute=a=1\nAttribute=b=x y\n", f.read())
+
+        # What the daemon's parser reads: the auto one as an [Mdev] rule, the manual one as an empty file.
+        dump = conf_dump(out_dir)
+        self.assertEqual(dump["errors"], [])
+        self.assertEqual([(r["file"], r["Mdev"]) for r in dump["rules"]], [
+            ("50-mdevctl-%s.conf" % self.U, {"Parent": ["mtty"], "Type": "mtty-2", "UUID": self.U,
+                                               "Attributes": [["a", "1"], ["b", "x y"]]})])
+
+        got = json.loads(self.expect(0, "--json", "import", "mdevctl", src).stdout)
+        self.assertEqual([g["File"] for g in got], ["50-mdevctl-%s.conf" % self.U, "50-mdevctl-%s.conf" % self.U2])
+        self.assertTrue(got[0]["Text"].startswith("# hostdevctl import mdevctl: %s/mtty/%s\n[Mdev]\n" % (src, self.U)))
+
+    def test_import_mdevctl_bad_entries(self):
+        out_dir = os.path.join(self.tmpdir(), "out")
+        cases = {
+            "mtty/not-a-uuid": (self.AUTO, "file name 'not-a-uuid' is not a UUID"),
+            "mtty/" + self.U2: ("{", "not valid JSON"),
+            "mtty/" + self.U2 + " ": (self.AUTO, "file name '%s ' is not a UUID" % self.U2),
+            "0000:01:00.0/" + self.U2: ('{"mdev_type": "x", "start": "later"}', "invalid start '\"later\"'"),
+            "0000:01:00.1/" + self.U2: ('{"mdev_type": "x", "start": "auto", "attrs": [{"a": "1", "b": "2"}]}',
+                                        "attribute 1 has 2 keys"),
+            "0000:01:00.2/" + self.U2: ('{"mdev_type": "x", "start": "auto", "attrs": [{"../remove": "1"}]}',
+                                        "invalid attribute name '../remove'"),
+            "0000:01:00.3/" + self.U2: ("x" * (64 * 1024 + 1), "larger than an mdevctl definition"),
+            # The same UUID under a second parent.
+            "other/" + self.U: (self.AUTO, "UUID %s is also defined by" % self.U),
+        }
+        for name, (content, message) in cases.items():
+            src = self.mdevctl_dir({"mtty/" + self.U: self.AUTO, name: content})
+            r = self.expect(1, "import", "mdevctl", src, "--output", out_dir)
+            self.assertIn("%s/%s: %s" % (src, name, message), r.stderr)
+            self.assertIn("nothing written", r.stderr)
+            self.assertFalse(os.path.exists(out_dir), "written despite %s" % name)
+            self.assertEqual(self.expect(1, "import", "mdevctl", src).stdout, "")
+            self.assertEqual(self.expect(1, "--json", "import", "mdevctl", src).stdout, "")
+        # Not a regular file (a FIFO must not block), a missing directory, an unknown format.
+        src = self.mdevctl_dir({"mtty/" + self.U: self.AUTO})
+        os.mkfifo(os.path.join(src, "mtty", self.U2))
+        self.assertIn("%s/mtty/%s: not a regular file" % (src, self.U2), self.expect(1, "import", "mdevctl", src).stderr)
+        self.assertIn("/nonexistent/mdevctl.d", self.expect(1, "import", "mdevctl", "/nonexistent/mdevctl.d").stderr)
+        self.assertIn("Unknown import format 'frob'", self.expect(2, "import", "frob").stderr)
 
 
 class ManyDevicesTest(unittest.TestCase):

@@ -103,6 +103,9 @@ def device_path(address):
         return '/org/hostdevd1/devices/pci_' + re.sub(r'[:.]', '_', address)
 
 
+UUID_RE = re.compile(r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}')
+
+
 def mdev_path(uuid):
         return '/org/hostdevd1/mdevs/mdev_' + uuid.replace('-', '_')
 
@@ -372,6 +375,12 @@ class Kernel:
                 self.vf_host_drivers = {}
                 self.overrides = {}         # driver_override as last stored (None: clear)
                 self.binds = []             # (address, driver) of every bind, in order
+                # mdev parents whose vendor driver counts instances itself (mdev_parent_capacity());
+                # any other parent counts in the mdev core: one type's available_instances each.
+                self.mdev_pools = {}
+                # vendor vGPU GPUs (vgpu_gpu()): {PF address: VgpuGpu}
+                self.vgpu_gpus = {}
+                self.mdev_drivers = {}      # {parent: its mdev driver} for core-counted parents
 
         def before_send(self):
                 """Account for one uevent about to be sent (also umockdev's own 'add').
@@ -408,6 +417,7 @@ class Kernel:
                 t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
                 t.set_uevent_var(devdir, 'DRIVER', driver)
                 self.binds.append((address, driver))
+                self._vgpu_probe(address, driver)
                 if send:
                         self.uevent(t.syspath(address), 'bind')
 
@@ -427,6 +437,7 @@ class Kernel:
                                 os.unlink(os.path.join(ddir, address))
                         except FileNotFoundError:
                                 pass
+                self._vgpu_release(address)
                 t.set_uevent_var(devdir, 'DRIVER', None)
                 if send:
                         self.uevent(t.syspath(address), 'unbind')
@@ -624,8 +635,13 @@ class Kernel:
                 syspath = t.mdev_syspath(uuid)
                 devdir = t.real(syspath)
                 tdir = os.path.normpath(os.path.join(devdir, os.readlink(os.path.join(devdir, 'mdev_type'))))
-                avail = os.path.join(tdir, 'available_instances')
-                t.write(avail, '%d\n' % (int(t.read(avail).strip()) + 1))
+                pool = self.mdev_pools.get(os.path.basename(os.path.dirname(devdir)))
+                if pool is not None:
+                        pool['used'].pop(uuid, None)
+                        self._mdev_recount(os.path.basename(os.path.dirname(devdir)))
+                else:
+                        avail = os.path.join(tdir, 'available_instances')
+                        t.write(avail, '%d\n' % (int(t.read(avail).strip()) + 1))
                 drv = os.path.join(devdir, 'driver')
                 if os.path.islink(drv):
                         ddir = os.path.normpath(os.path.join(devdir, os.readlink(drv)))
@@ -653,6 +669,210 @@ class Kernel:
                 self.uevent(parent_syspath, 'change')
                 self.t.set_uevent_var(devdir, 'MDEV_STATE', None)
 
+
+        # -- mediated devices as Linux 6.1 makes them on a write to a type's create
+        #    (drivers/vfio/mdev/mdev_core.c, mdev_sysfs.c), and vendor vGPUs on VFs
+
+        def mdev_parent_dir(self, parent):
+                """The device directory of mdev parent |parent| (its /sys/class/mdev_bus name)."""
+                link = os.path.join(self.t.sys, 'class/mdev_bus', parent)
+                return os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))
+
+        def mdev_parent_capacity(self, parent, units, costs, driver, one_type=False):
+                """Make |parent|'s vendor driver count its instances itself (mdev_driver.get_available,
+                e.g. samples/vfio-mdev/mtty.c): |units| shared by its types, each instance of type T
+                taking costs[T] (mtty: 24 ports, mtty-1 one, mtty-2 two), available_instances =
+                free units // cost, checked in the driver's probe (mtty_probe(): -ENOSPC). one_type:
+                while one type has instances the others show 0 (NVIDIA's time-sliced vGPUs of one
+                size per GPU). |driver|: the parent's mdev driver (mtty: "vfio_mtty"). Instances that
+                exist already are counted. Without this the mdev core counts (6.1:
+                parent->available_instances, one number per type here)."""
+                with self.lock:
+                        pdir = self.mdev_parent_dir(parent)
+                        used = {}
+                        for uuid in self.t.mdev_uuids():
+                                d = self.t.real(self.t.mdev_syspath(uuid))
+                                if os.path.dirname(d) == pdir and os.path.islink(os.path.join(d, 'mdev_type')):
+                                        used[uuid] = os.path.basename(os.readlink(os.path.join(d, 'mdev_type')))
+                        self.mdev_pools[parent] = {'units': units, 'costs': dict(costs), 'driver': driver,
+                                                   'one_type': one_type, 'used': used}
+                        self._mdev_recount(parent)
+
+        def _mdev_recount(self, parent):
+                pool = self.mdev_pools[parent]
+                tdir = os.path.join(self.mdev_parent_dir(parent), 'mdev_supported_types')
+                free = pool['units'] - sum(pool['costs'][x] for x in pool['used'].values())
+                active = set(pool['used'].values())
+                for typ, cost in pool['costs'].items():
+                        n = 0 if pool['one_type'] and active and typ not in active else free // cost
+                        self.t.write(os.path.join(tdir, typ, 'available_instances'), '%d\n' % n)
+
+        def mdev_create_written(self, parent, type_id, value):
+                with self.lock:
+                        return self.store_mdev_create(parent, type_id, value)
+
+        def store_mdev_create(self, parent, type_id, value):
+                """create_store() (mdev_sysfs.c): 36 or 37 bytes (UUID_STRING_LEN, or one more) else
+                EINVAL; guid_parse() of the first 36 else EINVAL (any hex case; the mdev is named
+                lowercase, "%pUl"). mdev_device_create() (mdev_core.c): a UUID any mdev has: EEXIST; a
+                parent the core counts with no instance left: EUSERS, before anything appears. Then
+                device_add(): the directory with uevent and remove, the /sys/bus/mdev/devices link,
+                'add' (SUBSYSTEM=mdev only: 6.1 adds no MDEV_TYPE); device_driver_attach(): the
+                parent's mdev driver probes (a driver that counts itself and has no room fails with
+                ENOSPC: device_del() sends 'remove' and the directory goes), registers a VFIO device
+                in a new IOMMU group (vfio_register_emulated_iommu_dev()) and binds: 'bind' with
+                DRIVER=; only then mdev_create_sysfs_files(): the type's devices/ entry and the
+                mdev_type link, with no uevent. The write returns after all of it."""
+                t = self.t
+                if len(value) not in (36, 37) or not UUID_RE.fullmatch(value[:36]):
+                        return errno.EINVAL
+                uuid = value[:36].lower()
+                if uuid in t.mdev_uuids():
+                        return errno.EEXIST
+                pdir = self.mdev_parent_dir(parent)
+                tdir = os.path.join(pdir, 'mdev_supported_types', type_id)
+                pool = self.mdev_pools.get(parent)
+                if pool is None:
+                        avail = os.path.join(tdir, 'available_instances')
+                        n = int(t.read(avail).strip())
+                        if n == 0:
+                                return errno.EUSERS
+                        t.write(avail, '%d\n' % (n - 1))
+                        driver = self.mdev_drivers.get(parent, 'vfio_mdev')
+                else:
+                        driver = pool['driver']
+                path = '%s/%s' % (os.path.relpath(pdir, t.sys), uuid)
+                devdir = os.path.join(t.sys, path)
+                syspath = '/sys/' + path
+                self.before_send()
+                t.tb.add_from_string('P: /%s\nE: SUBSYSTEM=mdev\nA: remove=\n' % path)    # sends 'add'
+                if pool is not None:
+                        used = pool['used']
+                        free = pool['units'] - sum(pool['costs'][x] for x in used.values())
+                        if pool['costs'][type_id] > free or (pool['one_type'] and used
+                                                            and type_id not in used.values()):
+                                self.uevent(syspath, 'remove')
+                                t.tb.remove_device(syspath)
+                                return errno.ENOSPC
+                        used[uuid] = type_id
+                        self._mdev_recount(parent)
+                group = self.next_free_group()
+                t.pre_link(path, group=group)
+                t.symlink(t.rel_from(devdir, 'kernel/iommu_groups/%d' % group), os.path.join(devdir, 'iommu_group'))
+                ddir = os.path.join(t.sys, 'bus/mdev/drivers', driver)
+                t.ensure_driver_dir(ddir)
+                t.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, uuid))
+                t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
+                t.set_uevent_var(devdir, 'DRIVER', driver)
+                self.uevent(syspath, 'bind')
+                os.makedirs(os.path.join(tdir, 'devices'), exist_ok=True)
+                t.symlink(os.path.relpath(devdir, os.path.join(tdir, 'devices')), os.path.join(tdir, 'devices', uuid))
+                t.symlink('../mdev_supported_types/' + type_id, os.path.join(devdir, 'mdev_type'))
+                return 0
+
+        def store_mdev_remove(self, uuid, value):
+                """remove_store() (mdev_sysfs.c): kstrtoul(buf, 0) (one trailing newline) else
+                EINVAL; 0 does nothing; else mdev_device_remove(): see _mdev_remove()."""
+                if not re.fullmatch(r'(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?', value):
+                        return errno.EINVAL
+                if int(value.strip(), 16 if value[:2] in ('0x', '0X') else 8 if value.startswith('0') else 10):
+                        self._mdev_remove(uuid)
+                return 0
+
+        def next_free_group(self):
+                gdir = os.path.join(self.t.sys, 'kernel/iommu_groups')
+                used = [int(g) for g in os.listdir(gdir) if g.isdigit()]
+                return max(used + [0]) + 1
+
+        def vgpu_gpu(self, pf, types, driver='nvidia'):
+                """PF |pf| is a GPU whose vendor driver puts vGPU types on its SR-IOV VFs (NVIDIA
+                Virtual GPU Software User Guide, "Creating an NVIDIA vGPU that supports SR-IOV on a
+                Linux with KVM hypervisor", drivers that no longer use mdev): a VF bound to |driver|
+                gets <VF>/nvidia/creatable_vgpu_types and current_vgpu_type ("0": none).
+                types: [(id, name, max_instances)]. Time-sliced vGPUs of one type per GPU: while
+                some VF carries type T, the others offer only T, until max_instances of T exist; a VF
+                that carries a type offers none."""
+                with self.lock:
+                        self.vgpu_gpus[pf] = {'types': [(int(i), n, m) for i, n, m in types], 'driver': driver,
+                                              'current': {}}
+                        for vf in self.vfs_of(pf):
+                                self._vgpu_probe(vf, self.driver_of(vf))
+
+        def vfs_of(self, pf):
+                pfdir = self.t.devdir(pf)
+                links = sorted((int(e[6:]), e) for e in os.listdir(pfdir) if re.fullmatch(r'virtfn\d+', e))
+                return [os.path.basename(os.readlink(os.path.join(pfdir, e))) for _, e in links]
+
+        def _vgpu_pf(self, address):
+                pf = _link_base(self.t.devdir(address), 'physfn')
+                return pf if pf in self.vgpu_gpus else None
+
+        def _vgpu_probe(self, address, driver):
+                pf = self._vgpu_pf(address)
+                if not pf or driver != self.vgpu_gpus[pf]['driver']:
+                        return
+                ndir = os.path.join(self.t.devdir(address), 'nvidia')
+                os.makedirs(ndir, exist_ok=True)
+                # what a recording says, else none
+                cur = (self.t.read(os.path.join(ndir, 'current_vgpu_type')) or '0').strip()
+                self.vgpu_gpus[pf]['current'][address] = int(cur)
+                self.t.write(os.path.join(ndir, 'current_vgpu_type'), cur + '\n')
+                self._vgpu_recount(pf)
+
+        def _vgpu_release(self, address):
+                pf = self._vgpu_pf(address)
+                ndir = os.path.join(self.t.devdir(address), 'nvidia')
+                if pf and os.path.isdir(ndir):
+                        shutil.rmtree(ndir)
+                        self.vgpu_gpus[pf]['current'].pop(address, None)
+                        self._vgpu_recount(pf)
+
+        def vgpu_current(self, vf):
+                """The VF's vGPU type id (0: none), None without the vendor driver."""
+                pf = self._vgpu_pf(vf)
+                return self.vgpu_gpus[pf]['current'].get(vf) if pf else None
+
+        def vgpu_creatable(self, vf):
+                """[(id, name)] as <VF>/nvidia/creatable_vgpu_types lists them."""
+                text = self.t.read(os.path.join(self.t.devdir(vf), 'nvidia', 'creatable_vgpu_types'), '')
+                return [(int(i), n.strip()) for i, n in (line.split(':', 1) for line in text.splitlines()[1:])]
+
+        def _vgpu_recount(self, pf):
+                gpu = self.vgpu_gpus[pf]
+                current = gpu['current']
+                active = [c for c in current.values() if c]
+                for vf, c in current.items():
+                        offer = [] if c else [(i, n) for i, n, m in gpu['types']
+                                               if (not active or set(active) == {i}) and active.count(i) < m]
+                        # the layout the NVIDIA guide shows: a header, then "ID : NAME" per type
+                        self.t.write(os.path.join(self.t.devdir(vf), 'nvidia', 'creatable_vgpu_types'),
+                                     'ID    : vGPU Name\n' + ''.join('%-5d : %s\n' % o for o in offer))
+
+        def store_current_vgpu_type(self, vf, value):
+                """A write to <VF>/nvidia/current_vgpu_type (the NVIDIA guide: echo a type id from
+                creatable_vgpu_types; echo 0 to delete the vGPU). The guide gives no errno: this fake
+                answers EINVAL for what is no decimal id or not creatable on the VF now, EBUSY for a
+                new type over another one (0 first). No uevent (the guide names none)."""
+                path = os.path.join(self.t.devdir(vf), 'nvidia', 'current_vgpu_type')
+                cur = self.vgpu_current(vf)
+                try:
+                        v = int(value.strip(), 10)
+                        if v < 0:
+                                raise ValueError
+                except ValueError:
+                        self.t.write(path, '%d\n' % cur)
+                        return errno.EINVAL
+                e = 0
+                if v and cur and v != cur:
+                        e = errno.EBUSY
+                elif v and v != cur and v not in [i for i, _ in self.vgpu_creatable(vf)]:
+                        e = errno.EINVAL
+                pf = self._vgpu_pf(vf)
+                if not e:
+                        self.vgpu_gpus[pf]['current'][vf] = v
+                self.t.write(path, '%d\n' % self.vgpu_current(vf))
+                self._vgpu_recount(pf)
+                return e
 
         # -- the kernel's side of the attributes the daemon writes (KernelReactor calls these
         #    with the lock held; each returns 0 or the errno the store function returns)
@@ -815,7 +1035,9 @@ class KernelReactor:
         Kernel.store_* methods; the reply is the errno the kernel would return.
 
         Handled: <device>/driver_override, drivers/<drv>/bind and unbind,
-        bus/pci/drivers_probe, <pf>/sriov_numvfs and sriov_drivers_autoprobe.
+        bus/pci/drivers_probe, <pf>/sriov_numvfs and sriov_drivers_autoprobe,
+        <parent>/mdev_supported_types/<type>/create, <mdev>/remove,
+        <VF>/nvidia/current_vgpu_type.
         Other attributes are plain file writes (reply 0), recorded in |writes|.
 
         Failure injection (PCI addresses):
@@ -855,9 +1077,7 @@ class KernelReactor:
                         'HOSTDEVTEST_KERNEL_SOCKET': self.path}
 
         def next_free_group(self):
-                gdir = os.path.join(self.t.sys, 'kernel/iommu_groups')
-                used = [int(g) for g in os.listdir(gdir) if g.isdigit()]
-                return max(used + [0]) + 1
+                return self.k.next_free_group()
 
         def _accept(self):
                 while True:
@@ -929,6 +1149,16 @@ class KernelReactor:
                         elif name == 'sriov_drivers_autoprobe':
                                 e = self.k.store_sriov_drivers_autoprobe(os.path.basename(os.path.dirname(rel)),
                                                                           value)
+                        elif name == 'create' and rel.split('/')[-3:-2] == ['mdev_supported_types']:
+                                # write-only in sysfs: nothing stays in the file
+                                self.t.write(path, '')
+                                parts = rel.split('/')
+                                e = self.k.store_mdev_create(parts[-4], parts[-2], value)
+                        elif name == 'remove' and UUID_RE.fullmatch(os.path.basename(os.path.dirname(rel))):
+                                self.t.write(path, '')
+                                e = self.k.store_mdev_remove(os.path.basename(os.path.dirname(rel)), value)
+                        elif name == 'current_vgpu_type' and rel.split('/')[-2:-1] == ['nvidia']:
+                                e = self.k.store_current_vgpu_type(rel.split('/')[-3], value)
                         else:
                                 e = 0
                 self._record(rel, value, e)
@@ -1173,12 +1403,13 @@ def reconciler_defaults():
         return dict(_reconciler_defaults)
 
 
-def expected_mdev(t, uuid):
+def expected_mdev(t, uuid, owner='foreign'):
         syspath = t.mdev_syspath(uuid)
         d = t.real(syspath)
         parent = os.path.basename(os.path.dirname(syspath))
         is_pci = os.path.exists(os.path.join(t.sys, 'bus/pci/devices', parent))
         group = _link_base(d, 'iommu_group')
+        type_dir = os.path.join(d, 'mdev_type')
         return {
                 'Uuid': uuid,
                 'SysfsPath': syspath,
@@ -1188,6 +1419,13 @@ def expected_mdev(t, uuid):
                 'IommuGroup': int(group) if group is not None else -1,
                 'Driver': _link_base(d, 'driver') or '',
                 'Errors': [],
+                'TypeName': (_attr(type_dir, 'name') or '') if os.path.islink(type_dir) else '',
+                'VfioGroup': '/dev/vfio/%s' % group if group is not None else '',
+                # a daemon without rules or records: every instance is someone else's, as it is
+                'Owner': owner,
+                'State': 'converged',
+                'StateReason': '',
+                'Holders': [],
         }
 
 

@@ -125,3 +125,27 @@ def mdev_text(parent_path, uuid, type_id, driver=None, group=None, type_link=Tru
         if type_link:
                 out.append('L: mdev_type=../mdev_supported_types/' + type_id)
         return '\n'.join(out) + '\n'
+
+
+# Vendor vGPU on SR-IOV VFs, laid out as the NVIDIA Virtual GPU Software User Guide shows it for
+# GPUs whose vGPU manager no longer uses mdev ("Creating an NVIDIA vGPU that supports SR-IOV on a
+# Linux with KVM hypervisor"): <VF>/nvidia/creatable_vgpu_types lists a header line, then one
+# "ID : NAME" line per type the VF can take now; <VF>/nvidia/current_vgpu_type holds the VF's type
+# id, 0 for none. An L40S-like GPU; the type ids and counts are illustrative, not NVIDIA's.
+# (id, name, max_instances per GPU)
+NVIDIA_L40S_VGPU_TYPES = [(1155, 'NVIDIA L40S-1Q', 32),
+                          (1156, 'NVIDIA L40S-2Q', 24),
+                          (1158, 'NVIDIA L40S-4Q', 12),
+                          (1163, 'NVIDIA L40S-24Q', 2),
+                          (1164, 'NVIDIA L40S-48Q', 1)]
+
+
+def vgpu_creatable_text(offer):
+        """offer: [(id, name)] -> the text of nvidia/creatable_vgpu_types."""
+        return 'ID    : vGPU Name\n' + ''.join('%-5d : %s\n' % o for o in offer)
+
+
+def vgpu_vf_attrs(types, current=0):
+        """attrs for pci_text() of a VF bound to the vendor driver, no vGPU type set yet."""
+        text = vgpu_creatable_text([(i, n) for i, n, _ in types] if not current else [])
+        return [('nvidia/creatable_vgpu_types', text.rstrip('\n')), ('nvidia/current_vgpu_type', str(current))]

@@ -210,7 +210,7 @@ static void test_rejections(void **state) {
                 { "\n[Match]\n[Device]\nDriver=vfio-pci\n",
                   "2: [Match] section missing or empty: a rule needs at least one match key" },
                 { "[Match]\nVendor=8086\n",
-                  "1: nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=" },
+                  "1: nothing to do: set [Device] Driver=, [SRIOV] NumVFs=/VFDriver=, [Mdev] or [VGPU]" },
                 { "[Match]\nVendor=8086\n[Device]\nGroup=whole\n[SRIOV]\nNumVFs=2\n",
                   "4: Group= needs Driver= in the same [Device]" },
                 { "Vendor=8086\n[Device]\nDriver=vfio-pci\n",
@@ -239,6 +239,43 @@ static void test_rejections(void **state) {
                   "7: [SRIOV]: section repeated (first at line 4), put its keys in one" },
                 { "[Match]\nVendor=8086\n[Device]\n [Match]\nDriver=vfio-pci\n",
                   "4: [Match]: section repeated (first at line 1), put its keys in one" },
+                /* [Mdev] and [VGPU] (issue 14) */
+                { "[Mdev]\nType=mtty-2\n",
+                  "1: [Match] section missing or empty and no [Mdev] Parent=: an [Mdev] rule needs one of them" },
+                { "[Mdev]\nParent=mtty\n", "1: [Mdev]: Type= missing (a type id or name)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nUUID=b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a\nCount=2\n",
+                  "5: Count= and UUID= (line 4) exclude each other" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nUUID=b1d8f0aa-3c1e-4d0b-9a35\n",
+                  "4: UUID=b1d8f0aa-3c1e-4d0b-9a35: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nCount=0\n",
+                  "4: Count=0: not a number of instances (1..4096)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nCount=5000\n",
+                  "4: Count=5000: not a number of instances (1..4096)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nPlacement=random\n",
+                  "4: Placement=random: not spread or pack" },
+                { "[Mdev]\nParent=../mtty\nType=mtty-2\n",
+                  "2: Parent=../mtty: not a parent name as in /sys/class/mdev_bus (at most 64, no '/')" },
+                { "[Mdev]\nParent=mtty\nParent=mtty\nType=mtty-2\n", "3: Parent=mtty: parent named twice" },
+                { "[Mdev]\nParent=mtty\nType=a/b\n",
+                  "3: Type=a/b: not a type id or name (printable, no '/', at most 128)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nType=mtty-1\n",
+                  "4: Type=mtty-1: assigned twice (first at line 3)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nAttribute=novalue\n",
+                  "4: Attribute=novalue: not NAME=VALUE" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nAttribute=remove=1\n",
+                  "4: Attribute=remove=1: 'remove' is the kernel's, not an mdev attribute" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nAttribute=../x=1\n",
+                  "4: Attribute=../x=1: attribute name is not one file name (at most 64)" },
+                { "[Mdev]\nParent=mtty\nType=mtty-2\nDriver=vfio-pci\n",
+                  "4: Driver=vfio-pci: unknown key in [Mdev]" },
+                { "[Match]\nVendor=10de\n[Mdev]\nType=nvidia-556\n[VGPU]\nType=557\n",
+                  "5: [VGPU]: a rule has [Mdev] (line 3) or [VGPU], not both: put them in two files" },
+                { "[VGPU]\nType=557\n",
+                  "1: [Match] section missing or empty: a rule needs at least one match key" },
+                { "[Match]\nVendor=10de\n[VGPU]\nCount=2\n",
+                  "3: [VGPU]: Type= missing (a type id or name)" },
+                { "[Match]\nVendor=10de\n[VGPU]\nType=557\nCount=-1\n",
+                  "5: Count=-1: not a number of instances (1..65535)" },
                 /* libinih reads an indented line after a key as its continuation, not as a section */
                 { "[Match]\nVendor=8086\n [Match]\n[Device]\nDriver=vfio-pci\n",
                   "3: Vendor=[Match]: assigned twice (first at line 2)" },
@@ -268,6 +305,101 @@ static void test_rejections(void **state) {
                 desired_state_free(s);
                 assert_int_equal(unlink(path), 0);
         }
+}
+
+/* [Mdev] and [VGPU] (issue 14): every key, in order. */
+static void test_mdev_sections(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        const DesiredRule *r;
+
+        put(f, 1, "50-mtty.conf",
+            "[Mdev]\n"
+            "Parent=mtty\n"
+            "Parent=0000:41:00.0\n"
+            "Type=GRID T4-1Q\n"
+            "Count=3\n"
+            "Placement=pack\n"
+            "Attribute=enable_foo=1\n"
+            "Attribute=mode=a=b\n");
+        put(f, 1, "60-fixed.conf",
+            "[Match]\n"
+            "Vendor=10de\n"
+            "[Mdev]\n"
+            "Type=nvidia-556\n"
+            "UUID=B1D8F0AA-3C1E-4D0B-9A35-1F2E3D4C5B6A\n");
+        put(f, 1, "70-vgpu.conf",
+            "[Match]\n"
+            "PF=0000:41:00.0\n"
+            "[VGPU]\n"
+            "Type=NVIDIA A40-2Q\n"
+            "Count=4\n");
+        s = load(f);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 3);
+
+        r = &s->rules[0];
+        assert_true(r->mdev.present);
+        assert_int_equal(r->mdev.line, 1);
+        assert_false(r->vgpu.present);
+        assert_true(device_match_is_empty(&r->match));
+        assert_int_equal(strv_length(r->mdev.parents), 2);
+        assert_string_equal(r->mdev.parents[0], "mtty");
+        assert_string_equal(r->mdev.parents[1], "0000:41:00.0");
+        assert_string_equal(r->mdev.type, "GRID T4-1Q");
+        assert_int_equal(r->mdev.type_line, 4);
+        assert_true(r->mdev.has_count);
+        assert_int_equal(r->mdev.count, 3);
+        assert_false(r->mdev.has_uuid);
+        assert_int_equal(r->mdev.placement, MDEV_PLACEMENT_PACK);
+        assert_int_equal(r->mdev.n_attrs, 2);
+        assert_string_equal(r->mdev.attrs[0].name, "enable_foo");
+        assert_string_equal(r->mdev.attrs[0].value, "1");
+        assert_int_equal(r->mdev.attrs[0].line, 7);
+        assert_string_equal(r->mdev.attrs[1].name, "mode");
+        assert_string_equal(r->mdev.attrs[1].value, "a=b");
+
+        r = &s->rules[1];
+        assert_true(r->mdev.present);
+        assert_true(r->match.has_vendor);
+        assert_null(r->mdev.parents);
+        assert_true(r->mdev.has_uuid);
+        assert_string_equal(r->mdev.uuid, "b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a"); /* canonical lowercase */
+        assert_int_equal(r->mdev.uuid_line, 5);
+        assert_int_equal(r->mdev.placement, MDEV_PLACEMENT_SPREAD);
+        assert_int_equal(r->driver.kind, DRIVER_KIND_UNSET);
+
+        r = &s->rules[2];
+        assert_false(r->mdev.present);
+        assert_true(r->vgpu.present);
+        assert_int_equal(r->vgpu.line, 3);
+        assert_string_equal(r->vgpu.type, "NVIDIA A40-2Q");
+        assert_true(r->vgpu.has_count);
+        assert_int_equal(r->vgpu.count, 4);
+        desired_state_free(s);
+}
+
+/* Two files naming one UUID=: the later one is rejected, the first one stays. */
+static void test_mdev_uuid_claimed_twice(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        char expected[512];
+
+        put(f, 1, "50-a.conf",
+            "[Mdev]\nParent=mtty\nType=mtty-1\nUUID=b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a\n");
+        put(f, 2, "60-b.conf",
+            "[Mdev]\nParent=mtty\nType=mtty-2\n\nUUID=B1D8F0AA-3C1E-4D0B-9A35-1F2E3D4C5B6A\n");
+        s = load(f);
+        assert_int_equal(s->n_rules, 1);
+        assert_string_equal(s->rules[0].mdev.type, "mtty-1");
+        assert_int_equal(s->n_rejected, 1);
+        assert_int_equal(strv_length(s->errors), 1);
+        snprintf(
+                expected, sizeof(expected),
+                "%s/60-b.conf:5: UUID=b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a: already named by %s/50-a.conf:4",
+                f->dirs[2], f->dirs[1]);
+        assert_string_equal(s->errors[0], expected);
+        desired_state_free(s);
 }
 
 static void test_reject_collects_every_error(void **state) {
@@ -656,6 +788,8 @@ int main(void) {
                 cmocka_unit_test(test_missing_dirs),
                 cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mdev_sections, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mdev_uuid_claimed_twice, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reject_collects_every_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_quote_bound, setup, teardown),

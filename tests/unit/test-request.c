@@ -97,6 +97,59 @@ static void test_file_name(void **state) {
         assert_int_equal(request_file_name(REQUEST_DEVICE, "0000:A1:00.0", &s), -EINVAL);
         assert_int_equal(request_file_name(REQUEST_DEVICE, "../../etc/x", &s), -EINVAL);
         assert_int_equal(request_file_name(REQUEST_DEVICE, "", &s), -EINVAL);
+
+        /* mdev requests are keyed by their UUID, lowercase canonical only. */
+        assert_int_equal(request_file_name(REQUEST_MDEV, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", &s), 0);
+        assert_string_equal(s, "90-runtime-mdev-83b8f4f2-509f-382f-3c1e-e6bfe0fa1001.conf");
+        free(s);
+        assert_int_equal(
+                request_file_name(REQUEST_MDEV, "83B8F4F2-509F-382F-3C1E-E6BFE0FA1001", &s), -EINVAL);
+        assert_int_equal(request_file_name(REQUEST_MDEV, "0000:41:00.0", &s), -EINVAL);
+        assert_int_equal(
+                request_file_name(REQUEST_MDEV, "../83b8f4f2-509f-382f-3c1e-e6bfe0fa10", &s), -EINVAL);
+        assert_int_equal(request_file_name(REQUEST_MDEV, NULL, &s), -EINVAL);
+        assert_int_equal(
+                request_file_name(REQUEST_DEVICE, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", &s), -EINVAL);
+}
+
+static void test_mdev_request_format(void **state) {
+        static const char *const bad[] = {
+                "",        " GRID", "GRID ", "a\nType=x", "a;b",  "a#b",
+                "[Match]", "a=b",   "a\\b",  "../x",      "\x7f", "caf\xc3\xa9",
+        };
+        const char *uuid = "11111111-2222-4333-8444-555555555501";
+        char *text = NULL;
+
+        assert_int_equal(request_format_mdev("0000:41:00.0", "nvidia-223", uuid, &text), 0);
+        assert_string_equal(
+                text,
+                "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
+                "[Mdev]\nParent=0000:41:00.0\nType=nvidia-223\nUUID=11111111-2222-4333-8444-555555555501\n");
+        free(text);
+        /* no parent: any parent that has the type; names have spaces */
+        assert_int_equal(request_format_mdev("", "GRID T4-1Q", uuid, &text), 0);
+        assert_string_equal(
+                text,
+                "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
+                "[Mdev]\nType=GRID T4-1Q\nUUID=11111111-2222-4333-8444-555555555501\n");
+        free(text);
+        assert_int_equal(request_format_mdev(NULL, "mtty-1", uuid, &text), 0);
+        free(text);
+
+        /* Nothing that would parse as something else, or reach another line or section. */
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_false(request_mdev_value_is_valid(bad[i]));
+                assert_int_equal(
+                        request_format_mdev(bad[i], "mtty-1", uuid, &text), bad[i][0] ? -EINVAL : 0);
+                free(text);
+                text = NULL;
+                assert_int_equal(request_format_mdev("mtty", bad[i], uuid, &text), -EINVAL);
+        }
+        assert_int_equal(request_format_mdev("mtty", "mtty-1", "", &text), -EINVAL);
+        assert_int_equal(
+                request_format_mdev("mtty", "mtty-1", "11111111-2222-4333-8444-55555555550G", &text),
+                -EINVAL);
+        assert_null(text);
 }
 
 /* Write |content| as the only drop-in and parse it with the daemon's own parser. */
@@ -297,6 +350,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_flags),
                 cmocka_unit_test(test_file_name),
+                cmocka_unit_test(test_mdev_request_format),
                 cmocka_unit_test(test_device_request_roundtrip),
                 cmocka_unit_test(test_device_request_refuses_injection),
                 cmocka_unit_test(test_sriov_request_roundtrip),

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include <json-c/json.h>
+
+#include "file-util.h"
+#include "log.h"
+#include "macro.h"
+#include "mdev-uuids.h"
+#include "mdev.h"
+#include "names.h"
+#include "strv.h"
+
+#define MDEV_UUIDS_VERSION 1
+
+typedef struct RuleUuids {
+        char *key;
+        char **uuids; /* strv, in the order picked */
+} RuleUuids;
+
+struct MdevUuids {
+        char *dir; /* NULL: never saved */
+        RuleUuids *rules;
+        size_t n_rules;
+        bool dirty;
+};
+
+MdevUuids *mdev_uuids_free(MdevUuids *u) {
+        if (!u)
+                return NULL;
+        for (size_t i = 0; i < u->n_rules; i++) {
+                free(u->rules[i].key);
+                strv_free(u->rules[i].uuids);
+        }
+        free(u->rules);
+        free(u->dir);
+        free(u);
+        return NULL;
+}
+
+int mdev_uuids_new(const char *dir, MdevUuids **ret) {
+        MdevUuids *u;
+
+        assert(ret);
+        u = calloc(1, sizeof(MdevUuids));
+        if (!u)
+                return -ENOMEM;
+        if (dir) {
+                u->dir = strdup(dir);
+                if (!u->dir) {
+                        free(u);
+                        return -ENOMEM;
+                }
+        }
+        *ret = u;
+        return 0;
+}
+
+static RuleUuids *find_rule(const MdevUuids *u, const char *key) {
+        for (size_t i = 0; i < u->n_rules; i++)
+                if (streq(u->rules[i].key, key))
+                        return &u->rules[i];
+        return NULL;
+}
+
+static RuleUuids *add_rule(MdevUuids *u, const char *key) {
+        RuleUuids *a = reallocarray(u->rules, u->n_rules + 1, sizeof(RuleUuids));
+        if (!a)
+                return NULL;
+        u->rules = a;
+        a = &u->rules[u->n_rules];
+        *a = (RuleUuids){ .key = strdup(key) };
+        if (!a->key)
+                return NULL;
+        u->n_rules++;
+        return a;
+}
+
+bool mdev_uuids_contains(const MdevUuids *u, const char *uuid, const char **ret_key) {
+        for (size_t i = 0; u && i < u->n_rules; i++)
+                if (strv_contains(u->rules[i].uuids, uuid)) {
+                        if (ret_key)
+                                *ret_key = u->rules[i].key;
+                        return true;
+                }
+        return false;
+}
+
+_printf_(3, 4) static int set_error(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+
+        if (ret_error) {
+                va_start(ap, format);
+                if (vasprintf(ret_error, format, ap) < 0)
+                        *ret_error = NULL;
+                va_end(ap);
+        }
+        return r;
+}
+
+int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
+        _cleanup_(mdev_uuids_freep) MdevUuids *u = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        json_object *root = NULL, *version, *rules;
+        size_t size;
+        int r;
+
+        assert(dir);
+        assert(ret);
+        if (ret_error)
+                *ret_error = NULL;
+
+        r = mdev_uuids_new(dir, &u);
+        if (r < 0)
+                return r;
+        if (asprintf(&path, "%s/%s", dir, HOSTDEVD_MDEV_UUIDS_FILE) < 0)
+                return -ENOMEM;
+        r = file_read_bounded(path, MDEV_UUIDS_FILE_MAX, FILE_READ_NOFOLLOW, &text, &size);
+        if (r == -ENOENT) {
+                *ret = TAKE_PTR(u);
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
+        if (strlen(text) != size)
+                return set_error(ret_error, -EUCLEAN, "%s: contains a NUL byte", path);
+
+        root = json_tokener_parse(text);
+        if (!root || !json_object_is_type(root, json_type_object)) {
+                json_object_put(root);
+                return set_error(ret_error, -EUCLEAN, "%s: not a JSON object", path);
+        }
+        if (!json_object_object_get_ex(root, "version", &version) ||
+            !json_object_is_type(version, json_type_int) ||
+            json_object_get_int(version) != MDEV_UUIDS_VERSION) {
+                json_object_put(root);
+                return set_error(ret_error, -EUCLEAN, "%s: \"version\" is not %d", path, MDEV_UUIDS_VERSION);
+        }
+        if (!json_object_object_get_ex(root, "rules", &rules) ||
+            !json_object_is_type(rules, json_type_object)) {
+                json_object_put(root);
+                return set_error(ret_error, -EUCLEAN, "%s: \"rules\" is not an object", path);
+        }
+        json_object_object_foreach(rules, key, list) {
+                RuleUuids *rule;
+                size_t n;
+
+                if (!json_object_is_type(list, json_type_array) ||
+                    (n = json_object_array_length(list)) > MDEV_UUIDS_PER_RULE_MAX) {
+                        json_object_put(root);
+                        return set_error(
+                                ret_error, -EUCLEAN, "%s: rule \"%s\": not an array of at most %u UUIDs",
+                                path, key, MDEV_UUIDS_PER_RULE_MAX);
+                }
+                rule = add_rule(u, key);
+                if (!rule) {
+                        json_object_put(root);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(list, i);
+                        const char *s =
+                                json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+                        if (!s || !mdev_uuid_is_valid(s) || mdev_uuids_contains(u, s, NULL)) {
+                                json_object_put(root);
+                                return set_error(
+                                        ret_error, -EUCLEAN,
+                                        "%s: rule \"%s\": entry %zu is not a lowercase UUID or is repeated",
+                                        path, key, i);
+                        }
+                        if (strv_extend(&rule->uuids, s) < 0) {
+                                json_object_put(root);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        json_object_put(root);
+        log_debug("Loaded %zu mdev UUID lists from %s", u->n_rules, path);
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+int mdev_uuids_get(MdevUuids *u, const char *key, uint32_t count, char **avoid, char *const **ret) {
+        RuleUuids *rule;
+
+        assert(u);
+        assert(key);
+        assert(ret);
+
+        if (count > MDEV_UUIDS_PER_RULE_MAX)
+                return -E2BIG;
+        rule = find_rule(u, key);
+        if (!rule) {
+                rule = add_rule(u, key);
+                if (!rule)
+                        return -ENOMEM;
+        }
+        while (strv_length(rule->uuids) < count) {
+                char s[MDEV_UUID_STRING_MAX];
+                uuid_t id;
+
+                uuid_generate_random(id);
+                uuid_unparse_lower(id, s);
+                if (strv_contains(avoid, s) || mdev_uuids_contains(u, s, NULL))
+                        continue; /* 2^-122: never in practice; cheap to be sure */
+                if (strv_extend(&rule->uuids, s) < 0)
+                        return -ENOMEM;
+                u->dirty = true;
+                log_debug("Picked mdev UUID %s for %s", s, key);
+        }
+        *ret = rule->uuids;
+        return 0;
+}
+
+bool mdev_uuids_is_dirty(const MdevUuids *u) {
+        return u && u->dirty;
+}
+
+int mdev_uuids_save(MdevUuids *u) {
+        json_object *root, *rules;
+        const char *text;
+        int r;
+
+        assert(u);
+        if (!u->dirty || !u->dir)
+                return 0;
+
+        root = json_object_new_object();
+        rules = json_object_new_object();
+        if (!root || !rules ||
+            json_object_object_add(root, "version", json_object_new_int(MDEV_UUIDS_VERSION)) < 0 ||
+            json_object_object_add(root, "rules", rules) < 0) {
+                json_object_put(root);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < u->n_rules; i++) {
+                json_object *list = json_object_new_array();
+                if (!list || json_object_object_add(rules, u->rules[i].key, list) < 0) {
+                        json_object_put(list);
+                        json_object_put(root);
+                        return -ENOMEM;
+                }
+                STRV_FOREACH (s, u->rules[i].uuids)
+                        if (json_object_array_add(list, json_object_new_string(*s)) < 0) {
+                                json_object_put(root);
+                                return -ENOMEM;
+                        }
+        }
+        text = json_object_to_json_string_ext(
+                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text) {
+                json_object_put(root);
+                return -ENOMEM;
+        }
+        r = file_write_atomic(u->dir, HOSTDEVD_MDEV_UUIDS_FILE, text, strlen(text), 0644, 0755);
+        json_object_put(root);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to write %s/%s: %m", u->dir, HOSTDEVD_MDEV_UUIDS_FILE);
+        u->dirty = false;
+        return 1;
+}
