@@ -9,6 +9,7 @@
 
 #include "handoff.h"
 #include "macro.h"
+#include "names.h"
 #include "strv.h"
 
 /* ---- units: what one port carries ---------------------------------------------------------- */
@@ -161,7 +162,7 @@ fail:
 static int append_vfio_pci_source(char **s, const PciDevice *d, const PciAddress *a) {
         char *n;
         if (a->domain > 0xffff) {
-                if (asprintf(&n, "%ssysfsdev=/sys/bus/pci/devices/%s", *s, d->address) < 0)
+                if (asprintf(&n, "%ssysfsdev=" SYSFS_PCI_DEVICES "/%s", *s, d->address) < 0)
                         return -ENOMEM;
         } else if (asprintf(&n, "%shost=%s", *s, d->address) < 0)
                 return -ENOMEM;
@@ -261,7 +262,8 @@ int handoff_qemu_args(const HandoffInput *in, char ***ret) {
                                 return r;
                         r = strv_extendf(
                                 &args,
-                                "vfio-pci,sysfsdev=/sys/bus/mdev/devices/%s,id=hostdevd-dev%zu,bus=%s,addr=0x0",
+                                "vfio-pci,sysfsdev=" SYSFS_MDEV_DEVICES
+                                "/%s,id=hostdevd-dev%zu,bus=%s,addr=0x0",
                                 u->mdev->uuid, ++id, bus);
                         if (r < 0)
                                 return r;
@@ -330,7 +332,7 @@ int handoff_cloud_hypervisor_args(const HandoffInput *in, char ***ret) {
                 r = strv_extend(&args, "--device");
                 if (r < 0)
                         return r;
-                r = strv_extendf(&args, "path=/sys/bus/pci/devices/%s/", l.functions[i]->address);
+                r = strv_extendf(&args, "path=" SYSFS_PCI_DEVICES "/%s/", l.functions[i]->address);
                 if (r < 0)
                         return r;
         }
@@ -338,7 +340,7 @@ int handoff_cloud_hypervisor_args(const HandoffInput *in, char ***ret) {
                 r = strv_extend(&args, "--device");
                 if (r < 0)
                         return r;
-                r = strv_extendf(&args, "path=/sys/bus/mdev/devices/%s/", l.mdevs[i]->uuid);
+                r = strv_extendf(&args, "path=" SYSFS_MDEV_DEVICES "/%s/", l.mdevs[i]->uuid);
                 if (r < 0)
                         return r;
         }
@@ -419,7 +421,7 @@ int handoff_vfio_paths(const HandoffInput *in, char ***ret) {
 
                 if (d->vfio_group)
                         s = strdup(d->vfio_group);
-                else if (d->iommu_group >= 0 && asprintf(&s, "/dev/vfio/%" PRIi32, d->iommu_group) < 0)
+                else if (d->iommu_group >= 0 && asprintf(&s, VFIO_DEV_DIR "/%" PRIi32, d->iommu_group) < 0)
                         s = NULL;
                 if (d->vfio_group || d->iommu_group >= 0) {
                         r = strv_add_unique(&paths, s);
@@ -436,7 +438,7 @@ int handoff_vfio_paths(const HandoffInput *in, char ***ret) {
                 char *s;
                 if (in->mdevs[i]->iommu_group < 0)
                         continue;
-                if (asprintf(&s, "/dev/vfio/%" PRIi32, in->mdevs[i]->iommu_group) < 0)
+                if (asprintf(&s, VFIO_DEV_DIR "/%" PRIi32, in->mdevs[i]->iommu_group) < 0)
                         return -ENOMEM;
                 r = strv_add_unique(&paths, s);
                 if (r < 0)

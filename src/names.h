@@ -67,6 +67,12 @@
 /* Documentation/driver-api/vfio-mediated-device.rst */
 #define SYSFS_MDEV_DEVICES "/sys/bus/mdev/devices"
 #define SYSFS_MDEV_BUS_CLASS "/sys/class/mdev_bus"
+/* Documentation/ABI/testing/sysfs-dev: /sys/dev/char/MAJOR:MINOR links to the device of that number;
+ * VFIO group nodes are devices of class "vfio", VFIO device cdevs of class "vfio-dev"
+ * (Documentation/driver-api/vfio.rst). */
+#define SYSFS_DEV_CHAR "/sys/dev/char"
+#define VFIO_DEV_DIR "/dev/vfio"
+#define VFIO_DEV_DEVICES_DIR "/dev/vfio/devices"
 
 #define SYSFS_ATTR_VENDOR "vendor"
 #define SYSFS_ATTR_DEVICE "device"

@@ -14,6 +14,7 @@
 #include "handoff.h"
 #include "strv.h"
 #include "sysfs-tree.h"
+#include "vfio-node.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -614,6 +615,80 @@ static void test_fingerprint_reload(void **state) {
         sysfs_tree_free(t);
 }
 
+/* ---- VFIO nodes ---------------------------------------------------------------------------------- */
+
+static void test_vfio_node(void **state) {
+        SysfsTree *t = sysfs_tree_new();
+        VfioNode n;
+
+        assert_int_equal(vfio_node_parse("/dev/vfio/5", &n), 0);
+        assert_int_equal(n.kind, VFIO_NODE_GROUP);
+        assert_int_equal(n.number, 5);
+        assert_int_equal(vfio_node_parse("/dev/vfio/noiommu-0", &n), 0);
+        assert_int_equal(n.kind, VFIO_NODE_NOIOMMU_GROUP);
+        assert_int_equal(n.number, 0);
+        assert_int_equal(vfio_node_parse("/dev/vfio/devices/vfio12", &n), 0);
+        assert_int_equal(n.kind, VFIO_NODE_DEVICE);
+        assert_int_equal(n.number, 12);
+        assert_string_equal(n.path, "/dev/vfio/devices/vfio12");
+
+        const char *bad[] = { "",
+                              "/dev/vfio/",
+                              "/dev/vfio/05",
+                              "/dev/vfio/x",
+                              "/dev/vfio/-1",
+                              "/dev/vfio/vfio",
+                              "/dev/vfio/devices/vfio",
+                              "/dev/vfio/4294967296",
+                              "/tmp/5",
+                              "5",
+                              "10:",
+                              ":3",
+                              "1:2:3",
+                              "a:b",
+                              "/dev/vfio/5/" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(vfio_node_parse(bad[i], &n), -EINVAL);
+
+        /* Device numbers, as fstat() gives them, through /sys/dev/char. */
+        sysfs_tree_mkdir(t, "/sys/dev/char");
+        sysfs_tree_mkdir(t, "/sys/devices/virtual/vfio/5");
+        sysfs_tree_symlink(t, "/sys/dev/char/511:5", "/sys/devices/virtual/vfio/5");
+        const char *p = sysfs_tree_add_pci(t, "0000:03:02.0", 0x8086, 0x154c, 0x020000);
+        char cdev[256];
+        snprintf(cdev, sizeof cdev, "%s/vfio-dev/vfio0", p);
+        sysfs_tree_mkdir(t, cdev);
+        sysfs_tree_symlink(t, "/sys/dev/char/510:0", cdev);
+        sysfs_tree_mkdir(t, "/sys/devices/virtual/tty/tty1");
+        sysfs_tree_symlink(t, "/sys/dev/char/4:1", "/sys/devices/virtual/tty/tty1");
+
+        assert_int_equal(vfio_node_parse("511:5", &n), 0);
+        assert_int_equal(n.kind, VFIO_NODE_GROUP);
+        assert_string_equal(n.path, "/dev/vfio/5");
+        assert_int_equal(vfio_node_parse("510:0", &n), 0);
+        assert_int_equal(n.kind, VFIO_NODE_DEVICE);
+        assert_string_equal(n.path, "/dev/vfio/devices/vfio0");
+        assert_int_equal(vfio_node_parse("4:1", &n), -ENODEV);
+        assert_int_equal(vfio_node_parse("9:9", &n), -ENOENT);
+
+        /* Who is behind it. */
+        _cleanup_(set_done) Set s = {};
+        PciDevice *gpu0 = add(&s, gpu("0000:41:00.0", 5));
+        PciDevice *vf = add(&s, nic("0000:03:02.0", 9));
+        vf->vfio_device = strdup("/dev/vfio/devices/vfio0");
+        add_mdev(&s, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", "mtty-2", 5);
+        assert_int_equal(vfio_node_parse("/dev/vfio/5", &n), 0);
+        assert_true(vfio_node_has_device(&n, gpu0));
+        assert_false(vfio_node_has_device(&n, vf));
+        assert_true(vfio_node_has_mdev(&n, s.mdevs[0]));
+        assert_int_equal(vfio_node_parse("510:0", &n), 0);
+        assert_false(vfio_node_has_device(&n, gpu0));
+        assert_true(vfio_node_has_device(&n, vf));
+        assert_false(vfio_node_has_mdev(&n, s.mdevs[0]));
+
+        sysfs_tree_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_qemu_multifunction),
@@ -627,6 +702,7 @@ int main(void) {
                 cmocka_unit_test(test_mmio_rules),
                 cmocka_unit_test(test_fingerprint_stable),
                 cmocka_unit_test(test_fingerprint_reload),
+                cmocka_unit_test(test_vfio_node),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
