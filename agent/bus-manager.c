@@ -8,6 +8,7 @@
 
 #include "bus-context.h"
 #include "bus-errors.h"
+#include "bus-handoff.h"
 #include "bus-manager.h"
 #include "bus-request.h"
 #include "bus-util.h"
@@ -572,6 +573,14 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "ListIommuGroups", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uas)", groups), method_list_iommu_groups,
                 SD_BUS_VTABLE_UNPRIVILEGED),
+        /* Handoff to the VMM (bus-handoff.c). */
+        SD_BUS_METHOD_WITH_ARGS(
+                "CheckFingerprint", SD_BUS_ARGS("as", devices, "s", fingerprint),
+                SD_BUS_RESULT("b", match, "as", differences), method_check_fingerprint,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "GetDevicesByVfioNode", SD_BUS_ARGS("s", node), SD_BUS_RESULT("ao", devices),
+                method_get_devices_by_vfio_node, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -421,7 +421,7 @@ int handoff_vfio_paths(const HandoffInput *in, char ***ret) {
 
                 if (d->vfio_group)
                         s = strdup(d->vfio_group);
-                else if (d->iommu_group >= 0 && asprintf(&s, VFIO_DEV_DIR "/%" PRIi32, d->iommu_group) < 0)
+                else if (d->iommu_group >= 0 && asprintf(&s, DEV_VFIO_DIR "/%" PRIi32, d->iommu_group) < 0)
                         s = NULL;
                 if (d->vfio_group || d->iommu_group >= 0) {
                         r = strv_add_unique(&paths, s);
@@ -438,7 +438,7 @@ int handoff_vfio_paths(const HandoffInput *in, char ***ret) {
                 char *s;
                 if (in->mdevs[i]->iommu_group < 0)
                         continue;
-                if (asprintf(&s, VFIO_DEV_DIR "/%" PRIi32, in->mdevs[i]->iommu_group) < 0)
+                if (asprintf(&s, DEV_VFIO_DIR "/%" PRIi32, in->mdevs[i]->iommu_group) < 0)
                         return -ENOMEM;
                 r = strv_add_unique(&paths, s);
                 if (r < 0)

@@ -107,7 +107,8 @@ int handoff_libvirt_hostdev_xml(const HandoffInput *in, char **ret);
  * The VFIO nodes a VMM opens, sorted, without duplicates: each group node (PciDevice.vfio_group,
  * else "/dev/vfio/<iommu_group>" when the function has a group; "/dev/vfio/<group>" for mdevs in
  * a group) and each VFIO device cdev the kernel made (PciDevice.vfio_device,
- * /dev/vfio/devices/vfioN; Documentation/driver-api/vfio.rst "VFIO device cdev", Linux 6.2+).
+ * /dev/vfio/devices/vfioN; Documentation/driver-api/vfio.rst "cdev", Linux 6.6+,
+ * commit 8b6f173a4ce4).
  * Returns 0 or -ENOMEM; empty input gives an empty vector.
  */
 int handoff_vfio_paths(const HandoffInput *in, char ***ret);

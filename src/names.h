@@ -71,8 +71,6 @@
  * VFIO group nodes are devices of class "vfio", VFIO device cdevs of class "vfio-dev"
  * (Documentation/driver-api/vfio.rst). */
 #define SYSFS_DEV_CHAR "/sys/dev/char"
-#define VFIO_DEV_DIR "/dev/vfio"
-#define VFIO_DEV_DEVICES_DIR "/dev/vfio/devices"
 
 #define SYSFS_ATTR_VENDOR "vendor"
 #define SYSFS_ATTR_DEVICE "device"

@@ -37,11 +37,11 @@ static int parse_path(const char *spec, VfioNode *ret) {
         VfioNode n = {};
         const char *rest;
 
-        if ((rest = startswith(spec, VFIO_DEV_DEVICES_DIR "/vfio")))
+        if ((rest = startswith(spec, DEV_VFIO_DEVICES_DIR "/vfio")))
                 n.kind = VFIO_NODE_DEVICE;
-        else if ((rest = startswith(spec, VFIO_DEV_DIR "/noiommu-")))
+        else if ((rest = startswith(spec, DEV_VFIO_DIR "/noiommu-")))
                 n.kind = VFIO_NODE_NOIOMMU_GROUP;
-        else if ((rest = startswith(spec, VFIO_DEV_DIR "/")))
+        else if ((rest = startswith(spec, DEV_VFIO_DIR "/")))
                 n.kind = VFIO_NODE_GROUP;
         else
                 return -EINVAL;
@@ -81,9 +81,9 @@ static int parse_devnum(const char *spec, VfioNode *ret) {
         const char *class = strrchr(target, '/');
         class = class ? class + 1 : target;
         if (streq(class, "vfio"))
-                snprintf(node, sizeof node, VFIO_DEV_DIR "/%s", name);
+                snprintf(node, sizeof node, DEV_VFIO_DIR "/%s", name);
         else if (streq(class, "vfio-dev"))
-                snprintf(node, sizeof node, VFIO_DEV_DEVICES_DIR "/%s", name);
+                snprintf(node, sizeof node, DEV_VFIO_DEVICES_DIR "/%s", name);
         else
                 return -ENODEV;
         return parse_path(node, ret) < 0 ? -ENODEV : 0;

@@ -6,7 +6,7 @@
  * fstat() on an open fd (Documentation/driver-api/vfio.rst):
  *   /dev/vfio/N                 the group node of IOMMU group N
  *   /dev/vfio/noiommu-N         the same in no-IOMMU mode (vfio's enable_unsafe_noiommu_mode)
- *   /dev/vfio/devices/vfioN     a VFIO device cdev (Linux 6.2+)
+ *   /dev/vfio/devices/vfioN     a VFIO device cdev (Linux 6.6+)
  *   MAJOR:MINOR                 decimal; resolved through /sys/dev/char/MAJOR:MINOR
  *                               (Documentation/ABI/testing/sysfs-dev), whose target is a device of
  *                               class "vfio" (group nodes, under /sys/devices/virtual/vfio/) or

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus-handoff.h"
+#include "bus-util.h"
+#include "escape.h"
+#include "macro.h"
+#include "names.h"
+#include "object-path.h"
+#include "pci-address.h"
+#include "strv.h"
+#include "vfio-node.h"
+
+/* ---- device sets ------------------------------------------------------------------------------ */
+
+void bus_handoff_set_done(BusHandoffSet *s) {
+        if (!s)
+                return;
+        free(s->functions);
+        free(s->mdevs);
+        *s = (BusHandoffSet){};
+}
+
+HandoffInput bus_handoff_set_input(const BusHandoffSet *s) {
+        return (HandoffInput){
+                .functions = s->functions,
+                .n_functions = s->n_functions,
+                .mdevs = s->mdevs,
+                .n_mdevs = s->n_mdevs,
+        };
+}
+
+int bus_handoff_set_add_device(BusHandoffSet *s, const PciDevice *f) {
+        const PciDevice **n = reallocarray(s->functions, s->n_functions + 1, sizeof(PciDevice *));
+        if (!n)
+                return -ENOMEM;
+        s->functions = n;
+        s->functions[s->n_functions++] = f;
+        return 0;
+}
+
+int bus_handoff_set_add_mdev(BusHandoffSet *s, const Mdev *m) {
+        const Mdev **n = reallocarray(s->mdevs, s->n_mdevs + 1, sizeof(Mdev *));
+        if (!n)
+                return -ENOMEM;
+        s->mdevs = n;
+        s->mdevs[s->n_mdevs++] = m;
+        return 0;
+}
+
+/* One reference to its model object: exactly one of *ret_f, *ret_m is set. */
+static int resolve_one(
+        BusContext *d, const char *ref, const PciDevice **ret_f, const Mdev **ret_m, sd_bus_error *error) {
+        _cleanup_free_ char *key = NULL;
+        const char *element;
+        PciAddress a;
+
+        *ret_f = NULL;
+        *ret_m = NULL;
+
+        if ((element = bus_path_child_element(ref, HOSTDEVD_DEVICES_PATH))) {
+                if (object_path_element_to_pci_address(element, &key) < 0)
+                        return bus_error_setf_errno(
+                                error, -EINVAL, "Not a device object path: '%s'", ESCAPE_QUOTE(ref));
+                *ret_f = model_get_device(d->model, key);
+        } else if ((element = bus_path_child_element(ref, HOSTDEVD_MDEVS_PATH))) {
+                if (object_path_element_to_mdev_uuid(element, &key) < 0)
+                        return bus_error_setf_errno(
+                                error, -EINVAL, "Not an mdev object path: '%s'", ESCAPE_QUOTE(ref));
+                *ret_m = model_get_mdev(d->model, key);
+        } else if (pci_address_from_string(ref, &a) >= 0) {
+                char canonical[PCI_ADDRESS_STRING_MAX];
+                *ret_f = model_get_device(d->model, pci_address_format(&a, canonical));
+        } else {
+                key = strdup(ref);
+                if (!key)
+                        return -ENOMEM;
+                for (char *p = key; *p; p++)
+                        *p = (char)tolower((unsigned char)*p);
+                if (!mdev_uuid_is_valid(key))
+                        return bus_error_setf_errno(
+                                error, -EINVAL, "Not a PCI address, mdev UUID or device object path: '%s'",
+                                ESCAPE_QUOTE(ref));
+                *ret_m = model_get_mdev(d->model, key);
+        }
+        if (!*ret_f && !*ret_m)
+                return bus_error_setf_errno(error, -ENOENT, "No device '%s'", ESCAPE_QUOTE(ref));
+        return 0;
+}
+
+int bus_handoff_set_resolve(BusContext *d, char **refs, BusHandoffSet *ret, sd_bus_error *error) {
+        _cleanup_(bus_handoff_set_done) BusHandoffSet s = {};
+        int r;
+
+        STRV_FOREACH (ref, refs) {
+                const PciDevice *f;
+                const Mdev *m;
+
+                r = resolve_one(d, *ref, &f, &m, error);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < s.n_functions; i++)
+                        if (s.functions[i] == f)
+                                return bus_error_setf_errno(
+                                        error, -EINVAL, "Device '%s' listed twice", ESCAPE_QUOTE(*ref));
+                for (size_t i = 0; i < s.n_mdevs; i++)
+                        if (s.mdevs[i] == m)
+                                return bus_error_setf_errno(
+                                        error, -EINVAL, "Device '%s' listed twice", ESCAPE_QUOTE(*ref));
+                r = f ? bus_handoff_set_add_device(&s, f) : bus_handoff_set_add_mdev(&s, m);
+                if (r < 0)
+                        return r;
+        }
+        *ret = s;
+        s = (BusHandoffSet){};
+        return 0;
+}
+
+/* ---- property values -------------------------------------------------------------------------- */
+
+static int handoff_error(sd_bus_error *error, int r, const char *what) {
+        if (r == -E2BIG)
+                return bus_error_setf_errno(
+                        error, r, "%s: more than %u devices for one guest layout", what, HANDOFF_UNITS_MAX);
+        return bus_error_setf_errno(error, r, "%s", what);
+}
+
+int bus_handoff_append_qemu_args(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_strv_free_ char **args = NULL;
+        int r = handoff_qemu_args(in, &args);
+        if (r < 0)
+                return handoff_error(error, r, "QEMU arguments");
+        return sd_bus_message_append_strv(reply, args);
+}
+
+int bus_handoff_append_cloud_hypervisor_args(
+        sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_strv_free_ char **args = NULL;
+        int r = handoff_cloud_hypervisor_args(in, &args);
+        if (r < 0)
+                return handoff_error(error, r, "cloud-hypervisor arguments");
+        return sd_bus_message_append_strv(reply, args);
+}
+
+int bus_handoff_append_libvirt_hostdev_xml(
+        sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_free_ char *xml = NULL;
+        int r = handoff_libvirt_hostdev_xml(in, &xml);
+        if (r < 0)
+                return handoff_error(error, r, "libvirt hostdev XML");
+        return sd_bus_message_append(reply, "s", xml);
+}
+
+int bus_handoff_append_vfio_paths(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r = handoff_vfio_paths(in, &paths);
+        if (r < 0)
+                return handoff_error(error, r, "VFIO paths");
+        /* vfio_group / vfio_device come from sysfs names: any bytes. */
+        return bus_message_append_text_strv(reply, paths);
+}
+
+int bus_handoff_append_mmio_window(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_(mmio_window_done) MmioWindow w = {};
+        int r = handoff_mmio_window(in, &w);
+        if (r < 0)
+                return handoff_error(error, r, "MMIO window");
+
+        r = sd_bus_message_open_container(reply, 'r', "ttta(syttbbb)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "ttt", w.below_4g, w.above_4g, w.pci_hole64_size);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(syttbbb)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < w.n_bars; i++) {
+                const HandoffBar *b = &w.bars[i];
+                r = sd_bus_message_append(
+                        reply, "(syttbbb)", b->address, b->index, b->size, b->alignment, (int)b->is_64bit,
+                        (int)b->prefetchable, (int)b->above_4g);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+int bus_handoff_append_fingerprint(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error) {
+        _cleanup_free_ char *f = NULL;
+        int r = handoff_fingerprint(in, &f);
+        if (r < 0)
+                return handoff_error(error, r, "fingerprint");
+        return sd_bus_message_append(reply, "s", f);
+}
+
+/* ---- Manager methods ------------------------------------------------------------------------- */
+
+/* CheckFingerprint(as devices, s fingerprint) -> (b match, as differences) */
+int method_check_fingerprint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_handoff_set_done) BusHandoffSet s = {};
+        _cleanup_strv_free_ char **refs = NULL, **differences = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusContext *d = userdata;
+        const char *fingerprint;
+        int r;
+
+        r = sd_bus_message_read_strv(m, &refs);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &fingerprint);
+        if (r < 0)
+                return r;
+
+        r = bus_handoff_set_resolve(d, refs, &s, error);
+        if (r < 0)
+                return r;
+        HandoffInput in = bus_handoff_set_input(&s);
+        r = handoff_fingerprint_check(&in, fingerprint, &differences);
+        bool match = r > 0;
+        if (r == -EINVAL)
+                return bus_error_setf_errno(
+                        error, r, "Not a hostdevd fingerprint: '%s' (expected \"v1:<sha256>:<units>\")",
+                        ESCAPE_QUOTE(fingerprint));
+        if (r < 0)
+                return bus_error_setf_errno(error, r, "Failed to check the fingerprint");
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "b", (int)match);
+        if (r < 0)
+                return r;
+        /* The canonical lines quote mdev type names: sysfs bytes. */
+        r = bus_message_append_text_strv(reply, differences);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* GetDevicesByVfioNode(s node) -> (ao devices): functions in address order, then mdevs. */
+int method_get_devices_by_vfio_node(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusContext *d = userdata;
+        const PciDevice *const *devices;
+        const Mdev *const *mdevs;
+        const char *spec;
+        size_t n = 0, n_mdevs = 0, found = 0;
+        VfioNode node;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &spec);
+        if (r < 0)
+                return r;
+
+        r = vfio_node_parse(spec, &node);
+        if (r == -EINVAL)
+                return bus_error_setf_errno(
+                        error, r,
+                        "Not a VFIO node: '%s' (expected /dev/vfio/N, /dev/vfio/devices/vfioN or MAJOR:MINOR)",
+                        ESCAPE_QUOTE(spec));
+        if (r == -ENOENT || r == -ENODEV)
+                return bus_error_setf_errno(error, r, "No VFIO node '%s'", ESCAPE_QUOTE(spec));
+        if (r < 0)
+                return bus_error_setf_errno(error, r, "Failed to look up '%s'", ESCAPE_QUOTE(spec));
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        if (r < 0)
+                return r;
+        devices = model_get_devices(d->model, &n);
+        for (size_t i = 0; i < n; i++) {
+                if (!vfio_node_has_device(&node, devices[i]))
+                        continue;
+                _cleanup_free_ char *path = object_path_from_pci_address(devices[i]->address);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "o", path);
+                if (r < 0)
+                        return r;
+                found++;
+        }
+        mdevs = model_get_mdevs(d->model, &n_mdevs);
+        for (size_t i = 0; i < n_mdevs; i++) {
+                if (!vfio_node_has_mdev(&node, mdevs[i]))
+                        continue;
+                _cleanup_free_ char *path = object_path_from_mdev_uuid(mdevs[i]->uuid);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "o", path);
+                if (r < 0)
+                        return r;
+                found++;
+        }
+        if (found == 0)
+                return bus_error_setf_errno(error, -ENOENT, "No device behind '%s'", node.path);
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
