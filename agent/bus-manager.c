@@ -9,6 +9,7 @@
 #include "bus-context.h"
 #include "bus-errors.h"
 #include "bus-handoff.h"
+#include "bus-lease.h"
 #include "bus-manager.h"
 #include "bus-request.h"
 #include "bus-util.h"
@@ -392,6 +393,8 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
         if (!q)
                 return -ENOMEM;
         r = parse_device_address(d, address, q->address, error);
+        if (r >= 0)
+                r = bus_lease_check_not_leased(d, q->address, error);
         if (r < 0) {
                 request_free(q);
                 return r;
@@ -450,6 +453,11 @@ static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_
         if (!q)
                 return -ENOMEM;
         pci_address_format(&a, q->address);
+        r = bus_lease_check_not_leased(d, q->address, error);
+        if (r < 0) {
+                request_free(q);
+                return r;
+        }
         return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
 }
 
@@ -570,6 +578,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "GetMdevByUuid", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", mdev), method_get_mdev_by_uuid,
                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Acquire", SD_BUS_ARGS("as", devices, "a{sv}", options),
+                SD_BUS_RESULT("o", lease, "as", devices), bus_lease_method_acquire, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "ListIommuGroups", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uas)", groups), method_list_iommu_groups,
                 SD_BUS_VTABLE_UNPRIVILEGED),

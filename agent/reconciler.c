@@ -313,6 +313,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_(critical_set_freep) CriticalSet *critical = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
+        _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
         _cleanup_strv_free_ char **owned = NULL;
         _cleanup_free_ char *critical_error = NULL;
         const PciDevice *const *devices;
@@ -348,6 +349,22 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (k < 0) {
                 holders = NULL;
                 n_holders = 0;
+        }
+        if (r->hooks.lease_holders) {
+                const Holder *leased = NULL;
+                size_t n_leased = 0;
+
+                r->hooks.lease_holders(r->hooks_userdata, &leased, &n_leased);
+                if (n_leased > 0) {
+                        merged_holders = calloc(n_holders + n_leased, sizeof(Holder));
+                        if (!merged_holders)
+                                return -ENOMEM;
+                        if (n_holders > 0)
+                                memcpy(merged_holders, holders, n_holders * sizeof(Holder));
+                        memcpy(merged_holders + n_holders, leased, n_leased * sizeof(Holder));
+                        holders = merged_holders;
+                        n_holders += n_leased;
+                }
         }
 
         in = (PlannerInput){
@@ -417,6 +434,16 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                         return -ENOMEM;
         }
         return 0;
+}
+
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error) {
+        const PciDevice *const *devices;
+        size_t n = 0;
+
+        if (r->hooks.flush_uevents)
+                r->hooks.flush_uevents(r->hooks_userdata);
+        devices = model_get_devices(r->model, &n);
+        return critical_compute(r->critical_root, devices, n, ret, ret_error);
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {

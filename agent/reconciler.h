@@ -44,6 +44,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "critical.h"
 #include "desired-state.h"
 #include "plan-filter.h"
 #include "request.h"
@@ -67,6 +68,9 @@ typedef struct ReconcilerHooks {
          * function per loop iteration; the publisher (bus-emitter.h) announces them. */
         void (*status_changed)(void *userdata, const char *address);
         void (*manager_status_changed)(void *userdata, char *const *names);
+        /* The functions of the leases in force, as holders (lease-manager.h): planned like the
+         * functions a process holds open, never unbound or reset. Borrowed for the plan's duration. */
+        void (*lease_holders)(void *userdata, const Holder **ret, size_t *ret_n);
 } ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
@@ -179,6 +183,10 @@ void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusVi
 
 /* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);
+
+/* The host-critical set now (critical_compute() over the model). Returns 0 and a new set, or -errno
+ * with *ret_error (new string, may be NULL) saying why it is unknown. */
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error);
 
 /* The store could not be loaded: why (borrowed), else NULL. */
 const char *reconciler_store_error(Reconciler *r);
