@@ -208,9 +208,13 @@ int handoff_qemu_args(const HandoffInput *in, char ***ret) {
         if (!args)
                 return -ENOMEM;
 
-        bool with_switch = l.n_units > HANDOFF_ROOT_PORTS_MAX;
-        size_t n_root_ports = with_switch ? HANDOFF_ROOT_PORTS_MAX : l.n_units;
-        size_t n_direct = with_switch ? HANDOFF_ROOT_PORTS_MAX - 1 : l.n_units;
+        /* Switches on the last root ports, as few as the units need. */
+        size_t n_switches = 0;
+        while (n_switches < HANDOFF_SWITCHES_MAX &&
+               HANDOFF_ROOT_PORTS_MAX - n_switches + n_switches * HANDOFF_SWITCH_PORTS_MAX < l.n_units)
+                n_switches++;
+        size_t n_root_ports = n_switches > 0 ? HANDOFF_ROOT_PORTS_MAX : l.n_units;
+        size_t n_direct = n_switches > 0 ? HANDOFF_ROOT_PORTS_MAX - n_switches : l.n_units;
 
         for (size_t i = 0; i < n_root_ports; i++) {
                 bool mf = i % 8 == 0 && i + 1 < n_root_ports;
@@ -225,25 +229,26 @@ int handoff_qemu_args(const HandoffInput *in, char ***ret) {
                 if (r < 0)
                         return r;
         }
-        if (with_switch) {
+        for (size_t k = 0; k < n_switches; k++) {
                 r = strv_extend(&args, "-device");
                 if (r < 0)
                         return r;
                 r = strv_extendf(
-                        &args, "x3130-upstream,id=hostdevd-up,bus=hostdevd-rp%u", HANDOFF_ROOT_PORTS_MAX);
+                        &args, "x3130-upstream,id=hostdevd-up%zu,bus=hostdevd-rp%zu", k + 1,
+                        n_direct + k + 1);
                 if (r < 0)
                         return r;
-                for (size_t j = 0; j < l.n_units - n_direct; j++) {
-                        r = strv_extend(&args, "-device");
-                        if (r < 0)
-                                return r;
-                        r = strv_extendf(
-                                &args,
-                                "xio3130-downstream,id=hostdevd-dp%zu,bus=hostdevd-up,addr=0x%zx.0x0,chassis=2,slot=%zu",
-                                j + 1, j, j + 1);
-                        if (r < 0)
-                                return r;
-                }
+        }
+        for (size_t j = 0; n_switches > 0 && j < l.n_units - n_direct; j++) {
+                r = strv_extend(&args, "-device");
+                if (r < 0)
+                        return r;
+                r = strv_extendf(
+                        &args,
+                        "xio3130-downstream,id=hostdevd-dp%zu,bus=hostdevd-up%zu,addr=0x%zx.0x0,chassis=2,slot=%zu",
+                        j + 1, j / HANDOFF_SWITCH_PORTS_MAX + 1, j % HANDOFF_SWITCH_PORTS_MAX, j + 1);
+                if (r < 0)
+                        return r;
         }
 
         size_t id = 0;
@@ -560,21 +565,28 @@ int handoff_mmio_window(const HandoffInput *in, MmioWindow *ret) {
                                 const PciBar *bar = &d->bars[b];
                                 if (bar->type != PCI_BAR_TYPE_MEMORY || bar->size == 0)
                                         continue;
-                                /* The kernel sizes BARs from the base register: always a power of two. */
-                                if (!is_power_of_two(bar->size))
-                                        return -EINVAL;
+                                /* The kernel sizes BARs from the base register: always a power of two.
+                                 * Anything else (not a real kernel's) is sized up, never down. */
+                                uint64_t size = bar->size;
+                                if (!is_power_of_two(size)) {
+                                        if (size > MMIO_LIMIT / 2)
+                                                return -EOVERFLOW;
+                                        while (!is_power_of_two(size))
+                                                size &= size - 1;
+                                        size <<= 1;
+                                }
                                 bool in_pf = bar->prefetchable && bar->index != PCI_BAR_ROM_INDEX;
                                 if (in_pf) {
-                                        pf[n_pf++] = bar->size;
+                                        pf[n_pf++] = size;
                                         if (!bar->is_64bit)
                                                 pf32 = true;
                                 } else
-                                        np[n_np++] = bar->size;
+                                        np[n_np++] = size;
                                 HandoffBar *h = &bars[n_bars++];
                                 *h = (HandoffBar){
                                         .index = bar->index,
                                         .size = bar->size,
-                                        .alignment = bar->size,
+                                        .alignment = size,
                                         .is_64bit = bar->is_64bit,
                                         .prefetchable = bar->prefetchable,
                                         .above_4g = in_pf, /* settled below once pf32 is known */

@@ -19,11 +19,13 @@
  *     pcie.0 slot as a multifunction device (docs/pcie.txt 2.2.2) in slots 0x10 and 0x11:
  *     HANDOFF_ROOT_PORTS_MAX ports. The rest of pcie.0 stays the VMM's. Each root port has
  *     chassis=1 and slot=N, a unique (chassis, slot) pair as docs/pcie.txt requires.
- *   - More units than HANDOFF_ROOT_PORTS_MAX: the first HANDOFF_ROOT_PORTS_MAX - 1 units keep
- *     their root ports and the last root port carries a PCIe switch (x3130-upstream
- *     "hostdevd-up" with xio3130-downstream ports "hostdevd-dpN", chassis=2, slot=N, one per
- *     remaining unit, at device N-1 of the switch's internal bus). The switch's bus has 32
- *     device numbers: HANDOFF_SWITCH_PORTS_MAX. More units than both give -E2BIG.
+ *   - More units than HANDOFF_ROOT_PORTS_MAX: the last S root ports (S = 1, or 2 when one is not
+ *     enough: HANDOFF_SWITCHES_MAX) each carry a PCIe switch (x3130-upstream "hostdevd-upK"),
+ *     the first 16 - S units keep their root ports and the rest go to xio3130-downstream ports
+ *     "hostdevd-dpN" (N from 1 over all switches, chassis=2, slot=N; switch (N-1)/32 + 1, at
+ *     device (N-1)%32 of its internal bus: a bus has 32 device numbers,
+ *     HANDOFF_SWITCH_PORTS_MAX). HANDOFF_UNITS_MAX = 14 + 64 = 78 covers a lease's
+ *     LEASE_DEVICES_MAX (64) functions; more units give -E2BIG.
  *     Why sixteen: two pcie.0 slots is what hostdevd claims of the 29 that q35 leaves free, and
  *     each port is a bridge that costs a bus number (256 per segment) and, when a device behind
  *     it has I/O BARs, 4 KiB of the 64 KiB I/O space (docs/pcie.txt 3: about 10 such ports in
@@ -43,6 +45,7 @@
  * non-prefetchable BARs, the expansion ROM) below; a unit with a 32-bit prefetchable BAR keeps its
  * whole prefetchable window below 4 GiB. I/O BARs are not MMIO and are left out; mdevs have no
  * sysfs BARs (their regions are the vendor driver's) and add nothing.
+ *   A BAR size that is not a power of two (no kernel reports one) is placed as the next one up.
  *   Each unit's window per side: the sum of its BARs (sorted by size, descending, each then
  *   lands aligned) rounded up to 1 MiB, aligned to max(1 MiB, largest BAR) (bridge windows have
  *   1 MiB granularity). The aligned sum of a side: windows placed in decreasing alignment, each at
@@ -73,7 +76,9 @@
 
 #define HANDOFF_ROOT_PORTS_MAX 16u
 #define HANDOFF_SWITCH_PORTS_MAX 32u
-#define HANDOFF_UNITS_MAX (HANDOFF_ROOT_PORTS_MAX - 1u + HANDOFF_SWITCH_PORTS_MAX)
+#define HANDOFF_SWITCHES_MAX 2u
+#define HANDOFF_UNITS_MAX \
+        (HANDOFF_ROOT_PORTS_MAX - HANDOFF_SWITCHES_MAX + HANDOFF_SWITCHES_MAX * HANDOFF_SWITCH_PORTS_MAX)
 #define HANDOFF_ROOT_PORT_FIRST_SLOT 0x10u
 #define HANDOFF_HOLE64_DEFAULT (UINT64_C(32) << 30)
 #define HANDOFF_BRIDGE_WINDOW_GRANULARITY (UINT64_C(1) << 20)
@@ -130,7 +135,8 @@ typedef struct MmioWindow {
         uint64_t pci_hole64_size; /* recommended, bytes, a power of two >= HANDOFF_HOLE64_DEFAULT */
 } MmioWindow;
 
-/* Returns 0, -EOVERFLOW (sums beyond 2^63), -EINVAL, -ENOMEM. *ret is filled only on success. */
+/* Returns 0, -EOVERFLOW (sums beyond 2^63), -EINVAL (bad or duplicate address), -ENOMEM. *ret is filled only
+ * on success. */
 int handoff_mmio_window(const HandoffInput *in, MmioWindow *ret);
 void mmio_window_done(MmioWindow *w);
 

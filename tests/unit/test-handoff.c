@@ -78,7 +78,7 @@ static PciDevice *nic(const char *address, int group) {
 }
 
 typedef struct Set {
-        PciDevice *functions[64];
+        PciDevice *functions[96];
         size_t n_functions;
         Mdev *mdevs[4];
         size_t n_mdevs;
@@ -207,12 +207,16 @@ static void test_qemu_no_function0_vf_mdev_wide_domain(void **state) {
                 "bus=hostdevd-rp6,addr=0x0\n");
 }
 
-static void add_nics(Set *s, unsigned n) {
-        for (unsigned i = 0; i < n; i++) {
+static void add_nics_from(Set *s, unsigned first, unsigned n) {
+        for (unsigned i = first; i < first + n; i++) {
                 char a[PCI_ADDRESS_STRING_MAX];
                 snprintf(a, sizeof a, "0000:%02x:00.0", 0x20 + i);
                 add(s, nic(a, (int)i));
         }
+}
+
+static void add_nics(Set *s, unsigned n) {
+        add_nics_from(s, 0, n);
 }
 
 static void test_qemu_root_port_numbering(void **state) {
@@ -249,11 +253,11 @@ static void test_qemu_switch_fallback(void **state) {
                 strstr(out,
                        "pcie-root-port,id=hostdevd-rp16,bus=pcie.0,addr=0x11.0x7,chassis=1,slot=16\n"
                        "-device\n"
-                       "x3130-upstream,id=hostdevd-up,bus=hostdevd-rp16\n"
+                       "x3130-upstream,id=hostdevd-up1,bus=hostdevd-rp16\n"
                        "-device\n"
-                       "xio3130-downstream,id=hostdevd-dp1,bus=hostdevd-up,addr=0x0.0x0,chassis=2,slot=1\n"
+                       "xio3130-downstream,id=hostdevd-dp1,bus=hostdevd-up1,addr=0x0.0x0,chassis=2,slot=1\n"
                        "-device\n"
-                       "xio3130-downstream,id=hostdevd-dp2,bus=hostdevd-up,addr=0x1.0x0,chassis=2,slot=2\n"
+                       "xio3130-downstream,id=hostdevd-dp2,bus=hostdevd-up1,addr=0x1.0x0,chassis=2,slot=2\n"
                        "-device\n"
                        "vfio-pci,host=0000:20:00.0,id=hostdevd-dev1,bus=hostdevd-rp1,addr=0x0\n"));
         assert_null(strstr(out, "hostdevd-rp17"));
@@ -280,12 +284,40 @@ static void test_qemu_limits(void **state) {
         _cleanup_strv_free_ char **args = NULL;
         HandoffInput in;
 
-        add_nics(&s, HANDOFF_UNITS_MAX);
+        /* 47 units: one switch is enough (15 root ports + 32 downstream ports). */
+        add_nics(&s, 47);
+        in = input(&s);
+        assert_int_equal(handoff_qemu_args(&in, &args), 0);
+        assert_true(strv_contains(args, "x3130-upstream,id=hostdevd-up1,bus=hostdevd-rp16"));
+        assert_true(strv_contains(
+                args,
+                "xio3130-downstream,id=hostdevd-dp32,bus=hostdevd-up1,addr=0x1f.0x0,chassis=2,slot=32"));
+        assert_false(strv_contains(args, "x3130-upstream,id=hostdevd-up2,bus=hostdevd-rp16"));
+        args = strv_free(args);
+
+        /* 48: two switches on root ports 15 and 16; 14 units keep their root ports. */
+        add_nics_from(&s, 47, 1);
+        in = input(&s);
+        assert_int_equal(handoff_qemu_args(&in, &args), 0);
+        assert_true(strv_contains(args, "x3130-upstream,id=hostdevd-up1,bus=hostdevd-rp15"));
+        assert_true(strv_contains(args, "x3130-upstream,id=hostdevd-up2,bus=hostdevd-rp16"));
+        assert_true(strv_contains(
+                args, "vfio-pci,host=0000:2d:00.0,id=hostdevd-dev14,bus=hostdevd-rp14,addr=0x0"));
+        assert_true(strv_contains(
+                args, "vfio-pci,host=0000:2e:00.0,id=hostdevd-dev15,bus=hostdevd-dp1,addr=0x0"));
+        assert_true(strv_contains(
+                args,
+                "xio3130-downstream,id=hostdevd-dp33,bus=hostdevd-up2,addr=0x0.0x0,chassis=2,slot=33"));
+        args = strv_free(args);
+
+        /* HANDOFF_UNITS_MAX covers a whole lease (LEASE_DEVICES_MAX, 64). */
+        assert_true(HANDOFF_UNITS_MAX >= 64);
+        add_nics_from(&s, 48, HANDOFF_UNITS_MAX - 48);
         in = input(&s);
         assert_int_equal(handoff_qemu_args(&in, &args), 0);
         assert_true(strv_contains(
                 args,
-                "xio3130-downstream,id=hostdevd-dp32,bus=hostdevd-up,addr=0x1f.0x0,chassis=2,slot=32"));
+                "xio3130-downstream,id=hostdevd-dp64,bus=hostdevd-up2,addr=0x1f.0x0,chassis=2,slot=64"));
         args = strv_free(args);
 
         add_nics(&s, 1); /* 0000:20:00.0 again: a duplicate */
@@ -459,9 +491,16 @@ static void test_mmio_rules(void **state) {
         assert_int_equal(w.pci_hole64_size, 64 * GiB);
         mmio_window_done(&w);
 
-        /* A BAR size that is no power of two cannot come from the kernel: rejected. */
+        /* A BAR size that is no power of two cannot come from the kernel: placed as the next one up
+         * (a 4M window after 4G + 320M, then the NIC's 1M). */
         bar(d, 4, 3 * MiB, false, false);
-        assert_int_equal(handoff_mmio_window(&in, &w), -EINVAL);
+        assert_int_equal(handoff_mmio_window(&in, &w), 0);
+        assert_int_equal(w.below_4g, 4 * GiB + 325 * MiB);
+        for (size_t i = 0; i < w.n_bars; i++)
+                if (streq(w.bars[i].address, "0000:09:00.0") && w.bars[i].index == 4) {
+                        assert_int_equal(w.bars[i].size, 3 * MiB);
+                        assert_int_equal(w.bars[i].alignment, 4 * MiB);
+                }
 }
 
 /* ---- fingerprint ----------------------------------------------------------------------------- */
