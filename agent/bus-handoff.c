@@ -1,19 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus-errors.h"
 #include "bus-handoff.h"
+#include "bus-polkit.h"
 #include "bus-util.h"
 #include "escape.h"
+#include "lease-manager.h"
+#include "log.h"
 #include "macro.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
 #include "strv.h"
 #include "vfio-node.h"
+
+static bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+static bool startswith(const char *s, const char *prefix) {
+        return strneq(s, prefix, strlen(prefix));
+}
 
 /* ---- device sets ------------------------------------------------------------------------------ */
 
@@ -307,4 +319,192 @@ int method_get_devices_by_vfio_node(sd_bus_message *m, void *userdata, sd_bus_er
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- the Lease object's handoff (bus-lease.c's vtable lists these) ---------------------------------- */
+
+/* The lease at |path| and its functions as the model has them now (a function the model lost, e.g.
+ * hot-removed, is left out). -ENOENT when there is no such lease. */
+static int lease_handoff_set(BusContext *d, const char *path, const Lease **ret_lease, BusHandoffSet *ret) {
+        _cleanup_(bus_handoff_set_done) BusHandoffSet s = {};
+        const Lease *l;
+        int r;
+
+        l = d->leases && path ? lease_manager_find_by_path(d->leases, path) : NULL;
+        if (!l)
+                return -ENOENT;
+        for (size_t i = 0; i < l->record->n_devices; i++) {
+                const PciDevice *f = model_get_device(d->model, l->record->devices[i].address);
+                if (!f)
+                        continue;
+                r = bus_handoff_set_add_device(&s, f);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_lease)
+                *ret_lease = l;
+        *ret = s;
+        s = (BusHandoffSet){};
+        return 0;
+}
+
+int bus_handoff_property_get_lease(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_handoff_set_done) BusHandoffSet s = {};
+        static const struct {
+                const char *name;
+                int (*append)(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error);
+        } table[] = {
+                { "QemuArgs", bus_handoff_append_qemu_args },
+                { "CloudHypervisorArgs", bus_handoff_append_cloud_hypervisor_args },
+                { "LibvirtHostdevXml", bus_handoff_append_libvirt_hostdev_xml },
+                { "VfioPaths", bus_handoff_append_vfio_paths },
+                { "MmioWindow", bus_handoff_append_mmio_window },
+                { "Fingerprint", bus_handoff_append_fingerprint },
+        };
+        int r;
+
+        r = lease_handoff_set(userdata, path, NULL, &s);
+        if (r < 0)
+                return r;
+        HandoffInput in = bus_handoff_set_input(&s);
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(property, table[i].name))
+                        return table[i].append(reply, &in, error);
+        return -ENOENT;
+}
+
+typedef struct OpenVfioCall {
+        BusContext *d;
+        char *lease_path;
+        char *node;
+} OpenVfioCall;
+
+static OpenVfioCall *open_vfio_call_free(OpenVfioCall *c) {
+        if (!c)
+                return NULL;
+        free(c->lease_path);
+        free(c->node);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(OpenVfioCall *, open_vfio_call_free);
+
+static int reply_error(sd_bus_message *m, int r, const char *what, const char *value) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        (void)bus_error_setf_errno(&error, r, "%s '%s'", what, value);
+        return sd_bus_reply_method_error(m, &error);
+}
+
+static void on_open_vfio_authorized(sd_bus_message *m, int r, const sd_bus_error *error, void *userdata) {
+        _cleanup_(open_vfio_call_freep) OpenVfioCall *c = userdata;
+        _cleanup_close_ int fd = -EBADF;
+        const Lease *l;
+
+        if (r <= 0) {
+                (void)sd_bus_reply_method_error(m, error);
+                return;
+        }
+        /* The lease may have ended while polkit answered: hand out nothing then. */
+        l = c->d->leases ? lease_manager_find_by_path(c->d->leases, c->lease_path) : NULL;
+        if (!l) {
+                (void)reply_error(m, -ENOENT, "No lease (it ended)", c->lease_path);
+                return;
+        }
+        fd = open(c->node, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                (void)reply_error(m, -errno, "Failed to open", c->node);
+                return;
+        }
+        log_debug("Handing %s of lease %s to its owner", c->node, c->lease_path);
+        (void)sd_bus_reply_method_return(m, "h", fd);
+}
+
+/* OpenVfioGroup(s node) -> (h fd) */
+int method_open_vfio_group(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_(bus_handoff_set_done) BusHandoffSet s = {};
+        _cleanup_(open_vfio_call_freep) OpenVfioCall *c = NULL;
+        _cleanup_strv_free_ char **paths = NULL, **details = NULL, **groups = NULL;
+        BusContext *d = userdata;
+        const char *path = sd_bus_message_get_path(m), *node;
+        const Lease *l;
+        uid_t euid;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &node);
+        if (r < 0)
+                return r;
+
+        /* Validate. */
+        r = lease_handoff_set(d, path, &l, &s);
+        if (r == -ENOENT)
+                return bus_error_setf_errno(error, r, "No lease '%s'", strna(path));
+        if (r < 0)
+                return r;
+        HandoffInput in = bus_handoff_set_input(&s);
+        r = handoff_vfio_paths(&in, &paths);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (p, paths)
+                if (!startswith(*p, DEV_VFIO_DEVICES_DIR "/") && strv_extend(&groups, *p) < 0)
+                        return -ENOMEM;
+        if (isempty(node)) {
+                if (strv_length(groups) != 1) {
+                        _cleanup_free_ char *joined = strv_join(groups, " ");
+                        return bus_error_setf_errno(
+                                error, -EINVAL, "Lease %s has %zu VFIO groups (%s): name one", path,
+                                strv_length(groups), strempty(joined));
+                }
+                node = groups[0];
+        } else if (!strv_contains(paths, node))
+                return bus_error_setf_errno(
+                        error, -EINVAL, "'%s' is not a VFIO node of lease %s", ESCAPE_QUOTE(node), path);
+
+        /* Authorize: the owner's uid or root, then polkit as for Acquire. */
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &euid);
+        if (r < 0)
+                return r;
+        if (euid != 0 && euid != l->record->uid)
+                return bus_error_setf_errno(
+                        error, -EPERM,
+                        "Lease %s belongs to uid %u: only its owner or root may open its nodes", path,
+                        (unsigned)l->record->uid);
+
+        c = calloc(1, sizeof(OpenVfioCall));
+        if (!c)
+                return -ENOMEM;
+        c->d = d;
+        c->lease_path = strdup(path);
+        c->node = strdup(node);
+        if (!c->lease_path || !c->node)
+                return -ENOMEM;
+
+        _cleanup_free_ char *joined = NULL;
+        char pid[12];
+        (void)snprintf(pid, sizeof pid, "%d", (int)l->record->pid);
+        for (size_t i = 0; i < l->record->n_devices; i++)
+                if (strv_extend(&details, l->record->devices[i].address) < 0)
+                        return -ENOMEM;
+        joined = strv_join(details, " ");
+        details = strv_free(details);
+        if (!joined || strv_extend(&details, POLKIT_DETAIL_DEVICES) < 0 ||
+            strv_extend(&details, joined) < 0 || strv_extend(&details, POLKIT_DETAIL_PID) < 0 ||
+            strv_extend(&details, pid) < 0)
+                return -ENOMEM;
+
+        r = bus_polkit_check(d->polkit, m, HOSTDEVD_ACTION_ACQUIRE, details, on_open_vfio_authorized, c);
+        if (r == -EBUSY || r == -EDQUOT)
+                return bus_error_setf_errno(
+                        error, r, "Too many pending authorization checks%s",
+                        r == -EDQUOT ? " of this user" : "");
+        if (r < 0)
+                return r;
+        TAKE_PTR(c); /* the callback owns it */
+        return 1;
 }

@@ -43,6 +43,20 @@ int bus_handoff_append_vfio_paths(sd_bus_message *reply, const HandoffInput *in,
 int bus_handoff_append_mmio_window(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error);
 int bus_handoff_append_fingerprint(sd_bus_message *reply, const HandoffInput *in, sd_bus_error *error);
 
+/*
+ * The Lease object's QemuArgs, CloudHypervisorArgs, LibvirtHostdevXml, VfioPaths, MmioWindow and
+ * Fingerprint (one getter, by property name), computed from the lease's functions as the model has
+ * them at the time of the call.
+ */
+int bus_handoff_property_get_lease(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error);
+/*
+ * Lease.OpenVfioGroup(s node) -> (h fd): the node ("" = the lease's only group node) opened O_RDWR for
+ * the lease's owner uid or root, after polkit org.hostdevd1.acquire (details "devices", "pid").
+ */
+int method_open_vfio_group(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
 /* Manager methods. */
 int method_check_fingerprint(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_get_devices_by_vfio_node(sd_bus_message *m, void *userdata, sd_bus_error *error);
