@@ -2,7 +2,6 @@
 
 /*
  * Leases on the bus (bus-lease.h). Map:
- *   resolving devices    bus_resolve_device()
  *   Manager.Acquire      bus_lease_method_acquire() -> request -> bus_lease_execute() -> on_lease_ready()
  *   Lease objects        property_get_*, method_release(), lease_find(), lease_node_enumerator()
  */
@@ -19,6 +18,7 @@
 #include "bus-errors.h"
 #include "bus-handoff.h"
 #include "bus-lease.h"
+#include "bus-manager.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -29,32 +29,6 @@
 #include "object-path.h"
 #include "pci-address.h"
 #include "strv.h"
-
-/* ---- resolving devices ----------------------------------------------------------------------------- */
-
-int bus_resolve_device(
-        BusContext *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
-        _cleanup_free_ char *address = NULL;
-        const char *e;
-        PciAddress a;
-
-        e = bus_path_child_element(s, HOSTDEVD_DEVICES_PATH);
-        if (e) {
-                if (object_path_element_to_pci_address(e, &address) < 0 ||
-                    !model_get_device(d->model, address))
-                        return bus_error_setf_errno(
-                                error, -ENOENT, "No PCI function at '%s'", ESCAPE_QUOTE(s));
-                memcpy(ret, address, strlen(address) + 1);
-                return 0;
-        }
-        if (pci_address_from_string(s, &a) < 0)
-                return bus_error_setf_errno(
-                        error, -EINVAL, "Not a PCI address or Device object path: '%s'", ESCAPE_QUOTE(s));
-        pci_address_format(&a, ret);
-        if (!model_get_device(d->model, ret))
-                return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
-        return 0;
-}
 
 int bus_lease_check_not_leased(BusContext *d, const char *address, sd_bus_error *error) {
         Lease *l = d->leases ? lease_manager_find_by_address(d->leases, address) : NULL;

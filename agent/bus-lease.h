@@ -10,6 +10,7 @@
  */
 
 #include "bus-context.h"
+#include "pci-address.h"
 
 struct Request;
 
@@ -21,14 +22,6 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
 
 /* bus-request.c: an authorized ACQUIRE or RELEASE request runs; replies and frees |q| (now or later). */
 void bus_lease_execute(struct Request *q);
-
-/*
- * The canonical address of an existing PCI function named by |s|: a PCI address in any form
- * pci_address_from_string() takes, or a Device object path (/org/hostdevd1/devices/pci_...).
- * Returns 0, or a negative errno with |error| set naming the value.
- */
-int bus_resolve_device(
-        BusContext *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error);
 
 /* 0 if no lease holds |address|; else -EBUSY with |error| (Error.Blocked) naming the lease and its owner:
  * SetDeviceDriver and ResetDeviceDriver leave a leased function alone (its lease's declaration would

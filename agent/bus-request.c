@@ -354,10 +354,10 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 else
                         (void)sd_bus_reply_method_errorf(
                                 q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
-                                q->type == REQUEST_RELOAD    ? "reload the desired state"
-                                : q->type == REQUEST_ACQUIRE ? "acquire devices"
-                                : q->type == REQUEST_RELEASE ? "release the lease"
-                                                             : "change devices");
+                                q->type == REQUEST_RELOAD            ? "reload the desired state"
+                                        : q->type == REQUEST_ACQUIRE ? "acquire devices"
+                                        : q->type == REQUEST_RELEASE ? "release the lease"
+                                                                     : "change devices");
                 request_free(q);
                 return;
         }

@@ -436,6 +436,26 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         return 0;
 }
 
+const char *reconciler_device_name(Reconciler *r, const char *address) {
+        const PciDevice *d = model_get_device(r->model, address);
+
+        return d ? desired_state_device_name(r->desired, d) : NULL;
+}
+
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address) {
+        const PciDevice *const *devices;
+        const PciDevice *d = NULL;
+        size_t n = 0;
+        int k;
+
+        devices = model_get_devices(r->model, &n);
+        k = desired_state_find_name(r->desired, devices, n, name, &d);
+        if (k < 0)
+                return k;
+        *ret_address = d->address;
+        return 0;
+}
+
 int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error) {
         const PciDevice *const *devices;
         size_t n = 0;

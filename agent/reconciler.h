@@ -184,6 +184,12 @@ void reconciler_device_status(Reconciler *r, const char *address, DeviceStatusVi
 /* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);
 
+/* Device names ([Device] Name=, desired-state.h) over the desired state in force and the model. The
+ * name of |address| (borrowed, NULL if none); the function called |name|: 0 and its address
+ * (borrowed), -ENOENT/-ENXIO/-ENOTUNIQ as desired_state_find_name(). */
+const char *reconciler_device_name(Reconciler *r, const char *address);
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address);
+
 /* The host-critical set now (critical_compute() over the model). Returns 0 and a new set, or -errno
  * with *ret_error (new string, may be NULL) saying why it is unknown. */
 int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error);

@@ -163,8 +163,10 @@
 #define MESSAGE_ID_DEVICE_REMOVED "1f0e2d3c4b5a46978877665544332211"
 #define MESSAGE_ID_DRIVER_CHANGED "a4e1c2b3d4f5061728394a5b6c7d8e9f"
 #define MESSAGE_ID_RESCAN "5d6c7b8a99a84b3c8d2e1f0a1b2c3d4e"
-#define MESSAGE_ID_LEASE_STARTED "6f19ce243e0049899a491962e15002b6" /* a lease is ready, or adopted at start */
-#define MESSAGE_ID_LEASE_ENDED "a1c078bfcadb41d89d87348e037dad6b" /* a lease ended (owner exit, Release, restart) */
+#define MESSAGE_ID_LEASE_STARTED \
+        "6f19ce243e0049899a491962e15002b6" /* a lease is ready, or adopted at start */
+#define MESSAGE_ID_LEASE_ENDED \
+        "a1c078bfcadb41d89d87348e037dad6b" /* a lease ended (owner exit, Release, restart) */
 
 /* ---- desired state (hostdevd.conf(5)), lowest priority first -------------- */
 #define HOSTDEVD_CONF_DIR_USR "/usr/lib/hostdevd/devices.d"

@@ -36,7 +36,8 @@ enum {
 int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
 
 /* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE), "90-runtime-sriov-0000_41_00_0.conf" or
- * "95-lease-0000_41_00_0.conf" (REQUEST_LEASE) for a canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
+ * "95-lease-0000_41_00_0.conf" (REQUEST_LEASE) for a canonical |address|. Returns 0 or -EINVAL (not a
+ * canonical address), -ENOMEM. */
 int request_file_name(RequestKind kind, const char *address, char **ret);
 
 /*

@@ -103,6 +103,41 @@ class Lease(R.ReconcileTestCase):
                 self.assertFalse(os.path.exists(self.record_path(path)))
                 self.assertEqual(self.override(R.NIC), '(null)\n')  # the fake kernel's cleared override
 
+        def test_names(self):
+                """[Device] Name=: Device.Name, GetDeviceByName, and methods that take a name."""
+                self.start({'40-nic.conf': R.conf({'Address': R.NIC}, {'Name': 'vm-nic'}),
+                            '41-pair.conf': R.conf({'Device': '105e'}, {'Name': 'pair'})})
+                self.assertEqual(self.dev(R.NIC, 'Name'), 'vm-nic')
+                self.assertEqual(self.dev(R.PF, 'Name'), '')
+                self.assertEqual(self.call('GetDeviceByName', 'vm-nic'), h.device_path(R.NIC))
+                self.assertEqual(self.assertDBusError(ERR + 'NotFound', 'GetDeviceByName', 'nope'),
+                                 "No device named 'nope'")
+                self.assertIn('matches several', self.assertDBusError(ERR + 'InvalidArgument', 'GetDeviceByName',
+                                                                      'pair'))
+                self.assertIn('Not a device name', self.assertDBusError(ERR + 'InvalidArgument',
+                                                                        'GetDeviceByName', '-x'))
+                # a lease by name, and by object path
+                p = self.vmm()
+                path, devices = self.acquire(['vm-nic'], p.pid)
+                self.assertEqual(list(devices), [R.NIC])
+                self.c.call(path, LEASE_IFACE, 'Release')
+                self.wait_converged(R.NIC, 'e1000e')
+                path, devices = self.acquire([h.device_path(R.NIC)], p.pid, dry_run=True)
+                self.assertEqual(list(devices), [R.NIC])
+                # SetDeviceDriver / ResetDeviceDriver by name
+                self.call('SetDeviceDriver', 'vm-nic', 'vfio-pci', dbus.Array([], signature='s'))
+                self.wait_converged(R.NIC, 'vfio-pci')
+                self.call('ResetDeviceDriver', 'vm-nic')
+                self.wait_converged(R.NIC, 'e1000e')
+                # a duplicate name in a later file is rejected with file:line; the last good state stays
+                self.write_conf('42-dup.conf', R.conf({'Address': R.PF}, {'Name': 'vm-nic'}))
+                self.assertDBusError(ERR + 'ConfigInvalid', 'Reload')
+                errors = self.c.manager('ConfigErrors')
+                self.assertEqual(len(errors), 1, errors)
+                self.assertIn('42-dup.conf:4: Name=vm-nic: already used by ', errors[0])
+                self.assertIn('40-nic.conf:4', errors[0])
+                self.assertEqual(self.dev(R.NIC, 'Name'), 'vm-nic')
+
         def test_contract(self):
                 """A live Lease object's introspection equals dbus/org.hostdevd1.xml's org.hostdevd1.Lease."""
                 with open(h.env_path('HOSTDEVD_XML')) as f:
