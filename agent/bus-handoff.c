@@ -7,6 +7,7 @@
 
 #include "bus-errors.h"
 #include "bus-handoff.h"
+#include "bus-manager.h"
 #include "bus-polkit.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -15,7 +16,6 @@
 #include "macro.h"
 #include "names.h"
 #include "object-path.h"
-#include "pci-address.h"
 #include "strv.h"
 #include "vfio-node.h"
 
@@ -64,42 +64,41 @@ int bus_handoff_set_add_mdev(BusHandoffSet *s, const Mdev *m) {
         return 0;
 }
 
-/* One reference to its model object: exactly one of *ret_f, *ret_m is set. */
+/* One reference to its model object: exactly one of *ret_f, *ret_m is set. Mdevs by object path or
+ * UUID (a UUID the model has as an mdev wins over a device name spelled the same); everything else
+ * through the Manager's one resolver (address, Device object path, device name). */
 static int resolve_one(
         BusContext *d, const char *ref, const PciDevice **ret_f, const Mdev **ret_m, sd_bus_error *error) {
+        char address[PCI_ADDRESS_STRING_MAX];
         _cleanup_free_ char *key = NULL;
         const char *element;
-        PciAddress a;
+        int r;
 
         *ret_f = NULL;
         *ret_m = NULL;
 
-        if ((element = bus_path_child_element(ref, HOSTDEVD_DEVICES_PATH))) {
-                if (object_path_element_to_pci_address(element, &key) < 0)
-                        return bus_error_setf_errno(
-                                error, -EINVAL, "Not a device object path: '%s'", ESCAPE_QUOTE(ref));
-                *ret_f = model_get_device(d->model, key);
-        } else if ((element = bus_path_child_element(ref, HOSTDEVD_MDEVS_PATH))) {
+        if ((element = bus_path_child_element(ref, HOSTDEVD_MDEVS_PATH))) {
                 if (object_path_element_to_mdev_uuid(element, &key) < 0)
                         return bus_error_setf_errno(
                                 error, -EINVAL, "Not an mdev object path: '%s'", ESCAPE_QUOTE(ref));
                 *ret_m = model_get_mdev(d->model, key);
-        } else if (pci_address_from_string(ref, &a) >= 0) {
-                char canonical[PCI_ADDRESS_STRING_MAX];
-                *ret_f = model_get_device(d->model, pci_address_format(&a, canonical));
-        } else {
-                key = strdup(ref);
-                if (!key)
-                        return -ENOMEM;
-                for (char *p = key; *p; p++)
-                        *p = (char)tolower((unsigned char)*p);
-                if (!mdev_uuid_is_valid(key))
-                        return bus_error_setf_errno(
-                                error, -EINVAL, "Not a PCI address, mdev UUID or device object path: '%s'",
-                                ESCAPE_QUOTE(ref));
-                *ret_m = model_get_mdev(d->model, key);
+                if (!*ret_m)
+                        return bus_error_setf_errno(error, -ENOENT, "No mdev '%s'", ESCAPE_QUOTE(ref));
+                return 0;
         }
-        if (!*ret_f && !*ret_m)
+        key = strdup(ref);
+        if (!key)
+                return -ENOMEM;
+        for (char *p = key; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        if (mdev_uuid_is_valid(key) && (*ret_m = model_get_mdev(d->model, key)))
+                return 0;
+
+        r = bus_resolve_device(d, ref, address, error);
+        if (r < 0)
+                return r;
+        *ret_f = model_get_device(d->model, address);
+        if (!*ret_f)
                 return bus_error_setf_errno(error, -ENOENT, "No device '%s'", ESCAPE_QUOTE(ref));
         return 0;
 }

@@ -21,9 +21,10 @@ typedef struct BusHandoffSet {
 } BusHandoffSet;
 
 /*
- * Resolve references: a PCI address (any form pci_address_from_string() takes), an mdev UUID, or a
- * Device or Mdev object path. Sets |error| naming the value and returns negative errno for a
- * malformed one (-EINVAL), one listed twice (-EINVAL), one the model does not have (-ENOENT).
+ * Resolve references: what bus_resolve_device() takes (a PCI address, a Device object path, a device
+ * name), an mdev UUID, or an Mdev object path. Sets |error| naming the value and returns negative
+ * errno for a malformed one (-EINVAL), one listed twice (-EINVAL), one the model does not have
+ * (-ENOENT), a name matching several functions (-ENOTUNIQ).
  */
 int bus_handoff_set_resolve(BusContext *d, char **refs, BusHandoffSet *ret, sd_bus_error *error);
 /* Add one function / mdev (no checks: for callers holding model objects already). -ENOMEM. */

@@ -73,7 +73,8 @@ class LeaseHandoff(R.ReconcileTestCase):
                 return path
 
         def test_properties(self):
-                self.start()
+                # A name for the GPU ([Device] Name=): CheckFingerprint takes names too.
+                self.start({'40-gpu.conf': R.conf({'Address': GPU}, {'Name': 'vm-gpu'})})
                 path = self.lease()
                 props = self.c.get_all(path, LEASE_IFACE)
 
@@ -102,6 +103,11 @@ class LeaseHandoff(R.ReconcileTestCase):
                 self.assertEqual(props['Fingerprint'], want)
                 self.assertEqual(self.call('CheckFingerprint', dbus.Array(props['Devices'], signature='s'),
                                            props['Fingerprint']), (True, []))
+                self.assertEqual(self.call('CheckFingerprint', dbus.Array([AUDIO, 'vm-gpu'], signature='s'),
+                                           props['Fingerprint']), (True, []))
+                self.assertIn("'vm-gpu'", self.assertDBusError(ERR + 'InvalidArgument', 'CheckFingerprint',
+                                                                dbus.Array([GPU, 'vm-gpu'], signature='s'),
+                                                                props['Fingerprint']))
                 self.assertEqual(self.call('GetDevicesByVfioNode', GROUP_NODE), [device_path(GPU), device_path(AUDIO)])
 
         def test_open_vfio_group(self):
