@@ -28,6 +28,7 @@ bool arg_ask_password = true;
 bool arg_persist = false, arg_whole_group = false, arg_allow_critical = false;
 const char *arg_vf_driver = NULL;
 const char *arg_output = NULL;
+const char *arg_format = NULL;
 unsigned arg_timeout_sec = 60;
 static const char *arg_address = NULL;
 
@@ -526,6 +527,8 @@ static void help(void) {
                "  export [DIR]          Write the current bindings as hostdevd.conf files\n"
                "  import driverctl [DIR]\n"
                "                        Convert driverctl's overrides (/etc/driverctl.d)\n\n"
+               "Leases:\n"
+               "  handoff LEASE         Print what a VMM needs to use a lease (path, lease_N or N)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -537,6 +540,7 @@ static void help(void) {
                "     --allow-critical   bind, unbind: allow a host-critical device\n"
                "     --driver=DRIVER    vfs: the driver of the VFs\n"
                "     --output=DIR       import: write the files into DIR\n"
+               "     --format=FORMAT    handoff: qemu (default), cloud-hypervisor, libvirt, json\n"
                "     --timeout=SEC      bind, unbind, reset, vfs: wait this long for the result\n"
                "                        (default 60, 0 = do not wait)\n\n"
                "Exit status: 0 success, 1 daemon or D-Bus error or not authorized, 2 usage\n"
@@ -553,10 +557,11 @@ typedef enum VerbOption {
         OPTION_DRIVER = 1 << 3,
         OPTION_OUTPUT = 1 << 4,
         OPTION_TIMEOUT = 1 << 5,
+        OPTION_FORMAT = 1 << 6,
 } VerbOption;
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver", "--output", "--timeout",
+        "--persist", "--whole-group", "--allow-critical", "--driver", "--output", "--timeout", "--format",
 };
 
 static unsigned arg_verb_options = 0; /* the VerbOptions given */
@@ -574,6 +579,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DRIVER,
                 ARG_OUTPUT,
                 ARG_TIMEOUT,
+                ARG_FORMAT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -587,6 +593,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "driver", required_argument, NULL, ARG_DRIVER },
                 { "output", required_argument, NULL, ARG_OUTPUT },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "format", required_argument, NULL, ARG_FORMAT },
                 {},
         };
         int c;
@@ -642,6 +649,10 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_verb_options |= OPTION_TIMEOUT;
                         break;
                 }
+                case ARG_FORMAT:
+                        arg_format = optarg;
+                        arg_verb_options |= OPTION_FORMAT;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -676,6 +687,7 @@ static const Verb verbs[] = {
           false, true, verb_unbind },
         { "reset", 2, 2, OPTION_TIMEOUT, false, true, verb_reset },
         { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER | OPTION_TIMEOUT, false, true, verb_vfs },
+        { "handoff", 2, 2, OPTION_FORMAT, false, false, verb_handoff },
         { "export", 1, 2, 0, false, false, verb_export },
         { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },
 };

@@ -18,6 +18,7 @@ extern bool arg_ask_password; /* false with --no-ask-password */
 extern bool arg_persist, arg_whole_group, arg_allow_critical;
 extern const char *arg_vf_driver; /* vfs --driver=DRIVER; NULL when not given */
 extern const char *arg_output; /* import --output=DIR; NULL: standard output */
+extern const char *arg_format; /* handoff --format=FORMAT; NULL: qemu (json with --json) */
 /* bind/unbind/reset/vfs: how long to wait for the daemon to finish (--timeout=SEC), 0: not at all. */
 extern unsigned arg_timeout_sec;
 
@@ -43,6 +44,8 @@ int verb_bind(sd_bus *bus, int argc, char **argv);
 int verb_unbind(sd_bus *bus, int argc, char **argv);
 int verb_reset(sd_bus *bus, int argc, char **argv);
 int verb_vfs(sd_bus *bus, int argc, char **argv);
+/* handoff.c: */
+int verb_handoff(sd_bus *bus, int argc, char **argv);
 /* conf-files.c: */
 int verb_export(sd_bus *bus, int argc, char **argv);
 int verb_import(sd_bus *bus, int argc, char **argv); /* bus is NULL: a file conversion */

@@ -136,6 +136,62 @@ class LeaseHandoff(R.ReconcileTestCase):
                 self.assertIn(e.exception.get_dbus_name(), (ERR + 'NotFound', 'org.freedesktop.DBus.Error.UnknownObject',
                                                             'org.freedesktop.DBus.Error.UnknownMethod'))
 
+        def test_hostdevctl_handoff(self):
+                """hostdevctl handoff prints the lease's properties in each format."""
+                import json
+                self.start()
+                path = self.lease()
+                lid = path.rsplit('_', 1)[1]
+                props = self.c.get_all(path, LEASE_IFACE)
+
+                def ctl(*args, check=0):
+                        return h.hostdevctl(self.bus.address, *args, check=check)
+
+                qemu = ctl('handoff', lid).stdout
+                self.assertEqual(qemu, ctl('handoff', path, '--format=qemu').stdout)
+                self.assertEqual(qemu.splitlines(), [
+                        '-device pcie-root-port,id=hostdevd-rp1,bus=pcie.0,addr=0x10.0x0,chassis=1,slot=1 \\',
+                        '-device vfio-pci,host=%s,id=hostdevd-dev1,bus=hostdevd-rp1,addr=0x0.0x0,multifunction=on \\'
+                        % GPU,
+                        '-device vfio-pci,host=%s,id=hostdevd-dev2,bus=hostdevd-rp1,addr=0x0.0x1 \\' % AUDIO,
+                        '-global q35-pcihost.pci-hole64-size=128G'])
+                # What a shell makes of it is the property's argv again.
+                argv = subprocess.run(['sh', '-c', 'printf "%s\\n" ' + qemu], capture_output=True, text=True,
+                                      check=True).stdout.splitlines()
+                self.assertEqual(argv, props['QemuArgs'])
+                self.assertEqual(ctl('handoff', 'lease_' + lid, '--format=cloud-hypervisor').stdout.splitlines(), [
+                        '--device path=/sys/bus/pci/devices/%s/ \\' % GPU,
+                        '--device path=/sys/bus/pci/devices/%s/' % AUDIO])
+                self.assertEqual(ctl('handoff', lid, '--format=libvirt').stdout, props['LibvirtHostdevXml'])
+                j = json.loads(ctl('handoff', lid, '--format=json').stdout)
+                self.assertEqual(j['lease'], path)
+                self.assertEqual(j['devices'], [GPU, AUDIO])
+                self.assertEqual(j['qemu'], props['QemuArgs'])
+                self.assertEqual(j['cloud-hypervisor'], props['CloudHypervisorArgs'])
+                self.assertEqual(j['libvirt'], props['LibvirtHostdevXml'])
+                self.assertEqual(j['vfio-paths'], [GROUP_NODE])
+                self.assertEqual(j['fingerprint'], props['Fingerprint'])
+                self.assertEqual((j['mmio-window']['below-4g'], j['mmio-window']['above-4g'],
+                                  j['mmio-window']['pci-hole64-size']), (17 * M, 32 * G + 32 * M, 128 * G))
+                self.assertIn({'address': GPU, 'index': 1, 'size': 32 * G, 'alignment': 32 * G, '64bit': True,
+                               'prefetchable': True, 'above-4g': True}, j['mmio-window']['bars'])
+                self.assertEqual(json.loads(ctl('--json', 'handoff', lid).stdout), j)
+
+                # bash completion offers the lease ids from the daemon's object tree.
+                top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _hostdevctl; '
+                          'printf "%s\\n" "${COMPREPLY[@]}"')
+                r = subprocess.run(['bash', '-c', script, 'bash', os.path.join(top, 'completion', 'hostdevctl'),
+                                    'hostdevctl', '--address', self.bus.address, 'handoff', ''],
+                                   capture_output=True, text=True, env=h.preload_free_env(), timeout=60)
+                self.assertEqual(r.stdout.split(), [lid], r.stderr)
+
+                # Usage errors and a lease that is not there.
+                self.assertIn("'yaml'", ctl('handoff', lid, '--format=yaml', check=2).stderr)
+                self.assertIn("'lease_x'", ctl('handoff', 'lease_x', check=2).stderr)
+                self.assertIn('does not apply', ctl('list', '--format=json', check=2).stderr)
+                self.assertIn('No lease', ctl('handoff', '999', check=4).stderr)
+
         def call_lease(self, path, method, *args):
                 return self.c.call(path, LEASE_IFACE, method, *args)
 
