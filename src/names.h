@@ -140,6 +140,9 @@
 #define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
 #define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
 #define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
+/* hostdevctl run: what COMMAND finds about its lease. */
+#define ENV_HOSTDEVD_LEASE "HOSTDEVD_LEASE" /* the Lease object path */
+#define ENV_HOSTDEVD_LEASE_DEVICES "HOSTDEVD_LEASE_DEVICES" /* its PCI addresses, space-separated */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
 /* "1": prefix each stderr line with CLOCK_MONOTONIC seconds (to time a convergence step by step) */
 #define ENV_HOSTDEVD_LOG_TIME "HOSTDEVD_LOG_TIME"

@@ -138,6 +138,68 @@ class Lease(R.ReconcileTestCase):
                 self.assertIn('40-nic.conf:4', errors[0])
                 self.assertEqual(self.dev(R.NIC, 'Name'), 'vm-nic')
 
+        def ctl(self, *args, check=0):
+                return h.hostdevctl(self.bus.address, *args, check=check)
+
+        def test_hostdevctl(self):
+                """acquire --pid / --dry-run, leases (--json), release, and the usage errors."""
+                self.start({'40-nic.conf': R.conf({'Address': R.NIC}, {'Name': 'vm-nic'})})
+                p = self.vmm()
+                out = self.ctl('acquire', '--dry-run', '--whole-group', R.PAIR[0]).stdout
+                self.assertEqual(out, 'Could lease: %s %s\n' % R.PAIR)
+                self.assertEqual(self.reactor.writes, [])
+                self.ctl('acquire', 'vm-nic', check=2)  # no --pid
+                self.ctl('acquire', '--pid=0', 'vm-nic', check=2)
+                self.ctl('acquire', '--release=remove', '--pid=%d' % p.pid, 'vm-nic', check=2)
+                r = self.ctl('acquire', '--pid=%d' % p.pid, R.PAIR[0], check=3)  # incomplete group
+                self.assertIn('IOMMU group 11', r.stderr)
+                out = self.ctl('--json', 'acquire', '--release=keep', '--pid=%d' % p.pid, 'vm-nic').stdout
+                got = json.loads(out)
+                self.assertEqual(got['devices'], [R.NIC])
+                path = got['lease']
+                leases = json.loads(self.ctl('--json', 'leases').stdout)
+                self.assertEqual(len(leases), 1)
+                self.assertEqual((leases[0]['Pid'], leases[0]['State'], leases[0]['Policies']),
+                                 (p.pid, 'active', {R.NIC: 'keep'}))
+                table = self.ctl('leases').stdout.splitlines()
+                self.assertEqual(table[0].split(), ['LEASE', 'PID', 'COMMAND', 'STATE', 'POLICY', 'DEVICES'])
+                self.assertEqual(table[1].split(), [path.rsplit('_', 1)[1], str(p.pid), 'sleep', 'active', 'keep',
+                                                    R.NIC])
+                self.ctl('release', 'lease_999', check=4)
+                self.ctl('release', 'x', check=2)
+                self.ctl('release', path.rsplit('_', 1)[1])
+                self.assertEqual(json.loads(self.ctl('--json', 'leases').stdout), [])
+                self.H.barrier(self.c)
+                self.assertEqual(self.driver(R.NIC), 'vfio-pci')  # keep
+
+        def test_hostdevctl_run(self):
+                """run: COMMAND is the lease owner (same pid), sees the lease, and its exit releases."""
+                self.start()
+                out = os.path.join(self.H.workdir, 'run.out')
+                script = ('echo "$$ $HOSTDEVD_LEASE $HOSTDEVD_LEASE_DEVICES" > %s; '
+                          'read line < %s.go; exit 7' % (out, out))
+                os.mkfifo(out + '.go')
+                proc = subprocess.Popen([h.env_path('HOSTDEVCTL'), '--address', self.bus.address, 'run',
+                                         '--device=%s' % R.NIC, '--', 'sh', '-c', script],
+                                        env=h.preload_free_env())
+                self.vmms.append(proc)
+                self.c.wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 60, 'COMMAND started')
+                with open(out) as f:
+                        pid, lease, devices = f.read().split()
+                self.assertEqual(int(pid), proc.pid)  # hostdevctl became COMMAND
+                self.assertEqual(devices, R.NIC)
+                got = self.c.get_all(lease, LEASE_IFACE)
+                self.assertEqual((int(got['Pid']), got['State']), (proc.pid, 'active'))
+                self.assertEqual(self.driver(R.NIC), 'vfio-pci')
+                with open(out + '.go', 'w') as f:
+                        f.write('go\n')
+                self.assertEqual(proc.wait(timeout=h.timeout(30)), 7)
+                self.wait_converged(R.NIC, 'e1000e')
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
+                # usage errors
+                self.ctl('run', '--', 'true', check=2)
+                self.ctl('run', '--device=%s' % R.NIC, check=2)
+
         def test_contract(self):
                 """A live Lease object's introspection equals dbus/org.hostdevd1.xml's org.hostdevd1.Lease."""
                 with open(h.env_path('HOSTDEVD_XML')) as f:
