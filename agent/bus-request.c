@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "bus-lease.h"
 #include "bus-polkit.h"
 #include "bus-request.h"
 #include "escape.h"
@@ -69,6 +70,11 @@ Request *request_free(Request *q) {
         free(q->mdev_type);
         free(q->load_module_denied);
         request_backup_free(q->backup);
+        if (q->lease_ask) {
+                lease_ask_done(q->lease_ask);
+                free(q->lease_ask);
+        }
+        free(q->lease_path);
         free(q);
         return NULL;
 }
@@ -259,6 +265,11 @@ static void request_execute(Request *q) {
                 }
                 return;
 
+        case REQUEST_ACQUIRE:
+        case REQUEST_RELEASE:
+                bus_lease_execute(q);
+                return;
+
         case REQUEST_RELOAD:
                 r = reconciler_reload(rec);
                 if (r < 0)
@@ -416,6 +427,16 @@ static int request_authorize(Request *q, const char *action) {
                     strv_extend(&details, strempty(q->mdev_parent)) < 0)
                         return -ENOMEM;
         }
+        if (q->type == REQUEST_ACQUIRE) {
+                _cleanup_free_ char *joined = strv_join(q->lease_ask->addresses, " ");
+                char pid[12];
+
+                (void)snprintf(pid, sizeof(pid), "%d", (int)q->lease_ask->pid);
+                if (!joined || strv_extend(&details, POLKIT_DETAIL_DEVICES) < 0 ||
+                    strv_extend(&details, joined) < 0 || strv_extend(&details, POLKIT_DETAIL_PID) < 0 ||
+                    strv_extend(&details, pid) < 0)
+                        return -ENOMEM;
+        }
         if (q->type == REQUEST_SET_NUMVFS) {
                 (void)snprintf(numvfs, sizeof(numvfs), "%" PRIu32, q->num_vfs);
                 if (strv_extend(&details, POLKIT_DETAIL_SRIOV_NUMVFS) < 0 ||
@@ -449,7 +470,9 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 else
                         (void)sd_bus_reply_method_errorf(
                                 q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
-                                q->type == REQUEST_RELOAD ? "reload the desired state"
+                                q->type == REQUEST_RELOAD            ? "reload the desired state"
+                                        : q->type == REQUEST_ACQUIRE ? "acquire devices"
+                                        : q->type == REQUEST_RELEASE ? "release the lease"
                                         : q->type == REQUEST_CREATE_MDEV || q->type == REQUEST_REMOVE_MDEV
                                         ? "manage mdevs"
                                         : "change devices");

@@ -30,6 +30,7 @@
 #include "mdev.h"
 #include "pci-address.h"
 #include "pci-device.h"
+#include "lease-manager.h"
 #include "request.h"
 
 typedef enum RequestType {
@@ -40,6 +41,8 @@ typedef enum RequestType {
         REQUEST_SET_NUMVFS,
         REQUEST_CREATE_MDEV,
         REQUEST_REMOVE_MDEV,
+        REQUEST_ACQUIRE, /* bus-lease.c: Manager.Acquire */
+        REQUEST_RELEASE, /* bus-lease.c: Lease.Release */
 } RequestType;
 
 typedef enum RequestState {
@@ -74,6 +77,8 @@ struct Request {
         char *load_module_denied;
         RequestBackup *backup; /* request files before this call, to undo a refused one */
         sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
+        struct LeaseAsk *lease_ask; /* ACQUIRE: what is asked (lease-manager.h) */
+        char *lease_path; /* RELEASE: the lease's object path */
         Request *prev, *next; /* ctx->requests, oldest first */
 };
 

@@ -16,6 +16,8 @@
  *                bus connection io                          bus-util.c      the early job); method calls
  *                executor completions (eventfd)             executor-lanes  and finished jobs are answered
  *                signals (SIGHUP: reload)                   daemon.c        promptly
+ *                lease owners' pidfds                       lease-manager.c a VMM's exit ends its lease in
+ *                                                                           the iteration it is seen
  *   NORMAL + 3   uevent queue, one event per iteration      intake.c        sysfs is read for queued uevents
  *                                                                           once every socket was drained
  *   NORMAL + 4   fresh plan (functions that just came)      reconciler.c    after the queue: a plan sees
@@ -38,6 +40,7 @@
 #define EVENT_PRIORITY_MONITOR SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_BUS SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_EXECUTOR SD_EVENT_PRIORITY_NORMAL
+#define EVENT_PRIORITY_LEASE_OWNER SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_UEVENT_QUEUE (SD_EVENT_PRIORITY_NORMAL + 3)
 #define EVENT_PRIORITY_PLAN_FRESH (SD_EVENT_PRIORITY_NORMAL + 4)
 #define EVENT_PRIORITY_PLAN (SD_EVENT_PRIORITY_NORMAL + 5)

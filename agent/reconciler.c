@@ -617,6 +617,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         _cleanup_free_ CriticalDevice *all_critical = NULL;
         _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
         _cleanup_free_ OwnedSriov *owned_sriov = NULL;
+        _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
         _cleanup_free_ char *critical_error = NULL;
         _cleanup_(mdev_inputs_done) MdevInputs mdev = {};
         const PciDevice *const *devices;
@@ -660,6 +661,22 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (k < 0) {
                 holders = NULL;
                 n_holders = 0;
+        }
+        if (r->hooks.lease_holders) {
+                const Holder *leased = NULL;
+                size_t n_leased = 0;
+
+                r->hooks.lease_holders(r->hooks_userdata, &leased, &n_leased);
+                if (n_leased > 0) {
+                        merged_holders = calloc(n_holders + n_leased, sizeof(Holder));
+                        if (!merged_holders)
+                                return -ENOMEM;
+                        if (n_holders > 0)
+                                memcpy(merged_holders, holders, n_holders * sizeof(Holder));
+                        memcpy(merged_holders + n_holders, leased, n_leased * sizeof(Holder));
+                        holders = merged_holders;
+                        n_holders += n_leased;
+                }
         }
 
         in = (PlannerInput){
@@ -743,6 +760,36 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                         return -ENOMEM;
         }
         return 0;
+}
+
+const char *reconciler_device_name(Reconciler *r, const char *address) {
+        const PciDevice *d = model_get_device(r->model, address);
+
+        return d ? desired_state_device_name(r->desired, d) : NULL;
+}
+
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address) {
+        const PciDevice *const *devices;
+        const PciDevice *d = NULL;
+        size_t n = 0;
+        int k;
+
+        devices = model_get_devices(r->model, &n);
+        k = desired_state_find_name(r->desired, devices, n, name, &d);
+        if (k < 0)
+                return k;
+        *ret_address = d->address;
+        return 0;
+}
+
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error) {
+        const PciDevice *const *devices;
+        size_t n = 0;
+
+        if (r->hooks.flush_uevents)
+                r->hooks.flush_uevents(r->hooks_userdata);
+        devices = model_get_devices(r->model, &n);
+        return critical_compute(r->critical_root, devices, n, ret, ret_error);
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {

@@ -52,6 +52,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "critical.h"
 #include "desired-state.h"
 #include "plan-filter.h"
 #include "request.h"
@@ -78,6 +79,9 @@ typedef struct ReconcilerHooks {
         /* Issue 14: the published Owner, State or StateReason of mdev |uuid| changed (an instance the
          * model has); from the plan's publish, at most once per plan. */
         void (*mdev_status_changed)(void *userdata, const char *uuid);
+        /* The functions of the leases in force, as holders (lease-manager.h): planned like the
+         * functions a process holds open, never unbound or reset. Borrowed for the plan's duration. */
+        void (*lease_holders)(void *userdata, const Holder **ret, size_t *ret_n);
 } ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
@@ -201,6 +205,16 @@ void reconciler_mdev_status(Reconciler *r, const char *uuid, MdevStatusView *ret
 
 /* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);
+
+/* Device names ([Device] Name=, desired-state.h) over the desired state in force and the model. The
+ * name of |address| (borrowed, NULL if none); the function called |name|: 0 and its address
+ * (borrowed), -ENOENT/-ENXIO/-ENOTUNIQ as desired_state_find_name(). */
+const char *reconciler_device_name(Reconciler *r, const char *address);
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address);
+
+/* The host-critical set now (critical_compute() over the model). Returns 0 and a new set, or -errno
+ * with *ret_error (new string, may be NULL) saying why it is unknown. */
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error);
 
 /* The store could not be loaded: why (borrowed), else NULL. */
 const char *reconciler_store_error(Reconciler *r);

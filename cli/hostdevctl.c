@@ -11,16 +11,20 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "bus-client.h"
+#include "desired-state.h"
 #include "format.h"
 #include "hostdevctl.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "pci-address.h"
 #include "polkit-agent.h"
+#include "strv.h"
 #include "table.h"
 
 bool arg_json = false;
@@ -28,6 +32,7 @@ bool arg_ask_password = true;
 bool arg_persist = false, arg_whole_group = false, arg_allow_critical = false;
 const char *arg_vf_driver = NULL;
 const char *arg_output = NULL;
+const char *arg_format = NULL;
 unsigned arg_timeout_sec = 60;
 const char *arg_mdev_parent = NULL, *arg_mdev_uuid = NULL;
 static const char *arg_address = NULL;
@@ -196,7 +201,7 @@ static int verb_show(sd_bus *bus, int argc, char **argv) {
         (void)snprintf(what, sizeof(what), "Failed to look up '%s'", dev);
         r = sd_bus_call_method(
                 bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE,
-                mdev ? "GetMdevByUuid" : "GetDeviceByAddress", &error, &reply, "s", dev);
+                mdev ? "GetMdevByUuid" : device_lookup_method(dev), &error, &reply, "s", dev);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
         r = sd_bus_message_read(reply, "o", &path);
@@ -390,7 +395,7 @@ static void help(void) {
                "Commands:\n"
                "  list                  List PCI functions (the default)\n"
                "  show DEV              Show every property of a PCI function (address, full\n"
-               "                        or short as 41:00.0) or of an mdev (UUID)\n"
+               "                        or short as 41:00.0, or its name) or of an mdev (UUID)\n"
                "  groups                List IOMMU groups, their members and drivers\n"
                "  mdev list             List mediated devices\n"
                "  mdev types [PARENT]   List mdev types of every mdev parent, or of one\n"
@@ -410,6 +415,14 @@ static void help(void) {
                "  import driverctl [DIR]\n"
                "                        Convert driverctl's overrides (/etc/driverctl.d)\n"
                "  import mdevctl [DIR]  Convert mdevctl's definitions (/etc/mdevctl.d)\n\n"
+               "Leases (devices for a VM process, given back when it exits):\n"
+               "  acquire DEV... --pid=PID\n"
+               "                        Lease DEVs to process PID (vfio-pci while it lives)\n"
+               "  release LEASE         End a lease (its id or object path)\n"
+               "  leases                List the leases\n"
+               "  run --device=DEV... -- COMMAND...\n"
+               "                        Lease DEVs to COMMAND, which hostdevctl becomes\n"
+               "  handoff LEASE         Print what a VMM needs to use a lease (id or path)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -418,13 +431,18 @@ static void help(void) {
                "     --no-ask-password  Do not ask for a password when authorization needs one\n"
                "     --persist          bind, unbind, vfs, mdev create: keep the declaration\n"
                "                        across reboots\n"
-               "     --whole-group      bind, unbind: take the whole IOMMU group along\n"
+               "     --whole-group      bind, unbind, acquire, run: take the whole IOMMU group along\n"
                "     --allow-critical   bind, unbind: allow a host-critical device\n"
                "     --driver=DRIVER    vfs: the driver of the VFs\n"
                "     --output=DIR       import: write the files into DIR\n"
                "     --parent=PARENT    mdev create: the parent (PCI address, or its name under\n"
                "                        /sys/class/mdev_bus); default: hostdevd places it\n"
                "     --uuid=UUID        mdev create: the mdev's UUID; default: hostdevd picks one\n"
+               "     --pid=PID          acquire: the lease owner (a VMM's pid)\n"
+               "     --dry-run          acquire: validate only, change nothing\n"
+               "     --release=POLICY   acquire, run: host (default) or keep (stay on vfio-pci)\n"
+               "     --device=DEV       run: a device to lease (repeat for more)\n"
+               "     --format=FORMAT    handoff: qemu (default), cloud-hypervisor, libvirt, json\n"
                "     --timeout=SEC      bind, unbind, reset, vfs, mdev create: wait this long for\n"
                "                        the result\n"
                "                        (default 60, 0 = do not wait)\n\n"
@@ -435,9 +453,22 @@ static void help(void) {
 }
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver",
-        "--output",  "--timeout",     "--parent",         "--uuid",
+        "--persist", "--whole-group", "--allow-critical", "--driver", "--output",
+        "--timeout", "--parent",      "--uuid",           "--pid",    "--dry-run",
+        "--release", "--device",      "--format",
 };
+
+const char *arg_pid = NULL;
+bool arg_dry_run = false;
+const char *arg_release = NULL;
+char **arg_devices = NULL;
+
+const char *device_lookup_method(const char *s) {
+        PciAddress a;
+
+        return pci_address_from_string(s, &a) >= 0 || !device_name_is_valid(s) ? "GetDeviceByAddress"
+                                                                               : "GetDeviceByName";
+}
 
 unsigned arg_verb_options = 0;
 
@@ -456,6 +487,11 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TIMEOUT,
                 ARG_PARENT,
                 ARG_UUID,
+                ARG_PID,
+                ARG_DRY_RUN,
+                ARG_RELEASE,
+                ARG_DEVICE,
+                ARG_FORMAT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -471,10 +507,17 @@ static int parse_argv(int argc, char *argv[]) {
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "parent", required_argument, NULL, ARG_PARENT },
                 { "uuid", required_argument, NULL, ARG_UUID },
+                { "pid", required_argument, NULL, ARG_PID },
+                { "dry-run", no_argument, NULL, ARG_DRY_RUN },
+                { "release", required_argument, NULL, ARG_RELEASE },
+                { "device", required_argument, NULL, ARG_DEVICE },
+                { "format", required_argument, NULL, ARG_FORMAT },
                 {},
         };
         int c;
 
+        /* Options may follow the verb; "--" ends them, so `run --device=DEV -- COMMAND -x` keeps
+         * COMMAND's own (getopt moves the verb and COMMAND behind it, in order). */
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
@@ -534,6 +577,33 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_mdev_uuid = optarg;
                         arg_verb_options |= OPTION_UUID;
                         break;
+                case ARG_PID:
+                        arg_pid = optarg;
+                        arg_verb_options |= OPTION_PID;
+                        break;
+                case ARG_DRY_RUN:
+                        arg_dry_run = true;
+                        arg_verb_options |= OPTION_DRY_RUN;
+                        break;
+                case ARG_RELEASE:
+                        if (!streq(optarg, "host") && !streq(optarg, "keep")) {
+                                log_error("Invalid --release '%s' (host or keep).", optarg);
+                                return -EINVAL;
+                        }
+                        arg_release = optarg;
+                        arg_verb_options |= OPTION_RELEASE;
+                        break;
+                case ARG_DEVICE:
+                        if (strv_extend(&arg_devices, optarg) < 0) {
+                                log_oom();
+                                return -ENOMEM;
+                        }
+                        arg_verb_options |= OPTION_DEVICE;
+                        break;
+                case ARG_FORMAT:
+                        arg_format = optarg;
+                        arg_verb_options |= OPTION_FORMAT;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -571,6 +641,12 @@ static const Verb verbs[] = {
           false, true, verb_unbind },
         { "reset", 2, 2, OPTION_TIMEOUT, false, true, verb_reset },
         { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER | OPTION_TIMEOUT, false, true, verb_vfs },
+        { "acquire", 2, 65, OPTION_PID | OPTION_DRY_RUN | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true,
+          verb_acquire },
+        { "release", 2, 2, 0, false, true, verb_release },
+        { "leases", 1, 1, 0, false, false, verb_leases },
+        { "run", 2, INT_MAX, OPTION_DEVICE | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true, verb_run },
+        { "handoff", 2, 2, OPTION_FORMAT, false, false, verb_handoff },
         { "export", 1, 2, 0, false, false, verb_export },
         { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },
 };

@@ -18,6 +18,7 @@ extern bool arg_ask_password; /* false with --no-ask-password */
 extern bool arg_persist, arg_whole_group, arg_allow_critical;
 extern const char *arg_vf_driver; /* vfs --driver=DRIVER; NULL when not given */
 extern const char *arg_output; /* import --output=DIR; NULL: standard output */
+extern const char *arg_format; /* handoff --format=FORMAT; NULL: qemu (json with --json) */
 /* bind/unbind/reset/vfs: how long to wait for the daemon to finish (--timeout=SEC), 0: not at all. */
 extern unsigned arg_timeout_sec;
 extern const char *arg_mdev_parent; /* mdev create --parent=P; NULL: hostdevd places it */
@@ -33,6 +34,11 @@ typedef enum VerbOption {
         OPTION_TIMEOUT = 1 << 5,
         OPTION_PARENT = 1 << 6,
         OPTION_UUID = 1 << 7,
+        OPTION_PID = 1 << 8,
+        OPTION_DRY_RUN = 1 << 9,
+        OPTION_RELEASE = 1 << 10,
+        OPTION_DEVICE = 1 << 11,
+        OPTION_FORMAT = 1 << 12,
 } VerbOption;
 extern unsigned arg_verb_options; /* the VerbOptions given */
 
@@ -61,6 +67,15 @@ int object_wait_settled(
 /* Whether a method call may ask for a password: --no-ask-password not given and stdin is a terminal. */
 bool ask_password(void);
 
+/* Lease options (hostdevctl(1)): acquire --pid=PID, --dry-run, --release=host|keep; run --device=DEV. */
+extern const char *arg_pid; /* NULL: not given */
+extern bool arg_dry_run;
+extern const char *arg_release; /* NULL: the daemon's default ("host") */
+extern char **arg_devices; /* run --device, in order */
+
+/* The Manager method that finds the Device object of |s|: an address, else a device name. */
+const char *device_lookup_method(const char *s);
+
 /* Verbs: argv[0] is the verb; return the exit status. manage.c: */
 int verb_status(sd_bus *bus, int argc, char **argv);
 int verb_plan(sd_bus *bus, int argc, char **argv);
@@ -70,6 +85,13 @@ int verb_bind(sd_bus *bus, int argc, char **argv);
 int verb_unbind(sd_bus *bus, int argc, char **argv);
 int verb_reset(sd_bus *bus, int argc, char **argv);
 int verb_vfs(sd_bus *bus, int argc, char **argv);
+/* lease.c: */
+int verb_acquire(sd_bus *bus, int argc, char **argv);
+int verb_release(sd_bus *bus, int argc, char **argv);
+int verb_leases(sd_bus *bus, int argc, char **argv);
+int verb_run(sd_bus *bus, int argc, char **argv);
+/* handoff.c: */
+int verb_handoff(sd_bus *bus, int argc, char **argv);
 /* conf-files.c: */
 int verb_export(sd_bus *bus, int argc, char **argv);
 int verb_import(sd_bus *bus, int argc, char **argv); /* bus is NULL: a file conversion */

@@ -9,7 +9,7 @@ PKGS=(
         # build
         meson ninja-build gcc pkg-config clang-format
         libsystemd-dev libudev-dev libpci-dev uuid-dev libcmocka-dev
-        libinih-dev libjson-c-dev libkmod-dev pci.ids
+        libinih-dev libjson-c-dev libkmod-dev nettle-dev pci.ids
         # fuzz lane (tests/fuzz/): clang with libFuzzer and its sanitizer runtimes
         clang libclang-rt-14-dev
         # integration lane

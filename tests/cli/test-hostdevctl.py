@@ -384,7 +384,8 @@ class HostdevctlTest(unittest.TestCase):
 
     def test_completion(self):
         self.assertEqual(self.complete(""), sorted(
-            "list show groups mdev monitor status plan apply reload bind unbind reset vfs export import".split()))
+            "list show groups mdev monitor status plan apply reload bind unbind reset vfs handoff export import"
+            .split()))
         self.assertEqual(self.complete("re"), ["reload", "reset"])
         addresses = sorted(d["Address"] for d in fake.DEVICES)
         self.assertEqual(self.complete("bind", ""), addresses)
@@ -407,6 +408,9 @@ class HostdevctlTest(unittest.TestCase):
         self.assertNotIn("--persist", self.complete("list", "--"))
         self.assertEqual(self.complete("import", ""), ["driverctl", "mdevctl"])
         self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
+        self.assertEqual(self.complete("handoff", "--f"), ["--format"])
+        self.assertEqual(self.complete("handoff", "7", "--format", "c"), ["cloud-hypervisor"])
+        self.assertEqual(self.complete("handoff", "--format", "json", ""), [])  # the fake has no leases
 
     # ---- monitor ----
 

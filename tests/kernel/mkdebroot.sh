@@ -23,7 +23,7 @@ pkgs=(
         systemd systemd-sysv dbus polkitd libpam-systemd udev kmod
         # (libpam-systemd: logind, which polkitd depends on)
         # what hostdevd and hostdevctl depend on
-        libpci3 pci.ids libinih1 libjson-c5 libkmod2 libuuid1 libudev1 libsystemd0
+        libpci3 pci.ids libinih1 libjson-c5 libkmod2 libnettle8 libuuid1 libudev1 libsystemd0
         # the scenarios' tools
         jq procps
 )
