@@ -164,6 +164,9 @@ def manager_props():
         "State": "refused",
         "Generation": 3,
         "ConfigErrors": [],
+        "HolderTracking": "fanotify",
+        "CriticalTracking": "events",
+        "UnleasedHolders": [],
     }
 
 
