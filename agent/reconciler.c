@@ -618,11 +618,18 @@ static bool reconciler_store_usable(Reconciler *r) {
 }
 
 /* Plan, update the published state, and submit what may run. Only while no job of ours runs. */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
 static int reconciler_run(Reconciler *r) {
         _cleanup_(plan_freep) Plan *plan = NULL, *todo = NULL;
         _cleanup_strv_free_ char **exclude = NULL, **released = NULL;
         bool force = r->force;
-        uint64_t job;
+        uint64_t job, started = 0;
         int k;
 
         assert(r->n_inflight == 0);
@@ -630,7 +637,11 @@ static int reconciler_run(Reconciler *r) {
                 return 0; /* planned when the watches answer (on_holders_changed(), on_critical_changed()) */
         r->force = false;
 
+        started = now_monotonic_usec();
         k = reconciler_plan_full(r, false, &plan, &released);
+        /* The loop time of a full plan (tests/bench/holders-bench.py reads it): proportional to the
+         * functions, never to the processes or mounts of the host. */
+        log_debug("Full plan on the loop: %" PRIu64 " us", now_monotonic_usec() - started);
         if (k < 0) {
                 log_error_errno(k, "Failed to plan: %m");
                 waiters_complete(r, r->n_submitted + 1, k);
