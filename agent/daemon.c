@@ -303,6 +303,8 @@ int daemon_start(Daemon *d) {
                 .queue_refresh = on_refresh,
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,
+                /* .holder_is_leased: the lease store's lookup by pid, once leases exist (issue 15);
+                 * until then every holder is reported as unleased (Manager.UnleasedHolders). */
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
