@@ -17,8 +17,10 @@
 #include "bus-util.h"
 #include "escape.h"
 #include "intake.h"
+#include "holders.h"
 #include "log.h"
 #include "macro.h"
+#include "model.h"
 #include "names.h"
 #include "object-path.h"
 #include "pci-address.h"
@@ -272,6 +274,77 @@ static int property_get_config_errors(
         /* Escaped where they quote a file already; this covers any text that is not. */
         return bus_message_append_text_strv(
                 reply, d->reconciler ? reconciler_config_errors(d->reconciler) : NULL);
+}
+
+static int property_get_holder_tracking(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+
+        return sd_bus_message_append(
+                reply, "s", d->reconciler ? reconciler_holder_tracking(d->reconciler) : "scan");
+}
+
+static int property_get_critical_tracking(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+
+        return sd_bus_message_append(
+                reply, "s", d->reconciler ? reconciler_critical_tracking(d->reconciler) : "scan");
+}
+
+/* UnleasedHolders: a(usas), one entry per process (pid, comm, the PCI functions its nodes hold). */
+static int property_get_unleased_holders(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+        const PciDevice *const *devices = NULL;
+        const Holder *holders = NULL;
+        size_t n = 0, n_devices = 0;
+        int r;
+
+        if (d->reconciler)
+                (void)reconciler_holders(d->reconciler, &holders, &n);
+        if (d->model)
+                devices = model_get_devices(d->model, &n_devices);
+
+        r = sd_bus_message_open_container(reply, 'a', "(usas)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n;) {
+                size_t end = i;
+
+                while (end < n && holders[end].pid == holders[i].pid)
+                        end++;
+                if (reconciler_holder_is_leased(d->reconciler, holders[i].pid)) {
+                        i = end;
+                        continue;
+                }
+                r = sd_bus_message_open_container(reply, 'r', "usas");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "u", (uint32_t)holders[i].pid);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, holders[i].comm);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "s");
+                for (size_t k = 0; r >= 0 && k < n_devices; k++) {
+                        bool held = false;
+
+                        for (size_t j = i; j < end; j++)
+                                held = held || holder_holds_device(&holders[j], devices[k]);
+                        if (held)
+                                r = sd_bus_message_append(reply, "s", devices[k]->address);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+                i = end;
+        }
+        return sd_bus_message_close_container(reply);
 }
 
 /* Plan(): (t generation, a(ussss) actions, a(sss) devices, as conflicts). */
@@ -776,6 +849,13 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(
                 "ConfigErrors", "as", property_get_config_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(
+                "HolderTracking", "s", property_get_holder_tracking, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(
+                "CriticalTracking", "s", property_get_critical_tracking, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(
+                "UnleasedHolders", "a(usas)", property_get_unleased_holders, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS(
                 "Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(

@@ -248,6 +248,13 @@ static void on_lease_holders(void *userdata, const Holder **ret, size_t *ret_n) 
                 lease_manager_holders(d->ctx.leases, ret, ret_n);
 }
 
+/* ReconcilerHooks.holder_is_leased: a holder that owns a lease is not an unleased holder. */
+static bool on_holder_is_leased(void *userdata, pid_t pid) {
+        Daemon *d = userdata;
+
+        return d->ctx.leases && lease_manager_find_by_pid(d->ctx.leases, pid);
+}
+
 /* LeaseManagerHooks: the Lease objects come and go through the one publisher. */
 static void on_lease_added(void *userdata, const Lease *l) {
         Daemon *d = userdata;
@@ -361,6 +368,7 @@ int daemon_start(Daemon *d) {
                 .manager_status_changed = on_manager_status_changed,
                 .mdev_status_changed = on_mdev_status_changed,
                 .lease_holders = on_lease_holders,
+                .holder_is_leased = on_holder_is_leased,
         };
         static const LeaseManagerHooks lease_hooks = {
                 .lease_added = on_lease_added,

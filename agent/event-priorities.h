@@ -18,6 +18,12 @@
  *                signals (SIGHUP: reload)                   daemon.c        promptly
  *                lease owners' pidfds                       lease-manager.c a VMM's exit ends its lease in
  *                                                                           the iteration it is seen
+ *   NORMAL + 1   holder events (fanotify), holder and       holder-watch.c  the holder set and the critical
+ *                critical scan results, mount/route        critical-watch  set are current before a plan
+ *                events                                                    reads them
+ *   NORMAL + 2   holder exits (pidfds)                      holder-watch.c  after the close events of the
+ *                                                                           same exit: an exit with no
+ *                                                                           close is what needs a scan
  *   NORMAL + 3   uevent queue, one event per iteration      intake.c        sysfs is read for queued uevents
  *                                                                           once every socket was drained
  *   NORMAL + 4   fresh plan (functions that just came)      reconciler.c    after the queue: a plan sees
@@ -41,6 +47,9 @@
 #define EVENT_PRIORITY_BUS SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_EXECUTOR SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_LEASE_OWNER SD_EVENT_PRIORITY_NORMAL
+#define EVENT_PRIORITY_HOLDER_EVENTS (SD_EVENT_PRIORITY_NORMAL + 1)
+#define EVENT_PRIORITY_CRITICAL_EVENTS (SD_EVENT_PRIORITY_NORMAL + 1)
+#define EVENT_PRIORITY_HOLDER_EXIT (SD_EVENT_PRIORITY_NORMAL + 2)
 #define EVENT_PRIORITY_UEVENT_QUEUE (SD_EVENT_PRIORITY_NORMAL + 3)
 #define EVENT_PRIORITY_PLAN_FRESH (SD_EVENT_PRIORITY_NORMAL + 4)
 #define EVENT_PRIORITY_PLAN (SD_EVENT_PRIORITY_NORMAL + 5)

@@ -12,12 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "critical-watch.h"
 #include "critical.h"
 #include "early-bind.h"
 #include "escape.h"
 #include "event-priorities.h"
 #include "executor.h"
 #include "file-util.h"
+#include "holder-watch.h"
 #include "holders.h"
 #include "log.h"
 #include "macro.h"
@@ -88,12 +90,14 @@ struct Reconciler {
         uint64_t published_generation;
         char **published_config_errors;
 
-        CriticalSet *critical; /* of the last full plan; NULL when unknown */
-
-        Holder *holders;
-        size_t n_holders;
-        uint64_t holders_iteration;
-        bool holders_valid;
+        /* The holders and the host-critical set, kept current off the loop; a full plan asks for
+         * current sets (the tickets) and runs once both watches have answered. */
+        HolderWatch *holder_watch;
+        CriticalWatch *critical_watch;
+        bool inputs_asked;
+        uint64_t holders_ticket, critical_ticket;
+        char **logged_holders; /* "PID NODE" of the unleased holders logged already */
+        bool holders_dirty; /* Manager.UnleasedHolders to announce */
 
         /* The ownership records and the executor's journal hook (thread-safe; the only state the
          * executor's lanes share with the loop). */
@@ -228,7 +232,7 @@ static void publish_device(const char *address, void *userdata) {
 
 static int on_publish(sd_event_source *source, void *userdata) {
         Reconciler *r = userdata;
-        const char *names[4];
+        const char *names[5];
         const char *state;
         size_t n = 0;
 
@@ -266,6 +270,10 @@ static int on_publish(sd_event_source *source, void *userdata) {
                         strv_free(copy);
                 names[n++] = "ConfigErrors";
         }
+        if (r->holders_dirty) {
+                r->holders_dirty = false;
+                names[n++] = "UnleasedHolders";
+        }
         names[n] = NULL;
 
         if (n > 0 && r->hooks.manager_status_changed)
@@ -274,28 +282,123 @@ static int on_publish(sd_event_source *source, void *userdata) {
 }
 
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
-        uint64_t iteration = 0;
-        int k;
-
-        /* One scan per loop iteration: every getter of GetManagedObjects shares it. */
-        (void)sd_event_get_iteration(r->event, &iteration);
-        if (!r->holders_valid || r->holders_iteration != iteration) {
-                Holder *h = NULL;
-                size_t n = 0;
-
-                k = holders_scan(r->proc_root, &h, &n);
-                if (k < 0)
-                        return log_debug_errno(
-                                k, "Failed to scan %s for VFIO holders: %m", r->proc_root ?: PROC_ROOT);
-                holders_free(r->holders, r->n_holders);
-                r->holders = h;
-                r->n_holders = n;
-                r->holders_iteration = iteration;
-                r->holders_valid = true;
-        }
-        *ret = r->holders;
-        *ret_n = r->n_holders;
+        holder_watch_get(r->holder_watch, ret, ret_n);
         return 0;
+}
+
+bool reconciler_holder_is_leased(Reconciler *r, pid_t pid) {
+        return r->hooks.holder_is_leased && r->hooks.holder_is_leased(r->hooks_userdata, pid);
+}
+
+const char *reconciler_holder_tracking(Reconciler *r) {
+        return holder_tracking_to_string(holder_watch_tracking(r->holder_watch));
+}
+
+const char *reconciler_critical_tracking(Reconciler *r) {
+        return critical_tracking_to_string(critical_watch_tracking(r->critical_watch));
+}
+
+/* The host-critical set the plans use (critical-watch.h); NULL when unknown. */
+static const CriticalSet *reconciler_critical(Reconciler *r) {
+        return critical_watch_get(r->critical_watch, NULL, NULL);
+}
+
+static bool reconciler_is_active(Reconciler *r);
+
+/* ---- holders and the host-critical set ------------------------------------------------------------ */
+
+/* The PCI functions |h| holds, for the journal: "0000:41:00.0, 0000:41:00.1"; NULL on OOM. */
+static char *holder_devices(Reconciler *r, const Holder *h, const char **ret_first) {
+        const PciDevice *const *devices;
+        size_t n = 0;
+        char *s = strdup("");
+
+        *ret_first = NULL;
+        devices = model_get_devices(r->model, &n);
+        for (size_t i = 0; s && i < n; i++) {
+                char *t;
+
+                if (!holder_holds_device(h, devices[i]))
+                        continue;
+                if (!*ret_first)
+                        *ret_first = devices[i]->address;
+                if (asprintf(&t, "%s%s%s", s, *s ? ", " : "", devices[i]->address) < 0)
+                        t = NULL;
+                free(s);
+                s = t;
+        }
+        return s;
+}
+
+/* Each unleased holder once in the journal, with VMM_PID= and PCI_ADDR= (its first function). */
+static void reconciler_log_holders(Reconciler *r) {
+        _cleanup_strv_free_ char **seen = NULL;
+        const Holder *holders;
+        size_t n;
+
+        holder_watch_get(r->holder_watch, &holders, &n);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *key = NULL, *devices = NULL, *fields = NULL;
+                const char *first;
+
+                if (reconciler_holder_is_leased(r, holders[i].pid))
+                        continue;
+                if (asprintf(&key, "%i %s", (int)holders[i].pid, holders[i].node) < 0 ||
+                    strv_extend(&seen, key) < 0)
+                        return; /* out of memory: logged again later at worst */
+                if (strv_contains(r->logged_holders, key))
+                        continue;
+                devices = holder_devices(r, &holders[i], &first);
+                if (!devices)
+                        return;
+                if (asprintf(
+                            &fields, JOURNAL_FIELD_VMM_PID "=%i%s%s", (int)holders[i].pid,
+                            first ? "\n" JOURNAL_FIELD_PCI_ADDR "=" : "", strempty(first)) < 0)
+                        return;
+                log_field_full_errno(
+                        LOG_NOTICE, 0, fields, NULL,
+                        "Process %i (%s) holds %s with no lease (PCI functions: %s): protected while it holds it",
+                        (int)holders[i].pid, holders[i].comm, holders[i].node,
+                        *devices ? devices : "none known");
+        }
+        strv_free(r->logged_holders);
+        r->logged_holders = TAKE_PTR(seen);
+}
+
+static void on_holders_changed(bool set_changed, void *userdata) {
+        Reconciler *r = userdata;
+
+        if (set_changed) {
+                reconciler_log_holders(r);
+                r->holders_dirty = true;
+                r->manager_dirty = true;
+                reconciler_schedule_publish(r);
+        }
+        /* A plan waits for this answer, or what a plan decided may differ now (a blocked function). */
+        if (r->inputs_asked || (set_changed && reconciler_is_active(r)))
+                reconciler_schedule(r);
+}
+
+static void on_critical_changed(bool set_changed, void *userdata) {
+        Reconciler *r = userdata;
+
+        if (r->inputs_asked || (set_changed && reconciler_is_active(r)))
+                reconciler_schedule(r);
+}
+
+/* Whether both watches have a set that is current for this plan; if not, they were asked, and their
+ * answer schedules the plan again. */
+static bool reconciler_inputs_current(Reconciler *r) {
+        if (!r->inputs_asked) {
+                r->holders_ticket = holder_watch_request(r->holder_watch);
+                r->critical_ticket = critical_watch_request(r->critical_watch);
+                r->inputs_asked = true;
+        }
+        if (!holder_watch_reached(r->holder_watch, r->holders_ticket) ||
+            !critical_watch_reached(r->critical_watch, r->critical_ticket))
+                return false;
+        r->inputs_asked = false;
+        return true;
 }
 
 /* ---- planning ------------------------------------------------------------------------------------ */
@@ -613,18 +716,18 @@ static void reconciler_log_conflicts(Reconciler *r, const Plan *plan) {
  */
 static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***ret_released) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
-        _cleanup_(critical_set_freep) CriticalSet *critical = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
         _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
         _cleanup_free_ OwnedSriov *owned_sriov = NULL;
         _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
-        _cleanup_free_ char *critical_error = NULL;
         _cleanup_(mdev_inputs_done) MdevInputs mdev = {};
         const PciDevice *const *devices;
+        const CriticalSet *critical;
+        const char *critical_error = NULL;
         const Holder *holders = NULL;
         size_t n_devices = 0, n_holders = 0;
         PlannerInput in = {};
-        int k;
+        int k, critical_errno = 0;
 
         assert(r && ret);
 
@@ -635,7 +738,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
         if (!reconciler_is_active(r))
                 return plan_empty(ret);
-        if (cached && !r->critical)
+        critical = critical_watch_get(r->critical_watch, &critical_error, &critical_errno);
+        if (cached && !critical)
                 return -ENODATA;
 
         devices = model_get_devices(r->model, &n_devices);
@@ -652,16 +756,9 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (!cached)
                 reconciler_set_mdev_errors(r, resolution->errors);
 
-        if (cached && r->holders_valid) {
-                holders = r->holders;
-                n_holders = r->n_holders;
-                k = 0;
-        } else
-                k = reconciler_holders(r, &holders, &n_holders);
-        if (k < 0) {
-                holders = NULL;
-                n_holders = 0;
-        }
+        /* Kept current by the holder watch; a full plan was run once it answered
+         * (reconciler_inputs_current()). */
+        holder_watch_get(r->holder_watch, &holders, &n_holders);
         if (r->hooks.lease_holders) {
                 const Holder *leased = NULL;
                 size_t n_leased = 0;
@@ -690,19 +787,14 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 .critical_authorized = true,
         };
 
-        /* Mounts, swap and routes change without a uevent we watch: compute on every full plan. */
-        if (cached)
-                k = 0;
-        else
-                k = critical_compute(r->critical_root, devices, n_devices, &critical, &critical_error);
-        if (k == -ENOMEM)
-                return k;
-        if (k < 0) {
-                r->critical = critical_set_free(r->critical);
+        /* Computed off the loop after mount, swap and route events (critical-watch.h). */
+        if (!critical) {
                 /* Unknown means refuse: every function is critical now. */
-                log_warning_errno(
-                        k, "Cannot compute the host-critical functions: %s; refusing every change",
-                        strna(critical_error));
+                if (!cached)
+                        log_warning_errno(
+                                critical_errno,
+                                "Cannot compute the host-critical functions: %s; refusing every change",
+                                strna(critical_error));
                 all_critical = calloc(n_devices ?: 1, sizeof(CriticalDevice));
                 if (!all_critical)
                         return -ENOMEM;
@@ -715,12 +807,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 in.n_critical = n_devices;
                 in.critical_authorized = false;
         } else {
-                if (!cached) {
-                        critical_set_free(r->critical);
-                        r->critical = TAKE_PTR(critical);
-                }
-                in.critical = r->critical->devices;
-                in.n_critical = r->critical->n_devices;
+                in.critical = critical->devices;
+                in.n_critical = critical->n_devices;
         }
 
         k = ownership_list_owned(r->ownership, &owned);
@@ -903,17 +991,30 @@ static bool reconciler_store_usable(Reconciler *r) {
 }
 
 /* Plan, update the published state, and submit what may run. Only while no job of ours runs. */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
 static int reconciler_run(Reconciler *r) {
         _cleanup_(plan_freep) Plan *plan = NULL, *todo = NULL;
         _cleanup_strv_free_ char **exclude = NULL, **released = NULL;
         bool force = r->force;
-        uint64_t job;
+        uint64_t job, started = 0;
         int k;
 
         assert(r->n_inflight == 0);
+        if (!reconciler_inputs_current(r))
+                return 0; /* planned when the watches answer (on_holders_changed(), on_critical_changed()) */
         r->force = false;
 
+        started = now_monotonic_usec();
         k = reconciler_plan_full(r, false, &plan, &released);
+        /* The loop time of a full plan (tests/bench/holders-bench.py reads it): proportional to the
+         * functions, never to the processes or mounts of the host. */
+        log_debug("Full plan on the loop: %" PRIu64 " us", now_monotonic_usec() - started);
         if (k < 0) {
                 log_error_errno(k, "Failed to plan: %m");
                 waiters_complete(r, r->n_submitted + 1, k);
@@ -995,12 +1096,12 @@ static bool reconciler_fresh_is_safe(Reconciler *r, char *const *fresh) {
         for (char *const *a = fresh; a && *a; a++) {
                 _cleanup_strv_free_ char **peers = NULL;
 
-                if (critical_set_get(r->critical, *a))
+                if (critical_set_get(reconciler_critical(r), *a))
                         return false;
                 if (model_get_iommu_group_peers(r->model, *a, &peers) < 0)
                         return false;
                 STRV_FOREACH (p, peers)
-                        if (critical_set_get(r->critical, *p))
+                        if (critical_set_get(reconciler_critical(r), *p))
                                 return false;
         }
         return true;
@@ -1020,7 +1121,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
         uint64_t job;
         int k;
 
-        if (!r->executor || !r->critical || !reconciler_fresh_is_safe(r, fresh) ||
+        if (!r->executor || !reconciler_critical(r) || !reconciler_fresh_is_safe(r, fresh) ||
             !reconciler_store_usable(r))
                 return 0;
 
@@ -1098,7 +1199,7 @@ bool reconciler_on_pci_add(
 
         if (!r || !r->desired || r->desired->n_rules == 0 || !r->executor)
                 return false;
-        k = early_bind_plan(r->desired, r->model, r->critical, &u, &plan, &driver);
+        k = early_bind_plan(r->desired, r->model, reconciler_critical(r), &u, &plan, &driver);
         if (k <= 0)
                 return false;
         if (!reconciler_store_usable(r)) {
@@ -1148,7 +1249,13 @@ static int on_plan(sd_event_source *source, void *userdata) {
 }
 
 void reconciler_start(Reconciler *r) {
-        if (r && r->n_inflight == 0)
+        if (!r)
+                return;
+        /* Before the loop serves anyone: the first plan (and the first caller) sees both sets. */
+        holder_watch_scan_now(r->holder_watch);
+        critical_watch_compute_now(r->critical_watch);
+        reconciler_log_holders(r);
+        if (r->n_inflight == 0)
                 (void)reconciler_run(r);
 }
 
@@ -1484,6 +1591,18 @@ int reconciler_new(
         if (k < 0)
                 return k;
 
+        k = holder_watch_new(
+                r->event, r->proc_root, holder_tracking_from_string(getenv(ENV_HOSTDEVD_HOLDER_TRACKING)),
+                on_holders_changed, r, &r->holder_watch);
+        if (k < 0)
+                return log_error_errno(k, "Failed to set up the VFIO holder watch: %m");
+        k = critical_watch_new(
+                r->event, r->critical_root,
+                critical_tracking_from_string(getenv(ENV_HOSTDEVD_CRITICAL_TRACKING)), on_critical_changed,
+                r, &r->critical_watch);
+        if (k < 0)
+                return log_error_errno(k, "Failed to set up the host-critical watch: %m");
+
         k = ownership_new(r->state_dir, &r->ownership);
         if (k < 0)
                 return k;
@@ -1591,8 +1710,9 @@ Reconciler *reconciler_free(Reconciler *r) {
         r->status = status_table_free(r->status);
         free(r->published_state);
         strv_free(r->published_config_errors);
-        holders_free(r->holders, r->n_holders);
-        critical_set_free(r->critical);
+        r->holder_watch = holder_watch_free(r->holder_watch);
+        r->critical_watch = critical_watch_free(r->critical_watch);
+        strv_free(r->logged_holders);
         for (size_t i = 0; i < r->n_inflight; i++)
                 strv_free(r->inflight[i].addresses);
         free(r->inflight);

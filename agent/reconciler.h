@@ -8,9 +8,9 @@
  *   - the desired state (desired_state_load() over the configuration
  *     directories, then desired_state_resolve() against the model),
  *   - the observed functions (the daemon's model),
- *   - the holders (holders_scan(), at most once per loop iteration),
- *   - the host-critical set (critical_compute(), on every plan, since mounts and routes send no
- *     uevent we watch; a failure makes every function critical: unknown means refuse),
+ *   - the holders (holder-watch.h: fanotify on /dev/vfio and pidfds, or scans off the loop),
+ *   - the host-critical set (critical-watch.h: computed off the loop after mount, swap and route
+ *     events, or for every plan; a failure makes every function critical: unknown means refuse),
  *   - the functions hostdevd owns (ownership.h),
  * and hands the plan to the executor, whose journal hook (ownership_journal())
  * records the originals before any write, on the executor's lanes under the
@@ -22,7 +22,10 @@
  * or a driver/driver_override change of a function the desired state or the
  * store concerns, or of a peer in one of their IOMMU groups (drift). Requests
  * within one loop iteration collapse into one plan (a defer source); while
- * a job runs, one more plan is queued for after it. A function whose
+ * a job runs, one more plan is queued for after it. A full plan first asks
+ * both watches for a current set and waits (on the loop, not blocking it)
+ * until they have one; a change of either set plans again, so a holder that
+ * closes its node or exits lets blocked work proceed with no Apply(). A function whose
  * transaction failed (or got stuck) is not retried automatically until the
  * desired state changes, Apply() is called, or (stuck) its write returns:
  * otherwise the rollback's own uevents would retry it forever.
@@ -82,6 +85,10 @@ typedef struct ReconcilerHooks {
         /* The functions of the leases in force, as holders (lease-manager.h): planned like the
          * functions a process holds open, never unbound or reset. Borrowed for the plan's duration. */
         void (*lease_holders)(void *userdata, const Holder **ret, size_t *ret_n);
+        /* Whether |pid| holds its VFIO nodes under a lease (the lease store's lookup by pid, issue 15);
+         * NULL: no leases, every holder is unleased. Holders it denies are reported as unleased holders
+         * (Manager.UnleasedHolders, the journal). Either kind blocks destructive changes. */
+        bool (*holder_is_leased)(void *userdata, pid_t pid);
 } ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
@@ -203,8 +210,14 @@ typedef struct MdevStatusView {
  * borrowed until the next plan. */
 void reconciler_mdev_status(Reconciler *r, const char *uuid, MdevStatusView *ret);
 
-/* Holders of the current loop iteration (scanned at most once per iteration). Borrowed. */
+/* The current holders (holder-watch.h), sorted by pid then node. Borrowed until the loop's next
+ * iteration. Returns 0. */
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n);
+/* Whether |pid| holds under a lease (ReconcilerHooks.holder_is_leased; false without the hook). */
+bool reconciler_holder_is_leased(Reconciler *r, pid_t pid);
+/* How holders and the host-critical set are tracked: "fanotify" | "scan", "events" | "scan". */
+const char *reconciler_holder_tracking(Reconciler *r);
+const char *reconciler_critical_tracking(Reconciler *r);
 
 /* Device names ([Device] Name=, desired-state.h) over the desired state in force and the model. The
  * name of |address| (borrowed, NULL if none); the function called |name|: 0 and its address

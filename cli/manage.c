@@ -27,8 +27,8 @@
 
 /* The Manager properties `status` prints, in this order (all of them with --json). */
 static const char *const status_properties[] = {
-        "Version",      "State",       "Generation",  "DeviceCount", "MdevCount",
-        "IommuEnabled", "IommuReason", "EventSource", "Rescans",     "ConfigErrors",
+        "Version",     "State",       "Generation", "DeviceCount",  "MdevCount",      "IommuEnabled",
+        "IommuReason", "EventSource", "Rescans",    "ConfigErrors", "HolderTracking", "CriticalTracking",
 };
 
 static uint64_t now_usec(void) {
@@ -103,6 +103,49 @@ static int print_device_states(json_object *devices, const char *address_key, co
 
 /* ---- status -------------------------------------------------------------- */
 
+/* PID COMMAND DEVICES for Manager.UnleasedHolders (a(usas), as JSON [[pid, comm, [addr...]]...]). */
+static int print_unleased_holders(json_object *props) {
+        static const char *const headers[] = { "UNLEASED HOLDER", "COMMAND", "DEVICES" };
+        _cleanup_(table_freep) Table *t = NULL;
+        json_object *holders;
+        int r = 0;
+
+        if (!json_object_object_get_ex(props, "UnleasedHolders", &holders) ||
+            !json_object_is_type(holders, json_type_array) || json_object_array_length(holders) == 0)
+                return 0;
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return oom();
+        table_set_shrinkable(t, 2);
+        for (size_t i = 0; i < json_object_array_length(holders); i++) {
+                json_object *h = json_object_array_get_idx(holders, i);
+                json_object *devs = json_object_array_get_idx(h, 2);
+                _cleanup_free_ char *list = strdup("");
+
+                for (size_t j = 0; list && j < json_object_array_length(devs); j++) {
+                        char *l;
+
+                        if (asprintf(
+                                    &l, "%s%s%s", list, j > 0 ? " " : "",
+                                    json_object_get_string(json_object_array_get_idx(devs, j))) < 0)
+                                l = NULL;
+                        free(list);
+                        list = l;
+                }
+                if (!list)
+                        return oom();
+                r = table_add_cell(t, json_object_get_string(json_object_array_get_idx(h, 0)));
+                if (r >= 0)
+                        r = table_add_cell(t, json_object_get_string(json_object_array_get_idx(h, 1)));
+                if (r >= 0)
+                        r = table_add_cell(t, empty_to_null(list));
+                if (r < 0)
+                        return oom();
+        }
+        putchar('\n');
+        return table_print_fit(t) < 0 ? EXIT_BUS : 0;
+}
+
 int verb_status(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_json_ json_object *props = NULL, *shown = NULL, *devices = NULL;
@@ -129,6 +172,11 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
         }
         if (print_properties(shown) < 0)
                 return EXIT_BUS;
+
+        /* Processes holding VFIO nodes that no lease gave them: they block changes to those functions. */
+        r = print_unleased_holders(props);
+        if (r != 0)
+                return r;
 
         /* Which functions keep the host from "converged", and why. */
         r = devices_not_converged(bus, &devices);

@@ -1008,6 +1008,18 @@ int critical_compute(
         return r;
 }
 
+bool critical_set_equal(const CriticalSet *a, const CriticalSet *b) {
+        if (!a || !b)
+                return a == b;
+        if (a->n_devices != b->n_devices)
+                return false;
+        for (size_t i = 0; i < a->n_devices; i++)
+                if (!streq(a->devices[i].address, b->devices[i].address) ||
+                    !streq(a->devices[i].reason, b->devices[i].reason))
+                        return false;
+        return true;
+}
+
 char *critical_set_to_string(const CriticalSet *s) {
         char *out = strdup("");
 

@@ -100,5 +100,8 @@ int critical_compute(
         const char *root, const PciDevice *const *devices, size_t n_devices, CriticalSet **ret,
         char **ret_error);
 
+/* Whether both list the same functions with the same reasons (notes aside); NULL equals only NULL. */
+bool critical_set_equal(const CriticalSet *a, const CriticalSet *b);
+
 /* "0000:00:1d.0 controller of / (...)\n" for every entry; new string or NULL on OOM. */
 char *critical_set_to_string(const CriticalSet *s);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sys/fanotify.h>
 
 #include "holders.h"
 #include "log.h"
@@ -169,5 +170,209 @@ int holders_scan(const char *proc_root, Holder **ret, size_t *ret_n) {
                 qsort(holders, n, sizeof(Holder), holder_compare);
         *ret = holders;
         *ret_n = n;
+        return 0;
+}
+
+int holders_scan_pid(const char *proc_root, pid_t pid, Holder **holders, size_t *n) {
+        _cleanup_close_ int proc_fd = -EBADF;
+        char name[32];
+
+        assert(holders && n);
+
+        proc_fd = open(proc_root ?: PROC_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                return 0; /* as a vanished process: nothing */
+        (void)snprintf(name, sizeof(name), "%i", (int)pid);
+        return scan_pid(proc_fd, name, holders, n);
+}
+
+static void holder_done(Holder *h) {
+        free(h->comm);
+        free(h->node);
+}
+
+int holders_set_replace_pid(Holder **set, size_t *n, pid_t pid, Holder *fresh, size_t n_fresh) {
+        Holder *merged;
+        size_t m = 0, n_old = 0;
+        bool same;
+
+        assert(set && n);
+
+        for (size_t i = 0; i < *n; i++)
+                if ((*set)[i].pid == pid)
+                        n_old++;
+        if (n_fresh > 0)
+                qsort(fresh, n_fresh, sizeof(Holder), holder_compare);
+
+        /* Same nodes (the comm may differ after an exec: keep the new one, but it is no change of
+         * the set). */
+        same = n_old == n_fresh;
+        for (size_t i = 0, j = 0; same && i < *n; i++)
+                if ((*set)[i].pid == pid && !streq((*set)[i].node, fresh[j++].node))
+                        same = false;
+        if (same && n_fresh == 0)
+                return 0;
+
+        merged = reallocarray(NULL, *n - n_old + n_fresh ?: 1, sizeof(Holder));
+        if (!merged) {
+                holders_free(fresh, n_fresh);
+                return -ENOMEM;
+        }
+        for (size_t i = 0, j = 0; i < *n || j < n_fresh;) {
+                if (i < *n && (*set)[i].pid == pid) {
+                        holder_done(&(*set)[i++]);
+                        continue;
+                }
+                if (j < n_fresh && (i >= *n || holder_compare(&fresh[j], &(*set)[i]) < 0))
+                        merged[m++] = fresh[j++];
+                else
+                        merged[m++] = (*set)[i++];
+        }
+        free(*set);
+        free(fresh);
+        *set = merged;
+        *n = m;
+        return same ? 0 : 1;
+}
+
+bool holders_set_equal(const Holder *a, size_t n_a, const Holder *b, size_t n_b) {
+        if (n_a != n_b)
+                return false;
+        for (size_t i = 0; i < n_a; i++)
+                if (a[i].pid != b[i].pid || !streq(a[i].node, b[i].node))
+                        return false;
+        return true;
+}
+
+Holder *holders_copy(const Holder *h, size_t n, bool *ret_oom) {
+        Holder *c;
+
+        *ret_oom = false;
+        if (n == 0)
+                return NULL;
+        c = calloc(n, sizeof(Holder));
+        if (!c) {
+                *ret_oom = true;
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                c[i] = (Holder){ .pid = h[i].pid, .comm = strdup(h[i].comm), .node = strdup(h[i].node) };
+                if (!c[i].comm || !c[i].node) {
+                        holders_free(c, i + 1);
+                        *ret_oom = true;
+                        return NULL;
+                }
+        }
+        return c;
+}
+
+/* The name of a DFID_NAME record: after the file handle (struct file_handle, handle_bytes long). */
+static int parse_info_name(const uint8_t *info, size_t len, char *name, size_t size) {
+        const struct fanotify_event_info_fid *fid = (const void *)info;
+        struct file_handle fh;
+        size_t off, end;
+
+        if (len < sizeof(*fid) + sizeof(fh))
+                return -EBADMSG;
+        memcpy(&fh, info + offsetof(struct fanotify_event_info_fid, handle), sizeof(fh));
+        off = offsetof(struct fanotify_event_info_fid, handle) + sizeof(fh) + fh.handle_bytes;
+        if (off >= len)
+                return -EBADMSG;
+        end = strnlen((const char *)info + off, len - off);
+        if (end == len - off || end >= size)
+                return -EBADMSG;
+        memcpy(name, info + off, end + 1);
+        return 0;
+}
+
+int holders_parse_fanotify(const void *buf, size_t size, HolderEvent **ret, size_t *ret_n) {
+        const uint8_t *p = buf;
+        HolderEvent *events = NULL;
+        size_t n = 0, off = 0;
+        int r;
+
+        assert(ret && ret_n);
+
+        while (off < size) {
+                struct fanotify_event_metadata m;
+                HolderEvent ev = {};
+                HolderEvent *t;
+
+                if (size - off < sizeof(m)) {
+                        r = -EBADMSG;
+                        goto fail;
+                }
+                memcpy(&m, p + off, sizeof(m));
+                if (m.vers != FANOTIFY_METADATA_VERSION || m.event_len < sizeof(m) ||
+                    m.metadata_len < sizeof(m) || m.metadata_len > m.event_len || m.event_len > size - off) {
+                        r = -EBADMSG;
+                        goto fail;
+                }
+                ev.mask = m.mask;
+                ev.pid = m.mask & FAN_Q_OVERFLOW ? 0 : (pid_t)m.pid;
+
+                for (size_t i = off + m.metadata_len; i < off + m.event_len;) {
+                        struct fanotify_event_info_header hdr;
+
+                        if (off + m.event_len - i < sizeof(hdr)) {
+                                r = -EBADMSG;
+                                goto fail;
+                        }
+                        memcpy(&hdr, p + i, sizeof(hdr));
+                        if (hdr.len < sizeof(hdr) || hdr.len > off + m.event_len - i) {
+                                r = -EBADMSG;
+                                goto fail;
+                        }
+                        if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+                                r = parse_info_name(p + i, hdr.len, ev.name, sizeof(ev.name));
+                                if (r < 0)
+                                        goto fail;
+                        }
+                        i += hdr.len;
+                }
+
+                t = reallocarray(events, n + 1, sizeof(HolderEvent));
+                if (!t) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                events = t;
+                events[n++] = ev;
+                off += m.event_len;
+        }
+        *ret = events;
+        *ret_n = n;
+        return 0;
+fail:
+        free(events);
+        return r;
+}
+
+static int pid_compare(const void *a, const void *b) {
+        pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+int holders_pids_to_check(
+        const Holder *set, size_t n, pid_t pid, const char *node, pid_t **ret, size_t *ret_n) {
+        pid_t *pids;
+        size_t k = 0, m = 0;
+
+        assert(ret && ret_n);
+
+        pids = calloc(n + 1, sizeof(pid_t));
+        if (!pids)
+                return -ENOMEM;
+        pids[k++] = pid;
+        for (size_t i = 0; i < n; i++)
+                if (node && streq(set[i].node, node))
+                        pids[k++] = set[i].pid;
+        qsort(pids, k, sizeof(pid_t), pid_compare);
+        for (size_t i = 0; i < k; i++)
+                if (m == 0 || pids[m - 1] != pids[i])
+                        pids[m++] = pids[i];
+        *ret = pids;
+        *ret_n = m;
         return 0;
 }

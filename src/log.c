@@ -128,7 +128,7 @@ int log_internal(
                 char prio[sizeof("PRIORITY=") + 12], ident_field[128], mid[sizeof("MESSAGE_ID=") + 33];
                 char errno_field[sizeof("ERRNO=") + 12];
                 _cleanup_free_ char *message = NULL;
-                struct iovec iov[6];
+                struct iovec iov[10];
                 size_t n = 0;
 
                 if (asprintf(&message, "MESSAGE=%s", buf) < 0)
@@ -139,9 +139,13 @@ int log_internal(
                                            .iov_len = strlen(message ? message : buf) };
                 iov[n++] = (struct iovec){ .iov_base = prio, .iov_len = strlen(prio) };
                 iov[n++] = (struct iovec){ .iov_base = ident_field, .iov_len = strlen(ident_field) };
-                if (extra_field)
-                        iov[n++] = (struct iovec){ .iov_base = (char *)extra_field,
-                                                   .iov_len = strlen(extra_field) };
+                /* Several fields are separated by newlines (a value never holds one). */
+                for (const char *f = extra_field; f && *f && n < ELEMENTSOF(iov) - 2;) {
+                        size_t len = strcspn(f, "\n");
+
+                        iov[n++] = (struct iovec){ .iov_base = (char *)f, .iov_len = len };
+                        f += len + (f[len] == '\n');
+                }
                 if (message_id) {
                         (void)snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
                         iov[n++] = (struct iovec){ .iov_base = mid, .iov_len = strlen(mid) };

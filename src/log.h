@@ -44,7 +44,8 @@ void log_set_ident(const char *ident); /* SYSLOG_IDENTIFIER and console prefix; 
 const char *log_get_ident(void);
 
 /*
- * extra_field: NULL or one "KEY=value" journal field (e.g. "PCI_ADDR=0000:41:00.0");
+ * extra_field: NULL or "KEY=value" journal fields separated by newlines (e.g. "PCI_ADDR=0000:41:00.0",
+ * "VMM_PID=4242\nPCI_ADDR=0000:41:00.0"); the console target prints none of them;
  * message_id: NULL or a 32-hex MESSAGE_ID.
  * Returns -abs(error) if error != 0, else 0.
  */

@@ -171,6 +171,9 @@
 #define ENV_HOSTDEVD_MODULES_DIR "HOSTDEVD_MODULES_DIR"
 /* The deadline of each sysfs access in ms (executor.h), 100..3600000; default 10000. */
 #define ENV_HOSTDEVD_WRITE_TIMEOUT_MS "HOSTDEVD_WRITE_TIMEOUT_MS"
+/* Force how VFIO holders / the host-critical set are tracked: "scan" (holder-watch.h, critical-watch.h). */
+#define ENV_HOSTDEVD_HOLDER_TRACKING "HOSTDEVD_HOLDER_TRACKING"
+#define ENV_HOSTDEVD_CRITICAL_TRACKING "HOSTDEVD_CRITICAL_TRACKING"
 
 /* ---- journal fields ---------------------------------------------------- */
 #define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"

@@ -188,6 +188,9 @@ def manager_props():
         "State": "refused",
         "Generation": 3,
         "ConfigErrors": [],
+        "HolderTracking": "fanotify",
+        "CriticalTracking": "events",
+        "UnleasedHolders": [],
     }
 
 

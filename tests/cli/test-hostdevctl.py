@@ -583,17 +583,31 @@ class ManageTest(unittest.TestCase):
     def test_status(self):
         out = self.expect(0, "status").stdout
         lines = out.splitlines()
-        names = [l.split(":")[0].strip() for l in lines[:10]]
+        names = [l.split(":")[0].strip() for l in lines[:12]]
         self.assertEqual(names, ["Version", "State", "Generation", "DeviceCount", "MdevCount", "IommuEnabled",
-                                 "IommuReason", "EventSource", "Rescans", "ConfigErrors"])
-        self.assertIn("       State: refused\n", out)
-        self.assertIn("  Generation: 3\n", out)
+                                 "IommuReason", "EventSource", "Rescans", "ConfigErrors", "HolderTracking",
+                                 "CriticalTracking"])
+        self.assertIn("State: refused\n", out)
+        self.assertIn("Generation: 3\n", out)
         self.assertIn("ConfigErrors: -\n", out)
+        self.assertIn("HolderTracking: fanotify\n", out)
+        self.assertIn("CriticalTracking: events\n", out)
+        # No unleased holder: no table of them.
+        self.assertNotIn("UNLEASED", out)
         # The functions that keep the host from converged, with the reason.
-        self.assertEqual(lines[11].split(), ["ADDRESS", "STATE", "REASON"])
-        self.assertEqual(lines[12].split(None, 2),
+        self.assertEqual(lines[13].split(), ["ADDRESS", "STATE", "REASON"])
+        self.assertEqual(lines[14].split(None, 2),
                          ["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"])
-        self.assertEqual(len(lines), 13)
+        self.assertEqual(len(lines), 15)
+
+    def test_status_unleased_holders(self):
+        self.test.ChangeManager(json.dumps({"UnleasedHolders": [[4242, "qemu-system-x86", ["0000:01:00.0",
+                                                                                           "0000:01:00.1"]],
+                                                               [77, "cloud-hypervisor", []]]}))
+        lines = self.expect(0, "status").stdout.splitlines()
+        i = [l.split()[:2] for l in lines].index(["UNLEASED", "HOLDER"])
+        self.assertEqual(lines[i + 1].split(), ["4242", "qemu-system-x86", "0000:01:00.0", "0000:01:00.1"])
+        self.assertEqual(lines[i + 2].split(), ["77", "cloud-hypervisor", "-"])
 
     def test_status_json(self):
         got = json.loads(self.expect(0, "--json", "status").stdout)
@@ -605,7 +619,9 @@ class ManageTest(unittest.TestCase):
         self.test.ChangeManager(json.dumps({"ConfigErrors": errors, "State": "converged"}))
         self.test.ChangeDevice("0000:01:00.1", json.dumps({"State": "converged", "StateReason": ""}))
         out = self.expect(0, "status").stdout
-        self.assertIn("ConfigErrors: " + errors[0] + "\n" + " " * 14 + errors[1] + "\n", out)
+        # continuation lines under the values: the longest name is "CriticalTracking"
+        self.assertIn("ConfigErrors: " + errors[0] + "\n" + " " * (len("CriticalTracking") + 2) + errors[1] + "\n",
+                      out)
         self.assertNotIn("ADDRESS", out)
 
     # ---- plan ----

@@ -160,6 +160,9 @@ class Testbed:
                 # attribute would create it, where real sysfs fails.
                 for f in ('bus/pci/drivers_probe', 'bus/pci/rescan', 'bus/pci/drivers_autoprobe'):
                         self.write(os.path.join(self.sys, f), '')
+                # /dev/vfio of the testbed: the daemon's open("/dev/vfio") lands here (the preload),
+                # so its fanotify mark is on this directory; a holder opens a node here (test-reconcile.py).
+                os.makedirs(os.path.join(self.root, 'dev', 'vfio'), exist_ok=True)
 
         # -- paths
         def real(self, syspath):

@@ -206,30 +206,45 @@ class ReconcileTestCase(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 return json.loads(r.stdout)
 
-        def hold(self, group):
+        def hold(self, group, closable=False):
                 """A process holding /dev/vfio/<group> open, as a VMM does.
 
-                The holder must not run under umockdev (it would open the testbed's
-                dev/ and /proc/PID/fd would show that path): it gets a private mount
-                namespace with a tmpfs on /dev holding a plain file vfio/<group>, so
-                its /proc/PID/fd link reads "/dev/vfio/<group>" to the daemon, and
-                the build machine's /dev is not touched."""
+                The node is a plain file in the testbed's dev/vfio, the directory the daemon
+                watches with fanotify (its open("/dev/vfio") goes through umockdev's preload).
+                The holder must not run under umockdev: it gets a private mount namespace with a
+                tmpfs on /dev and the testbed's dev/vfio bind-mounted on /dev/vfio, so it opens
+                the very inode the daemon watches, its /proc/PID/fd link reads
+                "/dev/vfio/<group>" to the daemon, and the build machine's /dev is not touched.
+                |closable|: it closes the node when a line is written to its stdin (and then
+                prints "closed"), staying alive; its command name is "sh" then, else "sleep"."""
                 node = '/dev/vfio/%d' % group
+                tb_vfio = os.path.join(self.H.t.root, 'dev', 'vfio')
+                with open(os.path.join(tb_vfio, str(group)), 'a'):
+                        pass
+                tail = ('echo ready && read x && exec 3<&- && echo closed && exec sleep 600' if closable
+                        else 'echo ready && exec sleep 600')
                 p = subprocess.Popen(
                         ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
-                         'mount -t tmpfs tmpfs /dev && mkdir /dev/vfio && : > %s && exec 3<%s && '
-                         'echo ready && exec sleep 600' % (node, node)],
-                        env=h.preload_free_env(), stdout=subprocess.PIPE, text=True)
+                         'mount -t tmpfs tmpfs /dev && mkdir /dev/vfio && mount --bind %s /dev/vfio && '
+                         'exec 3<%s && %s' % (tb_vfio, node, tail)],
+                        env=h.preload_free_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 self.holders.append(p)
                 self.assertEqual(p.stdout.readline().strip(), 'ready')
+                comm = 'sh' if closable else 'sleep'
                 # the exec of sleep follows the echo at once; wait for it
                 deadline = time.monotonic() + h.timeout(10)
                 while time.monotonic() < deadline:
-                        if h.Testbed.read('/proc/%d/comm' % p.pid, '').strip() == 'sleep' and \
+                        if h.Testbed.read('/proc/%d/comm' % p.pid, '').strip() == comm and \
                            os.readlink('/proc/%d/fd/3' % p.pid) == node:
                                 return p
                         time.sleep(0.01)
                 self.fail('holder did not open %s' % node)
+
+        def release(self, holder):
+                """Make a closable holder close its node; it stays alive."""
+                holder.stdin.write('\n')
+                holder.stdin.flush()
+                self.assertEqual(holder.stdout.readline().strip(), 'closed')
 
 
 # ---------------------------------------------------------------------------
@@ -1228,12 +1243,15 @@ class Failures(ReconcileTestCase):
                                  '1\n', 'rolled back')
 
         def test_holder_blocks_unbind(self):
-                """A process holding /dev/vfio/10 blocks the NIC's return to the host."""
+                """A process holding /dev/vfio/10 blocks the NIC's return to the host; its exit is seen."""
                 c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
                 self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(c.manager('HolderTracking'), 'fanotify')
                 holder = self.hold(10)
-                holders = self.dev(NIC, 'Holders')
-                self.assertEqual(holders, [(holder.pid, 'sleep', '/dev/vfio/10')])
+                # fanotify: the open alone shows it, with no plan
+                expected = [(holder.pid, 'sleep', '/dev/vfio/10')]
+                c.wait_for(lambda: self.dev(NIC, 'Holders') == expected, 30, 'the holder on the NIC')
+                self.assertEqual(c.manager('UnleasedHolders'), [(holder.pid, 'sleep', [NIC])])
                 n_writes = len(self.writes_naming(NIC))
                 os.unlink(self.etc('50-nic.conf'))
                 self.call('Reload')
@@ -1245,13 +1263,59 @@ class Failures(ReconcileTestCase):
                 self.H.barrier(c)
                 self.assertEqual(len(self.writes_naming(NIC)), n_writes, 'a held device was written')
                 self.assertEqual(self.driver(NIC), 'vfio-pci')
-                # the holder exits (no event): Apply converges
+                # the holder exits: its pidfd (and the close) let the blocked work go on, no Apply
                 holder.kill()
                 holder.wait()
-                self.assertEqual(self.dev(NIC, 'Holders'), [])
-                self.call('Apply')
                 self.wait_converged(NIC, 'e1000e')
                 self.wait_manager('State', 'converged')
+                self.assertEqual(self.dev(NIC, 'Holders'), [])
+                self.assertEqual(c.manager('UnleasedHolders'), [])
+                self.assertIn('Process %d (sleep) holds /dev/vfio/10 with no lease' % holder.pid,
+                              self.daemon.output())
+
+        def test_holder_close_unblocks(self):
+                """A holder that closes its node (and lives on) is noticed: the work proceeds, no Apply."""
+                c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(NIC, 'vfio-pci')
+                holder = self.hold(10, closable=True)
+                c.wait_for(lambda: self.dev(NIC, 'Holders') == [(holder.pid, 'sh', '/dev/vfio/10')], 30,
+                           'the holder on the NIC')
+                os.unlink(self.etc('50-nic.conf'))
+                self.call('Reload')
+                self.wait_dev(NIC, 'State', 'blocked')
+                self.assertEqual(self.driver(NIC), 'vfio-pci')
+                self.release(holder)
+                self.wait_converged(NIC, 'e1000e')
+                self.wait_manager('State', 'converged')
+                self.assertIsNone(holder.poll(), 'the holder lives on')
+                self.assertEqual(self.dev(NIC, 'Holders'), [])
+
+        def test_holder_scan_tracking(self):
+                """With HOSTDEVD_HOLDER_TRACKING=scan: a plan sees the holder (scanned off the loop),
+                a close with no exit is found by the rescan while holders exist, an exit by its pidfd."""
+                c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})},
+                               env={'HOSTDEVD_HOLDER_TRACKING': 'scan'})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(c.manager('HolderTracking'), 'scan')
+                holder = self.hold(10, closable=True)
+                os.unlink(self.etc('50-nic.conf'))
+                self.call('Reload')
+                self.wait_dev(NIC, 'State', 'blocked')
+                self.assertEqual(self.dev(NIC, 'Holders'), [(holder.pid, 'sh', '/dev/vfio/10')])
+                self.release(holder)
+                self.wait_converged(NIC, 'e1000e')
+                self.wait_manager('State', 'converged')
+                # back to vfio-pci, held again; this time the holder exits
+                self.write_conf('50-nic.conf', conf({'Address': NIC}, {'Driver': 'vfio-pci'}))
+                self.call('Reload')
+                self.wait_converged(NIC, 'vfio-pci')
+                holder = self.hold(10)
+                os.unlink(self.etc('50-nic.conf'))
+                self.call('Reload')
+                self.wait_dev(NIC, 'State', 'blocked')
+                holder.kill()
+                holder.wait()
+                self.wait_converged(NIC, 'e1000e')
 
         def test_apply_returns_state_after(self):
                 """org.hostdevd1.xml: Apply returns when every transaction finished, with Manager.State."""
