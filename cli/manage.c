@@ -27,8 +27,8 @@
 
 /* The Manager properties `status` prints, in this order (all of them with --json). */
 static const char *const status_properties[] = {
-        "Version",      "State",       "Generation",  "DeviceCount", "MdevCount",
-        "IommuEnabled", "IommuReason", "EventSource", "Rescans",     "ConfigErrors",
+        "Version",     "State",       "Generation",   "DeviceCount", "MdevCount",    "IommuEnabled",
+        "IommuReason", "EventSource", "HotplugGuard", "Rescans",     "ConfigErrors",
 };
 
 static uint64_t now_usec(void) {

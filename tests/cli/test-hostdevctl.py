@@ -533,17 +533,18 @@ class ManageTest(unittest.TestCase):
     def test_status(self):
         out = self.expect(0, "status").stdout
         lines = out.splitlines()
-        names = [l.split(":")[0].strip() for l in lines[:10]]
+        names = [l.split(":")[0].strip() for l in lines[:11]]
         self.assertEqual(names, ["Version", "State", "Generation", "DeviceCount", "MdevCount", "IommuEnabled",
-                                 "IommuReason", "EventSource", "Rescans", "ConfigErrors"])
+                                 "IommuReason", "EventSource", "HotplugGuard", "Rescans", "ConfigErrors"])
         self.assertIn("       State: refused\n", out)
         self.assertIn("  Generation: 3\n", out)
+        self.assertIn("HotplugGuard: driver-override\n", out)
         self.assertIn("ConfigErrors: -\n", out)
         # The functions that keep the host from converged, with the reason.
-        self.assertEqual(lines[11].split(), ["ADDRESS", "STATE", "REASON"])
-        self.assertEqual(lines[12].split(None, 2),
+        self.assertEqual(lines[12].split(), ["ADDRESS", "STATE", "REASON"])
+        self.assertEqual(lines[13].split(None, 2),
                          ["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"])
-        self.assertEqual(len(lines), 13)
+        self.assertEqual(len(lines), 14)
 
     def test_status_json(self):
         got = json.loads(self.expect(0, "--json", "status").stdout)
