@@ -892,7 +892,7 @@ class Reconcile(ReconcileTestCase):
                                 c.wait_signal(lambda s: s[0] == 'PropertiesChanged' and s[1] == ROOT_PATH and
                                               s[3][0] == MANAGER_IFACE and
                                               ('HotplugGuard' in s[3][1] or 'HotplugGuard' in s[3][2]),
-                                              since, what='HotplugGuard changed')
+                                              since, limit=60, what='HotplugGuard changed')
                                 self.assertEqual(c.manager('HotplugGuard'), name)
                                 self.wait_converged(NIC, 'vfio-pci')
                         new = '0000:06:00.0' if expected is None else '0000:07:00.0'
@@ -901,13 +901,14 @@ class Reconcile(ReconcileTestCase):
                                          group=20 if expected is None else 21,
                                          bars={0: (0xf5000000, 0x20000, h.MEM32)})
                         c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == device_path(new), since,
-                                      what='InterfacesAdded ' + new)
+                                      limit=60, what='InterfacesAdded ' + new)
                         self.H.barrier(c)
                         self.assertEqual(self.dev(new, 'Driver'), 'e1000e', name)
                         self.assertEqual(self.dev(new, 'State'), 'converged', name)
                         self.assertEqual(self.writes_naming(new), [], name)
                         self.assertEqual(self.driver(new), 'e1000e', name)
                 self.assertEqual([w for w in self.reactor.writes if 'drivers_autoprobe' in w[0]], [])
+                self.assertEqual(self.H.t.read(os.path.join(self.H.t.sys, 'bus/pci/drivers_autoprobe')), '1\n')
 
         def test_hotplug_before_first_probe(self):
                 """From the kernel's uevents, a hot-added function gets driver_override on its 'add':
