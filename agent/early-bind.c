@@ -131,6 +131,51 @@ static int vf_physfn_guess(const Model *model, const char *address, const char *
         return *ret ? 0 : -ENOMEM;
 }
 
+static const char *const hotplug_guard_table[_HOTPLUG_GUARD_MAX] = {
+        [HOTPLUG_GUARD_NONE] = "none",
+        [HOTPLUG_GUARD_SRIOV_AUTOPROBE] = "sriov-autoprobe",
+        [HOTPLUG_GUARD_DRIVER_OVERRIDE] = "driver-override",
+};
+
+const char *hotplug_guard_to_string(HotplugGuard g) {
+        return g >= 0 && g < _HOTPLUG_GUARD_MAX ? hotplug_guard_table[g] : NULL;
+}
+
+/* A driver spec that keeps a function from its host driver: a named driver, or "none". */
+static bool driver_spec_claims(const DriverSpec *d) {
+        return d->kind == DRIVER_KIND_NAMED || d->kind == DRIVER_KIND_NONE;
+}
+
+/* Whether a rule for PF |pf| creates VFs with sriov_drivers_autoprobe 0 (the planner writes 0 before
+ * sriov_numvfs for such a VFDriver=, planner.c). */
+static bool desired_creates_guarded_vfs(const DesiredState *s, const PciAddress *pf) {
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const DesiredRule *r = &s->rules[i];
+
+                if (r->match.has_address && pci_address_compare(&r->match.address, pf) == 0 &&
+                    r->has_num_vfs && r->num_vfs > 0 && driver_spec_claims(&r->vf_driver))
+                        return true;
+        }
+        return false;
+}
+
+HotplugGuard early_bind_guard(const DesiredState *s) {
+        HotplugGuard g = HOTPLUG_GUARD_NONE;
+
+        for (size_t i = 0; s && i < s->n_rules; i++) {
+                const DesiredRule *r = &s->rules[i];
+
+                if (r->has_num_vfs && r->num_vfs > 0 && driver_spec_claims(&r->vf_driver))
+                        g = HOTPLUG_GUARD_SRIOV_AUTOPROBE;
+                if (!driver_spec_claims(&r->driver))
+                        continue;
+                if (!r->match.has_pf || !desired_creates_guarded_vfs(s, &r->match.pf))
+                        return HOTPLUG_GUARD_DRIVER_OVERRIDE;
+                g = HOTPLUG_GUARD_SRIOV_AUTOPROBE;
+        }
+        return g;
+}
+
 static int early_skip(const char *address, const char *why) {
         log_debug(
                 "PCI function %s: no driver_override on its \"add\" (%s); planned once read", address, why);

@@ -19,10 +19,43 @@
  * Threading: the loop thread (it reads the model).
  */
 
+#include <errno.h>
+
 #include "critical.h"
 #include "desired-state.h"
 #include "model.h"
 #include "planner.h"
+
+/*
+ * How a function that appears, and that a rule claims, is kept from its host driver's first probe:
+ * Manager.HotplugGuard, chosen in hostdevd(8) ("Hot-added functions"). The kernel probes a hot-added
+ * function from pci_bus_add_device() with device_attach() (drivers/pci/bus.c), which does not read
+ * /sys/bus/pci/drivers_autoprobe (only bus_probe_device() and bus_add_driver() do,
+ * drivers/base/bus.c; measured on Debian's 6.1 in tests/kernel/scenarios/hotplug-guarantee.sh), so
+ * hostdevd never writes that host-wide setting: on such a kernel it protects nothing and stops what
+ * it should not (drivers registered later, deferred probes). A VF's probe does read its PF's
+ * sriov_drivers_autoprobe (pci_device_can_probe(), drivers/pci/pci-driver.c).
+ */
+typedef enum HotplugGuard {
+        /* "none": no rule claims a function (Driver= or VFDriver= naming a driver, or "none"): a new
+         * function gets the kernel's own probe and hostdevd writes nothing for it. */
+        HOTPLUG_GUARD_NONE,
+        /* "sriov-autoprobe": rules claim only VFs that hostdevd creates (NumVFs= with such a VFDriver=,
+         * and Driver= rules matching PF= of such a PF): sriov_drivers_autoprobe is 0 before
+         * sriov_numvfs is written, so no driver but driver_override's can probe them. A guarantee. */
+        HOTPLUG_GUARD_SRIOV_AUTOPROBE,
+        /* "driver-override": a rule may claim a hot-added function, or a VF of a PF whose VFs it does
+         * not create: driver_override is written on the kernel's "add" uevent, which races the
+         * kernel's first probe (won on an idle host, lost at times on a busy one); a lost race is
+         * taken from the host driver in one transaction. */
+        HOTPLUG_GUARD_DRIVER_OVERRIDE,
+        _HOTPLUG_GUARD_MAX,
+        _HOTPLUG_GUARD_INVALID = -EINVAL,
+} HotplugGuard;
+const char *hotplug_guard_to_string(HotplugGuard g); /* "none", "sriov-autoprobe", "driver-override" */
+
+/* The guard |desired| needs (NULL: none). Pure. */
+HotplugGuard early_bind_guard(const DesiredState *desired);
 
 /* The fields of a PCI function's kernel "add" uevent (any may be NULL). */
 typedef struct EarlyBindUevent {

@@ -178,6 +178,10 @@ uint64_t reconciler_generation(Reconciler *r) {
         return r->generation;
 }
 
+const char *reconciler_hotplug_guard(Reconciler *r) {
+        return hotplug_guard_to_string(early_bind_guard(r ? r->desired : NULL));
+}
+
 char **reconciler_config_errors(Reconciler *r) {
         return r->all_config_errors;
 }
@@ -255,6 +259,8 @@ static int on_publish(sd_event_source *source, void *userdata) {
         if (r->generation != r->published_generation) {
                 r->published_generation = r->generation;
                 names[n++] = "Generation";
+                /* It follows the desired state, which only a new generation changes. */
+                names[n++] = "HotplugGuard";
         }
         if (!strv_equal(r->all_config_errors, r->published_config_errors)) {
                 char **copy = NULL;

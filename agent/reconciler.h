@@ -188,6 +188,8 @@ int reconciler_restore_requests(Reconciler *r, RequestBackup *b);
 const char *reconciler_manager_state(Reconciler *r); /* "converged", ... */
 uint64_t reconciler_generation(Reconciler *r);
 char **reconciler_config_errors(Reconciler *r); /* borrowed strv, may be NULL */
+/* Manager.HotplugGuard: early_bind_guard() of the desired state in force ("none" before the first). */
+const char *reconciler_hotplug_guard(Reconciler *r);
 
 typedef struct DeviceStatusView {
         DeviceState state;

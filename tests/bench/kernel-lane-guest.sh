@@ -24,6 +24,19 @@
 #              driver check, IOMMU group check, ownership record, worker with
 #              a deadline) as "raw-safe", and that with libudev parsing the
 #              uevents (raw-bind monitor-safe-udev) as "raw-safe-udev".
+#   race       issue 13, the hotplug rounds that matter on a busy build
+#              machine (kernel-lane.sh --load): hostdevd with the rule
+#              ("race-hostdevd") and the raw monitor-and-bind loop
+#              ("race-raw"), HOTPLUG_ROUNDS each; and (HOTPLUG_ROUNDS / 6 + 1
+#              rounds each) a hot-added
+#              e1000e that no rule claims, add -> bound to e1000e, with
+#              hostdevd running ("unclaimed-hostdevd") and without it, the
+#              kernel's own probe alone ("unclaimed-kernel").
+#
+# Every hotplug round of a claimed function also records whether the host
+# driver (e1000e) probed the new function before it was bound where it belongs: a kernel log line
+# "e1000e BDF: ..." (dev_printk's prefix while e1000e's probe runs) since
+# the round began. One "NAME<TAB>ROUND<TAB>0|1" line each in hostfirst.tsv.
 #
 # Results: one "NAME<TAB>ROUND<TAB>MICROSECONDS" line each in bench.tsv
 # (shipped), and on the console. One extra round of hostdevd and of the raw
@@ -32,10 +45,13 @@
 E1000E="8086 10d3"
 NVME="1b36 0010"
 ROUNDS=5
-HOTPLUG_ROUNDS=9
+# kernel-lane.sh --rounds passes HOTPLUG_ROUNDS.
+HOTPLUG_ROUNDS=${HOTPLUG_ROUNDS:-9}
 CONF=/etc/hostdevd/devices.d
 OUT=/tmp/bench.tsv
+HOSTFIRST=/tmp/hostfirst.tsv
 : > "$OUT"
+: > "$HOSTFIRST"
 mkdir -p "$CONF"
 
 set -- $(kl_pci_find $E1000E)
@@ -246,16 +262,24 @@ fi
 # ---- hotplug ------------------------------------------------------------------------
 n_base=$(kl_pci_find $E1000E | wc -l)
 n_e1000e() { [ "$(kl_pci_find $E1000E | wc -l)" = "$1" ]; }
-# hotplug_round NAME ROUND: add an e1000e on rp5, record add -> bound to
-# vfio-pci, remove it again. With CPU_PID set, also NAME-cpu: the CPU time
+# hotplug_round NAME ROUND [DRIVER]: add an e1000e on rp5, record add -> bound to
+# DRIVER (default vfio-pci), remove it again; unless DRIVER is e1000e, whether e1000e
+# probed it first, in hostfirst.tsv. With CPU_PID set, also NAME-cpu: the CPU time
 # that process took from just before the add until the bind was seen.
 CPU_PID=
+base_e1000e=$(kl_pci_find $E1000E)
+new_e1000e() {
+        kl_pci_find $E1000E | while read -r b; do
+                case " $(echo $base_e1000e) " in *" $b "*) ;; *) echo "$b" ;; esac
+        done
+}
 hotplug_round() {
         # The previous round's removal handled (hostdevd re-plans after it) before this one starts.
         sleep 0.3
         rm -f /run/raw-bind.ready
+        dmesg -c > /dev/null
         # shellcheck disable=SC2086 # no PID argument when CPU_PID is empty
-        raw-bind watch 8086 10d3 vfio-pci $CPU_PID > /tmp/watch.out 2> /tmp/watch.err &
+        raw-bind watch 8086 10d3 "${3:-vfio-pci}" $CPU_PID > /tmp/watch.out 2> /tmp/watch.err &
         watcher=$!
         kl_wait 5 test -e /run/raw-bind.ready
         if ! kl_host qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"e1000e\", \"id\": \"$1$2\", \"bus\": \"rp5\", \"romfile\": \"\"}}"; then
@@ -269,6 +293,12 @@ hotplug_round() {
                 read -r us cpu < /tmp/watch.out
                 record "$1" "$2" "$us"
                 [ -z "$CPU_PID" ] || record "$1-cpu" "$2" "$cpu"
+                if [ "${3:-vfio-pci}" != e1000e ]; then
+                        new=$(new_e1000e)
+                        first=0
+                        ! dmesg | grep -q "^\[[^]]*\] e1000e $new: " || first=1
+                        printf '%s\t%s\t%s\n' "$1" "$2" "$first" >> "$HOSTFIRST"
+                fi
         else
                 kl_not_ok "bench: hot-added e1000e bound to vfio-pci ($1 round $2)" "$(cat /tmp/watch.err)"
         fi
@@ -316,6 +346,40 @@ raw_monitor_rounds() {
         fi
         kill "$monitor"
 }
+if measure race; then
+        printf '[Match]\nVendor=8086\nDevice=10d3\n\n[Device]\nDriver=vfio-pci\n' > "$CONF/50-bench-nic.conf"
+        if kl_hostdevd_start && kl_wait 30 eval 'on "$nic1" vfio-pci && on "$nic2" vfio-pci'; then
+                for i in $(seq 1 $HOTPLUG_ROUNDS); do
+                        hotplug_round race-hostdevd "$i" || break
+                done
+                # A rule that claims nic1 only: the hot-added e1000e is nobody's.
+                printf '[Match]\nAddress=%s\n\n[Device]\nDriver=vfio-pci\n' "$nic1" > "$CONF/50-bench-nic.conf"
+                kill -HUP "$KL_HOSTDEVD_PID"
+                kl_wait 30 on "$nic2" e1000e
+                for i in $(seq 1 $((HOTPLUG_ROUNDS / 6 + 1))); do
+                        hotplug_round unclaimed-hostdevd "$i" e1000e || break
+                done
+        else
+                kl_not_ok "bench: hostdevd converges the e1000e rule before the race rounds" "$(describe)"
+        fi
+        rm -f "$CONF"/*.conf
+        kl_hostdevd_stop
+        # shellcheck disable=SC2086
+        raw-bind reset "$pf" "$nic1" "$nic2"
+        kl_wait 10 eval 'on "$nic1" e1000e && on "$nic2" e1000e'
+        for i in $(seq 1 $((HOTPLUG_ROUNDS / 6 + 1))); do
+                hotplug_round unclaimed-kernel "$i" e1000e || break
+        done
+        rm -f /run/raw-bind.ready
+        raw-bind monitor 8086 10d3 vfio-pci 2> /tmp/monitor.err &
+        monitor=$!
+        kl_wait 5 test -e /run/raw-bind.ready
+        for i in $(seq 1 $HOTPLUG_ROUNDS); do
+                hotplug_round race-raw "$i" || break
+        done
+        kill "$monitor"
+fi
+
 if measure hotplug; then
         hotplug_hostdevd
         # hostdevd observing only (no rules), then stopped.
@@ -332,9 +396,11 @@ fi
 rm -f "$CONF"/*.conf
 kl_check "bench: hostdevd restarts at the end" kl_hostdevd_start
 kl_ship bench.tsv "$OUT"
+kl_ship hostfirst.tsv "$HOSTFIRST"
 # converge: hostdevd, raw, raw-observed, driverctl for each set and sriov once; hotplug: hostdevd, raw,
 # raw-observed, raw-safe, raw-safe-udev and the four CPU figures.
 want=0
 ! measure converge || want=$((want + 5))
 ! measure hotplug || want=$((want + 9))
+! measure race || want=$((want + 4))
 kl_check "bench: every contender has a figure" eval '[ "$(cut -f1 "$OUT" | sort -u | wc -l)" -ge $want ]'

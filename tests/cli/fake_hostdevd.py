@@ -183,6 +183,7 @@ def manager_props():
         "IommuEnabled": True,
         "IommuReason": "",
         "EventSource": "udev",
+        "HotplugGuard": "driver-override",
         "MdevTypes": types,
         "Rescans": 0,
         "State": "refused",

@@ -1005,6 +1005,38 @@ class Reconcile(ReconcileTestCase):
                 self.assertEqual(self.writes_naming(PAIR[0]), [], 'another device id: not matched')
                 self.wait_manager('State', 'converged')
 
+        def test_hotplug_unclaimed(self):
+                """Issue 13: a hot-added function that no rule claims keeps the driver of the kernel's own
+                probe, with nothing written for it; no host-wide setting is ever written
+                (drivers_autoprobe), and Manager.HotplugGuard follows the rules."""
+                c = self.start()
+                self.assertEqual(c.manager('HotplugGuard'), 'none')
+                for name, expected in (('none', None), ('driver-override', conf({'Address': NIC}, {'Driver': 'vfio-pci'}))):
+                        if expected is not None:
+                                since = len(c.signals)
+                                self.write_conf('50-nic.conf', expected)
+                                self.call('Reload')
+                                c.wait_signal(lambda s: s[0] == 'PropertiesChanged' and s[1] == ROOT_PATH and
+                                              s[3][0] == MANAGER_IFACE and
+                                              ('HotplugGuard' in s[3][1] or 'HotplugGuard' in s[3][2]),
+                                              since, limit=60, what='HotplugGuard changed')
+                                self.assertEqual(c.manager('HotplugGuard'), name)
+                                self.wait_converged(NIC, 'vfio-pci')
+                        new = '0000:06:00.0' if expected is None else '0000:07:00.0'
+                        since = len(c.signals)
+                        self.H.k.hot_add('devices/pci0000:00/' + new, 0x8086, 0x10d3, 0x020000, driver='e1000e',
+                                         group=20 if expected is None else 21,
+                                         bars={0: (0xf5000000, 0x20000, h.MEM32)})
+                        c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == device_path(new), since,
+                                      limit=60, what='InterfacesAdded ' + new)
+                        self.H.barrier(c)
+                        self.assertEqual(self.dev(new, 'Driver'), 'e1000e', name)
+                        self.assertEqual(self.dev(new, 'State'), 'converged', name)
+                        self.assertEqual(self.writes_naming(new), [], name)
+                        self.assertEqual(self.driver(new), 'e1000e', name)
+                self.assertEqual([w for w in self.reactor.writes if 'drivers_autoprobe' in w[0]], [])
+                self.assertEqual(self.H.t.read(os.path.join(self.H.t.sys, 'bus/pci/drivers_autoprobe')), '1\n')
+
         def test_hotplug_before_first_probe(self):
                 """From the kernel's uevents, a hot-added function gets driver_override on its 'add':
                 the host driver never binds it, and the daemon reads it once it is bound."""

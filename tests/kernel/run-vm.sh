@@ -53,6 +53,13 @@
 #                    into CACHE/debs).
 #   KL_PASS="NAME ..."  caller's environment variables copied into the
 #                    guest's scenario.env (the scenario sees NAME=value).
+#   KL_HOST_LOAD=N   N busy processes on this (the build) machine while the
+#                    guest runs, ended with it (0-8; default 0): the race
+#                    between a userspace write and the kernel's own probe
+#                    of a hot-added function is lost on a busy host, which
+#                    busy loops inside the one-CPU guest do not reproduce.
+#                    KL_HOST_LOAD_S: end them after this many seconds
+#                    (default: the run's timeout).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -82,8 +89,9 @@ name=$(basename "$scenario" .sh)
 env_hostdevd_args=${KL_HOSTDEVD_ARGS:-} env_start=${KL_HOSTDEVD_START:-}
 env_disk=${KL_DISK_MB:-} env_files=${KL_GUEST_FILES:-} env_skip=${KL_SKIP_MODULES:-}
 env_guest=${KL_GUEST:-} env_debs=${KL_DEBS:-} env_pass=${KL_PASS:-} env_mods=${KL_MODULES:-}
+env_load=${KL_HOST_LOAD:-} env_load_s=${KL_HOST_LOAD_S:-}
 KL_HOSTDEVD_ARGS= KL_HOSTDEVD_START= KL_DISK_MB= KL_GUEST_FILES= KL_SKIP_MODULES=
-KL_GUEST= KL_DEBS= KL_PASS= KL_MODULES=
+KL_GUEST= KL_DEBS= KL_PASS= KL_MODULES= KL_HOST_LOAD= KL_HOST_LOAD_S=
 if [ -f "${scenario%.sh}.env" ]; then
         # shellcheck disable=SC1090
         . "${scenario%.sh}.env"
@@ -97,6 +105,10 @@ KL_GUEST=${env_guest:-${KL_GUEST:-busybox}}
 KL_DEBS=${env_debs:-$KL_DEBS}
 KL_PASS="$KL_PASS${env_pass:+ $env_pass}"
 export KL_MODULES="$KL_MODULES${env_mods:+ $env_mods}"
+KL_HOST_LOAD=${env_load:-${KL_HOST_LOAD:-0}}
+[[ $KL_HOST_LOAD =~ ^[0-8]$ ]] || kl_die "KL_HOST_LOAD: '$KL_HOST_LOAD' is not a number of busy processes from 0 to 8"
+KL_HOST_LOAD_S=${env_load_s:-${KL_HOST_LOAD_S:-}}
+[[ -z $KL_HOST_LOAD_S || $KL_HOST_LOAD_S =~ ^[1-9][0-9]*$ ]] || kl_die "KL_HOST_LOAD_S: '$KL_HOST_LOAD_S' is not a number of seconds"
 case $KL_GUEST in
 busybox | debian) ;;
 *) kl_die "KL_GUEST: '$KL_GUEST' is neither busybox nor debian" ;;
@@ -257,9 +269,26 @@ for mb in $KL_DISK_MB; do
         )
 done
 
+# KL_HOST_LOAD: busy processes for the guest's lifetime, ended on any exit.
+load_pids=()
+end_load() {
+        local p
+        for p in "${load_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${load_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        load_pids=()
+}
+trap 'end_load; rm -rf "$work"' EXIT
+for _ in $(seq 1 "$KL_HOST_LOAD"); do
+        # Ended by end_load, or by its own bound (KL_HOST_LOAD_S, else the run's timeout).
+        timeout "${KL_HOST_LOAD_S:-$timeout}" sh -c 'while :; do :; done' &
+        load_pids+=($!)
+done
+[ "$KL_HOST_LOAD" = 0 ] || kl_log "$KL_HOST_LOAD busy processes on this machine while the guest runs (at most ${KL_HOST_LOAD_S:-$timeout} s)"
+
 kl_log "booting $name ($KVER) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s of preparation"
 rc=0
 /usr/bin/python3 "$here/vm.py" --outdir "$outdir" --qmp "$qmp" --channel "$channel" \
         --timeout "$timeout" ${checker:+--checker "$checker"} $quiet \
         -- qemu-system-x86_64 "${machine[@]}" "${extra[@]}" || rc=$?
+end_load
 exit $rc
