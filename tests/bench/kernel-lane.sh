@@ -18,9 +18,9 @@
 # port) for the second converge set, every e1000e + the 4 VFs (default 8:
 # 14 functions; 0: the base set only; with --only race, 0). --only: run
 # one measure (by default converge and hotplug; race, issue 13's hot-adds on
-# a busy host, only when named). --smp: the guest's CPUs (default 1, as the kernel lane). --load: N
-# busy processes on this machine while the guest runs (0-8, default 0; the
-# kernel lane's KL_HOST_LOAD): a userspace write loses the race against the
+# a busy host, only when named). --smp: the guest's CPUs (default 1, as the
+# kernel lane). --load: N busy processes on this machine while the guest
+# runs (0-8, default 0; the kernel lane's KL_HOST_LOAD): a userspace write loses the race against the
 # kernel's first probe of a hot-added function on a busy host, which load
 # inside the one-CPU guest does not reproduce. Ended after --load-seconds
 # (default 170, so a loaded run stays short on a shared machine). --rounds:
