@@ -88,6 +88,7 @@ struct Reconciler {
         bool manager_dirty;
         char *published_state;
         uint64_t published_generation;
+        HotplugGuard published_guard;
         char **published_config_errors;
 
         /* The holders and the host-critical set, kept current off the loop; a full plan asks for
@@ -259,7 +260,9 @@ static int on_publish(sd_event_source *source, void *userdata) {
         if (r->generation != r->published_generation) {
                 r->published_generation = r->generation;
                 names[n++] = "Generation";
-                /* It follows the desired state, which only a new generation changes. */
+        }
+        if (early_bind_guard(r->desired) != r->published_guard) {
+                r->published_guard = early_bind_guard(r->desired);
                 names[n++] = "HotplugGuard";
         }
         if (!strv_equal(r->all_config_errors, r->published_config_errors)) {
@@ -1686,6 +1689,7 @@ int reconciler_new(
                 return k;
         /* What clients see first: not a change. */
         r->published_generation = r->generation;
+        r->published_guard = early_bind_guard(r->desired);
         r->published_state = strdup(reconciler_manager_state(r));
         STRV_FOREACH (e, r->all_config_errors)
                 if (strv_extend(&r->published_config_errors, *e) < 0)
