@@ -16,6 +16,7 @@
 typedef enum RequestKind {
         REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
         REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
+        REQUEST_MDEV, /* CreateMdev: [Mdev] with UUID= (issue 14); keyed by the UUID, not an address */
         _REQUEST_KIND_MAX,
 } RequestKind;
 
@@ -34,7 +35,9 @@ enum {
 int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
 
 /* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
- * canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
+ * canonical |address|; "90-runtime-mdev-<uuid>.conf" (REQUEST_MDEV) for a canonical lowercase UUID in
+ * |address|. Returns 0 or -EINVAL (not a canonical address or UUID), -ENOMEM. The same holds for
+ * |address| in request_write(), request_remove() and request_backup(). */
 int request_file_name(RequestKind kind, const char *address, char **ret);
 
 /*
@@ -47,6 +50,13 @@ int request_file_name(RequestKind kind, const char *address, char **ret);
  */
 int request_format_device(const char *address, const char *driver, unsigned flags, char **ret);
 int request_format_sriov(const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
+/*
+ * CreateMdev (issue 14): [Mdev] with Parent= for each of |parents| (strv, at least one: the caller
+ * passes the one named, or for "" every parent that offers |type|, and the resolution places it),
+ * Type=|type|, UUID=|uuid| (canonical lowercase). Parent and type names are checked as the parser
+ * does (printable, no '/', a parent no white space); -EINVAL otherwise, -ENOMEM.
+ */
+int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret);
 
 /*
  * The directories the desired state is loaded from: |config_dirs| (strv, lowest priority first; NULL:
