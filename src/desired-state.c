@@ -1543,6 +1543,29 @@ static DesiredMdev *add_desired_mdev(
         return a;
 }
 
+/* Whether a candidate parent carries an mdev hostdevd owns that neither this rule (|list|) nor an earlier
+ * one (|res|) keeps: the plan removes it, which may free what the placement lacks. */
+static bool mdev_rule_can_reclaim(
+        const MdevResolveInput *in, const DesiredResolution *res, char *const *list, uint32_t count,
+        const PlacementCandidate *cands, size_t n_cands) {
+        for (size_t i = 0; i < in->n_mdevs; i++) {
+                const Mdev *m = in->mdevs[i];
+                bool listed = false;
+
+                if (!m->parent || !strv_contains(in->owned_mdevs, m->uuid) ||
+                    desired_resolution_get_mdev(res, m->uuid))
+                        continue;
+                for (uint32_t k = 0; k < count && !listed; k++)
+                        listed = streq(list[k], m->uuid);
+                if (listed)
+                        continue;
+                for (size_t c = 0; c < n_cands; c++)
+                        if (streq(cands[c].name, m->parent))
+                                return true;
+        }
+        return false;
+}
+
 static int resolve_mdev_rule(
         const DesiredState *s, const DesiredRule *rule, const MdevResolveInput *in, MdevUuids *uuids,
         ParentUse *use, size_t n_use, DesiredResolution *res) {
@@ -1662,6 +1685,15 @@ static int resolve_mdev_rule(
         if (!placement)
                 return -ENOMEM;
         r = mdev_place(rule->mdev.placement, cands, n_cands, (uint32_t)n_fresh, placement);
+        if (r == -ENOSPC && mdev_rule_can_reclaim(in, res, list, count, cands, n_cands)) {
+                /* Instances hostdevd made that no rule so far keeps take the room (a Type= change on one
+                 * GPU: NVIDIA offers no instance of the new type while the old one is active): they are
+                 * removed in this plan, and the new ones wait for the next. */
+                for (uint32_t k = 0; k < count; k++)
+                        if (!add_desired_mdev(res, rule, list[k], NULL, rule->mdev.type))
+                                return -ENOMEM;
+                return 0;
+        }
         if (r == -ENOSPC) {
                 uint32_t cap = mdev_placement_capacity(cands, n_cands);
                 return add_rule_error(
