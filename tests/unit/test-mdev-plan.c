@@ -514,6 +514,19 @@ static void test_type_change_on_one_gpu(void **state) {
         assert_int_equal(plan_get_mdev(p, U2)->state, DEVICE_STATE_PENDING);
         free_all(s, res, p);
 
+        /* A later file keeps U1: no room will come, so the error stands and U1 stays. */
+        put(f, "60-keep.conf", "[Mdev]\nParent=" GPU1 "\nType=nvidia-222\nUUID=" U1 "\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_non_null(strstr(
+                res->errors[0],
+                "50-gpu.conf:3: UUID=" U2 ": the matching parents can take 0 more of type nvidia-223"));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 0);
+        assert_int_equal(plan_get_mdev(p, U1)->state, DEVICE_STATE_CONVERGED);
+        free_all(s, res, p);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/60-keep.conf")), 0);
+
         /* Not hostdevd's: a clear error, nothing removed. */
         strv_free(f->owned_mdevs);
         f->owned_mdevs = NULL;
