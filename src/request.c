@@ -3,6 +3,7 @@
 /* Runtime requests (request.h): their flags, files, contents and backups. */
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -121,6 +122,44 @@ int request_format_device(const char *address, const char *driver, unsigned flag
                     flags & REQUEST_FLAG_ALLOW_CRITICAL ? "AllowCritical=yes\n" : "") < 0)
                 return -ENOMEM;
         *ret = s;
+        return 0;
+}
+
+/* As desired-state.c's check of Parent= and Type=: printable, no '/', bounded; a parent no spaces. */
+static bool mdev_name_is_valid(const char *s, bool parent) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > (parent ? 64u : 128u) || strchr(s, '/') || streq(s, ".") || streq(s, "..") ||
+            isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (parent ? !isgraph((unsigned char)s[i]) : !isprint((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        assert(ret);
+
+        if (!parents || !parents[0] || !mdev_name_is_valid(type, false) || !mdev_uuid_is_valid(uuid))
+                return -EINVAL;
+        for (size_t i = 0; parents[i]; i++)
+                if (!mdev_name_is_valid(parents[i], true))
+                        return -EINVAL;
+        f = open_memstream(&out, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# Written by hostdevd for CreateMdev().\n[" CONF_SECTION_MDEV "]\n", f);
+        for (size_t i = 0; parents[i]; i++)
+                fprintf(f, "Parent=%s\n", parents[i]);
+        fprintf(f, "Type=%s\nUUID=%s\n", type, uuid);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(out);
         return 0;
 }
 

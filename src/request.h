@@ -53,6 +53,13 @@ int request_file_name(RequestKind kind, const char *address, char **ret);
  */
 int request_format_device(const char *address, const char *driver, unsigned flags, char **ret);
 int request_format_sriov(const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
+/*
+ * CreateMdev (issue 14): [Mdev] with Parent= for each of |parents| (strv, at least one: the caller
+ * passes the one named, or for "" every parent that offers |type|, and the resolution places it),
+ * Type=|type|, UUID=|uuid| (canonical lowercase). Parent and type names are checked as the parser
+ * does (printable, no '/', a parent no white space); -EINVAL otherwise, -ENOMEM.
+ */
+int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret);
 
 /*
  * The hostdevd.conf(5) text of a CreateMdev request: [Mdev] with Parent=|parent| (omitted when NULL or

@@ -254,6 +254,44 @@ static void test_sriov_request_roundtrip(void **state) {
         free(text);
 }
 
+/* CreateMdev (issue 14): an [Mdev] file with UUID=, read back by the parser; names checked. */
+static void test_mdev_request_roundtrip(void **state) {
+        static const char *const uuid = "b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a";
+        _cleanup_strv_free_ char **parents = NULL;
+        _cleanup_free_ char *name = NULL;
+        DesiredState *s;
+        char *text = NULL;
+
+        assert_int_equal(strv_extend(&parents, "mtty"), 0);
+        assert_int_equal(strv_extend(&parents, "0000:41:00.0"), 0);
+        assert_int_equal(request_format_mdev(parents, "GRID T4-1Q", uuid, &text), 0);
+        s = load_one(text);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 1);
+        assert_true(s->rules[0].mdev.present);
+        assert_true(strv_equal(s->rules[0].mdev.parents, parents));
+        assert_string_equal(s->rules[0].mdev.type, "GRID T4-1Q");
+        assert_true(s->rules[0].mdev.has_uuid);
+        assert_string_equal(s->rules[0].mdev.uuid, uuid);
+        desired_state_free(s);
+        free(text);
+
+        assert_int_equal(request_file_name(REQUEST_MDEV, uuid, &name), 0);
+        assert_string_equal(name, "90-runtime-mdev-b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a.conf");
+        assert_int_equal(
+                request_file_name(REQUEST_MDEV, "B1D8F0AA-3C1E-4D0B-9A35-1F2E3D4C5B6A", &text), -EINVAL);
+        assert_int_equal(request_file_name(REQUEST_MDEV, "0000:41:00.0", &text), -EINVAL);
+
+        /* Nothing that would not parse back, or would reach another file, is written. */
+        assert_int_equal(request_format_mdev(NULL, "mtty-2", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "mtty-2\nRemove=1", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "../x", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, " mtty-2", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "mtty-2", "not-a-uuid", &text), -EINVAL);
+        assert_int_equal(strv_extend(&parents, "a b"), 0);
+        assert_int_equal(request_format_mdev(parents, "mtty-2", uuid, &text), -EINVAL);
+}
+
 /* A request goes to one directory only, a backup restores both as they were, a FIFO is refused. */
 static void test_request_files(void **state) {
         char *dir = make_tmpdir(), *run = NULL, *persist = NULL, *path_run = NULL, *path_persist = NULL,
@@ -354,6 +392,7 @@ int main(void) {
                 cmocka_unit_test(test_device_request_roundtrip),
                 cmocka_unit_test(test_device_request_refuses_injection),
                 cmocka_unit_test(test_sriov_request_roundtrip),
+                cmocka_unit_test(test_mdev_request_roundtrip),
                 cmocka_unit_test(test_request_files),
                 cmocka_unit_test(test_dirs),
         };
