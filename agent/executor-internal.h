@@ -21,11 +21,13 @@
 #include <stdint.h>
 
 #include "executor.h"
+#include "mdev.h"
 #include "pci-address.h"
 
 typedef struct EventNode {
         ExecutorEvent ev;
         char *address;
+        char *uuid;
         char *reason;
         struct EventNode *next;
 } EventNode;
@@ -59,6 +61,9 @@ typedef struct JobAction {
         char *driver;
         PlanVerify verify;
         uint32_t value;
+        /* mdev actions (issue 14), as PlanAction */
+        char uuid[MDEV_UUID_STRING_MAX];
+        char *parent, *mdev_type, *attr_name, *attr_value;
 } JobAction;
 
 /* One transaction of a job: its actions and what it must not run beside (conflict keys). */
@@ -161,3 +166,12 @@ void executor_wait_bind(Executor *e, uint64_t *seq, uint64_t until);
 
 /* Run one transaction of |job| on lane |l| and post what became of each of its functions. */
 void job_run_tx(Lane *l, Job *job, const JobTx *jt);
+
+/* ---- executor-mdev.c, for the transaction and the lanes (issue 14) ------------------------------ */
+
+/* An mdev or vGPU transaction (its first action is one, plan_action_type_is_mdev()): run it. */
+void job_run_mdev_tx(Lane *l, Job *job, const JobTx *jt);
+/* Under c->lock: queue an EXECUTOR_EVENT_MDEV. */
+EventNode *core_post_mdev_locked(
+        Core *c, uint64_t job, unsigned transaction, const char *key, const char *uuid, DeviceState state,
+        int error, const char *reason);

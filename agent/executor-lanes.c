@@ -35,6 +35,7 @@ static const char *const executor_event_type_table[_EXECUTOR_EVENT_TYPE_MAX] = {
         [EXECUTOR_EVENT_DEVICE] = "device",
         [EXECUTOR_EVENT_RELEASED] = "released",
         [EXECUTOR_EVENT_JOB_DONE] = "job-done",
+        [EXECUTOR_EVENT_MDEV] = "mdev",
 };
 
 const char *executor_event_type_to_string(ExecutorEventType t) {
@@ -55,6 +56,7 @@ static void event_node_free(EventNode *n) {
         if (!n)
                 return;
         free(n->address);
+        free(n->uuid);
         free(n->reason);
         free(n);
 }
@@ -126,6 +128,18 @@ EventNode *core_post_locked(
         c->events_tail = &n->next;
         /* An eventfd counter cannot overflow from these writes; EAGAIN would mean it is already readable. */
         (void)!write(c->event_fd, &one, sizeof(one));
+        return n;
+}
+
+EventNode *core_post_mdev_locked(
+        Core *c, uint64_t job, unsigned transaction, const char *key, const char *uuid, DeviceState state,
+        int error, const char *reason) {
+        EventNode *n = core_post_locked(c, EXECUTOR_EVENT_MDEV, job, transaction, key, state, error, reason);
+
+        if (n) {
+                n->uuid = strdup(strempty(uuid));
+                /* Without it the event would read as another kind: drop the UUID's absence to "". */
+        }
         return n;
 }
 
@@ -330,8 +344,13 @@ static void io_worker_stop(IoWorker *w) {
 static Job *job_free(Job *j) {
         if (!j)
                 return NULL;
-        for (size_t i = 0; i < j->n_actions; i++)
+        for (size_t i = 0; i < j->n_actions; i++) {
                 free(j->actions[i].driver);
+                free(j->actions[i].parent);
+                free(j->actions[i].mdev_type);
+                free(j->actions[i].attr_name);
+                free(j->actions[i].attr_value);
+        }
         free(j->actions);
         for (size_t i = 0; i < j->n_txs; i++)
                 strv_free(j->txs[i].keys);
@@ -632,6 +651,27 @@ static void executor_log_event(const ExecutorEvent *ev) {
                         LOG_NOTICE, 0, field, NULL, "%s is no longer stuck: %s", ev->address,
                         strna(ev->reason));
                 break;
+        case EXECUTOR_EVENT_MDEV: {
+                char mfield[sizeof(JOURNAL_FIELD_MDEV_UUID "=") + MDEV_UUID_STRING_MAX];
+                bool vgpu = !ev->uuid || !*ev->uuid;
+                const char *what = vgpu ? "vGPU of" : "mdev";
+                const char *who = vgpu ? strna(ev->address) : ev->uuid;
+
+                (void)snprintf(mfield, sizeof(mfield), JOURNAL_FIELD_MDEV_UUID "=%s", strempty(ev->uuid));
+                if (ev->state == DEVICE_STATE_STUCK || ev->state == DEVICE_STATE_FAILED)
+                        (void)log_field_full_errno(
+                                ev->state == DEVICE_STATE_STUCK ? LOG_ERR : LOG_WARNING, ev->error,
+                                vgpu ? field : mfield,
+                                ev->state == DEVICE_STATE_STUCK ? MESSAGE_ID_DEVICE_STUCK
+                                                                : MESSAGE_ID_DEVICE_FAILED,
+                                "%s %s %s: %s", what, who, device_state_to_string(ev->state),
+                                strna(ev->reason));
+                else
+                        log_debug(
+                                "%s %s converged (job %" PRIu64 ", transaction %u)", what, who, ev->job,
+                                ev->transaction);
+                break;
+        }
         default:
                 break;
         }
@@ -658,6 +698,7 @@ static int on_executor_event(sd_event_source *s, int fd, uint32_t revents, void 
                         break;
 
                 node->ev.address = node->address;
+                node->ev.uuid = node->ev.type == EXECUTOR_EVENT_MDEV ? (node->uuid ?: "") : NULL;
                 node->ev.reason = node->reason;
                 executor_log_event(&node->ev);
                 if (e->handler)
@@ -823,6 +864,19 @@ static int job_split(Executor *e, Job *job, bool keys) {
                 } else
                         t = &job->txs[job->n_txs - 1];
                 t->end = i + 1;
+                if (keys && plan_action_type_is_mdev(a->type) && a->type != PLAN_ACTION_SET_VGPU_TYPE) {
+                        /* An mdev: its parent (a PCI parent also by its address, below, so that it waits
+                         * for the parent's driver transaction). */
+                        char *k;
+                        if (a->parent && asprintf(&k, "mdev-parent:%s", a->parent) >= 0) {
+                                r = keys_add(&t->keys, k);
+                                if (r < 0)
+                                        return r;
+                        } else if (a->parent)
+                                return -ENOMEM;
+                        if (!pci_address_is_valid(a->address))
+                                continue;
+                }
                 if (!keys || strv_contains(t->keys, a->address))
                         continue;
                 r = keys_add(&t->keys, strdup(a->address));
@@ -847,6 +901,32 @@ static int job_split(Executor *e, Job *job, bool keys) {
         return 0;
 }
 
+/* A name that becomes one path component under /sys. */
+static bool component_is_valid(const char *s) {
+        return s && *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") && strlen(s) <= NAME_MAX;
+}
+
+/* The strings of an mdev action become paths and values under /sys: check them as the parser does. */
+static int mdev_action_validate(const PlanAction *a) {
+        switch (a->type) {
+        case PLAN_ACTION_MDEV_CREATE:
+                return mdev_uuid_is_valid(a->uuid) && component_is_valid(a->parent) &&
+                                component_is_valid(a->mdev_type)
+                        ? 0
+                        : -EINVAL;
+        case PLAN_ACTION_MDEV_REMOVE:
+                return mdev_uuid_is_valid(a->uuid) ? 0 : -EINVAL;
+        case PLAN_ACTION_MDEV_SET_ATTR:
+                return mdev_uuid_is_valid(a->uuid) && component_is_valid(a->attr_name) && a->attr_value
+                        ? 0
+                        : -EINVAL;
+        case PLAN_ACTION_SET_VGPU_TYPE:
+                return pci_address_is_valid(a->address) ? 0 : -EINVAL;
+        default:
+                return -EINVAL;
+        }
+}
+
 static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, uint64_t *ret_job) {
         Job *job;
         unsigned last = 0, want;
@@ -861,7 +941,12 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
                 const PlanAction *a = &plan->actions[i];
                 bool needs_driver = a->type == PLAN_ACTION_SET_OVERRIDE || a->type == PLAN_ACTION_UNBIND;
 
-                if (a->type < 0 || a->type >= _PLAN_ACTION_TYPE_MAX || !pci_address_is_valid(a->address))
+                if (a->type < 0 || a->type >= _PLAN_ACTION_TYPE_MAX)
+                        return -EINVAL;
+                if (plan_action_type_is_mdev(a->type)) {
+                        if (mdev_action_validate(a) < 0)
+                                return -EINVAL;
+                } else if (!pci_address_is_valid(a->address))
                         return -EINVAL;
                 if (needs_driver && !driver_name_is_valid(a->driver))
                         return -EINVAL;
@@ -898,10 +983,18 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
                 (void)snprintf(j->address, sizeof(j->address), "%s", a->address);
                 j->verify = a->verify;
                 j->value = a->value;
+                (void)snprintf(j->uuid, sizeof(j->uuid), "%s", a->uuid);
+                if (strdup_null(a->parent, &j->parent) < 0 || strdup_null(a->mdev_type, &j->mdev_type) < 0 ||
+                    strdup_null(a->attr_name, &j->attr_name) < 0 ||
+                    strdup_null(a->attr_value, &j->attr_value) < 0) {
+                        job->n_actions = i + 1;
+                        job_free(job);
+                        return -ENOMEM;
+                }
                 if (a->driver) {
                         j->driver = strdup(a->driver);
                         if (!j->driver) {
-                                job->n_actions = i;
+                                job->n_actions = i + 1;
                                 job_free(job);
                                 return -ENOMEM;
                         }

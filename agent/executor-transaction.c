@@ -842,6 +842,10 @@ static void tx_run(Tx *t) {
 
 /* One transaction of |job|, on lane |l|. */
 void job_run_tx(Lane *l, Job *job, const JobTx *jt) {
+        if (plan_action_type_is_mdev(job->actions[jt->start].type)) {
+                job_run_mdev_tx(l, job, jt);
+                return;
+        }
         Tx t = {
                 .e = l->e,
                 .lane = l,

@@ -62,6 +62,26 @@
  *   6. the journal hook (EXECUTOR_JOURNAL_END) with the outcome.
  * Exiting or freeing the executor never undoes anything (DESIGN.md rule 6).
  *
+ * Mdev and vendor vGPU transactions (issue 14; the plan's last ones, one instance each; the code is
+ * executor-mdev.c) run as:
+ *   1. refuse it if its key (the parent's name, or the VF for a vGPU) is stuck;
+ *   2. read the originals: whether the mdev exists; the VF's current_vgpu_type;
+ *   3. the journal hook (EXECUTOR_JOURNAL_BEGIN, ExecutorJournal.mdevs) records an instance the
+ *      transaction creates BEFORE the create write, so a crash (SIGKILL) mid-create leaves a record
+ *      and the next start adopts the instance if still wanted, else removes it: never an orphan;
+ *   4. MDEV_REMOVE writes 1 to /sys/bus/mdev/devices/<uuid>/remove and verifies the device is gone;
+ *      MDEV_CREATE writes the UUID to /sys/class/mdev_bus/<parent>/mdev_supported_types/<type>/create
+ *      (Documentation/driver-api/vfio-mediated-device.rst), then waits (settle_usec, polling from
+ *      1 ms, doubling up to 32 ms) for /sys/bus/mdev/devices/<uuid>/mdev_type and verifies it names
+ *      <type> (6.1's mdev uevents carry no MDEV_TYPE and the link can appear after the write
+ *      returns); MDEV_SET_ATTR writes each attribute to the mdev's directory, in order (vendor
+ *      attributes have no read-back contract: the write's success is the check); SET_VGPU_TYPE
+ *      writes the id to <VF>/nvidia/current_vgpu_type and reads it back;
+ *   5. on the first failure: remove the mdev this transaction created (only that one: an instance
+ *      that existed before is never removed by a rollback), or write 0 to a VF whose type it set
+ *      (when the original was 0);
+ *   6. one EXECUTOR_EVENT_MDEV with the outcome, then the journal hook (END).
+ *
  * Paths: the SYSFS_* paths of names.h, below ExecutorOptions.sysfs_root
  * (NULL in the daemon: the real /sys; a directory in the unit tests).
  */
@@ -95,16 +115,20 @@ typedef enum ExecutorEventType {
         EXECUTOR_EVENT_DEVICE, /* the outcome of one function in one transaction */
         EXECUTOR_EVENT_RELEASED, /* a stuck access returned: the function takes work again; re-plan */
         EXECUTOR_EVENT_JOB_DONE, /* every transaction of a job ran (or was refused) */
+        EXECUTOR_EVENT_MDEV, /* the outcome of one mdev or vendor vGPU transaction (issue 14) */
         _EXECUTOR_EVENT_TYPE_MAX,
         _EXECUTOR_EVENT_TYPE_INVALID = -EINVAL,
 } ExecutorEventType;
-const char *executor_event_type_to_string(ExecutorEventType t); /* "device", "released", "job-done" */
+/* "device", "released", "job-done", "mdev" */
+const char *executor_event_type_to_string(ExecutorEventType t);
 
 typedef struct ExecutorEvent {
         ExecutorEventType type;
         uint64_t job; /* as returned by executor_submit(); 0 for RELEASED */
         unsigned transaction; /* DEVICE: PlanAction.transaction */
-        const char *address; /* DEVICE, RELEASED: the PCI address */
+        const char
+                *address; /* DEVICE, RELEASED: the PCI address; MDEV: the parent's name (a vGPU: the VF) */
+        const char *uuid; /* MDEV: the mdev's UUID; "" for a vendor vGPU; NULL for other events */
         DeviceState state; /* DEVICE: DEVICE_STATE_CONVERGED, _FAILED or _STUCK */
         int error; /* DEVICE: 0, or negative errno (-ETIMEDOUT when stuck, -ECANCELED when rolled back
                     * for a peer's failure); RELEASED: the late access's own result */
@@ -140,12 +164,23 @@ typedef struct ExecutorJournalDevice {
         bool release; /* PLAN_VERIFY_HOST: back to the host driver */
 } ExecutorJournalDevice;
 
+/* One mdev or vendor vGPU instance of an mdev transaction (issue 14). */
+typedef struct ExecutorJournalMdev {
+        const char *uuid; /* the mdev; "" for a vendor vGPU */
+        const char *parent; /* the parent's name; for a vGPU, the VF's address */
+        const char *type; /* the type id it creates or sets (a vGPU's as decimal); NULL: none */
+        bool create; /* BEGIN: it creates (or sets a vGPU type): record ownership before the write */
+        bool remove; /* it removes it (or clears the vGPU type): at END CONVERGED, forget it */
+} ExecutorJournalMdev;
+
 typedef struct ExecutorJournal {
         ExecutorJournalPhase phase;
         uint64_t job;
         unsigned transaction;
         const ExecutorJournalDevice *devices; /* every function the transaction touches, in plan order */
-        size_t n_devices;
+        size_t n_devices; /* 0 for an mdev transaction */
+        const ExecutorJournalMdev *mdevs; /* an mdev transaction's instance (1), else NULL */
+        size_t n_mdevs;
         DeviceState outcome; /* END: CONVERGED (committed), FAILED (rolled back; see the DEVICE events),
                               * STUCK (a write never returned: keep the record for recovery) */
         /* The hook's own per-transaction slot, NULL at BEGIN: what BEGIN stores there, END gets back

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "mdev-owned.h"
 #include "names.h"
 #include "ownership.h"
 #include "state-store.h"
@@ -20,6 +21,8 @@ struct Ownership {
         pthread_mutex_t lock;
         StateStore *store; /* NULL when it could not be loaded: then nothing is mutated */
         char *error;
+        MdevOwned *mdevs; /* issue 14; NULL when it could not be loaded: no mdev is touched */
+        char *mdevs_error;
 };
 
 /* The journal hook's record of one transaction, from BEGIN to END (ExecutorJournal.state). */
@@ -76,6 +79,19 @@ int ownership_new(const char *state_dir, Ownership **ret) {
                 o->error = NULL;
                 log_store_warnings(o);
         }
+
+        k = mdev_owned_load(state_dir, &o->mdevs, &o->mdevs_error);
+        if (k == -ENOMEM) {
+                ownership_free(o);
+                return k;
+        }
+        if (k < 0) {
+                log_error(
+                        "Cannot load the mdev ownership records: %s. hostdevd will create and remove no mdev "
+                        "until the file is repaired or removed.",
+                        strna(o->mdevs_error));
+                o->mdevs = NULL;
+        }
         *ret = o;
         return 0;
 }
@@ -85,6 +101,8 @@ Ownership *ownership_free(Ownership *o) {
                 return NULL;
         state_store_free(o->store);
         free(o->error);
+        mdev_owned_free(o->mdevs);
+        free(o->mdevs_error);
         pthread_mutex_destroy(&o->lock);
         free(o);
         return NULL;
@@ -160,6 +178,68 @@ void ownership_log_interrupted(Ownership *o) {
                                 strna(devices[i]->previous_driver),
                                 strna(devices[i]->previous_driver_override));
         pthread_mutex_unlock(&o->lock);
+}
+
+/* Issue 14: an mdev/vGPU transaction. BEGIN records what it creates before the write; END CONVERGED
+ * forgets what it removed. A failed or stuck one keeps its record: an owned instance that does not
+ * exist is harmless, an unrecorded one that does would be an orphan. Under the lock. */
+static int journal_mdev(Ownership *o, const ExecutorJournal *j) {
+        const ExecutorJournalMdev *m = &j->mdevs[0];
+        bool vgpu = !m->uuid || !*m->uuid;
+        const char *key = vgpu ? m->parent : m->uuid;
+        int k = 0;
+
+        if (!o->mdevs)
+                return j->phase == EXECUTOR_JOURNAL_BEGIN ? -EUCLEAN : 0;
+        if (j->phase == EXECUTOR_JOURNAL_BEGIN && m->create) {
+                k = mdev_owned_add(o->mdevs, vgpu, key, vgpu ? NULL : m->parent, m->type);
+                if (k < 0)
+                        log_error_errno(
+                                k, "Failed to record %s %s as hostdevd's: %m; not creating it",
+                                vgpu ? "the vGPU of" : "mdev", key);
+        } else if (j->phase == EXECUTOR_JOURNAL_END && m->remove && j->outcome == DEVICE_STATE_CONVERGED) {
+                k = mdev_owned_forget(o->mdevs, vgpu, key);
+                if (k < 0)
+                        log_warning_errno(
+                                k, "Failed to drop %s %s from the mdev ownership records: %m",
+                                vgpu ? "the vGPU of" : "mdev", key);
+        }
+        return k < 0 ? k : 0;
+}
+
+int ownership_list_owned_mdevs(Ownership *o, bool vgpu, char ***ret) {
+        int k;
+
+        assert(ret);
+        *ret = NULL;
+        if (!o)
+                return 0;
+        pthread_mutex_lock(&o->lock);
+        k = o->mdevs ? mdev_owned_list(o->mdevs, vgpu, ret) : 0;
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
+int ownership_adopt_mdev(Ownership *o, const char *uuid, const char *parent, const char *type) {
+        int k;
+
+        if (!o)
+                return -ENOENT;
+        pthread_mutex_lock(&o->lock);
+        k = o->mdevs ? mdev_owned_add(o->mdevs, false, uuid, parent, type) : -EUCLEAN;
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
+bool ownership_mdevs_usable(Ownership *o) {
+        bool usable;
+
+        if (!o)
+                return false;
+        pthread_mutex_lock(&o->lock);
+        usable = o->mdevs;
+        pthread_mutex_unlock(&o->lock);
+        return usable;
 }
 
 /* BEGIN: record the originals of every function of the transaction before any write. Under the lock. */
@@ -246,7 +326,10 @@ int ownership_journal(const ExecutorJournal *j, void *userdata) {
         assert(o);
 
         pthread_mutex_lock(&o->lock);
-        k = j->phase == EXECUTOR_JOURNAL_BEGIN ? journal_begin(o, j) : journal_end(o, j);
+        if (j->n_mdevs > 0)
+                k = journal_mdev(o, j);
+        else
+                k = j->phase == EXECUTOR_JOURNAL_BEGIN ? journal_begin(o, j) : journal_end(o, j);
         log_store_warnings(o);
         pthread_mutex_unlock(&o->lock);
         return k;

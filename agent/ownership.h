@@ -44,5 +44,16 @@ int ownership_forget(Ownership *o, const char *address);
 /* Log each transaction a crash interrupted (at start; the plan re-plans those functions). */
 void ownership_log_interrupted(Ownership *o);
 
+/* ---- mdevs and vendor vGPUs (issue 14; mdev-owned.h: owned-mdevs.json) ---------------------- */
+
+/* Whether the mdev records loaded (when not, every mdev transaction's BEGIN fails with -EUCLEAN). */
+bool ownership_mdevs_usable(Ownership *o);
+/* The UUIDs of the mdevs hostdevd owns, or with |vgpu| the VFs whose vGPU type it set (new strv,
+ * sorted; NULL when none): PlannerInput.owned_mdevs / owned_vgpus. Returns 0 or -ENOMEM. */
+int ownership_list_owned_mdevs(Ownership *o, bool vgpu, char ***ret);
+/* Record an mdev that a UUID= rule named and the plan adopted (no write), so that it is removed when
+ * no rule wants it any more. Returns 1 recorded, 0 already, -EUCLEAN (records unusable), -errno. */
+int ownership_adopt_mdev(Ownership *o, const char *uuid, const char *parent, const char *type);
+
 /* The executor's journal hook (ExecutorJournalFunc), |userdata| the Ownership. Thread-safe. */
 int ownership_journal(const ExecutorJournal *j, void *userdata);
