@@ -1088,6 +1088,18 @@ static int plan_mdevs(Planner *p) {
                                 return r;
                         continue;
                 }
+                if (want && !want->parent) {
+                        /* The resolution saw no parent for it (the reconciler passed none): never remove on
+                         * that ground; the next plan with the parents decides. */
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, m->type_id, DEVICE_STATE_PENDING,
+                                owned || want->named ? MDEV_OWNER_HOSTDEVD : MDEV_OWNER_FOREIGN,
+                                want->source, "exists on %s, but no parent of the rule is known yet",
+                                strna(m->parent));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (!want && !owned) {
                         /* Foreign: shown, never touched. */
                         r = plan_mdev_add(

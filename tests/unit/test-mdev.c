@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,11 +142,56 @@ static void test_parent_read(void **state) {
         mdev_parent_free(p);
 }
 
+/* NVIDIA's vGPU VF layout (its vGPU user guide): nvidia/creatable_vgpu_types, nvidia/current_vgpu_type. */
+static void test_vgpu_vf_read(void **state) {
+        SysfsTree *t = *state;
+        VgpuVf *v = NULL;
+        char dir[256];
+
+        sysfs_tree_add_pci(t, "0000:41:00.0", 0x10de, 0x2235, 0x030200);
+        sysfs_tree_make_pf(t, "0000:41:00.0", 4);
+        snprintf(
+                dir, sizeof(dir), "%s/nvidia",
+                sysfs_tree_add_vf(t, "0000:41:00.0", 0, "0000:41:00.4", 0x2235));
+        sysfs_tree_mkdir(t, dir);
+        sysfs_tree_write(
+                t, dir, "creatable_vgpu_types",
+                "ID    : vGPU Name\n558   : NVIDIA A40-2Q\n557   : NVIDIA A40-1Q\n");
+        sysfs_tree_write(t, dir, "current_vgpu_type", "0\n");
+        sysfs_tree_set_group(t, "0000:41:00.4", 44);
+
+        assert_int_equal(vgpu_vf_read("0000:41:00.4", &v), 0);
+        assert_string_equal(v->address, "0000:41:00.4");
+        assert_string_equal(v->physfn, "0000:41:00.0");
+        assert_int_equal(v->iommu_group, 44);
+        assert_int_equal(v->n_creatable, 2);
+        assert_int_equal(v->creatable[0].id, 557);
+        assert_string_equal(v->creatable[1].name, "NVIDIA A40-2Q");
+        assert_int_equal(v->current_type, 0);
+        assert_null(v->errors);
+        v = vgpu_vf_free(v);
+
+        /* The VF carries a vGPU now: nothing creatable; a malformed list is an error, not a crash. */
+        sysfs_tree_write(t, dir, "current_vgpu_type", "557\n");
+        sysfs_tree_write(t, dir, "creatable_vgpu_types", "garbage\n");
+        assert_int_equal(vgpu_vf_read("0000:41:00.4", &v), 0);
+        assert_int_equal(v->current_type, 557);
+        assert_int_equal(v->n_creatable, 0);
+        assert_non_null(v->errors);
+        assert_string_equal(v->errors[0], "nvidia/creatable_vgpu_types: line 1: not \"ID : NAME\"");
+        v = vgpu_vf_free(v);
+
+        /* A function without nvidia/ is no vGPU VF. */
+        assert_int_equal(vgpu_vf_read("0000:41:00.0", &v), -ENOENT);
+        assert_int_equal(vgpu_vf_read("bogus", &v), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_mdev_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mdev_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parent_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vgpu_vf_read, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
