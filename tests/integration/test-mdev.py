@@ -591,6 +591,41 @@ class MdevReconcile(MdevDaemonCase):
                 for u in set(uuids) - {ACTIVE}:
                         self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
 
+        def test_sigkill_mid_create_leaves_no_orphan(self):
+                """SIGKILL while the create write is in the kernel, the rule removed, restart: the instance
+                the kernel finished is hostdevd's (recorded before the write) and is removed."""
+                self.reactor.stuck_create.add(U1)
+                self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                self.daemon.proc.kill()
+                self.daemon.proc.wait()
+                self.reactor.release_stuck()
+                self.reactor.wait_written(('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create', U1, 0))
+                self.assertIn(U1, self.typed())
+                os.unlink(self.etc('50-fixed.conf'))
+                c = self.start()
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'the interrupted instance removed')
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+                self.wait_manager('State', 'converged')
+
+        def test_sigkill_mid_create_then_adopted(self):
+                """The same with the rule kept: the restart adopts the instance without a write."""
+                self.reactor.stuck_create.add(U1)
+                self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                self.daemon.proc.kill()
+                self.daemon.proc.wait()
+                self.reactor.release_stuck()
+                self.reactor.wait_written(('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create', U1, 0))
+                n = len(self.reactor.writes)
+                self.start()
+                self.wait_mdev(U1, 'State', 'converged')
+                self.wait_mdev(U1, 'Owner', 'hostdevd')
+                self.H.barrier(self.c)
+                self.assertEqual(self.mdev_writes()[-1:], [('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create',
+                                                            U1, 0)])
+                self.assertEqual([w for w in self.reactor.writes[n:] if 'mdev' in w[0] or 'mtty' in w[0]], [])
+
         def test_vgpu_on_vfs(self):
                 """[VGPU] Type= by name, Count=2 across the GPU's VFs: two VFs get the type id."""
                 self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
