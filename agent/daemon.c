@@ -209,6 +209,12 @@ static void on_refresh(void *userdata, const char *address) {
         intake_queue_refresh(d->ctx.intake, address);
 }
 
+static void on_mdev_refresh(void *userdata, const char *uuid) {
+        Daemon *d = userdata;
+
+        intake_queue_mdev_refresh(d->ctx.intake, uuid);
+}
+
 static void on_status_changed(void *userdata, const char *address) {
         Daemon *d = userdata;
 
@@ -367,6 +373,7 @@ int daemon_start(Daemon *d) {
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,
                 .mdev_status_changed = on_mdev_status_changed,
+                .queue_mdev_refresh = on_mdev_refresh,
                 .lease_holders = on_lease_holders,
                 .holder_is_leased = on_holder_is_leased,
         };

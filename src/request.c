@@ -15,7 +15,6 @@
 #include "file-util.h"
 #include "log.h"
 #include "macro.h"
-#include "mdev.h"
 #include "names.h"
 #include "pci-address.h"
 #include "request.h"
@@ -359,28 +358,4 @@ bool request_mdev_value_is_valid(const char *s) {
                 if (s[i] < 0x20 || s[i] > 0x7e || strchr("#;[]=\\/", s[i]))
                         return false;
         return true;
-}
-
-int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret) {
-        bool has_parent = parent && *parent;
-        char *s;
-
-        assert(ret);
-
-        if ((has_parent && !request_mdev_value_is_valid(parent)) || !request_mdev_value_is_valid(type) ||
-            !uuid || !mdev_uuid_is_valid(uuid))
-                return -EINVAL;
-
-        if (asprintf(
-                    &s,
-                    "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
-                    "[" CONF_SECTION_MDEV "]\n"
-                    "%s%s%s"
-                    "Type=%s\n"
-                    "UUID=%s\n",
-                    has_parent ? "Parent=" : "", has_parent ? parent : "", has_parent ? "\n" : "", type,
-                    uuid) < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
 }

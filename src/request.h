@@ -2,8 +2,7 @@
 #pragma once
 
 /*
- * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs, CreateMdev, RemoveMdev;
- * dbus/org.hostdevd1.xml)
+ * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs; dbus/org.hostdevd1.xml)
  * are desired-state files in hostdevd.conf(5) format, so one model and one parser cover both: this
  * module names them, writes their text, validates their flags, stores them and keeps a backup of
  * what a request replaced. No D-Bus, no event loop: the reconciler reloads after each change and the
@@ -60,16 +59,10 @@ int request_format_sriov(const char *address, uint32_t num_vfs, const char *vf_d
  * does (printable, no '/', a parent no white space); -EINVAL otherwise, -ENOMEM.
  */
 int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret);
-
-/*
- * The hostdevd.conf(5) text of a CreateMdev request: [Mdev] with Parent=|parent| (omitted when NULL or
- * ""), Type=|type|, UUID=|uuid| (lowercase canonical). |parent| and |type| must pass
- * request_mdev_value_is_valid(): -EINVAL otherwise, so nothing is written that parses differently.
- */
-int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret);
-/* A Parent= or Type= value a request may store as it is: 1-255 bytes of printable ASCII, no leading or
- * trailing space, none of the INI's comment, section or escape characters ('#', ';', '[', ']', '=', '\\')
- * and no '/' (a parent is a sysfs name). Type names have spaces ("GRID T4-1Q"). */
+/* What Manager.CreateMdev accepts as a parent or type before it writes anything (stricter than
+ * request_format_mdev(), so that nothing it stores can read differently through the INI parser): 1-255
+ * bytes of printable ASCII, no leading or trailing space, none of '#', ';', '[', ']', '=', '\\', '/'.
+ * Type names have spaces ("GRID T4-1Q"). */
 bool request_mdev_value_is_valid(const char *s);
 
 /*

@@ -1054,6 +1054,9 @@ class KernelReactor:
           ignore_bind          a write to drivers/*/bind succeeds and binds nothing
           stuck_unbind         the unbind write never returns (until release_stuck())
           numvfs_busy          sriov_numvfs writes fail with EBUSY (the PF driver refuses)
+          stuck_create         (UUIDs) the create write of that UUID is held until release_stuck();
+                               then the kernel completes it (the mdev appears) whether or not the
+                               writer is still there
         |writes|: every request (path relative to /sys, value, errno), in order;
         |kernel_errors|: those answered with an errno.
         """
@@ -1066,6 +1069,7 @@ class KernelReactor:
                 self.numvfs_busy = set()
                 self.ignore_bind = set()
                 self.stuck_unbind = set()
+                self.stuck_create = set()
                 self.writes = []
                 self.kernel_errors = []
                 self.stuck = []              # (path, value) of writes being held
@@ -1143,6 +1147,13 @@ class KernelReactor:
                         e = errno.EIO
                         self._record(rel, value, e)
                         return e
+                if name == 'create' and value[:36].lower() in self.stuck_create:
+                        with self._cond:
+                                self.stuck.append((rel, value))
+                                self._cond.notify_all()
+                        self._release.wait()
+                        with self._cond:
+                                self.stuck.remove((rel, value))
                 with self.k.lock:
                         if rel == 'bus/pci/drivers_probe':
                                 e = self.k.store_drivers_probe(value.strip(), self)

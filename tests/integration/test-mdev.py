@@ -289,7 +289,8 @@ class MdevDaemonCase(R.ReconcileTestCase):
 
         def add_t4(self):
                 """Only the T4 of mdev-host.umockdev (no mtty yet), with its active vGPU."""
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 self.H.t.add_text(text.split('P: /devices/virtual/mtty/mtty')[0])
 
         def avail(self, parent, type_id):
@@ -315,6 +316,12 @@ class MdevDaemonCase(R.ReconcileTestCase):
         def mdev_type_of(self, uuid):
                 d = self.H.t.real(self.H.t.mdev_syspath(uuid))
                 return os.path.basename(os.readlink(os.path.join(d, 'mdev_type')))
+
+        def typed(self):
+                """The mdevs that are whole: a create in progress has no mdev_type link yet."""
+                t = self.H.t
+                return [u for u in t.mdev_uuids()
+                        if os.path.islink(os.path.join(t.real(t.mdev_syspath(u)), 'mdev_type'))]
 
         def parent_of(self, uuid):
                 return os.path.basename(os.path.dirname(self.H.t.mdev_syspath(uuid)))
@@ -372,6 +379,24 @@ class MdevBus(MdevDaemonCase):
                 msg = self.assertDBusError(ERR + 'NotFound', 'RemoveMdev', ACTIVE)
                 self.assertIn(ACTIVE, msg)
                 self.assertIn(ACTIVE, self.H.t.mdev_uuids())
+
+        def test_remove_held_is_blocked(self):
+                """RemoveMdev of an instance a process holds: Blocked naming pid and command; the declaration
+                and the instance stay; once released, RemoveMdev removes it."""
+                self.start()
+                self.call('CreateMdev', MTTY, 'mtty-1', U1, R.dbus.UInt64(0))
+                p = self.hold(self.mdev(U1, 'IommuGroup'))
+                msg = self.assertDBusError(ERR + 'Blocked', 'RemoveMdev', U1)
+                self.assertIn(str(p.pid), msg)
+                self.assertIn('sleep', msg)
+                self.assertIn(U1, self.typed())
+                self.assertEqual(self.request_files(), ['90-runtime-mdev-%s.conf' % U1])
+                self.assertFalse([w for w in self.mdev_writes() if w[0].endswith('/remove')])
+                p.kill()
+                p.wait()
+                self.call('RemoveMdev', U1)
+                self.assertNotIn(U1, self.H.t.mdev_uuids())
+                self.assertEqual(self.request_files(), [])
 
         def test_invalid_arguments_change_nothing(self):
                 c = self.start()
@@ -456,7 +481,7 @@ class MdevReconcile(MdevDaemonCase):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='Single port serial', Count=2)})
                 self.wait_mdev(U1, 'State', 'converged')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 4, 30, 'four mdevs')
                 counted = sorted(set(self.H.t.mdev_uuids()) - {U1, ACTIVE})
                 for u in counted:
                         self.assertEqual((self.parent_of(u), self.mdev_type_of(u)), (MTTY, 'mtty-1'))
@@ -474,18 +499,19 @@ class MdevReconcile(MdevDaemonCase):
                 """Two parents with the type (a second mtty-like parent): spread alternates, pack fills one."""
                 k = self.H.k
                 # a second non-PCI parent with the same types
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 mt = text[text.index('P: /devices/virtual/mtty/mtty'):]
                 self.H.t.add_text(mt.replace('/devices/virtual/mtty/mtty', '/devices/virtual/mtty/mtty2'))
                 k.mdev_parent_capacity('mtty2', 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
                 c = self.start({'50-spread.conf': mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-2', Count=4)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 5, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 5, 30, 'four mdevs')
                 parents = sorted(self.parent_of(u) for u in self.H.t.mdev_uuids() if u != ACTIVE)
                 self.assertEqual(parents, [MTTY, MTTY, 'mtty2', 'mtty2'])
                 self.write_conf('60-pack.conf', mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-1', Count=3,
                                                           Placement='pack'))
                 self.call('Reload')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 8, 30, 'seven mdevs')
+                c.wait_for(lambda: len(self.typed()) == 8, 30, 'seven mdevs')
                 packed = [self.parent_of(u) for u in self.H.t.mdev_uuids()
                           if u != ACTIVE and self.mdev_type_of(u) == 'mtty-1']
                 self.assertEqual(len(set(packed)), 1, packed)
@@ -513,12 +539,12 @@ class MdevReconcile(MdevDaemonCase):
                 """An instance made by hand on a parent that a Count= rule uses is counted, never removed,
                 even when its UUID is one hostdevd would pick or a rule is removed."""
                 c = self.start({'50-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=1)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev')
+                c.wait_for(lambda: len(self.typed()) == 2, 30, 'the counted mdev')
                 self.assertEqual(self.H.k.mdev_create_written(MTTY, 'mtty-1', U2), 0)
                 self.wait_mdev(U2, 'Owner', 'foreign')
                 os.unlink(self.etc('50-count.conf'))
                 self.call('Reload')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev removed')
+                c.wait_for(lambda: len(self.typed()) == 2, 30, 'the counted mdev removed')
                 self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U2]))
                 self.assertFalse([w for w in self.mdev_writes() if U2 in w[0] or U2 in w[1]])
                 self.assertEqual(self.mdev(U2, 'State'), 'converged')
@@ -551,7 +577,7 @@ class MdevReconcile(MdevDaemonCase):
         def test_restart_adopts_without_writes(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 4, 30, 'four mdevs')
                 self.wait_mdev(U1, 'State', 'converged')
                 uuids = self.H.t.mdev_uuids()
                 self.assertEqual(self.daemon.stop(), 0)
@@ -564,6 +590,41 @@ class MdevReconcile(MdevDaemonCase):
                 self.assertEqual(self.reactor.writes[n:], [], 'a restart wrote sysfs')
                 for u in set(uuids) - {ACTIVE}:
                         self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
+
+        def test_sigkill_mid_create_leaves_no_orphan(self):
+                """SIGKILL while the create write is in the kernel, the rule removed, restart: the instance
+                the kernel finished is hostdevd's (recorded before the write) and is removed."""
+                self.reactor.stuck_create.add(U1)
+                self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                self.daemon.proc.kill()
+                self.daemon.proc.wait()
+                self.reactor.release_stuck()
+                self.reactor.wait_written(('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create', U1, 0))
+                self.assertIn(U1, self.typed())
+                os.unlink(self.etc('50-fixed.conf'))
+                c = self.start()
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'the interrupted instance removed')
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+                self.wait_manager('State', 'converged')
+
+        def test_sigkill_mid_create_then_adopted(self):
+                """The same with the rule kept: the restart adopts the instance without a write."""
+                self.reactor.stuck_create.add(U1)
+                self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                self.daemon.proc.kill()
+                self.daemon.proc.wait()
+                self.reactor.release_stuck()
+                self.reactor.wait_written(('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create', U1, 0))
+                n = len(self.reactor.writes)
+                self.start()
+                self.wait_mdev(U1, 'State', 'converged')
+                self.wait_mdev(U1, 'Owner', 'hostdevd')
+                self.H.barrier(self.c)
+                self.assertEqual(self.mdev_writes()[-1:], [('devices/virtual/mtty/mtty/mdev_supported_types/mtty-1/create',
+                                                            U1, 0)])
+                self.assertEqual([w for w in self.reactor.writes[n:] if 'mdev' in w[0] or 'mtty' in w[0]], [])
 
         def test_vgpu_on_vfs(self):
                 """[VGPU] Type= by name, Count=2 across the GPU's VFs: two VFs get the type id."""
@@ -590,7 +651,8 @@ class MdevLateParent(MdevDaemonCase):
                 t, k = self.H.t, self.H.k
                 k.before_send()
                 t.tb.add_from_string('P: %s\nE: SUBSYSTEM=mtty\n' % MTTY_SYSPATH[4:])
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 for line in text[text.index('P: /devices/virtual/mtty/mtty'):].splitlines():
                         if line.startswith('A: '):
                                 name, value = line[3:].split('=', 1)
@@ -600,7 +662,7 @@ class MdevLateParent(MdevDaemonCase):
                 t.link_outside(t.real(MTTY_SYSPATH), 'mtty')
                 k.mdev_parent_capacity(MTTY, 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
                 k.mdev_parent_registered(MTTY_SYSPATH)
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30,
+                c.wait_for(lambda: len(self.typed()) == 4, 30,
                            lambda: 'the declared instances (now %r)' % self.H.t.mdev_uuids())
                 self.wait_mdev(U1, 'State', 'converged')
                 self.assertEqual(self.mdev_type_of(U1), 'mtty-2')
