@@ -587,20 +587,20 @@ static int parse_mdev_uuid(const char *s, char ret[static MDEV_UUID_STRING_MAX],
         return 0;
 }
 
-/* Whether |type| is a type id or name of |p|. */
-static bool parent_has_type(const MdevParent *p, const char *type) {
+/* The type of |p| whose id or name is |type|, NULL if none. */
+static const MdevType *parent_find_type(const MdevParent *p, const char *type) {
         for (size_t i = 0; i < p->n_types; i++)
                 if ((p->types[i].id && streq(p->types[i].id, type)) ||
                     (p->types[i].name && streq(p->types[i].name, type)))
-                        return true;
-        return false;
+                        return &p->types[i];
+        return NULL;
 }
 
 static int method_create_mdev(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusContext *d = userdata;
-        const char *parent, *type, *uuid;
+        const char *parent, *type, *uuid, *chosen = NULL;
         const MdevParent *const *parents;
-        bool found = false;
+        uint32_t best = 0;
         uint64_t flags;
         MdevStatusView v;
         size_t n = 0;
@@ -624,10 +624,22 @@ static int method_create_mdev(sd_bus_message *m, void *userdata, sd_bus_error *e
                         ESCAPE_QUOTE(type));
         if (*parent && !model_get_mdev_parent(d->model, parent))
                 return bus_error_setf_errno(error, -ENOENT, "No mdev parent '%s'", parent);
+        /* "": the parent with the type that has the most instances left (the first by name on a tie,
+         * or when none has any: the create then fails and says so); stored as Parent=, so the request
+         * names one parent as a desired-state file does. */
         parents = model_get_mdev_parents(d->model, &n);
-        for (size_t i = 0; i < n && !found; i++)
-                found = (!*parent || streq(parents[i]->name, parent)) && parent_has_type(parents[i], type);
-        if (!found)
+        for (size_t i = 0; i < n; i++) {
+                const MdevType *t;
+
+                if ((*parent && !streq(parents[i]->name, parent)) ||
+                    !(t = parent_find_type(parents[i], type)))
+                        continue;
+                if (!chosen || t->available_instances > best) {
+                        chosen = parents[i]->name;
+                        best = t->available_instances;
+                }
+        }
+        if (!chosen)
                 return bus_error_setf_errno(
                         error, -ENOENT, "No mdev type '%s' on %s%s", type,
                         *parent ? "parent " : "any parent", parent);
@@ -656,7 +668,7 @@ static int method_create_mdev(sd_bus_message *m, void *userdata, sd_bus_error *e
                 request_free(q);
                 return -EEXIST;
         }
-        q->mdev_parent = strdup(parent);
+        q->mdev_parent = strdup(chosen);
         q->mdev_type = strdup(type);
         if (!q->mdev_parent || !q->mdev_type) {
                 request_free(q);

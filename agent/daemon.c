@@ -204,6 +204,12 @@ static void on_refresh(void *userdata, const char *address) {
         intake_queue_refresh(d->ctx.intake, address);
 }
 
+static void on_mdev_refresh(void *userdata, const char *uuid) {
+        Daemon *d = userdata;
+
+        intake_queue_mdev_refresh(d->ctx.intake, uuid);
+}
+
 static void on_status_changed(void *userdata, const char *address) {
         Daemon *d = userdata;
 
@@ -321,6 +327,7 @@ int daemon_start(Daemon *d) {
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,
                 .mdev_status_changed = on_mdev_status_changed,
+                .queue_mdev_refresh = on_mdev_refresh,
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;

@@ -402,6 +402,24 @@ void intake_queue_refresh(Intake *in, const char *address) {
                 NULL);
 }
 
+void intake_queue_mdev_refresh(Intake *in, const char *uuid) {
+        const Mdev *m;
+        _cleanup_free_ char *syspath = NULL;
+
+        assert(in);
+
+        for (QueuedUevent *q = in->queue; q; q = q->next)
+                if (q->sysname && streq(q->sysname, uuid) && q->subsystem &&
+                    streq(q->subsystem, UEVENT_SUBSYSTEM_MDEV))
+                        return; /* that one re-reads it */
+        m = model_get_mdev(in->model, uuid);
+        if (m && m->syspath)
+                syspath = strdup(m->syspath);
+        if (!syspath)
+                return; /* its "add" is still to come, and reads it whole */
+        (void)intake_queue_uevent(in, UEVENT_ACTION_CHANGE, UEVENT_SUBSYSTEM_MDEV, syspath, uuid, NULL);
+}
+
 int intake_handle_uevent(
         Intake *in, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {

@@ -85,6 +85,11 @@ int intake_queue_uevent(
  * iteration, unless an event of it waits already (that one re-reads it) or its "add" is held. */
 void intake_queue_refresh(Intake *i, const char *address);
 
+/* Re-read mdev |uuid| (a "change") on a later loop iteration, unless an event of it waits already:
+ * after hostdevd's own create, whose uevents can precede the mdev_type link (Linux 6.1's
+ * mdev_device_create() makes the link last, with no uevent), so that the next plan sees its type. */
+void intake_queue_mdev_refresh(Intake *i, const char *uuid);
+
 /* Apply every queued uevent now, in order (before a plan, which must see them all). A no-op when
  * called from inside intake_handle_uevent() (a plan made while applying one event): the rest follow. */
 void intake_flush(Intake *i);

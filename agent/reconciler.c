@@ -21,7 +21,6 @@
 #include "holders.h"
 #include "log.h"
 #include "macro.h"
-#include "mdev-ownership.h"
 #include "mdev-uuids.h"
 #include "mdev.h"
 #include "module-loader.h"
@@ -102,12 +101,16 @@ struct Reconciler {
         /* Issue 14: mdevs and vendor vGPUs. */
         bool has_mdev_rules; /* the desired state has an [Mdev] or [VGPU] rule */
         MdevUuids *mdev_uuids; /* the stable UUIDs of Count= rules (mdev-uuids.h) */
-        MdevOwnership *mdev_owned; /* what hostdevd created or set (mdev-ownership.h); NULL: unusable */
-        char *mdev_owned_error; /* why it is unusable */
+        char **owned_mdevs, **owned_vgpus; /* of the last plan (ownership_list_owned_mdevs()) */
         char **mdev_errors; /* the rules the last resolution could not place ("FILE:LINE: ...") */
         char **all_config_errors; /* config_errors, then mdev_errors: Manager.ConfigErrors */
         PlanMdev *mdev_status; /* the last plan's instances (PlanMdev copies), published on Mdev objects */
         size_t n_mdev_status;
+        /* Instances whose transaction failed or got stuck (key: UUID, or "vgpu:VF"), with the outcome:
+         * not retried until the desired state changes or Apply() (else a create the kernel refuses
+         * would be retried on its own add/remove uevents forever). */
+        char **mdev_failed, **mdev_failed_reasons;
+        DeviceState *mdev_failed_states;
 };
 
 static int mdev_status_update(Reconciler *r, const Plan *plan);
@@ -165,6 +168,8 @@ const char *reconciler_manager_state(Reconciler *r) {
         DeviceState worst = DEVICE_STATE_CONVERGED;
 
         worst = status_table_worst(r->status);
+        for (size_t i = 0; i < r->n_mdev_status; i++)
+                worst = device_state_worst((const DeviceState[]){ worst, r->mdev_status[i].state }, 2);
         if (worst == DEVICE_STATE_CONVERGED && (r->n_inflight > 0 || r->queued))
                 worst = DEVICE_STATE_PENDING;
         return device_state_to_string(worst);
@@ -303,8 +308,8 @@ int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
 static bool reconciler_is_active(Reconciler *r) {
         if (r->desired && r->desired->n_rules > 0)
                 return true;
-        return ownership_any(r->ownership) || status_table_size(r->status) > 0 ||
-                mdev_ownership_mdevs(r->mdev_owned) || mdev_ownership_vgpus(r->mdev_owned);
+        return ownership_any(r->ownership) || status_table_size(r->status) > 0 || r->owned_mdevs ||
+                r->owned_vgpus;
 }
 
 static bool desired_has_mdev_rules(const DesiredState *s) {
@@ -342,7 +347,7 @@ static int mdev_inputs_read(
 
         m.mdevs = model_get_mdevs(r->model, &m.n_mdevs);
         m.parents = model_get_mdev_parents(r->model, &m.n_parents);
-        if (r->has_mdev_rules || mdev_ownership_vgpus(r->mdev_owned))
+        if (r->has_mdev_rules || r->owned_vgpus)
                 for (size_t i = 0; i < n_devices; i++) {
                         VgpuVf *v = NULL, **a;
                         int k;
@@ -408,77 +413,128 @@ static void reconciler_set_mdev_errors(Reconciler *r, char **errors) {
         reconciler_schedule_publish(r);
 }
 
-/* Owned instances that are gone and that no rule wants: no record any more. Saved at once (best
- * effort: a stale entry only makes a later instance of the same UUID count as hostdevd's). */
-static void reconciler_forget_mdevs(Reconciler *r, const DesiredResolution *res, const MdevInputs *m) {
-        _cleanup_strv_free_ char **gone = NULL, **gone_vgpus = NULL;
+/* The mdev ownership records (ownership.h; the executor's journal writes them before a create and
+ * drops an instance after its verified removal), for the planner and reconciler_is_active(). */
+static int reconciler_read_owned_mdevs(Reconciler *r) {
+        _cleanup_strv_free_ char **mdevs = NULL, **vgpus = NULL;
 
-        STRV_FOREACH (u, mdev_ownership_mdevs(r->mdev_owned))
-                if (!model_get_mdev(r->model, *u) && !desired_resolution_get_mdev(res, *u) &&
-                    strv_extend(&gone, *u) < 0)
-                        return;
-        STRV_FOREACH (a, mdev_ownership_vgpus(r->mdev_owned)) {
-                const VgpuVf *vf = NULL;
+        if (ownership_list_owned_mdevs(r->ownership, false, &mdevs) < 0 ||
+            ownership_list_owned_mdevs(r->ownership, true, &vgpus) < 0)
+                return -ENOMEM;
+        strv_free(r->owned_mdevs);
+        r->owned_mdevs = TAKE_PTR(mdevs);
+        strv_free(r->owned_vgpus);
+        r->owned_vgpus = TAKE_PTR(vgpus);
+        return 0;
+}
 
-                for (size_t i = 0; i < m->n_vfs; i++)
-                        if (streq(m->vfs[i]->address, *a))
-                                vf = m->vfs[i];
-                if ((!vf || vf->current_type == 0) && !desired_resolution_get_vgpu(res, *a) &&
-                    strv_extend(&gone_vgpus, *a) < 0)
-                        return;
-        }
-        STRV_FOREACH (u, gone)
-                if (mdev_ownership_forget(r->mdev_owned, false, *u) > 0)
-                        log_debug("mdev %s is gone and no rule wants it: no longer owned", *u);
-        STRV_FOREACH (a, gone_vgpus)
-                if (mdev_ownership_forget(r->mdev_owned, true, *a) > 0)
-                        log_debug("The vGPU of VF %s is cleared and no rule wants one: no longer owned", *a);
-        if (gone || gone_vgpus) {
-                int k = mdev_ownership_save(r->mdev_owned);
+/* An instance a UUID= rule names that exists and that no record lists yet (made before the rule, or
+ * by hand): the rule makes it hostdevd's, so it is removed when no rule wants it any more. */
+static void reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution *res) {
+        for (size_t i = 0; i < res->n_mdevs; i++) {
+                const DesiredMdev *dm = &res->mdevs[i];
+                const Mdev *m = model_get_mdev(r->model, dm->uuid);
+                int k;
 
+                if (!dm->named || !m || strv_contains(r->owned_mdevs, dm->uuid))
+                        continue;
+                k = ownership_adopt_mdev(r->ownership, dm->uuid, strempty(m->parent), strempty(m->type_id));
                 if (k < 0)
-                        log_warning_errno(k, "Failed to save the mdev ownership record: %m, ignoring");
+                        log_warning_errno(
+                                k, "Failed to record mdev %s as hostdevd's: %m, ignoring", dm->uuid);
+                else if (k > 0 && strv_extend(&r->owned_mdevs, dm->uuid) < 0)
+                        return;
         }
 }
 
-/* Before the writes of |todo| run: record every mdev it creates and every VF it gives a vGPU type,
- * and the stable UUIDs picked for Count= rules, durably (DESIGN.md §3.5: the record comes first, so a
- * crash leaves no instance nobody owns). Returns 0, -EUCLEAN (the record is unusable: nothing of
- * issue 14 may be created), or -errno of saving. */
-static int reconciler_record_mdevs(Reconciler *r, const Plan *todo) {
+/* Before the writes of |todo| run: the stable UUIDs picked for Count= rules, durably, so that an
+ * instance created now gets the same UUID after a restart (mdev-uuids.h). The ownership record of
+ * each instance is the executor journal's (ownership.h). Returns 0 or -errno of saving. */
+static int reconciler_save_mdev_uuids(Reconciler *r, const Plan *todo) {
         bool any = false;
         int k;
 
         for (size_t i = 0; i < todo->n_actions; i++)
-                any = any || plan_action_type_is_mdev(todo->actions[i].type);
+                any = any || todo->actions[i].type == PLAN_ACTION_MDEV_CREATE;
         if (!any)
                 return 0;
-        if (!r->mdev_owned) {
-                log_error(
-                        "Not creating mdevs or vGPUs: the mdev ownership record could not be loaded (%s)",
-                        strna(r->mdev_owned_error));
-                return -EUCLEAN;
-        }
-        for (size_t i = 0; i < todo->n_actions; i++) {
-                const PlanAction *a = &todo->actions[i];
-
-                k = 0;
-                if (a->type == PLAN_ACTION_MDEV_CREATE)
-                        k = mdev_ownership_add(r->mdev_owned, false, a->uuid);
-                else if (a->type == PLAN_ACTION_SET_VGPU_TYPE && a->value != 0)
-                        k = mdev_ownership_add(r->mdev_owned, true, a->address);
-                if (k < 0)
-                        return log_error_errno(
-                                k, "Failed to record the mdev or vGPU of %s: %m",
-                                a->uuid[0] ? a->uuid : a->address);
-        }
         k = mdev_uuids_save(r->mdev_uuids);
         if (k < 0)
                 return log_error_errno(k, "Failed to save the stable mdev UUIDs: %m");
-        k = mdev_ownership_save(r->mdev_owned);
-        if (k < 0)
-                return log_error_errno(k, "Failed to save the mdev ownership record: %m");
         return 0;
+}
+
+static const char *plan_mdev_key(const char *uuid, const char *vf, char *buf, size_t size) {
+        if (uuid && *uuid)
+                return uuid;
+        (void)snprintf(buf, size, "vgpu:%s", strempty(vf));
+        return buf;
+}
+
+static ssize_t mdev_failed_find(Reconciler *r, const char *key) {
+        for (size_t i = 0; r->mdev_failed && r->mdev_failed[i]; i++)
+                if (streq(r->mdev_failed[i], key))
+                        return (ssize_t)i;
+        return -1;
+}
+
+static void mdev_failed_clear(Reconciler *r) {
+        r->mdev_failed = strv_free(r->mdev_failed);
+        r->mdev_failed_reasons = strv_free(r->mdev_failed_reasons);
+        r->mdev_failed_states = mfree(r->mdev_failed_states);
+}
+
+static void mdev_failed_set(Reconciler *r, const char *key, DeviceState state, const char *reason) {
+        ssize_t i = mdev_failed_find(r, key);
+        size_t n = strv_length(r->mdev_failed);
+        DeviceState *states;
+        char *copy;
+
+        if (i >= 0) {
+                copy = strdup(strempty(reason));
+                if (!copy)
+                        return;
+                free(r->mdev_failed_reasons[i]);
+                r->mdev_failed_reasons[i] = copy;
+                r->mdev_failed_states[i] = state;
+                return;
+        }
+        states = reallocarray(r->mdev_failed_states, n + 1, sizeof(DeviceState));
+        if (!states)
+                return;
+        r->mdev_failed_states = states;
+        if (strv_extend(&r->mdev_failed, key) < 0)
+                return;
+        if (strv_extend(&r->mdev_failed_reasons, strempty(reason)) < 0) {
+                mdev_failed_clear(r); /* keep the lists parallel: at worst retried */
+                return;
+        }
+        states[n] = state;
+}
+
+/* Drop the transactions of failed instances from |todo| (one instance per mdev transaction). */
+static void reconciler_drop_failed_mdevs(Reconciler *r, Plan *todo) {
+        size_t n = 0;
+
+        if (!r->mdev_failed)
+                return;
+        for (size_t i = 0; i < todo->n_actions; i++) {
+                PlanAction *a = &todo->actions[i];
+                char buf[PCI_ADDRESS_STRING_MAX + 8];
+
+                if (plan_action_type_is_mdev(a->type) &&
+                    mdev_failed_find(r, plan_mdev_key(a->uuid, a->address, buf, sizeof(buf))) >= 0) {
+                        free(a->driver);
+                        free(a->reason);
+                        free(a->parent);
+                        free(a->mdev_type);
+                        free(a->attr_name);
+                        free(a->attr_value);
+                        continue;
+                }
+                todo->actions[n++] = *a;
+        }
+        todo->n_actions = n;
 }
 
 /* The published per-instance state: copy the plan's instances, announce those that changed. */
@@ -510,12 +566,20 @@ static int mdev_status_update(Reconciler *r, const Plan *plan) {
                 const PlanMdev *m = &plan->mdevs[i];
                 PlanMdev *c = &copy[n++];
 
-                *c = (PlanMdev){ .state = m->state, .owner = m->owner };
+                char buf[PCI_ADDRESS_STRING_MAX + 8];
+                ssize_t f = mdev_failed_find(r, plan_mdev_key(m->uuid, m->parent, buf, sizeof(buf)));
+                bool failed = f >= 0 && m->state != DEVICE_STATE_CONVERGED;
+
+                *c = (PlanMdev){ .state = failed ? r->mdev_failed_states[f] : m->state, .owner = m->owner };
                 memcpy(c->uuid, m->uuid, sizeof(c->uuid));
+                if (failed && !(c->reason = strdup(r->mdev_failed_reasons[f]))) {
+                        mdev_status_free(copy, n);
+                        return -ENOMEM;
+                }
                 if ((m->parent && !(c->parent = strdup(m->parent))) ||
                     (m->type && !(c->type = strdup(m->type))) ||
                     (m->source && !(c->source = strdup(m->source))) ||
-                    (m->reason && !(c->reason = strdup(m->reason)))) {
+                    (!failed && m->reason && !(c->reason = strdup(m->reason)))) {
                         mdev_status_free(copy, n);
                         return -ENOMEM;
                 }
@@ -568,9 +632,8 @@ void reconciler_mdev_status(Reconciler *r, const char *uuid, MdevStatusView *ret
         /* Not in the last plan: as it is, and hostdevd's only if recorded. */
         *ret = (MdevStatusView){
                 .state = DEVICE_STATE_CONVERGED,
-                .owner = r && uuid && strv_contains(mdev_ownership_mdevs(r->mdev_owned), uuid)
-                        ? MDEV_OWNER_HOSTDEVD
-                        : MDEV_OWNER_FOREIGN,
+                .owner = r && uuid && strv_contains(r->owned_mdevs, uuid) ? MDEV_OWNER_HOSTDEVD
+                                                                          : MDEV_OWNER_FOREIGN,
                 .source = "",
                 .reason = "",
         };
@@ -631,6 +694,10 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         if (r->hooks.flush_uevents)
                 r->hooks.flush_uevents(r->hooks_userdata);
 
+        /* The mdev records as the executor's journal left them (it adds before a create). */
+        k = reconciler_read_owned_mdevs(r);
+        if (k < 0)
+                return k;
         if (!reconciler_is_active(r))
                 return plan_empty(ret);
         if (cached && !r->critical)
@@ -649,6 +716,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 return k;
         if (!cached)
                 reconciler_set_mdev_errors(r, resolution->errors);
+        reconciler_adopt_named_mdevs(r, resolution);
 
         if (cached && r->holders_valid) {
                 holders = r->holders;
@@ -715,8 +783,8 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         in.n_mdev_parents = mdev.n_parents;
         in.vgpu_vfs = (const VgpuVf *const *)mdev.vfs;
         in.n_vgpu_vfs = mdev.n_vfs;
-        in.owned_mdevs = mdev_ownership_mdevs(r->mdev_owned);
-        in.owned_vgpus = mdev_ownership_vgpus(r->mdev_owned);
+        in.owned_mdevs = r->owned_mdevs;
+        in.owned_vgpus = r->owned_vgpus;
 
         k = planner_plan(&in, ret);
         if (k >= 0)
@@ -727,8 +795,6 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                         (*ret)->n_devices, (*ret)->n_actions);
         if (k < 0 || !ret_released)
                 return k;
-        if (r->mdev_owned)
-                reconciler_forget_mdevs(r, resolution, &mdev);
         STRV_FOREACH (o, owned) {
                 const PlanDevice *pd = plan_get_device(*ret, *o);
 
@@ -868,8 +934,10 @@ static int reconciler_run(Reconciler *r) {
                 return k;
         }
 
-        if (force)
+        if (force) {
                 status_table_release_all(r->status);
+                mdev_failed_clear(r);
+        }
 
         /* Nothing left to own: no record, so a later rule for it starts from what it is now. */
         STRV_FOREACH (a, released)
@@ -888,6 +956,7 @@ static int reconciler_run(Reconciler *r) {
         k = plan_filter(plan, exclude, NULL, &todo);
         if (k < 0)
                 return k;
+        reconciler_drop_failed_mdevs(r, todo);
 
         if (todo->n_actions == 0 && !waiters_want_next(r))
                 return 0;
@@ -900,7 +969,7 @@ static int reconciler_run(Reconciler *r) {
                 return -EUCLEAN;
         }
 
-        k = reconciler_record_mdevs(r, todo);
+        k = reconciler_save_mdev_uuids(r, todo);
         if (k < 0) {
                 waiters_complete(r, r->n_submitted + 1, k);
                 return k;
@@ -978,6 +1047,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
         k = plan_filter(plan, exclude, fresh, &todo);
         if (k < 0)
                 return k;
+        reconciler_drop_failed_mdevs(r, todo);
         if (todo->n_actions == 0)
                 return 0;
 
@@ -995,7 +1065,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
                         a->verify = PLAN_VERIFY_DRIVER_SETTLE;
         }
 
-        k = reconciler_record_mdevs(r, todo);
+        k = reconciler_save_mdev_uuids(r, todo);
         if (k < 0)
                 return k;
 
@@ -1173,6 +1243,38 @@ static void on_executor_event(Executor *e, const ExecutorEvent *ev, void *userda
                 reconciler_schedule(r);
                 break;
         }
+        case EXECUTOR_EVENT_MDEV: {
+                char buf[PCI_ADDRESS_STRING_MAX + 8];
+                const char *key = plan_mdev_key(ev->uuid, ev->address, buf, sizeof(buf));
+
+                if (ev->state == DEVICE_STATE_CONVERGED) {
+                        /* Its uevents may have been read before its mdev_type link existed. */
+                        if (ev->uuid && *ev->uuid && r->hooks.queue_mdev_refresh)
+                                r->hooks.queue_mdev_refresh(r->hooks_userdata, ev->uuid);
+                        break; /* the uevents that follow re-plan and publish */
+                }
+                log_warning(
+                        "%s %s %s: %s", ev->uuid && *ev->uuid ? "mdev" : "vGPU of VF",
+                        ev->uuid && *ev->uuid ? ev->uuid : strna(ev->address),
+                        device_state_to_string(ev->state), strna(ev->reason));
+                mdev_failed_set(r, key, ev->state, ev->reason);
+                for (size_t i = 0; i < r->n_mdev_status; i++) {
+                        PlanMdev *m = &r->mdev_status[i];
+                        char *reason;
+
+                        if (!streq(plan_mdev_key(m->uuid, m->parent, buf, sizeof(buf)), key) ||
+                            !(reason = strdup(strempty(ev->reason))))
+                                continue;
+                        free(m->reason);
+                        m->reason = reason;
+                        m->state = ev->state;
+                        if (m->uuid[0] && r->hooks.mdev_status_changed && model_get_mdev(r->model, m->uuid))
+                                r->hooks.mdev_status_changed(r->hooks_userdata, m->uuid);
+                }
+                r->manager_dirty = true;
+                reconciler_schedule_publish(r);
+                break;
+        }
         case EXECUTOR_EVENT_JOB_DONE:
                 if (inflight_remove(r, ev->job))
                         r->n_full_done++;
@@ -1205,8 +1307,7 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
         model = r->model;
         /* Issue 14: a parent that appears or registers (a vendor driver or mtty loaded late), an mdev
          * that comes or goes, a VF that gets its vendor driver (its nvidia/ appears): plan at once. */
-        mdevs = r->has_mdev_rules || mdev_ownership_mdevs(r->mdev_owned) ||
-                mdev_ownership_vgpus(r->mdev_owned) || r->n_mdev_status > 0;
+        mdevs = r->has_mdev_rules || r->owned_mdevs || r->owned_vgpus || r->n_mdev_status > 0;
 
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];
@@ -1323,6 +1424,7 @@ int reconciler_reload(Reconciler *r) {
         r->has_mdev_rules = desired_has_mdev_rules(r->desired);
         r->generation++;
         status_table_release_all(r->status);
+        mdev_failed_clear(r);
         log_info("Desired state generation %" PRIu64 ": %zu rule(s)", r->generation, r->desired->n_rules);
         reconciler_schedule(r);
         return r->config_errors ? -EBADMSG : 1;
@@ -1443,14 +1545,9 @@ int reconciler_new(
                         if (k < 0)
                                 return k;
                 }
-                k = mdev_ownership_load(r->state_dir, &r->mdev_owned, &r->mdev_owned_error);
-                if (k == -ENOMEM)
-                        return k;
+                k = reconciler_read_owned_mdevs(r);
                 if (k < 0)
-                        log_error(
-                                "Cannot load the mdev ownership record (%s): no mdev or vGPU will be created or "
-                                "removed until it is repaired or removed",
-                                strna(r->mdev_owned_error));
+                        return k;
         }
 
         eo.write_timeout_usec = reconciler_write_timeout();
@@ -1544,8 +1641,9 @@ Reconciler *reconciler_free(Reconciler *r) {
         strv_free(r->all_config_errors);
         mdev_status_free(r->mdev_status, r->n_mdev_status);
         mdev_uuids_free(r->mdev_uuids);
-        mdev_ownership_free(r->mdev_owned);
-        free(r->mdev_owned_error);
+        strv_free(r->owned_mdevs);
+        strv_free(r->owned_vgpus);
+        mdev_failed_clear(r);
         strv_free(r->logged_conflicts);
         strv_free(r->dirs);
         free(r->state_dir);

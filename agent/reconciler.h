@@ -69,6 +69,8 @@ typedef struct ReconcilerHooks {
         void (*flush_uevents)(void *userdata);
         /* Re-read the PCI function at |address| soon (intake_queue_refresh()): a job touched it. */
         void (*queue_refresh)(void *userdata, const char *address);
+        /* Re-read mdev |uuid| soon (intake_queue_mdev_refresh()): a job created it. */
+        void (*queue_mdev_refresh)(void *userdata, const char *uuid);
         /* Published status: the function's DesiredDriver, DesiredSource, State, StateReason or
          * LastError changed; or these Manager properties did (strv: "State", "Generation",
          * "ConfigErrors"). Called from the status publish (event-priorities.h), at most once per

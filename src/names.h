@@ -224,8 +224,7 @@
 #define HOSTDEVD_STATE_LOG "owned.log"
 /* Stable UUIDs of Count= mdev rules (mdev-uuids.h), in the state directory. */
 #define HOSTDEVD_MDEV_UUIDS_FILE "mdev-uuids.json"
-/* The mdevs and vendor vGPUs hostdevd created or set (agent/mdev-ownership.h, src/mdev-owned.h), in the
- * state directory. */
+/* The mdevs and vGPU types hostdevd owns (mdev-owned.h), in the state directory. */
 #define HOSTDEVD_MDEV_OWNED_FILE "owned-mdevs.json"
 #define MDEV_OWNER_HOSTDEVD_STRING "hostdevd"
 #define MDEV_OWNER_FOREIGN_STRING "foreign"

@@ -94,9 +94,11 @@ int plan_filter(const Plan *plan, char *const *exclude, char *const *only, Plan 
                 b = &p->actions[p->n_actions++];
                 *b = *a;
                 b->transaction = renumber[a->transaction];
-                b->driver = NULL;
-                b->reason = NULL;
-                if (strdup_null(a->driver, &b->driver) < 0 || strdup_null(a->reason, &b->reason) < 0)
+                b->driver = b->reason = b->parent = b->mdev_type = b->attr_name = b->attr_value = NULL;
+                if (strdup_null(a->driver, &b->driver) < 0 || strdup_null(a->reason, &b->reason) < 0 ||
+                    strdup_null(a->parent, &b->parent) < 0 || strdup_null(a->mdev_type, &b->mdev_type) < 0 ||
+                    strdup_null(a->attr_name, &b->attr_name) < 0 ||
+                    strdup_null(a->attr_value, &b->attr_value) < 0)
                         return -ENOMEM;
         }
         p->n_transactions = next;
@@ -113,6 +115,22 @@ int plan_filter(const Plan *plan, char *const *exclude, char *const *only, Plan 
                 memcpy(b->address, a->address, sizeof(b->address));
                 b->state = a->state;
                 if (strdup_null(a->desired_driver, &b->desired_driver) < 0 ||
+                    strdup_null(a->source, &b->source) < 0 || strdup_null(a->reason, &b->reason) < 0)
+                        return -ENOMEM;
+        }
+        if (plan->n_mdevs > 0) {
+                p->mdevs = calloc(plan->n_mdevs, sizeof(PlanMdev));
+                if (!p->mdevs)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < plan->n_mdevs; i++) {
+                const PlanMdev *a = &plan->mdevs[i];
+                PlanMdev *b = &p->mdevs[p->n_mdevs++];
+
+                memcpy(b->uuid, a->uuid, sizeof(b->uuid));
+                b->state = a->state;
+                b->owner = a->owner;
+                if (strdup_null(a->parent, &b->parent) < 0 || strdup_null(a->type, &b->type) < 0 ||
                     strdup_null(a->source, &b->source) < 0 || strdup_null(a->reason, &b->reason) < 0)
                         return -ENOMEM;
         }

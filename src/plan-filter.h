@@ -15,7 +15,7 @@
 /*
  * A copy of |plan| without the transactions that touch any address of |exclude| (strv, may be
  * NULL), and, when |only| is not NULL, without those that touch no address of |only| either;
- * kept transactions renumbered 1..N in order; devices and conflicts copied whole. Returns 0 and a
+ * kept transactions renumbered 1..N in order; devices, mdevs and conflicts copied whole. Returns 0 and a
  * new Plan, or -ENOMEM.
  */
 int plan_filter(const Plan *plan, char *const *exclude, char *const *only, Plan **ret);

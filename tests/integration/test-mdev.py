@@ -289,7 +289,8 @@ class MdevDaemonCase(R.ReconcileTestCase):
 
         def add_t4(self):
                 """Only the T4 of mdev-host.umockdev (no mtty yet), with its active vGPU."""
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 self.H.t.add_text(text.split('P: /devices/virtual/mtty/mtty')[0])
 
         def avail(self, parent, type_id):
@@ -315,6 +316,12 @@ class MdevDaemonCase(R.ReconcileTestCase):
         def mdev_type_of(self, uuid):
                 d = self.H.t.real(self.H.t.mdev_syspath(uuid))
                 return os.path.basename(os.readlink(os.path.join(d, 'mdev_type')))
+
+        def typed(self):
+                """The mdevs that are whole: a create in progress has no mdev_type link yet."""
+                t = self.H.t
+                return [u for u in t.mdev_uuids()
+                        if os.path.islink(os.path.join(t.real(t.mdev_syspath(u)), 'mdev_type'))]
 
         def parent_of(self, uuid):
                 return os.path.basename(os.path.dirname(self.H.t.mdev_syspath(uuid)))
@@ -456,7 +463,7 @@ class MdevReconcile(MdevDaemonCase):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='Single port serial', Count=2)})
                 self.wait_mdev(U1, 'State', 'converged')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 4, 30, 'four mdevs')
                 counted = sorted(set(self.H.t.mdev_uuids()) - {U1, ACTIVE})
                 for u in counted:
                         self.assertEqual((self.parent_of(u), self.mdev_type_of(u)), (MTTY, 'mtty-1'))
@@ -474,18 +481,19 @@ class MdevReconcile(MdevDaemonCase):
                 """Two parents with the type (a second mtty-like parent): spread alternates, pack fills one."""
                 k = self.H.k
                 # a second non-PCI parent with the same types
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 mt = text[text.index('P: /devices/virtual/mtty/mtty'):]
                 self.H.t.add_text(mt.replace('/devices/virtual/mtty/mtty', '/devices/virtual/mtty/mtty2'))
                 k.mdev_parent_capacity('mtty2', 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
                 c = self.start({'50-spread.conf': mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-2', Count=4)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 5, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 5, 30, 'four mdevs')
                 parents = sorted(self.parent_of(u) for u in self.H.t.mdev_uuids() if u != ACTIVE)
                 self.assertEqual(parents, [MTTY, MTTY, 'mtty2', 'mtty2'])
                 self.write_conf('60-pack.conf', mdev_conf(Parent=[MTTY, 'mtty2'], Type='mtty-1', Count=3,
                                                           Placement='pack'))
                 self.call('Reload')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 8, 30, 'seven mdevs')
+                c.wait_for(lambda: len(self.typed()) == 8, 30, 'seven mdevs')
                 packed = [self.parent_of(u) for u in self.H.t.mdev_uuids()
                           if u != ACTIVE and self.mdev_type_of(u) == 'mtty-1']
                 self.assertEqual(len(set(packed)), 1, packed)
@@ -513,12 +521,12 @@ class MdevReconcile(MdevDaemonCase):
                 """An instance made by hand on a parent that a Count= rule uses is counted, never removed,
                 even when its UUID is one hostdevd would pick or a rule is removed."""
                 c = self.start({'50-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=1)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev')
+                c.wait_for(lambda: len(self.typed()) == 2, 30, 'the counted mdev')
                 self.assertEqual(self.H.k.mdev_create_written(MTTY, 'mtty-1', U2), 0)
                 self.wait_mdev(U2, 'Owner', 'foreign')
                 os.unlink(self.etc('50-count.conf'))
                 self.call('Reload')
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 2, 30, 'the counted mdev removed')
+                c.wait_for(lambda: len(self.typed()) == 2, 30, 'the counted mdev removed')
                 self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U2]))
                 self.assertFalse([w for w in self.mdev_writes() if U2 in w[0] or U2 in w[1]])
                 self.assertEqual(self.mdev(U2, 'State'), 'converged')
@@ -551,7 +559,7 @@ class MdevReconcile(MdevDaemonCase):
         def test_restart_adopts_without_writes(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30, 'four mdevs')
+                c.wait_for(lambda: len(self.typed()) == 4, 30, 'four mdevs')
                 self.wait_mdev(U1, 'State', 'converged')
                 uuids = self.H.t.mdev_uuids()
                 self.assertEqual(self.daemon.stop(), 0)
@@ -590,7 +598,8 @@ class MdevLateParent(MdevDaemonCase):
                 t, k = self.H.t, self.H.k
                 k.before_send()
                 t.tb.add_from_string('P: %s\nE: SUBSYSTEM=mtty\n' % MTTY_SYSPATH[4:])
-                text = open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')).read()
+                with open(os.path.join(h.env_path('RECORDINGS_DIR'), 'mdev-host.umockdev')) as f:
+                        text = f.read()
                 for line in text[text.index('P: /devices/virtual/mtty/mtty'):].splitlines():
                         if line.startswith('A: '):
                                 name, value = line[3:].split('=', 1)
@@ -600,7 +609,7 @@ class MdevLateParent(MdevDaemonCase):
                 t.link_outside(t.real(MTTY_SYSPATH), 'mtty')
                 k.mdev_parent_capacity(MTTY, 24, {'mtty-1': 1, 'mtty-2': 2}, 'vfio_mtty')
                 k.mdev_parent_registered(MTTY_SYSPATH)
-                c.wait_for(lambda: len(self.H.t.mdev_uuids()) == 4, 30,
+                c.wait_for(lambda: len(self.typed()) == 4, 30,
                            lambda: 'the declared instances (now %r)' % self.H.t.mdev_uuids())
                 self.wait_mdev(U1, 'State', 'converged')
                 self.assertEqual(self.mdev_type_of(U1), 'mtty-2')

@@ -172,6 +172,29 @@ static DesiredState *load_one(const char *content) {
         return s;
 }
 
+/* What CreateMdev stores parses back, with the daemon's own parser, to what it asked for. */
+static void test_mdev_request_roundtrip(void **state) {
+        const char *uuid = "11111111-2222-4333-8444-555555555501";
+        DesiredState *s;
+        char *text = NULL;
+
+        assert_int_equal(request_format_mdev("0000:41:00.0", "GRID T4-1B", uuid, &text), 0);
+        s = load_one(text);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 1);
+        assert_true(s->rules[0].mdev.present);
+        assert_non_null(s->rules[0].mdev.parents);
+        assert_string_equal(s->rules[0].mdev.parents[0], "0000:41:00.0");
+        assert_null(s->rules[0].mdev.parents[1]);
+        assert_string_equal(s->rules[0].mdev.type, "GRID T4-1B");
+        assert_true(s->rules[0].mdev.has_uuid);
+        assert_string_equal(s->rules[0].mdev.uuid, uuid);
+        assert_false(s->rules[0].mdev.has_count);
+        assert_int_equal(s->rules[0].driver.kind, DRIVER_KIND_UNSET);
+        desired_state_free(s);
+        free(text);
+}
+
 static void test_device_request_roundtrip(void **state) {
         DesiredState *s;
         char *text = NULL;
@@ -351,6 +374,7 @@ int main(void) {
                 cmocka_unit_test(test_flags),
                 cmocka_unit_test(test_file_name),
                 cmocka_unit_test(test_mdev_request_format),
+                cmocka_unit_test(test_mdev_request_roundtrip),
                 cmocka_unit_test(test_device_request_roundtrip),
                 cmocka_unit_test(test_device_request_refuses_injection),
                 cmocka_unit_test(test_sriov_request_roundtrip),
