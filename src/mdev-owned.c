@@ -171,8 +171,9 @@ int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
 
                         if (!key_is_valid(v, key) || !json_object_is_type(val, json_type_object) ||
                             find(o, v, key)) {
-                                json_object_put(root);
-                                return set_error(ret_error, -EUCLEAN, "%s: bad entry \"%s\"", path, key);
+                                r = set_error(ret_error, -EUCLEAN, "%s: bad entry \"%s\"", path, key);
+                                json_object_put(root); /* after: |key| lives in |root| */
+                                return r;
                         }
                         if (append(o, v, key, parent, type) < 0) {
                                 json_object_put(root);

@@ -156,10 +156,11 @@ int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
 
                 if (!json_object_is_type(list, json_type_array) ||
                     (n = json_object_array_length(list)) > MDEV_UUIDS_PER_RULE_MAX) {
-                        json_object_put(root);
-                        return set_error(
+                        r = set_error(
                                 ret_error, -EUCLEAN, "%s: rule \"%s\": not an array of at most %u UUIDs",
                                 path, key, MDEV_UUIDS_PER_RULE_MAX);
+                        json_object_put(root); /* after: |key| lives in |root| */
+                        return r;
                 }
                 rule = add_rule(u, key);
                 if (!rule) {
@@ -171,11 +172,12 @@ int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
                         const char *s =
                                 json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
                         if (!s || !mdev_uuid_is_valid(s) || mdev_uuids_contains(u, s, NULL)) {
-                                json_object_put(root);
-                                return set_error(
+                                r = set_error(
                                         ret_error, -EUCLEAN,
                                         "%s: rule \"%s\": entry %zu is not a lowercase UUID or is repeated",
                                         path, key, i);
+                                json_object_put(root); /* after: |key| lives in |root| */
+                                return r;
                         }
                         if (strv_extend(&rule->uuids, s) < 0) {
                                 json_object_put(root);

@@ -447,7 +447,6 @@ static void test_attr_failure_rolls_back(void **state) {
         f->fail_suffix = NULL;
         create(&b, 1, U2);
         run(f, &b);
-        f->n_events = 0;
         f->fail_suffix = "/enable";
         attr(&b, 1, U2, "enable", "1");
         run(f, &b);
@@ -464,13 +463,11 @@ static void test_remove(void **state) {
         create(&b, 1, U1);
         run(f, &b);
         assert_true(owned(f, false, U1));
-        f->n_events = 0;
         create(&b, 1, U1);
         run(f, &b);
         assert_int_equal(f->events[0].state, DEVICE_STATE_FAILED);
         assert_non_null(strstr(f->events[0].reason, "exists already"));
         assert_true(exists(f, "bus/mdev/devices/" U1)); /* not removed by that rollback */
-        f->n_events = 0;
         act(&b, 1, PLAN_ACTION_MDEV_REMOVE, U1)->parent = strdup("mtty");
         run(f, &b);
         assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
@@ -493,14 +490,12 @@ static void test_vgpu(void **state) {
         assert_true(owned(f, true, VF));
 
         /* clear */
-        f->n_events = 0;
         vgpu(&b, 1, 0);
         run(f, &b);
         assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
         assert_false(owned(f, true, VF));
 
         /* the driver refuses: rolled back to 0 */
-        f->n_events = 0;
         f->fail_suffix = "/current_vgpu_type";
         f->fail_value = "558";
         vgpu(&b, 1, 558);
