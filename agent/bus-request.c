@@ -207,7 +207,8 @@ static void request_execute(Request *q) {
 
         switch (q->type) {
         case REQUEST_CREATE_MDEV:
-                r = request_format_mdev(q->mdev_parent, q->mdev_type, q->uuid, &content);
+                /* One parent: the one named, or the one bus-manager.c picked for "". */
+                r = request_format_mdev((char *[]){ q->mdev_parent, NULL }, q->mdev_type, q->uuid, &content);
                 if (r >= 0)
                         r = reconciler_backup_requests(rec, REQUEST_MDEV, q->uuid, &q->backup);
                 if (r < 0) {

@@ -413,6 +413,12 @@ MdevParentKind mdev_parent_kind_from_string(const char *s) {
         return _MDEV_PARENT_KIND_INVALID;
 }
 
+MdevParentKind mdev_parent_kind_of(bool in_mdev_bus, bool is_vgpu_vf) {
+        return in_mdev_bus   ? MDEV_PARENT_KIND_MDEV
+                : is_vgpu_vf ? MDEV_PARENT_KIND_VGPU_VF
+                             : MDEV_PARENT_KIND_NONE;
+}
+
 static const char *const gpu_mode_table[_GPU_MODE_MAX] = {
         [GPU_MODE_NONE] = "none",
         [GPU_MODE_VGPU] = "vgpu",

@@ -91,6 +91,9 @@ typedef enum MdevParentKind {
 } MdevParentKind;
 const char *mdev_parent_kind_to_string(MdevParentKind k); /* "none", "mdev", "vgpu-vf" */
 MdevParentKind mdev_parent_kind_from_string(const char *s);
+/* The kind (pure): MDEV when the device is listed in /sys/class/mdev_bus (|in_mdev_bus|: a
+ * model_get_mdev_parent() hit), VGPU_VF when vgpu_vf_read() found its nvidia/ directory, else NONE. */
+MdevParentKind mdev_parent_kind_of(bool in_mdev_bus, bool is_vgpu_vf);
 
 /* A GPU's mode as a VMM's device manager sees it: carved into vGPUs, handed whole to a VM, or neither. */
 typedef enum GpuMode {

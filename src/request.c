@@ -3,6 +3,7 @@
 /* Runtime requests (request.h): their flags, files, contents and backups. */
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,7 +15,6 @@
 #include "file-util.h"
 #include "log.h"
 #include "macro.h"
-#include "mdev.h"
 #include "names.h"
 #include "pci-address.h"
 #include "request.h"
@@ -66,8 +66,7 @@ int request_file_name(RequestKind kind, const char *address, char **ret) {
         assert(ret);
 
         if (kind == REQUEST_MDEV) {
-                /* mdev_uuid_is_valid(): lowercase canonical, so the name is safe and one per UUID. */
-                if (!address || !mdev_uuid_is_valid(address))
+                if (!mdev_uuid_is_valid(address))
                         return -EINVAL;
                 if (asprintf(&s, "90-runtime-mdev-%s" HOSTDEVD_CONF_SUFFIX, address) < 0)
                         return -ENOMEM;
@@ -120,6 +119,44 @@ int request_format_device(const char *address, const char *driver, unsigned flag
                     flags & REQUEST_FLAG_ALLOW_CRITICAL ? "AllowCritical=yes\n" : "") < 0)
                 return -ENOMEM;
         *ret = s;
+        return 0;
+}
+
+/* As desired-state.c's check of Parent= and Type=: printable, no '/', bounded; a parent no spaces. */
+static bool mdev_name_is_valid(const char *s, bool parent) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > (parent ? 64u : 128u) || strchr(s, '/') || streq(s, ".") || streq(s, "..") ||
+            isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (parent ? !isgraph((unsigned char)s[i]) : !isprint((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        assert(ret);
+
+        if (!parents || !parents[0] || !mdev_name_is_valid(type, false) || !mdev_uuid_is_valid(uuid))
+                return -EINVAL;
+        for (size_t i = 0; parents[i]; i++)
+                if (!mdev_name_is_valid(parents[i], true))
+                        return -EINVAL;
+        f = open_memstream(&out, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# Written by hostdevd for CreateMdev().\n[" CONF_SECTION_MDEV "]\n", f);
+        for (size_t i = 0; parents[i]; i++)
+                fprintf(f, "Parent=%s\n", parents[i]);
+        fprintf(f, "Type=%s\nUUID=%s\n", type, uuid);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(out);
         return 0;
 }
 
@@ -319,28 +356,4 @@ bool request_mdev_value_is_valid(const char *s) {
                 if (s[i] < 0x20 || s[i] > 0x7e || strchr("#;[]=\\/", s[i]))
                         return false;
         return true;
-}
-
-int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret) {
-        bool has_parent = parent && *parent;
-        char *s;
-
-        assert(ret);
-
-        if ((has_parent && !request_mdev_value_is_valid(parent)) || !request_mdev_value_is_valid(type) ||
-            !uuid || !mdev_uuid_is_valid(uuid))
-                return -EINVAL;
-
-        if (asprintf(
-                    &s,
-                    "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
-                    "[" CONF_SECTION_MDEV "]\n"
-                    "%s%s%s"
-                    "Type=%s\n"
-                    "UUID=%s\n",
-                    has_parent ? "Parent=" : "", has_parent ? parent : "", has_parent ? "\n" : "", type,
-                    uuid) < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
 }

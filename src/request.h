@@ -2,8 +2,7 @@
 #pragma once
 
 /*
- * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs, CreateMdev, RemoveMdev;
- * dbus/org.hostdevd1.xml)
+ * Runtime requests (Manager.SetDeviceDriver, ResetDeviceDriver, SetNumVFs; dbus/org.hostdevd1.xml)
  * are desired-state files in hostdevd.conf(5) format, so one model and one parser cover both: this
  * module names them, writes their text, validates their flags, stores them and keeps a backup of
  * what a request replaced. No D-Bus, no event loop: the reconciler reloads after each change and the
@@ -17,7 +16,7 @@
 typedef enum RequestKind {
         REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
         REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
-        REQUEST_MDEV, /* CreateMdev: [Mdev] with UUID=; keyed by the UUID, not an address */
+        REQUEST_MDEV, /* CreateMdev: [Mdev] with UUID= (issue 14); keyed by the UUID, not an address */
         _REQUEST_KIND_MAX,
 } RequestKind;
 
@@ -36,9 +35,9 @@ enum {
 int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
 
 /* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
- * canonical |address|; "90-runtime-mdev-<uuid>.conf" (REQUEST_MDEV) for a lowercase canonical UUID in
- * |address|. Returns 0 or -EINVAL (not a canonical address / UUID), -ENOMEM. The other request_*()
- * calls below take the same key. */
+ * canonical |address|; "90-runtime-mdev-<uuid>.conf" (REQUEST_MDEV) for a canonical lowercase UUID in
+ * |address|. Returns 0 or -EINVAL (not a canonical address or UUID), -ENOMEM. The same holds for
+ * |address| in request_write(), request_remove() and request_backup(). */
 int request_file_name(RequestKind kind, const char *address, char **ret);
 
 /*
@@ -51,16 +50,17 @@ int request_file_name(RequestKind kind, const char *address, char **ret);
  */
 int request_format_device(const char *address, const char *driver, unsigned flags, char **ret);
 int request_format_sriov(const char *address, uint32_t num_vfs, const char *vf_driver, char **ret);
-
 /*
- * The hostdevd.conf(5) text of a CreateMdev request: [Mdev] with Parent=|parent| (omitted when NULL or
- * ""), Type=|type|, UUID=|uuid| (lowercase canonical). |parent| and |type| must pass
- * request_mdev_value_is_valid(): -EINVAL otherwise, so nothing is written that parses differently.
+ * CreateMdev (issue 14): [Mdev] with Parent= for each of |parents| (strv, at least one: the caller
+ * passes the one named, or for "" every parent that offers |type|, and the resolution places it),
+ * Type=|type|, UUID=|uuid| (canonical lowercase). Parent and type names are checked as the parser
+ * does (printable, no '/', a parent no white space); -EINVAL otherwise, -ENOMEM.
  */
-int request_format_mdev(const char *parent, const char *type, const char *uuid, char **ret);
-/* A Parent= or Type= value a request may store as it is: 1-255 bytes of printable ASCII, no leading or
- * trailing space, none of the INI's comment, section or escape characters ('#', ';', '[', ']', '=', '\\')
- * and no '/' (a parent is a sysfs name). Type names have spaces ("GRID T4-1Q"). */
+int request_format_mdev(char *const *parents, const char *type, const char *uuid, char **ret);
+/* What Manager.CreateMdev accepts as a parent or type before it writes anything (stricter than
+ * request_format_mdev(), so that nothing it stores can read differently through the INI parser): 1-255
+ * bytes of printable ASCII, no leading or trailing space, none of '#', ';', '[', ']', '=', '\\', '/'.
+ * Type names have spaces ("GRID T4-1Q"). */
 bool request_mdev_value_is_valid(const char *s);
 
 /*

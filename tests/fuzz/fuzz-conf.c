@@ -30,11 +30,32 @@ void fuzz_conf_check_state(const DesiredState *s) {
                 const DesiredRule *r = &s->rules[i];
 
                 fuzz_check(r->path, "rule %zu without path", i);
-                fuzz_check(!device_match_is_empty(&r->match), "%s: rule with an empty [Match]", r->path);
+                /* An [Mdev] rule may select its parents by Parent= alone (issue 14). */
+                fuzz_check(
+                        !device_match_is_empty(&r->match) || (r->mdev.present && r->mdev.parents),
+                        "%s: rule with an empty [Match]", r->path);
                 fuzz_check(
                         r->driver.kind != DRIVER_KIND_UNSET || r->has_num_vfs ||
-                                r->vf_driver.kind != DRIVER_KIND_UNSET,
+                                r->vf_driver.kind != DRIVER_KIND_UNSET || r->mdev.present || r->vgpu.present,
                         "%s: rule that does nothing", r->path);
+                fuzz_check(!(r->mdev.present && r->vgpu.present), "%s: [Mdev] and [VGPU]", r->path);
+                fuzz_check(!r->mdev.present || r->mdev.type, "%s: [Mdev] without Type=", r->path);
+                fuzz_check(!(r->mdev.has_uuid && r->mdev.has_count), "%s: UUID= and Count=", r->path);
+                fuzz_check(
+                        !r->mdev.has_uuid || mdev_uuid_is_valid(r->mdev.uuid), "%s: UUID not canonical",
+                        r->path);
+                fuzz_check(
+                        !r->mdev.has_count ||
+                                (r->mdev.count >= 1 && r->mdev.count <= MDEV_UUIDS_PER_RULE_MAX),
+                        "%s: Count=%u", r->path, r->mdev.count);
+                for (size_t k = 0; k < r->mdev.n_attrs; k++)
+                        fuzz_check(
+                                r->mdev.attrs[k].name && !strchr(r->mdev.attrs[k].name, '/') &&
+                                        r->mdev.attrs[k].value,
+                                "%s: attribute %zu", r->path, k);
+                fuzz_check(
+                        !r->vgpu.present || (r->vgpu.type && !device_match_is_empty(&r->match)),
+                        "%s: [VGPU] without Type= or [Match]", r->path);
                 check_driver(&r->driver, r->path, true);
                 check_driver(&r->vf_driver, r->path, true);
                 fuzz_check(r->group >= 0 && r->group < _GROUP_POLICY_MAX, "%s: group %d", r->path, r->group);

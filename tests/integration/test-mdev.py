@@ -380,6 +380,24 @@ class MdevBus(MdevDaemonCase):
                 self.assertIn(ACTIVE, msg)
                 self.assertIn(ACTIVE, self.H.t.mdev_uuids())
 
+        def test_remove_held_is_blocked(self):
+                """RemoveMdev of an instance a process holds: Blocked naming pid and command; the declaration
+                and the instance stay; once released, RemoveMdev removes it."""
+                self.start()
+                self.call('CreateMdev', MTTY, 'mtty-1', U1, R.dbus.UInt64(0))
+                p = self.hold(self.mdev(U1, 'IommuGroup'))
+                msg = self.assertDBusError(ERR + 'Blocked', 'RemoveMdev', U1)
+                self.assertIn(str(p.pid), msg)
+                self.assertIn('sleep', msg)
+                self.assertIn(U1, self.typed())
+                self.assertEqual(self.request_files(), ['90-runtime-mdev-%s.conf' % U1])
+                self.assertFalse([w for w in self.mdev_writes() if w[0].endswith('/remove')])
+                p.kill()
+                p.wait()
+                self.call('RemoveMdev', U1)
+                self.assertNotIn(U1, self.H.t.mdev_uuids())
+                self.assertEqual(self.request_files(), [])
+
         def test_invalid_arguments_change_nothing(self):
                 c = self.start()
                 gen = c.manager('Generation')

@@ -335,6 +335,10 @@ static void test_gpu_mode(void **state) {
         assert_int_equal(gpu_mode_of(&nic, true, false), GPU_MODE_NONE);
         assert_string_equal(gpu_mode_to_string(GPU_MODE_PASSTHROUGH), "passthrough");
         assert_int_equal(mdev_parent_kind_from_string("vgpu-vf"), MDEV_PARENT_KIND_VGPU_VF);
+        assert_int_equal(mdev_parent_kind_of(true, false), MDEV_PARENT_KIND_MDEV);
+        assert_int_equal(mdev_parent_kind_of(false, true), MDEV_PARENT_KIND_VGPU_VF);
+        assert_int_equal(mdev_parent_kind_of(false, false), MDEV_PARENT_KIND_NONE);
+        assert_string_equal(mdev_parent_kind_to_string(MDEV_PARENT_KIND_NONE), "none");
         assert_true(mdev_parent_one_type_per_gpu(&gpu));
         assert_false(mdev_parent_one_type_per_gpu(&nic));
         assert_false(mdev_parent_one_type_per_gpu(NULL));

@@ -112,44 +112,19 @@ static void test_file_name(void **state) {
                 request_file_name(REQUEST_DEVICE, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", &s), -EINVAL);
 }
 
-static void test_mdev_request_format(void **state) {
+/* CreateMdev's own check of a parent or type: nothing that the INI parser could read differently. */
+static void test_mdev_value_is_valid(void **state) {
         static const char *const bad[] = {
-                "",        " GRID", "GRID ", "a\nType=x", "a;b",  "a#b",
-                "[Match]", "a=b",   "a\\b",  "../x",      "\x7f", "caf\xc3\xa9",
+                NULL,      "",    " GRID", "GRID ", "a\nType=x", "a;b",         "a#b",
+                "[Match]", "a=b", "a\\b",  "../x",  "\x7f",      "caf\xc3\xa9",
         };
-        const char *uuid = "11111111-2222-4333-8444-555555555501";
-        char *text = NULL;
+        static const char *const good[] = { "mtty", "mtty-2", "0000:41:00.0", "GRID T4-1Q",
+                                            "NVIDIA L40S-24Q" };
 
-        assert_int_equal(request_format_mdev("0000:41:00.0", "nvidia-223", uuid, &text), 0);
-        assert_string_equal(
-                text,
-                "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
-                "[Mdev]\nParent=0000:41:00.0\nType=nvidia-223\nUUID=11111111-2222-4333-8444-555555555501\n");
-        free(text);
-        /* no parent: any parent that has the type; names have spaces */
-        assert_int_equal(request_format_mdev("", "GRID T4-1Q", uuid, &text), 0);
-        assert_string_equal(
-                text,
-                "# Written by hostdevd for CreateMdev(); RemoveMdev() removes it.\n"
-                "[Mdev]\nType=GRID T4-1Q\nUUID=11111111-2222-4333-8444-555555555501\n");
-        free(text);
-        assert_int_equal(request_format_mdev(NULL, "mtty-1", uuid, &text), 0);
-        free(text);
-
-        /* Nothing that would parse as something else, or reach another line or section. */
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_false(request_mdev_value_is_valid(bad[i]));
-                assert_int_equal(
-                        request_format_mdev(bad[i], "mtty-1", uuid, &text), bad[i][0] ? -EINVAL : 0);
-                free(text);
-                text = NULL;
-                assert_int_equal(request_format_mdev("mtty", bad[i], uuid, &text), -EINVAL);
-        }
-        assert_int_equal(request_format_mdev("mtty", "mtty-1", "", &text), -EINVAL);
-        assert_int_equal(
-                request_format_mdev("mtty", "mtty-1", "11111111-2222-4333-8444-55555555550G", &text),
-                -EINVAL);
-        assert_null(text);
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                assert_true(request_mdev_value_is_valid(good[i]));
 }
 
 /* Write |content| as the only drop-in and parse it with the daemon's own parser. */
@@ -173,12 +148,14 @@ static DesiredState *load_one(const char *content) {
 }
 
 /* What CreateMdev stores parses back, with the daemon's own parser, to what it asked for. */
-static void test_mdev_request_roundtrip(void **state) {
+static void test_mdev_request_one_parent(void **state) {
         const char *uuid = "11111111-2222-4333-8444-555555555501";
         DesiredState *s;
         char *text = NULL;
 
-        assert_int_equal(request_format_mdev("0000:41:00.0", "GRID T4-1B", uuid, &text), 0);
+        assert_int_equal(
+                request_format_mdev((char *[]){ (char *)"0000:41:00.0", NULL }, "GRID T4-1B", uuid, &text),
+                0);
         s = load_one(text);
         assert_null(s->errors);
         assert_int_equal(s->n_rules, 1);
@@ -277,6 +254,44 @@ static void test_sriov_request_roundtrip(void **state) {
         free(text);
 }
 
+/* CreateMdev (issue 14): an [Mdev] file with UUID=, read back by the parser; names checked. */
+static void test_mdev_request_roundtrip(void **state) {
+        static const char *const uuid = "b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a";
+        _cleanup_strv_free_ char **parents = NULL;
+        _cleanup_free_ char *name = NULL;
+        DesiredState *s;
+        char *text = NULL;
+
+        assert_int_equal(strv_extend(&parents, "mtty"), 0);
+        assert_int_equal(strv_extend(&parents, "0000:41:00.0"), 0);
+        assert_int_equal(request_format_mdev(parents, "GRID T4-1Q", uuid, &text), 0);
+        s = load_one(text);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 1);
+        assert_true(s->rules[0].mdev.present);
+        assert_true(strv_equal(s->rules[0].mdev.parents, parents));
+        assert_string_equal(s->rules[0].mdev.type, "GRID T4-1Q");
+        assert_true(s->rules[0].mdev.has_uuid);
+        assert_string_equal(s->rules[0].mdev.uuid, uuid);
+        desired_state_free(s);
+        free(text);
+
+        assert_int_equal(request_file_name(REQUEST_MDEV, uuid, &name), 0);
+        assert_string_equal(name, "90-runtime-mdev-b1d8f0aa-3c1e-4d0b-9a35-1f2e3d4c5b6a.conf");
+        assert_int_equal(
+                request_file_name(REQUEST_MDEV, "B1D8F0AA-3C1E-4D0B-9A35-1F2E3D4C5B6A", &text), -EINVAL);
+        assert_int_equal(request_file_name(REQUEST_MDEV, "0000:41:00.0", &text), -EINVAL);
+
+        /* Nothing that would not parse back, or would reach another file, is written. */
+        assert_int_equal(request_format_mdev(NULL, "mtty-2", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "mtty-2\nRemove=1", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "../x", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, " mtty-2", uuid, &text), -EINVAL);
+        assert_int_equal(request_format_mdev(parents, "mtty-2", "not-a-uuid", &text), -EINVAL);
+        assert_int_equal(strv_extend(&parents, "a b"), 0);
+        assert_int_equal(request_format_mdev(parents, "mtty-2", uuid, &text), -EINVAL);
+}
+
 /* A request goes to one directory only, a backup restores both as they were, a FIFO is refused. */
 static void test_request_files(void **state) {
         char *dir = make_tmpdir(), *run = NULL, *persist = NULL, *path_run = NULL, *path_persist = NULL,
@@ -373,11 +388,12 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_flags),
                 cmocka_unit_test(test_file_name),
-                cmocka_unit_test(test_mdev_request_format),
-                cmocka_unit_test(test_mdev_request_roundtrip),
+                cmocka_unit_test(test_mdev_value_is_valid),
+                cmocka_unit_test(test_mdev_request_one_parent),
                 cmocka_unit_test(test_device_request_roundtrip),
                 cmocka_unit_test(test_device_request_refuses_injection),
                 cmocka_unit_test(test_sriov_request_roundtrip),
+                cmocka_unit_test(test_mdev_request_roundtrip),
                 cmocka_unit_test(test_request_files),
                 cmocka_unit_test(test_dirs),
         };
