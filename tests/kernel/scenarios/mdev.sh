@@ -32,6 +32,8 @@ M1=6f1d2a3b-0000-4000-8000-0000000000b1         # mdevctl define --auto
 M2=6f1d2a3b-0000-4000-8000-0000000000b2         # mdevctl define (manual)
 
 mkdir -p "$CONF"
+# What hostdevd.service's RuntimeDirectory= makes: CreateMdev stores its requests under it.
+mkdir -p /run/hostdevd
 
 # ---- helpers ---------------------------------------------------------------
 exists() { [ -e "$MDEVS/$1" ]; }
@@ -60,7 +62,7 @@ rule 60-fixed.conf "[Mdev]" "Parent=mtty" "Type=mtty-2" "UUID=$U1"
 rule 61-count.conf "[Mdev]" "Parent=mtty" "Type=mtty-1" "Count=3"
 kl_check "A: mtty is not loaded before hostdevd starts" eval '[ ! -e "$PARENT" ] && ! grep -q "^mtty " /proc/modules'
 kl_check "A: hostdevd starts" kl_hostdevd_start
-kl_check "A: ConfigErrors is empty" [ "$(kl_prop /org/hostdevd1 org.hostdevd1.Manager ConfigErrors)" = "array [ ]" ]
+kl_check "A: ConfigErrors is empty" eval 'hostdevctl --json status | jq -e ".ConfigErrors == []" > /dev/null'
 kl_check "A: no mdev before the parent exists" [ "$(count_mdevs)" = 0 ]
 t0=$(kl_now)
 kl_check "A: modprobe mtty" modprobe mtty
@@ -168,9 +170,15 @@ kl_check "F: the rule removed: only the foreign instance is left" kl_wait $CONVE
 ship F
 
 # ---- R. runtime requests ----------------------------------------------------------------
-kl_check "R: hostdevctl mdev create --uuid" hostdevctl --no-ask-password mdev create mtty-2 --parent mtty --uuid "$R1"
+# run NAME CMD...: a check of CMD's status, with its output on the console when it fails.
+run() {
+        _name=$1
+        shift
+        if "$@" > /tmp/run.out 2>&1; then kl_ok "$_name"; else kl_not_ok "$_name" "status $?: $*" "$(cat /tmp/run.out)"; fi
+}
+run "R: hostdevctl mdev create --uuid" hostdevctl --no-ask-password mdev create mtty-2 --parent mtty --uuid "$R1"
 kl_check "R: $R1 is an mtty-2 in sysfs" [ "$(type_of "$R1")" = mtty-2 ]
-kl_check "R: hostdevctl mdev remove" hostdevctl --no-ask-password mdev remove "$R1"
+run "R: hostdevctl mdev remove" hostdevctl --no-ask-password mdev remove "$R1"
 kl_check "R: $R1 is gone" kl_wait $CONVERGE gone "$R1"
 hostdevctl --no-ask-password mdev remove "$FOREIGN" > /tmp/rm-foreign.out 2>&1
 rc=$?
