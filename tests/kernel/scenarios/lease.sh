@@ -44,6 +44,8 @@ kl_check "A: the lease is active" lease_active "$lease"
 kl_check "A: its Pid is the command's" test "$(kl_prop "$lease" org.hostdevd1.Lease Pid)" = "uint32 $vmm"
 hostdevctl leases > /run/kernel-lane/leases.txt 2>&1
 kl_ship leases.txt /run/kernel-lane/leases.txt
+kl_ship run.log /run/kernel-lane/run.log
+kl_diag "$(cat /run/kernel-lane/run.log)"
 
 # ---- B: SIGKILL, restart, adopted with no write ---------------------------
 kl_check "B: hostdevd SIGKILLed during the lease" kl_hostdevd_stop KILL
@@ -58,7 +60,7 @@ kl_ship restart.log /run/kernel-lane/restart.log
 
 # ---- C: the owner exits -> back on e1000e ---------------------------------
 t0=$(kl_now)
-echo go > /run/kernel-lane/vmm.go
+timeout 10 sh -c 'echo go > /run/kernel-lane/vmm.go' || kill "$vmm"
 wait "$vmm"
 kl_check "C: the e1000e is back on e1000e" kl_wait 30 on "$nic" e1000e
 t1=$(kl_now)
