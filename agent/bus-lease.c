@@ -18,7 +18,7 @@
 #include "bus-errors.h"
 #include "bus-handoff.h"
 #include "bus-lease.h"
-#include "bus-manager.h"
+#include "bus-resolve.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -222,6 +222,7 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
         q = request_new(d, m, REQUEST_ACQUIRE);
         if (!q)
                 return -ENOMEM;
+        q->execute = bus_lease_execute;
         ask = q->lease_ask = calloc(1, sizeof(LeaseAsk));
         if (!ask) {
                 request_free(q);
@@ -451,7 +452,7 @@ static int property_get_command(
         if (!l)
                 return -ENOENT;
 
-        return bus_message_append_text(reply, l->comm);
+        return bus_message_append_text(reply, lease_manager_command(l->manager, l));
 }
 
 static int property_get_since(
@@ -497,6 +498,7 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
         q = request_new(userdata, m, REQUEST_RELEASE);
         if (!q)
                 return -ENOMEM;
+        q->execute = bus_lease_execute;
         q->lease_path = strdup(l->path);
         if (!q->lease_path) {
                 request_free(q);
@@ -512,7 +514,7 @@ static const sd_bus_vtable lease_vtable[] = {
         SD_BUS_PROPERTY("Policies", "a{ss}", property_get_policies, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Pid", "u", property_get_pid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Uid", "u", property_get_uid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Command", "s", property_get_command, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Command", "s", property_get_command, 0, 0),
         SD_BUS_PROPERTY("Since", "t", property_get_since, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("WholeGroup", "b", property_get_whole_group, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
