@@ -47,6 +47,7 @@ ERR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 def device(address, vendor, dev, cls, **kw):
     d = {
         "Address": address,
+        "Name": "",
         "SysfsPath": "/sys/devices/pci0000:00/" + address,
         "VendorId": vendor,
         "DeviceId": dev,
@@ -349,6 +350,30 @@ class Root(PropertyObject):
                 groups.setdefault(d.values["IommuGroup"], []).append(d.values["Address"])
         # Deliberately unsorted by group: hostdevctl sorts.
         return typed("a(uas)", [[g, sorted(groups[g])] for g in sorted(groups, reverse=True)])
+
+    # ---- handoff (issue 15): hostdevctl does not call these; here so the fake keeps the contract ----
+
+    @dbus.service.method(MANAGER, in_signature="ass", out_signature="bas")
+    def CheckFingerprint(self, devices, fingerprint):
+        self.fake.count("CheckFingerprint")
+        raise dbus.exceptions.DBusException("not faked", name="org.hostdevd1.Error.Failed")
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="ao")
+    def GetDevicesByVfioNode(self, node):
+        self.fake.count("GetDevicesByVfioNode")
+        return typed("ao", [d.path for d in self.fake.devices.values() if d.values["VfioGroup"] == node])
+
+    # Placeholders for lease-core's Manager methods (contract signatures only), so the fake starts; a
+    # fuller fake of them supersedes these.
+    @dbus.service.method(MANAGER, in_signature="asa{sv}", out_signature="oas")
+    def Acquire(self, devices, options):
+        self.fake.count("Acquire")
+        raise dbus.exceptions.DBusException("not faked", name="org.hostdevd1.Error.Failed")
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="o")
+    def GetDeviceByName(self, name):
+        self.fake.count("GetDeviceByName")
+        raise dbus.exceptions.DBusException("No device named %s" % name, name=ERR_NOT_FOUND)
 
     # ---- desired state: canned behaviour, every call recorded ----
 
