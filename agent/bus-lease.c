@@ -18,7 +18,7 @@
 #include "bus-errors.h"
 #include "bus-handoff.h"
 #include "bus-lease.h"
-#include "bus-manager.h"
+#include "bus-resolve.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -226,6 +226,7 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
         q = request_new(d, m, REQUEST_ACQUIRE);
         if (!q)
                 return -ENOMEM;
+        q->execute = bus_lease_execute;
         ask = q->lease_ask = calloc(1, sizeof(LeaseAsk));
         if (!ask) {
                 request_free(q);
@@ -501,6 +502,7 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
         q = request_new(userdata, m, REQUEST_RELEASE);
         if (!q)
                 return -ENOMEM;
+        q->execute = bus_lease_execute;
         q->lease_path = strdup(l->path);
         if (!q->lease_path) {
                 request_free(q);

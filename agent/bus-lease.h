@@ -20,7 +20,8 @@ int bus_lease_add(BusContext *d);
 /* The Manager.Acquire handler (in the Manager's vtable, bus-manager.c). */
 int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
-/* bus-request.c: an authorized ACQUIRE or RELEASE request runs; replies and frees |q| (now or later). */
+/* Request.execute of ACQUIRE and RELEASE: the authorized request runs; replies and frees |q| (now or
+ * later). */
 void bus_lease_execute(struct Request *q);
 
 /* 0 if no lease holds |address|; else -EBUSY with |error| (Error.Blocked) naming the lease and its owner:

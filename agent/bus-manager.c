@@ -11,6 +11,7 @@
 #include "bus-handoff.h"
 #include "bus-lease.h"
 #include "bus-manager.h"
+#include "bus-resolve.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -358,46 +359,6 @@ static int method_apply(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (!q)
                 return -ENOMEM;
         return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
-}
-
-int bus_resolve_device(
-        BusContext *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
-        _cleanup_free_ char *address = NULL;
-        const char *e, *named;
-        PciAddress a;
-        int r;
-
-        e = bus_path_child_element(s, HOSTDEVD_DEVICES_PATH);
-        if (e) {
-                if (object_path_element_to_pci_address(e, &address) < 0 ||
-                    !model_get_device(d->model, address))
-                        return bus_error_setf_errno(
-                                error, -ENOENT, "No PCI function at '%s'", ESCAPE_QUOTE(s));
-                memcpy(ret, address, strlen(address) + 1);
-                return 0;
-        }
-        if (pci_address_from_string(s, &a) >= 0) {
-                pci_address_format(&a, ret);
-                if (!model_get_device(d->model, ret))
-                        return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
-                return 0;
-        }
-        if (!device_name_is_valid(s))
-                return bus_error_setf_errno(
-                        error, -EINVAL, "Not a PCI address, device name or Device object path: '%s'",
-                        ESCAPE_QUOTE(s));
-        r = d->reconciler ? reconciler_find_name(d->reconciler, s, &named) : -ENOENT;
-        if (r == -ENOTUNIQ)
-                return bus_error_setf_errno(
-                        error, -EINVAL,
-                        "Device name '%s' matches several PCI functions (narrow its [Match])", s);
-        if (r == -ENXIO)
-                return bus_error_setf_errno(
-                        error, -ENOENT, "Device name '%s' matches no PCI function now", s);
-        if (r < 0)
-                return bus_error_setf_errno(error, -ENOENT, "No device named '%s'", s);
-        memcpy(ret, named, strlen(named) + 1);
-        return 0;
 }
 
 static int method_get_device_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "bus-errors.h"
-#include "bus-lease.h"
 #include "bus-polkit.h"
 #include "bus-request.h"
 #include "escape.h"
@@ -160,7 +159,7 @@ static void request_execute(Request *q) {
         switch (q->type) {
         case REQUEST_ACQUIRE:
         case REQUEST_RELEASE:
-                bus_lease_execute(q);
+                q->execute(q);
                 return;
 
         case REQUEST_RELOAD:

@@ -70,6 +70,9 @@ struct Request {
         RequestBackup *backup; /* request files before this call, to undo a refused one */
         sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
         struct LeaseAsk *lease_ask; /* ACQUIRE: what is asked (lease-manager.h) */
+        /* ACQUIRE, RELEASE: runs the authorized request and replies (bus-lease.c, which sets it: a
+         * callback up, so this room does not include its user). */
+        void (*execute)(Request *q);
         char *lease_path; /* RELEASE: the lease's object path */
         Request *prev, *next; /* ctx->requests, oldest first */
 };

@@ -38,6 +38,7 @@ struct LeaseManager {
         sd_event *event;
         Model *model;
         Reconciler *reconciler;
+        char *runtime_dir;
         char *dir; /* RUNTIME_DIR/leases */
         char *proc_root;
         LeaseManagerHooks hooks;
@@ -270,6 +271,10 @@ static int lease_store_write(LeaseManager *m, const LeaseRecord *rec) {
         _cleanup_free_ char *name = NULL, *text = NULL;
         int r;
 
+        /* The runtime directory itself may be missing (no RuntimeDirectory= outside the unit): the
+         * records and the lease declarations (RUNTIME_DIR/devices.d) both need it. */
+        if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s: %m", m->runtime_dir);
         r = lease_record_file_name(rec->id, &name);
         if (r >= 0)
                 r = lease_record_to_json(rec, &text);
@@ -853,11 +858,14 @@ int lease_manager_new(
         m->userdata = userdata;
         if (hooks)
                 m->hooks = *hooks;
-        if (asprintf(&m->dir, "%s/%s", runtime_dir ?: HOSTDEVD_RUNTIME_DIR, LEASES_SUBDIR) < 0) {
+        m->runtime_dir = strdup(runtime_dir ?: HOSTDEVD_RUNTIME_DIR);
+        if (!m->runtime_dir || asprintf(&m->dir, "%s/%s", m->runtime_dir, LEASES_SUBDIR) < 0) {
+                free(m->runtime_dir);
                 free(m);
                 return -ENOMEM;
         }
         if (proc_root && !(m->proc_root = strdup(proc_root))) {
+                free(m->runtime_dir);
                 free(m->dir);
                 free(m);
                 return -ENOMEM;
@@ -878,6 +886,7 @@ LeaseManager *lease_manager_free(LeaseManager *m) {
         for (size_t i = 0; i < m->n_holders; i++)
                 free(m->holders[i].node);
         free(m->holders);
+        free(m->runtime_dir);
         free(m->dir);
         free(m->proc_root);
         free(m);
