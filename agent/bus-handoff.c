@@ -7,7 +7,7 @@
 
 #include "bus-errors.h"
 #include "bus-handoff.h"
-#include "bus-manager.h"
+#include "bus-resolve.h"
 #include "bus-polkit.h"
 #include "bus-util.h"
 #include "escape.h"

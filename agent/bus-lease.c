@@ -138,7 +138,9 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
                                 r = sd_bus_message_exit_container(m);
                         if (r < 0)
                                 return r;
-                } else if (streq(key, LEASE_OPTION_WHOLE_GROUP) || streq(key, LEASE_OPTION_DRY_RUN)) {
+                } else if (
+                        streq(key, LEASE_OPTION_WHOLE_GROUP) || streq(key, LEASE_OPTION_DRY_RUN) ||
+                        streq(key, LEASE_OPTION_VFIO_OWNER)) {
                         int b;
 
                         r = sd_bus_message_read(m, "v", "b", &b);
@@ -147,13 +149,15 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
                                         error, -EINVAL, "Option \"%s\" must be a boolean", key);
                         if (streq(key, LEASE_OPTION_DRY_RUN))
                                 ask->dry_run = b;
+                        else if (streq(key, LEASE_OPTION_VFIO_OWNER))
+                                ask->vfio_owner = b;
                         else
                                 ask->whole_group = b;
                 } else
                         return bus_error_setf_errno(
                                 error, -EINVAL,
                                 "Unknown option '%s' (expected \"pidfd\", \"release\", \"release-policies\", "
-                                "\"whole-group\", \"dry-run\")",
+                                "\"whole-group\", \"dry-run\", \"vfio-owner\")",
                                 ESCAPE_QUOTE(key));
                 r = sd_bus_message_exit_container(m);
                 if (r < 0)

@@ -371,6 +371,98 @@ static int apply_policies(LeaseManager *m, const Lease *l) {
         return ret;
 }
 
+/* ---- "vfio-owner": the group nodes for the owner's uid ------------------------------------------- */
+
+static int open_node(const char *node, struct stat *ret) {
+        _cleanup_close_ int fd = open(node, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, ret) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+/* Record each group node's owner, write the record, then hand the nodes to the lease's uid. */
+static int vfio_owner_take(LeaseManager *m, Lease *l) {
+        LeaseRecord *rec = l->record;
+        int r;
+
+        if (!rec->vfio_owner)
+                return 0;
+        free(rec->node_owners);
+        rec->node_owners = calloc(rec->n_devices, sizeof(LeaseNodeOwner));
+        rec->n_node_owners = 0;
+        if (!rec->node_owners)
+                return -ENOMEM;
+        for (size_t i = 0; i < rec->n_devices; i++) {
+                const PciDevice *d = model_get_device(m->model, rec->devices[i].address);
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st;
+                bool seen = false;
+
+                if (!d || !d->vfio_group || strlen(d->vfio_group) >= LEASE_NODE_PATH_MAX)
+                        return log_error_errno(
+                                ENOENT, "%s has no VFIO group node to hand to uid %u",
+                                rec->devices[i].address, (unsigned)rec->uid);
+                for (size_t j = 0; j < rec->n_node_owners; j++)
+                        seen = seen || streq(rec->node_owners[j].node, d->vfio_group);
+                if (seen)
+                        continue;
+                fd = open_node(d->vfio_group, &st);
+                if (fd < 0)
+                        return log_error_errno(fd, "Failed to open %s: %m", d->vfio_group);
+                LeaseNodeOwner *o = &rec->node_owners[rec->n_node_owners++];
+                snprintf(o->node, sizeof o->node, "%s", d->vfio_group);
+                o->uid = st.st_uid;
+                o->gid = st.st_gid;
+        }
+        r = lease_store_write(m, rec);
+        if (r < 0)
+                return r;
+        for (size_t j = 0; j < rec->n_node_owners; j++) {
+                struct stat st;
+                _cleanup_close_ int fd = open_node(rec->node_owners[j].node, &st);
+
+                if (fd < 0)
+                        return log_error_errno(fd, "Failed to open %s: %m", rec->node_owners[j].node);
+                if (fchownat(fd, "", rec->uid, (gid_t)-1, AT_EMPTY_PATH) < 0)
+                        return log_error_errno(
+                                errno, "Failed to hand %s to uid %u: %m", rec->node_owners[j].node,
+                                (unsigned)rec->uid);
+                log_debug(
+                        "%s now belongs to uid %u (lease %" PRIu64 ")", rec->node_owners[j].node,
+                        (unsigned)rec->uid, rec->id);
+        }
+        return 0;
+}
+
+/* Give each node back to its recorded owner, unless someone else has changed it since. Logs, ignores. */
+static void vfio_owner_restore(Lease *l) {
+        const LeaseRecord *rec = l->record;
+
+        for (size_t j = 0; j < rec->n_node_owners; j++) {
+                const LeaseNodeOwner *o = &rec->node_owners[j];
+                struct stat st;
+                _cleanup_close_ int fd = open_node(o->node, &st);
+
+                if (fd < 0) {
+                        log_debug_errno(fd, "%s is gone (%m), nothing to give back", o->node);
+                        continue;
+                }
+                if (st.st_uid != rec->uid) {
+                        log_warning(
+                                "%s belongs to uid %u now, not the lease's %u: left alone", o->node,
+                                (unsigned)st.st_uid, (unsigned)rec->uid);
+                        continue;
+                }
+                if (fchownat(fd, "", o->uid, o->gid, AT_EMPTY_PATH) < 0)
+                        log_warning_errno(
+                                errno, "Failed to give %s back to uid %u, ignoring: %m", o->node,
+                                (unsigned)o->uid);
+        }
+}
+
 int lease_manager_release(LeaseManager *m, Lease *l, const char *why) {
         int r;
 
@@ -379,6 +471,7 @@ int lease_manager_release(LeaseManager *m, Lease *l, const char *why) {
         /* Holders first: the plan the declarations schedule must not see this lease any more. */
         l->owner_source = sd_event_source_disable_unref(l->owner_source);
         (void)lease_set_state(m, l, LEASE_STATE_RELEASING);
+        vfio_owner_restore(l);
 
         log_lease(
                 MESSAGE_ID_LEASE_ENDED, l->record->pid, "Lease %" PRIu64 " of pid %d (%s) ends: %s",
@@ -482,6 +575,13 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
         if (error < 0) {
                 acquire_undo(m, l);
                 job->done(error, NULL, reason, job->userdata);
+                return;
+        }
+        if (vfio_owner_take(m, l) < 0) {
+                (void)lease_manager_release(m, l, "its VFIO group nodes could not be handed to its owner");
+                job->done(
+                        -EIO, NULL, "the VFIO group nodes could not be handed to the lease owner",
+                        job->userdata);
                 return;
         }
         if (lease_set_state(m, l, LEASE_STATE_ACTIVE) < 0 || watch_owner(m, l) < 0) {
@@ -602,6 +702,7 @@ int lease_manager_acquire(
         l->record->uid = ask->uid;
         l->record->since_usec = (uint64_t)ts.tv_sec * UINT64_C(1000000) + (uint64_t)ts.tv_nsec / 1000;
         l->record->whole_group = ask->whole_group;
+        l->record->vfio_owner = ask->vfio_owner;
         l->record->state = LEASE_STATE_PREPARING;
         l->comm = read_comm(m->proc_root, ask->pid);
         if (asprintf(

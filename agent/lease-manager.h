@@ -17,6 +17,12 @@
  *   ends in that loop iteration: RELEASING recorded, each function's policy applied to the
  *   declarations (host: the lease's goes; keep: a transient REQUEST_DEVICE Driver=vfio-pci replaces
  *   it), the record removed, the reconciler reloads and converges. No timer, no polling.
+ * "vfio-owner": before ACTIVE, each group node of the lease (PciDevice.vfio_group) is recorded with
+ * its owner and group (the record is written first, so a crash cannot lose them) and then chowned to
+ * the lease's uid (the group is kept); when the lease ends, before its policies, each node still
+ * owned by that uid gets its recorded owner back (one changed meanwhile by someone else is left
+ * alone). Nodes are opened O_PATH|O_NOFOLLOW and changed with fchownat(AT_EMPTY_PATH), so what is
+ * changed is the node that was opened.
  * While ACTIVE, each function is a holder for the planner (lease_manager_holders()): never unbound,
  * reset, or its PF's sriov_numvfs changed, whatever else the desired state says.
  *
@@ -107,6 +113,7 @@ typedef struct LeaseAsk {
         LeasePolicy *policies;
         bool whole_group;
         bool dry_run;
+        bool vfio_owner; /* "vfio-owner": the group nodes belong to |uid| while the lease is active */
         int pidfd; /* the owner's pidfd, owned by the ask */
         pid_t pid;
         uint64_t start_time;

@@ -66,6 +66,7 @@ LeaseRecord *lease_record_free(LeaseRecord *l) {
         if (!l)
                 return NULL;
         free(l->devices);
+        free(l->node_owners);
         free(l);
         return NULL;
 }
@@ -97,6 +98,13 @@ static int lease_device_compare(const void *a, const void *b) {
 }
 
 /* Sorted, unique, canonical, known policies, 1..MAX: the shape every record has. */
+/* A VFIO group node path ("/dev/vfio/" and a name, nothing else), bounded. */
+static bool node_is_vfio(const char *s) {
+        size_t n = strnlen(s, LEASE_NODE_PATH_MAX);
+        return n < LEASE_NODE_PATH_MAX && strneq(s, "/dev/vfio/", strlen("/dev/vfio/")) &&
+                n > strlen("/dev/vfio/") && !strchr(s + strlen("/dev/vfio/"), '/');
+}
+
 static bool lease_record_is_valid(const LeaseRecord *l) {
         if (!l || l->id == 0 || l->pid <= 0 || l->n_devices == 0 || l->n_devices > LEASE_DEVICES_MAX ||
             !lease_state_to_string(l->state))
@@ -108,6 +116,11 @@ static bool lease_record_is_valid(const LeaseRecord *l) {
                 if (i > 0 && strcmp(l->devices[i - 1].address, l->devices[i].address) >= 0)
                         return false;
         }
+        if (l->n_node_owners > LEASE_DEVICES_MAX || (l->n_node_owners > 0 && !l->vfio_owner))
+                return false;
+        for (size_t i = 0; i < l->n_node_owners; i++)
+                if (!node_is_vfio(l->node_owners[i].node))
+                        return false;
         return true;
 }
 
@@ -160,6 +173,33 @@ int lease_record_to_json(const LeaseRecord *l, char **ret) {
                         return -ENOMEM;
         }
 
+        if (l->vfio_owner) {
+                json_object *restore = json_object_new_array();
+
+                if (!restore || json_object_object_add(root, "vfio-restore", restore) < 0) {
+                        json_object_put(restore);
+                        return -ENOMEM;
+                }
+                if (json_object_object_add(root, "vfio-owner", json_object_new_boolean(true)) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < l->n_node_owners; i++) {
+                        json_object *o = json_object_new_object();
+
+                        if (!o)
+                                return -ENOMEM;
+                        if (json_object_array_add(restore, o) < 0) {
+                                json_object_put(o);
+                                return -ENOMEM;
+                        }
+                        if (json_object_object_add(
+                                    o, "node", json_object_new_string(l->node_owners[i].node)) < 0 ||
+                            json_object_object_add(o, "uid", json_object_new_int64(l->node_owners[i].uid)) <
+                                    0 ||
+                            json_object_object_add(o, "gid", json_object_new_int64(l->node_owners[i].gid)) <
+                                    0)
+                                return -ENOMEM;
+                }
+        }
         text = json_object_to_json_string_ext(
                 root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!text || asprintf(&s, "%s\n", text) < 0)
@@ -323,6 +363,48 @@ int lease_record_from_json(const char *text, LeaseRecord **ret, char **ret_error
                 if (streq(l->devices[i - 1].address, l->devices[i].address))
                         return parse_fail(
                                 ret_error, "\"devices\": %s is listed twice", l->devices[i].address);
+
+        /* Optional: records of leases without "vfio-owner" have neither key. */
+        if (json_object_object_get_ex(root, "vfio-owner", &v)) {
+                json_object *restore;
+
+                if (!json_object_is_type(v, json_type_boolean))
+                        return parse_fail(ret_error, "\"vfio-owner\" is not a boolean");
+                l->vfio_owner = json_object_get_boolean(v);
+                if (!json_object_object_get_ex(root, "vfio-restore", &restore) ||
+                    !json_object_is_type(restore, json_type_array))
+                        return parse_fail(ret_error, "\"vfio-restore\" is missing or not an array");
+                n = json_object_array_length(restore);
+                if (n > LEASE_DEVICES_MAX || (n > 0 && !l->vfio_owner))
+                        return parse_fail(ret_error, "\"vfio-restore\" has %zu entries", n);
+                l->node_owners = calloc(n ?: 1, sizeof(LeaseNodeOwner));
+                if (!l->node_owners)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        json_object *o = json_object_array_get_idx(restore, i);
+                        const char *node;
+                        uint64_t uid, gid;
+
+                        if (!json_object_is_type(o, json_type_object))
+                                return parse_fail(ret_error, "\"vfio-restore\"[%zu] is not an object", i);
+                        r = get_string(o, "node", &node, ret_error);
+                        if (r >= 0)
+                                r = get_uint(o, "uid", UINT32_MAX - 1, &uid, ret_error);
+                        if (r >= 0)
+                                r = get_uint(o, "gid", UINT32_MAX - 1, &gid, ret_error);
+                        if (r < 0)
+                                return r;
+                        if (!node_is_vfio(node))
+                                return parse_fail(
+                                        ret_error, "\"vfio-restore\"[%zu]: '%s' is not a VFIO node", i,
+                                        ESCAPE_QUOTE(node));
+                        memcpy(l->node_owners[i].node, node, strlen(node) + 1);
+                        l->node_owners[i].uid = (uid_t)uid;
+                        l->node_owners[i].gid = (gid_t)gid;
+                }
+                l->n_node_owners = n;
+        } else if (json_object_object_get_ex(root, "vfio-restore", &v))
+                return parse_fail(ret_error, "\"vfio-restore\" without \"vfio-owner\"");
 
         *ret = TAKE_PTR(l);
         return 0;

@@ -66,6 +66,14 @@ typedef struct LeaseDevice {
         LeasePolicy policy;
 } LeaseDevice;
 
+/* A VFIO group node the lease handed to its owner ("vfio-owner"), with the owner to give it back to. */
+#define LEASE_NODE_PATH_MAX 64
+typedef struct LeaseNodeOwner {
+        char node[LEASE_NODE_PATH_MAX]; /* "/dev/vfio/..." */
+        uid_t uid;
+        gid_t gid;
+} LeaseNodeOwner;
+
 typedef struct LeaseRecord {
         uint64_t id; /* > 0; the object path's last element is "lease_<id>" */
         pid_t pid; /* the owner (the VMM), > 0 */
@@ -76,6 +84,12 @@ typedef struct LeaseRecord {
         LeaseState state;
         LeaseDevice *devices; /* sorted by address, no duplicates, 1..LEASE_DEVICES_MAX */
         size_t n_devices;
+        /* "vfio-owner": the group nodes belong to |uid| while the lease is active (optional in the JSON:
+         * "vfio-owner": bool, "vfio-restore": [ { "node": "/dev/vfio/N", "uid": U, "gid": G } ], both
+         * absent in records of leases without it). */
+        bool vfio_owner;
+        LeaseNodeOwner *node_owners; /* what to restore, 0..LEASE_DEVICES_MAX entries */
+        size_t n_node_owners;
 } LeaseRecord;
 
 LeaseRecord *lease_record_free(LeaseRecord *l);

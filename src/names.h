@@ -26,6 +26,7 @@
 #define LEASE_OPTION_RELEASE_POLICIES "release-policies"
 #define LEASE_OPTION_WHOLE_GROUP "whole-group"
 #define LEASE_OPTION_DRY_RUN "dry-run"
+#define LEASE_OPTION_VFIO_OWNER "vfio-owner" /* the group nodes belong to the lease's uid while it lasts */
 /* Lease records: RUNTIME_DIR/leases/<id>.json (lease.h). */
 #define LEASES_SUBDIR "leases"
 

@@ -402,6 +402,18 @@ class Root(PropertyObject):
         # Deliberately unsorted by group: hostdevctl sorts.
         return typed("a(uas)", [[g, sorted(groups[g])] for g in sorted(groups, reverse=True)])
 
+    # ---- handoff (issue 15): hostdevctl does not call these; here so the fake keeps the contract ----
+
+    @dbus.service.method(MANAGER, in_signature="ass", out_signature="bas")
+    def CheckFingerprint(self, devices, fingerprint):
+        self.fake.count("CheckFingerprint")
+        raise dbus.exceptions.DBusException("not faked", name="org.hostdevd1.Error.Failed")
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="ao")
+    def GetDevicesByVfioNode(self, node):
+        self.fake.count("GetDevicesByVfioNode")
+        return typed("ao", [d.path for d in self.fake.devices.values() if d.values["VfioGroup"] == node])
+
     # ---- desired state: canned behaviour, every call recorded ----
 
     def canonical_address(self, address):

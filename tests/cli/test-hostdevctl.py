@@ -408,13 +408,13 @@ class HostdevctlTest(unittest.TestCase):
         self.assertNotIn("--persist", self.complete("list", "--"))
         self.assertEqual(self.complete("import", ""), ["driverctl", "mdevctl"])
         self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
-        self.assertEqual(self.complete("handoff", "--f"), ["--format"])
-        self.assertEqual(self.complete("handoff", "7", "--format", "c"), ["cloud-hypervisor"])
-        self.assertEqual(self.complete("handoff", "--format", "json", ""), [])  # the fake has no leases
         self.assertEqual(self.complete("acquire", "--d"), ["--dry-run"])
         self.assertEqual(self.complete("acquire", "--release", ""), ["host", "keep"])
         self.assertEqual(self.complete("run", "--device", "0000:02:02"), ["0000:02:02.0", "0000:02:02.1"])
         self.assertEqual(self.complete("acquire", "0000:02:00.0", "0000:02:02."), ["0000:02:02.0", "0000:02:02.1"])
+        self.assertEqual(self.complete("handoff", "--f"), ["--format"])
+        self.assertEqual(self.complete("handoff", "7", "--format", "c"), ["cloud-hypervisor"])
+        self.assertEqual(self.complete("handoff", "--format", "json", ""), [])  # the fake has no leases
 
     # ---- monitor ----
 

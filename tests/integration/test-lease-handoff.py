@@ -60,13 +60,15 @@ class LeaseHandoff(R.ReconcileTestCase):
                                 p.wait()
                 super().tearDown()
 
-        def lease(self):
+        def lease(self, **options):
                 p = subprocess.Popen(['sleep', '600'], env=h.preload_free_env())
                 self.vmms.append(p)
                 fd = os.pidfd_open(p.pid)
                 try:
+                        opts = {'pidfd': dbus.types.UnixFd(fd)}
+                        opts.update({k.replace('_', '-'): v for k, v in options.items()})
                         path, devices = self.call('Acquire', dbus.Array([AUDIO, GPU], signature='s'),
-                                                  dbus.Dictionary({'pidfd': dbus.types.UnixFd(fd)}, signature='sv'))
+                                                  dbus.Dictionary(opts, signature='sv'))
                 finally:
                         os.close(fd)
                 self.assertEqual(list(devices), [GPU, AUDIO])
@@ -191,6 +193,31 @@ class LeaseHandoff(R.ReconcileTestCase):
                 self.assertIn("'lease_x'", ctl('handoff', 'lease_x', check=2).stderr)
                 self.assertIn('does not apply', ctl('list', '--format=json', check=2).stderr)
                 self.assertIn('No lease', ctl('handoff', '999', check=4).stderr)
+
+        def test_vfio_owner(self):
+                """"vfio-owner": the group node belongs to the lease's uid while it lasts, then goes back."""
+                import json
+                node = os.path.join(self.H.t.root, 'dev/vfio/20')
+                os.chown(node, 65534, 65534)
+                self.start()
+                path = self.lease(vfio_owner=True)
+                st = os.stat(node)
+                self.assertEqual((st.st_uid, st.st_gid), (0, 65534))   # the lease's uid (the caller: root)
+                with open(os.path.join(self.dirs['run'], 'leases', path.rsplit('_', 1)[1] + '.json')) as f:
+                        rec = json.load(f)
+                self.assertEqual((rec['vfio-owner'], rec['vfio-restore']),
+                                 (True, [{'node': GROUP_NODE, 'uid': 65534, 'gid': 65534}]))
+                self.call_lease(path, 'Release')
+                st = os.stat(node)
+                self.assertEqual((st.st_uid, st.st_gid), (65534, 65534))
+
+                # Without the option nothing changes hands; a wrong type is refused.
+                path = self.lease()
+                self.assertEqual(os.stat(node).st_uid, 65534)
+                self.call_lease(path, 'Release')
+                with self.assertRaises(dbus.DBusException) as e:
+                        self.lease(vfio_owner='yes')
+                self.assertEqual(e.exception.get_dbus_name(), ERR + 'InvalidArgument')
 
         def call_lease(self, path, method, *args):
                 return self.c.call(path, LEASE_IFACE, method, *args)

@@ -79,6 +79,73 @@ static void test_record_round_trip(void **state) {
         assert_int_equal(lease_record_to_json(&rec, &text), -EINVAL);
 }
 
+/* "vfio-owner" (issue 15, handoff): the nodes' previous owners survive a restart; records without it
+ * carry neither key. */
+static void test_record_vfio_owner(void **state) {
+        LeaseDevice devices[] = { { "0000:41:00.0", LEASE_POLICY_HOST } };
+        LeaseNodeOwner owners[] = { { "/dev/vfio/20", 65534, 44 } };
+        LeaseRecord rec = {
+                .id = 3,
+                .pid = 77,
+                .start_time = 1,
+                .uid = 1000,
+                .since_usec = 1,
+                .state = LEASE_STATE_ACTIVE,
+                .devices = devices,
+                .n_devices = 1,
+                .vfio_owner = true,
+                .node_owners = owners,
+                .n_node_owners = 1,
+        };
+        _cleanup_(lease_record_freep) LeaseRecord *back = NULL, *plain = NULL;
+        _cleanup_free_ char *text = NULL, *text2 = NULL, *error = NULL;
+        static const char *const bad[] = {
+                "\"vfio-owner\":1,\"vfio-restore\":[]",
+                "\"vfio-owner\":true",
+                "\"vfio-owner\":false,\"vfio-restore\":[{\"node\":\"/dev/vfio/1\",\"uid\":0,\"gid\":0}]",
+                "\"vfio-owner\":true,\"vfio-restore\":[{\"node\":\"/etc/shadow\",\"uid\":0,\"gid\":0}]",
+                "\"vfio-owner\":true,\"vfio-restore\":[{\"node\":\"/dev/vfio/../sda\",\"uid\":0,\"gid\":0}]",
+                "\"vfio-owner\":true,\"vfio-restore\":[{\"node\":\"/dev/vfio/1\",\"uid\":-1,\"gid\":0}]",
+                "\"vfio-restore\":[]",
+        };
+
+        assert_int_equal(lease_record_to_json(&rec, &text), 0);
+        assert_non_null(strstr(text, "\"vfio-owner\":true"));
+        assert_int_equal(lease_record_from_json(text, &back, &error), 0);
+        assert_true(back->vfio_owner);
+        assert_int_equal(back->n_node_owners, 1);
+        assert_string_equal(back->node_owners[0].node, "/dev/vfio/20");
+        assert_int_equal(back->node_owners[0].uid, 65534);
+        assert_int_equal(back->node_owners[0].gid, 44);
+        assert_int_equal(lease_record_to_json(back, &text2), 0);
+        assert_string_equal(text, text2);
+
+        rec.vfio_owner = false;
+        rec.n_node_owners = 0;
+        free(text);
+        assert_int_equal(lease_record_to_json(&rec, &text), 0);
+        assert_null(strstr(text, "vfio"));
+        assert_int_equal(lease_record_from_json(text, &plain, &error), 0);
+        assert_false(plain->vfio_owner);
+        assert_int_equal(plain->n_node_owners, 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(lease_record_freep) LeaseRecord *r = NULL;
+                _cleanup_free_ char *json = NULL, *e = NULL;
+
+                assert_true(
+                        asprintf(
+                                &json,
+                                "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,"
+                                "\"since-usec\":1,\"whole-group\":false,\"state\":\"active\",\"devices\":"
+                                "[{\"address\":\"0000:04:00.0\",\"policy\":\"host\"}],%s}",
+                                bad[i]) > 0);
+                if (lease_record_from_json(json, &r, &e) != -EBADMSG)
+                        fail_msg("%zu: %s accepted", i, bad[i]);
+                assert_non_null(e);
+        }
+}
+
 static void test_record_rejected(void **state) {
         static const struct {
                 const char *json;
@@ -251,9 +318,10 @@ static void test_check_bounds(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_policies),        cmocka_unit_test(test_record_round_trip),
-                cmocka_unit_test(test_record_rejected), cmocka_unit_test(test_stat_start_time),
-                cmocka_unit_test(test_check_table),     cmocka_unit_test(test_check_bounds),
+                cmocka_unit_test(test_policies),          cmocka_unit_test(test_record_round_trip),
+                cmocka_unit_test(test_record_rejected),   cmocka_unit_test(test_stat_start_time),
+                cmocka_unit_test(test_check_table),       cmocka_unit_test(test_check_bounds),
+                cmocka_unit_test(test_record_vfio_owner),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
