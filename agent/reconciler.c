@@ -980,6 +980,15 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
         active = r->desired && r->desired->n_rules > 0;
         model = r->model;
 
+        /* A function that came or went may change the host-critical set (its boot_vga, the disks and
+         * NICs under it): computed again off the loop; the next full plan waits for it. */
+        for (size_t i = 0; i < n; i++)
+                if (changes[i].object == MODEL_OBJECT_DEVICE &&
+                    (changes[i].kind == MODEL_CHANGE_ADDED || changes[i].kind == MODEL_CHANGE_REMOVED)) {
+                        critical_watch_invalidate(r->critical_watch);
+                        break;
+                }
+
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];
                 const PciDevice *dev;
