@@ -16,6 +16,7 @@
 typedef struct BusEmitter BusEmitter;
 typedef struct BusPolkit BusPolkit;
 typedef struct Intake Intake;
+typedef struct LeaseManager LeaseManager;
 typedef struct Reconciler Reconciler;
 
 typedef struct BusContext {
@@ -26,6 +27,7 @@ typedef struct BusContext {
         Reconciler *reconciler; /* desired state, plans, status, requests */
         BusPolkit *polkit; /* authorization of mutations */
         BusEmitter *emitter; /* the one publisher of signals */
+        LeaseManager *leases; /* the leases in force (lease-manager.h) */
         const char *event_source; /* Manager.EventSource: "udev", "kernel" */
         /* bus-manager.c: method calls that change something, from arrival to reply, oldest first. */
         struct Request *requests;

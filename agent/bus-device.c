@@ -114,6 +114,20 @@ static int property_get_reconciler(
         return bus_message_append_text(reply, v.last_error);
 }
 
+/* Name: the [Device] Name= of the desired state in force ("" none); it changes only with a reload. */
+static int property_get_name(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        const PciDevice *dev = userdata;
+        BusContext *d = bus_get_slot_userdata(bus);
+
+        if (!d)
+                return -ESTALE;
+        return sd_bus_message_append(
+                reply, "s",
+                strempty(d->reconciler ? reconciler_device_name(d->reconciler, dev->address) : NULL));
+}
+
 /* a(uss): (pid, comm, node) of the processes holding this function's VFIO group or cdev. */
 static int property_get_holders(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
@@ -257,6 +271,7 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("StateReason", "s", property_get_reconciler, 0, EMITS),
         SD_BUS_PROPERTY("LastError", "s", property_get_reconciler, 0, EMITS),
         SD_BUS_PROPERTY("Holders", "a(uss)", property_get_holders, 0, 0),
+        SD_BUS_PROPERTY("Name", "s", property_get_name, 0, 0),
         SD_BUS_PROPERTY("Errors", "as", property_get_strv_field, offsetof(PciDevice, errors), EMITS),
         SD_BUS_VTABLE_END,
 };

@@ -170,6 +170,26 @@ int bus_emitter_queue(BusEmitter *e, const ModelChange *changes, size_t n) {
         return bus_emitter_schedule(e);
 }
 
+/* Leases change on the loop in response to a call or an owner's exit, one at a time, and the object
+ * must still be findable for InterfacesRemoved: announced at once, not coalesced. */
+int bus_emitter_lease_added(BusEmitter *e, const char *path) {
+        if (!e->ctx->bus)
+                return 0;
+        return sd_bus_emit_object_added(e->ctx->bus, path);
+}
+
+int bus_emitter_lease_changed(BusEmitter *e, const char *path) {
+        if (!e->ctx->bus)
+                return 0;
+        return sd_bus_emit_properties_changed(e->ctx->bus, path, HOSTDEVD_LEASE_INTERFACE, "State", NULL);
+}
+
+int bus_emitter_lease_removed(BusEmitter *e, const char *path) {
+        if (!e->ctx->bus)
+                return 0;
+        return sd_bus_emit_object_removed(e->ctx->bus, path);
+}
+
 int bus_emitter_manager_changed(BusEmitter *e) {
         e->manager_dirty = true;
         return bus_emitter_schedule(e);

@@ -59,5 +59,10 @@ int bus_emitter_queue_status(BusEmitter *e, const char *address);
  * changed: named in the next flush's Manager PropertiesChanged. Returns 0 or -ENOMEM. */
 int bus_emitter_queue_manager_status(BusEmitter *e, char *const *names);
 
+/* A Lease object (bus-lease.c) appeared, changed its State, or is about to go (still findable):
+ * InterfacesAdded, PropertiesChanged, InterfacesRemoved, sent at once. Returns 0 or -errno. */
+int bus_emitter_lease_added(BusEmitter *e, const char *path);
+int bus_emitter_lease_changed(BusEmitter *e, const char *path);
+int bus_emitter_lease_removed(BusEmitter *e, const char *path);
 /* Emit everything pending now. Returns the number of signals sent, or -errno. */
 int bus_emitter_flush(BusEmitter *e);

@@ -8,7 +8,9 @@
 
 #include "bus-context.h"
 #include "bus-errors.h"
+#include "bus-lease.h"
 #include "bus-manager.h"
+#include "bus-resolve.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -431,17 +433,25 @@ static int method_apply(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
 }
 
-/* Canonical address of an existing function, or a bus error naming the value. */
-static int parse_device_address(
-        BusContext *d, const char *s, char ret[static PCI_ADDRESS_STRING_MAX], sd_bus_error *error) {
-        PciAddress a;
+static int method_get_device_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+        char address[PCI_ADDRESS_STRING_MAX];
+        _cleanup_free_ char *path = NULL;
+        const char *name;
+        int r;
 
-        if (pci_address_from_string(s, &a) < 0)
-                return bus_error_setf_errno(error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(s));
-        pci_address_format(&a, ret);
-        if (!model_get_device(d->model, ret))
-                return bus_error_setf_errno(error, -ENOENT, "No PCI function '%s'", ret);
-        return 0;
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        if (!device_name_is_valid(name))
+                return bus_error_setf_errno(error, -EINVAL, "Not a device name: '%s'", ESCAPE_QUOTE(name));
+        r = bus_resolve_device(d, name, address, error);
+        if (r < 0)
+                return r;
+        path = object_path_from_pci_address(address);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(m, "o", path);
 }
 
 static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -463,7 +473,9 @@ static int method_set_device_driver(sd_bus_message *m, void *userdata, sd_bus_er
         q = request_new(d, m, REQUEST_SET_DRIVER);
         if (!q)
                 return -ENOMEM;
-        r = parse_device_address(d, address, q->address, error);
+        r = bus_resolve_device(d, address, q->address, error);
+        if (r >= 0)
+                r = bus_lease_check_not_leased(d, q->address, error);
         if (r < 0) {
                 request_free(q);
                 return r;
@@ -513,15 +525,25 @@ static int method_reset_device_driver(sd_bus_message *m, void *userdata, sd_bus_
         r = sd_bus_message_read(m, "s", &address);
         if (r < 0)
                 return r;
-        /* No model check: a declaration for a function that is gone can still be dropped. */
-        if (pci_address_from_string(address, &a) < 0)
-                return bus_error_setf_errno(
-                        error, -EINVAL, "Not a PCI address: '%s'", ESCAPE_QUOTE(address));
-
         q = request_new(d, m, REQUEST_RESET_DRIVER);
         if (!q)
                 return -ENOMEM;
-        pci_address_format(&a, q->address);
+        /* An address needs no model check: a declaration for a function that is gone can still be
+         * dropped. A name or path must name a function now. */
+        if (pci_address_from_string(address, &a) >= 0)
+                pci_address_format(&a, q->address);
+        else {
+                r = bus_resolve_device(d, address, q->address, error);
+                if (r < 0) {
+                        request_free(q);
+                        return r;
+                }
+        }
+        r = bus_lease_check_not_leased(d, q->address, error);
+        if (r < 0) {
+                request_free(q);
+                return r;
+        }
         return request_start(q, HOSTDEVD_ACTION_MANAGE_DEVICES);
 }
 
@@ -546,7 +568,7 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
         q = request_new(d, m, REQUEST_SET_NUMVFS);
         if (!q)
                 return -ENOMEM;
-        r = parse_device_address(d, pf, q->address, error);
+        r = bus_resolve_device(d, pf, q->address, error);
         if (r < 0) {
                 request_free(q);
                 return r;
@@ -647,7 +669,14 @@ static const sd_bus_vtable manager_vtable[] = {
                 "GetDeviceByAddress", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", device),
                 method_get_device_by_address, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
+                "GetDeviceByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", device),
+                method_get_device_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
                 "GetMdevByUuid", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", mdev), method_get_mdev_by_uuid,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Acquire", SD_BUS_ARGS("as", devices, "a{sv}", options),
+                SD_BUS_RESULT("o", lease, "as", devices), bus_lease_method_acquire,
                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "ListIommuGroups", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uas)", groups), method_list_iommu_groups,

@@ -60,6 +60,11 @@ Request *request_free(Request *q) {
         free(q->driver);
         free(q->load_module_denied);
         request_backup_free(q->backup);
+        if (q->lease_ask) {
+                lease_ask_done(q->lease_ask);
+                free(q->lease_ask);
+        }
+        free(q->lease_path);
         free(q);
         return NULL;
 }
@@ -152,6 +157,11 @@ static void request_execute(Request *q) {
         int r;
 
         switch (q->type) {
+        case REQUEST_ACQUIRE:
+        case REQUEST_RELEASE:
+                q->execute(q);
+                return;
+
         case REQUEST_RELOAD:
                 r = reconciler_reload(rec);
                 if (r < 0)
@@ -300,6 +310,16 @@ static int request_authorize(Request *q, const char *action) {
         if (q->driver && q->driver[0] &&
             (strv_extend(&details, POLKIT_DETAIL_DRIVER) < 0 || strv_extend(&details, q->driver) < 0))
                 return -ENOMEM;
+        if (q->type == REQUEST_ACQUIRE) {
+                _cleanup_free_ char *joined = strv_join(q->lease_ask->addresses, " ");
+                char pid[12];
+
+                (void)snprintf(pid, sizeof(pid), "%d", (int)q->lease_ask->pid);
+                if (!joined || strv_extend(&details, POLKIT_DETAIL_DEVICES) < 0 ||
+                    strv_extend(&details, joined) < 0 || strv_extend(&details, POLKIT_DETAIL_PID) < 0 ||
+                    strv_extend(&details, pid) < 0)
+                        return -ENOMEM;
+        }
         if (q->type == REQUEST_SET_NUMVFS) {
                 (void)snprintf(numvfs, sizeof(numvfs), "%" PRIu32, q->num_vfs);
                 if (strv_extend(&details, POLKIT_DETAIL_SRIOV_NUMVFS) < 0 ||
@@ -333,7 +353,10 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 else
                         (void)sd_bus_reply_method_errorf(
                                 q->message, bus_error_name(BUS_ERROR_ACCESS_DENIED), "Not authorized to %s",
-                                q->type == REQUEST_RELOAD ? "reload the desired state" : "change devices");
+                                q->type == REQUEST_RELOAD            ? "reload the desired state"
+                                        : q->type == REQUEST_ACQUIRE ? "acquire devices"
+                                        : q->type == REQUEST_RELEASE ? "release the lease"
+                                                                     : "change devices");
                 request_free(q);
                 return;
         }

@@ -28,6 +28,7 @@
 #include "bus-context.h"
 #include "pci-address.h"
 #include "pci-device.h"
+#include "lease-manager.h"
 #include "request.h"
 
 typedef enum RequestType {
@@ -36,6 +37,8 @@ typedef enum RequestType {
         REQUEST_SET_DRIVER,
         REQUEST_RESET_DRIVER,
         REQUEST_SET_NUMVFS,
+        REQUEST_ACQUIRE, /* bus-lease.c: Manager.Acquire */
+        REQUEST_RELEASE, /* bus-lease.c: Lease.Release */
 } RequestType;
 
 typedef enum RequestState {
@@ -66,6 +69,11 @@ struct Request {
         char *load_module_denied;
         RequestBackup *backup; /* request files before this call, to undo a refused one */
         sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
+        struct LeaseAsk *lease_ask; /* ACQUIRE: what is asked (lease-manager.h) */
+        /* ACQUIRE, RELEASE: runs the authorized request and replies (bus-lease.c, which sets it: a
+         * callback up, so this room does not include its user). */
+        void (*execute)(Request *q);
+        char *lease_path; /* RELEASE: the lease's object path */
         Request *prev, *next; /* ctx->requests, oldest first */
 };
 

@@ -11,6 +11,7 @@
 
 #include "bus-device.h"
 #include "bus-emitter.h"
+#include "bus-lease.h"
 #include "bus-log-control.h"
 #include "bus-manager.h"
 #include "bus-mdev.h"
@@ -20,6 +21,7 @@
 #include "daemon.h"
 #include "event-priorities.h"
 #include "intake.h"
+#include "lease-manager.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
@@ -142,6 +144,9 @@ Daemon *daemon_free(Daemon *d) {
         request_cancel_all(&d->ctx);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
         d->ctx.reconciler = reconciler_free(d->ctx.reconciler);
+        /* After the reconciler, whose cancelled waits answer the leases being prepared. The leases
+         * themselves go on: their records stay for the next start. */
+        d->ctx.leases = lease_manager_free(d->ctx.leases);
         d->ctx.bus = bus_close(d->ctx.bus);
         d->monitor = monitor_free(d->monitor);
         d->early_monitor = monitor_free(d->early_monitor);
@@ -217,6 +222,44 @@ static void on_manager_status_changed(void *userdata, char *const *names) {
                 (void)bus_emitter_queue_manager_status(d->ctx.emitter, names);
 }
 
+static void on_lease_holders(void *userdata, const Holder **ret, size_t *ret_n) {
+        Daemon *d = userdata;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (d->ctx.leases)
+                lease_manager_holders(d->ctx.leases, ret, ret_n);
+}
+
+/* A holder of a VFIO node that owns a lease is no unleased holder (Manager.UnleasedHolders). */
+static bool on_holder_is_leased(void *userdata, pid_t pid) {
+        Daemon *d = userdata;
+
+        return d->ctx.leases && lease_manager_find_by_pid(d->ctx.leases, pid);
+}
+
+/* LeaseManagerHooks: the Lease objects come and go through the one publisher. */
+static void on_lease_added(void *userdata, const Lease *l) {
+        Daemon *d = userdata;
+
+        if (d->ctx.emitter)
+                (void)bus_emitter_lease_added(d->ctx.emitter, l->path);
+}
+
+static void on_lease_changed(void *userdata, const Lease *l) {
+        Daemon *d = userdata;
+
+        if (d->ctx.emitter)
+                (void)bus_emitter_lease_changed(d->ctx.emitter, l->path);
+}
+
+static void on_lease_removed(void *userdata, const Lease *l) {
+        Daemon *d = userdata;
+
+        if (d->ctx.emitter)
+                (void)bus_emitter_lease_removed(d->ctx.emitter, l->path);
+}
+
 static int on_uevent(
         void *userdata, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state) {
@@ -283,6 +326,9 @@ static int daemon_export(Daemon *d) {
         r = bus_mdev_add(&d->ctx);
         if (r < 0)
                 return r;
+        r = bus_lease_add(&d->ctx);
+        if (r < 0)
+                return r;
         return bus_log_control_add(&d->ctx);
 }
 
@@ -303,8 +349,13 @@ int daemon_start(Daemon *d) {
                 .queue_refresh = on_refresh,
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,
-                /* .holder_is_leased: the lease store's lookup by pid, once leases exist (issue 15);
-                 * until then every holder is reported as unleased (Manager.UnleasedHolders). */
+                .lease_holders = on_lease_holders,
+                .holder_is_leased = on_holder_is_leased,
+        };
+        static const LeaseManagerHooks lease_hooks = {
+                .lease_added = on_lease_added,
+                .lease_changed = on_lease_changed,
+                .lease_removed = on_lease_removed,
         };
         ReconcilerOptions reconciler_options;
         size_t n_devices = 0, n_mdevs = 0;
@@ -397,12 +448,24 @@ int daemon_start(Daemon *d) {
                 d->ctx.event, d->ctx.model, &reconciler_hooks, d, &reconciler_options, &d->ctx.reconciler);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the reconciler: %m");
+        r = lease_manager_new(
+                d->ctx.event, d->ctx.model, d->ctx.reconciler, d->runtime_dir, NULL, &lease_hooks, d,
+                &d->ctx.leases);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the leases: %m");
 
         /* 3. Export the objects and plan (each function's DesiredDriver and State), 4. then take the
          * name, so the first caller sees a complete tree. */
         r = daemon_export(d);
         if (r < 0)
                 return r;
+        /* The leases of the last run, before the first plan: live owners keep their functions (no write),
+         * dead ones' functions follow their release policies in that plan. */
+        r = lease_manager_load(d->ctx.leases);
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Out of memory");
+        if (r > 0)
+                log_info("Adopted %d leases", r);
         reconciler_start(d->ctx.reconciler);
         r = bus_request_name(d->ctx.bus);
         if (r < 0)

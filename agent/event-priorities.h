@@ -16,6 +16,8 @@
  *                bus connection io                          bus-util.c      the early job); method calls
  *                executor completions (eventfd)             executor-lanes  and finished jobs are answered
  *                signals (SIGHUP: reload)                   daemon.c        promptly
+ *                lease owners' pidfds                       lease-manager.c a VMM's exit ends its lease in
+ *                                                                           the iteration it is seen
  *   NORMAL + 1   holder events (fanotify), holder and       holder-watch.c  the holder set and the critical
  *                critical scan results, mount/route        critical-watch  set are current before a plan
  *                events                                                    reads them
@@ -44,6 +46,7 @@
 #define EVENT_PRIORITY_MONITOR SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_BUS SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_EXECUTOR SD_EVENT_PRIORITY_NORMAL
+#define EVENT_PRIORITY_LEASE_OWNER SD_EVENT_PRIORITY_NORMAL
 #define EVENT_PRIORITY_HOLDER_EVENTS (SD_EVENT_PRIORITY_NORMAL + 1)
 #define EVENT_PRIORITY_CRITICAL_EVENTS (SD_EVENT_PRIORITY_NORMAL + 1)
 #define EVENT_PRIORITY_HOLDER_EXIT (SD_EVENT_PRIORITY_NORMAL + 2)

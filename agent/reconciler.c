@@ -250,6 +250,7 @@ static int on_publish(sd_event_source *source, void *userdata) {
 }
 
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, ret, ret_n);
         return 0;
 }
@@ -304,6 +305,7 @@ static void reconciler_log_holders(Reconciler *r) {
         const Holder *holders;
         size_t n;
 
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, &holders, &n);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *key = NULL, *devices = NULL, *fields = NULL;
@@ -415,6 +417,7 @@ static void reconciler_log_conflicts(Reconciler *r, const Plan *plan) {
 static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***ret_released) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
+        _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
         _cleanup_strv_free_ char **owned = NULL;
         const PciDevice *const *devices;
         const CriticalSet *critical;
@@ -445,7 +448,24 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
         /* Kept current by the holder watch; a full plan was run once it answered
          * (reconciler_inputs_current()). */
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, &holders, &n_holders);
+        if (r->hooks.lease_holders) {
+                const Holder *leased = NULL;
+                size_t n_leased = 0;
+
+                r->hooks.lease_holders(r->hooks_userdata, &leased, &n_leased);
+                if (n_leased > 0) {
+                        merged_holders = calloc(n_holders + n_leased, sizeof(Holder));
+                        if (!merged_holders)
+                                return -ENOMEM;
+                        if (n_holders > 0)
+                                memcpy(merged_holders, holders, n_holders * sizeof(Holder));
+                        memcpy(merged_holders + n_holders, leased, n_leased * sizeof(Holder));
+                        holders = merged_holders;
+                        n_holders += n_leased;
+                }
+        }
 
         in = (PlannerInput){
                 .desired = resolution,
@@ -505,6 +525,43 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                         return -ENOMEM;
         }
         return 0;
+}
+
+const char *reconciler_device_name(Reconciler *r, const char *address) {
+        const PciDevice *d = model_get_device(r->model, address);
+
+        return d ? desired_state_device_name(r->desired, d) : NULL;
+}
+
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address) {
+        const PciDevice *const *devices;
+        const PciDevice *d = NULL;
+        size_t n = 0;
+        int k;
+
+        devices = model_get_devices(r->model, &n);
+        k = desired_state_find_name(r->desired, devices, n, name, &d);
+        if (k < 0)
+                return k;
+        *ret_address = d->address;
+        return 0;
+}
+
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error) {
+        const CriticalSet *cached = reconciler_critical(r);
+        const PciDevice *const *devices;
+        size_t n = 0;
+
+        /* The set the plans use, kept current off the loop (critical-watch.h); computed here, on the
+         * loop, only while it is unknown. */
+        if (cached) {
+                *ret = critical_set_copy(cached);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (r->hooks.flush_uevents)
+                r->hooks.flush_uevents(r->hooks_userdata);
+        devices = model_get_devices(r->model, &n);
+        return critical_compute(r->critical_root, devices, n, ret, ret_error);
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {

@@ -47,6 +47,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "critical.h"
 #include "desired-state.h"
 #include "plan-filter.h"
 #include "request.h"
@@ -70,6 +71,9 @@ typedef struct ReconcilerHooks {
          * function per loop iteration; the publisher (bus-emitter.h) announces them. */
         void (*status_changed)(void *userdata, const char *address);
         void (*manager_status_changed)(void *userdata, char *const *names);
+        /* The functions of the leases in force, as holders (lease-manager.h): planned like the
+         * functions a process holds open, never unbound or reset. Borrowed for the plan's duration. */
+        void (*lease_holders)(void *userdata, const Holder **ret, size_t *ret_n);
         /* Whether |pid| holds its VFIO nodes under a lease (the lease store's lookup by pid, issue 15);
          * NULL: no leases, every holder is unleased. Holders it denies are reported as unleased holders
          * (Manager.UnleasedHolders, the journal). Either kind blocks destructive changes. */
@@ -192,6 +196,17 @@ bool reconciler_holder_is_leased(Reconciler *r, pid_t pid);
 /* How holders and the host-critical set are tracked: "fanotify" | "scan", "events" | "scan". */
 const char *reconciler_holder_tracking(Reconciler *r);
 const char *reconciler_critical_tracking(Reconciler *r);
+
+/* Device names ([Device] Name=, desired-state.h) over the desired state in force and the model. The
+ * name of |address| (borrowed, NULL if none); the function called |name|: 0 and its address
+ * (borrowed), -ENOENT/-ENXIO/-ENOTUNIQ as desired_state_find_name(). */
+const char *reconciler_device_name(Reconciler *r, const char *address);
+int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address);
+
+/* The host-critical set (a copy of the one the plans use, critical-watch.h; computed on the spot
+ * while that one is unknown). Returns 0 and a new set, or -errno with *ret_error (new string, may be
+ * NULL) saying why it is unknown. */
+int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error);
 
 /* The store could not be loaded: why (borrowed), else NULL. */
 const char *reconciler_store_error(Reconciler *r);

@@ -11,16 +11,20 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "bus-client.h"
+#include "desired-state.h"
 #include "format.h"
 #include "hostdevctl.h"
 #include "log.h"
 #include "macro.h"
 #include "monitor.h"
 #include "names.h"
+#include "pci-address.h"
 #include "polkit-agent.h"
+#include "strv.h"
 #include "table.h"
 
 bool arg_json = false;
@@ -196,7 +200,7 @@ static int verb_show(sd_bus *bus, int argc, char **argv) {
         (void)snprintf(what, sizeof(what), "Failed to look up '%s'", dev);
         r = sd_bus_call_method(
                 bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE,
-                mdev ? "GetMdevByUuid" : "GetDeviceByAddress", &error, &reply, "s", dev);
+                mdev ? "GetMdevByUuid" : device_lookup_method(dev), &error, &reply, "s", dev);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
         r = sd_bus_message_read(reply, "o", &path);
@@ -509,7 +513,7 @@ static void help(void) {
                "Commands:\n"
                "  list                  List PCI functions (the default)\n"
                "  show DEV              Show every property of a PCI function (address, full\n"
-               "                        or short as 41:00.0) or of an mdev (UUID)\n"
+               "                        or short as 41:00.0, or its name) or of an mdev (UUID)\n"
                "  groups                List IOMMU groups, their members and drivers\n"
                "  mdev list             List mediated devices\n"
                "  mdev types            List mdev types of every mdev parent\n"
@@ -526,6 +530,13 @@ static void help(void) {
                "  export [DIR]          Write the current bindings as hostdevd.conf files\n"
                "  import driverctl [DIR]\n"
                "                        Convert driverctl's overrides (/etc/driverctl.d)\n\n"
+               "Leases (devices for a VM process, given back when it exits):\n"
+               "  acquire DEV... --pid=PID\n"
+               "                        Lease DEVs to process PID (vfio-pci while it lives)\n"
+               "  release LEASE         End a lease (its id or object path)\n"
+               "  leases                List the leases\n"
+               "  run --device=DEV... -- COMMAND...\n"
+               "                        Lease DEVs to COMMAND, which hostdevctl becomes\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -533,10 +544,14 @@ static void help(void) {
                "     --address=ADDRESS  Connect to this D-Bus address instead of the system bus\n"
                "     --no-ask-password  Do not ask for a password when authorization needs one\n"
                "     --persist          bind, unbind, vfs: keep the declaration across reboots\n"
-               "     --whole-group      bind, unbind: take the whole IOMMU group along\n"
+               "     --whole-group      bind, unbind, acquire, run: take the whole IOMMU group along\n"
                "     --allow-critical   bind, unbind: allow a host-critical device\n"
                "     --driver=DRIVER    vfs: the driver of the VFs\n"
                "     --output=DIR       import: write the files into DIR\n"
+               "     --pid=PID          acquire: the lease owner (a VMM's pid)\n"
+               "     --dry-run          acquire: validate only, change nothing\n"
+               "     --release=POLICY   acquire, run: host (default) or keep (stay on vfio-pci)\n"
+               "     --device=DEV       run: a device to lease (repeat for more)\n"
                "     --timeout=SEC      bind, unbind, reset, vfs: wait this long for the result\n"
                "                        (default 60, 0 = do not wait)\n\n"
                "Exit status: 0 success, 1 daemon or D-Bus error or not authorized, 2 usage\n"
@@ -553,11 +568,28 @@ typedef enum VerbOption {
         OPTION_DRIVER = 1 << 3,
         OPTION_OUTPUT = 1 << 4,
         OPTION_TIMEOUT = 1 << 5,
+        OPTION_PID = 1 << 6,
+        OPTION_DRY_RUN = 1 << 7,
+        OPTION_RELEASE = 1 << 8,
+        OPTION_DEVICE = 1 << 9,
 } VerbOption;
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver", "--output", "--timeout",
+        "--persist", "--whole-group", "--allow-critical", "--driver",  "--output",
+        "--timeout", "--pid",         "--dry-run",        "--release", "--device",
 };
+
+const char *arg_pid = NULL;
+bool arg_dry_run = false;
+const char *arg_release = NULL;
+char **arg_devices = NULL;
+
+const char *device_lookup_method(const char *s) {
+        PciAddress a;
+
+        return pci_address_from_string(s, &a) >= 0 || !device_name_is_valid(s) ? "GetDeviceByAddress"
+                                                                               : "GetDeviceByName";
+}
 
 static unsigned arg_verb_options = 0; /* the VerbOptions given */
 
@@ -574,6 +606,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DRIVER,
                 ARG_OUTPUT,
                 ARG_TIMEOUT,
+                ARG_PID,
+                ARG_DRY_RUN,
+                ARG_RELEASE,
+                ARG_DEVICE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -587,10 +623,16 @@ static int parse_argv(int argc, char *argv[]) {
                 { "driver", required_argument, NULL, ARG_DRIVER },
                 { "output", required_argument, NULL, ARG_OUTPUT },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "pid", required_argument, NULL, ARG_PID },
+                { "dry-run", no_argument, NULL, ARG_DRY_RUN },
+                { "release", required_argument, NULL, ARG_RELEASE },
+                { "device", required_argument, NULL, ARG_DEVICE },
                 {},
         };
         int c;
 
+        /* Options may follow the verb; "--" ends them, so `run --device=DEV -- COMMAND -x` keeps
+         * COMMAND's own (getopt moves the verb and COMMAND behind it, in order). */
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
@@ -642,6 +684,29 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_verb_options |= OPTION_TIMEOUT;
                         break;
                 }
+                case ARG_PID:
+                        arg_pid = optarg;
+                        arg_verb_options |= OPTION_PID;
+                        break;
+                case ARG_DRY_RUN:
+                        arg_dry_run = true;
+                        arg_verb_options |= OPTION_DRY_RUN;
+                        break;
+                case ARG_RELEASE:
+                        if (!streq(optarg, "host") && !streq(optarg, "keep")) {
+                                log_error("Invalid --release '%s' (host or keep).", optarg);
+                                return -EINVAL;
+                        }
+                        arg_release = optarg;
+                        arg_verb_options |= OPTION_RELEASE;
+                        break;
+                case ARG_DEVICE:
+                        if (strv_extend(&arg_devices, optarg) < 0) {
+                                log_oom();
+                                return -ENOMEM;
+                        }
+                        arg_verb_options |= OPTION_DEVICE;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -676,6 +741,11 @@ static const Verb verbs[] = {
           false, true, verb_unbind },
         { "reset", 2, 2, OPTION_TIMEOUT, false, true, verb_reset },
         { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER | OPTION_TIMEOUT, false, true, verb_vfs },
+        { "acquire", 2, 65, OPTION_PID | OPTION_DRY_RUN | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true,
+          verb_acquire },
+        { "release", 2, 2, 0, false, true, verb_release },
+        { "leases", 1, 1, 0, false, false, verb_leases },
+        { "run", 2, INT_MAX, OPTION_DEVICE | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true, verb_run },
         { "export", 1, 2, 0, false, false, verb_export },
         { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },
 };

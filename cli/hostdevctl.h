@@ -34,6 +34,15 @@ int print_properties(json_object *props);
 /* Whether a method call may ask for a password: --no-ask-password not given and stdin is a terminal. */
 bool ask_password(void);
 
+/* Lease options (hostdevctl(1)): acquire --pid=PID, --dry-run, --release=host|keep; run --device=DEV. */
+extern const char *arg_pid; /* NULL: not given */
+extern bool arg_dry_run;
+extern const char *arg_release; /* NULL: the daemon's default ("host") */
+extern char **arg_devices; /* run --device, in order */
+
+/* The Manager method that finds the Device object of |s|: an address, else a device name. */
+const char *device_lookup_method(const char *s);
+
 /* Verbs: argv[0] is the verb; return the exit status. manage.c: */
 int verb_status(sd_bus *bus, int argc, char **argv);
 int verb_plan(sd_bus *bus, int argc, char **argv);
@@ -43,6 +52,11 @@ int verb_bind(sd_bus *bus, int argc, char **argv);
 int verb_unbind(sd_bus *bus, int argc, char **argv);
 int verb_reset(sd_bus *bus, int argc, char **argv);
 int verb_vfs(sd_bus *bus, int argc, char **argv);
+/* lease.c: */
+int verb_acquire(sd_bus *bus, int argc, char **argv);
+int verb_release(sd_bus *bus, int argc, char **argv);
+int verb_leases(sd_bus *bus, int argc, char **argv);
+int verb_run(sd_bus *bus, int argc, char **argv);
 /* conf-files.c: */
 int verb_export(sd_bus *bus, int argc, char **argv);
 int verb_import(sd_bus *bus, int argc, char **argv); /* bus is NULL: a file conversion */

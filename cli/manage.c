@@ -383,8 +383,8 @@ static int lookup_device(sd_bus *bus, const char *address, char **ret_path) {
 
         (void)snprintf(what, sizeof(what), "Failed to look up '%s'", address);
         r = sd_bus_call_method(
-                bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "GetDeviceByAddress",
-                &error, &reply, "s", address);
+                bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE,
+                device_lookup_method(address), &error, &reply, "s", address);
         if (r < 0)
                 return bus_client_fail(&error, r, what);
         r = sd_bus_message_read(reply, "o", &path);

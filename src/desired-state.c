@@ -163,6 +163,7 @@ bool device_match_test(const DeviceMatch *m, const PciDevice *d) {
 
 static void desired_rule_done(DesiredRule *r) {
         free(r->path);
+        free(r->name);
         free(r->match.slot);
         driver_spec_done(&r->driver);
         driver_spec_done(&r->vf_driver);
@@ -243,6 +244,7 @@ typedef enum ConfKey {
         KEY_DRIVER,
         KEY_GROUP,
         KEY_ALLOW_CRITICAL,
+        KEY_NAME,
         KEY_NUM_VFS,
         KEY_VF_DRIVER,
         _KEY_MAX,
@@ -265,6 +267,7 @@ static const struct {
         [KEY_DRIVER] = { CONF_SECTION_DEVICE, "Driver" },
         [KEY_GROUP] = { CONF_SECTION_DEVICE, "Group" },
         [KEY_ALLOW_CRITICAL] = { CONF_SECTION_DEVICE, "AllowCritical" },
+        [KEY_NAME] = { CONF_SECTION_DEVICE, "Name" },
         [KEY_NUM_VFS] = { CONF_SECTION_SRIOV, "NumVFs" },
         [KEY_VF_DRIVER] = { CONF_SECTION_SRIOV, "VFDriver" },
 };
@@ -543,6 +546,20 @@ static int context_assign(ParseContext *c, ConfKey key, const char *value) {
                 c->rule.group = p;
                 return 0;
         }
+        case KEY_NAME:
+                if (!device_name_is_valid(value)) {
+                        KEY_ERROR(
+                                c, key, value,
+                                "not a device name (a letter or digit, then letters, digits, '_', '.', '-'; 2 to "
+                                "%u characters)",
+                                DEVICE_NAME_MAX);
+                        return 0;
+                }
+                c->rule.name = strdup(value);
+                if (!c->rule.name)
+                        return -ENOMEM;
+                c->rule.name_line = c->line;
+                return 0;
         case KEY_ALLOW_CRITICAL:
                 if (parse_boolean(value, &c->rule.allow_critical) < 0)
                         KEY_ERROR(c, key, value, "not a boolean (yes/no)");
@@ -624,10 +641,11 @@ static void context_validate(ParseContext *c) {
                         c, c->first_section_line ?: 1,
                         "[Match] section missing or empty: a rule needs at least one match key");
 
-        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NUM_VFS] && !c->key_line[KEY_VF_DRIVER])
+        if (!c->key_line[KEY_DRIVER] && !c->key_line[KEY_NAME] && !c->key_line[KEY_NUM_VFS] &&
+            !c->key_line[KEY_VF_DRIVER])
                 context_error(
                         c, c->first_section_line ?: 1,
-                        "nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=");
+                        "nothing to do: set [Device] Driver= or Name=, or [SRIOV] NumVFs=/VFDriver=");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_GROUP])
                 context_error(c, c->key_line[KEY_GROUP], "Group= needs Driver= in the same [Device]");
         if (!c->key_line[KEY_DRIVER] && c->key_line[KEY_ALLOW_CRITICAL])
@@ -785,6 +803,12 @@ int desired_state_add_file(DesiredState *s, const char *path) {
         if (!errors) {
                 c.errors = NULL;
                 context_validate(&c);
+                /* Names are unique across files: the later file (lexically) is the one rejected. */
+                for (size_t i = 0; c.rule.name && i < s->n_rules; i++)
+                        if (s->rules[i].name && streq(s->rules[i].name, c.rule.name))
+                                context_error(
+                                        &c, c.rule.name_line, "Name=%s: already used by %s:%u", c.rule.name,
+                                        s->rules[i].path, s->rules[i].name_line);
                 errors = TAKE_PTR(c.errors);
                 if (c.r < 0) {
                         desired_rule_done(&c.rule);
@@ -1208,4 +1232,56 @@ int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResoluti
         assert(m);
         devices = model_get_devices(m, &n);
         return desired_state_resolve_devices(s, devices, n, ret);
+}
+
+bool device_name_is_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n < 2 || n > DEVICE_NAME_MAX || !isalnum((unsigned char)s[0]))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+                        return false;
+        return true;
+}
+
+const char *desired_state_device_name(const DesiredState *s, const PciDevice *d) {
+        /* Names are unique, but two named rules may match one function: the later file's wins, as for
+         * every other setting. */
+        for (size_t i = s ? s->n_rules : 0; i > 0; i--) {
+                const DesiredRule *rule = &s->rules[i - 1];
+
+                if (rule->name && device_match_test(&rule->match, d))
+                        return rule->name;
+        }
+        return NULL;
+}
+
+int desired_state_find_name(
+        const DesiredState *s, const PciDevice *const *devices, size_t n_devices, const char *name,
+        const PciDevice **ret) {
+        const PciDevice *found = NULL;
+        const DesiredRule *rule = NULL;
+
+        for (size_t i = 0; s && i < s->n_rules; i++)
+                if (s->rules[i].name && streq(s->rules[i].name, name))
+                        rule = &s->rules[i];
+        if (!rule)
+                return -ENOENT;
+        for (size_t i = 0; i < n_devices; i++) {
+                if (!device_match_test(&rule->match, devices[i]))
+                        continue;
+                /* The function must carry this name, not a later rule's. */
+                const char *own = desired_state_device_name(s, devices[i]);
+
+                if (!own || !streq(own, name))
+                        continue;
+                if (found)
+                        return -ENOTUNIQ;
+                found = devices[i];
+        }
+        if (!found)
+                return -ENXIO;
+        *ret = found;
+        return 0;
 }

@@ -107,6 +107,8 @@ typedef struct DesiredRule {
         unsigned driver_line;
         GroupPolicy group; /* [Device] Group= */
         bool allow_critical; /* [Device] AllowCritical= */
+        char *name; /* [Device] Name=, NULL if absent; unique across the files */
+        unsigned name_line;
 
         bool has_num_vfs; /* [SRIOV] NumVFs= */
         uint32_t num_vfs;
@@ -149,6 +151,23 @@ int desired_state_load(const char *const *dirs, DesiredState **ret);
  * file was rejected, masks or vanished, -ENOMEM.
  */
 int desired_state_add_file(DesiredState *s, const char *path);
+
+/* ---- device names ([Device] Name=) --------------------------------------- */
+
+/* Longest name accepted. */
+#define DEVICE_NAME_MAX 64u
+/* ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$, at most DEVICE_NAME_MAX: never a PCI address (no ':') nor a path. */
+bool device_name_is_valid(const char *s);
+/* The name of |d|: the Name= of the last rule (lexically) that names one and matches |d|; NULL if none. */
+const char *desired_state_device_name(const DesiredState *s, const PciDevice *d);
+/*
+ * The function called |name| among |devices|: the one function the rule with that Name= matches (and
+ * that no later named rule renames). Returns 0 and *ret (borrowed); -ENOENT no rule has that name;
+ * -ENXIO it matches no function now; -ENOTUNIQ it matches several (its [Match] is too wide for a name).
+ */
+int desired_state_find_name(
+        const DesiredState *s, const PciDevice *const *devices, size_t n_devices, const char *name,
+        const PciDevice **ret);
 
 /* ---- resolution against the observed model ------------------------------ */
 

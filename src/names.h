@@ -13,10 +13,21 @@
 #define HOSTDEVD_ROOT_PATH "/org/hostdevd1"
 #define HOSTDEVD_DEVICES_PATH "/org/hostdevd1/devices"
 #define HOSTDEVD_MDEVS_PATH "/org/hostdevd1/mdevs"
+#define HOSTDEVD_LEASES_PATH "/org/hostdevd1/leases" /* + "/lease_<id>" */
 
 #define HOSTDEVD_MANAGER_INTERFACE "org.hostdevd1.Manager"
 #define HOSTDEVD_DEVICE_INTERFACE "org.hostdevd1.Device"
 #define HOSTDEVD_MDEV_INTERFACE "org.hostdevd1.Mdev"
+#define HOSTDEVD_LEASE_INTERFACE "org.hostdevd1.Lease"
+#define HOSTDEVD_LEASE_PATH_PREFIX "lease_"
+/* Acquire options (dbus/org.hostdevd1.xml). */
+#define LEASE_OPTION_PIDFD "pidfd"
+#define LEASE_OPTION_RELEASE "release"
+#define LEASE_OPTION_RELEASE_POLICIES "release-policies"
+#define LEASE_OPTION_WHOLE_GROUP "whole-group"
+#define LEASE_OPTION_DRY_RUN "dry-run"
+/* Lease records: RUNTIME_DIR/leases/<id>.json (lease.h). */
+#define LEASES_SUBDIR "leases"
 
 /* Object path element prefixes: 0000:41:00.0 -> pci_0000_41_00_0 (object-path.h). */
 #define HOSTDEVD_PCI_PATH_PREFIX "pci_"
@@ -57,6 +68,8 @@
 #define POLKIT_DETAIL_PCI_ADDRESS "pci.address"
 #define POLKIT_DETAIL_DRIVER "driver"
 #define POLKIT_DETAIL_SRIOV_NUMVFS "sriov.numvfs"
+#define POLKIT_DETAIL_DEVICES "devices" /* Acquire: the functions, space-separated */
+#define POLKIT_DETAIL_PID "pid" /* Acquire: the lease owner */
 
 /* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
@@ -123,6 +136,9 @@
 #define ENV_SYSTEM_BUS_ADDRESS "DBUS_SYSTEM_BUS_ADDRESS"
 #define ENV_HOSTDEVD_UEVENT_SOURCE "HOSTDEVD_UEVENT_SOURCE" /* "udev" | "kernel": force the source */
 #define ENV_PCI_IDS_PATH "HOSTDEVD_PCI_IDS" /* override libpci's pci.ids */
+/* hostdevctl run: what COMMAND finds about its lease. */
+#define ENV_HOSTDEVD_LEASE "HOSTDEVD_LEASE" /* the Lease object path */
+#define ENV_HOSTDEVD_LEASE_DEVICES "HOSTDEVD_LEASE_DEVICES" /* its PCI addresses, space-separated */
 #define ENV_JOURNAL_STREAM "JOURNAL_STREAM"
 /* "1": prefix each stderr line with CLOCK_MONOTONIC seconds (to time a convergence step by step) */
 #define ENV_HOSTDEVD_LOG_TIME "HOSTDEVD_LOG_TIME"
@@ -149,6 +165,10 @@
 #define MESSAGE_ID_DEVICE_REMOVED "1f0e2d3c4b5a46978877665544332211"
 #define MESSAGE_ID_DRIVER_CHANGED "a4e1c2b3d4f5061728394a5b6c7d8e9f"
 #define MESSAGE_ID_RESCAN "5d6c7b8a99a84b3c8d2e1f0a1b2c3d4e"
+#define MESSAGE_ID_LEASE_STARTED \
+        "6f19ce243e0049899a491962e15002b6" /* a lease is ready, or adopted at start */
+#define MESSAGE_ID_LEASE_ENDED \
+        "a1c078bfcadb41d89d87348e037dad6b" /* a lease ended (owner exit, Release, restart) */
 
 /* ---- desired state (hostdevd.conf(5)), lowest priority first -------------- */
 #define HOSTDEVD_CONF_DIR_USR "/usr/lib/hostdevd/devices.d"
@@ -164,6 +184,7 @@
 #define CONF_SECTION_SRIOV "SRIOV"
 
 /* Driver= / VFDriver= special values; anything else names a kernel driver. */
+#define CONF_DRIVER_VFIO_PCI "vfio-pci" /* what a leased function is bound to */
 #define CONF_DRIVER_HOST "host" /* whatever the kernel's own match binds: driver_override cleared */
 #define CONF_DRIVER_NONE "none" /* unbound */
 #define VFIO_PCI_DRIVER "vfio-pci"

@@ -72,9 +72,10 @@ int request_file_name(RequestKind kind, const char *address, char **ret) {
                         break;
         }
 
-        if (asprintf(
-                    &s, "90-runtime-%s%s" HOSTDEVD_CONF_SUFFIX, kind == REQUEST_SRIOV ? "sriov-" : "",
-                    element) < 0)
+        if (kind == REQUEST_LEASE ? asprintf(&s, "95-lease-%s" HOSTDEVD_CONF_SUFFIX, element) < 0
+                                  : asprintf(
+                                            &s, "90-runtime-%s%s" HOSTDEVD_CONF_SUFFIX,
+                                            kind == REQUEST_SRIOV ? "sriov-" : "", element) < 0)
                 return -ENOMEM;
         *ret = s;
         return 0;

@@ -16,6 +16,8 @@
 typedef enum RequestKind {
         REQUEST_DEVICE, /* SetDeviceDriver: [Device] */
         REQUEST_SRIOV, /* SetNumVFs: [SRIOV] */
+        REQUEST_LEASE, /* Acquire: [Device] Driver=vfio-pci, transient only; a later name than the
+                        * others, so a lease's declaration wins over them while it lasts */
         _REQUEST_KIND_MAX,
 } RequestKind;
 
@@ -33,8 +35,9 @@ enum {
  */
 int request_flags_parse(char *const *flags, unsigned allowed, unsigned *ret, const char **ret_bad);
 
-/* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE) or "90-runtime-sriov-0000_41_00_0.conf" for a
- * canonical |address|. Returns 0 or -EINVAL (not a canonical address), -ENOMEM. */
+/* "90-runtime-0000_41_00_0.conf" (REQUEST_DEVICE), "90-runtime-sriov-0000_41_00_0.conf" or
+ * "95-lease-0000_41_00_0.conf" (REQUEST_LEASE) for a canonical |address|. Returns 0 or -EINVAL (not a
+ * canonical address), -ENOMEM. */
 int request_file_name(RequestKind kind, const char *address, char **ret);
 
 /*

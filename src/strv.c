@@ -102,3 +102,22 @@ bool strv_remove(char **l, const char *s) {
                 }
         return false;
 }
+
+char *strv_join(char *const *l, const char *separator) {
+        size_t len = 1, sep = strlen(separator);
+        char *s, *p;
+
+        for (size_t i = 0; l && l[i]; i++)
+                len += strlen(l[i]) + (i > 0 ? sep : 0);
+        s = malloc(len);
+        if (!s)
+                return NULL;
+        p = s;
+        for (size_t i = 0; l && l[i]; i++) {
+                if (i > 0)
+                        p = stpcpy(p, separator);
+                p = stpcpy(p, l[i]);
+        }
+        *p = '\0';
+        return s;
+}

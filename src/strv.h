@@ -30,4 +30,6 @@ int strv_extend(char ***l, const char *value);
 int strv_extendf(char ***l, const char *format, ...) _printf_(2, 3);
 
 /* Split at runs of any character in |separators|; empty input gives NULL. Returns 0 or -ENOMEM. */
+/* The strings of |l| joined by |separator|: new string ("" for NULL or empty), NULL on OOM. */
+char *strv_join(char *const *l, const char *separator);
 int strv_split(const char *s, const char *separators, char ***ret);

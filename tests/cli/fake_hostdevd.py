@@ -85,6 +85,7 @@ def device(address, vendor, dev, cls, **kw):
         "StateReason": "",
         "LastError": "",
         "Holders": [],
+        "Name": "",
         "Errors": [],
     }
     d.update(kw)
@@ -130,7 +131,7 @@ DEVICES = [
            DeviceName="Ethernet Virtual Function 700 Series", ClassName="Ethernet controller",
            IommuGroup=4, Driver="vfio-pci", NumaNode=1, SriovRole="vf", PhysFn="0000:02:00.0", VFIndex=1,
            VfioGroup="/dev/vfio/4", VfioDevice="/dev/vfio/devices/vfio0",
-           Holders=[[4242, "qemu-system-x86", "/dev/vfio/4"]]),
+           Holders=[[4242, "qemu-system-x86", "/dev/vfio/4"]], Name="vf-vm"),
     # A VMD domain (5 hex digits) sorts after the 4-digit ones; no names, no group.
     device("10000:00:00.0", 0x1234, 0x5678, 0xFF0000, Errors=["numa_node: not a number 'x'"]),
 ]
@@ -333,6 +334,29 @@ class Root(PropertyObject):
         if canonical not in self.fake.devices:
             raise dbus.exceptions.DBusException("No PCI function %s" % canonical, name=ERR_NOT_FOUND)
         return dbus.ObjectPath(self.fake.devices[canonical].path)
+
+    @dbus.service.method(MANAGER, in_signature="s", out_signature="o")
+    def GetDeviceByName(self, name):
+        self.fake.count("GetDeviceByName")
+        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$", name):
+            raise dbus.exceptions.DBusException("Not a device name: '%s'" % name, name=ERR_INVALID)
+        for obj in self.fake.devices.values():
+            if obj.values.get("Name") == name:
+                return dbus.ObjectPath(obj.path)
+        raise dbus.exceptions.DBusException("No device named '%s'" % name, name=ERR_NOT_FOUND)
+
+    @dbus.service.method(MANAGER, in_signature="asa{sv}", out_signature="oas", message_keyword="msg")
+    def Acquire(self, devices, options, msg):
+        self.fake.record("Acquire", [list(devices), {str(k): v for k, v in options.items() if k != "pidfd"}], msg)
+        addresses = []
+        for d in devices:
+            obj = self.lookup(d) if ":" in d else \
+                next((o for o in self.fake.devices.values() if o.values.get("Name") == d), None)
+            if obj is None:
+                raise dbus.exceptions.DBusException("No device named '%s'" % d, name=ERR_NOT_FOUND)
+            addresses.append(obj.values["Address"])
+        path = "/" if options.get("dry-run") else ROOT + "/leases/lease_1"
+        return dbus.ObjectPath(path), dbus.Array(sorted(addresses), signature="s")
 
     @dbus.service.method(MANAGER, in_signature="s", out_signature="o")
     def GetMdevByUuid(self, uuid):

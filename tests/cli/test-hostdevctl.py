@@ -346,8 +346,9 @@ class HostdevctlTest(unittest.TestCase):
 
     def test_completion(self):
         self.assertEqual(self.complete(""), sorted(
-            "list show groups mdev monitor status plan apply reload bind unbind reset vfs export import".split()))
-        self.assertEqual(self.complete("re"), ["reload", "reset"])
+            "list show groups mdev monitor status plan apply reload bind unbind reset vfs acquire release leases run "
+            "export import".split()))
+        self.assertEqual(self.complete("re"), ["release", "reload", "reset"])
         addresses = sorted(d["Address"] for d in fake.DEVICES)
         self.assertEqual(self.complete("bind", ""), addresses)
         self.assertEqual(self.complete("unbind", "0000:02:0"), ["0000:02:00.0", "0000:02:02.0", "0000:02:02.1"])
@@ -362,6 +363,10 @@ class HostdevctlTest(unittest.TestCase):
         self.assertNotIn("--persist", self.complete("list", "--"))
         self.assertEqual(self.complete("import", ""), ["driverctl"])
         self.assertEqual(self.complete("import", "driverctl", "--o"), ["--output"])
+        self.assertEqual(self.complete("acquire", "--d"), ["--dry-run"])
+        self.assertEqual(self.complete("acquire", "--release", ""), ["host", "keep"])
+        self.assertEqual(self.complete("run", "--device", "0000:02:02"), ["0000:02:02.0", "0000:02:02.1"])
+        self.assertEqual(self.complete("acquire", "0000:02:00.0", "0000:02:02."), ["0000:02:02.0", "0000:02:02.1"])
 
     # ---- monitor ----
 
@@ -828,6 +833,26 @@ class ManageTest(unittest.TestCase):
         self.assertEqual(self.expect(4, "reset", "41:00.0").returncode, 4)
         self.test.FailNext("ResetDeviceDriver", fake.ERR_ACCESS_DENIED, "")
         self.assertIn("not authorized", self.expect(1, "reset", "02:02.0").stderr)
+
+    # ---- names and leases ----
+
+    def test_names_and_acquire(self):
+        # a name is looked up with GetDeviceByName, an address with GetDeviceByAddress
+        self.assertIn("0000:02:02.1", self.expect(0, "show", "vf-vm").stdout)
+        self.assertIn("No device named 'nope'", self.expect(4, "show", "nope").stderr)
+        r = self.expect(0, "acquire", "--dry-run", "--whole-group", "vf-vm", "02:00.0")
+        self.assertEqual(r.stdout, "Could lease: 0000:02:00.0 0000:02:02.1\n")
+        self.assertEqual(self.args_of("Acquire"),
+                         [[["vf-vm", "02:00.0"], {"whole-group": True, "dry-run": True}]])
+        r = self.expect(0, "--json", "acquire", "--pid", str(os.getpid()), "--release", "keep", "vf-vm")
+        self.assertEqual(json.loads(r.stdout), {"lease": "/org/hostdevd1/leases/lease_1",
+                                                "devices": ["0000:02:02.1"], "dry-run": False})
+        self.assertEqual(self.args_of("Acquire")[1], [["vf-vm"], {"release": "keep"}])
+        self.assertIn("needs --pid", self.expect(2, "acquire", "vf-vm").stderr)
+        self.assertIn("Invalid --release", self.expect(2, "acquire", "--release", "remove", "vf-vm").stderr)
+        self.expect(2, "leases", "--pid", "1")  # an option the command does not take
+        self.expect(2, "run", "--", "true")  # no --device
+        self.assertEqual(len(self.args_of("Acquire")), 2)
 
     # ---- vfs ----
 

@@ -210,7 +210,7 @@ static void test_rejections(void **state) {
                 { "\n[Match]\n[Device]\nDriver=vfio-pci\n",
                   "2: [Match] section missing or empty: a rule needs at least one match key" },
                 { "[Match]\nVendor=8086\n",
-                  "1: nothing to do: set [Device] Driver= or [SRIOV] NumVFs=/VFDriver=" },
+                  "1: nothing to do: set [Device] Driver= or Name=, or [SRIOV] NumVFs=/VFDriver=" },
                 { "[Match]\nVendor=8086\n[Device]\nGroup=whole\n[SRIOV]\nNumVFs=2\n",
                   "4: Group= needs Driver= in the same [Device]" },
                 { "Vendor=8086\n[Device]\nDriver=vfio-pci\n",
@@ -558,6 +558,65 @@ static void test_match(void **state) {
         desired_state_free(s);
 }
 
+/* [Device] Name=: the pattern, uniqueness across files (file:line), lookups both ways. */
+static void test_names(void **state) {
+        Fixture *f = *state;
+        _cleanup_(pci_device_freep) PciDevice *gpu = dev("0000:41:00.0", 0x10de, 0x2236, 0x030200);
+        _cleanup_(pci_device_freep) PciDevice *nic = dev("0000:03:00.0", 0x8086, 0x10d3, 0x020000);
+        _cleanup_(pci_device_freep) PciDevice *nic2 = dev("0000:03:00.1", 0x8086, 0x10d3, 0x020000);
+        const PciDevice *all[] = { gpu, nic, nic2 };
+        const PciDevice *found = NULL;
+        DesiredState *s;
+
+        assert_true(device_name_is_valid("gpu0"));
+        assert_true(device_name_is_valid("A.b_c-9"));
+        assert_false(device_name_is_valid("g")); /* at least 2 */
+        assert_false(device_name_is_valid("-gpu"));
+        assert_false(device_name_is_valid("_gpu"));
+        assert_false(device_name_is_valid("gpu 0"));
+        assert_false(device_name_is_valid("0000:41:00.0"));
+        assert_false(device_name_is_valid("/org/x"));
+        assert_false(device_name_is_valid(""));
+        assert_false(device_name_is_valid(NULL));
+
+        /* Name= alone is a rule; Name= with a driver too */
+        put(f, 1, "50-gpu.conf", "[Match]\nAddress=0000:41:00.0\n[Device]\nName=gpu0\nDriver=vfio-pci\n");
+        put(f, 1, "60-nics.conf", "[Match]\nVendor=8086\n[Device]\nName=nics\n");
+        s = load(f);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 2);
+        assert_string_equal(s->rules[0].name, "gpu0");
+        assert_int_equal(s->rules[0].name_line, 4);
+        assert_string_equal(desired_state_device_name(s, gpu), "gpu0");
+        assert_string_equal(desired_state_device_name(s, nic), "nics");
+        assert_int_equal(desired_state_find_name(s, all, 3, "gpu0", &found), 0);
+        assert_ptr_equal(found, gpu);
+        assert_int_equal(desired_state_find_name(s, all, 3, "nics", &found), -ENOTUNIQ);
+        assert_int_equal(desired_state_find_name(s, all, 1, "nics", &found), -ENXIO);
+        assert_int_equal(desired_state_find_name(s, all, 3, "nope", &found), -ENOENT);
+        desired_state_free(s);
+
+        /* a later file renames one of the two: each then has its own name */
+        put(f, 1, "70-nic1.conf", "[Match]\nAddress=0000:03:00.1\n[Device]\nName=nic1\n");
+        s = load(f);
+        assert_null(s->errors);
+        assert_string_equal(desired_state_device_name(s, nic2), "nic1");
+        assert_int_equal(desired_state_find_name(s, all, 3, "nics", &found), 0);
+        assert_ptr_equal(found, nic);
+        desired_state_free(s);
+
+        /* duplicates: the later file is rejected, naming the first */
+        put(f, 2, "80-dup.conf", "[Match]\nVendor=10de\n[Device]\n\nName=gpu0\n");
+        put(f, 1, "90-bad.conf", "[Match]\nVendor=10de\n[Device]\nName=-x\n");
+        s = load(f);
+        assert_int_equal(s->n_rejected, 2);
+        assert_int_equal(strv_length(s->errors), 2);
+        assert_non_null(strstr(s->errors[0], "80-dup.conf:5: Name=gpu0: already used by "));
+        assert_non_null(strstr(s->errors[0], "50-gpu.conf:4"));
+        assert_non_null(strstr(s->errors[1], "90-bad.conf:4: Name=-x: not a device name"));
+        desired_state_free(s);
+}
+
 static void test_resolve_conflicts(void **state) {
         Fixture *f = *state;
         _cleanup_(pci_device_freep) PciDevice *gpu = dev("0000:41:00.0", 0x10de, 0x1eb8, 0x030000);
@@ -664,6 +723,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_layering, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_match, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resolve_conflicts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Leases (DESIGN.md §5): PCI functions handed to one VMM process for as long as it lives. This module
+ * is the pure part: the record (what is stored in RUNTIME_DIR/leases/<id>.json and survives a restart
+ * of hostdevd), its JSON form, the release policies, the validation of a new lease against the
+ * observed functions, the host-critical set and the leases in force, and the process start time that
+ * detects pid reuse. No sd-bus, no sd-event, no sysfs writes: agent/lease-manager.c watches the
+ * pidfds and drives the reconciler.
+ *
+ * Record format (one JSON object per file, json-c; written atomically by the caller):
+ *   { "version": 1, "id": 7, "pid": 1234, "start-time": 56789, "uid": 1000,
+ *     "since-usec": 1765140000000000, "whole-group": false, "state": "active",
+ *     "devices": [ { "address": "0000:01:00.0", "policy": "host" }, ... ] }
+ * start-time is field 22 of /proc/PID/stat (proc(5), "starttime": clock ticks since boot, as
+ * fs/proc/array.c prints task->start_boottime), which together with the pid names one process
+ * across pid reuse. since-usec is CLOCK_REALTIME in microseconds.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pci-address.h"
+#include "pci-device.h"
+#include "planner.h"
+
+/* Functions in one lease, at most (a bound on what one caller can make hostdevd store). */
+#define LEASE_DEVICES_MAX 64u
+/* Leases in force, at most (each holds a pidfd and an event source). */
+#define LEASES_MAX 1024u
+/* Largest record file read back. */
+#define LEASE_RECORD_FILE_MAX (64u * 1024u)
+
+/* What happens to a function when its lease ends. */
+typedef enum LeasePolicy {
+        LEASE_POLICY_HOST, /* "host": the lease's declaration goes; the function follows the rest of the
+                            * desired state (its host driver when nothing else names it). The default. */
+        LEASE_POLICY_KEEP, /* "keep": stays on vfio-pci, as a transient runtime request (ResetDeviceDriver
+                            * gives it back) */
+        LEASE_POLICY_REMOVE, /* "remove": destroy the vGPU/mdev instance; only for mdevs, which leases do
+                              * not carry yet: lease_policy_applies() refuses it for PCI functions */
+        _LEASE_POLICY_MAX,
+        _LEASE_POLICY_INVALID = -EINVAL,
+} LeasePolicy;
+const char *lease_policy_to_string(LeasePolicy p); /* "host", "keep", "remove" */
+LeasePolicy lease_policy_from_string(const char *s);
+/* Whether |p| applies to a PCI function (host, keep: yes; remove: no, it is for vGPU instances). */
+bool lease_policy_applies_to_function(LeasePolicy p);
+
+typedef enum LeaseState {
+        LEASE_STATE_PREPARING, /* recorded; the functions are being moved to vfio-pci */
+        LEASE_STATE_ACTIVE, /* ready; its owner's exit ends it */
+        LEASE_STATE_RELEASING, /* ended; the release policies are being applied */
+        _LEASE_STATE_MAX,
+        _LEASE_STATE_INVALID = -EINVAL,
+} LeaseState;
+const char *lease_state_to_string(LeaseState s); /* "preparing", "active", "releasing" */
+LeaseState lease_state_from_string(const char *s);
+
+typedef struct LeaseDevice {
+        char address[PCI_ADDRESS_STRING_MAX]; /* canonical */
+        LeasePolicy policy;
+} LeaseDevice;
+
+typedef struct LeaseRecord {
+        uint64_t id; /* > 0; the object path's last element is "lease_<id>" */
+        pid_t pid; /* the owner (the VMM), > 0 */
+        uint64_t start_time; /* /proc/PID/stat field 22, clock ticks since boot */
+        uid_t uid; /* the caller that acquired it */
+        uint64_t since_usec; /* CLOCK_REALTIME, microseconds */
+        bool whole_group;
+        LeaseState state;
+        LeaseDevice *devices; /* sorted by address, no duplicates, 1..LEASE_DEVICES_MAX */
+        size_t n_devices;
+} LeaseRecord;
+
+LeaseRecord *lease_record_free(LeaseRecord *l);
+static inline void lease_record_freep(LeaseRecord **l) {
+        if (*l)
+                lease_record_free(*l);
+}
+/* The entry of |address| in |l|, or NULL. */
+const LeaseDevice *lease_record_get_device(const LeaseRecord *l, const char *address);
+
+/* "7.json" for id 7. New string; -ENOMEM. */
+int lease_record_file_name(uint64_t id, char **ret);
+/* The JSON text above, newline-terminated. Returns 0 and a new string, -EINVAL (a record that breaks
+ * the shape above), -ENOMEM. */
+int lease_record_to_json(const LeaseRecord *l, char **ret);
+/*
+ * Parse a record. Every field is required and checked (version 1, id > 0, pid > 0, canonical and
+ * unique addresses, known policy and state, 1..LEASE_DEVICES_MAX devices); devices come back sorted.
+ * Returns 0 and a new record; -EBADMSG with *ret_error (new string, may be NULL on OOM) naming the
+ * field and value; -ENOMEM.
+ */
+int lease_record_from_json(const char *text, LeaseRecord **ret, char **ret_error);
+
+/*
+ * Field 22 (starttime) of a /proc/PID/stat text. The second field (comm) is in parentheses and may
+ * itself contain spaces and ')': the fields after it are counted from the LAST ')' (proc(5)).
+ * Returns 0, -EBADMSG.
+ */
+int lease_parse_stat_start_time(const char *stat, uint64_t *ret);
+/* Read |proc_root|/PID/stat (NULL: /proc) and parse it. Returns 0, -ESRCH (no such process), -EBADMSG,
+ * -errno. */
+int lease_read_start_time(const char *proc_root, pid_t pid, uint64_t *ret);
+
+/* ---- validation of a new lease ------------------------------------------------------------------ */
+
+/* A function leased now, for the check. */
+typedef struct LeasedFunction {
+        const char *address;
+        uint64_t lease_id;
+        pid_t pid;
+} LeasedFunction;
+
+typedef struct LeaseCheckInput {
+        char *const *addresses; /* strv of canonical addresses asked for, any order, no duplicates */
+        bool whole_group; /* add the IOMMU group peers that are not bridges */
+        const PciDevice *const *devices; /* every observed function */
+        size_t n_devices;
+        const CriticalDevice *critical; /* the host-critical set (planner.h) */
+        size_t n_critical;
+        const LeasedFunction *leased; /* functions in leases now (any state) */
+        size_t n_leased;
+} LeaseCheckInput;
+
+typedef enum LeaseCheckVerdict {
+        LEASE_CHECK_OK,
+        LEASE_CHECK_NOT_FOUND, /* an address is not an observed function */
+        LEASE_CHECK_LEASED, /* a function is in another lease already */
+        LEASE_CHECK_REFUSED, /* no IOMMU group, a bridge, group incomplete, or host-critical */
+} LeaseCheckVerdict;
+
+/*
+ * Whether the functions |in->addresses| may be leased together (DESIGN.md §3.2, §3.3, §3.4):
+ *  - each is an observed function, not a PCI bridge, in an IOMMU group (VFIO needs one);
+ *  - none is in a lease already (whoever's);
+ *  - every peer in each function's IOMMU group is asked for too, driverless, or a bridge; with
+ *    |whole_group| the other peers are added (and checked as the rest);
+ *  - none (nor an added peer) is host-critical: a lease has no override.
+ * Returns 0 and the verdict; with LEASE_CHECK_OK *ret_members is the new sorted strv of every function
+ * of the lease (asked for + added peers), otherwise *ret_reason is a new sentence naming the function
+ * and why ("0000:01:00.0 is leased to pid 42 (lease 3)"). -ENOMEM. Pure.
+ */
+int lease_check(
+        const LeaseCheckInput *in, LeaseCheckVerdict *ret_verdict, char ***ret_members, char **ret_reason);
