@@ -285,6 +285,11 @@ const CriticalSet *critical_watch_get(const CriticalWatch *w, const char **ret_e
         return w->set;
 }
 
+void critical_watch_invalidate(CriticalWatch *w) {
+        if (w->tracking == CRITICAL_TRACKING_EVENTS)
+                (void)watch_worker_request(w->worker);
+}
+
 uint64_t critical_watch_request(CriticalWatch *w) {
         if (w->tracking == CRITICAL_TRACKING_SCAN || !w->computed)
                 return watch_worker_request(w->worker);

@@ -60,5 +60,10 @@ const CriticalSet *critical_watch_get(const CriticalWatch *w, const char **ret_e
 /* Compute on the calling thread now (at start, before the loop serves anyone). */
 void critical_watch_compute_now(CriticalWatch *w);
 
+/* Something the set is computed from changed without an event of ours (a PCI function came or went:
+ * its boot_vga, the block and net devices under it): compute again (events tracking; scan tracking
+ * computes for every plan anyway). */
+void critical_watch_invalidate(CriticalWatch *w);
+
 uint64_t critical_watch_request(CriticalWatch *w);
 bool critical_watch_reached(const CriticalWatch *w, uint64_t ticket);

@@ -254,7 +254,7 @@ static void on_lease_holders(void *userdata, const Holder **ret, size_t *ret_n) 
                 lease_manager_holders(d->ctx.leases, ret, ret_n);
 }
 
-/* ReconcilerHooks.holder_is_leased: a holder that owns a lease is not an unleased holder. */
+/* A holder of a VFIO node that owns a lease is no unleased holder (Manager.UnleasedHolders). */
 static bool on_holder_is_leased(void *userdata, pid_t pid) {
         Daemon *d = userdata;
 

@@ -74,6 +74,7 @@ struct HolderWatch {
         size_t n_tracked;
 
         sd_event_source *rescan_timer; /* scan tracking: while any holder exists */
+        uint64_t names_iteration; /* of the last holder_watch_refresh_names() + 1 */
 };
 
 /* ---- full scans, on the worker thread ------------------------------------------------------------ */
@@ -511,6 +512,29 @@ HolderTracking holder_watch_tracking(const HolderWatch *w) {
 void holder_watch_get(const HolderWatch *w, const Holder **ret, size_t *ret_n) {
         *ret = w->set;
         *ret_n = w->n;
+}
+
+void holder_watch_refresh_names(HolderWatch *w) {
+        uint64_t iteration = 0;
+
+        (void)sd_event_get_iteration(w->event, &iteration);
+        if (w->names_iteration == iteration + 1)
+                return;
+        w->names_iteration = iteration + 1;
+        for (size_t i = 0; i < w->n; i++) {
+                char *comm;
+
+                if (i > 0 && w->set[i].pid == w->set[i - 1].pid)
+                        comm = strdup(w->set[i - 1].comm);
+                else
+                        comm = holders_read_comm(w->proc_root, w->set[i].pid);
+                if (!comm || streq(comm, "?")) {
+                        free(comm);
+                        continue; /* gone meanwhile (a scan follows), or out of memory: the old name stays */
+                }
+                free(w->set[i].comm);
+                w->set[i].comm = comm;
+        }
 }
 
 uint64_t holder_watch_request(HolderWatch *w) {

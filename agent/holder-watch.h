@@ -68,6 +68,9 @@ HolderTracking holder_watch_tracking(const HolderWatch *w);
 
 /* The current set, sorted by pid then node; borrowed until the loop next dispatches a watch source. */
 void holder_watch_get(const HolderWatch *w, const Holder **ret, size_t *ret_n);
+/* Read each holder's command name again (an exec(2) after the open changes it and raises no event),
+ * at most once per loop iteration: for what is published. O(holders). */
+void holder_watch_refresh_names(HolderWatch *w);
 
 /*
  * A plan about to read the set asks for one that is current: returns a ticket; holder_watch_reached()

@@ -296,6 +296,7 @@ static int on_publish(sd_event_source *source, void *userdata) {
 }
 
 int reconciler_holders(Reconciler *r, const Holder **ret, size_t *ret_n) {
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, ret, ret_n);
         return 0;
 }
@@ -350,6 +351,7 @@ static void reconciler_log_holders(Reconciler *r) {
         const Holder *holders;
         size_t n;
 
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, &holders, &n);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *key = NULL, *devices = NULL, *fields = NULL;
@@ -835,6 +837,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
 
         /* Kept current by the holder watch; a full plan was run once it answered
          * (reconciler_inputs_current()). */
+        holder_watch_refresh_names(r->holder_watch);
         holder_watch_get(r->holder_watch, &holders, &n_holders);
         if (r->hooks.lease_holders) {
                 const Holder *leased = NULL;
@@ -946,9 +949,16 @@ int reconciler_find_name(Reconciler *r, const char *name, const char **ret_addre
 }
 
 int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error) {
+        const CriticalSet *cached = reconciler_critical(r);
         const PciDevice *const *devices;
         size_t n = 0;
 
+        /* The set the plans use, kept current off the loop (critical-watch.h); computed here, on the
+         * loop, only while it is unknown. */
+        if (cached) {
+                *ret = critical_set_copy(cached);
+                return *ret ? 0 : -ENOMEM;
+        }
         if (r->hooks.flush_uevents)
                 r->hooks.flush_uevents(r->hooks_userdata);
         devices = model_get_devices(r->model, &n);
@@ -1486,6 +1496,15 @@ void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size
         /* Issue 14: a parent that appears or registers (a vendor driver or mtty loaded late), an mdev
          * that comes or goes, a VF that gets its vendor driver (its nvidia/ appears): plan at once. */
         mdevs = r->has_mdev_rules || r->owned_mdevs || r->owned_vgpus || r->n_mdev_status > 0;
+
+        /* A function that came or went may change the host-critical set (its boot_vga, the disks and
+         * NICs under it): computed again off the loop; the next full plan waits for it. */
+        for (size_t i = 0; i < n; i++)
+                if (changes[i].object == MODEL_OBJECT_DEVICE &&
+                    (changes[i].kind == MODEL_CHANGE_ADDED || changes[i].kind == MODEL_CHANGE_REMOVED)) {
+                        critical_watch_invalidate(r->critical_watch);
+                        break;
+                }
 
         for (size_t i = 0; i < n; i++) {
                 const ModelChange *c = &changes[i];

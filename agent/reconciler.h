@@ -229,8 +229,9 @@ const char *reconciler_critical_tracking(Reconciler *r);
 const char *reconciler_device_name(Reconciler *r, const char *address);
 int reconciler_find_name(Reconciler *r, const char *name, const char **ret_address);
 
-/* The host-critical set now (critical_compute() over the model). Returns 0 and a new set, or -errno
- * with *ret_error (new string, may be NULL) saying why it is unknown. */
+/* The host-critical set (a copy of the one the plans use, critical-watch.h; computed on the spot
+ * while that one is unknown). Returns 0 and a new set, or -errno with *ret_error (new string, may be
+ * NULL) saying why it is unknown. */
 int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_error);
 
 /* The store could not be loaded: why (borrowed), else NULL. */

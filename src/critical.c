@@ -1008,6 +1008,29 @@ int critical_compute(
         return r;
 }
 
+CriticalSet *critical_set_copy(const CriticalSet *s) {
+        _cleanup_(critical_set_freep) CriticalSet *c = calloc(1, sizeof(CriticalSet));
+
+        if (!c)
+                return NULL;
+        if (s->n_devices > 0) {
+                c->devices = calloc(s->n_devices, sizeof(CriticalDevice));
+                if (!c->devices)
+                        return NULL;
+        }
+        for (size_t i = 0; i < s->n_devices; i++) {
+                char *a = strdup(s->devices[i].address), *r = strdup(s->devices[i].reason);
+
+                if (!a || !r) {
+                        free(a);
+                        free(r);
+                        return NULL;
+                }
+                c->devices[c->n_devices++] = (CriticalDevice){ .address = a, .reason = r };
+        }
+        return TAKE_PTR(c);
+}
+
 bool critical_set_equal(const CriticalSet *a, const CriticalSet *b) {
         if (!a || !b)
                 return a == b;

@@ -100,6 +100,9 @@ int critical_compute(
         const char *root, const PciDevice *const *devices, size_t n_devices, CriticalSet **ret,
         char **ret_error);
 
+/* A deep copy of |s| without its notes; NULL on OOM. */
+CriticalSet *critical_set_copy(const CriticalSet *s);
+
 /* Whether both list the same functions with the same reasons (notes aside); NULL equals only NULL. */
 bool critical_set_equal(const CriticalSet *a, const CriticalSet *b);
 

@@ -186,6 +186,20 @@ int holders_scan_pid(const char *proc_root, pid_t pid, Holder **holders, size_t 
         return scan_pid(proc_fd, name, holders, n);
 }
 
+char *holders_read_comm(const char *proc_root, pid_t pid) {
+        _cleanup_close_ int proc_fd = -EBADF, pid_fd = -EBADF;
+        char name[32];
+
+        proc_fd = open(proc_root ?: PROC_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                return strdup("?");
+        (void)snprintf(name, sizeof(name), "%i", (int)pid);
+        pid_fd = openat(proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pid_fd < 0)
+                return strdup("?");
+        return read_comm(pid_fd);
+}
+
 static void holder_done(Holder *h) {
         free(h->comm);
         free(h->node);

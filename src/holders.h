@@ -63,6 +63,10 @@ int holders_set_replace_pid(Holder **set, size_t *n, pid_t pid, Holder *fresh, s
 /* Whether the two sorted sets list the same (pid, node) pairs. */
 bool holders_set_equal(const Holder *a, size_t n_a, const Holder *b, size_t n_b);
 
+/* /proc/PID/comm of |pid| now (it changes on exec(2), which raises no event on the node): a new string,
+ * "?" when it cannot be read; NULL on OOM. */
+char *holders_read_comm(const char *proc_root, pid_t pid);
+
 /* A deep copy of |n| entries; NULL when |n| is 0 or on OOM (*ret_oom then true). */
 Holder *holders_copy(const Holder *h, size_t n, bool *ret_oom);
 

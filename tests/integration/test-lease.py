@@ -108,6 +108,24 @@ class Lease(R.ReconcileTestCase):
                 self.assertFalse(os.path.exists(self.record_path(path)))
                 self.assertEqual(self.override(R.NIC), '(null)\n')  # the fake kernel's cleared override
 
+        def test_leased_holder_is_not_unleased(self):
+                """A lease owner holding its function's group node is a holder (Device.Holders) but not an
+                unleased one (Manager.UnleasedHolders); a process without a lease holding it is."""
+                # on vfio-pci already, as a VMM started by hand finds it
+                self.start({'50-nic.conf': R.conf({'Address': R.NIC}, {'Driver': 'vfio-pci'})})
+                self.wait_converged(R.NIC, 'vfio-pci')
+                owner = self.hold(10)  # a holder of /dev/vfio/10 (test-reconcile.py), then its lease
+                self.c.wait_for(lambda: self.c.manager('UnleasedHolders') == [(owner.pid, 'sleep', [R.NIC])], 30,
+                                'the holder, unleased')
+                path, devices = self.acquire([R.NIC], owner.pid)
+                self.assertEqual(list(devices), [R.NIC])
+                self.assertEqual(self.dev(R.NIC, 'Holders'), [(owner.pid, 'sleep', '/dev/vfio/10')])
+                self.assertEqual(self.c.manager('UnleasedHolders'), [])
+                other = self.hold(10)
+                self.c.wait_for(lambda: self.c.manager('UnleasedHolders') == [(other.pid, 'sleep', [R.NIC])], 30,
+                                'the second holder, unleased')
+                self.assertIn('Process %d (sleep) holds /dev/vfio/10 with no lease' % other.pid, self.daemon.output())
+
         def test_names(self):
                 """[Device] Name=: Device.Name, GetDeviceByName, and methods that take a name."""
                 self.start({'40-nic.conf': R.conf({'Address': R.NIC}, {'Name': 'vm-nic'}),
