@@ -7,8 +7,10 @@
 #include <stdlib.h>
 
 #include "bus-context.h"
+#include "bus-device.h"
 #include "bus-errors.h"
 #include "bus-manager.h"
+#include "bus-mdev.h"
 #include "bus-request.h"
 #include "bus-util.h"
 #include "escape.h"
@@ -575,6 +577,47 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/*
+ * GetManagedObjects at the root, answered here before sd-bus's own object manager sees it (a node
+ * callback runs before the standard interfaces): the same objects, interfaces and properties
+ * (bus_append_managed_object()), built by walking the model once instead of sd-bus's find callback
+ * and property lookup per object and per property, which cost about 4x the reply itself at 4096
+ * functions. A new interface on the device or mdev paths must be added here too. Anything else
+ * (another method, arguments where none are expected) goes on to sd-bus.
+ */
+static int on_root_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusContext *d = userdata;
+        const char *signature;
+        int r;
+
+        if (!sd_bus_message_is_method_call(m, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"))
+                return 0;
+        signature = sd_bus_message_get_signature(m, true);
+        if (!signature || *signature)
+                return 0;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{oa{sa{sv}}}");
+        if (r < 0)
+                return r;
+        r = bus_device_append_managed_objects(d, reply, error);
+        if (r < 0)
+                return r;
+        r = bus_mdev_append_managed_objects(d, reply, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
 int bus_manager_add(BusContext *d) {
         int r;
 
@@ -587,6 +630,10 @@ int bus_manager_add(BusContext *d) {
         if (r < 0)
                 return log_error_errno(
                         r, "Failed to register the object manager at %s: %m", HOSTDEVD_ROOT_PATH);
+
+        r = sd_bus_add_object(d->bus, NULL, HOSTDEVD_ROOT_PATH, on_root_message, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the GetManagedObjects handler: %m");
 
         return 0;
 }
