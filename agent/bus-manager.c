@@ -529,6 +529,66 @@ static int method_set_num_vfs(sd_bus_message *m, void *userdata, sd_bus_error *e
         return request_start(q, HOSTDEVD_ACTION_MANAGE_SRIOV);
 }
 
+/*
+ * ListDevices: the columns of `hostdevctl list` for every function, one struct each, in address order:
+ * (address, class, class name, vendor id, device id, vendor name, device name, driver, desired driver,
+ * state, IOMMU group, NUMA node, SR-IOV role, num VFs, total VFs, VF index, PF address). About 18
+ * marshalling calls per function where GetManagedObjects needs ~200 (dbus/org.hostdevd1.xml).
+ */
+static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const PciDevice *const *devices;
+        BusContext *d = userdata;
+        size_t n = 0;
+        int r;
+
+        devices = model_get_devices(d->model, &n);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(susqqsssssiisuuis)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *dev = devices[i];
+                DeviceStatusView v;
+
+                reconciler_device_status(d->reconciler, dev->address, &v);
+                r = sd_bus_message_open_container(reply, 'r', "susqqsssssiisuuis");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "su", dev->address, dev->class_code);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, dev->class_name);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "qq", dev->vendor_id, dev->device_id);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, dev->vendor_name);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, dev->device_name);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, dev->driver);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, v.desired_driver);
+                if (r >= 0)
+                        r = sd_bus_message_append(
+                                reply, "siis", device_state_to_string(v.state), dev->iommu_group,
+                                dev->numa_node, strempty(sriov_role_to_string(dev->sriov_role)));
+                if (r >= 0)
+                        r = sd_bus_message_append(
+                                reply, "uui", dev->sriov_num_vfs, dev->sriov_total_vfs, dev->vf_index);
+                if (r >= 0)
+                        r = bus_message_append_text(reply, dev->physfn);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -571,6 +631,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "GetMdevByUuid", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", mdev), method_get_mdev_by_uuid,
                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(susqqsssssiisuuis)", devices),
+                method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "ListIommuGroups", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uas)", groups), method_list_iommu_groups,
                 SD_BUS_VTABLE_UNPRIVILEGED),
