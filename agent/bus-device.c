@@ -35,7 +35,9 @@ static int property_get_string_ptr(
 static int property_get_bool_field(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "b", (int)*(bool *)userdata);
+        int b = *(bool *)userdata;
+
+        return sd_bus_message_append_basic(reply, 'b', &b);
 }
 
 static int property_get_strv_field(
@@ -60,7 +62,7 @@ static int property_get_serial(
                         (unsigned)(s >> 32) & 0xff, (unsigned)(s >> 24) & 0xff, (unsigned)(s >> 16) & 0xff,
                         (unsigned)(s >> 8) & 0xff, (unsigned)s & 0xff);
         }
-        return sd_bus_message_append(reply, "s", buf);
+        return sd_bus_message_append_basic(reply, 's', buf);
 }
 
 static int property_get_sriov_role(
@@ -68,7 +70,7 @@ static int property_get_sriov_role(
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
 
-        return sd_bus_message_append(reply, "s", strempty(sriov_role_to_string(dev->sriov_role)));
+        return sd_bus_message_append_basic(reply, 's', strempty(sriov_role_to_string(dev->sriov_role)));
 }
 
 static int property_get_iommu_group_peers(
@@ -76,20 +78,28 @@ static int property_get_iommu_group_peers(
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
         BusContext *d = bus_get_slot_userdata(bus);
-        char **peers = NULL;
+        const PciDevice *const *members;
+        size_t n;
         int r;
 
         if (!d)
                 return -ESTALE;
 
-        r = model_get_iommu_group_peers(d->model, dev->address, &peers);
+        /* Every GetManagedObjects reads this for every function: no copy of the group. */
+        r = model_get_iommu_group_members(d->model, dev->iommu_group, &members, &n);
         if (r < 0)
                 return r;
-        r = sd_bus_message_append_strv(reply, peers);
-        STRV_FOREACH (p, peers)
-                free(*p);
-        free(peers);
-        return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (streq(members[i]->address, dev->address))
+                        continue;
+                r = sd_bus_message_append_basic(reply, 's', members[i]->address);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
 }
 
 /* DesiredDriver, DesiredSource, State, StateReason, LastError: the reconciler's view of the function. */
@@ -108,7 +118,7 @@ static int property_get_reconciler(
         if (streq(property, "DesiredSource"))
                 return bus_message_append_text(reply, v.source);
         if (streq(property, "State"))
-                return sd_bus_message_append(reply, "s", device_state_to_string(v.state));
+                return sd_bus_message_append_basic(reply, 's', device_state_to_string(v.state));
         if (streq(property, "StateReason"))
                 return bus_message_append_text(reply, v.reason);
         return bus_message_append_text(reply, v.last_error);
@@ -371,6 +381,26 @@ static int device_node_enumerator(
         }
 
         *nodes = l;
+        return 0;
+}
+
+int bus_device_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error) {
+        const PciDevice *const *devices;
+        size_t n = 0;
+        int r;
+
+        devices = model_get_devices(d->model, &n);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = object_path_from_pci_address(devices[i]->address);
+
+                if (!path)
+                        return -ENOMEM;
+                r = bus_append_managed_object(
+                        d->bus, reply, path, HOSTDEVD_DEVICE_INTERFACE, device_vtable, (void *)devices[i],
+                        error);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

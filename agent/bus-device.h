@@ -4,6 +4,7 @@
 /* org.hostdevd1.Device objects below /org/hostdevd1/devices, one per PCI function of the model. */
 
 #include <stddef.h>
+#include <systemd/sd-bus.h>
 
 typedef struct BusContext BusContext;
 
@@ -12,6 +13,13 @@ typedef struct BusContext BusContext;
 
 /* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
 int bus_device_add(BusContext *d);
+
+/*
+ * Append every Device object of the model to |reply|, a GetManagedObjects reply with its
+ * "a{oa{sa{sv}}}" open (bus_append_managed_object()); called from a callback whose slot's userdata
+ * is |d|. Returns 0 or -errno.
+ */
+int bus_device_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error);
 
 /*
  * The Device properties that PciDeviceField bits |fields| cover, as a

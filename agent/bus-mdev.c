@@ -228,6 +228,25 @@ static int mdev_node_enumerator(
         return 0;
 }
 
+int bus_mdev_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error) {
+        const Mdev *const *mdevs;
+        size_t n = 0;
+        int r;
+
+        mdevs = model_get_mdevs(d->model, &n);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = object_path_from_mdev_uuid(mdevs[i]->uuid);
+
+                if (!path)
+                        return -ENOMEM;
+                r = bus_append_managed_object(
+                        d->bus, reply, path, HOSTDEVD_MDEV_INTERFACE, mdev_vtable, (void *)mdevs[i], error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bus_mdev_add(BusContext *d) {
         int r;
 

@@ -4,6 +4,7 @@
 /* org.hostdevd1.Mdev objects below /org/hostdevd1/mdevs, one per mediated device of the model. */
 
 #include <stddef.h>
+#include <systemd/sd-bus.h>
 
 typedef struct BusContext BusContext;
 
@@ -16,6 +17,9 @@ typedef struct BusContext BusContext;
 
 /* Register the fallback vtable and the node enumerator. Returns 0 or -errno (logged). */
 int bus_mdev_add(BusContext *d);
+
+/* Append every Mdev object of the model to |reply|, as bus_device_append_managed_objects(). */
+int bus_mdev_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error);
 
 /* The Mdev properties that MdevField bits |fields| cover, NULL-terminated into |names|. Returns the count.
  */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "bus-util.h"
 #include "event-priorities.h"
@@ -103,4 +104,106 @@ int bus_message_append_text_strv(sd_bus_message *m, char **l) {
 
 sd_bus *bus_close(sd_bus *bus) {
         return sd_bus_flush_close_unref(bus);
+}
+
+/* A property's value as sd-bus reads it for a vtable entry: the getter, or the value at the offset. */
+static int append_property_value(
+        sd_bus *bus, sd_bus_message *reply, const char *path, const char *interface, const sd_bus_vtable *v,
+        void *userdata, sd_bus_error *error) {
+        void *p = (uint8_t *)userdata + v->x.property.offset;
+        const char *sig = v->x.property.signature;
+        int r;
+
+        if (v->x.property.get) {
+                r = v->x.property.get(bus, path, interface, v->x.property.member, reply, p, error);
+                if (r < 0)
+                        return r;
+                if (sd_bus_error_is_set(error))
+                        return -sd_bus_error_get_errno(error);
+                return r;
+        }
+        if (streq(sig, "as"))
+                return sd_bus_message_append_strv(reply, *(char ***)p);
+        if (sig[0] == SD_BUS_TYPE_STRING || sig[0] == SD_BUS_TYPE_SIGNATURE)
+                return sd_bus_message_append_basic(reply, sig[0], strempty(*(char **)p));
+        if (sig[0] == SD_BUS_TYPE_OBJECT_PATH)
+                return sd_bus_message_append_basic(reply, sig[0], *(char **)p);
+        return sd_bus_message_append_basic(reply, sig[0], p);
+}
+
+int bus_append_managed_object(
+        sd_bus *bus, sd_bus_message *reply, const char *path, const char *interface,
+        const sd_bus_vtable *vtable, void *userdata, sd_bus_error *error) {
+        static const char *const standard[] = {
+                "org.freedesktop.DBus.Peer",
+                "org.freedesktop.DBus.Introspectable",
+                "org.freedesktop.DBus.Properties",
+        };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "oa{sa{sv}}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, 'o', path);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(standard); i++) {
+                r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', standard[i]);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, 's', interface);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (const sd_bus_vtable *v = vtable + 1; v->type != _SD_BUS_VTABLE_END; v++) {
+                if ((v->type != _SD_BUS_VTABLE_PROPERTY && v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) ||
+                    (v->flags & (SD_BUS_VTABLE_HIDDEN | SD_BUS_VTABLE_PROPERTY_EXPLICIT)))
+                        continue;
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_basic(reply, 's', v->x.property.member);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(reply, 'v', v->x.property.signature);
+                if (r < 0)
+                        return r;
+                r = append_property_value(bus, reply, path, interface, v, userdata, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply); /* a{sv} */
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply); /* {sa{sv}} */
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply); /* a{sa{sv}} */
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply); /* {oa{sa{sv}}} */
 }

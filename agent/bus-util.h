@@ -42,3 +42,16 @@ sd_bus *bus_close(sd_bus *bus);
 int bus_message_append_text(sd_bus_message *m, const char *s);
 /* The same for an array of strings ("as"; NULL: empty). */
 int bus_message_append_text_strv(sd_bus_message *m, char **l);
+
+/*
+ * Append one object of a GetManagedObjects reply ("{oa{sa{sv}}}") to |reply|, inside its open
+ * "a{oa{sa{sv}}}": |path| with the standard interfaces (Peer, Introspectable, Properties: no
+ * properties) and |interface| with every property of |vtable| that sd-bus itself would list (not
+ * hidden, not "explicit"), read as sd-bus reads them: the entry's getter with |userdata| plus the
+ * entry's offset, or for entries without a getter the value at that offset. The same content as
+ * sd-bus's own GetManagedObjects, without its per-object and per-property lookups (bus-manager.c).
+ * The getters run with the caller's current slot. Returns 0 or -errno (|error| may be set).
+ */
+int bus_append_managed_object(
+        sd_bus *bus, sd_bus_message *reply, const char *path, const char *interface,
+        const sd_bus_vtable *vtable, void *userdata, sd_bus_error *error);

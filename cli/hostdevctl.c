@@ -98,6 +98,55 @@ static int add_names_cell(Table *t, json_object *d) {
         return table_add_cellf(t, "%s%s%s", vendor, *vendor && *device ? " " : "", device);
 }
 
+/*
+ * The table's columns of every function from Manager.ListDevices, as an array of objects keyed by the
+ * Device property names (what the table reads from GetManagedObjects otherwise). Returns 0, -ENOMEDIUM
+ * when the daemon has no such method (an older one), or -errno (|error| set for a D-Bus error).
+ */
+static int list_devices_compact(sd_bus *bus, sd_bus_error *error, json_object **ret) {
+        static const char *const keys[] = {
+                "Address",    "Class",       "ClassName",     "VendorId", "DeviceId",   "VendorName",
+                "DeviceName", "Driver",      "DesiredDriver", "State",    "IommuGroup", "NumaNode",
+                "SriovRole",  "SriovNumVFs", "SriovTotalVFs", "VFIndex",  "PhysFn",
+        };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ json_object *array = NULL;
+        int r;
+
+        r = sd_bus_call_method(
+                bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, HOSTDEVD_MANAGER_INTERFACE, "ListDevices", error,
+                &reply, NULL);
+        if (r < 0 && sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_METHOD))
+                return -ENOMEDIUM;
+        if (r < 0)
+                return r;
+        r = bus_message_read_json(reply, "ListDevices", &array);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_object_array_length(array); i++) {
+                json_object *row = json_object_array_get_idx(array, i), *o;
+
+                if (!json_object_is_type(row, json_type_array) ||
+                    json_object_array_length(row) != ELEMENTSOF(keys))
+                        return -EBADMSG;
+                o = json_object_new_object();
+                if (!o)
+                        return -ENOMEM;
+                for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                        if (json_object_object_add(
+                                    o, keys[k], json_object_get(json_object_array_get_idx(row, k))) < 0) {
+                                json_object_put(o);
+                                return -ENOMEM;
+                        }
+                if (json_object_array_put_idx(array, i, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(array);
+        return 0;
+}
+
 static int verb_list(sd_bus *bus, int argc, char **argv) {
         static const char *const headers[] = { "BDF",     "CLASS", "IDS",   "NAME", "DRIVER",
                                                "DESIRED", "STATE", "GROUP", "NUMA", "SR-IOV" };
@@ -106,11 +155,17 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
         _cleanup_(table_freep) Table *t = NULL;
         int r;
 
-        /* One call for everything, so a host with thousands of functions lists in one round trip. */
-        r = bus_get_managed_objects(bus, &error, &objects);
-        if (r < 0)
+        /* One call for everything, so a host with thousands of functions lists in one round trip: the
+         * table's columns alone (ListDevices), every property for --json (GetManagedObjects). */
+        r = arg_json ? -ENOMEDIUM : list_devices_compact(bus, &error, &devices);
+        if (r == -ENOMEDIUM) {
+                sd_bus_error_free(&error);
+                r = bus_get_managed_objects(bus, &error, &objects);
+                if (r < 0)
+                        return bus_client_fail(&error, r, "Failed to list devices");
+                r = bus_objects_with_interface(objects, HOSTDEVD_DEVICE_INTERFACE, "Address", &devices);
+        } else if (r < 0 && sd_bus_error_is_set(&error))
                 return bus_client_fail(&error, r, "Failed to list devices");
-        r = bus_objects_with_interface(objects, HOSTDEVD_DEVICE_INTERFACE, "Address", &devices);
         if (r < 0) {
                 log_error_errno(r, "Failed to parse the device list: %m");
                 return EXIT_BUS;

@@ -50,7 +50,11 @@ bool utf8_is_valid(const char *s) {
 
         if (!s)
                 return true;
-        n = strlen(s);
+        /* Most of what passes here (sysfs values, names from pci.ids) is ASCII: skip it byte by byte
+         * and measure what is left only at the first byte that is not. */
+        while (*p > 0 && *p < 0x80)
+                p++;
+        n = strlen((const char *)p);
         while (n > 0) {
                 size_t k = utf8_sequence_length(p, n);
                 if (k == 0)

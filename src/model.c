@@ -989,40 +989,56 @@ static int group_index_build(Model *m) {
         return 0;
 }
 
-int model_get_iommu_group_peers(const Model *cm, const char *address, char ***ret) {
+int model_get_iommu_group_members(
+        const Model *cm, int32_t group, const PciDevice *const **ret, size_t *ret_n) {
         /* The index is a cache: building it does not change what the model says. */
         Model *m = (Model *)cm;
+        size_t lo = 0, hi, end;
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (group < 0)
+                return 0;
+        r = group_index_build(m);
+        if (r < 0)
+                return r;
+        /* Lower bound of the group in the (group, address) order, then its end. */
+        hi = m->n_group_index;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (m->group_index[mid]->iommu_group < group)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (end = lo; end < m->n_group_index && m->group_index[end]->iommu_group == group; end++)
+                ;
+        *ret = (const PciDevice *const *)m->group_index + lo;
+        *ret_n = end - lo;
+        return 0;
+}
+
+int model_get_iommu_group_peers(const Model *m, const char *address, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
+        const PciDevice *const *members;
         const PciDevice *d;
-        size_t lo, hi;
+        size_t n;
         int r;
 
         d = model_get_device(m, address);
         if (!d)
                 return -ENOENT;
-        if (d->iommu_group >= 0) {
-                r = group_index_build(m);
+        r = model_get_iommu_group_members(m, d->iommu_group, &members, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (members[i] == d)
+                        continue;
+                r = strv_extend(&l, members[i]->address);
                 if (r < 0)
                         return r;
-                /* Lower bound of the group in the (group, address) order. */
-                lo = 0;
-                hi = m->n_group_index;
-                while (lo < hi) {
-                        size_t mid = lo + (hi - lo) / 2;
-
-                        if (m->group_index[mid]->iommu_group < d->iommu_group)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                for (size_t i = lo; i < m->n_group_index && m->group_index[i]->iommu_group == d->iommu_group;
-                     i++) {
-                        if (m->group_index[i] == d)
-                                continue;
-                        r = strv_extend(&l, m->group_index[i]->address);
-                        if (r < 0)
-                                return r;
-                }
         }
         *ret = TAKE_PTR(l);
         return 0;

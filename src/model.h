@@ -100,6 +100,13 @@ const MdevParent *const *model_get_mdev_parents(const Model *m, size_t *ret_n);
 
 /* Group peers of a device: other addresses in the same IOMMU group, sorted; new strv (NULL if none). */
 int model_get_iommu_group_peers(const Model *m, const char *address, char ***ret);
+/*
+ * The functions of IOMMU group |group| (the device itself included), sorted by address: a borrowed
+ * array, valid until the next update; none for group < 0 or a group without functions. For readers
+ * of every group (GetManagedObjects) that need no copy. Returns 0 or -ENOMEM.
+ */
+int model_get_iommu_group_members(
+        const Model *m, int32_t group, const PciDevice *const **ret, size_t *ret_n);
 
 /*
  * IOMMU state: enabled when /sys/kernel/iommu_groups has at least one group

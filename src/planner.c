@@ -392,19 +392,46 @@ static int planner_holders(const Planner *p, const PciDevice *d, char **ret) {
         return 0;
 }
 
-/* Find or add the PlanDevice of |address|; devices are sorted at the end. */
+/*
+ * Make room for one more element in an array grown one element at a time (|n| used): its capacity is
+ * the next power of two, so a plan of thousands of functions reallocates a dozen times, not thousands.
+ */
+static void *array_grow(void *a, size_t n, size_t size) {
+        if (n > 0 && (n & (n - 1)) != 0)
+                return a; /* not full: n is no power of two, the capacity is the next one */
+        return reallocarray(a, n > 0 ? 2 * n : 4, size);
+}
+
+/*
+ * Find or add the PlanDevice of |address|. Devices are kept sorted by address as they are added
+ * (the planner adds them mostly in ascending order: an insertion is mostly an append), so a lookup
+ * is a binary search, not a scan of every function planned so far. The returned pointer is valid
+ * until the next call.
+ */
 static PlanDevice *plan_device_get(Plan *plan, const char *address) {
-        for (size_t i = 0; i < plan->n_devices; i++)
-                if (streq(plan->devices[i].address, address))
-                        return &plan->devices[i];
-        PlanDevice *a = reallocarray(plan->devices, plan->n_devices + 1, sizeof(PlanDevice));
+        size_t lo = 0, hi = plan->n_devices;
+        PlanDevice *a;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(plan->devices[mid].address, address);
+
+                if (c == 0)
+                        return &plan->devices[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        a = array_grow(plan->devices, plan->n_devices, sizeof(PlanDevice));
         if (!a)
                 return NULL;
         plan->devices = a;
-        a = &plan->devices[plan->n_devices++];
-        *a = (PlanDevice){ .state = DEVICE_STATE_CONVERGED };
-        strcpy(a->address, address);
-        return a;
+        memmove(&a[lo + 1], &a[lo], (plan->n_devices - lo) * sizeof(PlanDevice));
+        plan->n_devices++;
+        a[lo] = (PlanDevice){ .state = DEVICE_STATE_CONVERGED };
+        strcpy(a[lo].address, address);
+        return &a[lo];
 }
 
 /* Raise d's state to at least |state| (refused > blocked > pending > converged) and append the reason. */
@@ -467,7 +494,7 @@ _printf_(7, 8) static int plan_add_action(
         va_list ap;
         int k;
 
-        a = reallocarray(plan->actions, plan->n_actions + 1, sizeof(PlanAction));
+        a = array_grow(plan->actions, plan->n_actions, sizeof(PlanAction));
         if (!a)
                 return -ENOMEM;
         plan->actions = a;

@@ -392,6 +392,20 @@ class Root(PropertyObject):
             raise dbus.exceptions.DBusException("No mdev %s" % uuid.lower(), name=ERR_NOT_FOUND)
         return dbus.ObjectPath(self.fake.mdevs[uuid.lower()].path)
 
+    @dbus.service.method(MANAGER, out_signature="a(susqqsssssiisuuis)")
+    def ListDevices(self):
+        """The table's columns, in the daemon's address order (the domain compared as a number)."""
+        self.fake.count("ListDevices")
+        failure = self.fake.failures.pop("ListDevices", None)
+        if failure:
+            raise dbus.exceptions.DBusException(failure[1], name=failure[0])
+        columns = ("Address", "Class", "ClassName", "VendorId", "DeviceId", "VendorName", "DeviceName", "Driver",
+                   "DesiredDriver", "State", "IommuGroup", "NumaNode", "SriovRole", "SriovNumVFs",
+                   "SriovTotalVFs", "VFIndex", "PhysFn")
+        devices = sorted(self.fake.devices.values(),
+                         key=lambda d: (int(d.values["Address"].split(":")[0], 16), d.values["Address"]))
+        return typed("a(susqqsssssiisuuis)", [[d.values[c] for c in columns] for d in devices])
+
     @dbus.service.method(MANAGER, out_signature="a(uas)")
     def ListIommuGroups(self):
         self.fake.count("ListIommuGroups")

@@ -173,6 +173,22 @@ class HostdevctlTest(unittest.TestCase):
         # Pipes get whole names.
         self.assertIn("with an unusually long marketing name for truncation", self.ok("list"))
 
+    def test_list_compact_and_fallback(self):
+        # The table comes from ListDevices alone; from GetManagedObjects when the daemon has no
+        # ListDevices (an older one), the same table.
+        lists, objects = (int(self.fake.test.CallCount(m)) for m in ("ListDevices", "GetManagedObjects"))
+        compact = self.ok("list")
+        self.assertEqual(int(self.fake.test.CallCount("ListDevices")), lists + 1)
+        self.assertEqual(int(self.fake.test.CallCount("GetManagedObjects")), objects)
+        self.fake.test.FailNext("ListDevices", "org.freedesktop.DBus.Error.UnknownMethod", "No such method")
+        self.assertEqual(self.ok("list"), compact)
+        self.assertEqual(int(self.fake.test.CallCount("GetManagedObjects")), objects + 1)
+        # Any other error is reported, not papered over.
+        self.fake.test.FailNext("ListDevices", "org.freedesktop.DBus.Error.AccessDenied", "Denied")
+        r = self.ctl("list")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Failed to list devices", r.stderr)
+
     def test_list_truncates_names_to_columns(self):
         out = self.ok("list", env={"COLUMNS": "140"})
         for line in out.splitlines():
@@ -1437,7 +1453,8 @@ class ManyDevicesTest(unittest.TestCase):
             r = run("list", address=bus.address, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(len(r.stdout.splitlines()), len(fake.DEVICES) + 4096 + 1)
-            self.assertEqual(int(f.test.CallCount("GetManagedObjects")), 2)
+            self.assertEqual(int(f.test.CallCount("GetManagedObjects")), 1)  # --json
+            self.assertEqual(int(f.test.CallCount("ListDevices")), 1)  # the table
             self.assertEqual(int(f.test.CallCount("GetAll")), 0)
             self.assertEqual(int(f.test.CallCount("Get")), 0)
             print("list --json of %d devices: %.2fs (the fake's marshalling included)" % (len(devices), elapsed),

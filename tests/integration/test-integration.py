@@ -529,6 +529,32 @@ class Contract(HostdevTestCase):
                 diffs = contract_diff(contract, live)
                 self.assertEqual(diffs, [], '\n'.join(diffs))
 
+                # GetManagedObjects (served by hostdevd itself, bus-manager.c) lists each object with the
+                # standard interfaces, as sd-bus's own object manager does, and every property of its own.
+                standard = {'org.freedesktop.DBus.Peer', 'org.freedesktop.DBus.Introspectable',
+                            'org.freedesktop.DBus.Properties'}
+                raw = c.call(ROOT_PATH, h.OM_IFACE, 'GetManagedObjects')
+                t = self.H.t
+                self.assertEqual(sorted(raw), sorted([device_path(a) for a in t.addresses()] +
+                                                     [mdev_path(u) for u in t.mdev_uuids()]))
+                for path, ifaces in raw.items():
+                        own = DEVICE_IFACE if path.startswith(ROOT_PATH + '/devices/') else MDEV_IFACE
+                        self.assertEqual(set(ifaces), standard | {own}, path)
+                        self.assertTrue(all(ifaces[i] == {} for i in standard), path)
+                        self.assertEqual(set(ifaces[own]), set(contract[own]['properties']), path)
+                        self.assertEqual(ifaces[own], c.get_all(path, own), path)
+
+                # ListDevices: per function, in address order, the values of the Device properties of
+                # its columns (dbus/org.hostdevd1.xml).
+                columns = ('Address', 'Class', 'ClassName', 'VendorId', 'DeviceId', 'VendorName', 'DeviceName',
+                           'Driver', 'DesiredDriver', 'State', 'IommuGroup', 'NumaNode', 'SriovRole',
+                           'SriovNumVFs', 'SriovTotalVFs', 'VFIndex', 'PhysFn')
+                rows = c.call(ROOT_PATH, MANAGER_IFACE, 'ListDevices')
+                self.assertEqual([r[0] for r in rows], t.addresses())
+                self.assertEqual([tuple(r) for r in rows],
+                                 [tuple(raw[device_path(a)][DEVICE_IFACE][k] for k in columns)
+                                  for a in t.addresses()])
+
 
 class ContractSelfTest(unittest.TestCase):
         """The contract comparison notices each kind of difference (no daemon needed)."""
