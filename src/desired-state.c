@@ -1543,9 +1543,25 @@ static DesiredMdev *add_desired_mdev(
         return a;
 }
 
+/* Whether a candidate parent carries an mdev hostdevd owns that no rule keeps (|kept|: every UUID the
+ * rules name or use): the plan removes it, which may free what the placement lacks. */
+static bool mdev_rule_can_reclaim(
+        const MdevResolveInput *in, char *const *kept, const PlacementCandidate *cands, size_t n_cands) {
+        for (size_t i = 0; i < in->n_mdevs; i++) {
+                const Mdev *m = in->mdevs[i];
+
+                if (!m->parent || !strv_contains(in->owned_mdevs, m->uuid) || strv_contains(kept, m->uuid))
+                        continue;
+                for (size_t c = 0; c < n_cands; c++)
+                        if (streq(cands[c].name, m->parent))
+                                return true;
+        }
+        return false;
+}
+
 static int resolve_mdev_rule(
         const DesiredState *s, const DesiredRule *rule, const MdevResolveInput *in, MdevUuids *uuids,
-        ParentUse *use, size_t n_use, DesiredResolution *res) {
+        char *const *kept, ParentUse *use, size_t n_use, DesiredResolution *res) {
         _cleanup_free_ PlacementCandidate *cands = NULL;
         _cleanup_free_ size_t *cand_use = NULL, *placement = NULL;
         _cleanup_free_ const char **cand_type = NULL;
@@ -1662,13 +1678,27 @@ static int resolve_mdev_rule(
         if (!placement)
                 return -ENOMEM;
         r = mdev_place(rule->mdev.placement, cands, n_cands, (uint32_t)n_fresh, placement);
+        if (r == -ENOSPC && mdev_rule_can_reclaim(in, kept, cands, n_cands)) {
+                /* Instances hostdevd made that no rule so far keeps take the room (a Type= change on one
+                 * GPU: NVIDIA offers no instance of the new type while the old one is active): they are
+                 * removed in this plan, and the new ones wait for the next. */
+                for (uint32_t k = 0; k < count; k++)
+                        if (!add_desired_mdev(res, rule, list[k], NULL, rule->mdev.type))
+                                return -ENOMEM;
+                return 0;
+        }
         if (r == -ENOSPC) {
                 uint32_t cap = mdev_placement_capacity(cands, n_cands);
+                if (rule->mdev.has_uuid)
+                        return add_rule_error(
+                                res, rule,
+                                "UUID=%s: the matching parents can take %" PRIu32 " more of type %s",
+                                rule->mdev.uuid, cap, ESCAPE_QUOTE(rule->mdev.type));
                 return add_rule_error(
                         res, rule,
-                        "%s=%" PRIu32 ": the matching parents can take %" PRIu32 " more of type %s, not %zu",
-                        rule->mdev.has_uuid ? "UUID" : "Count", count, cap, ESCAPE_QUOTE(rule->mdev.type),
-                        n_fresh);
+                        "Count=%" PRIu32 ": the matching parents can take %" PRIu32
+                        " more of type %s, not %zu",
+                        count, cap, ESCAPE_QUOTE(rule->mdev.type), n_fresh);
         }
         if (r < 0)
                 return r;
@@ -1808,6 +1838,7 @@ static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in
 int desired_state_resolve_mdevs(
         const DesiredState *s, const MdevResolveInput *in, MdevUuids *uuids, DesiredResolution *res) {
         _cleanup_free_ ParentUse *use = NULL;
+        _cleanup_strv_free_ char **avoid = NULL, **kept = NULL;
         int r;
 
         assert(s);
@@ -1826,11 +1857,36 @@ int desired_state_resolve_mdevs(
                                 in->parents[i]->is_pci ? input_find_device(in, in->parents[i]->name) : NULL,
                 };
 
+        /* Every UUID some rule keeps: UUID=, and the first Count= of each Count= rule's list (picked here
+         * if new, with what resolve_mdev_rule() avoids too). */
+        for (size_t i = 0; i < in->n_mdevs; i++)
+                if (strv_extend(&avoid, in->mdevs[i]->uuid) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i].mdev.has_uuid &&
+                    (strv_extend(&avoid, s->rules[i].mdev.uuid) < 0 ||
+                     strv_extend(&kept, s->rules[i].mdev.uuid) < 0))
+                        return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const DesiredRule *rule = &s->rules[i];
+                char *const *list;
+                uint32_t count = rule->mdev.has_count ? rule->mdev.count : 1;
+
+                if (!rule->mdev.present || rule->mdev.has_uuid)
+                        continue;
+                r = mdev_uuids_get(uuids, rule_key(rule), count, avoid, &list);
+                if (r < 0)
+                        return r;
+                for (uint32_t k = 0; k < count; k++)
+                        if (strv_extend(&kept, list[k]) < 0)
+                                return -ENOMEM;
+        }
+
         for (size_t i = 0; i < s->n_rules; i++) {
                 const DesiredRule *rule = &s->rules[i];
                 if (!rule->mdev.present)
                         continue;
-                r = resolve_mdev_rule(s, rule, in, uuids, use, in->n_parents, res);
+                r = resolve_mdev_rule(s, rule, in, uuids, kept, use, in->n_parents, res);
                 if (r < 0)
                         return r;
         }

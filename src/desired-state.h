@@ -309,7 +309,9 @@ typedef struct MdevResolveInput {
  * An instance that exists on a candidate parent with the rule's type stays there (adoption); new
  * ones are placed (mdev-placement.h) on the candidates that have the type with instances left,
  * honouring one type per physical GPU across rules. With no candidate present, the instances wait
- * (->parent NULL). Errors, the rule adding nothing: Type= unknown on every present candidate; Count=
+ * (->parent NULL), as do new ones that lack room while an mdev hostdevd owns (|in->owned_mdevs|) and
+ * no rule so far keeps sits on a candidate (the plan removes it first: a Type= change on a GPU with
+ * one type at a time). Errors, the rule adding nothing: Type= unknown on every present candidate; Count=
  * beyond what the candidates can take; a UUID= that an existing mdev of another parent or type
  * carries and that no rule created (a foreign instance: never touched) or that another rule names.
  * Two files naming one UUID= is a parse-time error (desired_state_load()).

@@ -488,6 +488,58 @@ static void test_ownership_decisions(void **state) {
         mdev_uuids_free(u);
 }
 
+/* Type= changes on a GPU that allows one type: the old instances (hostdevd's) are removed first, the new
+ * ones wait for the next plan instead of failing for lack of room. A foreign one gives no such room. */
+static void test_type_change_on_one_gpu(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        /* As NVIDIA shows it: nvidia-222 active on GPU1, so nvidia-223 has no instance left there. */
+        f->parents[0]->types[1].available_instances = 0;
+        add_mdev(f, U1, GPU1, "nvidia-222", 51);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U1), 0);
+        put(f, "50-gpu.conf", "[Mdev]\nParent=" GPU1 "\nType=nvidia-223\nUUID=" U2 "\n");
+        res = resolve(f, &s, u);
+        assert_null(res->errors);
+        assert_int_equal(res->n_mdevs, 1);
+        assert_null(res->mdevs[0].parent);
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 1);
+        assert_int_equal(p->actions[0].type, PLAN_ACTION_MDEV_REMOVE);
+        assert_string_equal(p->actions[0].uuid, U1);
+        assert_int_equal(plan_get_mdev(p, U2)->state, DEVICE_STATE_PENDING);
+        free_all(s, res, p);
+
+        /* A later file keeps U1: no room will come, so the error stands and U1 stays. */
+        put(f, "60-keep.conf", "[Mdev]\nParent=" GPU1 "\nType=nvidia-222\nUUID=" U1 "\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_non_null(strstr(
+                res->errors[0],
+                "50-gpu.conf:3: UUID=" U2 ": the matching parents can take 0 more of type nvidia-223"));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 0);
+        assert_int_equal(plan_get_mdev(p, U1)->state, DEVICE_STATE_CONVERGED);
+        free_all(s, res, p);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/60-keep.conf")), 0);
+
+        /* Not hostdevd's: a clear error, nothing removed. */
+        strv_free(f->owned_mdevs);
+        f->owned_mdevs = NULL;
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_non_null(strstr(res->errors[0], "the matching parents can take 0 more of type nvidia-223"));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 0);
+        assert_int_equal(plan_get_mdev(p, U1)->owner, MDEV_OWNER_FOREIGN);
+        free_all(s, res, p);
+        mdev_uuids_free(u);
+}
+
 /* A parent whose driver this plan changes: the create waits for the next plan. */
 static void test_mdev_after_driver(void **state) {
         Fixture *f = *state;
@@ -588,13 +640,10 @@ static void test_strings(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                T(test_spread_and_stable_uuids),
-                T(test_pack_and_one_type_per_gpu),
-                T(test_resolution_errors),
-                T(test_waits_for_parent),
-                T(test_ownership_decisions),
-                T(test_mdev_after_driver),
-                T(test_vgpu),
+                T(test_spread_and_stable_uuids), T(test_pack_and_one_type_per_gpu),
+                T(test_resolution_errors),       T(test_waits_for_parent),
+                T(test_ownership_decisions),     T(test_mdev_after_driver),
+                T(test_type_change_on_one_gpu),  T(test_vgpu),
                 cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
