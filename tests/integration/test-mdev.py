@@ -627,12 +627,17 @@ class MdevReconcile(MdevDaemonCase):
                 self.assertEqual([w for w in self.reactor.writes[n:] if 'mdev' in w[0] or 'mtty' in w[0]], [])
 
         def test_vgpu_on_vfs(self):
-                """[VGPU] Type= by name, Count=2 across the GPU's VFs: two VFs get the type id."""
-                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
+                """[VGPU] Type= (the type id), Count=2 across the GPU's VFs: two VFs get it, in address order,
+                and it stays: an Apply afterwards writes nothing."""
+                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=1163\nCount=2\n'})
                 k = self.H.k
                 self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
                                 lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
                 self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0], 'address order')
+                self.assertEqual(self.call('Apply'), 'converged')
+                self.H.barrier(self.c)
+                self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
+                self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
 
 
 class MdevLateParent(MdevDaemonCase):
