@@ -456,7 +456,7 @@ static int property_get_command(
         if (!l)
                 return -ENOENT;
 
-        return bus_message_append_text(reply, l->comm);
+        return bus_message_append_text(reply, lease_manager_command(l->manager, l));
 }
 
 static int property_get_since(
@@ -518,7 +518,7 @@ static const sd_bus_vtable lease_vtable[] = {
         SD_BUS_PROPERTY("Policies", "a{ss}", property_get_policies, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Pid", "u", property_get_pid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Uid", "u", property_get_uid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Command", "s", property_get_command, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Command", "s", property_get_command, 0, 0),
         SD_BUS_PROPERTY("Since", "t", property_get_since, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("WholeGroup", "b", property_get_whole_group, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -5,7 +5,7 @@
  * Leases on the bus (dbus/org.hostdevd1.xml): Manager.Acquire, the org.hostdevd1.Lease objects at
  * /org/hostdevd1/leases/lease_<id> (fallback vtable + node enumerator, so the ObjectManager lists them)
  * and Lease.Release. Acquire and Release run as requests (bus-request.h): polkit
- * org.hostdevd1.acquire with the details "devices" and "pid", then the lease manager
+ * org.hostdevd1.acquire with the details "devices" and "vmm.pid", then the lease manager
  * (lease-manager.h) acts and the reply follows.
  */
 

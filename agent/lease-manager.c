@@ -174,6 +174,22 @@ static int rebuild_holders(LeaseManager *m) {
         return 0;
 }
 
+const char *lease_manager_command(LeaseManager *m, Lease *l) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        char *nl;
+
+        if (l->record->state == LEASE_STATE_ACTIVE &&
+            asprintf(&path, "%s/%d/comm", m->proc_root ?: PROC_ROOT, (int)l->record->pid) >= 0 &&
+            file_read_bounded(path, 64, 0, &text, NULL) >= 0) {
+                nl = strchr(text, '\n');
+                if (nl)
+                        *nl = '\0';
+                free(l->comm);
+                l->comm = TAKE_PTR(text);
+        }
+        return l->comm;
+}
+
 void lease_manager_holders(LeaseManager *m, const Holder **ret, size_t *ret_n) {
         /* Group numbers come from the model, which may have changed since the last lease change. */
         if (rebuild_holders(m) < 0)

@@ -52,7 +52,7 @@ typedef struct Lease {
         LeaseManager *manager;
         LeaseRecord *record;
         char *path; /* /org/hostdevd1/leases/lease_<id> */
-        char *comm; /* the owner's /proc/PID/comm when acquired, "?" if unknown */
+        char *comm; /* the owner's /proc/PID/comm (lease_manager_command()), "?" if unknown */
         int pidfd;
         sd_event_source *owner_source; /* EPOLLIN on pidfd: the owner exited */
         struct Lease *prev, *next;
@@ -93,6 +93,11 @@ Lease *lease_manager_find_by_pid(LeaseManager *m, pid_t pid);
 /* Oldest first. */
 Lease *lease_manager_first(LeaseManager *m);
 size_t lease_manager_count(LeaseManager *m);
+
+/* The owner's command now: /proc/PID/comm read again (the owner may have exec'd since, as
+ * `hostdevctl run` does), the last one read when it cannot be. The pid is the owner's for as long as
+ * the lease exists (its exit ends the lease in the same loop iteration). Borrowed. */
+const char *lease_manager_command(LeaseManager *m, Lease *l);
 
 /* The functions of the ACTIVE leases as holders (pid = owner, comm, node = the group node), for the
  * planner. Borrowed until the next change of the leases. */

@@ -70,7 +70,7 @@
 #define POLKIT_DETAIL_DRIVER "driver"
 #define POLKIT_DETAIL_SRIOV_NUMVFS "sriov.numvfs"
 #define POLKIT_DETAIL_DEVICES "devices" /* Acquire: the functions, space-separated */
-#define POLKIT_DETAIL_PID "pid" /* Acquire: the lease owner */
+#define POLKIT_DETAIL_PID "vmm.pid" /* Acquire: the lease owner */
 
 /* ---- sysfs: Documentation/ABI/testing/sysfs-bus-pci ---------------------- */
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"

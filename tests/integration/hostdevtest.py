@@ -1159,6 +1159,7 @@ RECONCILER_DEVICE_DEFAULTS = {
         'StateReason': '',
         'LastError': '',
         'Holders': [],
+        'Name': '',  # no [Device] Name= in the recordings' (absent) desired state
 }
 _reconciler_defaults = None
 

@@ -102,7 +102,11 @@ class Recordings(HostdevTestCase):
                 self.assertEqual(shown[first]['VendorId'], h.expected_device(t, first)['VendorId'])
                 r = h.hostdevctl(bus.address, 'show', '0000:ee:1f.7', check=4)
                 self.assertIn('0000:ee:1f.7', r.stderr)
-                h.hostdevctl(bus.address, 'show', 'not-an-address', check=2)
+                # a word that could be a device name ([Device] Name=) is looked up as one: not found, 4;
+                # one that is neither an address nor a name is a usage error, 2
+                self.assertIn("No device named 'not-an-address'",
+                              h.hostdevctl(bus.address, 'show', 'not-an-address', check=4).stderr)
+                h.hostdevctl(bus.address, 'show', 'not:an:address', check=2)
                 with self.assertRaises(dbus.DBusException) as e:
                         c.device_by_address('0000:ee:1f.7')
                 self.assertEqual(e.exception.get_dbus_name(), 'org.hostdevd1.Error.NotFound')

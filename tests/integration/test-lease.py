@@ -74,6 +74,11 @@ class Lease(R.ReconcileTestCase):
         def leases(self):
                 return {p: i[LEASE_IFACE] for p, i in self.c.managed_objects().items() if LEASE_IFACE in i}
 
+        def leases_path(self):
+                paths = list(self.leases())
+                self.assertEqual(len(paths), 1, paths)
+                return paths[0]
+
         def record_path(self, lease_path):
                 return os.path.join(self.dirs['run'], 'leases', lease_path.rsplit('_', 1)[1] + '.json')
 
@@ -184,6 +189,8 @@ class Lease(R.ReconcileTestCase):
                                         env=h.preload_free_env())
                 self.vmms.append(proc)
                 self.c.wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 60, 'COMMAND started')
+                # the owner's command is read when asked: the one hostdevctl became
+                self.assertEqual(self.c.get(self.leases_path(), LEASE_IFACE, 'Command'), 'sh')
                 with open(out) as f:
                         pid, lease, devices = f.read().split()
                 self.assertEqual(int(pid), proc.pid)  # hostdevctl became COMMAND

@@ -42,6 +42,7 @@ kl_check "A: HOSTDEVD_LEASE_DEVICES is the e1000e" test "$devs" = "$nic"
 kl_check "A: the e1000e is on vfio-pci" on "$nic" vfio-pci
 kl_check "A: the lease is active" lease_active "$lease"
 kl_check "A: its Pid is the command's" test "$(kl_prop "$lease" org.hostdevd1.Lease Pid)" = "$vmm"
+kl_check "A: its Command is the command's (sh), not hostdevctl" test "$(kl_prop "$lease" org.hostdevd1.Lease Command)" = sh
 hostdevctl leases > /run/kernel-lane/leases.txt 2>&1
 kl_ship leases.txt /run/kernel-lane/leases.txt
 kl_ship run.log /run/kernel-lane/run.log
