@@ -54,7 +54,7 @@ int bus_handoff_property_get_lease(
         void *userdata, sd_bus_error *error);
 /*
  * Lease.OpenVfioGroup(s node) -> (h fd): the node ("" = the lease's only group node) opened O_RDWR for
- * the lease's owner uid or root, after polkit org.hostdevd1.acquire (details "devices", "pid").
+ * the lease's owner uid or root, after polkit org.hostdevd1.acquire (details "devices", "vmm.pid").
  */
 int method_open_vfio_group(sd_bus_message *m, void *userdata, sd_bus_error *error);
 

@@ -1152,7 +1152,6 @@ def expected_device(t, address):
 # rule names, for the oracle of hosts without desired state; only when the contract
 # (HOSTDEVD_XML) declares them, so the oracle follows the committed contract.
 RECONCILER_DEVICE_DEFAULTS = {
-        'Name': '',   # [Device] Name= (issue 15): no rule names these functions
         'DesiredDriver': '',
         'DesiredSource': '',
         'State': 'converged',
