@@ -610,6 +610,7 @@ class Reconcile(ReconcileTestCase):
                 c = self.c
                 k = self.H.k
                 n_writes = len(self.reactor.writes)
+                n_binds = len(k.binds)
                 k.unbind(NIC)
                 k.set_driver_override(NIC, None)
                 k.bind(NIC, 'e1000e')
@@ -617,7 +618,10 @@ class Reconcile(ReconcileTestCase):
                 # applies the drift's uevents, so waiting on the daemon's properties alone could pass
                 # before it saw anything. Only a repair written after the last step (a drivers_probe
                 # with driver_override vfio-pci stored again) takes the kernel back to vfio-pci.
-                self.assertEqual((self.driver(NIC), self.override(NIC)), ('e1000e', '(null)\n'))
+                # The drift happened in the fake kernel. Its state is not asserted here: the repair
+                # races the three steps (a plan no longer scans /proc or mounts on the loop, so the
+                # repair of the first step can land before the third).
+                self.assertIn((NIC, 'e1000e'), k.binds[n_binds:])
                 devdir = os.path.relpath(self.H.t.devdir(NIC), self.H.t.sys)
 
                 def repaired():
@@ -1302,8 +1306,9 @@ class Failures(ReconcileTestCase):
                 self.wait_manager('State', 'converged')
                 self.assertEqual(self.dev(NIC, 'Holders'), [])
                 self.assertEqual(c.manager('UnleasedHolders'), [])
-                self.assertIn('Process %d (sleep) holds /dev/vfio/10 with no lease' % holder.pid,
-                              self.daemon.output())
+                # logged once at the open: "sh" then, when the open came before the exec of sleep
+                self.assertRegex(self.daemon.output(),
+                                 r'Process %d \((sh|sleep)\) holds /dev/vfio/10 with no lease' % holder.pid)
 
         def test_holder_close_unblocks(self):
                 """A holder that closes its node (and lives on) is noticed: the work proceeds, no Apply."""
