@@ -150,6 +150,15 @@ static int array_insert_at(SortedArray *a, size_t i, void *item) {
 static void array_remove_at(SortedArray *a, size_t i) {
         memmove(a->items + i, a->items + i + 1, (a->n - i - 1) * sizeof(void *));
         a->n--;
+        /* Give back what a storm of adds grew once its functions are gone (a quarter used: halve). */
+        if (a->allocated > 64 && a->n < a->allocated / 4) {
+                void **p = reallocarray(a->items, a->allocated / 2, sizeof(void *));
+
+                if (p) {
+                        a->items = p;
+                        a->allocated /= 2;
+                }
+        }
 }
 
 static void array_done(SortedArray *a, const ArrayKind *k) {
@@ -175,7 +184,14 @@ static void array_sort(SortedArray *a, const ArrayKind *k) {
 
 /* ---- change lists ------------------------------------------------------------------------------- */
 
+/* A list that grew past this (a rescan, a storm of uevents) gives its buffer back when cleared. */
+#define CHANGE_LIST_KEEP 256u
+
 void model_change_list_clear(ModelChangeList *l) {
+        if (l->allocated > CHANGE_LIST_KEEP) {
+                model_change_list_done(l);
+                return;
+        }
         l->n = 0;
 }
 

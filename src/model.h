@@ -48,7 +48,8 @@ typedef struct ModelChangeList {
         ModelChange *changes;
         size_t n, allocated;
 } ModelChangeList;
-void model_change_list_clear(ModelChangeList *l); /* n = 0, keeps the buffer */
+/* n = 0; keeps the buffer unless it grew past a few hundred changes (a rescan, a storm) */
+void model_change_list_clear(ModelChangeList *l);
 void model_change_list_done(ModelChangeList *l); /* frees the buffer */
 
 /*
