@@ -564,6 +564,16 @@ static int lease_node_enumerator(
         return 0;
 }
 
+int bus_lease_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error) {
+        for (Lease *i = d->leases ? lease_manager_first(d->leases) : NULL; i; i = i->next) {
+                int r = bus_append_managed_object(
+                        d->bus, reply, i->path, HOSTDEVD_LEASE_INTERFACE, lease_vtable, d, error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bus_lease_add(BusContext *d) {
         int r;
 

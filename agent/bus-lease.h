@@ -14,6 +14,9 @@
 
 struct Request;
 
+/* Append every Lease object to |reply|, as bus_device_append_managed_objects() (bus-manager.c's
+ * GetManagedObjects). */
+int bus_lease_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_bus_error *error);
 /* Register the Lease vtable and enumerator on d->bus. Returns 0 or -errno (logged). */
 int bus_lease_add(BusContext *d);
 

@@ -960,7 +960,7 @@ static const sd_bus_vtable manager_vtable[] = {
  * callback runs before the standard interfaces): the same objects, interfaces and properties
  * (bus_append_managed_object()), built by walking the model once instead of sd-bus's find callback
  * and property lookup per object and per property, which cost about 4x the reply itself at 4096
- * functions. A new interface on the device or mdev paths must be added here too. Anything else
+ * functions. A new interface on the device, mdev or lease paths must be added here too. Anything else
  * (another method, arguments where none are expected) goes on to sd-bus.
  */
 static int on_root_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -985,6 +985,9 @@ static int on_root_message(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
         r = bus_mdev_append_managed_objects(d, reply, error);
+        if (r < 0)
+                return r;
+        r = bus_lease_append_managed_objects(d, reply, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_close_container(reply);
