@@ -111,6 +111,10 @@ static void request_reply_errno(Request *q, int error, const char *what) {
         (void)sd_bus_reply_method_error(q->message, &e);
 }
 
+#define REQUEST_MDEV_ROUNDS_MAX 4u
+
+static void on_converged(Reconciler *rec, int error, void *userdata);
+
 /* CreateMdev/RemoveMdev's job is done: reply from the model (is the instance there?) and the mdev's
  * planned state. One that did not get its way restores the request files as they were. */
 static void on_mdev_converged(Reconciler *rec, Request *q) {
@@ -132,6 +136,16 @@ static void on_mdev_converged(Reconciler *rec, Request *q) {
                                 q->message, bus_error_name(BUS_ERROR_FAILED), "out of memory");
                 request_free(q);
                 return;
+        }
+
+        /* Done in sysfs, but the model may not have applied the instance's uevents yet (or, on 6.1, read
+         * it before its mdev_type link): converge once more, which plans after every uevent received
+         * so far. A few rounds at most: a create that got nowhere is pending for good. */
+        if ((v.state == DEVICE_STATE_PENDING || v.state == DEVICE_STATE_CONVERGED) &&
+            q->mdev_rounds < REQUEST_MDEV_ROUNDS_MAX) {
+                q->mdev_rounds++;
+                if (reconciler_converge(rec, on_converged, q) >= 0)
+                        return;
         }
 
         /* pending (the parent has no instance left, a step waits) counts as failed here: the caller

@@ -67,6 +67,7 @@ struct Request {
          * address is for the others), the parent ("" any) and the type as the caller named them. */
         char uuid[MDEV_UUID_STRING_MAX];
         char *mdev_parent, *mdev_type;
+        unsigned mdev_rounds; /* converges run for it beyond the first (REQUEST_MDEV_ROUNDS_MAX) */
         char *driver; /* SetDeviceDriver: driver; SetNumVFs: VF driver ("" none) */
         uint32_t num_vfs;
         unsigned flags; /* REQUEST_FLAG_* (request.h) */

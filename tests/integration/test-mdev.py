@@ -591,6 +591,18 @@ class MdevReconcile(MdevDaemonCase):
                 for u in set(uuids) - {ACTIVE}:
                         self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
 
+        def test_vgpu_by_name_never_flaps(self):
+                """[VGPU] Type= by name: once set, no VF lists the type any more; whether or not the rule
+                still resolves, what hostdevd set is never cleared for it (no 0 written)."""
+                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
+                k = self.H.k
+                self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
+                                lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
+                self.call('Apply')
+                self.H.barrier(self.c)
+                self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
+                self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
+
         def test_sigkill_mid_create_leaves_no_orphan(self):
                 """SIGKILL while the create write is in the kernel, the rule removed, restart: the instance
                 the kernel finished is hostdevd's (recorded before the write) and is removed."""
