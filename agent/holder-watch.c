@@ -45,6 +45,16 @@ typedef struct Tracked {
         sd_event_source *source; /* the pidfd's io source (owns the fd) */
 } Tracked;
 
+typedef struct Tentative {
+        pid_t pid;
+        char *node;
+        unsigned tries;
+} Tentative;
+
+/* Re-reads of a tentative open: after 1, 2, 4 ... 256 ms (about half a second in all). */
+#define TENTATIVE_TRIES 9
+#define TENTATIVE_FIRST_USEC 1000ULL
+
 typedef struct ScanResult {
         int error;
         Holder *holders;
@@ -75,6 +85,13 @@ struct HolderWatch {
 
         sd_event_source *rescan_timer; /* scan tracking: while any holder exists */
         uint64_t names_iteration; /* of the last holder_watch_refresh_names() + 1 */
+
+        /* Opens the kernel reported before the fd is in the process's table (fsnotify_open() comes
+         * before fd_install()): held in the set on the event's word until /proc shows them, the
+         * process is gone, or TENTATIVE_TRIES re-reads did not find them (opened and closed again). */
+        Tentative *tentative;
+        size_t n_tentative;
+        sd_event_source *verify_timer;
 };
 
 /* ---- full scans, on the worker thread ------------------------------------------------------------ */
@@ -219,12 +236,109 @@ static int recheck_pid(HolderWatch *w, pid_t pid) {
                 holder_watch_request_scan(w);
                 return 0;
         }
+        /* Opens not in the fd table yet: kept on the event's word (tentative_verify() ends that). */
+        for (size_t i = 0; i < w->n_tentative; i++) {
+                Tentative *te = &w->tentative[i];
+                bool found = false;
+                Holder *h;
+
+                if (te->pid != pid)
+                        continue;
+                for (size_t j = 0; j < n_fresh; j++)
+                        found = found || streq(fresh[j].node, te->node);
+                if (found) {
+                        te->tries = TENTATIVE_TRIES; /* confirmed: dropped at the next verification */
+                        continue;
+                }
+                h = reallocarray(fresh, n_fresh + 1, sizeof(Holder));
+                if (!h)
+                        break;
+                fresh = h;
+                fresh[n_fresh] = (Holder){ .pid = pid,
+                                           .comm = holders_read_comm(w->proc_root, pid),
+                                           .node = strdup(te->node) };
+                n_fresh++;
+                if (!fresh[n_fresh - 1].comm || !fresh[n_fresh - 1].node) {
+                        holders_free(fresh, n_fresh);
+                        holder_watch_request_scan(w);
+                        return 0;
+                }
+        }
         r = holders_set_replace_pid(&w->set, &w->n, pid, fresh, n_fresh);
         if (r < 0) {
                 holder_watch_request_scan(w);
                 return 0;
         }
         return r;
+}
+
+static void tentative_arm(HolderWatch *w) {
+        unsigned tries = TENTATIVE_TRIES;
+
+        for (size_t i = 0; i < w->n_tentative; i++)
+                if (w->tentative[i].tries < tries)
+                        tries = w->tentative[i].tries;
+        if (w->n_tentative == 0 || !w->verify_timer) {
+                if (w->verify_timer)
+                        (void)sd_event_source_set_enabled(w->verify_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time_relative(
+                w->verify_timer, TENTATIVE_FIRST_USEC << (tries < 8 ? tries : 8));
+        (void)sd_event_source_set_enabled(w->verify_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_verify_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        HolderWatch *w = userdata;
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n_pids = 0, keep = 0;
+        bool changed = false;
+
+        pids = calloc(w->n_tentative ?: 1, sizeof(pid_t));
+        if (!pids)
+                return 0;
+        /* Tries used up (or confirmed): no longer kept on the event's word. */
+        for (size_t i = 0; i < w->n_tentative; i++) {
+                Tentative *te = &w->tentative[i];
+
+                pids[n_pids++] = te->pid;
+                if (++te->tries >= TENTATIVE_TRIES)
+                        free(te->node);
+                else
+                        w->tentative[keep++] = *te;
+        }
+        w->n_tentative = keep;
+        for (size_t i = 0; i < n_pids; i++)
+                if (recheck_pid(w, pids[i]) > 0)
+                        changed = true;
+        tentative_arm(w);
+        if (changed) {
+                sync_pidfds(w);
+                if (w->changed)
+                        w->changed(true, w->userdata);
+        }
+        return 0;
+}
+
+/* |pid| opened |node|: a holder from now on, even before its fd shows in /proc. */
+static void tentative_add(HolderWatch *w, pid_t pid, const char *node) {
+        Tentative *t;
+
+        for (size_t i = 0; i < w->n_tentative; i++)
+                if (w->tentative[i].pid == pid && streq(w->tentative[i].node, node)) {
+                        w->tentative[i].tries = 0;
+                        tentative_arm(w);
+                        return;
+                }
+        t = reallocarray(w->tentative, w->n_tentative + 1, sizeof(Tentative));
+        if (!t)
+                return;
+        w->tentative = t;
+        w->tentative[w->n_tentative] = (Tentative){ .pid = pid, .node = strdup(node) };
+        if (!w->tentative[w->n_tentative].node)
+                return;
+        w->n_tentative++;
+        tentative_arm(w);
 }
 
 /* Install a full scan; returns whether the set changed. */
@@ -251,6 +365,9 @@ static bool install_scan(HolderWatch *w, ScanResult *s) {
         w->n_touched = 0;
         for (size_t i = 0; i < n_touched; i++)
                 if (recheck_pid(w, touched[i]) > 0)
+                        changed = true;
+        for (size_t i = 0; i < w->n_tentative; i++)
+                if (recheck_pid(w, w->tentative[i].pid) > 0)
                         changed = true;
 
         sync_pidfds(w);
@@ -351,6 +468,8 @@ static void holder_watch_handle(HolderWatch *w, const HolderEvent *ev, bool *cha
         if (!(ev->mask & (FAN_OPEN | FAN_CLOSE)) || ev->pid <= 0 || !event_node(ev, node, sizeof(node)))
                 return;
 
+        if (ev->mask & FAN_OPEN)
+                tentative_add(w, ev->pid, node);
         r = holders_pids_to_check(w->set, w->n, ev->pid, node, &pids, &n_pids);
         if (r < 0) {
                 holder_watch_request_scan(w);
@@ -417,6 +536,13 @@ static int setup_fanotify(HolderWatch *w) {
         r = sd_event_add_io(w->event, &w->fan_source, w->fan_fd, EPOLLIN, on_fanotify, w);
         if (r < 0)
                 return r;
+        r = sd_event_add_time_relative(
+                w->event, &w->verify_timer, CLOCK_MONOTONIC, TENTATIVE_FIRST_USEC, 0, on_verify_timer, w);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(w->verify_timer, SD_EVENT_OFF);
+        (void)sd_event_source_set_priority(w->verify_timer, EVENT_PRIORITY_HOLDER_EVENTS);
+        (void)sd_event_source_set_description(w->verify_timer, "holder-verify-open");
         (void)sd_event_source_set_priority(w->fan_source, EVENT_PRIORITY_HOLDER_EVENTS);
         (void)sd_event_source_set_description(w->fan_source, "holder-fanotify");
         return 0;
@@ -463,6 +589,7 @@ int holder_watch_new(
                                 "Cannot watch %s with fanotify (%m): VFIO holders are found by scanning /proc",
                                 DEV_VFIO_DIR);
                         w->fan_source = sd_event_source_disable_unref(w->fan_source);
+                        w->verify_timer = sd_event_source_disable_unref(w->verify_timer);
                         if (w->fan_fd >= 0)
                                 (void)close(w->fan_fd);
                         w->fan_fd = -EBADF;
@@ -497,6 +624,10 @@ HolderWatch *holder_watch_free(HolderWatch *w) {
                 sd_event_source_disable_unref(w->tracked[i].source);
         free(w->tracked);
         w->rescan_timer = sd_event_source_disable_unref(w->rescan_timer);
+        w->verify_timer = sd_event_source_disable_unref(w->verify_timer);
+        for (size_t i = 0; i < w->n_tentative; i++)
+                free(w->tentative[i].node);
+        free(w->tentative);
         holders_free(w->set, w->n);
         free(w->touched);
         free(w->proc_root);
