@@ -66,10 +66,25 @@ static int str_ptr_compare(const void *a, const void *b) {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Buffers that grew past this many entries (a rescan, a storm) are given back once flushed. */
+#define EMITTER_KEEP 256u
+
 static void status_pending_clear(BusEmitter *e) {
         for (size_t i = 0; i < e->n_status_pending; i++)
                 free(e->status_pending[i]);
         e->n_status_pending = 0;
+        if (e->allocated_status_pending > EMITTER_KEEP) {
+                e->status_pending = mfree(e->status_pending);
+                e->allocated_status_pending = 0;
+        }
+}
+
+static void pending_clear(BusEmitter *e) {
+        e->n_pending = 0;
+        if (e->allocated > EMITTER_KEEP) {
+                e->pending = mfree(e->pending);
+                e->allocated = 0;
+        }
 }
 
 static int bus_emitter_schedule(BusEmitter *e) {
@@ -460,7 +475,7 @@ int bus_emitter_flush(BusEmitter *e) {
         assert(e);
 
         if (!e->ctx->bus) {
-                e->n_pending = 0;
+                pending_clear(e);
                 status_pending_clear(e);
                 e->manager_status_pending = strv_free(e->manager_status_pending);
                 return 0;
@@ -478,7 +493,7 @@ int bus_emitter_flush(BusEmitter *e) {
                         if (r > 0)
                                 n += r;
                 }
-                e->n_pending = 0;
+                pending_clear(e);
                 /* Device and mdev counts may have moved. */
                 e->manager_dirty = true;
         }
