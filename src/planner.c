@@ -524,6 +524,35 @@ _printf_(7, 8) static int plan_add_action(
 
 /* ---- SR-IOV ---------------------------------------------------------------------------------- */
 
+/* "VF A held by pid N (comm) via NODE, VF B held by ..." for the VFs of |pf| that have holders, or NULL
+ * when none has: what a change of its VF count (through 0, destroying every VF) waits for. */
+static int pf_vf_blockers(Planner *p, const PciDevice *pf, char **ret) {
+        _cleanup_free_ char *blockers = NULL;
+        int r;
+
+        STRV_FOREACH (vf_address, pf->virtfns) {
+                const PciDevice *vf = planner_find(p, *vf_address);
+                _cleanup_free_ char *h = NULL;
+                char *j;
+
+                if (!vf)
+                        continue;
+                r = planner_holders(p, vf, &h);
+                if (r < 0)
+                        return r;
+                if (!h)
+                        continue;
+                if (asprintf(
+                            &j, "%s%sVF %s held by %s", strempty(blockers), blockers ? ", " : "",
+                            vf->address, h) < 0)
+                        return -ENOMEM;
+                free(blockers);
+                blockers = j;
+        }
+        *ret = TAKE_PTR(blockers);
+        return 0;
+}
+
 static int plan_pf(Planner *p, const DesiredPf *want) {
         Plan *plan = p->plan;
         ssize_t idx = planner_index(p, want->address);
@@ -552,25 +581,9 @@ static int plan_pf(Planner *p, const DesiredPf *want) {
                         SYSFS_ATTR_SRIOV_TOTALVFS, pf->sriov_total_vfs);
 
         /* DESIGN §3.4: the count goes through 0, destroying every VF; never while one is held. */
-        STRV_FOREACH (vf_address, pf->virtfns) {
-                const PciDevice *vf = planner_find(p, *vf_address);
-                _cleanup_free_ char *h = NULL;
-                char *j;
-
-                if (!vf)
-                        continue;
-                r = planner_holders(p, vf, &h);
-                if (r < 0)
-                        return r;
-                if (!h)
-                        continue;
-                if (asprintf(
-                            &j, "%s%sVF %s held by %s", strempty(blockers), blockers ? ", " : "",
-                            vf->address, h) < 0)
-                        return -ENOMEM;
-                free(blockers);
-                blockers = j;
-        }
+        r = pf_vf_blockers(p, pf, &blockers);
+        if (r < 0)
+                return r;
         if (blockers)
                 return plan_device_note(
                         plan, pf->address, DEVICE_STATE_BLOCKED,
@@ -641,33 +654,21 @@ static int plan_pf_restore(Planner *p, const OwnedSriov *o) {
         if (numvfs > pf->sriov_total_vfs)
                 numvfs = pf->sriov_num_vfs;
 
-        if (numvfs != pf->sriov_num_vfs)
+        if (numvfs != pf->sriov_num_vfs) {
                 STRV_FOREACH (vf_address, pf->virtfns) {
-                        const PciDevice *vf = planner_find(p, *vf_address);
                         const DesiredDevice *dd = desired_resolution_get_device(p->in->desired, *vf_address);
-                        _cleanup_free_ char *h = NULL;
-                        char *j;
 
-                        if (dd && !dd->from_vf_driver && !claimed) {
+                        if (dd && !dd->from_vf_driver) {
                                 if (asprintf(&claimed, "VF %s is claimed by %s", *vf_address, dd->source) <
                                     0)
                                         return -ENOMEM;
-                                continue;
+                                break;
                         }
-                        if (!vf)
-                                continue;
-                        r = planner_holders(p, vf, &h);
-                        if (r < 0)
-                                return r;
-                        if (!h)
-                                continue;
-                        if (asprintf(
-                                    &j, "%s%sVF %s held by %s", strempty(blockers), blockers ? ", " : "",
-                                    vf->address, h) < 0)
-                                return -ENOMEM;
-                        free(blockers);
-                        blockers = j;
                 }
+                r = pf_vf_blockers(p, pf, &blockers);
+                if (r < 0)
+                        return r;
+        }
 
         if (numvfs == pf->sriov_num_vfs && autoprobe == pf->sriov_drivers_autoprobe)
                 /* Nothing of hostdevd's left on it: the caller drops the record. */
