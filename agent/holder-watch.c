@@ -236,34 +236,38 @@ static int recheck_pid(HolderWatch *w, pid_t pid) {
                 holder_watch_request_scan(w);
                 return 0;
         }
-        /* Opens not in the fd table yet: kept on the event's word (tentative_verify() ends that). */
+        /* Opens not in the fd table yet: kept on the event's word until it shows (on_verify_timer()). */
+        size_t keep = 0;
         for (size_t i = 0; i < w->n_tentative; i++) {
-                Tentative *te = &w->tentative[i];
+                Tentative te = w->tentative[i];
                 bool found = false;
                 Holder *h;
 
-                if (te->pid != pid)
-                        continue;
-                for (size_t j = 0; j < n_fresh; j++)
-                        found = found || streq(fresh[j].node, te->node);
-                if (found) {
-                        te->tries = TENTATIVE_TRIES; /* confirmed: dropped at the next verification */
+                if (te.pid != pid) {
+                        w->tentative[keep++] = te;
                         continue;
                 }
+                for (size_t j = 0; j < n_fresh; j++)
+                        found = found || streq(fresh[j].node, te.node);
+                if (found) { /* confirmed: /proc has it from now on */
+                        free(te.node);
+                        continue;
+                }
+                w->tentative[keep++] = te;
                 h = reallocarray(fresh, n_fresh + 1, sizeof(Holder));
                 if (!h)
-                        break;
+                        continue;
                 fresh = h;
-                fresh[n_fresh] = (Holder){ .pid = pid,
-                                           .comm = holders_read_comm(w->proc_root, pid),
-                                           .node = strdup(te->node) };
-                n_fresh++;
+                fresh[n_fresh++] = (Holder){ .pid = pid,
+                                             .comm = holders_read_comm(w->proc_root, pid),
+                                             .node = strdup(te.node) };
                 if (!fresh[n_fresh - 1].comm || !fresh[n_fresh - 1].node) {
-                        holders_free(fresh, n_fresh);
-                        holder_watch_request_scan(w);
-                        return 0;
+                        free(fresh[n_fresh - 1].comm);
+                        free(fresh[n_fresh - 1].node);
+                        n_fresh--;
                 }
         }
+        w->n_tentative = keep;
         r = holders_set_replace_pid(&w->set, &w->n, pid, fresh, n_fresh);
         if (r < 0) {
                 holder_watch_request_scan(w);
@@ -318,6 +322,18 @@ static int on_verify_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         w->changed(true, w->userdata);
         }
         return 0;
+}
+
+static void tentative_drop(HolderWatch *w, pid_t pid, const char *node) {
+        size_t keep = 0;
+
+        for (size_t i = 0; i < w->n_tentative; i++)
+                if (w->tentative[i].pid == pid && streq(w->tentative[i].node, node))
+                        free(w->tentative[i].node);
+                else
+                        w->tentative[keep++] = w->tentative[i];
+        w->n_tentative = keep;
+        tentative_arm(w);
 }
 
 /* |pid| opened |node|: a holder from now on, even before its fd shows in /proc. */
@@ -468,7 +484,11 @@ static void holder_watch_handle(HolderWatch *w, const HolderEvent *ev, bool *cha
         if (!(ev->mask & (FAN_OPEN | FAN_CLOSE)) || ev->pid <= 0 || !event_node(ev, node, sizeof(node)))
                 return;
 
-        if (ev->mask & FAN_OPEN)
+        /* A close by the opener released what it opened (merged events included: the close of the
+         * file comes after its fd_install()); /proc says the rest. */
+        if (ev->mask & FAN_CLOSE)
+                tentative_drop(w, ev->pid, node);
+        else if (ev->mask & FAN_OPEN)
                 tentative_add(w, ev->pid, node);
         r = holders_pids_to_check(w->set, w->n, ev->pid, node, &pids, &n_pids);
         if (r < 0) {

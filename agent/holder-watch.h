@@ -13,7 +13,8 @@
  *    node, are read again (/proc/PID/fd of those few only), on the loop; an open counts at once,
  *    on the event's word: the kernel reports it (fsnotify_open()) before the fd is in the process's
  *    table (fd_install()), so /proc may not show it yet; it is read again after 1, 2, 4 ... 256 ms
- *    until /proc shows it, the process is gone, or it was closed again meanwhile;
+ *    until /proc shows it, the process is gone, it closes it (FAN_CLOSE, also merged with the open),
+ *    or about half a second passed;
  *  - every holder process has a pidfd (pidfd_open(2), 5.3+) in the loop: its exit without a close
  *    event (an fd it shares with a child it forked, SCM_RIGHTS) starts a full scan;
  *  - a full scan of every /proc/PID/fd runs on a worker thread (watch-worker.h): at start, after a

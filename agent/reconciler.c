@@ -95,6 +95,7 @@ struct Reconciler {
         HolderWatch *holder_watch;
         CriticalWatch *critical_watch;
         bool inputs_asked;
+        bool inputs_stale; /* a plan was asked for since the tickets were taken */
         uint64_t holders_ticket, critical_ticket;
         char **logged_holders; /* "PID NODE" of the unleased holders logged already */
         bool holders_dirty; /* Manager.UnleasedHolders to announce */
@@ -319,6 +320,7 @@ static const CriticalSet *reconciler_critical(Reconciler *r) {
 }
 
 static bool reconciler_is_active(Reconciler *r);
+static void reconciler_schedule_plan(Reconciler *r);
 
 /* ---- holders and the host-critical set ------------------------------------------------------------ */
 
@@ -392,23 +394,24 @@ static void on_holders_changed(bool set_changed, void *userdata) {
         }
         /* A plan waits for this answer, or what a plan decided may differ now (a blocked function). */
         if (r->inputs_asked || (set_changed && reconciler_is_active(r)))
-                reconciler_schedule(r);
+                reconciler_schedule_plan(r);
 }
 
 static void on_critical_changed(bool set_changed, void *userdata) {
         Reconciler *r = userdata;
 
         if (r->inputs_asked || (set_changed && reconciler_is_active(r)))
-                reconciler_schedule(r);
+                reconciler_schedule_plan(r);
 }
 
 /* Whether both watches have a set that is current for this plan; if not, they were asked, and their
  * answer schedules the plan again. */
 static bool reconciler_inputs_current(Reconciler *r) {
-        if (!r->inputs_asked) {
+        if (!r->inputs_asked || r->inputs_stale) {
                 r->holders_ticket = holder_watch_request(r->holder_watch);
                 r->critical_ticket = critical_watch_request(r->critical_watch);
                 r->inputs_asked = true;
+                r->inputs_stale = false;
         }
         if (!holder_watch_reached(r->holder_watch, r->holders_ticket) ||
             !critical_watch_reached(r->critical_watch, r->critical_ticket))
@@ -1367,7 +1370,7 @@ void reconciler_start(Reconciler *r) {
                 (void)reconciler_run(r);
 }
 
-void reconciler_schedule(Reconciler *r) {
+static void reconciler_schedule_plan(Reconciler *r) {
         int k;
 
         if (!r || !r->plan_source)
@@ -1375,6 +1378,15 @@ void reconciler_schedule(Reconciler *r) {
         k = sd_event_source_set_enabled(r->plan_source, SD_EVENT_ONESHOT);
         if (k < 0)
                 log_warning_errno(k, "Failed to schedule a plan: %m");
+}
+
+void reconciler_schedule(Reconciler *r) {
+        if (!r)
+                return;
+        /* Something changed: the plan needs sets at least as new as this (a scan that started before
+         * it does not answer it). */
+        r->inputs_stale = true;
+        reconciler_schedule_plan(r);
 }
 
 int reconciler_converge(Reconciler *r, ReconcilerDoneFunc done, void *userdata) {
