@@ -508,9 +508,8 @@ static void help(void) {
 }
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver", "--output",
-        "--timeout", "--parent",      "--uuid",           "--pid",    "--dry-run",
-        "--release", "--device",      "--format",
+        "--persist", "--whole-group", "--allow-critical", "--driver",  "--output", "--timeout", "--parent",
+        "--uuid",    "--pid",         "--dry-run",        "--release", "--device", "--format",
 };
 
 const char *arg_pid = NULL;

@@ -27,8 +27,8 @@
 
 /* The Manager properties `status` prints, in this order (all of them with --json). */
 static const char *const status_properties[] = {
-        "Version",      "State",   "Generation",   "DeviceCount",    "MdevCount",
-        "IommuEnabled", "IommuReason", "EventSource", "HotplugGuard", "Rescans",
+        "Version",      "State",          "Generation",       "DeviceCount",  "MdevCount",
+        "IommuEnabled", "IommuReason",    "EventSource",      "HotplugGuard", "Rescans",
         "ConfigErrors", "HolderTracking", "CriticalTracking",
 };
 
