@@ -55,6 +55,7 @@ SH
         done
 } > /tmp/mdevctl-remove.sh
 
+export HOSTDEVD_LOG_TIME=1
 if ! kl_hostdevd_start; then
         kl_not_ok "bench: hostdevd starts"
         exit 1
@@ -83,6 +84,9 @@ while [ "$i" -le "$ROUNDS" ]; do
         measure remove-raw "$i" 0 mdev-bench raw-remove "$n"
         measure create-hostdevd "$i" "$n" sh /tmp/hostdevd-create.sh
         measure remove-hostdevd "$i" 0 sh /tmp/hostdevd-remove.sh
+        # Fixed costs inside the hostdevd figures: an exec of hostdevctl, and a Reload with nothing to do.
+        measure fixed-ctl-exec "$i" 0 hostdevctl --version
+        measure fixed-reload-noop "$i" 0 sh -c 'hostdevctl --no-ask-password reload > /dev/null 2>&1 && mdev-bench wait 0'
         if [ -n "$have_mdevctl" ]; then
                 measure create-mdevctl "$i" "$n" sh /tmp/mdevctl-create.sh
                 measure remove-mdevctl "$i" 0 sh /tmp/mdevctl-remove.sh
@@ -93,3 +97,5 @@ done
 kl_check "bench: every round recorded" [ "$(grep -c . "$OUT")" -ge $((1 + ROUNDS * 4)) ]
 kl_check "hostdevd is still running" kl_alive "$KL_HOSTDEVD_PID"
 kl_ship bench.tsv "$OUT"
+# hostdevd's own log (with KL_HOSTDEVD_ARGS=--log-level=debug: where its time goes).
+kl_ship hostdevd.log "$KL_HOSTDEVD_LOG"
