@@ -692,9 +692,17 @@ class MdevLateParent(MdevDaemonCase):
                 self.start({'50-gpu.conf': '[Match]\nAddress=%s\n[SRIOV]\nNumVFs=2\n' % VGPU_PF_IDLE,
                             '60-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\nPF=%s\n[VGPU]\nType=1156\n'
                             % VGPU_PF_IDLE})
-                self.c.wait_for(lambda: [k.vgpu_current(v) for v in k.vfs_of(VGPU_PF_IDLE)] == [1156, 1156], 30,
-                                lambda: 'both new VFs carry 1156 (now %r)' %
-                                [k.vgpu_current(v) for v in k.vfs_of(VGPU_PF_IDLE)])
+
+                def types():
+                        # The fake kernel links virtfnN before the VF's own entries exist (as
+                        # _set_sriov_numvfs() adds it): a VF half added reads as "not yet".
+                        try:
+                                return [k.vgpu_current(v) for v in k.vfs_of(VGPU_PF_IDLE)]
+                        except FileNotFoundError:
+                                return None
+
+                self.c.wait_for(lambda: types() == [1156, 1156], 30,
+                                lambda: 'both new VFs carry 1156 (now %r)' % types())
 
 
 # A uevent listener (libudev through umockdev's preload, as hostdevd listens): one line per event.
