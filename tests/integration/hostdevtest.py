@@ -1714,7 +1714,17 @@ class Client:
 
         def pump(self):
                 while self.ctx.pending():
-                        self.ctx.iteration(False)
+                        try:
+                                self.ctx.iteration(False)
+                        except SystemError as e:
+                                # dbus-python dispatching a message of a connection whose Python object
+                                # is gone (the Client of a daemon an earlier start() replaced): nothing
+                                # of this client's. Anything else is raised.
+                                cause = e
+                                while cause is not None and 'does not have a Connection instance' not in str(cause):
+                                        cause = cause.__cause__
+                                if cause is None:
+                                        raise
 
         def wait_for(self, predicate, limit=10, what='condition'):
                 """Iterate the main loop until predicate() is true; fail after |limit| s.

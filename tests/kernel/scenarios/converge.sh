@@ -417,8 +417,6 @@ if reload && kl_wait $CONVERGE back; then
 else
         kl_not_ok "H: no rules + Reload: everything back on host drivers" "$(describe $nics "$leg1" "$leg2")"
 fi
-kl_check "H: Manager State is converged" eval '[ "$(mgr_prop State)" = converged ]'
-ship_plan H
 sriov_back() {
         [ "$(cat "$(sysd "$pf")/sriov_numvfs")" = "$numvfs_before" ] &&
                 [ "$(cat "$(sysd "$pf")/sriov_drivers_autoprobe")" = "$autoprobe_before" ] &&
@@ -434,6 +432,13 @@ if kl_wait $CONVERGE sriov_back; then
 else
         kl_not_ok "H: nvme PF $pf given back as before hostdevd" "$(sriov_now)" "$(describe "$pf")"
 fi
+# The PF's settings go back after the NICs: the Manager is converged once both are.
+if kl_wait $CONVERGE eval '[ "$(mgr_prop State)" = converged ]'; then
+        kl_ok "H: Manager State is converged"
+else
+        kl_not_ok "H: Manager State is converged" "State=$(mgr_prop State)" "$(describe "$pf" $(vfs_of))"
+fi
+ship_plan H
 
 # ---- I. removed while hostdevd is stopped: the next start gives it back ---------------
 rule 30-nvme.conf "[Match]" "Address=$pf" "" "[SRIOV]" "NumVFs=3" "VFDriver=vfio-pci"
