@@ -676,7 +676,7 @@ static void test_sriov_restore_claimed(void **state) {
         f->devices[8]->sriov_drivers_autoprobe = true;
         f->owned_sriov[0].drivers_autoprobe = true;
         rule(f, "[Match]\nAddress=" VF1 "\n[Device]\nDriver=vfio-pci\n");
-        text = NULL;
+        text = mfree(text);
         {
                 _cleanup_free_ char *t = plan_text(f, &plan);
                 assert_non_null(strstr(plan_get_device(plan, PF)->reason, "VF " VF1 " is claimed by "));
