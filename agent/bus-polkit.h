@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Asynchronous polkit checks on the event loop (DESIGN.md §6, issue 3):
+ * Asynchronous polkit checks on the event loop (the polkit actions of hostdevd(8)):
  * org.freedesktop.PolicyKit1.Authority.CheckAuthorization with the subject
  * ("system-bus-name", {"name": sender}), the action, details (a{ss}), and
  * AllowUserInteraction (flag 1) when the caller's message allows

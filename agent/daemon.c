@@ -520,7 +520,7 @@ int daemon_run(Daemon *d) {
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
-        /* Leave every binding as it is (DESIGN.md rule 6): nothing to undo on exit. */
+        /* Leave every binding as it is (safety rule 6 in hostdevd(8)): nothing to undo on exit. */
         log_info("Exiting");
         return r;
 }

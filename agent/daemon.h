@@ -21,7 +21,7 @@
  * includes another's owner; the loop's schedule is event-priorities.h.
  * An idle daemon has no timers: it wakes only for uevents, bus messages,
  * signals, and the watchdog when systemd set $WATCHDOG_USEC.
- * Exiting never writes sysfs (DESIGN.md rule 6).
+ * Exiting never writes sysfs (safety rule 6 in hostdevd(8)).
  */
 
 #include <stdint.h>

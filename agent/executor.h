@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The executor: the only code that writes sysfs (DESIGN.md §2). It runs the
+ * The executor: the only code that writes sysfs (hostdevd(8), SAFETY RULES). It runs the
  * transactions of a Plan (planner.h) off the event loop and reports what
  * became of each function on the loop.
  *
@@ -60,7 +60,7 @@
  *      back to its original (cleared with "\n" when there was none), unbind
  *      a driver that is not the original one and re-probe the original;
  *   6. the journal hook (EXECUTOR_JOURNAL_END) with the outcome.
- * Exiting or freeing the executor never undoes anything (DESIGN.md rule 6).
+ * Exiting or freeing the executor never undoes anything (safety rule 6 in hostdevd(8)).
  *
  * Mdev and vendor vGPU transactions (issue 14; the plan's last ones, one instance each; the code is
  * executor-mdev.c) run as:
@@ -140,7 +140,7 @@ typedef struct ExecutorEvent {
  * It may submit work; it must not free the executor. */
 typedef void (*ExecutorEventHandler)(Executor *e, const ExecutorEvent *ev, void *userdata);
 
-/* ---- journal hook (crash safety: record originals before mutating, DESIGN.md §3.5) ---------- */
+/* ---- journal hook (crash safety: record originals before mutating, safety rule 5) ---------- */
 
 typedef enum ExecutorJournalPhase {
         EXECUTOR_JOURNAL_BEGIN, /* before the first write of a transaction */

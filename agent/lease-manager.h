@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The leases in force (DESIGN.md §5), on the loop thread: their records, their owners' pidfds and
+ * The leases in force (hostdevd(8), LEASES), on the loop thread: their records, their owners' pidfds and
  * what making a function ready or giving it back asks of the reconciler. No sd-bus here: bus-lease.c
  * publishes the Lease objects and answers the calls.
  *
@@ -70,7 +70,7 @@ typedef struct LeaseManagerHooks {
 int lease_manager_new(
         sd_event *event, Model *model, Reconciler *reconciler, const char *runtime_dir,
         const char *proc_root, const LeaseManagerHooks *hooks, void *userdata, LeaseManager **ret);
-/* Frees the leases without ending them: hostdevd stops, the VMMs go on (DESIGN.md rule 6). */
+/* Frees the leases without ending them: hostdevd stops, the VMMs go on (safety rule 6 in hostdevd(8)). */
 LeaseManager *lease_manager_free(LeaseManager *m);
 static inline void lease_manager_freep(LeaseManager **m) {
         if (*m)

@@ -23,7 +23,7 @@
  *
  * Each wakeup drains the socket. When the kernel dropped messages (ENOBUFS
  * on receive) the overflow callback runs once after draining, so the owner
- * rescans (DESIGN.md: never assume events were complete).
+ * rescans (uevents can be lost: never assume they were complete).
  */
 
 #include <stdbool.h>

@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * The ownership journal: the daemon's one handle on the ownership records (state-store.h, DESIGN §3.5)
- * and the executor's journal hook (executor.h, ExecutorJournalFunc) that writes them.
+ * The ownership journal: the daemon's one handle on the ownership records (state-store.h, safety rule 5
+ * in hostdevd(8)) and the executor's journal hook (executor.h, ExecutorJournalFunc) that writes them.
  *
  * It owns the store and the lock that guards it: the executor's lanes call ownership_journal() for
  * BEGIN (record the originals before any sysfs write) and END (commit, or drop what a rollback

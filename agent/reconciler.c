@@ -1852,7 +1852,7 @@ Reconciler *reconciler_free(Reconciler *r) {
         if (!r)
                 return NULL;
 
-        /* Waits for the running transaction at most; undoes nothing (DESIGN.md rule 6). */
+        /* Waits for the running transaction at most; undoes nothing (safety rule 6 in hostdevd(8)). */
         r->executor = executor_free(r->executor);
         r->module_loader = module_loader_free(r->module_loader); /* after: its runner thread is gone */
         r->plan_source = sd_event_source_disable_unref(r->plan_source);

@@ -3,7 +3,7 @@
 
 /*
  * The reconciler: the loop-side owner of the desired state, the ownership
- * records and the executor (DESIGN.md §2-§4). It plans with the pure planner
+ * records and the executor (hostdevd(8), SAFETY RULES). It plans with the pure planner
  * (planner.h) from
  *   - the desired state (desired_state_load() over the configuration
  *     directories, then desired_state_resolve() against the model),

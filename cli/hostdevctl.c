@@ -280,7 +280,7 @@ static int verb_show(sd_bus *bus, int argc, char **argv) {
 /* ---- groups ------------------------------------------------------------- */
 
 /*
- * DESIGN.md rule 2, as information: a group can go to VFIO when every member
+ * Safety rule 2 of hostdevd(8), as information: a group can go to VFIO when every member
  * is on a VFIO driver (vfio-pci or a variant such as mlx5_vfio_pci), has no
  * driver, or is a PCI bridge. The daemon's planner makes the real decision.
  */

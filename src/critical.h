@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Host-critical PCI functions (DESIGN §3.3): what the host itself runs on.
+ * Host-critical PCI functions (safety rule 3 in hostdevd(8)): what the host itself runs on.
  * Taking one of them from its host driver would take the host down, so the
  * planner refuses it unless the rule says AllowCritical=yes and the caller
  * is authorized. Read-only: this module never writes anything.

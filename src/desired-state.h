@@ -23,7 +23,7 @@
  * "FILE:LINE: KEY=VALUE: reason" (or "FILE:LINE: reason" when no key is to
  * blame); the other files still count.
  *
- * Reloading (DESIGN §2, §3.7): parse into a new DesiredState; swap it in
+ * Reloading (safety rule 7 in hostdevd(8)): parse into a new DesiredState; swap it in
  * only when it has no ->errors, else keep the old one whole (dropping just
  * the broken file's rule would release its devices to the host). At start,
  * with nothing to keep, the good rules apply. ->errors is what

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Leases (DESIGN.md §5): PCI functions handed to one VMM process for as long as it lives. This module
+ * Leases (hostdevd(8), LEASES): PCI functions handed to one VMM process for as long as it lives. This module
  * is the pure part: the record (what is stored in RUNTIME_DIR/leases/<id>.json and survives a restart
  * of hostdevd), its JSON form, the release policies, the validation of a new lease against the
  * observed functions, the host-critical set and the leases in force, and the process start time that
@@ -151,7 +151,7 @@ typedef enum LeaseCheckVerdict {
 } LeaseCheckVerdict;
 
 /*
- * Whether the functions |in->addresses| may be leased together (DESIGN.md §3.2, §3.3, §3.4):
+ * Whether the functions |in->addresses| may be leased together (safety rules 2, 3 and 4 in hostdevd(8)):
  *  - each is an observed function, not a PCI bridge, in an IOMMU group (VFIO needs one);
  *  - none is in a lease already (whoever's);
  *  - every peer in each function's IOMMU group is asked for too, driverless, or a bridge; with

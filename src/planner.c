@@ -580,7 +580,7 @@ static int plan_pf(Planner *p, const DesiredPf *want) {
                         "NumVFs=%" PRIu32 " (%s) exceeds %s=%" PRIu32, want->num_vfs, want->num_vfs_source,
                         SYSFS_ATTR_SRIOV_TOTALVFS, pf->sriov_total_vfs);
 
-        /* DESIGN §3.4: the count goes through 0, destroying every VF; never while one is held. */
+        /* Safety rule 4: the count goes through 0, destroying every VF; never while one is held. */
         r = pf_vf_blockers(p, pf, &blockers);
         if (r < 0)
                 return r;
@@ -897,7 +897,7 @@ static int plan_driver(
                                 "Driver=%s (%s) needs an IOMMU group: boot with intel_iommu=on or amd_iommu=on",
                                 want->name, source);
 
-                /* DESIGN §3.2: every peer on VFIO, driverless, a bridge, or covered. */
+                /* Safety rule 2: every peer on VFIO, driverless, a bridge, or covered. */
                 r = planner_peers(p, d, &peers, &n_peers);
                 if (r < 0)
                         return r;
@@ -959,7 +959,7 @@ static int plan_driver(
                                 uncovered);
         }
 
-        /* DESIGN §3.3: taking a host-critical function (or a group peer of one) away from the host. */
+        /* Safety rule 3: taking a host-critical function (or a group peer of one) away from the host. */
         if (want->kind != DRIVER_KIND_HOST) {
                 for (size_t i = 0; i < n_members && !critical; i++) {
                         r = planner_critical_reason(p, members[i].d, &critical);
@@ -983,7 +983,7 @@ static int plan_driver(
                                 dd && dd->allow_critical ? ", which the caller lacks" : "");
         }
 
-        /* DESIGN §3.4: nothing held is unbound. */
+        /* Safety rule 4: nothing held is unbound. */
         for (size_t i = 0; i < n_members; i++) {
                 _cleanup_free_ char *h = NULL;
                 char *j;

@@ -6,7 +6,7 @@
  * holders, host-critical set) -> Plan. No I/O, no clock, no logging above
  * debug; the same call serves Plan() (dry run), Apply() and the tests.
  *
- * It enforces DESIGN.md §3:
+ * It enforces the safety rules of hostdevd(8):
  *  1. binding is set-override -> unbind -> probe -> verify, per function
  *     (driver_override and drivers_probe, Documentation/ABI/testing/
  *     sysfs-bus-pci); never new_id;
@@ -221,7 +221,7 @@ typedef struct PlannerInput {
         size_t n_critical;
         bool critical_authorized; /* the caller holds org.hostdevd1.override-critical */
         char **owned; /* strv, borrowed: functions hostdevd rebound; with no rule left they go back
-                       * to the host driver (DESIGN §3.5); may be NULL */
+                       * to the host driver (safety rule 5); may be NULL */
         const OwnedSriov *owned_sriov; /* PFs whose SR-IOV settings hostdevd changed; any order */
         size_t n_owned_sriov;
 

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Ownership records (DESIGN §3.5, issue 3 "Crash safety"): for every PCI
+ * Ownership records (safety rule 5 in hostdevd(8): crash safety): for every PCI
  * function hostdevd mutated, what it was before and what hostdevd set, so a
  * restart adopts its own bindings without writing sysfs, finishes or rolls
  * back an interrupted transaction, and never touches bindings it did not make.

@@ -159,7 +159,7 @@ static void driver_of(const char *bdf, char *buf, size_t size) {
         copy_basename(buf, size, link);
 }
 
-/* The sequence of DESIGN.md 3.1: override, unbind, drivers_probe, verify. */
+/* The sequence of safety rule 1 in hostdevd(8): override, unbind, drivers_probe, verify. */
 static int bind_one(const char *bdf, const char *driver) {
         char cur[64], path[PATH_MAX];
         int r;

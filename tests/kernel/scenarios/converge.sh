@@ -115,7 +115,7 @@ if [ -z "$nic2" ] || [ -z "$leg2" ] || [ -z "$pf" ] || [ -z "$disk" ]; then
 fi
 
 # The disk: ext2 (busybox mke2fs, mounted by the ext4 module), mounted at
-# /mnt/disk. ext4 soft-depends on crc32c, which busybox modprobe ignores. Its controller is now host-critical (DESIGN 3.3).
+# /mnt/disk. ext4 soft-depends on crc32c, which busybox modprobe ignores. Its controller is now host-critical (safety rule 3 in hostdevd(8)).
 # The nvme driver probes asynchronously: wait for the namespace.
 disk_ns() { ls -d "$(sysd "$disk")"/nvme/nvme*/nvme*n1 2>/dev/null | head -n1 | grep .; }
 kl_wait 10 disk_ns > /dev/null

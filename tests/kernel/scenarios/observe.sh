@@ -154,7 +154,7 @@ check_monitor() {
                         "stderr: $(cat /tmp/monitor.err)"
         fi
 }
-rebind() { # BDF FROM-DRIVER TO-OVERRIDE: the sequence of DESIGN.md section 3.1, by hand
+rebind() { # BDF FROM-DRIVER TO-OVERRIDE: the sequence of safety rule 1 in hostdevd(8), by hand
         echo "$1" > "/sys/bus/pci/drivers/$2/unbind"
         printf '%s\n' "$3" > "/sys/bus/pci/devices/$1/driver_override"
         echo "$1" > /sys/bus/pci/drivers_probe
