@@ -546,8 +546,12 @@ static int reconciler_read_owned_mdevs(Reconciler *r) {
 }
 
 /* An instance a UUID= rule names that exists and that no record lists yet (made before the rule, or
- * by hand): the rule makes it hostdevd's, so it is removed when no rule wants it any more. */
-static void reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution *res) {
+ * by hand): the rule makes it hostdevd's, so it is removed when no rule wants it any more. A dry run
+ * (Plan(), hostdevctl plan) plans as if adopted but records nothing: it changes nothing on disk. */
+static int reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution *res, char ***dry_run_owned) {
+        STRV_FOREACH (o, dry_run_owned ? r->owned_mdevs : NULL)
+                if (strv_extend(dry_run_owned, *o) < 0)
+                        return -ENOMEM;
         for (size_t i = 0; i < res->n_mdevs; i++) {
                 const DesiredMdev *dm = &res->mdevs[i];
                 const Mdev *m = model_get_mdev(r->model, dm->uuid);
@@ -555,13 +559,19 @@ static void reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution 
 
                 if (!dm->named || !m || strv_contains(r->owned_mdevs, dm->uuid))
                         continue;
+                if (dry_run_owned) {
+                        if (strv_extend(dry_run_owned, dm->uuid) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
                 k = ownership_adopt_mdev(r->ownership, dm->uuid, strempty(m->parent), strempty(m->type_id));
                 if (k < 0)
                         log_warning_errno(
                                 k, "Failed to record mdev %s as hostdevd's: %m, ignoring", dm->uuid);
                 else if (k > 0 && strv_extend(&r->owned_mdevs, dm->uuid) < 0)
-                        return;
+                        return -ENOMEM;
         }
+        return 0;
 }
 
 /* Before the writes of |todo| run: the stable UUIDs picked for Count= rules, durably, so that an
@@ -804,16 +814,19 @@ static void reconciler_log_conflicts(Reconciler *r, const Plan *plan) {
  * |ret_released|: owned functions no rule names that are back on their host driver already (a crash
  * between the ownership record and the first write, or a release whose record update was lost).
  *
+ * |dry_run|: Plan() and hostdevctl plan: nothing is recorded on disk (a UUID= instance is planned as
+ * adopted without its ownership record).
+ *
  * |cached|: plan with the host-critical set of the last full plan and the last /proc scan, for
  * functions that just appeared (their first write races the kernel's probe). -ENODATA when the
  * critical set is unknown. A function that appeared cannot be a mount's, swap's or route's
  * ancestor yet (it has no driver), nor the boot VGA; it can be a group peer of a critical function,
  * which the caller checks (reconciler_fresh_is_safe()).
  */
-static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***ret_released) {
+static int reconciler_plan_full(Reconciler *r, bool cached, bool dry_run, Plan **ret, char ***ret_released) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
-        _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
+        _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL, **dry_run_owned = NULL;
         _cleanup_free_ OwnedSriov *owned_sriov = NULL;
         _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
         _cleanup_(mdev_inputs_done) MdevInputs mdev = {};
@@ -855,7 +868,9 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 return k;
         if (!cached)
                 reconciler_set_mdev_errors(r, resolution->errors);
-        reconciler_adopt_named_mdevs(r, resolution);
+        k = reconciler_adopt_named_mdevs(r, resolution, dry_run ? &dry_run_owned : NULL);
+        if (k < 0)
+                return k;
 
         /* Kept current by the holder watch; a full plan was run once it answered
          * (reconciler_inputs_current()). */
@@ -927,7 +942,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         in.n_mdev_parents = mdev.n_parents;
         in.vgpu_vfs = (const VgpuVf *const *)mdev.vfs;
         in.n_vgpu_vfs = mdev.n_vfs;
-        in.owned_mdevs = r->owned_mdevs;
+        in.owned_mdevs = dry_run ? dry_run_owned : r->owned_mdevs;
         in.owned_vgpus = r->owned_vgpus;
 
         k = planner_plan(&in, ret);
@@ -988,7 +1003,7 @@ int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_err
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {
-        return reconciler_plan_full(r, false, ret, NULL);
+        return reconciler_plan_full(r, false, true, ret, NULL);
 }
 
 static void waiters_complete(Reconciler *r, uint64_t seq, int error) {
@@ -1118,7 +1133,7 @@ static int reconciler_run(Reconciler *r) {
         r->force = false;
 
         started = now_monotonic_usec();
-        k = reconciler_plan_full(r, false, &plan, &released);
+        k = reconciler_plan_full(r, false, false, &plan, &released);
         /* The loop time of a full plan (tests/bench/holders-bench.py reads it): proportional to the
          * functions, never to the processes or mounts of the host. */
         log_debug("Full plan on the loop: %" PRIu64 " us", now_monotonic_usec() - started);
@@ -1235,7 +1250,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
             !reconciler_store_usable(r))
                 return 0;
 
-        k = reconciler_plan_full(r, true, &plan, NULL);
+        k = reconciler_plan_full(r, true, false, &plan, NULL);
         if (k == -ENODATA)
                 return 0;
         if (k < 0)

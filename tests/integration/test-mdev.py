@@ -523,6 +523,29 @@ class MdevReconcile(MdevDaemonCase):
                           if u != ACTIVE and self.mdev_type_of(u) == 'mtty-1']
                 self.assertEqual(len(set(packed)), 1, packed)
 
+        def test_plan_records_nothing(self):
+                """Plan() is a dry run: a UUID= rule naming an instance hostdevd did not make (the foreign
+                nvidia-222 one) is planned as adopted, but owned-mdevs.json keeps its bytes and mtime;
+                the real plan (once the executor is free) records it."""
+                self.reactor.stuck_create.add(U1)
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                owned = os.path.join(self.dirs['state'], 'owned-mdevs.json')
+                self.assertIn(U1, h.Testbed.read(owned), 'recorded before the create write')
+                self.write_conf('60-adopt.conf', mdev_conf(Parent=T4, Type='nvidia-222', UUID=ACTIVE))
+                self.call('Reload')
+                before = (h.Testbed.read(owned), os.stat(owned).st_mtime_ns)
+                gen, actions, devices, conflicts = self.call('Plan')
+                h.hostdevctl(self.bus.address, 'plan', check=0)
+                self.assertEqual((h.Testbed.read(owned), os.stat(owned).st_mtime_ns), before, 'Plan() wrote the file')
+                self.assertNotIn(ACTIVE, before[0])
+                self.assertEqual([a for a in actions if ACTIVE in a[3]], [], 'adopted: nothing to do for it')
+                self.assertEqual(self.mdev(ACTIVE, 'Owner'), 'foreign')
+                self.reactor.release_stuck()
+                self.wait_mdev(ACTIVE, 'Owner', 'hostdevd')
+                self.assertIn(ACTIVE, h.Testbed.read(owned))
+                self.assertEqual(self.H.t.mdev_uuids().count(ACTIVE), 1)
+
         def test_holder_blocks_removal(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
                 self.wait_mdev(U1, 'State', 'converged')
