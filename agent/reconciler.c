@@ -108,6 +108,7 @@ struct Reconciler {
         bool has_mdev_rules; /* the desired state has an [Mdev] or [VGPU] rule */
         MdevUuids *mdev_uuids; /* the stable UUIDs of Count= rules (mdev-uuids.h) */
         char **owned_mdevs, **owned_vgpus; /* of the last plan (ownership_list_owned_mdevs()) */
+        VgpuTypeNames *vgpu_type_names; /* vGPU type names every VF read so far listed (mdev.h) */
         char **mdev_errors; /* the rules the last resolution could not place ("FILE:LINE: ...") */
         char **all_config_errors; /* config_errors, then mdev_errors: Manager.ConfigErrors */
         PlanMdev *mdev_status; /* the last plan's instances (PlanMdev copies), published on Mdev objects */
@@ -487,6 +488,12 @@ static int mdev_inputs_read(
                         m.vfs = a;
                         m.vfs[m.n_vfs++] = v;
                 }
+        /* Kept for a by-name [VGPU] Type= once no VF lists the type any more. */
+        if (m.n_vfs > 0 &&
+            vgpu_type_names_learn(&r->vgpu_type_names, (const VgpuVf *const *)m.vfs, m.n_vfs) == -ENOMEM) {
+                mdev_inputs_done(&m);
+                return -ENOMEM;
+        }
         *ret = m;
         return 0;
 }
@@ -504,6 +511,7 @@ static int reconciler_resolve_mdevs(
                 .n_mdevs = m->n_mdevs,
                 .vgpu_vfs = (const VgpuVf *const *)m->vfs,
                 .n_vgpu_vfs = m->n_vfs,
+                .vgpu_type_names = r->vgpu_type_names,
         };
 
         if (!desired_has_mdev_rules(s))
@@ -1898,6 +1906,7 @@ Reconciler *reconciler_free(Reconciler *r) {
         strv_free(r->all_config_errors);
         mdev_status_free(r->mdev_status, r->n_mdev_status);
         mdev_uuids_free(r->mdev_uuids);
+        vgpu_type_names_free(r->vgpu_type_names);
         strv_free(r->owned_mdevs);
         strv_free(r->owned_vgpus);
         mdev_failed_clear(r);

@@ -1807,6 +1807,14 @@ static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in
                         name = t->name;
                 }
         }
+        /* No VF lists it now (they carry it, or the GPU has no room left): what they listed before. */
+        for (size_t i = 0; i < n && (id == 0 || !name); i++)
+                if (id == 0) {
+                        id = vgpu_type_names_find(in->vgpu_type_names, vfs[i]->physfn, rule->vgpu.type);
+                        if (id != 0)
+                                name = rule->vgpu.type;
+                } else
+                        name = vgpu_type_names_get(in->vgpu_type_names, vfs[i]->physfn, id);
         if (id == 0)
                 return add_rule_error(
                         res, rule,

@@ -315,6 +315,7 @@ typedef struct MdevResolveInput {
         const VgpuVf *const *vgpu_vfs; /* every VF with an nvidia/ directory (vgpu_vf_read()) */
         size_t n_vgpu_vfs;
         char **owned_mdevs; /* strv: UUIDs hostdevd created or adopted (PlannerInput.owned_mdevs) */
+        const VgpuTypeNames *vgpu_type_names; /* names learnt from earlier reads (mdev.h); may be NULL */
 } MdevResolveInput;
 
 /*
@@ -336,7 +337,8 @@ typedef struct MdevResolveInput {
  * Two files naming one UUID= is a parse-time error (desired_state_load()).
  *
  * [VGPU], per rule: the matching VFs (vgpu_vfs); Type= a numeric id or a type name of their
- * creatable types (or their current one); with Count=N, at most N VFs per PF, the ones already
+ * creatable types or, once no VF lists it (the VFs carry it), a name |in->vgpu_type_names| learnt for
+ * their GPU; with Count=N, at most N VFs per PF, the ones already
  * carrying the type first, then in address order. A VF wanted by two rules: the later file wins
  * (reported in ->conflicts).
  *

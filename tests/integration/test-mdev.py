@@ -622,14 +622,21 @@ class MdevReconcile(MdevDaemonCase):
                         self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
 
         def test_vgpu_by_name_never_flaps(self):
-                """[VGPU] Type= by name: once set, no VF lists the type any more; whether or not the rule
-                still resolves, what hostdevd set is never cleared for it (no 0 written)."""
+                """[VGPU] Type= by name: once set, no VF lists the type any more (L40S-24Q: two per GPU);
+                the name learnt from the VFs before still resolves it, so it converges and stays so:
+                no 0 written, no ConfigErrors, and Apply, a Reload and a plan later find nothing to do."""
                 self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
                 k = self.H.k
                 self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
                                 lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
-                self.call('Apply')
+                self.assertEqual([k.vgpu_creatable(v) for v in VGPU_VFS], [[], [], [], []], 'no VF lists it')
+                self.assertEqual(self.call('Apply'), 'converged')
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.call('Reload')
+                self.assertEqual(self.call('Apply'), 'converged')
                 self.H.barrier(self.c)
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.assertEqual(self.call('Plan')[1], [])
                 self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
                 self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
 

@@ -52,6 +52,7 @@ typedef struct Fixture {
         Holder holders[2];
         size_t n_holders;
         char **owned_mdevs, **owned_vgpus;
+        VgpuTypeNames *names; /* the reconciler's learnt vGPU type names */
         int n_files;
 } Fixture;
 
@@ -158,6 +159,7 @@ static int teardown(void **state) {
         }
         strv_free(f->owned_mdevs);
         strv_free(f->owned_vgpus);
+        vgpu_type_names_free(f->names);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         assert_int_equal(system(cmd), 0);
         free(f);
@@ -210,6 +212,7 @@ static DesiredResolution *resolve(Fixture *f, DesiredState **ret_state, MdevUuid
                 .vgpu_vfs = (const VgpuVf *const *)f->vfs,
                 .n_vgpu_vfs = 3,
                 .owned_mdevs = f->owned_mdevs,
+                .vgpu_type_names = f->names,
         };
         assert_int_equal(desired_state_resolve_mdevs(s, &in, uuids, res), 0);
         *ret_state = s;
@@ -624,6 +627,58 @@ static void test_vgpu(void **state) {
         mdev_uuids_free(u);
 }
 
+/* [VGPU] Type= by name once every VF carries the type: creatable_vgpu_types lists it nowhere, the name
+ * learnt from an earlier read resolves it (per GPU), and the plan has nothing to do. */
+static void test_vgpu_name_learnt(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        /* Before: the VFs list both types; the table learns them (once). */
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 2);
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 0);
+        assert_string_equal(vgpu_type_names_get(f->names, PF, 558), "NVIDIA A40-2Q");
+        assert_int_equal(vgpu_type_names_find(f->names, PF, "NVIDIA A40-1Q"), 557);
+        assert_null(vgpu_type_names_get(f->names, "0000:82:00.0", 558)); /* another GPU: not learnt */
+        assert_int_equal(vgpu_type_names_find(f->names, NULL, "NVIDIA A40-1Q"), 0);
+
+        /* Now: every VF carries 557, none lists a type. */
+        for (size_t i = 0; i < 3; i++) {
+                char address[PCI_ADDRESS_STRING_MAX];
+                strcpy(address, f->vfs[i]->address);
+                vgpu_vf_free(f->vfs[i]);
+                f->vfs[i] = vf(address, 557);
+                assert_int_equal(f->vfs[i]->n_creatable, 0);
+                assert_int_equal(strv_extend(&f->owned_vgpus, address), 0);
+        }
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 0);
+        put(f, "50-vgpu.conf", "[Match]\nPF=" PF "\n[VGPU]\nType=NVIDIA A40-1Q\n");
+        res = resolve(f, &s, u);
+        assert_null(res->errors);
+        assert_int_equal(res->n_vgpus, 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(res->vgpus[i].type_id, 557);
+                assert_string_equal(res->vgpus[i].type_name, "NVIDIA A40-1Q");
+        }
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 0);
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(plan_get_vgpu(p, f->vfs[i]->address)->state, DEVICE_STATE_CONVERGED);
+        free_all(s, res, p);
+
+        /* Without what was learnt (a fresh table): the name is unknown, an error naming it. */
+        f->names = vgpu_type_names_free(f->names);
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_non_null(strstr(res->errors[0], "Type=NVIDIA A40-1Q: no matching VF lists this vGPU type"));
+        assert_int_equal(res->n_vgpus, 0);
+        free_all(s, res, NULL);
+        mdev_uuids_free(u);
+}
+
 static void test_strings(void **state) {
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_CREATE), "mdev-create");
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_SET_ATTR), "mdev-set-attr");
@@ -644,7 +699,7 @@ int main(void) {
                 T(test_resolution_errors),       T(test_waits_for_parent),
                 T(test_ownership_decisions),     T(test_mdev_after_driver),
                 T(test_type_change_on_one_gpu),  T(test_vgpu),
-                cmocka_unit_test(test_strings),
+                T(test_vgpu_name_learnt),        cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
