@@ -647,37 +647,20 @@ static void mdev_failed_set(Reconciler *r, const char *key, DeviceState state, c
         states[n] = state;
 }
 
-/* Whether transaction |t| of |todo| removes an instance or clears a vGPU type. */
-static bool transaction_destroys(const Plan *todo, unsigned t) {
-        for (size_t i = 0; i < todo->n_actions; i++)
-                if (todo->actions[i].transaction == t &&
-                    (todo->actions[i].type == PLAN_ACTION_MDEV_REMOVE ||
-                     (todo->actions[i].type == PLAN_ACTION_SET_VGPU_TYPE && todo->actions[i].value == 0)))
-                        return true;
-        return false;
-}
-
-/* Drop the transactions of failed instances from |todo| (one instance per mdev transaction); and,
- * while some [Mdev]/[VGPU] rule cannot be resolved (ConfigErrors), every mdev transaction that
- * removes an instance or clears a vGPU type: the rule that fails to resolve adds nothing, so what it
- * made would look unwanted; unknown means keep, as for host-critical functions. */
+/* Drop the transactions of failed instances from |todo| (one instance per mdev transaction). While a
+ * [Mdev]/[VGPU] rule cannot be resolved, the planner itself plans no removal on the parents and VFs
+ * it could select (DesiredResolution.held). */
 static void reconciler_drop_failed_mdevs(Reconciler *r, Plan *todo) {
         size_t n = 0;
 
-        if (!r->mdev_failed && !r->mdev_errors)
+        if (!r->mdev_failed)
                 return;
         for (size_t i = 0; i < todo->n_actions; i++) {
                 PlanAction *a = &todo->actions[i];
                 char buf[PCI_ADDRESS_STRING_MAX + 8];
 
                 if (plan_action_type_is_mdev(a->type) &&
-                    (mdev_failed_find(r, plan_mdev_key(a->uuid, a->address, buf, sizeof(buf))) >= 0 ||
-                     (r->mdev_errors && transaction_destroys(todo, a->transaction)))) {
-                        if (r->mdev_errors && transaction_destroys(todo, a->transaction))
-                                log_debug(
-                                        "Keeping %s %s: a mdev rule cannot be resolved (ConfigErrors)",
-                                        a->uuid[0] ? "mdev" : "the vGPU of",
-                                        a->uuid[0] ? a->uuid : a->address);
+                    mdev_failed_find(r, plan_mdev_key(a->uuid, a->address, buf, sizeof(buf))) >= 0) {
                         free(a->driver);
                         free(a->reason);
                         free(a->parent);

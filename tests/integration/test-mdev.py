@@ -604,6 +604,37 @@ class MdevReconcile(MdevDaemonCase):
                 self.call('Reload')
                 self.assertEqual(c.manager('ConfigErrors'), [])
 
+        def test_unresolved_rule_holds_only_its_parents(self):
+                """A rule that cannot be resolved (its type unknown at start) holds back removals on the
+                parents it could select, and only there: an unwanted instance of hostdevd's on another
+                parent is removed; one on a parent the bad rule names stays, pending, naming the rule."""
+                c = self.start({'50-u1.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('50-u1.conf'))
+                self.write_conf('60-bad.conf', mdev_conf(Parent=T4, Type='nvidia-999', UUID=U2))
+                c = self.start()
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'U1 (mtty) removed despite 60-bad.conf (T4)')
+                self.assertTrue(any('60-bad.conf' in e for e in c.manager('ConfigErrors')))
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+
+                # The same with the bad rule on mtty: U1 is kept while it stands.
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('60-bad.conf'))
+                c = self.start({'50-u1.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('50-u1.conf'))
+                self.write_conf('60-bad.conf', mdev_conf(Parent=MTTY, Type='mtty-9', UUID=U2))
+                n = len(self.mdev_writes())
+                c = self.start()
+                self.wait_mdev(U1, 'State', 'pending')
+                self.H.barrier(c)
+                self.assertIn('60-bad.conf:', self.mdev(U1, 'StateReason'))
+                self.assertIn('cannot be resolved', self.mdev(U1, 'StateReason'))
+                self.assertEqual(self.mdev_writes()[n:], [])
+                self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U1]))
+
         def test_restart_adopts_without_writes(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})

@@ -679,6 +679,94 @@ static void test_vgpu_name_learnt(void **state) {
         mdev_uuids_free(u);
 }
 
+/* An unresolved rule holds back removals on the parents (VFs) it could select, and only there. */
+static void test_unresolved_rule_holds_its_parents(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+        const PlanMdev *pm;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        add_mdev(f, U1, "mtty", "mtty-1", 60);
+        add_mdev(f, U2, GPU1, "nvidia-222", 61);
+        add_mdev(f, U3, GPU2, "nvidia-222", 62);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U1), 0);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U2), 0);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U3), 0);
+
+        /* [Match] selects GPU2 only; the type is unknown: GPU2 held; U1, U2 removed. */
+        put(f, "50-bad.conf", "[Match]\nAddress=" GPU2 "\n[Mdev]\nType=nvidia-999\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 1);
+        assert_string_equal(res->held[0], GPU2);
+        assert_string_equal(desired_resolution_held_by(res, GPU2), strjoina_test(f->dir, "/50-bad.conf:4"));
+        assert_null(desired_resolution_held_by(res, GPU1));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_string_equal(p->actions[0].uuid, U1);
+        assert_string_equal(p->actions[1].uuid, U2);
+        pm = plan_get_mdev(p, U3);
+        assert_int_equal(pm->state, DEVICE_STATE_PENDING);
+        char expected[512];
+        snprintf(
+                expected, sizeof(expected),
+                "removal (no rule wants it any more) waits: the rule at %s/50-bad.conf:4 cannot be resolved "
+                "(ConfigErrors)",
+                f->dir);
+        assert_string_equal(pm->reason, expected);
+        free_all(s, res, p);
+
+        /* Parent= names mtty (and a parent not present): those two held. */
+        put(f, "50-bad.conf", "[Mdev]\nParent=mtty\nParent=gone\nType=mtty-9\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 2);
+        assert_non_null(desired_resolution_held_by(res, "mtty"));
+        assert_non_null(desired_resolution_held_by(res, "gone"));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_int_equal(plan_get_mdev(p, U1)->state, DEVICE_STATE_PENDING);
+        free_all(s, res, p);
+
+        /* [Match] selects both GPUs (vendor): both held. A good rule elsewhere is not blocked: its create
+         * goes on, and U1 on mtty is removed. */
+        put(f, "50-bad.conf", "[Match]\nVendor=10de\n[Mdev]\nType=nvidia-999\n");
+        put(f, "60-good.conf",
+            "[Mdev]\nParent=mtty\nType=mtty-2\nUUID=44444444-4444-4444-8444-444444444444\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 2);
+        assert_non_null(desired_resolution_held_by(res, GPU1));
+        assert_non_null(desired_resolution_held_by(res, GPU2));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_int_equal(p->actions[0].type, PLAN_ACTION_MDEV_REMOVE);
+        assert_string_equal(p->actions[0].uuid, U1);
+        assert_int_equal(p->actions[1].type, PLAN_ACTION_MDEV_CREATE);
+        free_all(s, res, p);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/50-bad.conf")), 0);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/60-good.conf")), 0);
+
+        /* [VGPU] by a name no VF lists: its VFs are held (VF5's type hostdevd set is not cleared). */
+        vgpu_vf_free(f->vfs[1]);
+        f->vfs[1] = vf(VF5, 557);
+        assert_int_equal(strv_extend(&f->owned_vgpus, VF5), 0);
+        put(f, "50-vgpu.conf", "[Match]\nAddress=" VF5 "\n[VGPU]\nType=NVIDIA A40-9Q\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 1);
+        assert_string_equal(res->held[0], VF5);
+        p = plan(f, res);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_int_not_equal(p->actions[i].type, PLAN_ACTION_SET_VGPU_TYPE);
+        assert_int_equal(plan_get_vgpu(p, VF5)->state, DEVICE_STATE_PENDING);
+        free_all(s, res, p);
+        mdev_uuids_free(u);
+}
+
 static void test_strings(void **state) {
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_CREATE), "mdev-create");
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_SET_ATTR), "mdev-set-attr");
@@ -699,7 +787,8 @@ int main(void) {
                 T(test_resolution_errors),       T(test_waits_for_parent),
                 T(test_ownership_decisions),     T(test_mdev_after_driver),
                 T(test_type_change_on_one_gpu),  T(test_vgpu),
-                T(test_vgpu_name_learnt),        cmocka_unit_test(test_strings),
+                T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
+                cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
