@@ -191,12 +191,36 @@ static int mtx_remove(MdevTx *t) {
         return 0;
 }
 
+/* Attribute=: write, then read back; a driver may refuse a value silently or store another one
+ * (mdevctl's attrs are applied the same way, in order). */
 static int mtx_set_attr(MdevTx *t, const JobAction *a) {
-        _cleanup_free_ char *path = strjoin_path(t->mdev_dir, a->attr_name);
+        _cleanup_free_ char *path = strjoin_path(t->mdev_dir, a->attr_name), *back = NULL;
+        size_t n;
+        int r;
 
         if (!path)
                 return -ENOMEM;
-        return mtx_io(t, IO_WRITE, path, a->attr_value, NULL);
+        r = mtx_io(t, IO_WRITE, path, a->attr_value, NULL);
+        if (r < 0)
+                return r;
+        r = mtx_io(t, IO_READ, path, NULL, &back); /* the trailing newline stripped */
+        if (r < 0) {
+                if (!t->stuck)
+                        mtx_fail(
+                                t, r, "Attribute %s of mdev %s: wrote '%s', but reading it back failed: %s",
+                                a->attr_name, t->uuid, a->attr_value, strerrordesc_np(-r) ?: "?");
+                return r;
+        }
+        n = strlen(a->attr_value);
+        if (!streq(back, a->attr_value) &&
+            !(n > 0 && a->attr_value[n - 1] == '\n' && strlen(back) == n - 1 &&
+              strncmp(back, a->attr_value, n - 1) == 0)) {
+                mtx_fail(
+                        t, -EIO, "Attribute %s of mdev %s: wrote '%s', but it reads back '%s'", a->attr_name,
+                        t->uuid, a->attr_value, back);
+                return -EIO;
+        }
+        return 0;
 }
 
 static int mtx_read_vgpu(MdevTx *t, uint32_t *ret) {

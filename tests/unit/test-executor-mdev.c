@@ -52,6 +52,7 @@ typedef struct Fixture {
         const char *fail_suffix; /* a write to a path ending so fails with EIO (after it acted) */
         const char *fail_value; /* ...of this value only (NULL: any) */
         const char *wrong_type; /* the fake kernel creates this type instead */
+        const char *enable_stores; /* a write to an mdev's "enable" stores this instead (NULL: the value) */
         uint64_t late_link_usec; /* the mdev_type link appears this long after the create */
         bool owned_at_create; /* the ownership record existed when the create was written */
         pthread_t late;
@@ -152,6 +153,12 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         f->late_started = true;
                 } else
                         assert_int_equal(symlink(target, link), 0);
+        } else if (ends_with(path, "/enable") && f->enable_stores) {
+                /* A driver that clamps or ignores a value; what it shows is what it took. */
+                FILE *file = fopen(path, "we");
+                assert_non_null(file);
+                assert_true(fputs(f->enable_stores, file) >= 0);
+                assert_int_equal(fclose(file), 0);
         } else if (ends_with(path, "/" SYSFS_ATTR_MDEV_REMOVE) && streq(value, "1")) {
                 char dir[512], cmd[600], link[512];
                 ssize_t n;
@@ -455,6 +462,41 @@ static void test_attr_failure_rolls_back(void **state) {
         assert_string_equal(f->writes[f->n_writes - 1], "bus/mdev/devices/" U2 "/enable=1");
 }
 
+/* An attribute is read back: a value the driver shows differently fails the step, naming the attribute,
+ * the value written and the value read, and the instance just created is removed. A trailing newline
+ * in what it shows is no difference. */
+static void test_attr_read_back(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+
+        f->enable_stores = "1\n";
+        create(&b, 1, U1);
+        attr(&b, 1, U1, "enable", "1");
+        run(f, &b);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
+        assert_true(exists(f, "bus/mdev/devices/" U1));
+
+        f->enable_stores = "0\n";
+        create(&b, 1, U2);
+        attr(&b, 1, U2, "enable", "1");
+        attr(&b, 1, U2, "never", "1");
+        run(f, &b);
+        assert_writes(
+                f,
+                (const char *const[]){ "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U1,
+                                       "bus/mdev/devices/" U1 "/enable=1",
+                                       "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U2,
+                                       "bus/mdev/devices/" U2 "/enable=1",
+                                       "bus/mdev/devices/" U2 "/remove=1", NULL });
+        assert_int_equal(f->events[0].type, EXECUTOR_EVENT_MDEV);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_FAILED);
+        assert_string_equal(
+                f->events[0].reason,
+                "Attribute enable of mdev " U2 ": wrote '1', but it reads back '0'; rolled back");
+        assert_false(exists(f, "bus/mdev/devices/" U2));
+        assert_true(exists(f, "bus/mdev/devices/" U1));
+}
+
 /* Remove: verified gone, and forgotten by the records; an existing UUID is never created twice. */
 static void test_remove(void **state) {
         Fixture *f = *state;
@@ -560,6 +602,7 @@ int main(void) {
                 T(test_create_late_link),
                 T(test_create_wrong_type_rolls_back),
                 T(test_attr_failure_rolls_back),
+                T(test_attr_read_back),
                 T(test_remove),
                 T(test_vgpu),
                 T(test_unusable_records),
