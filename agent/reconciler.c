@@ -511,6 +511,7 @@ static int reconciler_resolve_mdevs(
                 .n_mdevs = m->n_mdevs,
                 .vgpu_vfs = (const VgpuVf *const *)m->vfs,
                 .n_vgpu_vfs = m->n_vfs,
+                .owned_mdevs = r->owned_mdevs, /* a UUID= rule may change what hostdevd owns */
                 .vgpu_type_names = r->vgpu_type_names,
         };
 
@@ -1620,7 +1621,9 @@ int reconciler_reload(Reconciler *r) {
                         r->hooks.flush_uevents(r->hooks_userdata);
                 devices = model_get_devices(r->model, &n_devices);
                 r->has_mdev_rules = true; /* read the VFs for the trial */
-                k = desired_state_resolve(s, r->model, &trial);
+                k = reconciler_read_owned_mdevs(r);
+                if (k >= 0)
+                        k = desired_state_resolve(s, r->model, &trial);
                 if (k >= 0)
                         k = mdev_inputs_read(r, devices, n_devices, &m);
                 if (k >= 0)

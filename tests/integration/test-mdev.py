@@ -546,6 +546,27 @@ class MdevReconcile(MdevDaemonCase):
                 self.assertIn(ACTIVE, h.Testbed.read(owned))
                 self.assertEqual(self.H.t.mdev_uuids().count(ACTIVE), 1)
 
+        def test_type_change_failure_restores_old(self):
+                """A UUID= rule changes its instance's type: removed, then created with the new type; the
+                fake kernel refuses the new type, so the old instance comes back with its old type and
+                the failure is reported."""
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.reactor.refuse_create.add('mtty-2')
+                self.write_conf('50-fixed.conf', mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1))
+                self.call('Reload')
+                self.wait_mdev(U1, 'State', 'failed')
+                self.assertIn('the old mdev mtty/mtty-1 created again', self.mdev(U1, 'StateReason'))
+                self.H.barrier(c)
+                base = 'devices/virtual/mtty/mtty/mdev_supported_types/'
+                self.assertEqual([(w[0].split('/')[-2:], w[2]) for w in self.mdev_writes()][-3:],
+                                 [([U1, 'remove'], 0), (['mtty-2', 'create'], errno.ENOSPC),
+                                  (['mtty-1', 'create'], 0)])
+                self.assertIn((base + 'mtty-1/create', U1, 0), self.mdev_writes())
+                self.assertIn(U1, self.typed())
+                self.assertEqual(self.mdev_type_of(U1), 'mtty-1')
+                self.assertEqual(self.mdev(U1, 'Owner'), 'hostdevd')
+
         def test_holder_blocks_removal(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
                 self.wait_mdev(U1, 'State', 'converged')
