@@ -22,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "names.h"
+#include "strv.h"
 #include "sysfs.h"
 
 /* MDEV_CREATE's wait for the mdev_type link: first poll after this, doubling up to the max. */
@@ -43,6 +44,12 @@ typedef struct MdevTx {
         char *mdev_dir; /* ROOT/sys/bus/mdev/devices/<uuid> */
         char *vgpu_path; /* ROOT/sys/bus/pci/devices/<VF>/nvidia/current_vgpu_type */
         char *create_type; /* the type id of its MDEV_CREATE, NULL if none */
+
+        /* A type change (MDEV_REMOVE, then MDEV_CREATE of the same UUID): the old instance, to
+         * create again if the new one cannot be made. */
+        const JobAction *removed; /* its MDEV_REMOVE, once that succeeded (parent, type: the old ones) */
+        char **old_attrs; /* strv NAME, VALUE, ...: the values the transaction's attributes had before */
+        char *restored; /* "the old mdev ... created again", for the reason */
 
         /* originals and what was attempted */
         bool existed;
@@ -171,7 +178,37 @@ static int mtx_create(MdevTx *t, const JobAction *a) {
         return mtx_verify_created(t, a->mdev_type);
 }
 
-static int mtx_remove(MdevTx *t) {
+static bool mtx_creates(const MdevTx *t) {
+        for (size_t i = 0; i < t->n_actions; i++)
+                if (t->actions[i].type == PLAN_ACTION_MDEV_CREATE)
+                        return true;
+        return false;
+}
+
+/* Before a type change removes the old instance: what the attributes this transaction sets read now
+ * (those that can be read), to write back if the old instance must be created again. */
+static int mtx_save_old_attrs(MdevTx *t) {
+        for (size_t i = 0; i < t->n_actions; i++) {
+                const JobAction *a = &t->actions[i];
+                _cleanup_free_ char *path = NULL, *value = NULL;
+
+                if (a->type != PLAN_ACTION_MDEV_SET_ATTR || strv_contains(t->old_attrs, a->attr_name))
+                        continue;
+                path = strjoin_path(t->mdev_dir, a->attr_name);
+                if (!path)
+                        return -ENOMEM;
+                if (mtx_io(t, IO_READ, path, NULL, &value) < 0) {
+                        if (t->stuck)
+                                return -ETIMEDOUT;
+                        continue; /* write-only or absent on the old type: nothing to restore */
+                }
+                if (strv_extend(&t->old_attrs, a->attr_name) < 0 || strv_extend(&t->old_attrs, value) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int mtx_remove(MdevTx *t, const JobAction *a) {
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -180,6 +217,15 @@ static int mtx_remove(MdevTx *t) {
         path = strjoin_path(t->mdev_dir, SYSFS_ATTR_MDEV_REMOVE);
         if (!path)
                 return -ENOMEM;
+        if (mtx_creates(t)) {
+                r = mtx_save_old_attrs(t);
+                if (r < 0) {
+                        mtx_fail(
+                                t, r, "Failed to read the attributes of mdev %s before its type change",
+                                t->uuid);
+                        return r;
+                }
+        }
         r = mtx_io(t, IO_WRITE, path, "1", NULL);
         if (r < 0)
                 return r;
@@ -188,15 +234,40 @@ static int mtx_remove(MdevTx *t) {
                 mtx_fail(t, -EBUSY, "wrote 1 to %s, but the mdev is still there", path);
                 return -EBUSY;
         }
+        t->removed = a;
         return 0;
 }
 
+/* Attribute=: write, then read back; a driver may refuse a value silently or store another one
+ * (mdevctl's attrs are applied the same way, in order). */
 static int mtx_set_attr(MdevTx *t, const JobAction *a) {
-        _cleanup_free_ char *path = strjoin_path(t->mdev_dir, a->attr_name);
+        _cleanup_free_ char *path = strjoin_path(t->mdev_dir, a->attr_name), *back = NULL;
+        size_t n;
+        int r;
 
         if (!path)
                 return -ENOMEM;
-        return mtx_io(t, IO_WRITE, path, a->attr_value, NULL);
+        r = mtx_io(t, IO_WRITE, path, a->attr_value, NULL);
+        if (r < 0)
+                return r;
+        r = mtx_io(t, IO_READ, path, NULL, &back); /* the trailing newline stripped */
+        if (r < 0) {
+                if (!t->stuck)
+                        mtx_fail(
+                                t, r, "Attribute %s of mdev %s: wrote '%s', but reading it back failed: %s",
+                                a->attr_name, t->uuid, a->attr_value, strerrordesc_np(-r) ?: "?");
+                return r;
+        }
+        n = strlen(a->attr_value);
+        if (!streq(back, a->attr_value) &&
+            !(n > 0 && a->attr_value[n - 1] == '\n' && strlen(back) == n - 1 &&
+              strncmp(back, a->attr_value, n - 1) == 0)) {
+                mtx_fail(
+                        t, -EIO, "Attribute %s of mdev %s: wrote '%s', but it reads back '%s'", a->attr_name,
+                        t->uuid, a->attr_value, back);
+                return -EIO;
+        }
+        return 0;
 }
 
 static int mtx_read_vgpu(MdevTx *t, uint32_t *ret) {
@@ -246,7 +317,7 @@ static int mtx_run_action(MdevTx *t, const JobAction *a) {
         case PLAN_ACTION_MDEV_SET_ATTR:
                 return mtx_set_attr(t, a);
         case PLAN_ACTION_MDEV_REMOVE:
-                return mtx_remove(t);
+                return mtx_remove(t, a);
         case PLAN_ACTION_SET_VGPU_TYPE:
                 return mtx_set_vgpu(t, a->value);
         default:
@@ -255,7 +326,70 @@ static int mtx_run_action(MdevTx *t, const JobAction *a) {
         }
 }
 
-/* Step 5: undo only what this transaction made: the mdev it created, the vGPU type it set on a free VF. */
+static bool name_is_component(const char *s) {
+        return s && *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..");
+}
+
+/* A type change whose create failed: create the old instance again (the same UUID, its old parent and
+ * type), then write back the attribute values saved before its removal. */
+static void mtx_restore_old(MdevTx *t) {
+        const JobAction *old = t->removed;
+        _cleanup_free_ char *path = NULL, *message = NULL, *now = NULL;
+        bool stuck = false;
+        int r;
+
+        if (!name_is_component(old->parent) || !name_is_component(old->mdev_type)) {
+                mtx_rollback_note(
+                        t, "the old mdev %s cannot be created again: its parent or type is unknown",
+                        t->uuid);
+                return;
+        }
+        if (mdev_exists(t)) {
+                mtx_rollback_note(t, "the old mdev %s cannot be created again: the UUID is in use", t->uuid);
+                return;
+        }
+        if (asprintf(
+                    &path, "%s%s/%s/%s/%s/%s", t->e->root, SYSFS_MDEV_BUS_CLASS, old->parent,
+                    SYSFS_ATTR_MDEV_SUPPORTED_TYPES, old->mdev_type, SYSFS_ATTR_MDEV_CREATE) < 0)
+                return;
+        r = runner_io(t->lane, t->key, IO_WRITE, path, t->uuid, NULL, &message, &stuck);
+        t->stuck = t->stuck || stuck;
+        if (r < 0) {
+                mtx_rollback_note(t, "the old mdev %s/%s could not be created again: %s", old->parent,
+                                  old->mdev_type, message ?: strerrordesc_np(-r) ?: "?");
+                return;
+        }
+        /* The link may come late, as after any create (mtx_verify_created()). */
+        for (uint64_t until = now_usec() + t->e->settle_usec, poll = MDEV_SETTLE_POLL_FIRST_USEC;;) {
+                now = mfree(now);
+                r = sysfs_read_link_basename(t->mdev_dir, SYSFS_ATTR_MDEV_TYPE, &now);
+                if (r != -ENOENT || now_usec() >= until)
+                        break;
+                (void)usleep((useconds_t)poll);
+                poll = poll * 2 < MDEV_SETTLE_POLL_MAX_USEC ? poll * 2 : MDEV_SETTLE_POLL_MAX_USEC;
+        }
+        if (r < 0 || !streq(now, old->mdev_type)) {
+                mtx_rollback_note(
+                        t, "the old mdev %s/%s was written again but did not appear with its type",
+                        old->parent, old->mdev_type);
+                return;
+        }
+        for (size_t i = 0; t->old_attrs && t->old_attrs[i] && t->old_attrs[i + 1]; i += 2) {
+                _cleanup_free_ char *attr = strjoin_path(t->mdev_dir, t->old_attrs[i]), *m = NULL;
+
+                r = attr ? runner_io(t->lane, t->key, IO_WRITE, attr, t->old_attrs[i + 1], NULL, &m, &stuck)
+                         : -ENOMEM;
+                t->stuck = t->stuck || stuck;
+                if (r < 0)
+                        mtx_rollback_note(t, "attribute %s of the old mdev could not be written back: %s",
+                                          t->old_attrs[i], m ?: strerrordesc_np(-r) ?: "?");
+        }
+        if (asprintf(&t->restored, "the old mdev %s/%s created again", old->parent, old->mdev_type) < 0)
+                t->restored = NULL;
+}
+
+/* Step 5: undo only what this transaction made: the mdev it created, the vGPU type it set on a free VF;
+ * and, after a type change whose create failed, the old instance it removed. */
 static void mtx_rollback(MdevTx *t) {
         int r;
 
@@ -272,6 +406,8 @@ static void mtx_rollback(MdevTx *t) {
                                           message ?: strerrordesc_np(-r) ?: "still there");
                 t->stuck = t->stuck || stuck;
         }
+        if (t->removed && !t->stuck && !t->rollback)
+                mtx_restore_old(t);
         if (t->vgpu_written && t->vgpu_original == 0) {
                 _cleanup_free_ char *message = NULL;
                 bool stuck = false;
@@ -406,12 +542,15 @@ static void mtx_run(MdevTx *t) {
                 return;
         }
         _cleanup_free_ char *reason = NULL;
-        if (asprintf(
-                    &reason, "%s%s%s", strna(t->reason),
-                    t->rollback                                      ? "; rollback incomplete: "
-                            : (t->create_written || t->vgpu_written) ? "; rolled back"
-                                                                     : "",
-                    strempty(t->rollback)) < 0)
+        if (t->rollback)
+                r = asprintf(&reason, "%s; rollback incomplete: %s", strna(t->reason), t->rollback);
+        else if (t->restored)
+                r = asprintf(&reason, "%s; rolled back: %s", strna(t->reason), t->restored);
+        else
+                r = asprintf(
+                        &reason, "%s%s", strna(t->reason),
+                        t->create_written || t->vgpu_written ? "; rolled back" : "");
+        if (r < 0)
                 reason = NULL;
         mtx_post(t, t->stuck ? DEVICE_STATE_STUCK : DEVICE_STATE_FAILED, t->error, reason ?: t->reason);
 }
@@ -450,6 +589,8 @@ void job_run_mdev_tx(Lane *l, Job *job, const JobTx *jt) {
         free(t.mdev_dir);
         free(t.vgpu_path);
         free(t.create_type);
+        strv_free(t.old_attrs);
+        free(t.restored);
         free(t.reason);
         free(t.rollback);
 }

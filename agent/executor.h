@@ -74,12 +74,16 @@
  *      (Documentation/driver-api/vfio-mediated-device.rst), then waits (settle_usec, polling from
  *      1 ms, doubling up to 32 ms) for /sys/bus/mdev/devices/<uuid>/mdev_type and verifies it names
  *      <type> (6.1's mdev uevents carry no MDEV_TYPE and the link can appear after the write
- *      returns); MDEV_SET_ATTR writes each attribute to the mdev's directory, in order (vendor
- *      attributes have no read-back contract: the write's success is the check); SET_VGPU_TYPE
- *      writes the id to <VF>/nvidia/current_vgpu_type and reads it back;
+ *      returns); MDEV_SET_ATTR writes each attribute to the mdev's directory, in order, and reads
+ *      it back (equal to the value written, a trailing newline aside, or the step fails naming the
+ *      attribute and both values); SET_VGPU_TYPE writes the id to <VF>/nvidia/current_vgpu_type
+ *      and reads it back. Before an MDEV_REMOVE followed by an MDEV_CREATE (a type change), the
+ *      values of the attributes the transaction sets are read from the old instance;
  *   5. on the first failure: remove the mdev this transaction created (only that one: an instance
  *      that existed before is never removed by a rollback), or write 0 to a VF whose type it set
- *      (when the original was 0);
+ *      (when the original was 0); after a type change, create the old instance again (its UUID, its
+ *      MDEV_REMOVE's parent and type, the attribute values read in 4) and say so in the reason
+ *      ("rolled back: the old mdev P/T created again", or "rollback incomplete: ...");
  *   6. one EXECUTOR_EVENT_MDEV with the outcome, then the journal hook (END).
  *
  * Paths: the SYSFS_* paths of names.h, below ExecutorOptions.sysfs_root

@@ -108,6 +108,7 @@ struct Reconciler {
         bool has_mdev_rules; /* the desired state has an [Mdev] or [VGPU] rule */
         MdevUuids *mdev_uuids; /* the stable UUIDs of Count= rules (mdev-uuids.h) */
         char **owned_mdevs, **owned_vgpus; /* of the last plan (ownership_list_owned_mdevs()) */
+        VgpuTypeNames *vgpu_type_names; /* vGPU type names every VF read so far listed (mdev.h) */
         char **mdev_errors; /* the rules the last resolution could not place ("FILE:LINE: ...") */
         char **all_config_errors; /* config_errors, then mdev_errors: Manager.ConfigErrors */
         PlanMdev *mdev_status; /* the last plan's instances (PlanMdev copies), published on Mdev objects */
@@ -487,6 +488,12 @@ static int mdev_inputs_read(
                         m.vfs = a;
                         m.vfs[m.n_vfs++] = v;
                 }
+        /* Kept for a by-name [VGPU] Type= once no VF lists the type any more. */
+        if (m.n_vfs > 0 &&
+            vgpu_type_names_learn(&r->vgpu_type_names, (const VgpuVf *const *)m.vfs, m.n_vfs) == -ENOMEM) {
+                mdev_inputs_done(&m);
+                return -ENOMEM;
+        }
         *ret = m;
         return 0;
 }
@@ -504,6 +511,8 @@ static int reconciler_resolve_mdevs(
                 .n_mdevs = m->n_mdevs,
                 .vgpu_vfs = (const VgpuVf *const *)m->vfs,
                 .n_vgpu_vfs = m->n_vfs,
+                .owned_mdevs = r->owned_mdevs, /* a UUID= rule may change what hostdevd owns */
+                .vgpu_type_names = r->vgpu_type_names,
         };
 
         if (!desired_has_mdev_rules(s))
@@ -546,8 +555,12 @@ static int reconciler_read_owned_mdevs(Reconciler *r) {
 }
 
 /* An instance a UUID= rule names that exists and that no record lists yet (made before the rule, or
- * by hand): the rule makes it hostdevd's, so it is removed when no rule wants it any more. */
-static void reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution *res) {
+ * by hand): the rule makes it hostdevd's, so it is removed when no rule wants it any more. A dry run
+ * (Plan(), hostdevctl plan) plans as if adopted but records nothing: it changes nothing on disk. */
+static int reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution *res, char ***dry_run_owned) {
+        STRV_FOREACH (o, dry_run_owned ? r->owned_mdevs : NULL)
+                if (strv_extend(dry_run_owned, *o) < 0)
+                        return -ENOMEM;
         for (size_t i = 0; i < res->n_mdevs; i++) {
                 const DesiredMdev *dm = &res->mdevs[i];
                 const Mdev *m = model_get_mdev(r->model, dm->uuid);
@@ -555,13 +568,19 @@ static void reconciler_adopt_named_mdevs(Reconciler *r, const DesiredResolution 
 
                 if (!dm->named || !m || strv_contains(r->owned_mdevs, dm->uuid))
                         continue;
+                if (dry_run_owned) {
+                        if (strv_extend(dry_run_owned, dm->uuid) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
                 k = ownership_adopt_mdev(r->ownership, dm->uuid, strempty(m->parent), strempty(m->type_id));
                 if (k < 0)
                         log_warning_errno(
                                 k, "Failed to record mdev %s as hostdevd's: %m, ignoring", dm->uuid);
                 else if (k > 0 && strv_extend(&r->owned_mdevs, dm->uuid) < 0)
-                        return;
+                        return -ENOMEM;
         }
+        return 0;
 }
 
 /* Before the writes of |todo| run: the stable UUIDs picked for Count= rules, durably, so that an
@@ -629,37 +648,20 @@ static void mdev_failed_set(Reconciler *r, const char *key, DeviceState state, c
         states[n] = state;
 }
 
-/* Whether transaction |t| of |todo| removes an instance or clears a vGPU type. */
-static bool transaction_destroys(const Plan *todo, unsigned t) {
-        for (size_t i = 0; i < todo->n_actions; i++)
-                if (todo->actions[i].transaction == t &&
-                    (todo->actions[i].type == PLAN_ACTION_MDEV_REMOVE ||
-                     (todo->actions[i].type == PLAN_ACTION_SET_VGPU_TYPE && todo->actions[i].value == 0)))
-                        return true;
-        return false;
-}
-
-/* Drop the transactions of failed instances from |todo| (one instance per mdev transaction); and,
- * while some [Mdev]/[VGPU] rule cannot be resolved (ConfigErrors), every mdev transaction that
- * removes an instance or clears a vGPU type: the rule that fails to resolve adds nothing, so what it
- * made would look unwanted; unknown means keep, as for host-critical functions. */
+/* Drop the transactions of failed instances from |todo| (one instance per mdev transaction). While a
+ * [Mdev]/[VGPU] rule cannot be resolved, the planner itself plans no removal on the parents and VFs
+ * it could select (DesiredResolution.held). */
 static void reconciler_drop_failed_mdevs(Reconciler *r, Plan *todo) {
         size_t n = 0;
 
-        if (!r->mdev_failed && !r->mdev_errors)
+        if (!r->mdev_failed)
                 return;
         for (size_t i = 0; i < todo->n_actions; i++) {
                 PlanAction *a = &todo->actions[i];
                 char buf[PCI_ADDRESS_STRING_MAX + 8];
 
                 if (plan_action_type_is_mdev(a->type) &&
-                    (mdev_failed_find(r, plan_mdev_key(a->uuid, a->address, buf, sizeof(buf))) >= 0 ||
-                     (r->mdev_errors && transaction_destroys(todo, a->transaction)))) {
-                        if (r->mdev_errors && transaction_destroys(todo, a->transaction))
-                                log_debug(
-                                        "Keeping %s %s: a mdev rule cannot be resolved (ConfigErrors)",
-                                        a->uuid[0] ? "mdev" : "the vGPU of",
-                                        a->uuid[0] ? a->uuid : a->address);
+                    mdev_failed_find(r, plan_mdev_key(a->uuid, a->address, buf, sizeof(buf))) >= 0) {
                         free(a->driver);
                         free(a->reason);
                         free(a->parent);
@@ -804,16 +806,19 @@ static void reconciler_log_conflicts(Reconciler *r, const Plan *plan) {
  * |ret_released|: owned functions no rule names that are back on their host driver already (a crash
  * between the ownership record and the first write, or a release whose record update was lost).
  *
+ * |dry_run|: Plan() and hostdevctl plan: nothing is recorded on disk (a UUID= instance is planned as
+ * adopted without its ownership record).
+ *
  * |cached|: plan with the host-critical set of the last full plan and the last /proc scan, for
  * functions that just appeared (their first write races the kernel's probe). -ENODATA when the
  * critical set is unknown. A function that appeared cannot be a mount's, swap's or route's
  * ancestor yet (it has no driver), nor the boot VGA; it can be a group peer of a critical function,
  * which the caller checks (reconciler_fresh_is_safe()).
  */
-static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***ret_released) {
+static int reconciler_plan_full(Reconciler *r, bool cached, bool dry_run, Plan **ret, char ***ret_released) {
         _cleanup_(desired_resolution_freep) DesiredResolution *resolution = NULL;
         _cleanup_free_ CriticalDevice *all_critical = NULL;
-        _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL;
+        _cleanup_strv_free_ char **owned = NULL, **sriov_strings = NULL, **dry_run_owned = NULL;
         _cleanup_free_ OwnedSriov *owned_sriov = NULL;
         _cleanup_free_ Holder *merged_holders = NULL; /* shallow copies: the scan's and the leases' */
         _cleanup_(mdev_inputs_done) MdevInputs mdev = {};
@@ -855,7 +860,9 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
                 return k;
         if (!cached)
                 reconciler_set_mdev_errors(r, resolution->errors);
-        reconciler_adopt_named_mdevs(r, resolution);
+        k = reconciler_adopt_named_mdevs(r, resolution, dry_run ? &dry_run_owned : NULL);
+        if (k < 0)
+                return k;
 
         /* Kept current by the holder watch; a full plan was run once it answered
          * (reconciler_inputs_current()). */
@@ -927,7 +934,7 @@ static int reconciler_plan_full(Reconciler *r, bool cached, Plan **ret, char ***
         in.n_mdev_parents = mdev.n_parents;
         in.vgpu_vfs = (const VgpuVf *const *)mdev.vfs;
         in.n_vgpu_vfs = mdev.n_vfs;
-        in.owned_mdevs = r->owned_mdevs;
+        in.owned_mdevs = dry_run ? dry_run_owned : r->owned_mdevs;
         in.owned_vgpus = r->owned_vgpus;
 
         k = planner_plan(&in, ret);
@@ -988,7 +995,7 @@ int reconciler_compute_critical(Reconciler *r, CriticalSet **ret, char **ret_err
 }
 
 int reconciler_plan(Reconciler *r, Plan **ret) {
-        return reconciler_plan_full(r, false, ret, NULL);
+        return reconciler_plan_full(r, false, true, ret, NULL);
 }
 
 static void waiters_complete(Reconciler *r, uint64_t seq, int error) {
@@ -1118,7 +1125,7 @@ static int reconciler_run(Reconciler *r) {
         r->force = false;
 
         started = now_monotonic_usec();
-        k = reconciler_plan_full(r, false, &plan, &released);
+        k = reconciler_plan_full(r, false, false, &plan, &released);
         /* The loop time of a full plan (tests/bench/holders-bench.py reads it): proportional to the
          * functions, never to the processes or mounts of the host. */
         log_debug("Full plan on the loop: %" PRIu64 " us", now_monotonic_usec() - started);
@@ -1235,7 +1242,7 @@ static int reconciler_run_fresh(Reconciler *r, char *const *fresh) {
             !reconciler_store_usable(r))
                 return 0;
 
-        k = reconciler_plan_full(r, true, &plan, NULL);
+        k = reconciler_plan_full(r, true, false, &plan, NULL);
         if (k == -ENODATA)
                 return 0;
         if (k < 0)
@@ -1614,7 +1621,9 @@ int reconciler_reload(Reconciler *r) {
                         r->hooks.flush_uevents(r->hooks_userdata);
                 devices = model_get_devices(r->model, &n_devices);
                 r->has_mdev_rules = true; /* read the VFs for the trial */
-                k = desired_state_resolve(s, r->model, &trial);
+                k = reconciler_read_owned_mdevs(r);
+                if (k >= 0)
+                        k = desired_state_resolve(s, r->model, &trial);
                 if (k >= 0)
                         k = mdev_inputs_read(r, devices, n_devices, &m);
                 if (k >= 0)
@@ -1883,6 +1892,7 @@ Reconciler *reconciler_free(Reconciler *r) {
         strv_free(r->all_config_errors);
         mdev_status_free(r->mdev_status, r->n_mdev_status);
         mdev_uuids_free(r->mdev_uuids);
+        vgpu_type_names_free(r->vgpu_type_names);
         strv_free(r->owned_mdevs);
         strv_free(r->owned_vgpus);
         mdev_failed_clear(r);

@@ -1233,6 +1233,8 @@ DesiredResolution *desired_resolution_free(DesiredResolution *r) {
         }
         free(r->vgpus);
         strv_free(r->errors);
+        strv_free(r->held);
+        strv_free(r->held_by);
         free(r);
         return NULL;
 }
@@ -1752,6 +1754,62 @@ static int resolve_mdev_rule(
         return 0;
 }
 
+/* Whether an [Mdev] rule could select the parent |name|, present or not: Parent= (when given) names
+ * it and [Match] (when given) selects the PCI function of that name. */
+static bool mdev_rule_could_select(const DesiredRule *rule, const char *name, const MdevResolveInput *in) {
+        if (rule->mdev.parents && !strv_contains(rule->mdev.parents, name))
+                return false;
+        if (!device_match_is_empty(&rule->match)) {
+                const PciDevice *d = input_find_device(in, name);
+                if (!d || !device_match_test(&rule->match, d))
+                        return false;
+        }
+        return true;
+}
+
+static int hold(DesiredResolution *res, const char *name, const char *source) {
+        if (!name || strv_contains(res->held, name))
+                return 0;
+        if (strv_extend(&res->held, name) < 0 || strv_extend(&res->held_by, source) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* |rule| could not be resolved: hold removals on every parent (or, [VGPU], VF) it could select. */
+static int hold_rule(
+        DesiredResolution *res, const DesiredRule *rule, bool vgpu, const MdevResolveInput *in) {
+        _cleanup_free_ char *source = rule_source(rule, vgpu ? rule->vgpu.type_line : rule->mdev.type_line);
+        int r = 0;
+
+        if (!source)
+                return -ENOMEM;
+        if (vgpu) {
+                for (size_t i = 0; r >= 0 && i < in->n_vgpu_vfs; i++) {
+                        const PciDevice *d = input_find_device(in, in->vgpu_vfs[i]->address);
+                        if (d && device_match_test(&rule->match, d))
+                                r = hold(res, d->address, source);
+                }
+                return r;
+        }
+        STRV_FOREACH (p, rule->mdev.parents)
+                if (r >= 0 && mdev_rule_could_select(rule, *p, in))
+                        r = hold(res, *p, source);
+        for (size_t i = 0; r >= 0 && i < in->n_parents; i++)
+                if (mdev_rule_could_select(rule, in->parents[i]->name, in))
+                        r = hold(res, in->parents[i]->name, source);
+        for (size_t i = 0; r >= 0 && i < in->n_mdevs; i++)
+                if (in->mdevs[i]->parent && mdev_rule_could_select(rule, in->mdevs[i]->parent, in))
+                        r = hold(res, in->mdevs[i]->parent, source);
+        return r;
+}
+
+const char *desired_resolution_held_by(const DesiredResolution *r, const char *name) {
+        for (size_t i = 0; r && name && r->held && r->held[i]; i++)
+                if (streq(r->held[i], name))
+                        return r->held_by[i];
+        return NULL;
+}
+
 static int desired_mdev_compare(const void *a, const void *b) {
         return strcmp(((const DesiredMdev *)a)->uuid, ((const DesiredMdev *)b)->uuid);
 }
@@ -1807,6 +1865,14 @@ static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in
                         name = t->name;
                 }
         }
+        /* No VF lists it now (they carry it, or the GPU has no room left): what they listed before. */
+        for (size_t i = 0; i < n && (id == 0 || !name); i++)
+                if (id == 0) {
+                        id = vgpu_type_names_find(in->vgpu_type_names, vfs[i]->physfn, rule->vgpu.type);
+                        if (id != 0)
+                                name = rule->vgpu.type;
+                } else
+                        name = vgpu_type_names_get(in->vgpu_type_names, vfs[i]->physfn, id);
         if (id == 0)
                 return add_rule_error(
                         res, rule,
@@ -1908,18 +1974,26 @@ int desired_state_resolve_mdevs(
 
         for (size_t i = 0; i < s->n_rules; i++) {
                 const DesiredRule *rule = &s->rules[i];
+                size_t n_errors = strv_length(res->errors);
+
                 if (!rule->mdev.present)
                         continue;
                 r = resolve_mdev_rule(s, rule, in, uuids, kept, use, in->n_parents, res);
+                if (r >= 0 && strv_length(res->errors) > n_errors)
+                        r = hold_rule(res, rule, false, in);
                 if (r < 0)
                         return r;
         }
         /* [VGPU]: the lexically later file decides a VF (as for Driver=). */
         for (size_t i = s->n_rules; i > 0; i--) {
                 const DesiredRule *rule = &s->rules[i - 1];
+                size_t n_errors = strv_length(res->errors);
+
                 if (!rule->vgpu.present)
                         continue;
                 r = resolve_vgpu_rule(rule, in, res);
+                if (r >= 0 && strv_length(res->errors) > n_errors)
+                        r = hold_rule(res, rule, true, in);
                 if (r < 0)
                         return r;
         }

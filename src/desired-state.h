@@ -276,6 +276,11 @@ typedef struct DesiredResolution {
                         * type, UUID collision, Count beyond what the parents hold); that rule adds no
                         * instance. At a reload the caller treats these as DesiredState.errors: it
                         * keeps the last good state. */
+        char **held; /* strv: the mdev parents and vGPU VFs an unresolved rule could select (its
+                      * Parent= names, the parents or VFs its [Match] selects): nothing is removed or cleared
+                      * there while it stands, since what that rule made would look unwanted. Elsewhere
+                      * removals go on. */
+        char **held_by; /* parallel to ->held: "FILE:LINE" of the (first) rule holding each */
 } DesiredResolution;
 
 DesiredResolution *desired_resolution_free(DesiredResolution *r);
@@ -304,6 +309,10 @@ int desired_state_resolve(const DesiredState *s, const Model *m, DesiredResoluti
 
 /* ---- mdevs and vendor vGPUs (issue 14) ---------------------------------------------------------- */
 
+/* The rule (its "FILE:LINE") that holds removals on the mdev parent or vGPU VF |name|
+ * (DesiredResolution.held); NULL when none. */
+const char *desired_resolution_held_by(const DesiredResolution *r, const char *name);
+
 /* What the mdev resolution looks at: the observed model (all arrays borrowed, any order). */
 typedef struct MdevResolveInput {
         const PciDevice *const *devices; /* every function: [Match] against PCI parents and VFs */
@@ -315,6 +324,7 @@ typedef struct MdevResolveInput {
         const VgpuVf *const *vgpu_vfs; /* every VF with an nvidia/ directory (vgpu_vf_read()) */
         size_t n_vgpu_vfs;
         char **owned_mdevs; /* strv: UUIDs hostdevd created or adopted (PlannerInput.owned_mdevs) */
+        const VgpuTypeNames *vgpu_type_names; /* names learnt from earlier reads (mdev.h); may be NULL */
 } MdevResolveInput;
 
 /*
@@ -333,10 +343,12 @@ typedef struct MdevResolveInput {
  * one type at a time). Errors, the rule adding nothing: Type= unknown on every present candidate; Count=
  * beyond what the candidates can take; a UUID= that an existing mdev of another parent or type
  * carries and that no rule created (a foreign instance: never touched) or that another rule names.
- * Two files naming one UUID= is a parse-time error (desired_state_load()).
+ * Two files naming one UUID= is a parse-time error (desired_state_load()). A rule with an error holds
+ * back removals on the parents (or VFs) it could select (res->held), and only there.
  *
  * [VGPU], per rule: the matching VFs (vgpu_vfs); Type= a numeric id or a type name of their
- * creatable types (or their current one); with Count=N, at most N VFs per PF, the ones already
+ * creatable types or, once no VF lists it (the VFs carry it), a name |in->vgpu_type_names| learnt for
+ * their GPU; with Count=N, at most N VFs per PF, the ones already
  * carrying the type first, then in address order. A VF wanted by two rules: the later file wins
  * (reported in ->conflicts).
  *

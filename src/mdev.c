@@ -632,6 +632,91 @@ const VgpuType *vgpu_vf_find_type(const VgpuVf *vf, uint32_t id, const char *nam
         return NULL;
 }
 
+typedef struct VgpuTypeName {
+        char *physfn; /* "" when the VF has no PF link */
+        uint32_t id;
+        char *name;
+} VgpuTypeName;
+
+struct VgpuTypeNames {
+        VgpuTypeName *entries;
+        size_t n;
+};
+
+static VgpuTypeName *vgpu_type_names_lookup(const VgpuTypeNames *names, const char *physfn, uint32_t id) {
+        for (size_t i = 0; names && i < names->n; i++)
+                if (names->entries[i].id == id && streq(names->entries[i].physfn, strempty(physfn)))
+                        return &names->entries[i];
+        return NULL;
+}
+
+int vgpu_type_names_learn(VgpuTypeNames **names, const VgpuVf *const *vfs, size_t n) {
+        int learnt = 0;
+
+        assert(names);
+        if (!*names) {
+                *names = calloc(1, sizeof(VgpuTypeNames));
+                if (!*names)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < vfs[i]->n_creatable; k++) {
+                        const VgpuType *t = &vfs[i]->creatable[k];
+                        VgpuTypeName *e = vgpu_type_names_lookup(*names, vfs[i]->physfn, t->id);
+                        char *copy;
+
+                        if (e && streq(e->name, t->name))
+                                continue;
+                        copy = strdup(t->name);
+                        if (!copy)
+                                return -ENOMEM;
+                        if (e) {
+                                free(e->name);
+                                e->name = copy;
+                        } else {
+                                VgpuTypeName *a = reallocarray(
+                                        (*names)->entries, (*names)->n + 1, sizeof(VgpuTypeName));
+                                char *physfn = strdup(strempty(vfs[i]->physfn));
+
+                                if (a)
+                                        (*names)->entries = a;
+                                if (!a || !physfn) {
+                                        free(copy);
+                                        free(physfn);
+                                        return -ENOMEM;
+                                }
+                                a[(*names)->n++] =
+                                        (VgpuTypeName){ .physfn = physfn, .id = t->id, .name = copy };
+                        }
+                        learnt++;
+                }
+        return learnt;
+}
+
+const char *vgpu_type_names_get(const VgpuTypeNames *names, const char *physfn, uint32_t id) {
+        const VgpuTypeName *e = vgpu_type_names_lookup(names, physfn, id);
+        return e ? e->name : NULL;
+}
+
+uint32_t vgpu_type_names_find(const VgpuTypeNames *names, const char *physfn, const char *name) {
+        for (size_t i = 0; names && name && i < names->n; i++)
+                if (streq(names->entries[i].physfn, strempty(physfn)) && streq(names->entries[i].name, name))
+                        return names->entries[i].id;
+        return 0;
+}
+
+VgpuTypeNames *vgpu_type_names_free(VgpuTypeNames *names) {
+        if (!names)
+                return NULL;
+        for (size_t i = 0; i < names->n; i++) {
+                free(names->entries[i].physfn);
+                free(names->entries[i].name);
+        }
+        free(names->entries);
+        free(names);
+        return NULL;
+}
+
 VgpuVf *vgpu_vf_free(VgpuVf *v) {
         if (!v)
                 return NULL;

@@ -183,6 +183,28 @@ void vgpu_types_free(VgpuType *t, size_t n);
 /* The type of |vf| with id |id| or, when |id| is 0, named |name|; NULL when none. */
 const VgpuType *vgpu_vf_find_type(const VgpuVf *vf, uint32_t id, const char *name);
 
+/*
+ * The vGPU type names learnt from creatable_vgpu_types, per physical GPU (the VFs' PF; "" when a VF
+ * has none). creatable_vgpu_types lists a type only while a VF can take it: once the VFs carry it
+ * (NVIDIA's L40S-24Q, two per GPU, on two VFs) no VF lists it, and current_vgpu_type says only the id.
+ * So a [VGPU] Type= given by name is resolved with what the VFs of the same GPU listed before; the
+ * reconciler keeps one table for the daemon's life and teaches it every VF it reads.
+ * Not thread-safe: the loop thread alone uses it.
+ */
+typedef struct VgpuTypeNames VgpuTypeNames;
+/* Learn every creatable type of |vfs| (|*names| created on first use). Returns the number of new
+ * (GPU, id) pairs or changed names, -ENOMEM (the table then holds what it had). */
+int vgpu_type_names_learn(VgpuTypeNames **names, const VgpuVf *const *vfs, size_t n);
+/* The name of type |id| on the GPU |physfn| (NULL: ""), borrowed; NULL when never learnt. */
+const char *vgpu_type_names_get(const VgpuTypeNames *names, const char *physfn, uint32_t id);
+/* The id of the type named |name| on the GPU |physfn|; 0 when never learnt. */
+uint32_t vgpu_type_names_find(const VgpuTypeNames *names, const char *physfn, const char *name);
+VgpuTypeNames *vgpu_type_names_free(VgpuTypeNames *names);
+static inline void vgpu_type_names_freep(VgpuTypeNames **n) {
+        if (*n)
+                vgpu_type_names_free(*n);
+}
+
 /* Read SYSFS_PCI_DEVICES/<address>/nvidia. Returns 0, -ENOENT (no nvidia/ directory: not a vGPU VF),
  * -EINVAL (bad address), -ENOMEM; parse problems go into ->errors. */
 int vgpu_vf_read(const char *address, VgpuVf **ret);

@@ -1214,6 +1214,7 @@ static int plan_mdevs(Planner *p) {
                 const DesiredMdev *want = desired_resolution_get_mdev(desired, m->uuid);
                 bool owned = strv_contains(in->owned_mdevs, m->uuid);
                 _cleanup_free_ char *held = NULL, *wait = NULL;
+                const char *held_by;
 
                 if (want)
                         exists[want - desired->mdevs] = true;
@@ -1262,7 +1263,21 @@ static int plan_mdevs(Planner *p) {
                 }
 
                 /* Ours (created, or named by UUID=) and not as wanted: remove, and create again if wanted.
-                 */
+                 * Not while a rule that could select its parent cannot be resolved: what that rule made
+                 * looks unwanted (DesiredResolution.held). */
+                held_by = desired_resolution_held_by(desired, m->parent);
+                if (held_by) {
+                        r = plan_mdev_add(
+                                plan, m->uuid, m->parent, want ? want->type_id : m->type_id,
+                                DEVICE_STATE_PENDING, MDEV_OWNER_HOSTDEVD, want ? want->source : NULL,
+                                "%s waits: the rule at %s cannot be resolved (ConfigErrors)",
+                                want ? "removal to create it again as wanted"
+                                     : "removal (no rule wants it any more)",
+                                held_by);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = planner_group_holders(p, m->iommu_group, &held);
                 if (r < 0)
                         return r;
@@ -1381,6 +1396,17 @@ static int plan_vgpus(Planner *p) {
                                 r = plan_mdev_add(
                                         plan, NULL, vf->address, cur, DEVICE_STATE_CONVERGED,
                                         MDEV_OWNER_FOREIGN, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (vf->current_type != 0 && desired_resolution_held_by(desired, vf->address)) {
+                        /* Ours, but a rule that could select the VF cannot be resolved. */
+                        r = plan_mdev_add(
+                                plan, NULL, vf->address, want ? wanted : cur, DEVICE_STATE_PENDING,
+                                MDEV_OWNER_HOSTDEVD, want ? want->source : NULL,
+                                "vGPU type %s -> %s waits: the rule at %s cannot be resolved (ConfigErrors)",
+                                cur, want ? wanted : "0", desired_resolution_held_by(desired, vf->address));
                         if (r < 0)
                                 return r;
                         continue;

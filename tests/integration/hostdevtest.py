@@ -1057,6 +1057,8 @@ class KernelReactor:
           stuck_create         (UUIDs) the create write of that UUID is held until release_stuck();
                                then the kernel completes it (the mdev appears) whether or not the
                                writer is still there
+          refuse_create        (type ids) a create of that type fails with ENOSPC and creates
+                               nothing (a driver out of room)
         |writes|: every request (path relative to /sys, value, errno), in order;
         |kernel_errors|: those answered with an errno.
         """
@@ -1070,6 +1072,7 @@ class KernelReactor:
                 self.ignore_bind = set()
                 self.stuck_unbind = set()
                 self.stuck_create = set()
+                self.refuse_create = set()
                 self.writes = []
                 self.kernel_errors = []
                 self.stuck = []              # (path, value) of writes being held
@@ -1172,7 +1175,10 @@ class KernelReactor:
                                 # write-only in sysfs: nothing stays in the file
                                 self.t.write(path, '')
                                 parts = rel.split('/')
-                                e = self.k.store_mdev_create(parts[-4], parts[-2], value)
+                                if parts[-2] in self.refuse_create:
+                                        e = errno.ENOSPC
+                                else:
+                                        e = self.k.store_mdev_create(parts[-4], parts[-2], value)
                         elif name == 'remove' and UUID_RE.fullmatch(os.path.basename(os.path.dirname(rel))):
                                 self.t.write(path, '')
                                 e = self.k.store_mdev_remove(os.path.basename(os.path.dirname(rel)), value)

@@ -523,6 +523,50 @@ class MdevReconcile(MdevDaemonCase):
                           if u != ACTIVE and self.mdev_type_of(u) == 'mtty-1']
                 self.assertEqual(len(set(packed)), 1, packed)
 
+        def test_plan_records_nothing(self):
+                """Plan() is a dry run: a UUID= rule naming an instance hostdevd did not make (the foreign
+                nvidia-222 one) is planned as adopted, but owned-mdevs.json keeps its bytes and mtime;
+                the real plan (once the executor is free) records it."""
+                self.reactor.stuck_create.add(U1)
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.reactor.wait_stuck()
+                owned = os.path.join(self.dirs['state'], 'owned-mdevs.json')
+                self.assertIn(U1, h.Testbed.read(owned), 'recorded before the create write')
+                self.write_conf('60-adopt.conf', mdev_conf(Parent=T4, Type='nvidia-222', UUID=ACTIVE))
+                self.call('Reload')
+                before = (h.Testbed.read(owned), os.stat(owned).st_mtime_ns)
+                gen, actions, devices, conflicts = self.call('Plan')
+                h.hostdevctl(self.bus.address, 'plan', check=0)
+                self.assertEqual((h.Testbed.read(owned), os.stat(owned).st_mtime_ns), before, 'Plan() wrote the file')
+                self.assertNotIn(ACTIVE, before[0])
+                self.assertEqual([a for a in actions if ACTIVE in a[3]], [], 'adopted: nothing to do for it')
+                self.assertEqual(self.mdev(ACTIVE, 'Owner'), 'foreign')
+                self.reactor.release_stuck()
+                self.wait_mdev(ACTIVE, 'Owner', 'hostdevd')
+                self.assertIn(ACTIVE, h.Testbed.read(owned))
+                self.assertEqual(self.H.t.mdev_uuids().count(ACTIVE), 1)
+
+        def test_type_change_failure_restores_old(self):
+                """A UUID= rule changes its instance's type: removed, then created with the new type; the
+                fake kernel refuses the new type, so the old instance comes back with its old type and
+                the failure is reported."""
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.reactor.refuse_create.add('mtty-2')
+                self.write_conf('50-fixed.conf', mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1))
+                self.call('Reload')
+                self.wait_mdev(U1, 'State', 'failed')
+                self.assertIn('the old mdev mtty/mtty-1 created again', self.mdev(U1, 'StateReason'))
+                self.H.barrier(c)
+                base = 'devices/virtual/mtty/mtty/mdev_supported_types/'
+                self.assertEqual([(w[0].split('/')[-2:], w[2]) for w in self.mdev_writes()][-3:],
+                                 [([U1, 'remove'], 0), (['mtty-2', 'create'], errno.ENOSPC),
+                                  (['mtty-1', 'create'], 0)])
+                self.assertIn((base + 'mtty-1/create', U1, 0), self.mdev_writes())
+                self.assertIn(U1, self.typed())
+                self.assertEqual(self.mdev_type_of(U1), 'mtty-1')
+                self.assertEqual(self.mdev(U1, 'Owner'), 'hostdevd')
+
         def test_holder_blocks_removal(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
                 self.wait_mdev(U1, 'State', 'converged')
@@ -581,6 +625,37 @@ class MdevReconcile(MdevDaemonCase):
                 self.call('Reload')
                 self.assertEqual(c.manager('ConfigErrors'), [])
 
+        def test_unresolved_rule_holds_only_its_parents(self):
+                """A rule that cannot be resolved (its type unknown at start) holds back removals on the
+                parents it could select, and only there: an unwanted instance of hostdevd's on another
+                parent is removed; one on a parent the bad rule names stays, pending, naming the rule."""
+                c = self.start({'50-u1.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('50-u1.conf'))
+                self.write_conf('60-bad.conf', mdev_conf(Parent=T4, Type='nvidia-999', UUID=U2))
+                c = self.start()
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'U1 (mtty) removed despite 60-bad.conf (T4)')
+                self.assertTrue(any('60-bad.conf' in e for e in c.manager('ConfigErrors')))
+                self.assertEqual(self.H.t.mdev_uuids(), [ACTIVE])
+
+                # The same with the bad rule on mtty: U1 is kept while it stands.
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('60-bad.conf'))
+                c = self.start({'50-u1.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                self.assertEqual(self.daemon.stop(), 0)
+                os.unlink(self.etc('50-u1.conf'))
+                self.write_conf('60-bad.conf', mdev_conf(Parent=MTTY, Type='mtty-9', UUID=U2))
+                n = len(self.mdev_writes())
+                c = self.start()
+                self.wait_mdev(U1, 'State', 'pending')
+                self.H.barrier(c)
+                self.assertIn('60-bad.conf:', self.mdev(U1, 'StateReason'))
+                self.assertIn('cannot be resolved', self.mdev(U1, 'StateReason'))
+                self.assertEqual(self.mdev_writes()[n:], [])
+                self.assertEqual(sorted(self.H.t.mdev_uuids()), sorted([ACTIVE, U1]))
+
         def test_restart_adopts_without_writes(self):
                 c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-2', UUID=U1),
                                 '60-count.conf': mdev_conf(Parent=MTTY, Type='mtty-1', Count=2)})
@@ -599,14 +674,21 @@ class MdevReconcile(MdevDaemonCase):
                         self.assertEqual(self.mdev(u, 'Owner'), 'hostdevd')
 
         def test_vgpu_by_name_never_flaps(self):
-                """[VGPU] Type= by name: once set, no VF lists the type any more; whether or not the rule
-                still resolves, what hostdevd set is never cleared for it (no 0 written)."""
+                """[VGPU] Type= by name: once set, no VF lists the type any more (L40S-24Q: two per GPU);
+                the name learnt from the VFs before still resolves it, so it converges and stays so:
+                no 0 written, no ConfigErrors, and Apply, a Reload and a plan later find nothing to do."""
                 self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
                 k = self.H.k
                 self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
                                 lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
-                self.call('Apply')
+                self.assertEqual([k.vgpu_creatable(v) for v in VGPU_VFS], [[], [], [], []], 'no VF lists it')
+                self.assertEqual(self.call('Apply'), 'converged')
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.call('Reload')
+                self.assertEqual(self.call('Apply'), 'converged')
                 self.H.barrier(self.c)
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.assertEqual(self.call('Plan')[1], [])
                 self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
                 self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
 

@@ -52,6 +52,8 @@ typedef struct Fixture {
         const char *fail_suffix; /* a write to a path ending so fails with EIO (after it acted) */
         const char *fail_value; /* ...of this value only (NULL: any) */
         const char *wrong_type; /* the fake kernel creates this type instead */
+        const char *enable_stores; /* a write to an mdev's "enable" stores this instead (NULL: the value) */
+        const char *refuse_type; /* a create of this type fails with ENOSPC and creates nothing */
         uint64_t late_link_usec; /* the mdev_type link appears this long after the create */
         bool owned_at_create; /* the ownership record existed when the create was written */
         pthread_t late;
@@ -152,6 +154,12 @@ static void fake_kernel(Fixture *f, const char *path, const char *value) {
                         f->late_started = true;
                 } else
                         assert_int_equal(symlink(target, link), 0);
+        } else if (ends_with(path, "/enable") && f->enable_stores) {
+                /* A driver that clamps or ignores a value; what it shows is what it took. */
+                FILE *file = fopen(path, "we");
+                assert_non_null(file);
+                assert_true(fputs(f->enable_stores, file) >= 0);
+                assert_int_equal(fclose(file), 0);
         } else if (ends_with(path, "/" SYSFS_ATTR_MDEV_REMOVE) && streq(value, "1")) {
                 char dir[512], cmd[600], link[512];
                 ssize_t n;
@@ -178,7 +186,12 @@ static int fake_write(const char *path, const char *value, char **ret_message, v
                 assert_int_equal(ownership_list_owned_mdevs(f->ownership, false, &owned), 0);
                 f->owned_at_create = strv_contains(owned, value);
         }
-        r = sysfs_write(path, value, ret_message);
+        if (f->refuse_type && ends_with(path, "/" SYSFS_ATTR_MDEV_CREATE) && strstr(path, f->refuse_type)) {
+                /* available_instances 0: create_store() fails before it makes anything */
+                r = -ENOSPC;
+                assert_true(asprintf(ret_message, "injected ENOSPC on %s", path) > 0);
+        } else
+                r = sysfs_write(path, value, ret_message);
         if (r >= 0)
                 fake_kernel(f, path, value);
         if (r >= 0 && f->fail_suffix && ends_with(path, f->fail_suffix) &&
@@ -455,6 +468,41 @@ static void test_attr_failure_rolls_back(void **state) {
         assert_string_equal(f->writes[f->n_writes - 1], "bus/mdev/devices/" U2 "/enable=1");
 }
 
+/* An attribute is read back: a value the driver shows differently fails the step, naming the attribute,
+ * the value written and the value read, and the instance just created is removed. A trailing newline
+ * in what it shows is no difference. */
+static void test_attr_read_back(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+
+        f->enable_stores = "1\n";
+        create(&b, 1, U1);
+        attr(&b, 1, U1, "enable", "1");
+        run(f, &b);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
+        assert_true(exists(f, "bus/mdev/devices/" U1));
+
+        f->enable_stores = "0\n";
+        create(&b, 1, U2);
+        attr(&b, 1, U2, "enable", "1");
+        attr(&b, 1, U2, "never", "1");
+        run(f, &b);
+        assert_writes(
+                f,
+                (const char *const[]){ "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U1,
+                                       "bus/mdev/devices/" U1 "/enable=1",
+                                       "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U2,
+                                       "bus/mdev/devices/" U2 "/enable=1",
+                                       "bus/mdev/devices/" U2 "/remove=1", NULL });
+        assert_int_equal(f->events[0].type, EXECUTOR_EVENT_MDEV);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_FAILED);
+        assert_string_equal(
+                f->events[0].reason,
+                "Attribute enable of mdev " U2 ": wrote '1', but it reads back '0'; rolled back");
+        assert_false(exists(f, "bus/mdev/devices/" U2));
+        assert_true(exists(f, "bus/mdev/devices/" U1));
+}
+
 /* Remove: verified gone, and forgotten by the records; an existing UUID is never created twice. */
 static void test_remove(void **state) {
         Fixture *f = *state;
@@ -473,6 +521,66 @@ static void test_remove(void **state) {
         assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
         assert_false(exists(f, "bus/mdev/devices/" U1));
         assert_false(owned(f, false, U1));
+}
+
+/* A type change (remove, create again with the same UUID) whose create fails: the old instance is
+ * created again with its old type and the attribute values it had, and the failure is reported. */
+static void test_type_change_failure_restores_old(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+        PlanAction *a;
+
+        mkdir_p(f, "devices/mtty/mdev_supported_types/mtty-1");
+        put(f, "devices/mtty/mdev_supported_types/mtty-1/create", "");
+        a = act(&b, 1, PLAN_ACTION_MDEV_CREATE, U1);
+        a->parent = strdup("mtty");
+        a->mdev_type = strdup("mtty-1");
+        attr(&b, 1, U1, "enable", "1");
+        run(f, &b);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_CONVERGED);
+
+        f->refuse_type = "/mtty-2/";
+        a = act(&b, 1, PLAN_ACTION_MDEV_REMOVE, U1);
+        a->parent = strdup("mtty");
+        a->mdev_type = strdup("mtty-1");
+        create(&b, 1, U1);
+        attr(&b, 1, U1, "enable", "0");
+        run(f, &b);
+        assert_writes(
+                f,
+                (const char *const[]){ "class/mdev_bus/mtty/mdev_supported_types/mtty-1/create=" U1,
+                                       "bus/mdev/devices/" U1 "/enable=1",
+                                       "bus/mdev/devices/" U1 "/remove=1",
+                                       "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U1,
+                                       "class/mdev_bus/mtty/mdev_supported_types/mtty-1/create=" U1,
+                                       "bus/mdev/devices/" U1 "/enable=1", NULL });
+        assert_int_equal(f->events[0].state, DEVICE_STATE_FAILED);
+        assert_non_null(strstr(f->events[0].reason, "injected ENOSPC"));
+        assert_non_null(
+                strstr(f->events[0].reason, "; rolled back: the old mdev mtty/mtty-1 created again"));
+        char link[512], target[512];
+        ssize_t n;
+        path_printf(link, sizeof(link), "%s/bus/mdev/devices/" U1 "/mdev_type", f->sys);
+        n = readlink(link, target, sizeof(target) - 1);
+        assert_true(n > 0);
+        target[n] = '\0';
+        assert_string_equal(target, "../mdev_supported_types/mtty-1");
+        _cleanup_free_ char *v = get(f, "bus/mdev/devices/" U1 "/enable");
+        assert_string_equal(v, "1");
+        assert_true(owned(f, false, U1));
+
+        /* The old one cannot come back either (its type refused now too): reported as incomplete. */
+        f->refuse_type = "/mtty-";
+        a = act(&b, 1, PLAN_ACTION_MDEV_REMOVE, U1);
+        a->parent = strdup("mtty");
+        a->mdev_type = strdup("mtty-1");
+        create(&b, 1, U1);
+        run(f, &b);
+        assert_int_equal(f->events[0].state, DEVICE_STATE_FAILED);
+        assert_non_null(
+                strstr(f->events[0].reason,
+                       "; rollback incomplete: the old mdev mtty/mtty-1 could not be created again"));
+        assert_false(exists(f, "bus/mdev/devices/" U1));
 }
 
 /* vGPU: write the type id and read it back; on failure write 0 again. */
@@ -560,7 +668,9 @@ int main(void) {
                 T(test_create_late_link),
                 T(test_create_wrong_type_rolls_back),
                 T(test_attr_failure_rolls_back),
+                T(test_attr_read_back),
                 T(test_remove),
+                T(test_type_change_failure_restores_old),
                 T(test_vgpu),
                 T(test_unusable_records),
                 T(test_submit_validation),

@@ -52,6 +52,7 @@ typedef struct Fixture {
         Holder holders[2];
         size_t n_holders;
         char **owned_mdevs, **owned_vgpus;
+        VgpuTypeNames *names; /* the reconciler's learnt vGPU type names */
         int n_files;
 } Fixture;
 
@@ -158,6 +159,7 @@ static int teardown(void **state) {
         }
         strv_free(f->owned_mdevs);
         strv_free(f->owned_vgpus);
+        vgpu_type_names_free(f->names);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         assert_int_equal(system(cmd), 0);
         free(f);
@@ -210,6 +212,7 @@ static DesiredResolution *resolve(Fixture *f, DesiredState **ret_state, MdevUuid
                 .vgpu_vfs = (const VgpuVf *const *)f->vfs,
                 .n_vgpu_vfs = 3,
                 .owned_mdevs = f->owned_mdevs,
+                .vgpu_type_names = f->names,
         };
         assert_int_equal(desired_state_resolve_mdevs(s, &in, uuids, res), 0);
         *ret_state = s;
@@ -624,6 +627,146 @@ static void test_vgpu(void **state) {
         mdev_uuids_free(u);
 }
 
+/* [VGPU] Type= by name once every VF carries the type: creatable_vgpu_types lists it nowhere, the name
+ * learnt from an earlier read resolves it (per GPU), and the plan has nothing to do. */
+static void test_vgpu_name_learnt(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        /* Before: the VFs list both types; the table learns them (once). */
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 2);
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 0);
+        assert_string_equal(vgpu_type_names_get(f->names, PF, 558), "NVIDIA A40-2Q");
+        assert_int_equal(vgpu_type_names_find(f->names, PF, "NVIDIA A40-1Q"), 557);
+        assert_null(vgpu_type_names_get(f->names, "0000:82:00.0", 558)); /* another GPU: not learnt */
+        assert_int_equal(vgpu_type_names_find(f->names, NULL, "NVIDIA A40-1Q"), 0);
+
+        /* Now: every VF carries 557, none lists a type. */
+        for (size_t i = 0; i < 3; i++) {
+                char address[PCI_ADDRESS_STRING_MAX];
+                strcpy(address, f->vfs[i]->address);
+                vgpu_vf_free(f->vfs[i]);
+                f->vfs[i] = vf(address, 557);
+                assert_int_equal(f->vfs[i]->n_creatable, 0);
+                assert_int_equal(strv_extend(&f->owned_vgpus, address), 0);
+        }
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 0);
+        put(f, "50-vgpu.conf", "[Match]\nPF=" PF "\n[VGPU]\nType=NVIDIA A40-1Q\n");
+        res = resolve(f, &s, u);
+        assert_null(res->errors);
+        assert_int_equal(res->n_vgpus, 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(res->vgpus[i].type_id, 557);
+                assert_string_equal(res->vgpus[i].type_name, "NVIDIA A40-1Q");
+        }
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 0);
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(plan_get_vgpu(p, f->vfs[i]->address)->state, DEVICE_STATE_CONVERGED);
+        free_all(s, res, p);
+
+        /* Without what was learnt (a fresh table): the name is unknown, an error naming it. */
+        f->names = vgpu_type_names_free(f->names);
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_non_null(strstr(res->errors[0], "Type=NVIDIA A40-1Q: no matching VF lists this vGPU type"));
+        assert_int_equal(res->n_vgpus, 0);
+        free_all(s, res, NULL);
+        mdev_uuids_free(u);
+}
+
+/* An unresolved rule holds back removals on the parents (VFs) it could select, and only there. */
+static void test_unresolved_rule_holds_its_parents(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+        const PlanMdev *pm;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        add_mdev(f, U1, "mtty", "mtty-1", 60);
+        add_mdev(f, U2, GPU1, "nvidia-222", 61);
+        add_mdev(f, U3, GPU2, "nvidia-222", 62);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U1), 0);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U2), 0);
+        assert_int_equal(strv_extend(&f->owned_mdevs, U3), 0);
+
+        /* [Match] selects GPU2 only; the type is unknown: GPU2 held; U1, U2 removed. */
+        put(f, "50-bad.conf", "[Match]\nAddress=" GPU2 "\n[Mdev]\nType=nvidia-999\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 1);
+        assert_string_equal(res->held[0], GPU2);
+        assert_string_equal(desired_resolution_held_by(res, GPU2), strjoina_test(f->dir, "/50-bad.conf:4"));
+        assert_null(desired_resolution_held_by(res, GPU1));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_string_equal(p->actions[0].uuid, U1);
+        assert_string_equal(p->actions[1].uuid, U2);
+        pm = plan_get_mdev(p, U3);
+        assert_int_equal(pm->state, DEVICE_STATE_PENDING);
+        char expected[512];
+        snprintf(
+                expected, sizeof(expected),
+                "removal (no rule wants it any more) waits: the rule at %s/50-bad.conf:4 cannot be resolved "
+                "(ConfigErrors)",
+                f->dir);
+        assert_string_equal(pm->reason, expected);
+        free_all(s, res, p);
+
+        /* Parent= names mtty (and a parent not present): those two held. */
+        put(f, "50-bad.conf", "[Mdev]\nParent=mtty\nParent=gone\nType=mtty-9\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 2);
+        assert_non_null(desired_resolution_held_by(res, "mtty"));
+        assert_non_null(desired_resolution_held_by(res, "gone"));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_int_equal(plan_get_mdev(p, U1)->state, DEVICE_STATE_PENDING);
+        free_all(s, res, p);
+
+        /* [Match] selects both GPUs (vendor): both held. A good rule elsewhere is not blocked: its create
+         * goes on, and U1 on mtty is removed. */
+        put(f, "50-bad.conf", "[Match]\nVendor=10de\n[Mdev]\nType=nvidia-999\n");
+        put(f, "60-good.conf",
+            "[Mdev]\nParent=mtty\nType=mtty-2\nUUID=44444444-4444-4444-8444-444444444444\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 2);
+        assert_non_null(desired_resolution_held_by(res, GPU1));
+        assert_non_null(desired_resolution_held_by(res, GPU2));
+        p = plan(f, res);
+        assert_int_equal(p->n_actions, 2);
+        assert_int_equal(p->actions[0].type, PLAN_ACTION_MDEV_REMOVE);
+        assert_string_equal(p->actions[0].uuid, U1);
+        assert_int_equal(p->actions[1].type, PLAN_ACTION_MDEV_CREATE);
+        free_all(s, res, p);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/50-bad.conf")), 0);
+        assert_int_equal(unlink(strjoina_test(f->dir, "/60-good.conf")), 0);
+
+        /* [VGPU] by a name no VF lists: its VFs are held (VF5's type hostdevd set is not cleared). */
+        vgpu_vf_free(f->vfs[1]);
+        f->vfs[1] = vf(VF5, 557);
+        assert_int_equal(strv_extend(&f->owned_vgpus, VF5), 0);
+        put(f, "50-vgpu.conf", "[Match]\nAddress=" VF5 "\n[VGPU]\nType=NVIDIA A40-9Q\n");
+        res = resolve(f, &s, u);
+        assert_int_equal(strv_length(res->errors), 1);
+        assert_int_equal(strv_length(res->held), 1);
+        assert_string_equal(res->held[0], VF5);
+        p = plan(f, res);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_int_not_equal(p->actions[i].type, PLAN_ACTION_SET_VGPU_TYPE);
+        assert_int_equal(plan_get_vgpu(p, VF5)->state, DEVICE_STATE_PENDING);
+        free_all(s, res, p);
+        mdev_uuids_free(u);
+}
+
 static void test_strings(void **state) {
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_CREATE), "mdev-create");
         assert_string_equal(plan_action_type_to_string(PLAN_ACTION_MDEV_SET_ATTR), "mdev-set-attr");
@@ -644,6 +787,7 @@ int main(void) {
                 T(test_resolution_errors),       T(test_waits_for_parent),
                 T(test_ownership_decisions),     T(test_mdev_after_driver),
                 T(test_type_change_on_one_gpu),  T(test_vgpu),
+                T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
                 cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
