@@ -799,6 +799,8 @@ static int method_remove_mdev(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (!q)
                 return -ENOMEM;
         r = parse_mdev_uuid(uuid, q->uuid, error);
+        if (r >= 0)
+                r = bus_lease_check_mdev_not_leased(d, q->uuid, error);
         if (r < 0) {
                 request_free(q);
                 return r;
