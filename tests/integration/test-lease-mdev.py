@@ -127,6 +127,11 @@ class LeaseMdev(M.MdevDaemonCase):
                 # the lease holds it: RemoveMdev refuses, nothing changes
                 msg = self.assertDBusError(ERR + 'Blocked', 'RemoveMdev', u)
                 self.assertIn('leased to pid %d' % p.pid, msg)
+                # and CreateMdev does not take its UUID over
+                msg = self.assertDBusError(ERR + 'Blocked', 'CreateMdev', M.MTTY, 'mtty-1', u, dbus.UInt64(0))
+                self.assertIn('leased to pid %d' % p.pid, msg)
+                self.assertEqual(self.request_files(), ['90-runtime-mdev-%s.conf' % u])
+                self.assertEqual(self.mdev_type_of(u), 'mtty-2')
                 self.assertIn(u, self.typed())
                 # the owner exits: removed, no Apply
                 self.kill(p)
