@@ -340,6 +340,14 @@ static int lease_handoff_set(BusContext *d, const char *path, const Lease **ret_
                 if (r < 0)
                         return r;
         }
+        for (size_t i = 0; i < l->record->n_mdevs; i++) {
+                const Mdev *md = model_get_mdev(d->model, l->record->mdevs[i].uuid);
+                if (!md)
+                        continue;
+                r = bus_handoff_set_add_mdev(&s, md);
+                if (r < 0)
+                        return r;
+        }
         if (ret_lease)
                 *ret_lease = l;
         *ret = s;

@@ -41,6 +41,17 @@ int bus_lease_check_not_leased(BusContext *d, const char *address, sd_bus_error 
         return -EBUSY;
 }
 
+int bus_lease_check_mdev_not_leased(BusContext *d, const char *uuid, sd_bus_error *error) {
+        Lease *l = d->leases ? lease_manager_find_by_mdev(d->leases, uuid) : NULL;
+
+        if (!l)
+                return 0;
+        (void)bus_error_setf(
+                error, BUS_ERROR_BLOCKED, "mdev %s is leased to pid %d (%s, %s): release the lease first",
+                uuid, (int)l->record->pid, strna(l->comm), l->path);
+        return -EBUSY;
+}
+
 /* ---- Manager.Acquire ------------------------------------------------------------------------------- */
 
 static int parse_policy(const char *s, LeasePolicy *ret, sd_bus_error *error) {
@@ -138,6 +149,60 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
                                 r = sd_bus_message_exit_container(m);
                         if (r < 0)
                                 return r;
+                } else if (streq(key, LEASE_OPTION_MDEV_RELEASE)) {
+                        const char *v;
+                        LeasePolicy p;
+
+                        r = sd_bus_message_read(m, "v", "s", &v);
+                        if (r < 0)
+                                return bus_error_setf_errno(
+                                        error, -EINVAL, "Option \"%s\" must be a string", key);
+                        p = lease_policy_from_string(v);
+                        if (!lease_policy_applies_to_mdev(p))
+                                return bus_error_setf_errno(
+                                        error, -EINVAL,
+                                        "Invalid mdev release policy '%s' (expected \"remove\" or \"keep\")",
+                                        ESCAPE_QUOTE(v));
+                        ask->mdev_policy = p;
+                } else if (streq(key, LEASE_OPTION_MDEVS)) {
+                        const char *type, *parent;
+
+                        r = sd_bus_message_enter_container(m, 'v', "a(ss)");
+                        if (r < 0)
+                                return bus_error_setf_errno(
+                                        error, -EINVAL, "Option \"%s\" must be a(ss)", key);
+                        if (ask->mdev_types)
+                                return bus_error_setf_errno(
+                                        error, -EINVAL, "Option \"%s\" given twice", key);
+                        r = sd_bus_message_enter_container(m, 'a', "(ss)");
+                        if (r < 0)
+                                return r;
+                        while ((r = sd_bus_message_read(m, "(ss)", &type, &parent)) > 0) {
+                                /* As CreateMdev: nothing stored may read differently through the parser. */
+                                if (!request_mdev_value_is_valid(type))
+                                        return bus_error_setf_errno(
+                                                error, -EINVAL,
+                                                "Invalid mdev type '%s' (expected a type id or name)",
+                                                ESCAPE_QUOTE(type));
+                                if (*parent && !request_mdev_value_is_valid(parent))
+                                        return bus_error_setf_errno(
+                                                error, -EINVAL, "Invalid mdev parent '%s'",
+                                                ESCAPE_QUOTE(parent));
+                                if (strv_length(ask->mdev_types) >= LEASE_DEVICES_MAX)
+                                        return bus_error_setf_errno(
+                                                error, -E2BIG, "A lease holds at most %u mdevs",
+                                                LEASE_DEVICES_MAX);
+                                if (strv_extend(&ask->mdev_types, type) < 0 ||
+                                    strv_extend(&ask->mdev_parents, parent) < 0)
+                                        return -ENOMEM;
+                        }
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(m);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(m);
+                        if (r < 0)
+                                return r;
                 } else if (
                         streq(key, LEASE_OPTION_WHOLE_GROUP) || streq(key, LEASE_OPTION_DRY_RUN) ||
                         streq(key, LEASE_OPTION_VFIO_OWNER)) {
@@ -157,7 +222,7 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
                         return bus_error_setf_errno(
                                 error, -EINVAL,
                                 "Unknown option '%s' (expected \"pidfd\", \"release\", \"release-policies\", "
-                                "\"whole-group\", \"dry-run\", \"vfio-owner\")",
+                                "\"whole-group\", \"dry-run\", \"vfio-owner\", \"mdevs\", \"mdev-release\")",
                                 ESCAPE_QUOTE(key));
                 r = sd_bus_message_exit_container(m);
                 if (r < 0)
@@ -234,8 +299,10 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
         }
         ask->pidfd = -EBADF;
         ask->default_policy = LEASE_POLICY_HOST;
+        ask->mdev_policy = LEASE_POLICY_REMOVE;
 
-        if (strv_length(devices) == 0 || strv_length(devices) > LEASE_DEVICES_MAX) {
+        /* None is fine when the "mdevs" option asks for some (checked below). */
+        if (strv_length(devices) > LEASE_DEVICES_MAX) {
                 request_free(q);
                 return bus_error_setf_errno(
                         error, -EINVAL, "A lease holds 1 to %u functions, %zu given", LEASE_DEVICES_MAX,
@@ -259,6 +326,10 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
                 }
         }
         r = read_options(d, m, ask, error);
+        if (r >= 0 && strv_length(devices) == 0 && strv_length(ask->mdev_types) == 0)
+                r = bus_error_setf_errno(
+                        error, -EINVAL, "A lease holds 1 to %u functions or mdevs, none given",
+                        LEASE_DEVICES_MAX);
         if (r >= 0)
                 r = read_owner(m, ask, error);
         if (r < 0) {
@@ -322,6 +393,9 @@ static void on_lease_ready(int error, Lease *l, const char *reason, void *userda
         }
         for (size_t i = 0; i < l->record->n_devices; i++)
                 if (strv_extend(&members, l->record->devices[i].address) < 0)
+                        break;
+        for (size_t i = 0; i < l->record->n_mdevs; i++)
+                if (strv_extend(&members, l->record->mdevs[i].uuid) < 0)
                         break;
         (void)reply_lease(q->message, l->path, members);
         request_free(q);
@@ -402,6 +476,8 @@ static int property_get_devices(
         r = sd_bus_message_open_container(reply, 'a', "s");
         for (size_t i = 0; r >= 0 && i < l->record->n_devices; i++)
                 r = sd_bus_message_append(reply, "s", l->record->devices[i].address);
+        for (size_t i = 0; r >= 0 && i < l->record->n_mdevs; i++)
+                r = sd_bus_message_append(reply, "s", l->record->mdevs[i].uuid);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -421,6 +497,10 @@ static int property_get_policies(
                 r = sd_bus_message_append(
                         reply, "{ss}", l->record->devices[i].address,
                         lease_policy_to_string(l->record->devices[i].policy));
+        for (size_t i = 0; r >= 0 && i < l->record->n_mdevs; i++)
+                r = sd_bus_message_append(
+                        reply, "{ss}", l->record->mdevs[i].uuid,
+                        lease_policy_to_string(l->record->mdevs[i].policy));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

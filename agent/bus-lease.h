@@ -31,3 +31,5 @@ void bus_lease_execute(struct Request *q);
  * SetDeviceDriver and ResetDeviceDriver leave a leased function alone (its lease's declaration would
  * mask theirs, and the planner protects it anyway). */
 int bus_lease_check_not_leased(BusContext *d, const char *address, sd_bus_error *error);
+/* The same for mdev |uuid| (lowercase): RemoveMdev leaves an instance a lease holds alone. */
+int bus_lease_check_mdev_not_leased(BusContext *d, const char *uuid, sd_bus_error *error);

@@ -755,6 +755,9 @@ static int method_create_mdev(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return -ENOMEM;
         if (*uuid) {
                 r = parse_mdev_uuid(uuid, q->uuid, error);
+                /* A lease's instance: its declaration is the lease's until the lease ends. */
+                if (r >= 0)
+                        r = bus_lease_check_mdev_not_leased(d, q->uuid, error);
                 if (r < 0) {
                         request_free(q);
                         return r;
@@ -799,6 +802,8 @@ static int method_remove_mdev(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (!q)
                 return -ENOMEM;
         r = parse_mdev_uuid(uuid, q->uuid, error);
+        if (r >= 0)
+                r = bus_lease_check_mdev_not_leased(d, q->uuid, error);
         if (r < 0) {
                 request_free(q);
                 return r;

@@ -450,6 +450,18 @@ static int request_authorize(Request *q, const char *action) {
                     strv_extend(&details, joined) < 0 || strv_extend(&details, POLKIT_DETAIL_PID) < 0 ||
                     strv_extend(&details, pid) < 0)
                         return -ENOMEM;
+                if (q->lease_ask->mdev_types) {
+                        /* The vGPU/mdev requests: types and parents ("" any) in order, ';'-separated
+                         * (a type name has spaces; request_mdev_value_is_valid() refuses ';'). */
+                        _cleanup_free_ char *types = strv_join(q->lease_ask->mdev_types, ";"),
+                                            *parents = strv_join(q->lease_ask->mdev_parents, ";");
+
+                        if (!types || !parents || strv_extend(&details, POLKIT_DETAIL_MDEV_TYPE) < 0 ||
+                            strv_extend(&details, types) < 0 ||
+                            strv_extend(&details, POLKIT_DETAIL_MDEV_PARENT) < 0 ||
+                            strv_extend(&details, parents) < 0)
+                                return -ENOMEM;
+                }
         }
         if (q->type == REQUEST_SET_NUMVFS) {
                 (void)snprintf(numvfs, sizeof(numvfs), "%" PRIu32, q->num_vfs);

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "escape.h"
 #include "event-priorities.h"
@@ -58,7 +59,11 @@ typedef struct AcquireJob {
         uint64_t id; /* the lease may be gone meanwhile (hostdevd stops): looked up by id */
         LeaseDoneFunc done;
         void *userdata;
+        unsigned mdev_rounds; /* convergences again while the model catches up with a new mdev */
 } AcquireJob;
+
+/* As CreateMdev (bus-request.c): a few more rounds at most, then a create that got nowhere fails. */
+#define ACQUIRE_MDEV_ROUNDS_MAX 4u
 
 /* ---- owners -------------------------------------------------------------------------------------- */
 
@@ -142,7 +147,7 @@ static int rebuild_holders(LeaseManager *m) {
 
         for (Lease *l = m->leases; l; l = l->next)
                 if (l->record->state == LEASE_STATE_ACTIVE)
-                        n += l->record->n_devices;
+                        n += l->record->n_devices + l->record->n_mdevs;
         if (n == 0)
                 return 0;
         h = calloc(n, sizeof(Holder));
@@ -160,6 +165,23 @@ static int rebuild_holders(LeaseManager *m) {
                         h[k].pid = l->record->pid;
                         h[k].comm = l->comm;
                         if (asprintf(&h[k].node, "/dev/vfio/%" PRId32, d->iommu_group) < 0) {
+                                h[k].node = NULL;
+                                for (size_t j = 0; j < k; j++)
+                                        free(h[j].node);
+                                free(h);
+                                return -ENOMEM;
+                        }
+                        k++;
+                }
+                /* An mdev's group node: no plan removes the instance while the lease holds it. */
+                for (size_t i = 0; i < l->record->n_mdevs; i++) {
+                        const Mdev *md = model_get_mdev(m->model, l->record->mdevs[i].uuid);
+
+                        if (!md || md->iommu_group < 0)
+                                continue;
+                        h[k].pid = l->record->pid;
+                        h[k].comm = l->comm;
+                        if (asprintf(&h[k].node, "/dev/vfio/%" PRId32, md->iommu_group) < 0) {
                                 h[k].node = NULL;
                                 for (size_t j = 0; j < k; j++)
                                         free(h[j].node);
@@ -267,6 +289,13 @@ Lease *lease_manager_find_by_address(LeaseManager *m, const char *address) {
         return NULL;
 }
 
+Lease *lease_manager_find_by_mdev(LeaseManager *m, const char *uuid) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (lease_record_get_mdev(l->record, uuid))
+                        return l;
+        return NULL;
+}
+
 Lease *lease_manager_find_by_pid(LeaseManager *m, pid_t pid) {
         for (Lease *l = m->leases; l; l = l->next)
                 if (l->record->pid == pid)
@@ -368,6 +397,22 @@ static int apply_policies(LeaseManager *m, const Lease *l) {
                                 "they do",
                                 ld->address);
         }
+        for (size_t i = 0; i < l->record->n_mdevs; i++) {
+                const LeaseMdev *lm = &l->record->mdevs[i];
+
+                /* keep: the declaration stays, a transient instance as CreateMdev makes. */
+                if (lm->policy != LEASE_POLICY_REMOVE)
+                        continue;
+                r = reconciler_remove_requests(m->reconciler, REQUEST_MDEV, lm->uuid);
+                if (r < 0 && r != -ENOENT && r != -EBADMSG) {
+                        log_error_errno(r, "Failed to remove the declaration of mdev %s: %m", lm->uuid);
+                        ret = ret ?: r;
+                }
+                if (r == -EBADMSG)
+                        log_warning(
+                                "The desired-state files do not parse: mdev %s is removed once they do",
+                                lm->uuid);
+        }
         return ret;
 }
 
@@ -391,7 +436,7 @@ static int vfio_owner_take(LeaseManager *m, Lease *l) {
         if (!rec->vfio_owner)
                 return 0;
         free(rec->node_owners);
-        rec->node_owners = calloc(rec->n_devices, sizeof(LeaseNodeOwner));
+        rec->node_owners = calloc(rec->n_devices ?: 1, sizeof(LeaseNodeOwner));
         rec->n_node_owners = 0;
         if (!rec->node_owners)
                 return -ENOMEM;
@@ -502,9 +547,79 @@ void lease_ask_done(LeaseAsk *a) {
         a->addresses = strv_free(a->addresses);
         a->policy_addresses = strv_free(a->policy_addresses);
         a->policies = mfree(a->policies);
+        a->mdev_types = strv_free(a->mdev_types);
+        a->mdev_parents = strv_free(a->mdev_parents);
         if (a->pidfd >= 0)
                 (void)close(a->pidfd);
         a->pidfd = -EBADF;
+}
+
+static int lease_mdev_compare(const void *a, const void *b) {
+        return strcmp(((const LeaseMdev *)a)->uuid, ((const LeaseMdev *)b)->uuid);
+}
+
+/* A lease that never became ready: nobody got its mdevs, whatever their policy, so they go. */
+static void lease_mdevs_remove_all(Lease *l) {
+        for (size_t i = 0; i < l->record->n_mdevs; i++)
+                l->record->mdevs[i].policy = LEASE_POLICY_REMOVE;
+}
+
+/*
+ * Place the mdevs |ask| asks for on the parents of the model (lease_mdev_check()). The mdevs of
+ * leases in force that the model does not list yet (being created) take their room. Returns 0 and
+ * *ret (new array, strv_length(ask->mdev_types) entries, borrowed strings) or the verdict's errno
+ * with *ret_reason: -ENOENT, -EPERM; -ENOMEM.
+ */
+static int acquire_place_mdevs(
+        LeaseManager *m, const LeaseAsk *ask, LeaseMdevPlace **ret, char **ret_reason) {
+        _cleanup_free_ LeaseMdevAsk *asks = NULL;
+        _cleanup_free_ LeaseMdevUse *pending = NULL;
+        _cleanup_free_ LeaseMdevPlace *places = NULL;
+        size_t n = strv_length(ask->mdev_types), n_pending = 0, n_all = 0;
+        LeaseCheckVerdict verdict;
+        LeaseMdevCheckInput in;
+        int r;
+
+        for (Lease *l = m->leases; l; l = l->next)
+                n_all += l->record->n_mdevs;
+        asks = calloc(n + 1, sizeof(LeaseMdevAsk));
+        places = calloc(n + 1, sizeof(LeaseMdevPlace));
+        pending = calloc(n_all + 1, sizeof(LeaseMdevUse));
+        if (!asks || !places || !pending)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                asks[i] = (LeaseMdevAsk){ .type = ask->mdev_types[i], .parent = ask->mdev_parents[i] };
+        for (Lease *l = m->leases; l; l = l->next)
+                for (size_t i = 0; i < l->record->n_mdevs; i++)
+                        if (!model_get_mdev(m->model, l->record->mdevs[i].uuid))
+                                pending[n_pending++] = (LeaseMdevUse){
+                                        .parent = l->record->mdevs[i].parent,
+                                        .type_id = l->record->mdevs[i].type,
+                                };
+        in = (LeaseMdevCheckInput){
+                .asks = asks,
+                .n_asks = n,
+                .pending = pending,
+                .n_pending = n_pending,
+        };
+        in.parents = model_get_mdev_parents(m->model, &in.n_parents);
+        in.devices = model_get_devices(m->model, &in.n_devices);
+        in.mdevs = model_get_mdevs(m->model, &in.n_mdevs);
+        r = lease_mdev_check(&in, &verdict, places, ret_reason);
+        if (r < 0)
+                return r;
+        switch (verdict) {
+        case LEASE_CHECK_OK:
+                break;
+        case LEASE_CHECK_NOT_FOUND:
+                return -ENOENT;
+        case LEASE_CHECK_LEASED:
+                return -EBUSY;
+        case LEASE_CHECK_REFUSED:
+                return -EPERM;
+        }
+        *ret = TAKE_PTR(places);
+        return 0;
 }
 
 static LeasePolicy ask_policy(const LeaseAsk *a, const char *address) {
@@ -519,6 +634,8 @@ static void acquire_undo(LeaseManager *m, Lease *l) {
         for (size_t i = 0; i < l->record->n_devices; i++)
                 (void)reconciler_remove_requests(
                         m->reconciler, REQUEST_LEASE, l->record->devices[i].address);
+        for (size_t i = 0; i < l->record->n_mdevs; i++)
+                (void)reconciler_remove_requests(m->reconciler, REQUEST_MDEV, l->record->mdevs[i].uuid);
         lease_store_remove(m, l->record->id);
         if (m->hooks.lease_removed)
                 m->hooks.lease_removed(m->userdata, l);
@@ -566,8 +683,38 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
                                                           : -EIO;
                 break;
         }
+        for (size_t i = 0; error == 0 && i < l->record->n_mdevs; i++) {
+                const LeaseMdev *lm = &l->record->mdevs[i];
+                bool there = model_get_mdev(m->model, lm->uuid);
+                MdevStatusView v;
+
+                reconciler_mdev_status(rec, lm->uuid, &v);
+                if (there && v.state == DEVICE_STATE_CONVERGED)
+                        continue;
+                /* Created in sysfs, but the model may not have applied its uevents yet: converge again
+                 * (a plan after every uevent received so far), a few rounds at most. */
+                if ((v.state == DEVICE_STATE_PENDING || v.state == DEVICE_STATE_CONVERGED) &&
+                    job->mdev_rounds < ACQUIRE_MDEV_ROUNDS_MAX) {
+                        job->mdev_rounds++;
+                        if (reconciler_converge(rec, on_acquire_converged, job) >= 0) {
+                                TAKE_PTR(job);
+                                return;
+                        }
+                }
+                if (asprintf(
+                            &reason, "mdev %s (type %s on %s) not created: %s", lm->uuid, lm->type,
+                            lm->parent,
+                            *v.reason       ? v.reason
+                                    : there ? device_state_to_string(v.state)
+                                            : "the instance did not appear") < 0)
+                        reason = NULL;
+                error = v.state == DEVICE_STATE_REFUSED   ? -EPERM
+                        : v.state == DEVICE_STATE_BLOCKED ? -EBUSY
+                                                          : -EIO;
+        }
         if (error == 0 && pidfd_exited(l->pidfd)) {
                 /* Gone while its functions were prepared: nobody to hand them to. */
+                lease_mdevs_remove_all(l);
                 (void)lease_manager_release(m, l, "its owner exited before the lease was ready");
                 job->done(-ESRCH, NULL, "the lease owner exited before the lease was ready", job->userdata);
                 return;
@@ -578,6 +725,7 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
                 return;
         }
         if (vfio_owner_take(m, l) < 0) {
+                lease_mdevs_remove_all(l);
                 (void)lease_manager_release(m, l, "its VFIO group nodes could not be handed to its owner");
                 job->done(
                         -EIO, NULL, "the VFIO group nodes could not be handed to the lease owner",
@@ -585,14 +733,15 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
                 return;
         }
         if (lease_set_state(m, l, LEASE_STATE_ACTIVE) < 0 || watch_owner(m, l) < 0) {
+                lease_mdevs_remove_all(l);
                 (void)lease_manager_release(m, l, "it could not be recorded or watched");
                 job->done(-EIO, NULL, "the lease could not be recorded or its owner watched", job->userdata);
                 return;
         }
         log_lease(
                 MESSAGE_ID_LEASE_STARTED, l->record->pid,
-                "Lease %" PRIu64 " of pid %d (%s): %zu functions ready", l->record->id, (int)l->record->pid,
-                strna(l->comm), l->record->n_devices);
+                "Lease %" PRIu64 " of pid %d (%s): %zu functions, %zu mdevs ready", l->record->id,
+                (int)l->record->pid, strna(l->comm), l->record->n_devices, l->record->n_mdevs);
         job->done(0, l, NULL, job->userdata);
 }
 
@@ -604,6 +753,8 @@ int lease_manager_acquire(
         _cleanup_strv_free_ char **members = NULL;
         _cleanup_free_ char *critical_error = NULL;
         _cleanup_free_ AcquireJob *job = NULL;
+        _cleanup_free_ LeaseMdevPlace *places = NULL;
+        size_t n_mdevs = strv_length(ask->mdev_types);
         const PciDevice *const *devices;
         LeaseCheckVerdict verdict;
         LeaseCheckInput in;
@@ -647,7 +798,9 @@ int lease_manager_acquire(
                 .leased = leased,
                 .n_leased = n_leased,
         };
-        r = lease_check(&in, &verdict, &members, ret_reason);
+        /* A lease of mdevs only has no function to check. */
+        verdict = LEASE_CHECK_OK;
+        r = strv_length(ask->addresses) == 0 ? 0 : lease_check(&in, &verdict, &members, ret_reason);
         if (r < 0)
                 return r;
         switch (verdict) {
@@ -668,7 +821,23 @@ int lease_manager_acquire(
                         return -EINVAL;
                 }
 
+        if (n_mdevs > 0) {
+                if (strv_length(members) + n_mdevs > LEASE_DEVICES_MAX) {
+                        (void)asprintf(
+                                ret_reason, "a lease holds at most %u functions and mdevs, %zu asked for",
+                                LEASE_DEVICES_MAX, strv_length(members) + n_mdevs);
+                        return -EINVAL;
+                }
+                r = acquire_place_mdevs(m, ask, &places, ret_reason);
+                if (r < 0)
+                        return r;
+        }
+
         if (ask->dry_run) {
+                /* Each mdev as where it would go: "PARENT/TYPE-ID" (no UUID has a '/'). */
+                for (size_t i = 0; i < n_mdevs; i++)
+                        if (strv_extendf(&members, "%s/%s", places[i].parent, places[i].type_id) < 0)
+                                return -ENOMEM;
                 *ret_members = TAKE_PTR(members);
                 return 0;
         }
@@ -684,11 +853,29 @@ int lease_manager_acquire(
                 lease_free(l);
                 return -ENOMEM;
         }
-        l->record->devices = calloc(strv_length(members), sizeof(LeaseDevice));
-        if (!l->record->devices) {
+        l->record->devices = calloc(strv_length(members) ?: 1, sizeof(LeaseDevice));
+        l->record->mdevs = n_mdevs > 0 ? calloc(n_mdevs, sizeof(LeaseMdev)) : NULL;
+        if (!l->record->devices || (n_mdevs > 0 && !l->record->mdevs)) {
                 lease_free(l);
                 return -ENOMEM;
         }
+        for (size_t i = 0; i < n_mdevs; i++) {
+                LeaseMdev *lm = &l->record->mdevs[l->record->n_mdevs++];
+                uuid_t u;
+
+                /* A fresh UUID: the kernel names the instance by it (mdev_device_create()). */
+                uuid_generate_random(u);
+                uuid_unparse_lower(u, lm->uuid);
+                lm->policy = ask->mdev_policy;
+                lm->parent = strdup(places[i].parent);
+                lm->type = strdup(places[i].type_id);
+                if (!lm->parent || !lm->type) {
+                        lease_free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (n_mdevs > 0)
+                qsort(l->record->mdevs, n_mdevs, sizeof(LeaseMdev), lease_mdev_compare);
         STRV_FOREACH (a, members) {
                 LeaseDevice *ld = &l->record->devices[l->record->n_devices++];
 
@@ -730,6 +917,21 @@ int lease_manager_acquire(
                 if (r >= 0)
                         r = reconciler_write_request(
                                 m->reconciler, REQUEST_LEASE, l->record->devices[i].address, content, false);
+                if (r < 0) {
+                        acquire_undo(m, l);
+                        if (r == -EBADMSG)
+                                *ret_reason =
+                                        strdup("the desired-state files do not parse (see ConfigErrors)");
+                        return r;
+                }
+        }
+        for (size_t i = 0; i < l->record->n_mdevs; i++) {
+                const LeaseMdev *lm = &l->record->mdevs[i];
+                _cleanup_free_ char *content = NULL;
+
+                r = request_format_mdev((char *[]){ lm->parent, NULL }, lm->type, lm->uuid, &content);
+                if (r >= 0)
+                        r = reconciler_write_request(m->reconciler, REQUEST_MDEV, lm->uuid, content, false);
                 if (r < 0) {
                         acquire_undo(m, l);
                         if (r == -EBADMSG)
@@ -787,6 +989,9 @@ static int lease_adopt(LeaseManager *m, LeaseRecord *rec) {
         }
         lease_link(m, l);
         if (why) {
+                /* One that was never ready: nobody got its mdevs. */
+                if (rec->state == LEASE_STATE_PREPARING)
+                        lease_mdevs_remove_all(l);
                 (void)lease_manager_release(m, l, why);
                 return 0;
         }

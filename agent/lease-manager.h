@@ -23,6 +23,13 @@
  * owned by that uid gets its recorded owner back (one changed meanwhile by someone else is left
  * alone). Nodes are opened O_PATH|O_NOFOLLOW and changed with fchownat(AT_EMPTY_PATH), so what is
  * changed is the node that was opened.
+ * vGPU/mdev requests: placed before any change (lease_mdev_check()), each gets a new UUID and a
+ * transient REQUEST_MDEV declaration (Parent= the placement, Type=, UUID=; the file CreateMdev writes),
+ * is recorded with the lease and created by the same convergence; the lease is ready once each mdev
+ * exists and converged (a few more rounds, as CreateMdev, while the model catches up with the uevents).
+ * Its end removes the declaration ("remove": the reconciler destroys the instance, which hostdevd owns)
+ * or leaves it ("keep": a transient instance as CreateMdev makes). While ACTIVE the mdev's group node is
+ * a holder too, so no plan removes it; RemoveMdev refuses it (bus-manager.c).
  * While ACTIVE, each function is a holder for the planner (lease_manager_holders()): never unbound,
  * reset, or its PF's sriov_numvfs changed, whatever else the desired state says.
  *
@@ -102,13 +109,20 @@ const char *lease_manager_command(LeaseManager *m, Lease *l);
 /* The functions of the ACTIVE leases as holders (pid = owner, comm, node = the group node), for the
  * planner. Borrowed until the next change of the leases. */
 void lease_manager_holders(LeaseManager *m, const Holder **ret, size_t *ret_n);
+/* The lease that holds mdev |uuid|, or NULL. */
+Lease *lease_manager_find_by_mdev(LeaseManager *m, const char *uuid);
 /* Every function in a lease (any state), for lease_check(). New array of borrowed strings; -ENOMEM. */
 int lease_manager_leased_functions(LeaseManager *m, LeasedFunction **ret, size_t *ret_n);
 
 /* What Acquire asks for. */
 typedef struct LeaseAsk {
-        char **addresses; /* canonical, unique */
+        char **addresses; /* canonical, unique; may be empty when |mdev_types| is not */
         LeasePolicy default_policy;
+        /* vGPU/mdev requests ("mdevs"): parallel strvs, a type id or name and a parent or "" (any);
+         * each placed (lease_mdev_check()) and created under a new UUID with |mdev_policy|. */
+        char **mdev_types;
+        char **mdev_parents;
+        LeasePolicy mdev_policy; /* REMOVE (default) or KEEP */
         char **policy_addresses; /* strv: per-function policies, parallel to ->policies */
         LeasePolicy *policies;
         bool whole_group;

@@ -472,7 +472,8 @@ static void help(void) {
                "  import mdevctl [DIR]  Convert mdevctl's definitions (/etc/mdevctl.d)\n\n"
                "Leases (devices for a VM process, given back when it exits):\n"
                "  acquire DEV... --pid=PID\n"
-               "                        Lease DEVs to process PID (vfio-pci while it lives)\n"
+               "                        Lease DEVs (and --mdev instances) to process PID\n"
+               "                        (vfio-pci while it lives)\n"
                "  release LEASE         End a lease (its id or object path)\n"
                "  leases                List the leases\n"
                "  run --device=DEV... -- COMMAND...\n"
@@ -497,6 +498,11 @@ static void help(void) {
                "     --dry-run          acquire: validate only, change nothing\n"
                "     --release=POLICY   acquire, run: host (default) or keep (stay on vfio-pci)\n"
                "     --device=DEV       run: a device to lease (repeat for more)\n"
+               "     --mdev=TYPE[@PARENT]\n"
+               "                        acquire, run: a new mdev of TYPE (id or name) in the\n"
+               "                        lease, on PARENT or where hostdevd places it (repeat)\n"
+               "     --mdev-release=POLICY\n"
+               "                        acquire, run: remove (default) or keep the lease's mdevs\n"
                "     --format=FORMAT    handoff: qemu (default), cloud-hypervisor, libvirt, json\n"
                "     --timeout=SEC      bind, unbind, reset, vfs, mdev create: wait this long for\n"
                "                        the result\n"
@@ -508,14 +514,17 @@ static void help(void) {
 }
 
 static const char *const verb_option_names[] = {
-        "--persist", "--whole-group", "--allow-critical", "--driver",  "--output", "--timeout", "--parent",
-        "--uuid",    "--pid",         "--dry-run",        "--release", "--device", "--format",
+        "--persist", "--whole-group", "--allow-critical", "--driver", "--output",
+        "--timeout", "--parent",      "--uuid",           "--pid",    "--dry-run",
+        "--release", "--device",      "--format",         "--mdev",   "--mdev-release",
 };
 
 const char *arg_pid = NULL;
 bool arg_dry_run = false;
 const char *arg_release = NULL;
 char **arg_devices = NULL;
+char **arg_mdev_types = NULL, **arg_mdev_parents = NULL;
+const char *arg_mdev_release = NULL;
 
 const char *device_lookup_method(const char *s) {
         PciAddress a;
@@ -546,6 +555,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_RELEASE,
                 ARG_DEVICE,
                 ARG_FORMAT,
+                ARG_MDEV,
+                ARG_MDEV_RELEASE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -566,6 +577,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "release", required_argument, NULL, ARG_RELEASE },
                 { "device", required_argument, NULL, ARG_DEVICE },
                 { "format", required_argument, NULL, ARG_FORMAT },
+                { "mdev", required_argument, NULL, ARG_MDEV },
+                { "mdev-release", required_argument, NULL, ARG_MDEV_RELEASE },
                 {},
         };
         int c;
@@ -658,6 +671,37 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_format = optarg;
                         arg_verb_options |= OPTION_FORMAT;
                         break;
+                case ARG_MDEV: {
+                        /* TYPE[@PARENT]: the last '@' (a type name may have one, a parent has none). */
+                        _cleanup_free_ char *type = strdup(optarg);
+                        char *at = type ? strrchr(type, '@') : NULL;
+
+                        if (!type) {
+                                log_oom();
+                                return -ENOMEM;
+                        }
+                        if (at)
+                                *at = '\0';
+                        if (!*type || (at && !at[1])) {
+                                log_error("Invalid --mdev '%s' (TYPE or TYPE@PARENT).", optarg);
+                                return -EINVAL;
+                        }
+                        if (strv_extend(&arg_mdev_types, type) < 0 ||
+                            strv_extend(&arg_mdev_parents, at ? at + 1 : "") < 0) {
+                                log_oom();
+                                return -ENOMEM;
+                        }
+                        arg_verb_options |= OPTION_MDEV;
+                        break;
+                }
+                case ARG_MDEV_RELEASE:
+                        if (!streq(optarg, "remove") && !streq(optarg, "keep")) {
+                                log_error("Invalid --mdev-release '%s' (remove or keep).", optarg);
+                                return -EINVAL;
+                        }
+                        arg_mdev_release = optarg;
+                        arg_verb_options |= OPTION_MDEV_RELEASE;
+                        break;
                 case '?':
                         return -EINVAL; /* getopt printed the problem */
                 default:
@@ -695,11 +739,16 @@ static const Verb verbs[] = {
           false, true, verb_unbind },
         { "reset", 2, 2, OPTION_TIMEOUT, false, true, verb_reset },
         { "vfs", 3, 3, OPTION_PERSIST | OPTION_DRIVER | OPTION_TIMEOUT, false, true, verb_vfs },
-        { "acquire", 2, 65, OPTION_PID | OPTION_DRY_RUN | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true,
-          verb_acquire },
+        /* DEV... may be empty when --mdev is given (verb_acquire() checks). */
+        { "acquire", 1, 65,
+          OPTION_PID | OPTION_DRY_RUN | OPTION_RELEASE | OPTION_WHOLE_GROUP | OPTION_MDEV |
+                  OPTION_MDEV_RELEASE,
+          false, true, verb_acquire },
         { "release", 2, 2, 0, false, true, verb_release },
         { "leases", 1, 1, 0, false, false, verb_leases },
-        { "run", 2, INT_MAX, OPTION_DEVICE | OPTION_RELEASE | OPTION_WHOLE_GROUP, false, true, verb_run },
+        { "run", 2, INT_MAX,
+          OPTION_DEVICE | OPTION_RELEASE | OPTION_WHOLE_GROUP | OPTION_MDEV | OPTION_MDEV_RELEASE, false,
+          true, verb_run },
         { "handoff", 2, 2, OPTION_FORMAT, false, false, verb_handoff },
         { "export", 1, 2, 0, false, false, verb_export },
         { "import", 2, 3, OPTION_OUTPUT, true, false, verb_import },

@@ -39,6 +39,8 @@ typedef enum VerbOption {
         OPTION_RELEASE = 1 << 10,
         OPTION_DEVICE = 1 << 11,
         OPTION_FORMAT = 1 << 12,
+        OPTION_MDEV = 1 << 13,
+        OPTION_MDEV_RELEASE = 1 << 14,
 } VerbOption;
 extern unsigned arg_verb_options; /* the VerbOptions given */
 
@@ -72,6 +74,9 @@ extern const char *arg_pid; /* NULL: not given */
 extern bool arg_dry_run;
 extern const char *arg_release; /* NULL: the daemon's default ("host") */
 extern char **arg_devices; /* run --device, in order */
+/* acquire, run --mdev=TYPE[@PARENT], in order: parallel strvs, the parent "" when none given. */
+extern char **arg_mdev_types, **arg_mdev_parents;
+extern const char *arg_mdev_release; /* --mdev-release=remove|keep; NULL: the daemon's ("remove") */
 
 /* The Manager method that finds the Device object of |s|: an address, else a device name. */
 const char *device_lookup_method(const char *s);

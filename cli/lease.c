@@ -46,6 +46,21 @@ static int call_acquire(sd_bus *bus, char **devices, int pidfd, char **ret_path,
                 r = sd_bus_message_append(m, "{sv}", LEASE_OPTION_WHOLE_GROUP, "b", 1);
         if (r >= 0 && arg_dry_run)
                 r = sd_bus_message_append(m, "{sv}", LEASE_OPTION_DRY_RUN, "b", 1);
+        if (r >= 0 && arg_mdev_release)
+                r = sd_bus_message_append(m, "{sv}", LEASE_OPTION_MDEV_RELEASE, "s", arg_mdev_release);
+        if (r >= 0 && arg_mdev_types) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", LEASE_OPTION_MDEVS);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "a(ss)");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'a', "(ss)");
+                for (size_t i = 0; r >= 0 && arg_mdev_types[i]; i++)
+                        r = sd_bus_message_append(m, "(ss)", arg_mdev_types[i], arg_mdev_parents[i]);
+                for (int k = 0; r >= 0 && k < 3; k++)
+                        r = sd_bus_message_close_container(m);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
@@ -102,6 +117,10 @@ int verb_acquire(sd_bus *bus, int argc, char **argv) {
         char *end;
         long pid;
 
+        if (argc < 2 && !arg_mdev_types) {
+                log_error("acquire needs a device or --mdev=TYPE[@PARENT].");
+                return EXIT_USAGE;
+        }
         if (!arg_pid && !arg_dry_run) {
                 log_error("acquire needs --pid=PID: a lease of hostdevctl itself would end as it exits "
                           "(see 'run' to lease devices to a command).");
@@ -245,8 +264,8 @@ int verb_run(sd_bus *bus, int argc, char **argv) {
         _cleanup_free_ char *path = NULL, *joined = NULL;
         int r;
 
-        if (strv_length(arg_devices) == 0) {
-                log_error("run needs at least one --device=DEV.");
+        if (strv_length(arg_devices) == 0 && !arg_mdev_types) {
+                log_error("run needs at least one --device=DEV or --mdev=TYPE[@PARENT].");
                 return EXIT_USAGE;
         }
         /* argv[1] may be the "--" getopt left when it was not the first argument after the verb. */
@@ -262,7 +281,7 @@ int verb_run(sd_bus *bus, int argc, char **argv) {
         }
 
         /* No pidfd: this process is the owner, and stays it across the execve() below. */
-        r = call_acquire(bus, arg_devices, -1, &path, &members);
+        r = call_acquire(bus, arg_devices ?: (char *[]){ NULL }, -1, &path, &members);
         if (r != 0)
                 return r;
         joined = strv_join(members, " ");

@@ -16,6 +16,7 @@
 #include "file-util.h"
 #include "lease.h"
 #include "macro.h"
+#include "mdev-placement.h"
 #include "names.h"
 #include "strv.h"
 
@@ -51,6 +52,10 @@ bool lease_policy_applies_to_function(LeasePolicy p) {
         return p == LEASE_POLICY_HOST || p == LEASE_POLICY_KEEP;
 }
 
+bool lease_policy_applies_to_mdev(LeasePolicy p) {
+        return p == LEASE_POLICY_REMOVE || p == LEASE_POLICY_KEEP;
+}
+
 const char *lease_state_to_string(LeaseState s) {
         return s >= 0 && s < _LEASE_STATE_MAX ? lease_state_table[s] : NULL;
 }
@@ -66,6 +71,11 @@ LeaseRecord *lease_record_free(LeaseRecord *l) {
         if (!l)
                 return NULL;
         free(l->devices);
+        for (size_t i = 0; l->mdevs && i < l->n_mdevs; i++) {
+                free(l->mdevs[i].parent);
+                free(l->mdevs[i].type);
+        }
+        free(l->mdevs);
         free(l->node_owners);
         free(l);
         return NULL;
@@ -75,6 +85,13 @@ const LeaseDevice *lease_record_get_device(const LeaseRecord *l, const char *add
         for (size_t i = 0; l && i < l->n_devices; i++)
                 if (streq(l->devices[i].address, address))
                         return &l->devices[i];
+        return NULL;
+}
+
+const LeaseMdev *lease_record_get_mdev(const LeaseRecord *l, const char *uuid) {
+        for (size_t i = 0; l && i < l->n_mdevs; i++)
+                if (streq(l->mdevs[i].uuid, uuid))
+                        return &l->mdevs[i];
         return NULL;
 }
 
@@ -93,6 +110,22 @@ static bool address_is_canonical(const char *s) {
         return streq(buf, s);
 }
 
+static int lease_mdev_compare(const void *a, const void *b) {
+        return strcmp(((const LeaseMdev *)a)->uuid, ((const LeaseMdev *)b)->uuid);
+}
+
+/* A parent or type name as a record keeps it: 1-255 bytes, printable, no '/' (a sysfs name). */
+static bool mdev_name_is_valid(const char *s) {
+        size_t n = s ? strnlen(s, 256) : 0;
+
+        if (n == 0 || n > 255 || strchr(s, '/'))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isprint((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
 static int lease_device_compare(const void *a, const void *b) {
         return strcmp(((const LeaseDevice *)a)->address, ((const LeaseDevice *)b)->address);
 }
@@ -106,9 +139,17 @@ static bool node_is_vfio(const char *s) {
 }
 
 static bool lease_record_is_valid(const LeaseRecord *l) {
-        if (!l || l->id == 0 || l->pid <= 0 || l->n_devices == 0 || l->n_devices > LEASE_DEVICES_MAX ||
-            !lease_state_to_string(l->state))
+        if (!l || l->id == 0 || l->pid <= 0 || l->n_devices + l->n_mdevs == 0 ||
+            l->n_devices + l->n_mdevs > LEASE_DEVICES_MAX || !lease_state_to_string(l->state))
                 return false;
+        for (size_t i = 0; i < l->n_mdevs; i++) {
+                if (!mdev_uuid_is_valid(l->mdevs[i].uuid) || !mdev_name_is_valid(l->mdevs[i].parent) ||
+                    !mdev_name_is_valid(l->mdevs[i].type) ||
+                    !lease_policy_applies_to_mdev(l->mdevs[i].policy))
+                        return false;
+                if (i > 0 && strcmp(l->mdevs[i - 1].uuid, l->mdevs[i].uuid) >= 0)
+                        return false;
+        }
         for (size_t i = 0; i < l->n_devices; i++) {
                 if (!address_is_canonical(l->devices[i].address) ||
                     !lease_policy_to_string(l->devices[i].policy))
@@ -171,6 +212,35 @@ int lease_record_to_json(const LeaseRecord *l, char **ret) {
                             d, "policy",
                             json_object_new_string(lease_policy_to_string(l->devices[i].policy))) < 0)
                         return -ENOMEM;
+        }
+
+        if (l->n_mdevs > 0) {
+                json_object *mdevs = json_object_new_array();
+
+                if (!mdevs || json_object_object_add(root, "mdevs", mdevs) < 0) {
+                        json_object_put(mdevs);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < l->n_mdevs; i++) {
+                        json_object *o = json_object_new_object();
+
+                        if (!o)
+                                return -ENOMEM;
+                        if (json_object_array_add(mdevs, o) < 0) {
+                                json_object_put(o);
+                                return -ENOMEM;
+                        }
+                        if (json_object_object_add(o, "uuid", json_object_new_string(l->mdevs[i].uuid)) <
+                                    0 ||
+                            json_object_object_add(o, "parent", json_object_new_string(l->mdevs[i].parent)) <
+                                    0 ||
+                            json_object_object_add(o, "type", json_object_new_string(l->mdevs[i].type)) <
+                                    0 ||
+                            json_object_object_add(
+                                    o, "policy",
+                                    json_object_new_string(lease_policy_to_string(l->mdevs[i].policy))) < 0)
+                                return -ENOMEM;
+                }
         }
 
         if (l->vfio_owner) {
@@ -330,9 +400,9 @@ int lease_record_from_json(const char *text, LeaseRecord **ret, char **ret_error
             !json_object_is_type(devices, json_type_array))
                 return parse_fail(ret_error, "\"devices\" is missing or not an array");
         n = json_object_array_length(devices);
-        if (n == 0 || n > LEASE_DEVICES_MAX)
-                return parse_fail(ret_error, "\"devices\" has %zu entries (1..%u)", n, LEASE_DEVICES_MAX);
-        l->devices = calloc(n, sizeof(LeaseDevice));
+        if (n > LEASE_DEVICES_MAX)
+                return parse_fail(ret_error, "\"devices\" has %zu entries (0..%u)", n, LEASE_DEVICES_MAX);
+        l->devices = calloc(n ?: 1, sizeof(LeaseDevice));
         if (!l->devices)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
@@ -363,6 +433,65 @@ int lease_record_from_json(const char *text, LeaseRecord **ret, char **ret_error
                 if (streq(l->devices[i - 1].address, l->devices[i].address))
                         return parse_fail(
                                 ret_error, "\"devices\": %s is listed twice", l->devices[i].address);
+
+        /* Optional: records of leases without mdevs have no "mdevs". */
+        if (json_object_object_get_ex(root, "mdevs", &v)) {
+                if (!json_object_is_type(v, json_type_array))
+                        return parse_fail(ret_error, "\"mdevs\" is not an array");
+                n = json_object_array_length(v);
+                if (n == 0 || n + l->n_devices > LEASE_DEVICES_MAX)
+                        return parse_fail(
+                                ret_error, "\"mdevs\" has %zu entries (1..%zu)", n,
+                                LEASE_DEVICES_MAX - l->n_devices);
+                l->mdevs = calloc(n, sizeof(LeaseMdev));
+                if (!l->mdevs)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        json_object *o = json_object_array_get_idx(v, i);
+                        const char *uuid, *parent, *type, *policy;
+                        LeaseMdev *lm = &l->mdevs[i];
+
+                        if (!json_object_is_type(o, json_type_object))
+                                return parse_fail(ret_error, "\"mdevs\"[%zu] is not an object", i);
+                        r = get_string(o, "uuid", &uuid, ret_error);
+                        if (r >= 0)
+                                r = get_string(o, "parent", &parent, ret_error);
+                        if (r >= 0)
+                                r = get_string(o, "type", &type, ret_error);
+                        if (r >= 0)
+                                r = get_string(o, "policy", &policy, ret_error);
+                        if (r < 0)
+                                return r;
+                        if (!mdev_uuid_is_valid(uuid))
+                                return parse_fail(
+                                        ret_error, "\"mdevs\"[%zu]: '%s' is not a lowercase UUID", i,
+                                        ESCAPE_QUOTE(uuid));
+                        if (!mdev_name_is_valid(parent) || !mdev_name_is_valid(type))
+                                return parse_fail(
+                                        ret_error,
+                                        "\"mdevs\"[%zu]: parent '%s' or type '%s' is not a sysfs name", i,
+                                        ESCAPE_QUOTE(parent), ESCAPE_QUOTE(type));
+                        lm->policy = lease_policy_from_string(policy);
+                        if (!lease_policy_applies_to_mdev(lm->policy))
+                                return parse_fail(
+                                        ret_error,
+                                        "\"mdevs\"[%zu]: policy '%s' is not \"remove\" or \"keep\"", i,
+                                        ESCAPE_QUOTE(policy));
+                        memcpy(lm->uuid, uuid, strlen(uuid) + 1);
+                        lm->parent = strdup(parent);
+                        lm->type = strdup(type);
+                        l->n_mdevs = i + 1;
+                        if (!lm->parent || !lm->type)
+                                return -ENOMEM;
+                }
+                qsort(l->mdevs, n, sizeof(LeaseMdev), lease_mdev_compare);
+                for (size_t i = 1; i < n; i++)
+                        if (streq(l->mdevs[i - 1].uuid, l->mdevs[i].uuid))
+                                return parse_fail(
+                                        ret_error, "\"mdevs\": %s is listed twice", l->mdevs[i].uuid);
+        }
+        if (l->n_devices + l->n_mdevs == 0)
+                return parse_fail(ret_error, "neither \"devices\" nor \"mdevs\" lists anything");
 
         /* Optional: records of leases without "vfio-owner" have neither key. */
         if (json_object_object_get_ex(root, "vfio-owner", &v)) {
@@ -637,5 +766,131 @@ int lease_check(
         *ret_verdict = LEASE_CHECK_OK;
         *ret_members = TAKE_PTR(members);
         *ret_reason = NULL;
+        return 0;
+}
+
+/* ---- vGPU/mdev requests ------------------------------------------------------------------------------ */
+
+static const MdevType *parent_type(const MdevParent *p, const char *type) {
+        for (size_t i = 0; i < p->n_types; i++)
+                if ((p->types[i].id && streq(p->types[i].id, type)) ||
+                    (p->types[i].name && streq(p->types[i].name, type)))
+                        return &p->types[i];
+        return NULL;
+}
+
+static const PciDevice *mdev_find_device(const LeaseMdevCheckInput *in, const char *address) {
+        for (size_t i = 0; i < in->n_devices; i++)
+                if (streq(in->devices[i]->address, address))
+                        return in->devices[i];
+        return NULL;
+}
+
+/* What |p| carries or is about to carry: instances of |type_id| placed or pending there (the room they
+ * take from available_instances), and whether another type is there (one type per GPU). */
+static void parent_use(
+        const LeaseMdevCheckInput *in, const LeaseMdevPlace *placed, size_t n_placed, const char *parent,
+        const char *type_id, uint32_t *ret_same, bool *ret_other) {
+        uint32_t same = 0;
+        bool other = false;
+
+        for (size_t i = 0; i < n_placed; i++)
+                if (streq(placed[i].parent, parent)) {
+                        same += streq(placed[i].type_id, type_id);
+                        other = other || !streq(placed[i].type_id, type_id);
+                }
+        for (size_t i = 0; i < in->n_pending; i++)
+                if (in->pending[i].parent && streq(in->pending[i].parent, parent) &&
+                    in->pending[i].type_id) {
+                        same += streq(in->pending[i].type_id, type_id);
+                        other = other || !streq(in->pending[i].type_id, type_id);
+                }
+        for (size_t i = 0; i < in->n_mdevs; i++)
+                if (in->mdevs[i]->parent && streq(in->mdevs[i]->parent, parent) && in->mdevs[i]->type_id &&
+                    !streq(in->mdevs[i]->type_id, type_id))
+                        other = true;
+        *ret_same = same;
+        *ret_other = other;
+}
+
+int lease_mdev_check(
+        const LeaseMdevCheckInput *in, LeaseCheckVerdict *ret_verdict, LeaseMdevPlace *ret,
+        char **ret_reason) {
+        assert(in && ret_verdict && ret_reason);
+        *ret_reason = NULL;
+
+        for (size_t a = 0; a < in->n_asks; a++) {
+                const LeaseMdevAsk *ask = &in->asks[a];
+                const char *parent = ask->parent && *ask->parent ? ask->parent : NULL;
+                _cleanup_free_ PlacementCandidate *cands = NULL;
+                _cleanup_free_ const char **ids = NULL;
+                size_t n = 0, k = 0;
+                bool parent_seen = false;
+                int r;
+
+                cands = calloc(in->n_parents + 1, sizeof(PlacementCandidate));
+                ids = calloc(in->n_parents + 1, sizeof(char *));
+                if (!cands || !ids)
+                        return -ENOMEM;
+                for (size_t i = 0; i < in->n_parents; i++) {
+                        const MdevParent *p = in->parents[i];
+                        const MdevType *t;
+                        uint32_t same;
+                        bool other;
+
+                        if (parent && !streq(p->name, parent))
+                                continue;
+                        parent_seen = true;
+                        t = parent_type(p, ask->type);
+                        if (!t || !t->id)
+                                continue;
+                        parent_use(in, ret, a, p->name, t->id, &same, &other);
+                        ids[n] = t->id;
+                        cands[n++] = (PlacementCandidate){
+                                .name = p->name,
+                                .available =
+                                        t->available_instances > same ? t->available_instances - same : 0,
+                                .blocked = other &&
+                                        mdev_parent_one_type_per_gpu(
+                                                   p->is_pci ? mdev_find_device(in, p->name) : NULL),
+                        };
+                }
+                if (parent && !parent_seen) {
+                        *ret_verdict = LEASE_CHECK_NOT_FOUND;
+                        return asprintf(ret_reason, "No mdev parent '%s'", ESCAPE_QUOTE(parent)) < 0
+                                ? -ENOMEM
+                                : 0;
+                }
+                if (n == 0) {
+                        *ret_verdict = LEASE_CHECK_NOT_FOUND;
+                        return asprintf(
+                                       ret_reason, "No mdev type '%s' on %s%s", ESCAPE_QUOTE(ask->type),
+                                       parent ? "parent " : "any parent", strempty(parent)) < 0
+                                ? -ENOMEM
+                                : 0;
+                }
+                r = mdev_place(MDEV_PLACEMENT_SPREAD, cands, n, 1, &k);
+                if (r == -ENOSPC) {
+                        bool blocked = false;
+
+                        for (size_t i = 0; i < n; i++)
+                                blocked = blocked || cands[i].blocked;
+                        *ret_verdict = LEASE_CHECK_REFUSED;
+                        return asprintf(
+                                       ret_reason,
+                                       "No room for another mdev of type '%s' on %s%s (available_instances "
+                                       "used up%s)",
+                                       ESCAPE_QUOTE(ask->type), parent ? "parent " : "any parent",
+                                       strempty(parent),
+                                       blocked ? ", or one type per physical GPU and another type is there"
+                                               : "") < 0
+                                ? -ENOMEM
+                                : 0;
+                }
+                if (r < 0)
+                        return r;
+                ret[a] = (LeaseMdevPlace){ .parent = cands[k].name, .type_id = ids[k] };
+        }
+        *ret_verdict = LEASE_CHECK_OK;
         return 0;
 }

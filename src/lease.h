@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mdev.h"
 #include "pci-address.h"
 #include "pci-device.h"
 #include "planner.h"
@@ -41,8 +42,8 @@ typedef enum LeasePolicy {
                             * desired state (its host driver when nothing else names it). The default. */
         LEASE_POLICY_KEEP, /* "keep": stays on vfio-pci, as a transient runtime request (ResetDeviceDriver
                             * gives it back) */
-        LEASE_POLICY_REMOVE, /* "remove": destroy the vGPU/mdev instance; only for mdevs, which leases do
-                              * not carry yet: lease_policy_applies() refuses it for PCI functions */
+        LEASE_POLICY_REMOVE, /* "remove": destroy the mdev instance the lease created; the default for
+                              * mdevs, refused for PCI functions */
         _LEASE_POLICY_MAX,
         _LEASE_POLICY_INVALID = -EINVAL,
 } LeasePolicy;
@@ -50,6 +51,8 @@ const char *lease_policy_to_string(LeasePolicy p); /* "host", "keep", "remove" *
 LeasePolicy lease_policy_from_string(const char *s);
 /* Whether |p| applies to a PCI function (host, keep: yes; remove: no, it is for vGPU instances). */
 bool lease_policy_applies_to_function(LeasePolicy p);
+/* Whether |p| applies to a mediated device the lease created (remove, keep: yes; host: no). */
+bool lease_policy_applies_to_mdev(LeasePolicy p);
 
 typedef enum LeaseState {
         LEASE_STATE_PREPARING, /* recorded; the functions are being moved to vfio-pci */
@@ -65,6 +68,16 @@ typedef struct LeaseDevice {
         char address[PCI_ADDRESS_STRING_MAX]; /* canonical */
         LeasePolicy policy;
 } LeaseDevice;
+
+/* A mediated device the lease created (issue 15, vGPU requests): it exists through a transient
+ * REQUEST_MDEV declaration (request.h) with this UUID, Parent= and Type=, which the lease's end removes
+ * ("remove") or leaves to hostdevd as any CreateMdev instance ("keep"). */
+typedef struct LeaseMdev {
+        char uuid[MDEV_UUID_STRING_MAX]; /* lowercase canonical */
+        char *parent; /* the parent it was placed on (an mdev_bus name) */
+        char *type; /* the type id on that parent ("mtty-2", "nvidia-556") */
+        LeasePolicy policy; /* REMOVE or KEEP */
+} LeaseMdev;
 
 /* A VFIO group node the lease handed to its owner ("vfio-owner"), with the owner to give it back to. */
 #define LEASE_NODE_PATH_MAX 64
@@ -82,8 +95,12 @@ typedef struct LeaseRecord {
         uint64_t since_usec; /* CLOCK_REALTIME, microseconds */
         bool whole_group;
         LeaseState state;
-        LeaseDevice *devices; /* sorted by address, no duplicates, 1..LEASE_DEVICES_MAX */
+        LeaseDevice *devices; /* sorted by address, no duplicates, 0..LEASE_DEVICES_MAX */
         size_t n_devices;
+        /* "mdevs" (optional in the JSON: [ { "uuid": U, "parent": P, "type": T, "policy": "remove" } ],
+         * absent in records without any); n_devices + n_mdevs is 1..LEASE_DEVICES_MAX. */
+        LeaseMdev *mdevs; /* sorted by UUID, no duplicates */
+        size_t n_mdevs;
         /* "vfio-owner": the group nodes belong to |uid| while the lease is active (optional in the JSON:
          * "vfio-owner": bool, "vfio-restore": [ { "node": "/dev/vfio/N", "uid": U, "gid": G } ], both
          * absent in records of leases without it). */
@@ -99,6 +116,8 @@ static inline void lease_record_freep(LeaseRecord **l) {
 }
 /* The entry of |address| in |l|, or NULL. */
 const LeaseDevice *lease_record_get_device(const LeaseRecord *l, const char *address);
+/* The mdev |uuid| of |l|, or NULL. */
+const LeaseMdev *lease_record_get_mdev(const LeaseRecord *l, const char *uuid);
 
 /* "7.json" for id 7. New string; -ENOMEM. */
 int lease_record_file_name(uint64_t id, char **ret);
@@ -163,3 +182,52 @@ typedef enum LeaseCheckVerdict {
  */
 int lease_check(
         const LeaseCheckInput *in, LeaseCheckVerdict *ret_verdict, char ***ret_members, char **ret_reason);
+
+/* ---- vGPU/mdev requests of a new lease ------------------------------------------------------------ */
+
+/* One instance asked for: a type by id or name, on a given parent or (NULL or "") any. */
+typedef struct LeaseMdevAsk {
+        const char *type;
+        const char *parent;
+} LeaseMdevAsk;
+
+/* An instance a lease holds that the model may not show yet (being created): it uses room. */
+typedef struct LeaseMdevUse {
+        const char *parent;
+        const char *type_id;
+} LeaseMdevUse;
+
+typedef struct LeaseMdevCheckInput {
+        const LeaseMdevAsk *asks;
+        size_t n_asks;
+        const MdevParent *const *parents; /* every mdev parent (/sys/class/mdev_bus) */
+        size_t n_parents;
+        const PciDevice *const *devices; /* every observed function (one type per GPU of PCI parents) */
+        size_t n_devices;
+        const Mdev *const *mdevs; /* every mdev that exists */
+        size_t n_mdevs;
+        const LeaseMdevUse *pending; /* instances of leases in force that |mdevs| does not list */
+        size_t n_pending;
+} LeaseMdevCheckInput;
+
+/* Where each asked instance goes: parent and type id, borrowed from |in->parents|. */
+typedef struct LeaseMdevPlace {
+        const char *parent;
+        const char *type_id;
+} LeaseMdevPlace;
+
+/*
+ * Place the instances |in->asks| (mdev-placement.h, "spread": each goes, in order, to the parent that
+ * has the type with the most instances left; a tie: the first by name). A parent's room is its
+ * type's available_instances (Documentation/ABI/testing/sysfs-bus-vfio-mdev; the kernel counts the
+ * instances that exist) less what this lease placed there and |in->pending| there of that type; with
+ * one type per physical GPU (mdev_parent_one_type_per_gpu()) a parent carrying or about to carry
+ * another type takes none. Mediated parents only: NVIDIA's vGPU VFs ([VGPU], nvidia/current_vgpu_type)
+ * are not placed here.
+ * Returns 0 and the verdict: OK with |ret| (|in->n_asks| entries, caller's array) filled;
+ * NOT_FOUND (no such parent, or no parent offers the type) or REFUSED (no room) with *ret_reason a
+ * new sentence naming the type and parent. -ENOMEM. Pure.
+ */
+int lease_mdev_check(
+        const LeaseMdevCheckInput *in, LeaseCheckVerdict *ret_verdict, LeaseMdevPlace *ret,
+        char **ret_reason);

@@ -27,6 +27,8 @@
 #define LEASE_OPTION_WHOLE_GROUP "whole-group"
 #define LEASE_OPTION_DRY_RUN "dry-run"
 #define LEASE_OPTION_VFIO_OWNER "vfio-owner" /* the group nodes belong to the lease's uid while it lasts */
+#define LEASE_OPTION_MDEVS "mdevs" /* a(ss): vGPU/mdev requests, (type id or name, parent or "") */
+#define LEASE_OPTION_MDEV_RELEASE "mdev-release" /* s: "remove" (default) or "keep" */
 /* Lease records: RUNTIME_DIR/leases/<id>.json (lease.h). */
 #define LEASES_SUBDIR "leases"
 

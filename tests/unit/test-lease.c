@@ -36,6 +36,278 @@ static void test_policies(void **state) {
         assert_null(lease_state_to_string(_LEASE_STATE_MAX));
 }
 
+static void test_mdev_policies(void **state) {
+        static const struct {
+                const char *name;
+                bool function, mdev;
+        } table[] = {
+                { "host", true, false },
+                { "keep", true, true },
+                { "remove", false, true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                LeasePolicy p = lease_policy_from_string(table[i].name);
+
+                assert_true(p >= 0);
+                assert_int_equal(lease_policy_applies_to_function(p), table[i].function);
+                assert_int_equal(lease_policy_applies_to_mdev(p), table[i].mdev);
+        }
+        assert_false(lease_policy_applies_to_mdev(_LEASE_POLICY_INVALID));
+}
+
+/* A lease of two mdevs and no function: written, read back the same, sorted by UUID. */
+static void test_record_mdevs_round_trip(void **state) {
+        LeaseMdev mdevs[] = {
+                { .uuid = "f0000000-0000-4000-8000-000000000002",
+                  .parent = (char *)"0000:41:00.0",
+                  .type = (char *)"nvidia-222",
+                  .policy = LEASE_POLICY_KEEP },
+                { .uuid = "10000000-0000-4000-8000-000000000001",
+                  .parent = (char *)"mtty",
+                  .type = (char *)"mtty-2",
+                  .policy = LEASE_POLICY_REMOVE },
+        };
+        LeaseRecord rec = {
+                .id = 3,
+                .pid = 77,
+                .start_time = 5,
+                .uid = 0,
+                .since_usec = 9,
+                .state = LEASE_STATE_ACTIVE,
+                .mdevs = mdevs,
+                .n_mdevs = 2,
+        };
+        _cleanup_(lease_record_freep) LeaseRecord *back = NULL;
+        _cleanup_free_ char *text = NULL, *text2 = NULL, *error = NULL;
+
+        /* unsorted: refused as a record never looks */
+        assert_int_equal(lease_record_to_json(&rec, &text), -EINVAL);
+        mdevs[0] = (LeaseMdev){ .uuid = "10000000-0000-4000-8000-000000000001",
+                                .parent = (char *)"mtty",
+                                .type = (char *)"mtty-2",
+                                .policy = LEASE_POLICY_REMOVE };
+        mdevs[1] = (LeaseMdev){ .uuid = "f0000000-0000-4000-8000-000000000002",
+                                .parent = (char *)"0000:41:00.0",
+                                .type = (char *)"nvidia-222",
+                                .policy = LEASE_POLICY_KEEP };
+        /* "host" is no mdev policy */
+        mdevs[1].policy = LEASE_POLICY_HOST;
+        assert_int_equal(lease_record_to_json(&rec, &text), -EINVAL);
+        mdevs[1].policy = LEASE_POLICY_KEEP;
+        assert_int_equal(lease_record_to_json(&rec, &text), 0);
+        assert_non_null(strstr(text, "\"mdevs\""));
+        assert_int_equal(lease_record_from_json(text, &back, &error), 0);
+        assert_int_equal(back->n_devices, 0);
+        assert_int_equal(back->n_mdevs, 2);
+        assert_string_equal(back->mdevs[0].uuid, "10000000-0000-4000-8000-000000000001");
+        assert_string_equal(back->mdevs[0].parent, "mtty");
+        assert_string_equal(back->mdevs[0].type, "mtty-2");
+        assert_int_equal(back->mdevs[0].policy, LEASE_POLICY_REMOVE);
+        assert_string_equal(back->mdevs[1].parent, "0000:41:00.0");
+        assert_int_equal(back->mdevs[1].policy, LEASE_POLICY_KEEP);
+        assert_ptr_equal(
+                lease_record_get_mdev(back, "f0000000-0000-4000-8000-000000000002"), &back->mdevs[1]);
+        assert_null(lease_record_get_mdev(back, "f0000000-0000-4000-8000-000000000003"));
+        assert_int_equal(lease_record_to_json(back, &text2), 0);
+        assert_string_equal(text, text2);
+}
+
+/* ---- vGPU/mdev placement ---- */
+
+static MdevType mtty_types[] = {
+        { .id = (char *)"mtty-1", .name = (char *)"Single port serial", .available_instances = 2 },
+        { .id = (char *)"mtty-2", .name = (char *)"Dual port serial", .available_instances = 1 },
+};
+static MdevType mtty2_types[] = {
+        { .id = (char *)"mtty-1", .name = (char *)"Single port serial", .available_instances = 1 },
+};
+static MdevType t4_types[] = {
+        { .id = (char *)"nvidia-222", .name = (char *)"GRID T4-1B", .available_instances = 4 },
+        { .id = (char *)"nvidia-223", .name = (char *)"GRID T4-2B", .available_instances = 2 },
+};
+static const MdevParent mtty = { .name = (char *)"mtty", .types = mtty_types, .n_types = 2 };
+static const MdevParent mtty2 = { .name = (char *)"mtty2", .types = mtty2_types, .n_types = 1 };
+static const MdevParent t4 = {
+        .name = (char *)"0000:41:00.0", .is_pci = true, .types = t4_types, .n_types = 2
+};
+static const PciDevice t4_fn = { .address = "0000:41:00.0", .vendor_id = 0x10de };
+
+typedef struct MdevCase {
+        const char *what;
+        LeaseMdevAsk asks[3];
+        size_t n_asks;
+        const Mdev *existing; /* one existing mdev or NULL */
+        LeaseMdevUse pending; /* one pending instance (parent NULL: none) */
+        LeaseCheckVerdict verdict;
+        const char *parents[3]; /* OK: where each went */
+        const char *reason; /* otherwise: a part of the reason */
+} MdevCase;
+
+static void test_mdev_check_table(void **state) {
+        static const Mdev t4_other = { .uuid = "20000000-0000-4000-8000-000000000000",
+                                       .type_id = (char *)"nvidia-223",
+                                       .parent = (char *)"0000:41:00.0",
+                                       .parent_is_pci = true,
+                                       .iommu_group = -1 };
+        static const MdevCase table[] = {
+                { "by id, any parent: the most left (mtty: 2 vs mtty2: 1)",
+                  { { "mtty-1", NULL } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "mtty" },
+                  NULL },
+                { "by name",
+                  { { "Dual port serial", "" } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "mtty" },
+                  NULL },
+                { "spread over parents: mtty 2, then 1 left each, tie by name",
+                  { { "mtty-1", NULL }, { "mtty-1", NULL }, { "mtty-1", NULL } },
+                  3,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "mtty", "mtty", "mtty2" },
+                  NULL },
+                { "named parent",
+                  { { "mtty-1", "mtty2" } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "mtty2" },
+                  NULL },
+                { "no such parent",
+                  { { "mtty-1", "mtty9" } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_NOT_FOUND,
+                  { NULL },
+                  "No mdev parent 'mtty9'" },
+                { "no such type",
+                  { { "mtty-7", NULL } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_NOT_FOUND,
+                  { NULL },
+                  "No mdev type 'mtty-7' on any parent" },
+                { "type not on the named parent",
+                  { { "mtty-2", "mtty2" } },
+                  1,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_NOT_FOUND,
+                  { NULL },
+                  "No mdev type 'mtty-2' on parent mtty2" },
+                { "no room: the second mtty-2",
+                  { { "mtty-2", NULL }, { "mtty-2", NULL } },
+                  2,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_REFUSED,
+                  { NULL },
+                  "No room for another mdev of type 'mtty-2'" },
+                { "a pending instance of another lease takes the room",
+                  { { "mtty-2", NULL } },
+                  1,
+                  NULL,
+                  { "mtty", "mtty-2" },
+                  LEASE_CHECK_REFUSED,
+                  { NULL },
+                  "available_instances used up" },
+                { "a pending instance of another type does not (one type per GPU is NVIDIA's)",
+                  { { "mtty-2", NULL } },
+                  1,
+                  NULL,
+                  { "mtty", "mtty-1" },
+                  LEASE_CHECK_OK,
+                  { "mtty" },
+                  NULL },
+                { "NVIDIA: another type active on the GPU blocks it",
+                  { { "nvidia-222", NULL } },
+                  1,
+                  &t4_other,
+                  { NULL, NULL },
+                  LEASE_CHECK_REFUSED,
+                  { NULL },
+                  "one type per physical GPU" },
+                { "NVIDIA: the active type itself is fine",
+                  { { "GRID T4-2B", NULL } },
+                  1,
+                  &t4_other,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "0000:41:00.0" },
+                  NULL },
+                { "NVIDIA: an earlier ask of the lease blocks another type",
+                  { { "nvidia-222", NULL }, { "nvidia-223", NULL } },
+                  2,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_REFUSED,
+                  { NULL },
+                  "one type per physical GPU" },
+                { "NVIDIA: two of one type",
+                  { { "nvidia-223", NULL }, { "nvidia-223", NULL } },
+                  2,
+                  NULL,
+                  { NULL, NULL },
+                  LEASE_CHECK_OK,
+                  { "0000:41:00.0", "0000:41:00.0" },
+                  NULL },
+        };
+        const MdevParent *parents[] = { &mtty, &mtty2, &t4 };
+        const PciDevice *devices[] = { &t4_fn };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                const MdevCase *c = &table[i];
+                LeaseMdevCheckInput in = {
+                        .asks = c->asks,
+                        .n_asks = c->n_asks,
+                        .parents = parents,
+                        .n_parents = ELEMENTSOF(parents),
+                        .devices = devices,
+                        .n_devices = ELEMENTSOF(devices),
+                        .mdevs = c->existing ? &c->existing : NULL,
+                        .n_mdevs = c->existing ? 1 : 0,
+                        .pending = c->pending.parent ? &c->pending : NULL,
+                        .n_pending = c->pending.parent ? 1 : 0,
+                };
+                LeaseMdevPlace places[3] = {};
+                LeaseCheckVerdict verdict = (LeaseCheckVerdict)-1;
+                _cleanup_free_ char *reason = NULL;
+
+                assert_int_equal(lease_mdev_check(&in, &verdict, places, &reason), 0);
+                if (verdict != c->verdict)
+                        fail_msg(
+                                "%zu (%s): verdict %d, expected %d (%s)", i, c->what, verdict, c->verdict,
+                                strna(reason));
+                if (c->verdict != LEASE_CHECK_OK) {
+                        if (!reason || !strstr(reason, c->reason))
+                                fail_msg(
+                                        "%zu (%s): '%s' does not say '%s'", i, c->what, strna(reason),
+                                        c->reason);
+                        continue;
+                }
+                assert_null(reason);
+                for (size_t k = 0; k < c->n_asks; k++) {
+                        if (!places[k].parent || !streq(places[k].parent, c->parents[k]))
+                                fail_msg(
+                                        "%zu (%s): ask %zu on %s, expected %s", i, c->what, k,
+                                        strna(places[k].parent), c->parents[k]);
+                        assert_non_null(places[k].type_id);
+                }
+        }
+}
+
 static void test_record_round_trip(void **state) {
         LeaseDevice devices[] = {
                 { "0000:04:00.0", LEASE_POLICY_HOST },
@@ -162,7 +434,39 @@ static void test_record_rejected(void **state) {
                   "'gone' is unknown" },
                 { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
                   "\"whole-group\":false,\"state\":\"active\",\"devices\":[]}",
-                  "has 0 entries" },
+                  "neither \"devices\" nor \"mdevs\" lists anything" },
+                /* vGPU/mdev entries */
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[]}",
+                  "\"mdevs\" has 0 entries" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":{}}",
+                  "\"mdevs\" is not an array" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[{\"uuid\":"
+                  "\"8D0F4A62-1A8E-4E0C-9C3E-6A1B2C3D4E5F\",\"parent\":\"mtty\",\"type\":\"mtty-1\","
+                  "\"policy\":\"remove\"}]}",
+                  "is not a lowercase UUID" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[{\"uuid\":"
+                  "\"8d0f4a62-1a8e-4e0c-9c3e-6a1b2c3d4e5f\",\"parent\":\"mtty\",\"type\":\"mtty-1\","
+                  "\"policy\":\"host\"}]}",
+                  "policy 'host' is not \"remove\" or \"keep\"" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[{\"uuid\":"
+                  "\"8d0f4a62-1a8e-4e0c-9c3e-6a1b2c3d4e5f\",\"parent\":\"../mtty\",\"type\":\"mtty-1\","
+                  "\"policy\":\"keep\"}]}",
+                  "is not a sysfs name" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[{\"uuid\":"
+                  "\"8d0f4a62-1a8e-4e0c-9c3e-6a1b2c3d4e5f\",\"parent\":\"mtty\",\"policy\":\"keep\"}]}",
+                  "\"type\" is missing" },
+                { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
+                  "\"whole-group\":false,\"state\":\"active\",\"devices\":[],\"mdevs\":[{\"uuid\":"
+                  "\"8d0f4a62-1a8e-4e0c-9c3e-6a1b2c3d4e5f\",\"parent\":\"mtty\",\"type\":\"mtty-1\","
+                  "\"policy\":\"keep\"},{\"uuid\":\"8d0f4a62-1a8e-4e0c-9c3e-6a1b2c3d4e5f\",\"parent\":"
+                  "\"mtty\",\"type\":\"mtty-2\",\"policy\":\"remove\"}]}",
+                  "listed twice" },
                 { "{\"version\":1,\"id\":1,\"pid\":5,\"start-time\":1,\"uid\":0,\"since-usec\":1,"
                   "\"whole-group\":false,\"state\":\"active\",\"devices\":[{\"address\":\"04:00.0\","
                   "\"policy\":\"host\"}]}",
@@ -318,10 +622,16 @@ static void test_check_bounds(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_policies),          cmocka_unit_test(test_record_round_trip),
-                cmocka_unit_test(test_record_rejected),   cmocka_unit_test(test_stat_start_time),
-                cmocka_unit_test(test_check_table),       cmocka_unit_test(test_check_bounds),
+                cmocka_unit_test(test_policies),
+                cmocka_unit_test(test_record_round_trip),
+                cmocka_unit_test(test_record_rejected),
+                cmocka_unit_test(test_stat_start_time),
+                cmocka_unit_test(test_check_table),
+                cmocka_unit_test(test_check_bounds),
                 cmocka_unit_test(test_record_vfio_owner),
+                cmocka_unit_test(test_mdev_policies),
+                cmocka_unit_test(test_record_mdevs_round_trip),
+                cmocka_unit_test(test_mdev_check_table),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
