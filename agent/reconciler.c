@@ -47,6 +47,7 @@ typedef struct Waiter {
 typedef struct InflightJob {
         uint64_t id;
         bool full;
+        bool mdevs; /* it creates or removes mdevs (or sets vGPU types): their uevents are held */
         char **addresses; /* every function its actions touch */
 } InflightJob;
 
@@ -1021,11 +1022,30 @@ static bool waiters_want_next(Reconciler *r) {
 
 /* ---- our jobs in the executor ----------------------------------------------------------------- */
 
+static size_t inflight_mdev_jobs(Reconciler *r) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < r->n_inflight; i++)
+                n += r->inflight[i].mdevs;
+        return n;
+}
+
+/* The mdevs of our own jobs are read once, when the last of them ends (intake_hold_mdevs()): a burst
+ * of creates does not re-read the parent's type list per uevent on the CPU the creates run on. */
+static void reconciler_hold_mdev_uevents(Reconciler *r, bool hold) {
+        if (r->hooks.hold_mdev_uevents)
+                r->hooks.hold_mdev_uevents(r->hooks_userdata, hold);
+}
+
 static int inflight_add(Reconciler *r, uint64_t id, bool full, const Plan *plan) {
         _cleanup_strv_free_ char **addresses = NULL;
         _cleanup_free_ const char **v = NULL;
+        bool mdevs = false;
         size_t n = 0;
         InflightJob *t;
+
+        for (size_t i = 0; i < plan->n_actions && !mdevs; i++)
+                mdevs = plan_action_type_is_mdev(plan->actions[i].type);
 
         /* Sorted and unique (a plan lists a function in each of its actions). */
         if (plan->n_actions > 0) {
@@ -1054,21 +1074,27 @@ static int inflight_add(Reconciler *r, uint64_t id, bool full, const Plan *plan)
         r->inflight[r->n_inflight++] = (InflightJob){
                 .id = id,
                 .full = full,
+                .mdevs = mdevs,
                 .addresses = TAKE_PTR(addresses),
         };
+        if (mdevs && inflight_mdev_jobs(r) == 1)
+                reconciler_hold_mdev_uevents(r, true);
         return 0;
 }
 
 /* Forget job |id|; returns whether it was a full one. */
 static bool inflight_remove(Reconciler *r, uint64_t id) {
         for (size_t i = 0; i < r->n_inflight; i++) {
-                bool full = r->inflight[i].full;
+                bool full = r->inflight[i].full, mdevs = r->inflight[i].mdevs;
 
                 if (r->inflight[i].id != id)
                         continue;
                 strv_free(r->inflight[i].addresses);
                 memmove(r->inflight + i, r->inflight + i + 1, (r->n_inflight - i - 1) * sizeof(InflightJob));
                 r->n_inflight--;
+                /* Before the plan that follows the job: it must see them. */
+                if (mdevs && inflight_mdev_jobs(r) == 0)
+                        reconciler_hold_mdev_uevents(r, false);
                 return full;
         }
         return false;
