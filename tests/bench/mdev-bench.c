@@ -120,6 +120,7 @@ typedef struct Waiter {
         int uevents; /* NETLINK_KOBJECT_UEVENT, the kernel's group */
         int want; /* mdevs wanted; -1: a Generation announcement */
         int count; /* mdevs by the uevents seen since the last directory count */
+        bool down; /* fewer wanted than there were at the start */
         uint64_t t_sysfs, t_bus; /* when each was reached; 0: not yet */
         sd_bus *bus;
         uint64_t generation; /* the last one announced */
@@ -218,6 +219,7 @@ static int waiter_open(Waiter *w, int want, bool bus) {
         if (w->uevents < 0)
                 return -1;
         w->count = count_mdevs();
+        w->down = w->count > want;
         if (!bus)
                 return 0;
         r = sd_bus_open_system(&w->bus);
@@ -245,8 +247,9 @@ static int waiter_run(Waiter *w) {
                 int n = 1, r;
 
                 waiter_read_uevents(w);
-                if (!w->t_sysfs && w->want >= 0 && w->count == w->want) {
-                        /* The events say so; the directory decides (an event seen twice, one missed). */
+                /* The events say so (or overshoot: an event that came between the socket's bind and the
+                 * first count is counted twice); the directory decides. */
+                if (!w->t_sysfs && w->want >= 0 && (w->down ? w->count <= w->want : w->count >= w->want)) {
                         w->count = count_mdevs();
                         if (w->count == w->want)
                                 w->t_sysfs = now_us();

@@ -9,8 +9,11 @@
 # measured in the same run (the same trigger with nothing to do) and the
 # marginal ratio (hostdevd - floor) / raw.
 #
-#   tests/bench/mdev-bench.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--rounds N] [--load N]
+#   tests/bench/mdev-bench.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--rounds N]
+#                             [--mdevctl-rounds N] [--load N]
 #
+# --mdevctl-rounds N: time mdevctl in the first N rounds only (default 2; it
+# takes seconds per instance under TCG, hostdevd and raw writes milliseconds).
 # --load N: N busy processes on this machine while the guest runs (at most
 # 180 s; tests/kernel/run-vm.sh KL_HOST_LOAD), for the figures under load.
 # mdevctl comes from bookworm's package (tests/kernel/fetch-mdevctl.sh:
@@ -20,18 +23,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/kernel/lib.sh"
 
-builddir=$repo/build cache= outdir= rounds=3 load=0
+builddir=$repo/build cache= outdir= rounds=5 mdevctl_rounds=2 load=0
 while [ $# -gt 0 ]; do
         case $1 in
         --builddir) builddir=$2; shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --outdir) outdir=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
+        --mdevctl-rounds) mdevctl_rounds=$2; shift 2 ;;
         --load) load=$2; shift 2 ;;
-        *) kl_die "usage: mdev-bench.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--rounds N] [--load N]" ;;
+        *) kl_die "usage: mdev-bench.sh [--builddir DIR] [--cache DIR] [--outdir DIR] [--rounds N] [--mdevctl-rounds N] [--load N]" ;;
         esac
 done
 case $rounds in '' | 0 | *[!0-9]*) kl_die "--rounds: '$rounds' is not a positive number" ;; esac
+case $mdevctl_rounds in '' | *[!0-9]*) kl_die "--mdevctl-rounds: '$mdevctl_rounds' is not a number" ;; esac
 case $load in [0-8]) ;; *) kl_die "--load: '$load' is not a number of busy processes from 0 to 8" ;; esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mdev-bench.XXXXXX")
@@ -48,7 +53,7 @@ else
 fi
 
 rc=0
-KL_HOST_LOAD=$load KL_HOST_LOAD_S=180 ROUNDS=$rounds KL_GUEST_FILES="$files" "$repo/tests/kernel/run-vm.sh" --builddir "$builddir" \
+KL_HOST_LOAD=$load KL_HOST_LOAD_S=180 ROUNDS=$rounds MDEVCTL_ROUNDS=$mdevctl_rounds KL_GUEST_FILES="$files" "$repo/tests/kernel/run-vm.sh" --builddir "$builddir" \
         ${cache:+--cache "$cache"} --outdir "$outdir" --timeout 600 --quiet "$here/mdev-bench-guest.sh" || rc=$?
 
 [ -f "$outdir/bench.tsv" ] || kl_die "the guest shipped no bench.tsv (console: $outdir/console.log)"
@@ -56,7 +61,7 @@ KL_HOST_LOAD=$load KL_HOST_LOAD_S=180 ROUNDS=$rounds KL_GUEST_FILES="$files" "$r
 import statistics
 import sys
 
-runs, n = {}, None
+runs, n, by_round = {}, None, {}
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
     if len(f) != 3 or not f[2].isdigit():
@@ -65,6 +70,7 @@ for line in open(sys.argv[1]):
         n = int(f[2])
     else:
         runs.setdefault(f[0], []).append(int(f[2]))
+        by_round[(f[0], f[1])] = int(f[2])
 med = {k: statistics.median(v) / 1000 for k, v in runs.items()}
 load = int(sys.argv[2])
 
@@ -88,7 +94,12 @@ def ratio(name, a, b, goal=None, better=None, floor=None):
         return
     num = med[a] - (med[floor] if floor else 0)
     r = num / med[b]
+    # The same ratio within each round (adjacent measurements: a loaded host's speed drifts), median.
+    paired = [(by_round[(a, rd)] - (by_round.get((floor, rd), 0) if floor else 0)) / by_round[(b, rd)]
+              for (k, rd) in by_round if k == a and (b, rd) in by_round and by_round[(b, rd)] > 0
+              and (not floor or (floor, rd) in by_round)]
     text = f"{name:<52} {r:>7.2f}"
+    text += f"  (per round: median {statistics.median(paired):.2f}, min {min(paired):.2f})" if paired else ""
     if goal is not None:
         ok = r <= goal if better == "le" else r >= goal
         text += f"   goal {'<=' if better == 'le' else '>='} {goal}: {'met' if ok else 'NOT met'}"
