@@ -203,6 +203,12 @@ static void on_flush_uevents(void *userdata) {
         intake_flush(d->ctx.intake);
 }
 
+static void on_hold_mdev_uevents(void *userdata, bool hold) {
+        Daemon *d = userdata;
+
+        intake_hold_mdevs(d->ctx.intake, hold);
+}
+
 static void on_refresh(void *userdata, const char *address) {
         Daemon *d = userdata;
 
@@ -369,6 +375,7 @@ int daemon_start(Daemon *d) {
         };
         static const ReconcilerHooks reconciler_hooks = {
                 .flush_uevents = on_flush_uevents,
+                .hold_mdev_uevents = on_hold_mdev_uevents,
                 .queue_refresh = on_refresh,
                 .status_changed = on_status_changed,
                 .manager_status_changed = on_manager_status_changed,

@@ -7,6 +7,7 @@
  * Map:
  *   the fan-out          log_change(), intake_publish_changes()
  *   mdev re-reads        intake_arm_mdev_settle(), on_mdev_settle()
+ *   the hold of mdevs    intake_hold_mdevs(), intake_apply_held_mdevs()
  *   the uevent queue     intake_queue_uevent(), on_queue(), intake_flush(), intake_queue_refresh()
  *   applying, rescans    intake_handle_uevent(), intake_rescan()
  *   new functions        intake_hold_add(), on_add_settle(), intake_receive(), intake_before_pci_add()
@@ -56,6 +57,11 @@ struct Intake {
         sd_event_source *mdev_settle;
         unsigned mdev_settle_tries;
 
+        /* While a job of ours creates or removes mdevs (intake_hold_mdevs()): the UUIDs whose uevents
+         * came meanwhile, each once, read in one batch when the hold ends. */
+        bool hold_mdevs;
+        char **held_mdevs;
+
         uint64_t rescans; /* Manager.Rescans: full rescans after lost uevents */
 };
 
@@ -90,6 +96,7 @@ Intake *intake_free(Intake *in) {
         in->mdev_settle = sd_event_source_disable_unref(in->mdev_settle);
         in->add_settle = sd_event_source_disable_unref(in->add_settle);
         in->pending_adds = strv_free(in->pending_adds);
+        in->held_mdevs = strv_free(in->held_mdevs);
         in->queue_source = sd_event_source_disable_unref(in->queue_source);
         intake_queue_clear(in);
         model_change_list_done(&in->changes);
@@ -334,6 +341,49 @@ void intake_flush(Intake *in) {
                         in, q->action, q->subsystem, q->syspath, q->sysname, q->mdev_state);
                 queued_uevent_free(q);
         }
+        /* A plan must see the held mdevs too (the hold goes on). */
+        intake_apply_held_mdevs(in);
+}
+
+/* ---- the hold of mdev uevents during our own mdev jobs -------------------------------------------- */
+
+/* Whether |uuid|'s uevent of |action| waits for the batch read: only while held, and not a "move"
+ * (it can drop other mdevs: applied in order, as always). */
+static bool intake_hold_mdev(Intake *in, const char *action, const char *subsystem, const char *uuid) {
+        if (!in->hold_mdevs || !action || !subsystem || !uuid || !streq(subsystem, UEVENT_SUBSYSTEM_MDEV) ||
+            streq(action, UEVENT_ACTION_MOVE) || !mdev_uuid_is_valid(uuid))
+                return false;
+        if (strv_contains(in->held_mdevs, uuid))
+                return true;
+        return strv_extend(&in->held_mdevs, uuid) >= 0;
+}
+
+void intake_apply_held_mdevs(Intake *in) {
+        _cleanup_strv_free_ char **uuids = NULL;
+        bool was_handling;
+        int r;
+
+        if (!in || in->handling || !in->held_mdevs)
+                return;
+        uuids = TAKE_PTR(in->held_mdevs);
+        log_debug("Reading %zu mdevs whose uevents came during our job", strv_length(uuids));
+        was_handling = in->handling;
+        in->handling = true;
+        model_change_list_clear(&in->changes);
+        r = model_refresh_mdevs(in->model, uuids, &in->changes);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read mdevs after our job: %m, ignoring");
+        intake_publish_changes(in);
+        in->handling = was_handling;
+        intake_arm_mdev_settle(in, true);
+}
+
+void intake_hold_mdevs(Intake *in, bool hold) {
+        if (!in || in->hold_mdevs == hold)
+                return;
+        in->hold_mdevs = hold;
+        if (!hold)
+                intake_apply_held_mdevs(in);
 }
 
 int intake_queue_uevent(
@@ -412,6 +462,8 @@ void intake_queue_mdev_refresh(Intake *in, const char *uuid) {
                 if (q->sysname && streq(q->sysname, uuid) && q->subsystem &&
                     streq(q->subsystem, UEVENT_SUBSYSTEM_MDEV))
                         return; /* that one re-reads it */
+        if (intake_hold_mdev(in, UEVENT_ACTION_CHANGE, UEVENT_SUBSYSTEM_MDEV, uuid))
+                return; /* read with the batch */
         m = model_get_mdev(in->model, uuid);
         if (m && m->syspath)
                 syspath = strdup(m->syspath);
@@ -450,6 +502,7 @@ int intake_rescan(Intake *in) {
         /* The enumeration reads the functions whose "add" waits as well, and what the queued
          * uevents would have (applied after it, an old "remove" could drop a function that is back). */
         in->pending_adds = strv_free(in->pending_adds);
+        in->held_mdevs = strv_free(in->held_mdevs);
         intake_queue_clear(in);
         model_change_list_clear(&in->changes);
         r = model_enumerate(in->model, &in->changes);
@@ -528,6 +581,8 @@ int intake_receive(
 
         if (action && subsystem && sysname) {
                 if (intake_hold_add(in, action, subsystem, sysname))
+                        return 0;
+                if (intake_hold_mdev(in, action, subsystem, sysname))
                         return 0;
                 if (streq(subsystem, UEVENT_SUBSYSTEM_PCI) && strv_contains(in->pending_adds, sysname)) {
                         /* A VF's "change" (its physfn link made, drivers/pci/iov.c) comes before the

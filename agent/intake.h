@@ -12,6 +12,10 @@
  *     "bind", or INTAKE_ADD_SETTLE_USEC), so the function is read once, with the driver that probe
  *     bound (kernel source only: udevd passes an "add" on after the first probe anyway);
  *   - the re-reads of mdevs that appeared before their mdev_type link;
+ *   - the hold of mdev uevents while a job of ours creates or removes mdevs: each such mdev is read
+ *     once when the job ends (model_refresh_mdevs(): each parent's types once), not once per uevent
+ *     (an "add", a "bind", the executor's refresh, each with its parent's type list) on the CPU the
+ *     kernel's creates run on;
  *   - full rescans after lost uevents (ENOBUFS, a queue over INTAKE_MAX_QUEUED_UEVENTS);
  *   - the fan-out of each model update: logged here (journal fields PCI_ADDR=, MDEV_UUID=), then
  *     handed to IntakeHooks.on_changes (the bus emitter and the reconciler, wired by daemon.c).
@@ -99,6 +103,16 @@ void intake_flush(Intake *i);
 int intake_handle_uevent(
         Intake *i, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state);
+
+/*
+ * While |hold|, the mdev uevents received ("add", "bind", "unbind", "change", "remove"; not "move")
+ * and intake_queue_mdev_refresh() only note the UUID; when the hold ends (and at intake_flush(), for
+ * a plan), the noted mdevs are read in one batch (model_refresh_mdevs()) and the changes published.
+ * The reconciler holds while a job of ours with mdev actions runs (ReconcilerHooks.hold_mdev_uevents).
+ */
+void intake_hold_mdevs(Intake *i, bool hold);
+/* Read the held mdevs now (the hold goes on); a no-op when none is held or inside an application. */
+void intake_apply_held_mdevs(Intake *i);
 
 /* Full re-enumeration after lost uevents: the difference becomes changes, Rescans is incremented.
  * Drops the queued and held uevents (the enumeration reads what they would have). Returns 0 or the

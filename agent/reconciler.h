@@ -75,6 +75,10 @@ typedef struct ReconcilerHooks {
         void (*queue_refresh)(void *userdata, const char *address);
         /* Re-read mdev |uuid| soon (intake_queue_mdev_refresh()): a job created it. */
         void (*queue_mdev_refresh)(void *userdata, const char *uuid);
+        /* Hold the mdev uevents while a job of ours with mdev actions runs (intake_hold_mdevs()):
+         * |hold| true when the first such job is submitted, false (read them now, before the plan
+         * that follows) when the last one ends. May be NULL. */
+        void (*hold_mdev_uevents)(void *userdata, bool hold);
         /* Published status: the function's DesiredDriver, DesiredSource, State, StateReason or
          * LastError changed; or these Manager properties did (strv: "State", "Generation",
          * "ConfigErrors"). Called from the status publish (event-priorities.h), at most once per

@@ -886,6 +886,51 @@ static int handle_mdev(EventContext *c, const char *action, const char *uuid) {
         return 0;
 }
 
+/* Re-read mdev |uuid| (dropped when gone); adds its parent before and after to |parents| (no duplicates). */
+static int refresh_one_mdev(EventContext *c, const char *uuid, char ***parents) {
+        const Mdev *old, *now;
+        Mdev *new = NULL;
+        int r;
+
+        old = array_get(&c->m->mdevs, &mdev_kind, uuid);
+        if (old && old->parent && !strv_contains(*parents, old->parent) &&
+            strv_extend(parents, old->parent) < 0)
+                return -ENOMEM;
+        r = mdev_read(uuid, &new);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = update_mdev(c, uuid, r < 0 ? NULL : new);
+        if (r < 0)
+                return r;
+        now = array_get(&c->m->mdevs, &mdev_kind, uuid);
+        if (now && now->parent && !strv_contains(*parents, now->parent) &&
+            strv_extend(parents, now->parent) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int model_refresh_mdevs(Model *m, char *const *uuids, ModelChangeList *changes) {
+        EventContext c = { .m = m, .changes = changes, .start = changes ? changes->n : 0 };
+        _cleanup_strv_free_ char **parents = NULL;
+        bool old_iommu = m->iommu_enabled;
+        int r = 0;
+
+        group_index_invalidate(m);
+        for (char *const *u = uuids; u && *u && r >= 0; u++)
+                if (mdev_uuid_is_valid(*u))
+                        r = refresh_one_mdev(&c, *u, &parents);
+        /* Once per parent, however many of its mdevs came or went: its types' available_instances. */
+        STRV_FOREACH (p, parents) {
+                if (r < 0)
+                        break;
+                r = sync_mdev_parent(&c, *p);
+        }
+        if (r >= 0)
+                r = context_finish(&c, old_iommu);
+        context_done(&c);
+        return r;
+}
+
 static bool action_is_valid(const char *action) {
         static const char *const actions[] = { "add", "remove", "change", "bind", "unbind", "move" };
 

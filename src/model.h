@@ -89,6 +89,17 @@ int model_handle_uevent(
         Model *m, const char *action, const char *subsystem, const char *syspath, const char *sysname,
         const char *mdev_state, ModelChangeList *changes);
 
+/*
+ * Re-read the mdevs |uuids| (strv; invalid UUIDs are skipped) from /sys/bus/mdev/devices, as their
+ * uevents would (an mdev that is gone is dropped, a new one added), then each parent that one of them
+ * had or has once: the batch form of their "add"/"bind"/"change"/"remove" uevents, for a burst the
+ * agent held back (a job creating many mdevs reads each parent's types once, not per uevent). After
+ * it, the model holds what the kernel shows for these mdevs and their parents (the invariant above).
+ * Appends the differences to |changes|. Returns 1 if the model changed, 0 if not, -ENOMEM or another
+ * -errno of a read that failed for a reason other than absence.
+ */
+int model_refresh_mdevs(Model *m, char *const *uuids, ModelChangeList *changes);
+
 /* Lookups; NULL if absent. Pointers stay valid until the next model update. */
 const PciDevice *model_get_device(const Model *m, const char *address);
 const Mdev *model_get_mdev(const Model *m, const char *uuid);

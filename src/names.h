@@ -150,6 +150,7 @@
 #define UEVENT_ACTION_CHANGE "change"
 #define UEVENT_ACTION_REMOVE "remove"
 #define UEVENT_ACTION_BIND "bind"
+#define UEVENT_ACTION_MOVE "move"
 /* Netlink sources of libudev's monitor (Manager.EventSource). */
 #define UEVENT_SOURCE_UDEV "udev"
 #define UEVENT_SOURCE_KERNEL "kernel"

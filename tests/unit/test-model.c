@@ -452,6 +452,59 @@ static void test_mdevs(void **state) {
         assert_model_fresh(f);
 }
 
+/* The batch read of mdevs whose uevents were held (model_refresh_mdevs()): each parent once. */
+static void test_refresh_mdevs(void **state) {
+        Fixture *f = *state;
+        static const char *const created[] = {
+                "6f1d2a3b-0000-4000-8000-00000000be00",
+                "6f1d2a3b-0000-4000-8000-00000000be01",
+                "6f1d2a3b-0000-4000-8000-00000000be02",
+        };
+        char *uuids[] = { (char *)created[0],
+                          (char *)created[1],
+                          (char *)created[2],
+                          (char *)UUID1,
+                          (char *)"not-a-uuid",
+                          (char *)UUID2,
+                          NULL };
+        size_t n_parent = 0, n_mdev = 0;
+
+        /* three new mdevs on mtty, the IGD's one gone; UUID2 never existed */
+        for (size_t i = 0; i < ELEMENTSOF(created); i++)
+                sysfs_tree_add_mdev(f->tree, MTTY_PATH, created[i], "mtty-1", -1);
+        sysfs_tree_set_available(f->tree, MTTY_PATH, "mtty-1", 21);
+        sysfs_tree_remove_mdev(f->tree, IGD_PATH, UUID1);
+        sysfs_tree_set_available(f->tree, IGD_PATH, "i915-GVTg_V5_4", 1);
+
+        model_change_list_clear(&f->changes);
+        assert_int_equal(model_refresh_mdevs(f->model, uuids, &f->changes), 1);
+        for (size_t i = 0; i < ELEMENTSOF(created); i++) {
+                assert_change(f, MODEL_CHANGE_ADDED, MODEL_OBJECT_MDEV, created[i], 0);
+                assert_string_equal(model_get_mdev(f->model, created[i])->type_id, "mtty-1");
+        }
+        assert_change(f, MODEL_CHANGE_REMOVED, MODEL_OBJECT_MDEV, UUID1, 0);
+        assert_null(find_change(f, MODEL_OBJECT_MDEV, UUID2));
+        assert_change(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_PARENT, "mtty", 0);
+        assert_change(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_PARENT, IGD, 0);
+        assert_change(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_DEVICE, IGD, PCI_DEVICE_FIELD_MDEV_TYPES);
+        assert_change(f, MODEL_CHANGE_CHANGED, MODEL_OBJECT_MANAGER, "", 0);
+        /* one record per parent, however many of its mdevs came or went */
+        for (size_t i = 0; i < f->changes.n; i++) {
+                n_parent += f->changes.changes[i].object == MODEL_OBJECT_PARENT;
+                n_mdev += f->changes.changes[i].object == MODEL_OBJECT_MDEV;
+        }
+        assert_int_equal(n_parent, 2);
+        assert_int_equal(n_mdev, 4);
+        assert_int_equal(model_get_mdev_parent(f->model, "mtty")->types[0].available_instances, 21);
+        assert_model_fresh(f);
+
+        /* nothing changed since: a second read changes nothing */
+        model_change_list_clear(&f->changes);
+        assert_int_equal(model_refresh_mdevs(f->model, uuids, &f->changes), 0);
+        assert_int_equal(f->changes.n, 0);
+        assert_int_equal(model_refresh_mdevs(f->model, NULL, &f->changes), 0);
+}
+
 static void test_parent_state(void **state) {
         Fixture *f = *state;
 
@@ -625,6 +678,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_move, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vfs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mdevs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refresh_mdevs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parent_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rescan, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_random, setup, teardown),
