@@ -141,6 +141,31 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.assertEqual(self.records(), [])
                 self.assertIn(M.ACTIVE, self.H.t.mdev_uuids(), 'the foreign instance is untouched')
 
+        def test_mixed_with_function(self):
+                """A function and an mdev in one lease: both ready, both in the handoff, both given back at
+                exit (the function to its host driver, the mdev removed)."""
+                self.H.t.add_pci('devices/pci0000:00/' + R.NIC, 0x8086, 0x10d3, 0x020000, driver='e1000e', group=10,
+                                 bars={0: (0xf7000000, 0x20000, h.MEM32)}, reset='flr bus')
+                self.H.k.register_driver('vfio-pci')
+                self.start()
+                p = self.vmm()
+                path, devices = self.acquire([R.NIC], p.pid, mdevs=mdevs_option(('mtty-1', M.MTTY)),
+                                             release='host')
+                self.assertEqual(len(devices), 2, devices)
+                self.assertEqual(devices[0], R.NIC)
+                u = str(devices[1])
+                self.assertEqual(self.driver(R.NIC), 'vfio-pci')
+                self.assertIn(u, self.typed())
+                lease = self.c.get_all(path, LEASE_IFACE)
+                self.assertEqual(dict(lease['Policies']), {R.NIC: 'host', u: 'remove'})
+                args = ' '.join(lease['QemuArgs'])
+                self.assertIn('host=' + R.NIC, args)
+                self.assertIn('sysfsdev=/sys/bus/mdev/devices/' + u, args)
+                self.kill(p)
+                self.wait_converged(R.NIC, 'e1000e')
+                self.c.wait_for(lambda: u not in self.H.t.mdev_uuids(), 30, 'the leased mdev removed')
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease object gone')
+
         def test_keep(self):
                 """"mdev-release" keep: the instance stays, a transient one of hostdevd's (RemoveMdev takes it)."""
                 self.start()
