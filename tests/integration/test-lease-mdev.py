@@ -289,5 +289,32 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.assertIn(u, self.typed())  # keep
 
 
+        def test_hostdevctl_run(self):
+                """run --mdev: COMMAND owns a lease of a new instance, finds its UUID in
+                HOSTDEVD_LEASE_DEVICES, and its exit removes the instance."""
+                self.start()
+                out = os.path.join(self.H.workdir, 'run.out')
+                script = ('echo "$$ $HOSTDEVD_LEASE $HOSTDEVD_LEASE_DEVICES" > %s; '
+                          'read line < %s.go; exit 7' % (out, out))
+                os.mkfifo(out + '.go')
+                proc = subprocess.Popen([h.env_path('HOSTDEVCTL'), '--address', self.bus.address, 'run',
+                                         '--mdev=Dual port serial@mtty', '--', 'sh', '-c', script],
+                                        env=h.preload_free_env())
+                self.vmms.append(proc)
+                self.c.wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 60, 'COMMAND started')
+                with open(out) as f:
+                        pid, lease, u = f.read().split()
+                self.assertEqual(int(pid), proc.pid)
+                self.assertEqual((self.parent_of(u), self.mdev_type_of(u)), (M.MTTY, 'mtty-2'))
+                self.assertEqual(list(self.c.get(lease, LEASE_IFACE, 'Devices')), [u])
+                with open(out + '.go', 'w') as f:
+                        f.write('go\n')
+                self.assertEqual(proc.wait(timeout=h.timeout(30)), 7)
+                self.c.wait_for(lambda: u not in self.H.t.mdev_uuids(), 30, 'the leased mdev removed')
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
+                h.hostdevctl(self.bus.address, 'run', '--mdev=mtty-1', check=2)  # no COMMAND
+                h.hostdevctl(self.bus.address, 'run', '--mdev=@mtty', '--', 'true', check=2)
+
+
 if __name__ == '__main__':
         unittest.main(verbosity=2)
