@@ -228,6 +228,45 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.H.barrier(self.c)
                 self.assertEqual(self.snapshot(), before)
 
+        def nonroot_acquire(self):
+                r = subprocess.run(['/usr/bin/python3', '-c', CALLER, self.bus.address], env=h.preload_free_env(),
+                                   preexec_fn=R.drop_to_nobody, capture_output=True, text=True,
+                                   timeout=h.timeout(180))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return json.loads(r.stdout)
+
+        def test_polkit_allowed(self):
+                """A non-root caller that polkit (a mock) allows org.hostdevd1.acquire: the mdev is created
+                for it, the caller itself owns the lease, and its exit right after the reply removes the
+                instance."""
+                self.start()
+                for d in (self.H.workdir, self.bus.dir):
+                        os.chmod(d, 0o755)
+                self.mocks = [subprocess.Popen(['/usr/bin/python3', '-m', 'dbusmock', '--system', '--template',
+                                                'polkitd'],
+                                               env=h.preload_free_env({'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address}),
+                                               stdout=subprocess.DEVNULL)]
+                self.c.wait_for(lambda: self.c.conn.name_has_owner('org.freedesktop.PolicyKit1'), 30, 'polkitd mock')
+                polkit = dbus.Interface(self.c.conn.get_object('org.freedesktop.PolicyKit1',
+                                                               '/org/freedesktop/PolicyKit1/Authority'),
+                                        'org.freedesktop.DBus.Mock')
+                polkit.SetAllowed(dbus.Array(['org.hostdevd1.manage-mdevs'], signature='s'))
+                before = self.snapshot()
+                got = self.nonroot_acquire()
+                self.assertEqual(got.get('error'), ACCESS_DENIED, got)  # manage-mdevs is not acquire
+                self.H.barrier(self.c)
+                self.assertEqual(self.snapshot(), before)
+                polkit.SetAllowed(dbus.Array(['org.hostdevd1.acquire'], signature='s'))
+                n_creates = len([w for w in self.mdev_writes() if w[0].endswith('/create')])
+                got = self.nonroot_acquire()
+                self.assertIn('ok', got, got)
+                self.c.wait_for(lambda: len([w for w in self.mdev_writes() if w[0].endswith('/create')]) == n_creates + 1,
+                                30, 'one create')
+                # the caller exited after the reply: its lease ends and the instance goes
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
+                self.c.wait_for(lambda: sorted(self.H.t.mdev_uuids()) == before[1], 30, 'the instance removed')
+                self.assertEqual(self.request_files(), before[0])
+
         def restart(self):
                 self.daemon.stop(signal.SIGKILL)
                 self.c.close()
