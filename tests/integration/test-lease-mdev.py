@@ -141,6 +141,31 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.assertEqual(self.records(), [])
                 self.assertIn(M.ACTIVE, self.H.t.mdev_uuids(), 'the foreign instance is untouched')
 
+        def test_mixed_with_function(self):
+                """A function and an mdev in one lease: both ready, both in the handoff, both given back at
+                exit (the function to its host driver, the mdev removed)."""
+                self.H.t.add_pci('devices/pci0000:00/' + R.NIC, 0x8086, 0x10d3, 0x020000, driver='e1000e', group=10,
+                                 bars={0: (0xf7000000, 0x20000, h.MEM32)}, reset='flr bus')
+                self.H.k.register_driver('vfio-pci')
+                self.start()
+                p = self.vmm()
+                path, devices = self.acquire([R.NIC], p.pid, mdevs=mdevs_option(('mtty-1', M.MTTY)),
+                                             release='host')
+                self.assertEqual(len(devices), 2, devices)
+                self.assertEqual(devices[0], R.NIC)
+                u = str(devices[1])
+                self.assertEqual(self.driver(R.NIC), 'vfio-pci')
+                self.assertIn(u, self.typed())
+                lease = self.c.get_all(path, LEASE_IFACE)
+                self.assertEqual(dict(lease['Policies']), {R.NIC: 'host', u: 'remove'})
+                args = ' '.join(lease['QemuArgs'])
+                self.assertIn('host=' + R.NIC, args)
+                self.assertIn('sysfsdev=/sys/bus/mdev/devices/' + u, args)
+                self.kill(p)
+                self.wait_converged(R.NIC, 'e1000e')
+                self.c.wait_for(lambda: u not in self.H.t.mdev_uuids(), 30, 'the leased mdev removed')
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease object gone')
+
         def test_keep(self):
                 """"mdev-release" keep: the instance stays, a transient one of hostdevd's (RemoveMdev takes it)."""
                 self.start()
@@ -203,6 +228,45 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.H.barrier(self.c)
                 self.assertEqual(self.snapshot(), before)
 
+        def nonroot_acquire(self):
+                r = subprocess.run(['/usr/bin/python3', '-c', CALLER, self.bus.address], env=h.preload_free_env(),
+                                   preexec_fn=R.drop_to_nobody, capture_output=True, text=True,
+                                   timeout=h.timeout(180))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return json.loads(r.stdout)
+
+        def test_polkit_allowed(self):
+                """A non-root caller that polkit (a mock) allows org.hostdevd1.acquire: the mdev is created
+                for it, the caller itself owns the lease, and its exit right after the reply removes the
+                instance."""
+                self.start()
+                for d in (self.H.workdir, self.bus.dir):
+                        os.chmod(d, 0o755)
+                self.mocks = [subprocess.Popen(['/usr/bin/python3', '-m', 'dbusmock', '--system', '--template',
+                                                'polkitd'],
+                                               env=h.preload_free_env({'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address}),
+                                               stdout=subprocess.DEVNULL)]
+                self.c.wait_for(lambda: self.c.conn.name_has_owner('org.freedesktop.PolicyKit1'), 30, 'polkitd mock')
+                polkit = dbus.Interface(self.c.conn.get_object('org.freedesktop.PolicyKit1',
+                                                               '/org/freedesktop/PolicyKit1/Authority'),
+                                        'org.freedesktop.DBus.Mock')
+                polkit.SetAllowed(dbus.Array(['org.hostdevd1.manage-mdevs'], signature='s'))
+                before = self.snapshot()
+                got = self.nonroot_acquire()
+                self.assertEqual(got.get('error'), ACCESS_DENIED, got)  # manage-mdevs is not acquire
+                self.H.barrier(self.c)
+                self.assertEqual(self.snapshot(), before)
+                polkit.SetAllowed(dbus.Array(['org.hostdevd1.acquire'], signature='s'))
+                n_creates = len([w for w in self.mdev_writes() if w[0].endswith('/create')])
+                got = self.nonroot_acquire()
+                self.assertIn('ok', got, got)
+                self.c.wait_for(lambda: len([w for w in self.mdev_writes() if w[0].endswith('/create')]) == n_creates + 1,
+                                30, 'one create')
+                # the caller exited after the reply: its lease ends and the instance goes
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
+                self.c.wait_for(lambda: sorted(self.H.t.mdev_uuids()) == before[1], 30, 'the instance removed')
+                self.assertEqual(self.request_files(), before[0])
+
         def restart(self):
                 self.daemon.stop(signal.SIGKILL)
                 self.c.close()
@@ -262,6 +326,33 @@ class LeaseMdev(M.MdevDaemonCase):
                 ctl('release', got['lease'].rsplit('_', 1)[1])
                 self.H.barrier(self.c)
                 self.assertIn(u, self.typed())  # keep
+
+
+        def test_hostdevctl_run(self):
+                """run --mdev: COMMAND owns a lease of a new instance, finds its UUID in
+                HOSTDEVD_LEASE_DEVICES, and its exit removes the instance."""
+                self.start()
+                out = os.path.join(self.H.workdir, 'run.out')
+                script = ('echo "$$ $HOSTDEVD_LEASE $HOSTDEVD_LEASE_DEVICES" > %s; '
+                          'read line < %s.go; exit 7' % (out, out))
+                os.mkfifo(out + '.go')
+                proc = subprocess.Popen([h.env_path('HOSTDEVCTL'), '--address', self.bus.address, 'run',
+                                         '--mdev=Dual port serial@mtty', '--', 'sh', '-c', script],
+                                        env=h.preload_free_env())
+                self.vmms.append(proc)
+                self.c.wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 60, 'COMMAND started')
+                with open(out) as f:
+                        pid, lease, u = f.read().split()
+                self.assertEqual(int(pid), proc.pid)
+                self.assertEqual((self.parent_of(u), self.mdev_type_of(u)), (M.MTTY, 'mtty-2'))
+                self.assertEqual(list(self.c.get(lease, LEASE_IFACE, 'Devices')), [u])
+                with open(out + '.go', 'w') as f:
+                        f.write('go\n')
+                self.assertEqual(proc.wait(timeout=h.timeout(30)), 7)
+                self.c.wait_for(lambda: u not in self.H.t.mdev_uuids(), 30, 'the leased mdev removed')
+                self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
+                h.hostdevctl(self.bus.address, 'run', '--mdev=mtty-1', check=2)  # no COMMAND
+                h.hostdevctl(self.bus.address, 'run', '--mdev=@mtty', '--', 'true', check=2)
 
 
 if __name__ == '__main__':
