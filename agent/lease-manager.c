@@ -405,7 +405,8 @@ static int vfio_owner_take(LeaseManager *m, Lease *l) {
                 /* The model may not have seen the bind yet (its uevent comes after the executor's write
                  * returned, the kernel lane saw it): the function is on vfio-pci now, so its group's node
                  * is DEV_VFIO_DIR/<iommu group>, made by vfio_pci's probe before the bind returned
-                 * (drivers/vfio/group.c, vfio_device_add's cdev_device_add). */
+                 * (Linux 6.1 drivers/vfio/vfio_main.c: vfio_register_group_dev -> vfio_create_group ->
+                 * cdev_device_add, whose devtmpfs node exists when it returns). */
                 if (d && d->vfio_group && strlen(d->vfio_group) < sizeof node)
                         snprintf(node, sizeof node, "%s", d->vfio_group);
                 else if (d && d->iommu_group >= 0)
