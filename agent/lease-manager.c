@@ -443,22 +443,32 @@ static int vfio_owner_take(LeaseManager *m, Lease *l) {
         for (size_t i = 0; i < rec->n_devices; i++) {
                 const PciDevice *d = model_get_device(m->model, rec->devices[i].address);
                 _cleanup_close_ int fd = -EBADF;
+                char node[LEASE_NODE_PATH_MAX];
                 struct stat st;
                 bool seen = false;
 
-                if (!d || !d->vfio_group || strlen(d->vfio_group) >= LEASE_NODE_PATH_MAX)
+                /* The model may not have seen the bind yet (its uevent comes after the executor's write
+                 * returned, the kernel lane saw it): the function is on vfio-pci now, so its group's node
+                 * is DEV_VFIO_DIR/<iommu group>, made by vfio_pci's probe before the bind returned
+                 * (Linux 6.1 drivers/vfio/vfio_main.c: vfio_register_group_dev -> vfio_create_group ->
+                 * cdev_device_add, whose devtmpfs node exists when it returns). */
+                if (d && d->vfio_group && strlen(d->vfio_group) < sizeof node)
+                        snprintf(node, sizeof node, "%s", d->vfio_group);
+                else if (d && d->iommu_group >= 0)
+                        snprintf(node, sizeof node, "%s/%" PRIi32, DEV_VFIO_DIR, d->iommu_group);
+                else
                         return log_error_errno(
                                 ENOENT, "%s has no VFIO group node to hand to uid %u",
                                 rec->devices[i].address, (unsigned)rec->uid);
                 for (size_t j = 0; j < rec->n_node_owners; j++)
-                        seen = seen || streq(rec->node_owners[j].node, d->vfio_group);
+                        seen = seen || streq(rec->node_owners[j].node, node);
                 if (seen)
                         continue;
-                fd = open_node(d->vfio_group, &st);
+                fd = open_node(node, &st);
                 if (fd < 0)
-                        return log_error_errno(fd, "Failed to open %s: %m", d->vfio_group);
+                        return log_error_errno(fd, "Failed to open %s: %m", node);
                 LeaseNodeOwner *o = &rec->node_owners[rec->n_node_owners++];
-                snprintf(o->node, sizeof o->node, "%s", d->vfio_group);
+                snprintf(o->node, sizeof o->node, "%s", node);
                 o->uid = st.st_uid;
                 o->gid = st.st_gid;
         }
