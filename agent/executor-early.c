@@ -453,6 +453,8 @@ int early_writer_new(
         if (k < 0)
                 return k;
         w->started = true;
+        /* For ps(1) and chrt(1) (hostdevd(8)). */
+        (void)pthread_setname_np(w->thread, "hostdevd-early");
         if (w->fifo)
                 log_info(
                         "Early-bind thread: SCHED_FIFO priority %d, writes driver_override on the kernel's "
