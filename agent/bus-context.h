@@ -29,6 +29,8 @@ typedef struct BusContext {
         BusEmitter *emitter; /* the one publisher of signals */
         LeaseManager *leases; /* the leases in force (lease-manager.h) */
         const char *event_source; /* Manager.EventSource: "udev", "kernel" */
+        /* Manager.EarlyBindThread: "sched-fifo", "sched-other", "off" (executor-early.h) */
+        const char *early_bind_thread;
         /* bus-manager.c: method calls that change something, from arrival to reply, oldest first. */
         struct Request *requests;
 } BusContext;

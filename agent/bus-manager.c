@@ -277,6 +277,14 @@ static int property_get_hotplug_guard(
         return sd_bus_message_append(reply, "s", reconciler_hotplug_guard(d->reconciler));
 }
 
+static int property_get_early_bind_thread(
+        sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+        void *userdata, sd_bus_error *error) {
+        BusContext *d = userdata;
+
+        return sd_bus_message_append(reply, "s", d->early_bind_thread ?: "off");
+}
+
 static int property_get_config_errors(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
@@ -897,6 +905,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(
                 "HotplugGuard", "s", property_get_hotplug_guard, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(
+                "EarlyBindThread", "s", property_get_early_bind_thread, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(
                 "ConfigErrors", "as", property_get_config_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(

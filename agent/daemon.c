@@ -3,10 +3,13 @@
 /* The daemon: owns the rooms (monitor, intake, reconciler, bus objects) and wires them with hooks. */
 
 #include <assert.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <pci/pci.h>
 #include <systemd/sd-daemon.h>
 
@@ -21,6 +24,7 @@
 #include "bus-util.h"
 #include "daemon.h"
 #include "event-priorities.h"
+#include "executor-early.h"
 #include "intake.h"
 #include "lease-manager.h"
 #include "log.h"
@@ -143,6 +147,8 @@ Daemon *daemon_free(Daemon *d) {
         d->ctx.emitter = bus_emitter_free(d->ctx.emitter);
         d->ctx.polkit = bus_polkit_free(d->ctx.polkit);
         request_cancel_all(&d->ctx);
+        /* Its records go to the reconciler: stop it first. */
+        d->early_writer = early_writer_free(d->early_writer);
         /* Before the bus: pending method calls get their (failed) replies; waits for a running write. */
         d->ctx.reconciler = reconciler_free(d->ctx.reconciler);
         /* After the reconciler, whose cancelled waits answer the leases being prepared. The leases
@@ -305,7 +311,102 @@ static void on_pci_add(
         /* Gone and back before its "remove" was applied: the model must not know it still, or the
          * early driver_override skips it as "already known". */
         intake_before_pci_add(d->ctx.intake, sysname);
+        /* The early-bind thread saw this "add" too, first; what it declines comes back by on_early_write().
+         */
+        if (d->early_writer)
+                return;
         (void)reconciler_on_pci_add(d->ctx.reconciler, syspath, sysname, pci_id, pci_subsys_id, pci_class);
+}
+
+static const char *empty_to_null(const char *s) {
+        return s && s[0] ? s : NULL;
+}
+
+/* EarlyWriteFunc: one PCI "add" the early-bind thread handled. */
+static void on_early_write(const EarlyWrite *e, void *userdata) {
+        Daemon *d = userdata;
+
+        intake_before_pci_add(d->ctx.intake, e->sysname);
+        if (!e->written) {
+                log_debug("PCI function %s: the early-bind thread declined (%s)", e->sysname, strna(e->why));
+                (void)reconciler_on_pci_add(
+                        d->ctx.reconciler, empty_to_null(e->syspath), e->sysname, empty_to_null(e->pci_id),
+                        empty_to_null(e->pci_subsys_id), empty_to_null(e->pci_class));
+                return;
+        }
+        if (e->error < 0) {
+                log_warning_errno(
+                        e->error, "PCI function %s: %s; planned once read", e->sysname,
+                        e->message[0] ? e->message : "failed to write driver_override");
+                early_writer_resolved(d->early_writer);
+                return;
+        }
+        log_debug(
+                "PCI function %s: driver_override %s %" PRIu64 " us after its \"add\" was received",
+                e->sysname, e->decision.driver, e->written_usec - e->received_usec);
+        /* Not recorded: the intent stays in its file, and the next start adopts the function. */
+        if (reconciler_on_early_write(
+                    d->ctx.reconciler, e->sysname, e->decision.driver, e->decision.source) < 0)
+                return;
+        early_writer_resolved(d->early_writer);
+}
+
+static void on_early_rules_changed(void *userdata) {
+        Daemon *d = userdata;
+        EarlyBindSnapshot *s = NULL;
+        int r;
+
+        if (!d->early_writer)
+                return;
+        r = reconciler_early_bind_snapshot(d->ctx.reconciler, &s);
+        if (r < 0) {
+                log_warning_errno(
+                        r, "Failed to build the early-bind thread's rules: %m, keeping the last ones");
+                return;
+        }
+        early_writer_publish(d->early_writer, s);
+}
+
+static void on_early_intent(const char *address, const char *driver, void *userdata) {
+        Daemon *d = userdata;
+
+        (void)reconciler_adopt_early_intent(d->ctx.reconciler, address, driver);
+}
+
+/* The early-bind thread, when kernel uevents can be heard (not under umockdev, whose test bed sends
+ * none in the kernel's format). The intents a crash left are adopted first: starting it empties them. */
+static void daemon_start_early_writer(Daemon *d) {
+        const char *mode = getenv(ENV_HOSTDEVD_EARLY_BIND_THREAD);
+        EarlyWriterOptions options = {
+                .runtime_dir = d->runtime_dir,
+                .no_realtime = (mode && streq(mode, "sched-other")),
+        };
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = early_intents_read(d->runtime_dir, on_early_intent, d);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the early-bind intents: %m, ignoring");
+        d->ctx.early_bind_thread = "off";
+        /* Only where the loop listens to the kernel too (udevd's "add" comes after the probe): the
+         * thread is then the first listener, and its declined "add"s go to the loop's decision. */
+        if (getenv(ENV_UMOCKDEV_DIR) || (mode && streq(mode, "off")) ||
+            (!d->early_monitor &&
+             !(d->ctx.event_source && streq(d->ctx.event_source, UEVENT_SOURCE_KERNEL)))) {
+                if (asprintf(&path, "%s/%s", d->runtime_dir ?: HOSTDEVD_RUNTIME_DIR, EARLY_WRITER_INTENTS) >=
+                    0)
+                        (void)unlink(path);
+                return;
+        }
+        r = early_writer_new(
+                d->ctx.event, EVENT_PRIORITY_EARLY_MONITOR, &options, on_early_write, d, &d->early_writer);
+        if (r < 0) {
+                log_warning_errno(
+                        r,
+                        "Failed to start the early-bind thread: %m; new PCI functions get driver_override from the loop");
+                return;
+        }
+        d->ctx.early_bind_thread = early_writer_scheduling(d->early_writer);
 }
 
 static void on_pci_bind(void *userdata, const char *sysname) {
@@ -383,6 +484,7 @@ int daemon_start(Daemon *d) {
                 .queue_mdev_refresh = on_mdev_refresh,
                 .lease_holders = on_lease_holders,
                 .holder_is_leased = on_holder_is_leased,
+                .early_rules_changed = on_early_rules_changed,
         };
         static const LeaseManagerHooks lease_hooks = {
                 .lease_added = on_lease_added,
@@ -498,6 +600,7 @@ int daemon_start(Daemon *d) {
                 return log_error_errno(r, "Out of memory");
         if (r > 0)
                 log_info("Adopted %d leases", r);
+        daemon_start_early_writer(d);
         reconciler_start(d->ctx.reconciler);
         r = bus_request_name(d->ctx.bus);
         if (r < 0)

@@ -33,6 +33,7 @@
 
 struct pci_access;
 typedef struct Monitor Monitor;
+typedef struct EarlyWriter EarlyWriter;
 
 typedef struct DaemonOptions {
         const char *bus_address; /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
@@ -52,6 +53,10 @@ typedef struct Daemon {
         struct pci_access *pacc;
         Monitor *monitor;
         Monitor *early_monitor; /* with a udev monitor: the kernel's own "add"s, for on_pci_add only */
+        /* The early-bind thread (executor-early.h): a new function's driver_override on its kernel "add",
+         * off the loop; NULL under umockdev, with $HOSTDEVD_EARLY_BIND_THREAD=off, or when it could not
+         * start (then on_pci_add decides on the loop). */
+        EarlyWriter *early_writer;
 
         char *bus_address;
         char *uevent_source;

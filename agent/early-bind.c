@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "names.h"
 #include "pci-address.h"
+#include "strv.h"
 #include "sysfs.h"
 
 /* "VVVV:DDDD" (pci_uevent()'s "%04X:%04X") */
@@ -272,4 +273,185 @@ int early_bind_plan(
         *ret_plan = TAKE_PTR(plan);
         *ret_driver = driver;
         return 1;
+}
+
+/* ---- the early-bind thread's snapshot -------------------------------------------------------------- */
+
+typedef struct EarlyRule {
+        DeviceMatch match; /* ->slot NULL: a snapshot with Slot= or Serial= rules declines everything */
+        DriverKind kind;
+        char driver[EARLY_BIND_DRIVER_MAX];
+        char *source; /* "FILE:LINE" of Driver= */
+} EarlyRule;
+
+struct EarlyBindSnapshot {
+        const char *why_not; /* static: why it declines every function; NULL: it decides */
+        EarlyRule *rules; /* in the desired state's order (the later wins) */
+        size_t n_rules;
+        char **bridges; /* strv: bridges that are not host-critical */
+        char **pf_dirs; /* strv: the directories that hold an SR-IOV PF (its VFs appear beside it) */
+};
+
+EarlyBindSnapshot *early_bind_snapshot_free(EarlyBindSnapshot *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_rules; i++)
+                free(s->rules[i].source);
+        free(s->rules);
+        strv_free(s->bridges);
+        strv_free(s->pf_dirs);
+        free(s);
+        return NULL;
+}
+
+static int snapshot_copy_rules(EarlyBindSnapshot *s, const DesiredState *desired) {
+        s->rules = calloc(desired->n_rules ?: 1, sizeof(EarlyRule));
+        if (!s->rules)
+                return -ENOMEM;
+        for (size_t i = 0; i < desired->n_rules; i++) {
+                const DesiredRule *r = &desired->rules[i];
+                EarlyRule *e = &s->rules[s->n_rules];
+
+                if (r->driver.kind == DRIVER_KIND_UNSET)
+                        continue;
+                if (r->driver.kind == DRIVER_KIND_NAMED &&
+                    (!r->driver.name || strlen(r->driver.name) >= sizeof(e->driver)))
+                        continue; /* no such driver name: the loop's plan reports it */
+                e->match = r->match;
+                e->match.slot = NULL;
+                e->kind = r->driver.kind;
+                if (r->driver.kind == DRIVER_KIND_NAMED)
+                        strcpy(e->driver, r->driver.name);
+                if (asprintf(&e->source, "%s:%u", r->path, r->driver_line) < 0) {
+                        e->source = NULL;
+                        return -ENOMEM;
+                }
+                s->n_rules++;
+        }
+        return 0;
+}
+
+int early_bind_snapshot_new(
+        const DesiredState *desired, const PciDevice *const *devices, size_t n, const CriticalSet *critical,
+        bool store_usable, EarlyBindSnapshot **ret) {
+        _cleanup_(early_bind_snapshot_freep) EarlyBindSnapshot *s = NULL;
+        int k;
+
+        assert(ret);
+
+        s = calloc(1, sizeof(EarlyBindSnapshot));
+        if (!s)
+                return -ENOMEM;
+        if (!desired || desired->n_rules == 0)
+                s->why_not = "no rule";
+        else if (!critical)
+                s->why_not = "the host-critical functions are not known yet";
+        else if (!store_usable)
+                s->why_not = "the ownership records are unusable";
+        else if (desired_needs_full_read(desired))
+                s->why_not = "a rule matches on Slot= or Serial=";
+        else if (early_bind_guard(desired) != HOTPLUG_GUARD_DRIVER_OVERRIDE)
+                s->why_not = "no rule claims a hot-added function";
+        if (s->why_not) {
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
+
+        k = snapshot_copy_rules(s, desired);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; devices && i < n; i++) {
+                const PciDevice *d = devices[i];
+
+                if (pci_device_is_bridge(d) && !critical_set_get(critical, d->address) &&
+                    strv_extend(&s->bridges, d->address) < 0)
+                        return -ENOMEM;
+                if (d->sriov_total_vfs > 0) {
+                        _cleanup_free_ char *dir = NULL;
+                        const char *slash = d->syspath ? strrchr(d->syspath, '/') : NULL;
+
+                        /* Where it is unknown, any function may be its VF: decline all. */
+                        if (!slash || !strneq(d->syspath, "/sys/devices/", strlen("/sys/devices/"))) {
+                                s->why_not = "an SR-IOV PF whose directory is unknown";
+                                break;
+                        }
+                        dir = strndup(d->syspath, (size_t)(slash - d->syspath));
+                        if (!dir)
+                                return -ENOMEM;
+                        if (!strv_contains(s->pf_dirs, dir) && strv_extend(&s->pf_dirs, dir) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+bool early_bind_snapshot_decide(
+        const EarlyBindSnapshot *s, const EarlyBindFacts *f, EarlyBindDecision *ret, const char **ret_why) {
+        PciDevice d = { .iommu_group = -1, .numa_node = -1, .vf_index = -1 };
+        const EarlyRule *winner = NULL;
+        const char *slash;
+        PciAddress a;
+        uint32_t class;
+
+        assert(f);
+        assert(ret);
+        assert(ret_why);
+
+#define DECLINE(why)              \
+        do {                      \
+                *ret_why = (why); \
+                return false;     \
+        } while (false)
+
+        if (!s)
+                DECLINE("no rules published yet");
+        if (s->why_not)
+                DECLINE(s->why_not);
+        if (!f->u.sysname || pci_address_from_string(f->u.sysname, &a) < 0)
+                DECLINE("not a PCI address");
+        if (f->synthetic)
+                DECLINE("a synthetic \"add\" (SYNTH_UUID)");
+        if (f->has_driver)
+                DECLINE("a driver is bound already");
+        if (f->has_physfn)
+                DECLINE("a VF");
+        /* A VF's "add" comes before its physfn link, and its device sits beside its PF's
+         * (pci_iov_add_virtfn(), drivers/pci/iov.c): the loop knows the PFs' VF offsets. */
+        slash = f->u.syspath ? strrchr(f->u.syspath, '/') : NULL;
+        if (!slash)
+                DECLINE("no device path");
+        STRV_FOREACH (p, s->pf_dirs)
+                if (strlen(*p) == (size_t)(slash - f->u.syspath) && strneq(*p, f->u.syspath, strlen(*p)))
+                        DECLINE("maybe a VF (an SR-IOV PF beside it)");
+        if (f->n_peers > EARLY_BIND_MAX_PEERS)
+                DECLINE("IOMMU group peers");
+        for (size_t i = 0; i < f->n_peers; i++)
+                if (!strv_contains(s->bridges, f->peers[i]))
+                        DECLINE("IOMMU group peers");
+
+        pci_address_format(&a, d.address);
+        if (parse_id_pair(f->u.pci_id, &d.vendor_id, &d.device_id) < 0 ||
+            parse_id_pair(f->u.pci_subsys_id, &d.subsystem_vendor_id, &d.subsystem_device_id) < 0 ||
+            parse_class(f->u.pci_class, &class) < 0)
+                DECLINE("no usable ids in its \"add\" uevent");
+        d.class_code = class;
+        d.iommu_group = f->iommu_group;
+
+        /* desired_state_resolve_devices()'s choice for a function that is no VF: the later rule whose
+         * [Match] matches and that sets Driver= wins. */
+        for (size_t i = s->n_rules; i > 0 && !winner; i--)
+                if (device_match_test(&s->rules[i - 1].match, &d))
+                        winner = &s->rules[i - 1];
+        if (!winner || winner->kind != DRIVER_KIND_NAMED)
+                DECLINE("no rule names a driver for it");
+        if (driver_name_is_vfio(winner->driver) && d.iommu_group < 0)
+                DECLINE("no IOMMU group");
+#undef DECLINE
+
+        *ret = (EarlyBindDecision){};
+        strcpy(ret->driver, winner->driver);
+        snprintf(ret->source, sizeof(ret->source), "%s", winner->source);
+        *ret_why = NULL;
+        return true;
 }

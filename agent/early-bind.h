@@ -74,3 +74,61 @@ typedef struct EarlyBindUevent {
 int early_bind_plan(
         const DesiredState *desired, const Model *model, const CriticalSet *critical,
         const EarlyBindUevent *u, Plan **ret_plan, char **ret_driver);
+
+/* ---- the early-bind thread's snapshot (executor-early.h) ------------------------------------------ */
+
+/*
+ * What the early-bind thread may decide alone: an immutable copy of the rules' [Match] and Driver=
+ * (no model, no pointer into the loop's state), built on the loop by early_bind_snapshot_new() on every
+ * (re)load and handed to the thread whole. It decides only for a function that is plainly new and
+ * alone (early_bind_snapshot_decide()); everything else is declined and goes to early_bind_plan() on
+ * the loop, as before the thread existed.
+ */
+typedef struct EarlyBindSnapshot EarlyBindSnapshot;
+
+/*
+ * Build the snapshot of |desired| (may be NULL: no rule). |devices| (the model's functions, any order;
+ * nothing is kept) give the bridges (a peer that does not keep a function from being alone in its IOMMU
+ * group unless host-critical) and the SR-IOV PFs (a new function beside one may be its VF, whose physfn
+ * link comes after its "add": declined). |critical| NULL (not known yet) or |store_usable| false make a
+ * snapshot that declines every function. Returns 0 and a new snapshot, or -ENOMEM.
+ */
+int early_bind_snapshot_new(
+        const DesiredState *desired, const PciDevice *const *devices, size_t n_devices,
+        const CriticalSet *critical, bool store_usable, EarlyBindSnapshot **ret);
+EarlyBindSnapshot *early_bind_snapshot_free(EarlyBindSnapshot *s);
+static inline void early_bind_snapshot_freep(EarlyBindSnapshot **s) {
+        if (*s)
+                early_bind_snapshot_free(*s);
+}
+
+#define EARLY_BIND_MAX_PEERS 8u
+#define EARLY_BIND_DRIVER_MAX 64u /* a PCI driver's name (struct device_driver.name) fits */
+#define EARLY_BIND_SOURCE_MAX 512u
+
+/* What the thread read for one PCI "add" uevent (kernfs only: links and a directory listing, none of
+ * which takes the device lock that the kernel's probe holds). */
+typedef struct EarlyBindFacts {
+        EarlyBindUevent u;
+        bool synthetic; /* SYNTH_UUID=: an "add" written to a uevent file, not a new function */
+        bool has_driver; /* its driver link exists: the kernel's first probe already bound one */
+        bool has_physfn; /* its physfn link exists: a VF */
+        int32_t iommu_group; /* its iommu_group link's number; -1: none */
+        /* The other functions in /sys/kernel/iommu_groups/<group>/devices, at most EARLY_BIND_MAX_PEERS;
+         * n_peers > EARLY_BIND_MAX_PEERS: more than that */
+        char peers[EARLY_BIND_MAX_PEERS][PCI_ADDRESS_STRING_MAX];
+        size_t n_peers;
+} EarlyBindFacts;
+
+typedef struct EarlyBindDecision {
+        char driver[EARLY_BIND_DRIVER_MAX]; /* what to write to driver_override */
+        char source[EARLY_BIND_SOURCE_MAX]; /* "FILE:LINE" of the deciding Driver= */
+} EarlyBindDecision;
+
+/*
+ * Decide for one function from |s| and |f| alone. No allocation, no I/O, no lock: safe on the
+ * early-bind thread. Returns true and fills |ret| when driver_override should be written now; false
+ * when declined, with a static sentence in *ret_why (the loop's early_bind_plan() then decides).
+ */
+bool early_bind_snapshot_decide(
+        const EarlyBindSnapshot *s, const EarlyBindFacts *f, EarlyBindDecision *ret, const char **ret_why);

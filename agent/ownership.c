@@ -311,6 +311,38 @@ bool ownership_mdevs_usable(Ownership *o) {
         return usable;
 }
 
+int ownership_adopt_override(Ownership *o, const char *address, const char *driver) {
+        uint64_t transaction;
+        int k;
+
+        assert(o);
+        assert(address);
+        assert(driver);
+
+        pthread_mutex_lock(&o->lock);
+        if (!o->store)
+                k = -EUCLEAN;
+        else if (state_store_get(o->store, address))
+                k = 0;
+        else {
+                /* A new function had neither before the thread wrote the override. */
+                OwnedChange c = {
+                        .address = address,
+                        .driver_override = driver,
+                        .driver = driver,
+                };
+
+                k = state_store_begin(o->store, &c, 1, &transaction);
+                if (k >= 0)
+                        k = state_store_commit(o->store, transaction);
+                if (k >= 0)
+                        k = 1;
+        }
+        log_store_warnings(o);
+        pthread_mutex_unlock(&o->lock);
+        return k;
+}
+
 /* BEGIN: record the originals of every function of the transaction before any write. Under the lock. */
 static int journal_begin(Ownership *o, const ExecutorJournal *j) {
         _cleanup_free_ OwnedChange *changes = NULL;

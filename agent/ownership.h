@@ -49,6 +49,11 @@ int ownership_list_sriov(Ownership *o, OwnedSriov **ret, size_t *ret_n, char ***
 bool ownership_has_sriov(Ownership *o, const char *address);
 /* Drop only the SR-IOV part of |address|'s record (state_store_forget_sriov()). 0, -ENOENT, -errno. */
 int ownership_forget_sriov(Ownership *o, const char *address);
+/* Record |address| as hostdevd's with no driver and no driver_override before it, and |driver| written
+ * to its driver_override: the early-bind thread's write (executor-early.h), recorded on the loop after
+ * the fact, or found in its intent file after a crash. Returns 1 recorded, 0 already recorded,
+ * -EUCLEAN (the records are unusable), -errno from writing them. */
+int ownership_adopt_override(Ownership *o, const char *address, const char *driver);
 /* Log each transaction a crash interrupted (at start; the plan re-plans those functions). */
 void ownership_log_interrupted(Ownership *o);
 

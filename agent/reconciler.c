@@ -1379,6 +1379,75 @@ bool reconciler_on_pci_add(
         return true;
 }
 
+/* ---- the early-bind thread (executor-early.h) ---------------------------------------------------- */
+
+static void reconciler_early_rules_changed(Reconciler *r) {
+        if (r->hooks.early_rules_changed)
+                r->hooks.early_rules_changed(r->hooks_userdata);
+}
+
+int reconciler_early_bind_snapshot(Reconciler *r, EarlyBindSnapshot **ret) {
+        const PciDevice *const *devices;
+        size_t n = 0;
+
+        devices = model_get_devices(r->model, &n);
+        return early_bind_snapshot_new(
+                r->desired, devices, n, reconciler_critical(r), reconciler_store_usable(r), ret);
+}
+
+int reconciler_on_early_write(Reconciler *r, const char *address, const char *driver, const char *source) {
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        PciDevice d = { .iommu_group = -1, .numa_node = -1, .vf_index = -1 };
+        DriverSpec want = { .kind = DRIVER_KIND_NAMED, .name = (char *)driver };
+        uint64_t job;
+        int k;
+
+        assert(r);
+
+        /* Owned before anything else can act on it: a crash from here on finds the record. */
+        k = ownership_adopt_override(r->ownership, address, driver);
+        if (k < 0)
+                return log_error_errno(
+                        k,
+                        "PCI function %s: failed to record the driver_override %s written on its \"add\": %m",
+                        address, driver);
+
+        snprintf(d.address, sizeof(d.address), "%s", address);
+        if (!r->executor || planner_plan_new_function(&d, &want, source, &plan) < 0)
+                return 0;
+        k = executor_submit_first(r->executor, plan, &job);
+        if (k >= 0)
+                k = inflight_add(r, job, false, plan);
+        if (k < 0) {
+                log_debug_errno(k, "PCI function %s: no early job: %m", address);
+                return 0;
+        }
+        log_info(
+                "New PCI function %s: driver_override %s written before the kernel's first probe (early-bind "
+                "thread, job %" PRIu64 ")",
+                address, driver, job);
+        return 0;
+}
+
+int reconciler_adopt_early_intent(Reconciler *r, const char *address, const char *driver) {
+        const PciDevice *d;
+        int k;
+
+        assert(r);
+
+        d = model_get_device(r->model, address);
+        if (!d || !d->driver_override || !streq(d->driver_override, driver))
+                return 0; /* the write never came, or someone changed it since: not ours */
+        k = ownership_adopt_override(r->ownership, address, driver);
+        if (k <= 0)
+                return k;
+        log_info(
+                "PCI function %s: driver_override %s written by the early-bind thread before a crash, "
+                "recorded as hostdevd's",
+                address, driver);
+        return 1;
+}
+
 static int on_fresh(sd_event_source *source, void *userdata) {
         Reconciler *r = userdata;
         _cleanup_strv_free_ char **fresh = TAKE_PTR(r->fresh);
@@ -1410,6 +1479,7 @@ void reconciler_start(Reconciler *r) {
         /* Before the loop serves anyone: the first plan (and the first caller) sees both sets. */
         holder_watch_scan_now(r->holder_watch);
         critical_watch_compute_now(r->critical_watch);
+        reconciler_early_rules_changed(r);
         reconciler_log_holders(r);
         if (r->n_inflight == 0)
                 (void)reconciler_run(r);
@@ -1706,6 +1776,7 @@ int reconciler_reload(Reconciler *r) {
         log_debug(
                 "Reload on the loop: files %" PRIu64 " us, the rest (mdev trial) %" PRIu64 " us",
                 loaded - started, now_monotonic_usec() - loaded);
+        reconciler_early_rules_changed(r);
         reconciler_schedule(r);
         return r->config_errors ? -EBADMSG : 1;
 }

@@ -57,6 +57,7 @@
 
 #include "critical.h"
 #include "desired-state.h"
+#include "early-bind.h"
 #include "plan-filter.h"
 #include "request.h"
 #include "planner.h"
@@ -95,6 +96,9 @@ typedef struct ReconcilerHooks {
          * NULL: no leases, every holder is unleased. Holders it denies are reported as unleased holders
          * (Manager.UnleasedHolders, the journal). Either kind blocks destructive changes. */
         bool (*holder_is_leased)(void *userdata, pid_t pid);
+        /* The early-bind thread's snapshot (reconciler_early_bind_snapshot()) is out of date: a reload
+         * changed the rules, or the host-critical set became known. Optional. */
+        void (*early_rules_changed)(void *userdata);
 } ReconcilerHooks;
 
 typedef struct ReconcilerOptions {
@@ -144,6 +148,27 @@ void reconciler_schedule(Reconciler *r);
 bool reconciler_on_pci_add(
         Reconciler *r, const char *syspath, const char *sysname, const char *pci_id,
         const char *pci_subsys_id, const char *pci_class);
+
+/* ---- the early-bind thread (executor-early.h) ---------------------------------------------------- */
+
+/* The snapshot of the rules in force for the early-bind thread (early_bind_snapshot_new() with the
+ * model's bridges and PFs, the host-critical set, and whether the ownership records are usable).
+ * ReconcilerHooks.early_rules_changed says when it changed. Returns 0 and a new snapshot, or -ENOMEM. */
+int reconciler_early_bind_snapshot(Reconciler *r, EarlyBindSnapshot **ret);
+
+/*
+ * The early-bind thread wrote |driver| to |address|'s driver_override on its "add" (rule |source|):
+ * record the function as owned (ownership_adopt_override(), before anything else can act on it), then
+ * submit its transaction (planner_plan_new_function(): the override again, read back, and the wait for
+ * the kernel's first probe) as an urgent job. Returns 0 when recorded (the job may still have been
+ * refused: the plans that follow handle the function), or -errno when the record failed.
+ */
+int reconciler_on_early_write(Reconciler *r, const char *address, const char *driver, const char *source);
+
+/* At start, an intent the early-bind thread left (executor-early.h, early_intents_read()): when the
+ * model shows |driver| in |address|'s driver_override and no record names the function, record it as
+ * owned (a crash came between the write and its record). Returns 1 adopted, 0 nothing to do, <0. */
+int reconciler_adopt_early_intent(Reconciler *r, const char *address, const char *driver);
 
 /* A PCI function's "bind" uevent from the kernel (MonitorCallbacks.on_pci_bind): wakes the early
  * jobs that wait for the kernel's first probe (executor_notify_bind()). */

@@ -27,9 +27,9 @@
 
 /* The Manager properties `status` prints, in this order (all of them with --json). */
 static const char *const status_properties[] = {
-        "Version",      "State",          "Generation",       "DeviceCount",  "MdevCount",
-        "IommuEnabled", "IommuReason",    "EventSource",      "HotplugGuard", "Rescans",
-        "ConfigErrors", "HolderTracking", "CriticalTracking",
+        "Version",      "State",        "Generation",     "DeviceCount",      "MdevCount",
+        "IommuEnabled", "IommuReason",  "EventSource",    "HotplugGuard",     "EarlyBindThread",
+        "Rescans",      "ConfigErrors", "HolderTracking", "CriticalTracking",
 };
 
 static uint64_t now_usec(void) {

@@ -178,6 +178,9 @@
 /* Force how VFIO holders / the host-critical set are tracked: "scan" (holder-watch.h, critical-watch.h). */
 #define ENV_HOSTDEVD_HOLDER_TRACKING "HOSTDEVD_HOLDER_TRACKING"
 #define ENV_HOSTDEVD_CRITICAL_TRACKING "HOSTDEVD_CRITICAL_TRACKING"
+/* The early-bind thread (executor-early.h): "off" (decide on the loop), "sched-other" (no SCHED_FIFO);
+ * unset: SCHED_FIFO when allowed */
+#define ENV_HOSTDEVD_EARLY_BIND_THREAD "HOSTDEVD_EARLY_BIND_THREAD"
 
 /* ---- journal fields ---------------------------------------------------- */
 #define JOURNAL_FIELD_PCI_ADDR "PCI_ADDR"

@@ -37,7 +37,8 @@ Checks:
                   agent/intake.[ch]       the uevent queue and the settle timers
                   agent/event-priorities.h  the loop's schedule (the priority table)
                   agent/executor*.[ch]    the eventfd that brings the lanes'
-                                          results to the loop
+                                          results to the loop, and the early-bind
+                                          thread's (executor-early.c)
                   agent/reconciler.[ch]   plan timers and defer sources
                   agent/bus-*.[ch]        attaching the bus, the emitter's
                                           defer source

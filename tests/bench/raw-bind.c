@@ -32,6 +32,11 @@
  *       the raw monitor-and-bind loop: on every "add" of such a function,
  *       the bind sequence above (override, unbind, drivers_probe, verify).
  *       Runs until killed.
+ *   raw-bind monitor-fifo VENDOR DEVICE DRIVER
+ *       monitor at SCHED_FIFO priority 1, the class and priority of
+ *       hostdevd's early-bind thread (executor-early.h), so that the floor
+ *       it is compared with runs under the same scheduling; fails when the
+ *       class is refused.
  *   raw-bind monitor-safe VENDOR DEVICE DRIVER RECORDFILE
  *       the same loop plus the steps issue 3 asks of any tool before such a
  *       bind, each done the cheapest way a stateless loop can: DRIVER's
@@ -71,6 +76,7 @@
 #include <linux/netlink.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -745,6 +751,15 @@ int main(int argc, char **argv) {
                 return cmd_uevents(false, argv[2], argv[3], argv[4], argc == 6 ? atoi(argv[5]) : 0, NULL);
         if (strcmp(cmd, "monitor") == 0 && argc == 5)
                 return cmd_uevents(true, argv[2], argv[3], argv[4], 0, NULL);
+        if (strcmp(cmd, "monitor-fifo") == 0 && argc == 5) {
+                struct sched_param p = { .sched_priority = 1 };
+
+                if (sched_setscheduler(0, SCHED_FIFO, &p) < 0) {
+                        fprintf(stderr, "sched_setscheduler(SCHED_FIFO, 1): %s\n", strerror(errno));
+                        return 1;
+                }
+                return cmd_uevents(true, argv[2], argv[3], argv[4], 0, NULL);
+        }
         if (strcmp(cmd, "monitor-safe") == 0 && argc == 6)
                 return cmd_uevents(true, argv[2], argv[3], argv[4], 0, argv[5]);
         if (strcmp(cmd, "monitor-safe-udev") == 0 && argc == 6)
@@ -758,7 +773,7 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: raw-bind bind DRIVER PF NUMVFS [BDF...] | reset PF [BDF...] |\n"
                 "       converge-wait PID DRIVER PF NUMVFS [BDF...] | watch VENDOR DEVICE DRIVER [PID] |\n"
-                "       monitor VENDOR DEVICE DRIVER | monitor-safe VENDOR DEVICE DRIVER RECORDFILE |\n"
+                "       monitor VENDOR DEVICE DRIVER | monitor-fifo VENDOR DEVICE DRIVER | monitor-safe VENDOR DEVICE DRIVER RECORDFILE |\n"
                 "       monitor-safe-udev VENDOR DEVICE DRIVER RECORDFILE |\n"
                 "       sriov PF NUMVFS |\n"
                 "       trace | time CMD [ARG...]\n");

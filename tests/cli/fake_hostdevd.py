@@ -185,6 +185,7 @@ def manager_props():
         "IommuReason": "",
         "EventSource": "udev",
         "HotplugGuard": "driver-override",
+        "EarlyBindThread": "sched-fifo",
         "MdevTypes": types,
         "Rescans": 0,
         "State": "refused",

@@ -603,23 +603,24 @@ class ManageTest(unittest.TestCase):
     def test_status(self):
         out = self.expect(0, "status").stdout
         lines = out.splitlines()
-        names = [l.split(":")[0].strip() for l in lines[:13]]
+        names = [l.split(":")[0].strip() for l in lines[:14]]
         self.assertEqual(names, ["Version", "State", "Generation", "DeviceCount", "MdevCount", "IommuEnabled",
-                                 "IommuReason", "EventSource", "HotplugGuard", "Rescans", "ConfigErrors",
-                                 "HolderTracking", "CriticalTracking"])
+                                 "IommuReason", "EventSource", "HotplugGuard", "EarlyBindThread", "Rescans",
+                                 "ConfigErrors", "HolderTracking", "CriticalTracking"])
         self.assertIn("State: refused\n", out)
         self.assertIn("Generation: 3\n", out)
         self.assertIn("HotplugGuard: driver-override\n", out)
+        self.assertIn("EarlyBindThread: sched-fifo\n", out)
         self.assertIn("ConfigErrors: -\n", out)
         self.assertIn("HolderTracking: fanotify\n", out)
         self.assertIn("CriticalTracking: events\n", out)
         # No unleased holder: no table of them.
         self.assertNotIn("UNLEASED", out)
         # The functions that keep the host from converged, with the reason.
-        self.assertEqual(lines[14].split(), ["ADDRESS", "STATE", "REASON"])
-        self.assertEqual(lines[15].split(None, 2),
+        self.assertEqual(lines[15].split(), ["ADDRESS", "STATE", "REASON"])
+        self.assertEqual(lines[16].split(None, 2),
                          ["0000:01:00.1", "refused", "IOMMU group 1: peer 0000:01:00.0 is on vfio-pci"])
-        self.assertEqual(len(lines), 16)
+        self.assertEqual(len(lines), 17)
 
     def test_status_unleased_holders(self):
         self.test.ChangeManager(json.dumps({"UnleasedHolders": [[4242, "qemu-system-x86", ["0000:01:00.0",

@@ -22,6 +22,11 @@
 #   E  stopped (SIGTERM), crashed (SIGKILL), restarted: drivers_autoprobe
 #      stays 1, a function hot-added meanwhile gets its host driver at once,
 #      and the next start takes it to vfio-pci
+#   F  the early-bind thread (executor-early.h): Manager.EarlyBindThread is
+#      sched-fifo and the log says so (B); the claimed hot-adds of C were
+#      written by it (its log line per round); an override it wrote that a
+#      crash left unrecorded (its intent line in /run/hostdevd) is adopted
+#      at the next start and given back to e1000e once no rule claims it
 E1000E="8086 10d3"
 NVME="1b36 0010"
 CONF=/etc/hostdevd/devices.d
@@ -97,6 +102,9 @@ kl_ok "B: hostdevd converges the e1000e and the PF's 2 VFs to vfio-pci"
 kl_check "B: drivers_autoprobe still 1 (no host-wide setting)" autoprobe_is_1
 guard=$(manager_prop HotplugGuard)
 kl_check "B: Manager.HotplugGuard is driver-override ('$guard')" [ "$guard" = driver-override ]
+thread=$(manager_prop EarlyBindThread)
+kl_check "F: Manager.EarlyBindThread is sched-fifo ('$thread')" [ "$thread" = sched-fifo ]
+kl_check "F: the log says the early-bind thread runs at SCHED_FIFO" grep -q "Early-bind thread: SCHED_FIFO priority 1" "$KL_HOSTDEVD_LOG"
 vf_probed=
 for v in /sys/bus/pci/devices/"$pf"/virtfn*; do
         b=$(basename "$(readlink "$v")")
@@ -105,7 +113,7 @@ done
 kl_check "B: no VF was probed by nvme (sriov_drivers_autoprobe 0 before sriov_numvfs)" [ -z "$vf_probed" ]
 
 # ---- C. claimed hot-adds under load -------------------------------------------------
-host_first=0 ok=0
+host_first=0 ok=0 by_thread0=$(grep -c "written before the kernel's first probe (early-bind thread" "$KL_HOSTDEVD_LOG")
 for i in $(seq 1 "$ROUNDS"); do
         dmesg -c > /dev/null
         if hotadd "c$i" rp5 && kl_wait $CONVERGE on "$NEW" vfio-pci; then
@@ -123,6 +131,8 @@ for i in $(seq 1 "$ROUNDS"); do
         sleep 0.3
 done
 kl_check "C: every claimed hot-add ends on vfio-pci ($ok of $ROUNDS)" [ "$ok" = "$ROUNDS" ]
+by_thread=$(($(grep -c "written before the kernel's first probe (early-bind thread" "$KL_HOSTDEVD_LOG") - by_thread0))
+kl_check "F: the early-bind thread wrote the override of every claimed hot-add ($by_thread of $ROUNDS)" [ "$by_thread" = "$ROUNDS" ]
 echo "# C: the host driver probed first in $host_first of $ROUNDS hot-adds of a claimed function (build machine loaded)"
 echo "hotplug-guarantee host-first $host_first of $ROUNDS" > /tmp/host-first.txt
 kl_ship host-first.txt /tmp/host-first.txt
@@ -167,4 +177,30 @@ while_down() {
 }
 while_down stopped TERM
 while_down crashed KILL
+
+# ---- F. an override the thread wrote, a crash before its record ------------------------
+# What the thread leaves when hostdevd dies between its driver_override write and the ownership record:
+# the intent line, the override, and (the kernel's probe honoured it) vfio-pci bound. Made by hand here
+# (a SIGKILL cannot be aimed into that window), with hostdevd down. On rp6: D's port, whose function
+# no rule claimed (rp5's address has a record from C and E).
+kl_hostdevd_stop KILL
+if hotadd f1 rp6 && kl_wait 10 on "$NEW" e1000e; then
+        echo vfio-pci > "/sys/bus/pci/devices/$NEW/driver_override"
+        echo "$NEW" > /sys/bus/pci/drivers/e1000e/unbind
+        echo "$NEW" > /sys/bus/pci/drivers_probe
+        mkdir -p /run/hostdevd
+        printf '%s vfio-pci\n0000:7f:1f.7 vfio-pci' "$NEW" > /run/hostdevd/early-bind.intents
+        kl_hostdevd_start || kl_not_ok "F: hostdevd starts with an intent left" "$(tail -n 5 "$KL_HOSTDEVD_LOG")"
+        kl_check "F: the intent's function is recorded as hostdevd's at start" \
+                grep -q "PCI function $NEW: driver_override vfio-pci written by the early-bind thread before a crash" "$KL_HOSTDEVD_LOG"
+        kl_check "F: the intent file is emptied once read" eval '[ ! -s /run/hostdevd/early-bind.intents ]'
+        # No rule claims it any more: given back as it was before (no override, e1000e).
+        printf '[Match]\nAddress=%s\n\n[Device]\nDriver=vfio-pci\n' "$nic1" > "$CONF/50-e1000e.conf"
+        kill -HUP "$KL_HOSTDEVD_PID"
+        kl_check "F: ... and given back to e1000e, override cleared, once no rule claims it" \
+                kl_wait $CONVERGE eval 'on "$NEW" e1000e && [ "$(override "$NEW")" = "(null)" ]'
+        hotdel f1 || kl_not_ok "F: device_del" "$KL_REPLY"
+else
+        kl_not_ok "F: a hot-added e1000e while hostdevd is down" "new '$NEW' driver '$(kl_driver "$NEW")'"
+fi
 kl_hostdevd_stop
