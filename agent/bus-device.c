@@ -62,7 +62,7 @@ static int property_get_serial(
                         (unsigned)(s >> 32) & 0xff, (unsigned)(s >> 24) & 0xff, (unsigned)(s >> 16) & 0xff,
                         (unsigned)(s >> 8) & 0xff, (unsigned)s & 0xff);
         }
-        return sd_bus_message_append_basic(reply, 's', buf);
+        return bus_message_append_valid_string(reply, buf);
 }
 
 static int property_get_sriov_role(
@@ -70,7 +70,7 @@ static int property_get_sriov_role(
         void *userdata, sd_bus_error *error) {
         const PciDevice *dev = userdata;
 
-        return sd_bus_message_append_basic(reply, 's', strempty(sriov_role_to_string(dev->sriov_role)));
+        return bus_message_append_valid_string(reply, strempty(sriov_role_to_string(dev->sriov_role)));
 }
 
 static int property_get_iommu_group_peers(
@@ -95,7 +95,7 @@ static int property_get_iommu_group_peers(
         for (size_t i = 0; i < n; i++) {
                 if (streq(members[i]->address, dev->address))
                         continue;
-                r = sd_bus_message_append_basic(reply, 's', members[i]->address);
+                r = bus_message_append_valid_string(reply, members[i]->address);
                 if (r < 0)
                         return r;
         }
@@ -118,7 +118,7 @@ static int property_get_reconciler(
         if (streq(property, "DesiredSource"))
                 return bus_message_append_text(reply, v.source);
         if (streq(property, "State"))
-                return sd_bus_message_append_basic(reply, 's', device_state_to_string(v.state));
+                return bus_message_append_valid_string(reply, device_state_to_string(v.state));
         if (streq(property, "StateReason"))
                 return bus_message_append_text(reply, v.reason);
         return bus_message_append_text(reply, v.last_error);
@@ -133,9 +133,8 @@ static int property_get_name(
 
         if (!d)
                 return -ESTALE;
-        return sd_bus_message_append(
-                reply, "s",
-                strempty(d->reconciler ? reconciler_device_name(d->reconciler, dev->address) : NULL));
+        return bus_message_append_text(
+                reply, d->reconciler ? reconciler_device_name(d->reconciler, dev->address) : NULL);
 }
 
 /* a(uss): (pid, comm, node) of the processes holding this function's VFIO group or cdev. */
@@ -189,9 +188,26 @@ static int property_get_bars(
         for (size_t i = 0; i < dev->n_bars && i < PCI_BAR_MAX; i++) {
                 const PciBar *b = &dev->bars[i];
 
-                r = sd_bus_message_append(
-                        reply, "(ystbb)", b->index, strempty(pci_bar_type_to_string(b->type)), b->size,
-                        (int)b->is_64bit, (int)b->prefetchable);
+                uint8_t index = b->index;
+                uint64_t size = b->size;
+                int is_64bit = b->is_64bit, prefetchable = b->prefetchable;
+
+                /* One call per value: sd_bus_message_append()'s format parsing cost as much as the values.
+                 */
+                r = sd_bus_message_open_container(reply, 'r', "ystbb");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'y', &index);
+                if (r >= 0)
+                        r = bus_message_append_valid_string(
+                                reply, strempty(pci_bar_type_to_string(b->type)));
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 't', &size);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'b', &is_64bit);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'b', &prefetchable);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }
@@ -391,10 +407,13 @@ int bus_device_append_managed_objects(BusContext *d, sd_bus_message *reply, sd_b
 
         devices = model_get_devices(d->model, &n);
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *path = object_path_from_pci_address(devices[i]->address);
+                char
+                        path[sizeof(HOSTDEVD_DEVICES_PATH "/" HOSTDEVD_PCI_PATH_PREFIX) +
+                             PCI_ADDRESS_STRING_MAX];
 
-                if (!path)
-                        return -ENOMEM;
+                /* The model's addresses are canonical: the path without a check or an allocation. */
+                if (!object_path_format_pci_address(devices[i]->address, path, sizeof(path)))
+                        return -EINVAL;
                 r = bus_append_managed_object(
                         d->bus, reply, path, HOSTDEVD_DEVICE_INTERFACE, device_vtable, (void *)devices[i],
                         error);

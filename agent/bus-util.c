@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bus-util.h"
 #include "event-priorities.h"
@@ -79,13 +80,27 @@ const char *bus_path_child_element(const char *path, const char *prefix) {
         return path + n + 1;
 }
 
+int bus_message_append_valid_string(sd_bus_message *m, const char *s) {
+        size_t n = strlen(s);
+        char *p;
+        int r;
+
+        /* sd_bus_message_append_basic() would check the UTF-8 of every string again: at 4096 functions
+         * that was about a tenth of GetManagedObjects. The space call writes the length and the NUL. */
+        r = sd_bus_message_append_string_space(m, n, &p);
+        if (r < 0)
+                return r;
+        memcpy(p, s, n);
+        return 0;
+}
+
 int bus_message_append_text(sd_bus_message *m, const char *s) {
         _cleanup_free_ char *buf = NULL;
         const char *t = utf8_or_escaped(strempty(s), &buf);
 
         if (!t)
                 return -ENOMEM;
-        return sd_bus_message_append_basic(m, 's', t);
+        return bus_message_append_valid_string(m, t);
 }
 
 int bus_message_append_text_strv(sd_bus_message *m, char **l) {
@@ -153,7 +168,7 @@ int bus_append_managed_object(
         for (size_t i = 0; i < ELEMENTSOF(standard); i++) {
                 r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(reply, 's', standard[i]);
+                        r = bus_message_append_valid_string(reply, standard[i]);
                 if (r >= 0)
                         r = sd_bus_message_open_container(reply, 'a', "{sv}");
                 if (r >= 0)
@@ -167,7 +182,7 @@ int bus_append_managed_object(
         r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append_basic(reply, 's', interface);
+        r = bus_message_append_valid_string(reply, interface);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
@@ -180,7 +195,7 @@ int bus_append_managed_object(
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append_basic(reply, 's', v->x.property.member);
+                r = bus_message_append_valid_string(reply, v->x.property.member);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_open_container(reply, 'v', v->x.property.signature);

@@ -40,6 +40,12 @@ sd_bus *bus_close(sd_bus *bus);
  * from outside the daemon goes through here. Returns 0 or -errno.
  */
 int bus_message_append_text(sd_bus_message *m, const char *s);
+/*
+ * Append |s| as a D-Bus string that is known valid UTF-8 (a name of our own, an interface or property
+ * name, a PCI address, an enum's string, or text bus_message_append_text() has checked), without
+ * sd-bus checking it again. Never for a string from outside the daemon. Returns 0 or -errno.
+ */
+int bus_message_append_valid_string(sd_bus_message *m, const char *s);
 /* The same for an array of strings ("as"; NULL: empty). */
 int bus_message_append_text_strv(sd_bus_message *m, char **l);
 

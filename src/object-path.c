@@ -103,6 +103,17 @@ char *object_path_from_pci_address(const char *address) {
         return p;
 }
 
+char *object_path_format_pci_address(const char *address, char *buf, size_t size) {
+        size_t n_path = strlen(HOSTDEVD_DEVICES_PATH "/" HOSTDEVD_PCI_PATH_PREFIX), n = strlen(address);
+
+        if (n_path + n + 1 > size)
+                return NULL;
+        memcpy(buf, HOSTDEVD_DEVICES_PATH "/" HOSTDEVD_PCI_PATH_PREFIX, n_path);
+        for (size_t i = 0; i <= n; i++)
+                buf[n_path + i] = address[i] == ':' || address[i] == '.' ? '_' : address[i];
+        return buf;
+}
+
 char *object_path_from_mdev_uuid(const char *uuid) {
         _cleanup_free_ char *e = object_path_element_from_mdev_uuid(uuid);
         char *p;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stddef.h>
+
 /*
  * D-Bus object path elements for devices and mdevs. The encoding is
  * readable and reversible:
@@ -25,4 +27,12 @@ int object_path_element_to_mdev_uuid(const char *element, char **ret);
 
 /* Full object paths, newly allocated (NULL on OOM or invalid input). */
 char *object_path_from_pci_address(const char *address);
+
+/*
+ * The full path of a device, as object_path_from_pci_address(), written into |buf| of |size| bytes
+ * for an |address| already known canonical (a model's key): not checked again, nothing allocated.
+ * For the walk that answers GetManagedObjects, once per function. Returns |buf|, or NULL when the
+ * path does not fit.
+ */
+char *object_path_format_pci_address(const char *address, char *buf, size_t size);
 char *object_path_from_mdev_uuid(const char *uuid);

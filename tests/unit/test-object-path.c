@@ -24,6 +24,7 @@ static void test_pci_roundtrip(void **state) {
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char *e = object_path_element_from_pci_address(cases[i].address), *a = NULL, *p;
+                char buf[64], small[24];
 
                 assert_non_null(e);
                 assert_string_equal(e, cases[i].element);
@@ -33,6 +34,13 @@ static void test_pci_roundtrip(void **state) {
                 assert_non_null(p);
                 assert_string_equal(p + strlen("/org/hostdevd1/devices/"), cases[i].element);
                 assert_memory_equal(p, "/org/hostdevd1/devices/", strlen("/org/hostdevd1/devices/"));
+                /* The unchecked formatter of the GetManagedObjects walk writes the same path. */
+                assert_ptr_equal(object_path_format_pci_address(cases[i].address, buf, sizeof(buf)), buf);
+                assert_string_equal(buf, p);
+                assert_null(object_path_format_pci_address(cases[i].address, small, sizeof(small)));
+                assert_null(object_path_format_pci_address(cases[i].address, buf, strlen(p)));
+                assert_ptr_equal(object_path_format_pci_address(cases[i].address, buf, strlen(p) + 1), buf);
+                assert_string_equal(buf, p);
                 free(e);
                 free(a);
                 free(p);
