@@ -284,6 +284,8 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (!d->leases)
                 return bus_error_setf_errno(error, -EOPNOTSUPP, "Leases are not available");
 
+        /* The "Acquire step:" lines time each step (tests/bench/lease.sh, with HOSTDEVD_LOG_TIME=1). */
+        log_debug("Acquire step: bus call received");
         r = sd_bus_message_read_strv(m, &devices);
         if (r < 0)
                 return r;
@@ -336,6 +338,7 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
                 request_free(q);
                 return r;
         }
+        log_debug("Acquire step: owner read (pid %d)", (int)ask->pid);
         return request_start(q, HOSTDEVD_ACTION_ACQUIRE);
 }
 
@@ -398,6 +401,7 @@ static void on_lease_ready(int error, Lease *l, const char *reason, void *userda
                 if (strv_extend(&members, l->record->mdevs[i].uuid) < 0)
                         break;
         (void)reply_lease(q->message, l->path, members);
+        log_debug("Acquire step: reply sent (%s)", l->path);
         request_free(q);
 }
 
@@ -429,6 +433,7 @@ void bus_lease_execute(Request *q) {
                 return;
         }
 
+        log_debug("Acquire step: caller checked, running");
         r = lease_manager_acquire(m, q->lease_ask, on_lease_ready, q, &members, &reason);
         if (r < 0) {
                 reply_lease_error(q->message, r, reason);

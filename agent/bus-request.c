@@ -528,6 +528,8 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
                 return;
         }
 
+        if (q->type == REQUEST_ACQUIRE)
+                log_debug("Acquire step: authorized");
         request_admit(q);
 }
 

@@ -822,8 +822,12 @@ static void tx_run(Tx *t) {
         }
 
         /* 4. The actions, each verified. */
+        log_debug("Job %" PRIu64 " transaction %u: originals recorded", t->job->id, t->number);
         for (size_t i = 0; i < t->n_actions; i++) {
                 r = tx_run_action(t, &t->actions[i]);
+                log_debug(
+                        "Job %" PRIu64 " transaction %u: %s %s done (%d)", t->job->id, t->number,
+                        plan_action_type_to_string(t->actions[i].type), t->actions[i].address, r);
                 if (r < 0)
                         break;
         }

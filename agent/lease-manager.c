@@ -661,6 +661,7 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
         LeaseManager *m = job->manager;
         Lease *l = find_by_id(m, job->id);
 
+        log_debug("Acquire step: converged (error %d)", error);
         if (!l) {
                 job->done(-ECANCELED, NULL, "the lease was ended while it was prepared", job->userdata);
                 return;
@@ -748,6 +749,7 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
                 job->done(-EIO, NULL, "the lease could not be recorded or its owner watched", job->userdata);
                 return;
         }
+        log_debug("Acquire step: ACTIVE recorded, owner watched");
         log_lease(
                 MESSAGE_ID_LEASE_STARTED, l->record->pid,
                 "Lease %" PRIu64 " of pid %d (%s): %zu functions, %zu mdevs ready", l->record->id,
@@ -843,6 +845,7 @@ int lease_manager_acquire(
                         return r;
         }
 
+        log_debug("Acquire step: validated");
         if (ask->dry_run) {
                 /* Each mdev as where it would go: "PARENT/TYPE-ID" (no UUID has a '/'). */
                 for (size_t i = 0; i < n_mdevs; i++)
@@ -915,6 +918,7 @@ int lease_manager_acquire(
                 lease_free(l);
                 return r;
         }
+        log_debug("Acquire step: lease %" PRIu64 " recorded (PREPARING)", l->record->id);
         l->pidfd = TAKE_FD(ask->pidfd);
         lease_link(m, l);
         if (m->hooks.lease_added)
@@ -951,6 +955,7 @@ int lease_manager_acquire(
                 }
         }
 
+        log_debug("Acquire step: declared (request files written, desired state reloaded)");
         *job = (AcquireJob){ .manager = m, .id = l->record->id, .done = done, .userdata = userdata };
         r = reconciler_converge(m->reconciler, on_acquire_converged, job);
         if (r < 0) {

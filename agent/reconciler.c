@@ -1147,7 +1147,7 @@ static int reconciler_run(Reconciler *r) {
 
         assert(r->n_inflight == 0);
         if (!reconciler_inputs_current(r)) {
-                log_debug("Plan waits for the holder and host-critical sets");
+                log_debug("Plan waits for the holder and host-critical watches");
                 return 0; /* planned when the watches answer (on_holders_changed(), on_critical_changed()) */
         }
         r->force = false;

@@ -1,72 +1,70 @@
 # Lease benchmark, the guest side (run by tests/bench/lease.sh through
 # tests/kernel/run-vm.sh; busybox ash with guest/lib.sh sourced; hostdevd
-# started by /init). Everything is timed in one guest, so the ratios compare
-# runs on the same emulated machine in the same boot. Per round:
-#   exit-hostdevd   a `hostdevctl run --device=E1000E -- COMMAND` lease:
-#                   COMMAND exits -> the e1000e bound to e1000e again
-#   exit-kernel     the same transition by hand: driver_override cleared,
-#                   unbind from vfio-pci, drivers_probe -> e1000e
-#   acquire-hostdevd `hostdevctl run` started -> COMMAND runs with the e1000e
-#                   on vfio-pci (the process start, the bus call, polkit's
-#                   root shortcut, the plan and the executor)
-#   acquire-raw     the raw writes: driver_override, unbind, drivers_probe
-#                   -> vfio-pci
-# Times from /proc/uptime (10 ms resolution: busybox's date has no %N here),
-# written in microseconds; the driver link is polled every 1 ms.
-# Results: bench.tsv ("NAME<TAB>ROUND<TAB>MICROSECONDS"), shipped.
+# started here with HOSTDEVD_LOG_TIME=1). Everything is timed in one guest by
+# lease-client (tests/bench/lease-client.c: CLOCK_MONOTONIC, microseconds),
+# a program that is already running and on the bus, so the ratios compare
+# runs on the same emulated machine in the same boot. Each round runs every
+# contender once, in turn (drift of the machine hits them alike):
+#   acquire-raw        driver_override, unbind, drivers_probe, driver link
+#                      read: the e1000e to vfio-pci by hand
+#   exit-kernel        the same back to e1000e (override cleared)
+#   acquire-client     Manager.Acquire -> reply (hostdevd replies once the
+#                      function is verified on vfio-pci); then Release
+#   acquire-dry        Acquire with dry-run: bus, credentials, polkit's root
+#                      shortcut, caller check, validation; no change
+#   bus-ping           Peer.Ping to hostdevd: one bus round trip
+#   exec               fork + exec + wait of `hostdevctl --version`
+#   acquire-hostdevctl `hostdevctl run --device=E1000E -- lease-client vmm`:
+#                      fork -> the command runs (exec of hostdevctl, its
+#                      bus connection, Acquire, exec of the command)
+#   exit-hostdevd      that command exits -> the e1000e on e1000e again
+# Then TRACE_ROUNDS Acquire rounds with hostdevd at log level debug
+# (acquire-client-traced): their send/reply times ("trace" rows) and
+# hostdevd's timed log lines (hostdevd.log, shipped at the end) make the
+# breakdown lease.sh prints.
+# Results: bench.tsv ("NAME<TAB>ROUND<TAB>MICROSECONDS" and
+# "trace<TAB>ROUND<TAB>STEP<TAB>MONOTONIC_USEC"), shipped.
 E1000E="8086 10d3"
 ROUNDS=${ROUNDS:-7}
+TRACE_ROUNDS=${TRACE_ROUNDS:-3}
 OUT=/tmp/bench.tsv
 : > "$OUT"
 nic=$(kl_pci_find $E1000E | head -n 1)
-dev=/sys/bus/pci/devices/$nic
-now_us() {
-        read -r up _ < /proc/uptime
-        echo $((${up%.*} * 1000000 + $(echo "${up#*.}" | sed 's/^0*//;s/^$/0/') * 10000))
-}
-drv() { kl_driver "$nic"; }
-wait_drv() { while [ "$(drv)" != "$1" ]; do usleep 1000; done; }
-record() {
-        printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$OUT"
-        echo "# $1 round $2: $3 us"
-}
-mkfifo /tmp/go
+host=$(kl_driver "$nic")
+echo "# e1000e $nic on $host"
 
+export HOSTDEVD_LOG_TIME=1
+if ! kl_hostdevd_start; then
+        kl_not_ok "bench: hostdevd starts"
+        exit 1
+fi
+hostdevctl status 2>&1 | grep -i -e track -e holder | sed 's/^/# /'
+
+failed=0
+bench() {
+        # "NAME<TAB>1<TAB>US" rows of a one-round run, renumbered to this round
+        if ! lease-client "$@" > /tmp/rows 2> /tmp/rows.err; then
+                failed=1
+                kl_diag "bench: lease-client $* failed" "$(cat /tmp/rows.err)"
+        fi
+        while IFS="$(printf '\t')" read -r name _ us; do
+                printf '%s\t%s\t%s\n' "$name" "$round" "$us" >> "$OUT"
+                echo "# $name round $round: $us us"
+        done < /tmp/rows
+}
 for round in $(seq 1 "$ROUNDS"); do
-        # hostdevd: acquire -> ready, then owner exit -> host driver
-        rm -f /tmp/ready
-        t0=$(now_us)
-        hostdevctl run --device="$nic" -- sh -c 'cat /proc/uptime > /tmp/ready; read x < /tmp/go' &
-        vmm=$!
-        while [ ! -s /tmp/ready ]; do usleep 1000; done
-        read -r up _ < /tmp/ready
-        t1=$((${up%.*} * 1000000 + $(echo "${up#*.}" | sed 's/^0*//;s/^$/0/') * 10000))
-        [ "$(drv)" = vfio-pci ] || kl_not_ok "bench: round $round: leased e1000e not on vfio-pci"
-        record acquire-hostdevd "$round" $((t1 - t0))
-        t0=$(now_us)
-        echo go > /tmp/go
-        wait_drv e1000e
-        t1=$(now_us)
-        wait "$vmm"
-        record exit-hostdevd "$round" $((t1 - t0))
-        # the lease is gone before the next round
-        while hostdevctl leases | grep -q "$nic"; do usleep 1000; done
-
-        # the kernel's own: to vfio-pci and back by hand
-        t0=$(now_us)
-        echo vfio-pci > "$dev/driver_override"
-        echo "$nic" > "$dev/driver/unbind"
-        echo "$nic" > /sys/bus/pci/drivers_probe
-        wait_drv vfio-pci
-        t1=$(now_us)
-        record acquire-raw "$round" $((t1 - t0))
-        t0=$(now_us)
-        echo > "$dev/driver_override"
-        echo "$nic" > "$dev/driver/unbind"
-        echo "$nic" > /sys/bus/pci/drivers_probe
-        wait_drv e1000e
-        t1=$(now_us)
-        record exit-kernel "$round" $((t1 - t0))
+        bench raw "$nic" "$host" 1
+        bench acquire "$nic" 1
+        bench dry "$nic" 1
+        bench ping 1
+        bench exec 1 hostdevctl --version
+        bench run "$nic" 1 /usr/bin/hostdevctl
 done
+round=0
+lease-client acquire "$nic" "$TRACE_ROUNDS" trace >> "$OUT" 2> /tmp/rows.err || {
+        failed=1
+        kl_diag "bench: traced rounds failed" "$(cat /tmp/rows.err)"
+}
 kl_ship bench.tsv "$OUT"
-kl_check "bench: $ROUNDS rounds recorded" test "$(wc -l < "$OUT")" = $((ROUNDS * 4))
+kl_check "bench: every lease-client run succeeded" test "$failed" = 0
+kl_check "bench: the e1000e is on $host at the end" test "$(kl_driver "$nic")" = "$host"
