@@ -91,7 +91,8 @@ static int property_get_status(
         return bus_message_append_text(reply, v.reason);
 }
 
-/* a(is): (pid, command) of the processes holding the mdev's /dev/vfio/<group> (holders.h). */
+/* a(is): (pid, command) of the processes holding the mdev's /dev/vfio/<group> or its VFIO cdev
+ * /dev/vfio/devices/vfioN (holders.h). */
 static int property_get_holders(
         sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
         void *userdata, sd_bus_error *error) {
@@ -103,16 +104,14 @@ static int property_get_holders(
 
         if (!d)
                 return -ESTALE;
-        if (d->reconciler && mdev->iommu_group >= 0 && reconciler_holders(d->reconciler, &holders, &n) < 0)
+        if (d->reconciler && reconciler_holders(d->reconciler, &holders, &n) < 0)
                 n = 0;
 
         r = sd_bus_message_open_container(reply, 'a', "(is)");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                int32_t group;
-
-                if (!holder_node_is_group(holders[i].node, &group) || group != mdev->iommu_group)
+                if (!holder_holds_node(&holders[i], mdev->iommu_group, mdev->vfio_device))
                         continue;
                 /* comm is whatever the process set (prctl(PR_SET_NAME)): any bytes. */
                 r = sd_bus_message_open_container(reply, 'r', "is");
@@ -150,6 +149,7 @@ static const sd_bus_vtable mdev_vtable[] = {
         SD_BUS_PROPERTY("Errors", "as", property_get_errors, 0, EMITS),
         SD_BUS_PROPERTY("TypeName", "s", property_get_type_name, 0, EMITS),
         SD_BUS_PROPERTY("VfioGroup", "s", property_get_vfio_group, 0, EMITS),
+        SD_BUS_PROPERTY("VfioDevice", "s", property_get_string_ptr, offsetof(Mdev, vfio_device), EMITS),
         SD_BUS_PROPERTY("Owner", "s", property_get_status, 0, EMITS),
         SD_BUS_PROPERTY("State", "s", property_get_status, 0, EMITS),
         SD_BUS_PROPERTY("StateReason", "s", property_get_status, 0, EMITS),
@@ -170,6 +170,7 @@ static const struct {
         { MDEV_FIELD_SYSPATH, "SysfsPath" },
         { MDEV_FIELD_TYPE, "TypeName" },
         { MDEV_FIELD_IOMMU_GROUP, "VfioGroup" },
+        { MDEV_FIELD_VFIO_DEVICE, "VfioDevice" },
         { BUS_MDEV_FIELD_STATUS, "Owner" },
         { BUS_MDEV_FIELD_STATUS, "State" },
         { BUS_MDEV_FIELD_STATUS, "StateReason" },

@@ -34,7 +34,7 @@ static const struct {
         { "Plan", "sss", { "Address", "State", "Reason" } },
         /* Device.Holders: (pid, command name, node) */
         { "Holders", "uss", { "Pid", "Command", "Node" } },
-        /* Mdev.Holders: (pid, command name); the node is the mdev's VfioGroup */
+        /* Mdev.Holders: (pid, command name); the node is the mdev's VfioGroup or VfioDevice */
         { "Holders", "is", { "Pid", "Command" } },
 };
 

@@ -101,7 +101,7 @@ static char *format_holder(json_object *h) {
 
         const char *node = json_get_string(h, "Node");
 
-        /* An mdev's holders carry no node: it is the mdev's VfioGroup. */
+        /* An mdev's holders carry no node: it is the mdev's VfioGroup or VfioDevice. */
         if (asprintf(
                     &s, "pid %" PRIi64 " (%s)%s%s", json_get_int(h, "Pid", 0), json_get_string(h, "Command"),
                     *node ? " " : "", node) < 0)

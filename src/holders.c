@@ -47,12 +47,16 @@ static bool node_is_cdev(const char *node) {
         return strneq(node, prefix, strlen(prefix)) && all_digits(node + strlen(prefix));
 }
 
-bool holder_holds_device(const Holder *h, const PciDevice *d) {
+bool holder_holds_node(const Holder *h, int32_t iommu_group, const char *vfio_device) {
         int32_t group;
 
         if (holder_node_is_group(h->node, &group))
-                return d->iommu_group >= 0 && group == d->iommu_group;
-        return d->vfio_device && streq(h->node, d->vfio_device);
+                return iommu_group >= 0 && group == iommu_group;
+        return vfio_device && streq(h->node, vfio_device);
+}
+
+bool holder_holds_device(const Holder *h, const PciDevice *d) {
+        return holder_holds_node(h, d->iommu_group, d->vfio_device);
 }
 
 static int holder_compare(const void *a, const void *b) {

@@ -42,6 +42,8 @@ bool holder_node_is_group(const char *node, int32_t *ret_group);
  * whether or not vfio is bound right now) or d's VFIO cdev.
  */
 bool holder_holds_device(const Holder *h, const PciDevice *d);
+/* The same for a device known by its IOMMU group (-1: none) and VFIO cdev (NULL: none), e.g. an mdev. */
+bool holder_holds_node(const Holder *h, int32_t iommu_group, const char *vfio_device);
 
 /* ---- keeping a holder set current (agent/holder-watch.c) -------------------------------------- */
 

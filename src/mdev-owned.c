@@ -2,14 +2,11 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
-#include "file-util.h"
+#include "json-file.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev-owned.h"
@@ -96,18 +93,6 @@ static int append(MdevOwned *o, bool vgpu, const char *key, const char *parent, 
         return 0;
 }
 
-_printf_(3, 4) static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        if (ret_error) {
-                va_start(ap, format);
-                if (vasprintf(ret_error, format, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return r;
-}
-
 static const char *get_string(json_object *o, const char *name) {
         json_object *v;
         return json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string)
@@ -117,9 +102,7 @@ static const char *get_string(json_object *o, const char *name) {
 
 int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
         _cleanup_(mdev_owned_freep) MdevOwned *o = NULL;
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        json_object *root, *version;
-        size_t size;
+        json_object *root = NULL;
         int r;
 
         assert(dir);
@@ -129,27 +112,12 @@ int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
         r = mdev_owned_new(dir, &o);
         if (r < 0)
                 return r;
-        if (asprintf(&path, "%s/%s", dir, HOSTDEVD_MDEV_OWNED_FILE) < 0)
-                return -ENOMEM;
-        r = file_read_bounded(path, MDEV_OWNED_FILE_MAX, FILE_READ_NOFOLLOW, &text, &size);
-        if (r == -ENOENT) {
-                *ret = TAKE_PTR(o);
-                return 0;
-        }
-        if (r == -ENOMEM)
+        r = json_file_load(
+                dir, HOSTDEVD_MDEV_OWNED_FILE, MDEV_OWNED_FILE_MAX, MDEV_OWNED_VERSION, &root, ret_error);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = TAKE_PTR(o);
                 return r;
-        if (r < 0)
-                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
-        if (strlen(text) != size)
-                return set_error(ret_error, -EUCLEAN, "%s: contains a NUL byte", path);
-        root = json_tokener_parse(text);
-        if (!root || !json_object_is_type(root, json_type_object) ||
-            !json_object_object_get_ex(root, "version", &version) ||
-            !json_object_is_type(version, json_type_int) ||
-            json_object_get_int(version) != MDEV_OWNED_VERSION) {
-                json_object_put(root);
-                return set_error(
-                        ret_error, -EUCLEAN, "%s: not a version %d object", path, MDEV_OWNED_VERSION);
         }
         for (int v = 0; v < 2; v++) {
                 json_object *map;
@@ -158,9 +126,9 @@ int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
                         continue;
                 if (!json_object_is_type(map, json_type_object)) {
                         json_object_put(root);
-                        return set_error(
-                                ret_error, -EUCLEAN, "%s: \"%s\" is not an object", path,
-                                v ? "vgpus" : "mdevs");
+                        return json_file_error(
+                                ret_error, -EUCLEAN, "%s/%s: \"%s\" is not an object", dir,
+                                HOSTDEVD_MDEV_OWNED_FILE, v ? "vgpus" : "mdevs");
                 }
                 json_object_object_foreach(map, key, val) {
                         const char *parent = json_object_is_type(val, json_type_object)
@@ -171,7 +139,9 @@ int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
 
                         if (!key_is_valid(v, key) || !json_object_is_type(val, json_type_object) ||
                             find(o, v, key)) {
-                                r = set_error(ret_error, -EUCLEAN, "%s: bad entry \"%s\"", path, key);
+                                r = json_file_error(
+                                        ret_error, -EUCLEAN, "%s/%s: bad entry \"%s\"", dir,
+                                        HOSTDEVD_MDEV_OWNED_FILE, key);
                                 json_object_put(root); /* after: |key| lives in |root| */
                                 return r;
                         }
@@ -188,7 +158,6 @@ int mdev_owned_load(const char *dir, MdevOwned **ret, char **ret_error) {
 
 static int save(MdevOwned *o) {
         json_object *root = json_object_new_object();
-        const char *text;
         int r;
 
         if (!o->dir) {
@@ -217,11 +186,7 @@ static int save(MdevOwned *o) {
                                 goto oom;
                 }
         }
-        text = json_object_to_json_string_ext(
-                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                goto oom;
-        r = file_write_atomic(o->dir, HOSTDEVD_MDEV_OWNED_FILE, text, strlen(text), 0644, 0755);
+        r = json_file_save(o->dir, HOSTDEVD_MDEV_OWNED_FILE, root);
         json_object_put(root);
         return r < 0 ? r : 1;
 oom:

@@ -2,15 +2,12 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
 
-#include <json-c/json.h>
-
-#include "file-util.h"
+#include "json-file.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev-uuids.h"
@@ -93,62 +90,31 @@ bool mdev_uuids_contains(const MdevUuids *u, const char *uuid, const char **ret_
         return false;
 }
 
-_printf_(3, 4) static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        if (ret_error) {
-                va_start(ap, format);
-                if (vasprintf(ret_error, format, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return r;
-}
-
 int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
         _cleanup_(mdev_uuids_freep) MdevUuids *u = NULL;
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        json_object *root = NULL, *version, *rules;
-        size_t size;
+        json_object *root = NULL, *rules;
         int r;
 
         assert(dir);
         assert(ret);
         if (ret_error)
                 *ret_error = NULL;
-
         r = mdev_uuids_new(dir, &u);
         if (r < 0)
                 return r;
-        if (asprintf(&path, "%s/%s", dir, HOSTDEVD_MDEV_UUIDS_FILE) < 0)
-                return -ENOMEM;
-        r = file_read_bounded(path, MDEV_UUIDS_FILE_MAX, FILE_READ_NOFOLLOW, &text, &size);
-        if (r == -ENOENT) {
-                *ret = TAKE_PTR(u);
-                return 0;
-        }
-        if (r == -ENOMEM)
+        r = json_file_load(
+                dir, HOSTDEVD_MDEV_UUIDS_FILE, MDEV_UUIDS_FILE_MAX, MDEV_UUIDS_VERSION, &root, ret_error);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = TAKE_PTR(u);
                 return r;
-        if (r < 0)
-                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
-        if (strlen(text) != size)
-                return set_error(ret_error, -EUCLEAN, "%s: contains a NUL byte", path);
-
-        root = json_tokener_parse(text);
-        if (!root || !json_object_is_type(root, json_type_object)) {
-                json_object_put(root);
-                return set_error(ret_error, -EUCLEAN, "%s: not a JSON object", path);
-        }
-        if (!json_object_object_get_ex(root, "version", &version) ||
-            !json_object_is_type(version, json_type_int) ||
-            json_object_get_int(version) != MDEV_UUIDS_VERSION) {
-                json_object_put(root);
-                return set_error(ret_error, -EUCLEAN, "%s: \"version\" is not %d", path, MDEV_UUIDS_VERSION);
         }
         if (!json_object_object_get_ex(root, "rules", &rules) ||
             !json_object_is_type(rules, json_type_object)) {
                 json_object_put(root);
-                return set_error(ret_error, -EUCLEAN, "%s: \"rules\" is not an object", path);
+                return json_file_error(
+                        ret_error, -EUCLEAN, "%s/%s: \"rules\" is not an object", dir,
+                        HOSTDEVD_MDEV_UUIDS_FILE);
         }
         json_object_object_foreach(rules, key, list) {
                 RuleUuids *rule;
@@ -156,9 +122,9 @@ int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
 
                 if (!json_object_is_type(list, json_type_array) ||
                     (n = json_object_array_length(list)) > MDEV_UUIDS_PER_RULE_MAX) {
-                        r = set_error(
-                                ret_error, -EUCLEAN, "%s: rule \"%s\": not an array of at most %u UUIDs",
-                                path, key, MDEV_UUIDS_PER_RULE_MAX);
+                        r = json_file_error(
+                                ret_error, -EUCLEAN, "%s/%s: rule \"%s\": not an array of at most %u UUIDs",
+                                dir, HOSTDEVD_MDEV_UUIDS_FILE, key, MDEV_UUIDS_PER_RULE_MAX);
                         json_object_put(root); /* after: |key| lives in |root| */
                         return r;
                 }
@@ -172,10 +138,10 @@ int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
                         const char *s =
                                 json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
                         if (!s || !mdev_uuid_is_valid(s) || mdev_uuids_contains(u, s, NULL)) {
-                                r = set_error(
+                                r = json_file_error(
                                         ret_error, -EUCLEAN,
-                                        "%s: rule \"%s\": entry %zu is not a lowercase UUID or is repeated",
-                                        path, key, i);
+                                        "%s/%s: rule \"%s\": entry %zu is not a lowercase UUID or is repeated",
+                                        dir, HOSTDEVD_MDEV_UUIDS_FILE, key, i);
                                 json_object_put(root); /* after: |key| lives in |root| */
                                 return r;
                         }
@@ -186,7 +152,7 @@ int mdev_uuids_load(const char *dir, MdevUuids **ret, char **ret_error) {
                 }
         }
         json_object_put(root);
-        log_debug("Loaded %zu mdev UUID lists from %s", u->n_rules, path);
+        log_debug("Loaded %zu mdev UUID lists from %s/%s", u->n_rules, dir, HOSTDEVD_MDEV_UUIDS_FILE);
         *ret = TAKE_PTR(u);
         return 0;
 }
@@ -229,7 +195,6 @@ bool mdev_uuids_is_dirty(const MdevUuids *u) {
 
 int mdev_uuids_save(MdevUuids *u) {
         json_object *root, *rules;
-        const char *text;
         int r;
 
         assert(u);
@@ -257,13 +222,7 @@ int mdev_uuids_save(MdevUuids *u) {
                                 return -ENOMEM;
                         }
         }
-        text = json_object_to_json_string_ext(
-                root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text) {
-                json_object_put(root);
-                return -ENOMEM;
-        }
-        r = file_write_atomic(u->dir, HOSTDEVD_MDEV_UUIDS_FILE, text, strlen(text), 0644, 0755);
+        r = json_file_save(u->dir, HOSTDEVD_MDEV_UUIDS_FILE, root);
         json_object_put(root);
         if (r < 0)
                 return log_debug_errno(r, "Failed to write %s/%s: %m", u->dir, HOSTDEVD_MDEV_UUIDS_FILE);

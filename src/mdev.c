@@ -193,6 +193,7 @@ Mdev *mdev_free(Mdev *m) {
         free(m->type_id);
         free(m->parent);
         free(m->driver);
+        free(m->vfio_device);
         strv_free(m->errors);
         free(m);
         return NULL;
@@ -320,6 +321,10 @@ int mdev_read(const char *uuid, Mdev **ret) {
         } else if (r != -ENOENT && (r = record_read_error(&m->errors, SYSFS_ATTR_IOMMU_GROUP, r)) < 0)
                 return r;
 
+        r = sysfs_read_vfio_cdev(path, &m->vfio_device);
+        if (r < 0)
+                return r;
+
         log_debug("Read mdev %s: type %s, parent %s", m->uuid, strna(m->type_id), strna(m->parent));
         *ret = TAKE_PTR(m);
         return 0;
@@ -340,6 +345,8 @@ unsigned mdev_diff(const Mdev *a, const Mdev *b) {
                 f |= MDEV_FIELD_ERRORS;
         if (!streq_ptr(a->syspath, b->syspath))
                 f |= MDEV_FIELD_SYSPATH;
+        if (!streq_ptr(a->vfio_device, b->vfio_device))
+                f |= MDEV_FIELD_VFIO_DEVICE;
         return f;
 }
 

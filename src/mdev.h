@@ -29,6 +29,8 @@ typedef struct Mdev {
         char *parent; /* parent device name: a PCI address, or another sysfs name ("mtty") */
         bool parent_is_pci; /* parent is a PCI function (then ->parent is its canonical address) */
         int32_t iommu_group; /* -1: none */
+        char *vfio_device; /* "/dev/vfio/devices/vfioN" when <mdev>/vfio-dev/vfioN exists (VFIO cdev,
+                            * sysfs_read_vfio_cdev()); NULL: none */
         char *driver; /* bound driver (e.g. "vfio_mdev"), NULL: none */
         char **errors; /* strv of parse errors, NULL if none */
 } Mdev;
@@ -48,6 +50,7 @@ typedef enum MdevField {
         MDEV_FIELD_DRIVER = 1u << 3,
         MDEV_FIELD_ERRORS = 1u << 4,
         MDEV_FIELD_SYSPATH = 1u << 5,
+        MDEV_FIELD_VFIO_DEVICE = 1u << 6,
 } MdevField;
 unsigned mdev_diff(const Mdev *a, const Mdev *b);
 

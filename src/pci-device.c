@@ -512,37 +512,7 @@ static int read_bars(PciDevice *d) {
 }
 
 static int read_vfio_device(PciDevice *d) {
-        _cleanup_free_ char *dir_path = NULL;
-        _cleanup_closedir_ DIR *dir = NULL;
-        struct dirent *de;
-
-        if (asprintf(&dir_path, "%s/%s", d->syspath, SYSFS_ATTR_VFIO_DEV) < 0)
-                return -ENOMEM;
-        dir = opendir(dir_path);
-        if (!dir)
-                return 0;
-        /*
-         * vfio.rst "cdev": one entry vfioN, the node /dev/vfio/devices/vfioN. Linux 6.1 already
-         * registers vfio-dev/vfioN but without a device number (commit 3c28a76124b2, "vfio: Add
-         * struct device to vfio_device"); the cdev came in 6.6 (commit 8b6f173a4ce4, "vfio: Add
-         * cdev for vfio_device"). Only a class device with a "dev" attribute has a node.
-         */
-        while ((de = readdir(dir))) {
-                _cleanup_free_ char *dev_attr = NULL;
-
-                if (!strneq(de->d_name, "vfio", 4))
-                        continue;
-                if (asprintf(&dev_attr, "%s/%s/dev", dir_path, de->d_name) < 0)
-                        return -ENOMEM;
-                if (access(dev_attr, F_OK) < 0)
-                        continue;
-                if (asprintf(&d->vfio_device, "%s/%s", DEV_VFIO_DEVICES_DIR, de->d_name) < 0) {
-                        d->vfio_device = NULL;
-                        return -ENOMEM;
-                }
-                return 0;
-        }
-        return 0;
+        return sysfs_read_vfio_cdev(d->syspath, &d->vfio_device);
 }
 
 /* The same function as |old|, as far as its config header tells: ids, class and revision. */

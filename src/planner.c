@@ -1097,17 +1097,17 @@ _printf_(8, 9) static int plan_add_mdev_action(
         return 0;
 }
 
-/* "pid 42 (qemu) via /dev/vfio/12, ..." for the holders of IOMMU group |group|; NULL + 0 if none. */
-static int planner_group_holders(const Planner *p, int32_t group, char **ret) {
+/* "pid 42 (qemu) via /dev/vfio/12, ..." for the holders of mdev |m|: of its IOMMU group's node or its
+ * VFIO cdev (/dev/vfio/devices/vfioN); NULL + 0 if none. */
+static int planner_mdev_holders(const Planner *p, const Mdev *m, char **ret) {
         _cleanup_free_ char *s = NULL;
 
         *ret = NULL;
-        for (size_t i = 0; group >= 0 && i < p->in->n_holders; i++) {
+        for (size_t i = 0; i < p->in->n_holders; i++) {
                 const Holder *h = &p->in->holders[i];
-                int32_t g;
                 char *n;
 
-                if (!holder_node_is_group(h->node, &g) || g != group)
+                if (!holder_holds_node(h, m->iommu_group, m->vfio_device))
                         continue;
                 if (asprintf(
                             &n, "%s%spid %d (%s) via %s", strempty(s), s ? ", " : "", (int)h->pid, h->comm,
@@ -1278,7 +1278,7 @@ static int plan_mdevs(Planner *p) {
                                 return r;
                         continue;
                 }
-                r = planner_group_holders(p, m->iommu_group, &held);
+                r = planner_mdev_holders(p, m, &held);
                 if (r < 0)
                         return r;
                 if (held) {

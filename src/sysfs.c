@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "file-util.h"
 #include "macro.h"
+#include "names.h"
 #include "sysfs.h"
 
 /* The kernel ends every attribute it prints with one "\n"; accept exactly that and nothing else. */
@@ -216,5 +220,37 @@ int sysfs_read_link_basename(const char *dir, const char *attr, char **ret) {
         if (!b)
                 return -ENOMEM;
         *ret = b;
+        return 0;
+}
+
+int sysfs_read_vfio_cdev(const char *syspath, char **ret) {
+        _cleanup_free_ char *dir_path = NULL;
+        _cleanup_closedir_ DIR *dir = NULL;
+        struct dirent *de;
+
+        assert(ret);
+        *ret = NULL;
+        dir_path = path_join(syspath, SYSFS_ATTR_VFIO_DEV);
+        if (!dir_path)
+                return -ENOMEM;
+        dir = opendir(dir_path);
+        if (!dir)
+                return 0;
+        /* One entry vfioN; only a class device with a "dev" attribute has a node. */
+        while ((de = readdir(dir))) {
+                _cleanup_free_ char *dev_attr = NULL;
+
+                if (!strneq(de->d_name, "vfio", 4))
+                        continue;
+                if (asprintf(&dev_attr, "%s/%s/dev", dir_path, de->d_name) < 0)
+                        return -ENOMEM;
+                if (access(dev_attr, F_OK) < 0)
+                        continue;
+                if (asprintf(ret, "%s/%s", DEV_VFIO_DEVICES_DIR, de->d_name) < 0) {
+                        *ret = NULL;
+                        return -ENOMEM;
+                }
+                return 0;
+        }
         return 0;
 }

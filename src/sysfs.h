@@ -54,3 +54,11 @@ int sysfs_read_bool(const char *dir, const char *attr, bool *ret);
  * missing (umockdev). Returns -ENOENT if there is no link.
  */
 int sysfs_read_link_basename(const char *dir, const char *attr, char **ret);
+
+/*
+ * The VFIO device cdev of the device at |syspath| (a PCI function or an mdev): "/dev/vfio/devices/vfioN"
+ * when <syspath>/vfio-dev/vfioN has a "dev" attribute (vfio.rst "cdev"; Linux 6.1 registers
+ * vfio-dev/vfioN without a device number, commit 3c28a76124b2; the cdev came in 6.6, commit
+ * 8b6f173a4ce4). *ret: a new string, NULL when there is none. Returns 0 or -ENOMEM.
+ */
+int sysfs_read_vfio_cdev(const char *syspath, char **ret);

@@ -105,5 +105,7 @@ bool vfio_node_has_device(const VfioNode *n, const PciDevice *d) {
 }
 
 bool vfio_node_has_mdev(const VfioNode *n, const Mdev *m) {
-        return n->kind != VFIO_NODE_DEVICE && m->iommu_group >= 0 && (uint32_t)m->iommu_group == n->number;
+        if (n->kind == VFIO_NODE_DEVICE)
+                return m->vfio_device && streq(n->path, m->vfio_device);
+        return m->iommu_group >= 0 && (uint32_t)m->iommu_group == n->number;
 }

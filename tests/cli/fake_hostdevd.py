@@ -153,6 +153,7 @@ MDEVS = [
         "StateReason": "",
         "Holders": [],
         "VfioGroup": "/dev/vfio/12",
+        "VfioDevice": "",
     },
     # Made by hand: shown, never touched; a VM holds it.
     {
@@ -170,6 +171,7 @@ MDEVS = [
         "StateReason": "",
         "Holders": [[4243, "qemu-system-x86"]],
         "VfioGroup": "/dev/vfio/13",
+        "VfioDevice": "",
     },
 ]
 
@@ -566,7 +568,8 @@ class Root(PropertyObject):
         m = {"Uuid": uuid, "SysfsPath": "/sys/bus/mdev/devices/" + uuid, "Type": t[1], "Parent": t[0],
              "ParentDevice": device_path(t[0]) if t[0] in self.fake.devices else "/", "IommuGroup": 20,
              "Driver": "vfio_mdev", "Errors": [], "TypeName": t[2], "Owner": "hostdevd", "State": "converged",
-             "StateReason": "", "Holders": [], "VfioGroup": "/dev/vfio/20", "RequestFile": directory}
+             "StateReason": "", "Holders": [], "VfioGroup": "/dev/vfio/20", "VfioDevice": "",
+             "RequestFile": directory}
         outcome, self.fake.next_state = self.fake.next_state or {}, None
         later = outcome.pop("Then", None)
         delay = outcome.pop("AfterMs", 0)

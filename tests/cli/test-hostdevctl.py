@@ -479,7 +479,8 @@ class HostdevctlTest(unittest.TestCase):
         t.AddMdev(json.dumps({"Uuid": "11111111-2222-3333-4444-555555555555", "SysfsPath": "/sys/x",
                               "Type": "mtty-1", "Parent": "mtty", "ParentDevice": "/", "IommuGroup": 13,
                               "Driver": "", "Errors": [], "TypeName": "", "Owner": "foreign", "State": "converged",
-                              "StateReason": "", "Holders": [], "VfioGroup": ""}))
+                              "StateReason": "", "Holders": [], "VfioGroup": "",
+                              "VfioDevice": ""}))
         t.DeleteMdev("11111111-2222-3333-4444-555555555555")
         # Back as it was, for the other tests.
         t.ChangeDevice("0000:01:00.0", json.dumps({"Driver": "vfio-pci", "DriverOverride": "vfio-pci"}))

@@ -387,6 +387,9 @@ class Kernel:
                 # vendor vGPU GPUs (vgpu_gpu()): {PF address: VgpuGpu}
                 self.vgpu_gpus = {}
                 self.mdev_drivers = {}      # {parent: its mdev driver} for core-counted parents
+                # 6.6+: an mdev's VFIO device gets a cdev, <mdev>/vfio-dev/vfioN with "dev"
+                # (vfio_device_add(), drivers/vfio/vfio_main.c); off by default (6.1's layout).
+                self.mdev_cdevs = False
 
         def before_send(self):
                 """Account for one uevent about to be sent (also umockdev's own 'add').
@@ -772,6 +775,10 @@ class Kernel:
                 t.symlink(os.path.relpath(devdir, ddir), os.path.join(ddir, uuid))
                 t.symlink(os.path.relpath(ddir, devdir), os.path.join(devdir, 'driver'))
                 t.set_uevent_var(devdir, 'DRIVER', driver)
+                if self.mdev_cdevs:
+                        n = self.next_free_cdev()
+                        os.makedirs(os.path.join(devdir, 'vfio-dev', 'vfio%d' % n))
+                        t.write(os.path.join(devdir, 'vfio-dev', 'vfio%d' % n, 'dev'), '511:%d\n' % n)
                 self.uevent(syspath, 'bind')
                 os.makedirs(os.path.join(tdir, 'devices'), exist_ok=True)
                 t.symlink(os.path.relpath(devdir, os.path.join(tdir, 'devices')), os.path.join(tdir, 'devices', uuid))
@@ -786,6 +793,15 @@ class Kernel:
                 if int(value.strip(), 16 if value[:2] in ('0x', '0X') else 8 if value.startswith('0') else 10):
                         self._mdev_remove(uuid)
                 return 0
+
+        def next_free_cdev(self):
+                """The lowest N no mdev's vfio-dev/vfioN uses (the kernel's ida)."""
+                used = set()
+                for uuid in self.t.mdev_uuids():
+                        d = os.path.join(self.t.real(self.t.mdev_syspath(uuid)), 'vfio-dev')
+                        if os.path.isdir(d):
+                                used.update(int(x[4:]) for x in os.listdir(d) if x[4:].isdigit())
+                return min(set(range(len(used) + 1)) - used)
 
         def next_free_group(self):
                 gdir = os.path.join(self.t.sys, 'kernel/iommu_groups')
@@ -1429,6 +1445,14 @@ def reconciler_defaults():
         return dict(_reconciler_defaults)
 
 
+def _mdev_cdev(d):
+        """/dev/vfio/devices/vfioN for <mdev>/vfio-dev/vfioN with a dev attribute, else ''."""
+        vdir = os.path.join(d, 'vfio-dev')
+        names = sorted(n for n in os.listdir(vdir) if os.path.exists(os.path.join(vdir, n, 'dev'))) \
+                if os.path.isdir(vdir) else []
+        return '/dev/vfio/devices/' + names[0] if names else ''
+
+
 def expected_mdev(t, uuid, owner='foreign'):
         syspath = t.mdev_syspath(uuid)
         d = t.real(syspath)
@@ -1447,6 +1471,7 @@ def expected_mdev(t, uuid, owner='foreign'):
                 'Errors': [],
                 'TypeName': (_attr(type_dir, 'name') or '') if os.path.islink(type_dir) else '',
                 'VfioGroup': '/dev/vfio/%s' % group if group is not None else '',
+                'VfioDevice': _mdev_cdev(d),
                 # a daemon without rules or records: every instance is someone else's, as it is
                 'Owner': owner,
                 'State': 'converged',

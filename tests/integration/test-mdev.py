@@ -586,6 +586,33 @@ class MdevReconcile(MdevDaemonCase):
                 self.call('Apply')
                 c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'removed once released')
 
+        def test_cdev_holder_blocks_removal(self):
+                """6.6+: a VMM that opened the mdev's VFIO cdev (/dev/vfio/devices/vfioN, for
+                <mdev>/vfio-dev/vfioN), not its group, holds it as well: shown in Holders, removal
+                blocked naming it, removed once it is gone."""
+                self.H.k.mdev_cdevs = True
+                os.makedirs(os.path.join(self.H.t.root, 'dev', 'vfio', 'devices'), exist_ok=True)
+                c = self.start({'50-fixed.conf': mdev_conf(Parent=MTTY, Type='mtty-1', UUID=U1)})
+                self.wait_mdev(U1, 'State', 'converged')
+                cdevs = os.listdir(os.path.join(self.H.t.real(self.H.t.mdev_syspath(U1)), 'vfio-dev'))
+                self.assertEqual(len(cdevs), 1)
+                self.assertEqual(self.mdev(U1, 'VfioDevice'), '/dev/vfio/devices/' + cdevs[0])
+                p = self.hold('devices/' + cdevs[0])
+                c.wait_for(lambda: self.mdev(U1, 'Holders') == [(p.pid, 'sleep')], 30,
+                           lambda: 'the cdev holder in Holders (now %r)' % self.mdev(U1, 'Holders'))
+                os.unlink(self.etc('50-fixed.conf'))
+                self.call('Reload')
+                self.wait_mdev(U1, 'State', 'blocked')
+                reason = self.mdev(U1, 'StateReason')
+                self.assertIn('pid %d (sleep) via /dev/vfio/devices/%s' % (p.pid, cdevs[0]), reason)
+                self.H.barrier(c)
+                self.assertIn(U1, self.H.t.mdev_uuids())
+                self.assertFalse([w for w in self.mdev_writes() if U1 in w[0]])
+                p.kill()
+                p.wait()
+                self.call('Apply')
+                c.wait_for(lambda: U1 not in self.H.t.mdev_uuids(), 30, 'removed once released')
+
         def test_foreign_never_touched(self):
                 """An instance made by hand on a parent that a Count= rule uses is counted, never removed,
                 even when its UUID is one hostdevd would pick or a rule is removed."""

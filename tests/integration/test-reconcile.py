@@ -217,11 +217,13 @@ class ReconcileTestCase(unittest.TestCase):
                 the very inode the daemon watches, its /proc/PID/fd link reads
                 "/dev/vfio/<group>" to the daemon, and the build machine's /dev is not touched.
                 |closable|: it closes the node when a line is written to its stdin (and then
-                prints "closed"), staying alive; its command name is "sh" then, else "sleep"."""
-                node = '/dev/vfio/%d' % group
+                prints "closed"), staying alive; its command name is "sh" then, else "sleep".
+                |group| may also be a path below /dev/vfio ('devices/vfio3': a VFIO cdev)."""
+                node = '/dev/vfio/%s' % group
                 tb_vfio = os.path.join(self.H.t.root, 'dev', 'vfio')
                 # mknod, not open(): an open by this (unrelated) process would be an fanotify open event
                 # of its own, a holder for the daemon until its close is seen.
+                os.makedirs(os.path.dirname(os.path.join(tb_vfio, str(group))), exist_ok=True)
                 try:
                         os.mknod(os.path.join(tb_vfio, str(group)), 0o644 | stat.S_IFREG)
                 except FileExistsError:

@@ -107,6 +107,7 @@ static const struct {
         { MDEV_FIELD_DRIVER, "Driver" },
         { MDEV_FIELD_ERRORS, "Errors" },
         { MDEV_FIELD_SYSPATH, "SysfsPath" },
+        { MDEV_FIELD_VFIO_DEVICE, "VfioDevice" },
         /* Not the model's: the reconciler's view of the instance (bus-mdev.h). Last. */
         { BUS_MDEV_FIELD_STATUS, "Owner,State,StateReason" },
 };

@@ -143,6 +143,11 @@ static void test_holds_device(void **state) {
         assert_true(holder_holds_device(&cdev, &d));
         d.vfio_device = (char *)"/dev/vfio/devices/vfio30";
         assert_false(holder_holds_device(&cdev, &d));
+        /* The same for an mdev, by its group and cdev. */
+        assert_true(holder_holds_node(&group, 12, NULL));
+        assert_false(holder_holds_node(&group, -1, "/dev/vfio/devices/vfio3"));
+        assert_true(holder_holds_node(&cdev, 40, "/dev/vfio/devices/vfio3"));
+        assert_false(holder_holds_node(&cdev, 40, NULL));
 
         assert_true(holder_node_is_group("/dev/vfio/12", &g));
         assert_int_equal(g, 12);
