@@ -12,7 +12,10 @@
  * Record format (one JSON object per file, json-c; written atomically by the caller):
  *   { "version": 1, "id": 7, "pid": 1234, "start-time": 56789, "uid": 1000,
  *     "since-usec": 1765140000000000, "whole-group": false, "state": "active",
- *     "devices": [ { "address": "0000:01:00.0", "policy": "host" }, ... ] }
+ *     "devices": [ { "address": "0000:01:00.0", "policy": "host" }, ... ],
+ *     "mdevs": [ { "uuid": "<lowercase UUID>", "parent": "mtty", "type": "mtty-2",
+ *                  "policy": "remove" }, ... ] }
+ * ("mdevs" only in records of leases with mediated devices; "devices" may then be empty.)
  * start-time is field 22 of /proc/PID/stat (proc(5), "starttime": clock ticks since boot, as
  * fs/proc/array.c prints task->start_boottime), which together with the pid names one process
  * across pid reuse. since-usec is CLOCK_REALTIME in microseconds.

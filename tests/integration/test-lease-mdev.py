@@ -197,7 +197,8 @@ class LeaseMdev(M.MdevDaemonCase):
                         ({'mdevs': mdevs_option(('mtty-9', ''))}, ERR + 'NotFound', "No mdev type 'mtty-9'"),
                         ({'mdevs': mdevs_option(('mtty-1', 'nosuch'))}, ERR + 'NotFound', "No mdev parent 'nosuch'"),
                         ({'mdevs': mdevs_option(('mtty-1\nUUID=x', ''))}, ERR + 'InvalidArgument', 'Invalid mdev type'),
-                        ({'mdevs': mdevs_option(('mtty-1', '../mtty'))}, ERR + 'InvalidArgument', 'Invalid mdev parent'),
+                        ({'mdevs': mdevs_option(('mtty-1', '../mtty'))}, ERR + 'InvalidArgument',
+                         'Invalid mdev parent'),
                         ({'mdevs': mdevs_option(('mtty-1', '')), 'mdev_release': 'host'}, ERR + 'InvalidArgument',
                          'Invalid mdev release policy'),
                         ({'mdevs': dbus.Array(['mtty-1'], signature='s')}, ERR + 'InvalidArgument', 'must be a(ss)'),
@@ -257,11 +258,11 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.H.barrier(self.c)
                 self.assertEqual(self.snapshot(), before)
                 polkit.SetAllowed(dbus.Array(['org.hostdevd1.acquire'], signature='s'))
-                n_creates = len([w for w in self.mdev_writes() if w[0].endswith('/create')])
+                creates = lambda: len([w for w in self.mdev_writes() if w[0].endswith('/create')])  # noqa: E731
+                n_creates = creates()
                 got = self.nonroot_acquire()
                 self.assertIn('ok', got, got)
-                self.c.wait_for(lambda: len([w for w in self.mdev_writes() if w[0].endswith('/create')]) == n_creates + 1,
-                                30, 'one create')
+                self.c.wait_for(lambda: creates() == n_creates + 1, 30, 'one create')
                 # the caller exited after the reply: its lease ends and the instance goes
                 self.c.wait_for(lambda: self.leases() == {}, 30, 'lease gone')
                 self.c.wait_for(lambda: sorted(self.H.t.mdev_uuids()) == before[1], 30, 'the instance removed')
