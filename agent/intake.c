@@ -363,8 +363,23 @@ void intake_apply_held_mdevs(Intake *in) {
         bool was_handling;
         int r;
 
-        if (!in || in->handling || !in->held_mdevs)
+        if (!in || !in->held_mdevs)
                 return;
+        if (in->handling) {
+                if (in->hold_mdevs)
+                        return; /* read when the hold ends */
+                /* The hold ended inside an application: each as a queued "change", read in order. */
+                uuids = TAKE_PTR(in->held_mdevs);
+                STRV_FOREACH (u, uuids) {
+                        _cleanup_free_ char *syspath = NULL;
+
+                        if (asprintf(&syspath, "%s/%s", SYSFS_MDEV_DEVICES, *u) < 0)
+                                break;
+                        (void)intake_queue_uevent(
+                                in, UEVENT_ACTION_CHANGE, UEVENT_SUBSYSTEM_MDEV, syspath, *u, NULL);
+                }
+                return;
+        }
         uuids = TAKE_PTR(in->held_mdevs);
         log_debug("Reading %zu mdevs whose uevents came during our job", strv_length(uuids));
         was_handling = in->handling;

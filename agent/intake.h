@@ -111,7 +111,8 @@ int intake_handle_uevent(
  * The reconciler holds while a job of ours with mdev actions runs (ReconcilerHooks.hold_mdev_uevents).
  */
 void intake_hold_mdevs(Intake *i, bool hold);
-/* Read the held mdevs now (the hold goes on); a no-op when none is held or inside an application. */
+/* Read the held mdevs now (the hold goes on). Inside an application: nothing while the hold goes on;
+ * after it ended, each is queued as a "change" (intake_queue_uevent()). */
 void intake_apply_held_mdevs(Intake *i);
 
 /* Full re-enumeration after lost uevents: the difference becomes changes, Rescans is incremented.

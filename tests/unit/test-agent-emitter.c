@@ -760,6 +760,83 @@ static const char *added_string(Fixture *f, size_t i, const char *property) {
         return v;
 }
 
+/* ---- the hold of mdev uevents during our own mdev jobs (intake.h) ---- */
+
+static size_t count_added(Fixture *f) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < f->n_signals; i++)
+                n += sd_bus_message_is_signal(
+                             f->signals[i], "org.freedesktop.DBus.ObjectManager", "InterfacesAdded") > 0;
+        return n;
+}
+
+static void assert_model_current(Fixture *f) {
+        Model *fresh = NULL;
+
+        assert_int_equal(model_new(NULL, &fresh), 0);
+        assert_int_equal(model_enumerate(fresh, NULL), 0);
+        assert_true(model_equal(fresh, f->d->ctx.model));
+        model_free(fresh);
+}
+
+/* Held: nothing read or announced until the hold ends; then each mdev once, the model current. */
+static void test_intake_hold_mdevs(void **state) {
+        static const char *const uuids[] = {
+                "6f1d2a3b-0000-4000-8000-00000000be00",
+                "6f1d2a3b-0000-4000-8000-00000000be01",
+        };
+        Fixture *f = *state;
+        Intake *in = f->d->ctx.intake;
+        char path[256];
+
+        intake_hold_mdevs(in, true);
+        for (size_t i = 0; i < 2; i++) {
+                sysfs_tree_add_mdev(f->tree, IGD_PATH, uuids[i], "i915-GVTg_V5_4", 8 + (int)i);
+                (void)snprintf(path, sizeof(path), "%s/%s", IGD_PATH, uuids[i]);
+                assert_int_equal(intake_receive(in, "add", "mdev", path, uuids[i], NULL), 0);
+                assert_int_equal(intake_receive(in, "bind", "mdev", path, uuids[i], NULL), 0);
+                intake_queue_mdev_refresh(in, uuids[i]);
+        }
+        sysfs_tree_set_available(f->tree, IGD_PATH, "i915-GVTg_V5_4", 0);
+        assert_int_equal(intake_queued(in), 0);
+        flush_and_collect(f, 0);
+        assert_null(model_get_mdev(f->d->ctx.model, uuids[0]));
+        assert_int_equal(model_get_mdev_parent(f->d->ctx.model, IGD)->types[0].available_instances, 1);
+
+        /* the last job ends */
+        intake_hold_mdevs(in, false);
+        for (size_t i = 0; i < 2; i++)
+                assert_string_equal(model_get_mdev(f->d->ctx.model, uuids[i])->type_id, "i915-GVTg_V5_4");
+        assert_int_equal(model_get_mdev_parent(f->d->ctx.model, IGD)->types[0].available_instances, 0);
+        assert_model_current(f);
+        clear_signals(f);
+        assert_true(bus_emitter_flush(f->d->ctx.emitter) >= 2);
+        collect(f);
+        assert_int_equal(count_added(f), 2);
+
+        /* a plan while held (intake_flush()) reads them; the hold goes on */
+        intake_hold_mdevs(in, true);
+        sysfs_tree_remove_mdev(f->tree, IGD_PATH, uuids[1]);
+        sysfs_tree_set_available(f->tree, IGD_PATH, "i915-GVTg_V5_4", 1);
+        (void)snprintf(path, sizeof(path), "%s/%s", IGD_PATH, uuids[1]);
+        assert_int_equal(intake_receive(in, "remove", "mdev", path, uuids[1], NULL), 0);
+        assert_non_null(model_get_mdev(f->d->ctx.model, uuids[1]));
+        intake_flush(in);
+        assert_null(model_get_mdev(f->d->ctx.model, uuids[1]));
+        assert_model_current(f);
+
+        /* a rescan drops what is held: the enumeration read it */
+        sysfs_tree_remove_mdev(f->tree, IGD_PATH, uuids[0]);
+        sysfs_tree_set_available(f->tree, IGD_PATH, "i915-GVTg_V5_4", 2);
+        (void)snprintf(path, sizeof(path), "%s/%s", IGD_PATH, uuids[0]);
+        assert_int_equal(intake_receive(in, "remove", "mdev", path, uuids[0], NULL), 0);
+        assert_int_equal(intake_rescan(in), 0);
+        assert_null(model_get_mdev(f->d->ctx.model, uuids[0]));
+        intake_hold_mdevs(in, false);
+        assert_model_current(f);
+}
+
 /* ---- the coalescing rules of bus-emitter.h ---- */
 
 /* changed + changed -> one PropertiesChanged with the union of the fields. */
@@ -1274,6 +1351,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_manager, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_flush_on_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_uevent_queue, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_intake_hold_mdevs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_bus, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_method_errors, setup, teardown),
