@@ -16,7 +16,8 @@
  * IOMMU group peers, unknown PF, unusable ids, a function the model knows already) is declined, with
  * the reason logged at debug level: the normal plans that follow the model's update handle it.
  *
- * Threading: the loop thread (it reads the model).
+ * Threading: early_bind_plan() on the loop thread (it reads the model); the snapshot below is built
+ * on the loop and read, immutable, by the early-bind thread.
  */
 
 #include <errno.h>
@@ -45,9 +46,9 @@ typedef enum HotplugGuard {
          * sriov_numvfs is written, so no driver but driver_override's can probe them. A guarantee. */
         HOTPLUG_GUARD_SRIOV_AUTOPROBE,
         /* "driver-override": a rule may claim a hot-added function, or a VF of a PF whose VFs it does
-         * not create: driver_override is written on the kernel's "add" uevent, which races the
-         * kernel's first probe (won on an idle host, lost at times on a busy one); a lost race is
-         * taken from the host driver in one transaction. */
+         * not create: driver_override is written on the kernel's "add" uevent (by the early-bind
+         * thread, executor-early.h), which races the kernel's first probe; a lost race is taken from
+         * the host driver in one transaction. */
         HOTPLUG_GUARD_DRIVER_OVERRIDE,
         _HOTPLUG_GUARD_MAX,
         _HOTPLUG_GUARD_INVALID = -EINVAL,

@@ -27,7 +27,9 @@
 # hot-adds per hotplug contender (default 9; race also runs a sixth of them
 # plus one for each unclaimed case). Each claimed hotplug contender's line
 # in the summary says in how many rounds the host driver (e1000e) probed
-# first.
+# first; race's claimed contenders are hostdevd, the raw loop at SCHED_FIFO
+# 1 (hostdevd's early-bind thread's class) and the raw loop as a normal
+# process, taking turns a third of the rounds at a time.
 # Exit status 0 when every contender produced figures (the goals
 # are reported, not enforced: TCG timings vary with the build machine's load).
 set -euo pipefail

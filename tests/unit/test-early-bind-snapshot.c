@@ -18,6 +18,7 @@
 #include "critical.h"
 #include "desired-state.h"
 #include "early-bind.h"
+#include "executor-early.h"
 #include "macro.h"
 
 static DesiredState *rules_of(const char *const *files) {
@@ -276,6 +277,39 @@ static void test_maybe_a_vf(void **state) {
         assert_string_equal(decline_reason(snap, &f), "an SR-IOV PF whose directory is unknown");
 }
 
+/* early_intents_read(): the intent lines the thread appends before each write; a line a crash cut short
+ * (no newline) was never followed by its write. */
+static void on_intent(const char *address, const char *driver, void *userdata) {
+        char **seen = userdata;
+        char *line = NULL;
+
+        assert_true(asprintf(&line, "%s%s=%s;", *seen ?: "", address, driver) > 0);
+        free(*seen);
+        *seen = line;
+}
+
+static void test_intents_read(void **state) {
+        char dir[] = "/tmp/test-early-intents.XXXXXX";
+        _cleanup_free_ char *path = NULL, *seen = NULL;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        /* No file: nothing left behind. */
+        assert_int_equal(early_intents_read(dir, on_intent, &seen), 0);
+        assert_null(seen);
+
+        assert_true(asprintf(&path, "%s/%s", dir, EARLY_WRITER_INTENTS) > 0);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_true(fputs("0000:06:00.0 vfio-pci\ngarbage\n0000:07:00.0 nvme\n0000:08:00.0 vfio-p", f) >= 0);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(early_intents_read(dir, on_intent, &seen), 2);
+        assert_string_equal(seen, "0000:06:00.0=vfio-pci;0000:07:00.0=nvme;");
+
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_claims_a_lone_new_function),
@@ -284,6 +318,7 @@ int main(void) {
                 cmocka_unit_test(test_declines_what_is_not_plainly_new),
                 cmocka_unit_test(test_iommu_group_peers),
                 cmocka_unit_test(test_maybe_a_vf),
+                cmocka_unit_test(test_intents_read),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
