@@ -31,4 +31,7 @@ typedef struct BusContext {
         const char *event_source; /* Manager.EventSource: "udev", "kernel" */
         /* bus-manager.c: method calls that change something, from arrival to reply, oldest first. */
         struct Request *requests;
+        /* bus-request.c: the request whose polkit check runs now, inside the method call's dispatch
+         * (NULL otherwise): authorized at once, its caller was just heard from. */
+        struct Request *authorizing;
 } BusContext;

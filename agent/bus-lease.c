@@ -169,8 +169,9 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
 }
 
 /* The owner: the pidfd passed, or the caller. Its start time is read while the pidfd pins its pid, and
- * the process must still run after that read, so the pair names this very process. */
-static int read_owner(sd_bus_message *m, LeaseAsk *ask, sd_bus_error *error) {
+ * the process must still run after that read, so the pair names this very process. *ret_bus_euid: the
+ * caller's euid when the bus daemon gave it (not read from /proc), for polkit; else (uid_t)-1. */
+static int read_owner(sd_bus_message *m, LeaseAsk *ask, uid_t *ret_bus_euid, sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
         pid_t pid;
@@ -184,6 +185,7 @@ static int read_owner(sd_bus_message *m, LeaseAsk *ask, sd_bus_error *error) {
         if (r < 0)
                 return bus_error_setf_errno(error, r, "Cannot tell the caller's user");
         ask->uid = uid;
+        *ret_bus_euid = sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID ? (uid_t)-1 : uid;
 
         if (ask->pidfd >= 0) {
                 r = pidfd_get_pid(ask->pidfd, &pid);
@@ -262,7 +264,7 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
         }
         r = read_options(d, m, ask, error);
         if (r >= 0)
-                r = read_owner(m, ask, error);
+                r = read_owner(m, ask, &q->sender_euid, error);
         if (r < 0) {
                 request_free(q);
                 return r;
