@@ -531,13 +531,28 @@ static const sd_bus_vtable lease_vtable[] = {
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS(
                 "Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
-        /* Handoff to the VMM (bus-handoff.c): computed at each read, no change signals. */
-        SD_BUS_PROPERTY("QemuArgs", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("CloudHypervisorArgs", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("LibvirtHostdevXml", "s", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("VfioPaths", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("MmioWindow", "(ttta(syttbbb))", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("Fingerprint", "s", bus_handoff_property_get_lease, 0, 0),
+        /* Handoff to the VMM (bus-handoff.c): computed at each read (Get, GetAll), never in a signal: not
+         * in InterfacesAdded (sd-bus leaves EMITS_INVALIDATION properties out of signals), which Acquire
+         * sends while the lease is prepared, when they say nothing yet and would cost a read of every
+         * function's BARs; invalidated with each State change (bus_emitter_lease_changed()). */
+        SD_BUS_PROPERTY(
+                "QemuArgs", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "CloudHypervisorArgs", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "LibvirtHostdevXml", "s", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "VfioPaths", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "MmioWindow", "(ttta(syttbbb))", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "Fingerprint", "s", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_ARGS(
                 "OpenVfioGroup", SD_BUS_ARGS("s", node), SD_BUS_RESULT("h", fd), method_open_vfio_group,
                 SD_BUS_VTABLE_UNPRIVILEGED),
