@@ -33,4 +33,7 @@ typedef struct BusContext {
         const char *early_bind_thread;
         /* bus-manager.c: method calls that change something, from arrival to reply, oldest first. */
         struct Request *requests;
+        /* bus-request.c: the request whose polkit check runs now, inside the method call's dispatch
+         * (NULL otherwise): authorized at once, its caller was just heard from. */
+        struct Request *authorizing;
 } BusContext;

@@ -196,7 +196,11 @@ int bus_emitter_lease_added(BusEmitter *e, const char *path) {
 int bus_emitter_lease_changed(BusEmitter *e, const char *path) {
         if (!e->ctx->bus)
                 return 0;
-        return sd_bus_emit_properties_changed(e->ctx->bus, path, HOSTDEVD_LEASE_INTERFACE, "State", NULL);
+        /* The handoff follows the State (a prepared lease's functions are not on vfio-pci yet): its
+         * properties are invalidated, not computed (EMITS_INVALIDATION, bus-lease.c). */
+        return sd_bus_emit_properties_changed(
+                e->ctx->bus, path, HOSTDEVD_LEASE_INTERFACE, "State", "QemuArgs", "CloudHypervisorArgs",
+                "LibvirtHostdevXml", "VfioPaths", "MmioWindow", "Fingerprint", NULL);
 }
 
 int bus_emitter_lease_removed(BusEmitter *e, const char *path) {

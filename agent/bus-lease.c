@@ -234,8 +234,9 @@ static int read_options(BusContext *d, sd_bus_message *m, LeaseAsk *ask, sd_bus_
 }
 
 /* The owner: the pidfd passed, or the caller. Its start time is read while the pidfd pins its pid, and
- * the process must still run after that read, so the pair names this very process. */
-static int read_owner(sd_bus_message *m, LeaseAsk *ask, sd_bus_error *error) {
+ * the process must still run after that read, so the pair names this very process. *ret_bus_euid: the
+ * caller's euid when the bus daemon gave it (not read from /proc), for polkit; else (uid_t)-1. */
+static int read_owner(sd_bus_message *m, LeaseAsk *ask, uid_t *ret_bus_euid, sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
         pid_t pid;
@@ -249,6 +250,7 @@ static int read_owner(sd_bus_message *m, LeaseAsk *ask, sd_bus_error *error) {
         if (r < 0)
                 return bus_error_setf_errno(error, r, "Cannot tell the caller's user");
         ask->uid = uid;
+        *ret_bus_euid = sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID ? (uid_t)-1 : uid;
 
         if (ask->pidfd >= 0) {
                 r = pidfd_get_pid(ask->pidfd, &pid);
@@ -333,7 +335,7 @@ int bus_lease_method_acquire(sd_bus_message *m, void *userdata, sd_bus_error *er
                         error, -EINVAL, "A lease holds 1 to %u functions or mdevs, none given",
                         LEASE_DEVICES_MAX);
         if (r >= 0)
-                r = read_owner(m, ask, error);
+                r = read_owner(m, ask, &q->sender_euid, error);
         if (r < 0) {
                 request_free(q);
                 return r;
@@ -609,13 +611,28 @@ static const sd_bus_vtable lease_vtable[] = {
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS(
                 "Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
-        /* Handoff to the VMM (bus-handoff.c): computed at each read, no change signals. */
-        SD_BUS_PROPERTY("QemuArgs", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("CloudHypervisorArgs", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("LibvirtHostdevXml", "s", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("VfioPaths", "as", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("MmioWindow", "(ttta(syttbbb))", bus_handoff_property_get_lease, 0, 0),
-        SD_BUS_PROPERTY("Fingerprint", "s", bus_handoff_property_get_lease, 0, 0),
+        /* Handoff to the VMM (bus-handoff.c): computed at each read (Get, GetAll), never in a signal: not
+         * in InterfacesAdded (sd-bus leaves EMITS_INVALIDATION properties out of signals), which Acquire
+         * sends while the lease is prepared, when they say nothing yet and would cost a read of every
+         * function's BARs; invalidated with each State change (bus_emitter_lease_changed()). */
+        SD_BUS_PROPERTY(
+                "QemuArgs", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "CloudHypervisorArgs", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "LibvirtHostdevXml", "s", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "VfioPaths", "as", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "MmioWindow", "(ttta(syttbbb))", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY(
+                "Fingerprint", "s", bus_handoff_property_get_lease, 0,
+                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_ARGS(
                 "OpenVfioGroup", SD_BUS_ARGS("s", node), SD_BUS_RESULT("h", fd), method_open_vfio_group,
                 SD_BUS_VTABLE_UNPRIVILEGED),

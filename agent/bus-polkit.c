@@ -146,11 +146,16 @@ static int append_details(sd_bus_message *m, char *const *details) {
 int bus_polkit_check(
         BusPolkit *p, sd_bus_message *message, const char *action, char *const *details,
         BusPolkitCallback callback, void *userdata) {
+        return bus_polkit_check_euid(p, message, (uid_t)-1, action, details, callback, userdata);
+}
+
+int bus_polkit_check_euid(
+        BusPolkit *p, sd_bus_message *message, uid_t euid, const char *action, char *const *details,
+        BusPolkitCallback callback, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const char *sender;
         PolkitQuery *q;
-        uid_t euid = (uid_t)-1;
         unsigned n_uid = 0;
         int r;
 
@@ -160,10 +165,12 @@ int bus_polkit_check(
                 return -ECANCELED;
 
         /* root needs no prompt. The euid comes from the bus daemon (SO_PEERCRED), not from the caller. */
-        r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
-        if (r < 0 || sd_bus_creds_get_euid(creds, &euid) < 0)
-                euid = (uid_t)-1;
-        else if (euid == 0) {
+        if (euid == (uid_t)-1) {
+                r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
+                if (r < 0 || sd_bus_creds_get_euid(creds, &euid) < 0)
+                        euid = (uid_t)-1;
+        }
+        if (euid == 0) {
                 callback(message, 1, NULL, userdata);
                 return 0;
         }

@@ -58,5 +58,14 @@ BusPolkit *bus_polkit_free(BusPolkit *p);
 int bus_polkit_check(
         BusPolkit *p, sd_bus_message *message, const char *action, char *const *details,
         BusPolkitCallback callback, void *userdata);
+/*
+ * As bus_polkit_check(), with the sender's euid known already: |euid| as the bus daemon gave it for the
+ * connection that sent |message| (sd_bus_query_sender_creds(), SD_BUS_CREDS_EUID: the peer's
+ * credentials when it connected, which a unique name keeps for its lifetime), so the check asks the bus
+ * daemon no second time. (uid_t)-1: unknown, asked as bus_polkit_check() does.
+ */
+int bus_polkit_check_euid(
+        BusPolkit *p, sd_bus_message *message, uid_t euid, const char *action, char *const *details,
+        BusPolkitCallback callback, void *userdata);
 
 unsigned bus_polkit_pending(const BusPolkit *p);

@@ -379,8 +379,10 @@ static void request_begin(Request *q) {
         int r;
 
         q->state = REQUEST_STATE_CHECKING;
-        /* A caller that asked for no reply does not wait for the outcome: leaving is fine then. */
-        if (sender && sd_bus_message_get_expect_reply(q->message) > 0) {
+        /* A caller that asked for no reply does not wait for the outcome: leaving is fine then. Nor is
+         * there anything to check for one authorized at once, in the dispatch of its own call (root: no
+         * polkit query), that waits for no other request: it was heard from this very iteration. */
+        if (sender && sd_bus_message_get_expect_reply(q->message) > 0 && q->ctx->authorizing != q) {
                 r = sd_bus_call_method_async(
                         sd_bus_message_get_bus(q->message), &q->slot, DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
                         DBUS_INTERFACE_DBUS, "GetNameOwner", on_caller_checked, q, "s", sender);
@@ -424,6 +426,8 @@ static void on_authorized(sd_bus_message *m, int r, const sd_bus_error *error, v
 static int request_authorize(Request *q, const char *action) {
         _cleanup_strv_free_ char **details = NULL;
         char numvfs[12];
+        BusContext *ctx = q->ctx;
+        Request *outer = ctx->authorizing;
         int r;
 
         if (q->address[0] &&
@@ -470,7 +474,11 @@ static int request_authorize(Request *q, const char *action) {
                         return -ENOMEM;
         }
 
-        r = bus_polkit_check(q->ctx->polkit, q->message, action, details, on_authorized, q);
+        /* |q| may be freed by the time this returns (a denial answered at once): only ctx is used. */
+        ctx->authorizing = q;
+        r = bus_polkit_check_euid(
+                ctx->polkit, q->message, q->sender_euid, action, details, on_authorized, q);
+        ctx->authorizing = outer;
         if (r == -EBUSY)
                 return sd_bus_reply_method_errorf(
                         q->message, bus_error_name(BUS_ERROR_FAILED),
@@ -555,6 +563,7 @@ Request *request_new(BusContext *d, sd_bus_message *m, RequestType type) {
         q->message = sd_bus_message_ref(m);
         q->type = type;
         q->state = REQUEST_STATE_AUTHORIZING;
+        q->sender_euid = (uid_t)-1;
         /* Appended: the list is oldest first, so waiting requests begin in order. */
         if (!d->requests)
                 d->requests = q;

@@ -78,6 +78,9 @@ struct Request {
         char *load_module_denied;
         RequestBackup *backup; /* request files before this call, to undo a refused one */
         sd_bus_slot *slot; /* CHECKING: the GetNameOwner call */
+        /* The caller's euid when the method read it already (Acquire: read_owner()), for polkit's root
+         * shortcut without asking the bus daemon again; (uid_t)-1 unknown (request_new()). */
+        uid_t sender_euid;
         struct LeaseAsk *lease_ask; /* ACQUIRE: what is asked (lease-manager.h) */
         /* ACQUIRE, RELEASE: runs the authorized request and replies (bus-lease.c, which sets it: a
          * callback up, so this room does not include its user). */

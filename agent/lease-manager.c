@@ -923,6 +923,7 @@ int lease_manager_acquire(
         lease_link(m, l);
         if (m->hooks.lease_added)
                 m->hooks.lease_added(m->userdata, l);
+        log_debug("Acquire step: lease object published");
 
         for (size_t i = 0; i < l->record->n_devices; i++) {
                 _cleanup_free_ char *content = NULL;

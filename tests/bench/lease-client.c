@@ -4,9 +4,10 @@
  * lane's guest only (it writes /sys). One process that is already running and already on the system
  * bus, so that what it times is hostdevd's and the kernel's work, not an exec or a bus connection.
  * Times on CLOCK_MONOTONIC, in microseconds (the clock of hostdevd's HOSTDEVD_LOG_TIME=1 log lines).
- * Every timed step starts 0.5 s after the last one ended (untimed), so that hostdevd's work that
- * follows a change (uevents, plans, the host-critical set computed again when a NIC comes or goes)
- * has ended: each figure is one step from an idle machine, as a VM start is.
+ * Every timed step starts once the guest's CPU is idle again (settle(), untimed), so that the work
+ * that follows the last change (hostdevd's uevents, plans, the host-critical set computed again when a
+ * NIC comes or goes; the driver's own) has ended: each figure is one step from an idle machine, as a
+ * VM start is.
  * Every row on stdout is "NAME<TAB>ROUND<TAB>MICROSECONDS"; trace rounds add
  * "trace<TAB>ROUND<TAB>STEP<TAB>MONOTONIC_USEC" rows for the breakdown.
  *
@@ -62,7 +63,8 @@
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define WAIT_USEC (30 * UINT64_C(1000000))
-#define SETTLE_USEC 500000
+#define SETTLE_SAMPLE_USEC 100000
+#define SETTLE_MAX_USEC (10 * UINT64_C(1000000))
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -111,6 +113,42 @@ static bool bound_to(const char *bdf, const char *driver) {
 
         driver_of(bdf, now, sizeof(now));
         return strcmp(now, driver) == 0;
+}
+
+/* The guest's CPU time in jiffies from /proc/stat's "cpu" line: *ret_busy (user, nice, system, irq,
+ * softirq, steal) and *ret_all (those + idle + iowait). Documentation/filesystems/proc.rst. */
+static int cpu_times(uint64_t *ret_busy, uint64_t *ret_all) {
+        unsigned long long v[8] = {};
+        FILE *f = fopen("/proc/stat", "re");
+        int n;
+
+        if (!f)
+                return -errno;
+        n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+        fclose(f);
+        if (n < 5)
+                return -EIO;
+        *ret_busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+        *ret_all = *ret_busy + v[3] + v[4];
+        return 0;
+}
+
+/* Untimed: wait until a 100 ms sample of the guest's CPU is at least 95% idle (10 s at most). */
+static void settle(void) {
+        uint64_t until = now_usec() + SETTLE_MAX_USEC;
+
+        while (now_usec() < until) {
+                uint64_t b0, a0, b1, a1;
+
+                if (cpu_times(&b0, &a0) < 0)
+                        break;
+                (void)usleep(SETTLE_SAMPLE_USEC);
+                if (cpu_times(&b1, &a1) < 0)
+                        break;
+                if (a1 > a0 && (b1 - b0) * 20 <= a1 - a0)
+                        return;
+        }
 }
 
 /* A socket on the kernel's uevents (NETLINK_KOBJECT_UEVENT, group 1), opened before the change it waits
@@ -282,7 +320,7 @@ static int do_acquire(const char *bdf, unsigned rounds, bool traced) {
 
                 /* Each round from an idle hostdevd: the last round's release (its uevents, plans and
                  * the host-critical set computed again) has ended. Untimed. */
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 r = call_acquire(bus, bdf, false, &path);
                 t1 = now_usec();
@@ -326,7 +364,7 @@ static int do_dry(const char *bdf, unsigned rounds) {
         for (unsigned i = 1; i <= rounds && r >= 0; i++) {
                 uint64_t t0;
 
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 r = call_acquire(bus, bdf, true, NULL);
                 if (r >= 0)
@@ -346,7 +384,7 @@ static int do_ping(unsigned rounds) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
                 uint64_t t0;
 
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 r = sd_bus_call_method(
                         bus, HOSTDEVD_BUS_NAME, HOSTDEVD_ROOT_PATH, "org.freedesktop.DBus.Peer", "Ping",
@@ -384,7 +422,7 @@ static int do_exec(unsigned rounds, char **argv) {
                 uint64_t t0;
                 int status, r;
 
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 r = spawn_wait(argv, &status);
                 if (r < 0)
@@ -431,7 +469,7 @@ static int do_run(const char *bdf, unsigned rounds, const char *hostdevctl, cons
                 snprintf(device, sizeof(device), "--device=%s", bdf);
                 snprintf(rfd, sizeof(rfd), "%d", ready[1]);
                 snprintf(gfd, sizeof(gfd), "%d", go[0]);
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 pid = fork();
                 if (pid < 0)
@@ -462,7 +500,7 @@ static int do_run(const char *bdf, unsigned rounds, const char *hostdevctl, cons
                 ufd = uevent_open();
                 if (ufd < 0)
                         return fail("uevent socket", ufd);
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 (void)close(go[1]);
                 if (uevent_wait_bind(ufd, bdf, host) < 0) {
@@ -482,7 +520,7 @@ static int do_raw(const char *bdf, const char *host, unsigned rounds) {
                 uint64_t t0;
                 int r;
 
-                (void)usleep(SETTLE_USEC);
+                settle();
                 t0 = now_usec();
                 r = raw_bind(bdf, "vfio-pci", "vfio-pci");
                 if (r < 0)

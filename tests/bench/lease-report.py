@@ -20,14 +20,15 @@ GOAL = 1.2
 
 
 def load(path):
-    runs, traces = {}, {}
+    runs, rounds, traces = {}, {}, {}
     for line in open(path):
         f = line.rstrip("\n").split("\t")
         if len(f) == 3 and f[2].isdigit():
             runs.setdefault(f[0], []).append(int(f[2]))
+            rounds.setdefault(f[0], {})[f[1]] = int(f[2])
         elif len(f) == 4 and f[0] == "trace" and f[3].isdigit():
             traces.setdefault(int(f[1]), {})[f[2]] = int(f[3])
-    return runs, traces
+    return runs, rounds, traces
 
 
 LOG_LINE = re.compile(r"^\[\s*(\d+)\.(\d{6})\] [^:]+: (.*)$")
@@ -52,7 +53,7 @@ def label(message):
 
 
 def main():
-    runs, traces = load(sys.argv[1])
+    runs, rounds, traces = load(sys.argv[1])
     log = load_log(sys.argv[2]) if len(sys.argv) > 2 else []
     med = {k: statistics.median(v) / 1000 for k, v in runs.items()}
 
@@ -68,10 +69,19 @@ def main():
             return
         top = med[a] - (med[minus] if minus else 0)
         r = top / med[b]
+        p = paired(a, b) if not minus else None
+        shown = f"{r:>6.2f} ({p:.2f})" if p is not None else f"{r:>6.2f}       "
         verdict = f"   goal <= {goal}: {'met' if r <= goal else 'NOT met'}" if goal else ""
-        print(f"{name:<58} {r:>6.2f}{verdict}")
+        print(f"{name:<58} {shown}{verdict}")
 
-    print("\nratios (medians)")
+    def paired(a, b):
+        """The median over the rounds of a/b within one round (neighbours in time: a busy host's load
+        changes slower than a round), or None."""
+        ra, rb = rounds.get(a, {}), rounds.get(b, {})
+        v = [ra[r] / rb[r] for r in ra if r in rb and rb[r] > 0]
+        return statistics.median(v) if v else None
+
+    print("\nratios (medians; in brackets: the median of the ratios within each round)")
     ratio("VMM exit -> host driver: hostdevd / kernel", "exit-hostdevd", "exit-kernel", GOAL)
     ratio("Acquire -> ready (running client): hostdevd / raw", "acquire-client", "acquire-raw", GOAL)
     ratio("Acquire -> ready (hostdevctl run): hostdevd / raw", "acquire-hostdevctl", "acquire-raw")

@@ -112,6 +112,27 @@ class LeaseHandoff(R.ReconcileTestCase):
                                                                 props['Fingerprint']))
                 self.assertEqual(self.call('GetDevicesByVfioNode', GROUP_NODE), [device_path(GPU), device_path(AUDIO)])
 
+        def test_handoff_not_in_signals(self):
+                """The handoff properties are read, never sent: the lease's InterfacesAdded (sent while it is
+                prepared) leaves them out, and its State change to "active" invalidates them."""
+                handoff = ['QemuArgs', 'CloudHypervisorArgs', 'LibvirtHostdevXml', 'VfioPaths', 'MmioWindow',
+                           'Fingerprint']
+                self.start()
+                since = len(self.c.signals)
+                path = self.lease()
+                added = self.c.wait_signal(lambda s: s[0] == 'InterfacesAdded' and s[3][0] == path, since,
+                                           what='InterfacesAdded of the lease')
+                props = added[3][1][LEASE_IFACE]
+                self.assertEqual(props['State'], 'preparing')
+                self.assertEqual(sorted(set(handoff) & set(props)), [])
+                changed = self.c.wait_signal(
+                        lambda s: s[0] == 'PropertiesChanged' and s[1] == path and s[3][1].get('State') == 'active',
+                        since, what='State "active" of the lease')
+                self.assertEqual(sorted(changed[3][2]), sorted(handoff))
+                self.assertEqual(sorted(set(handoff) & set(changed[3][1])), [])
+                # Read, they are there (test_properties checks their values).
+                self.assertEqual(self.c.get_all(path, LEASE_IFACE)['VfioPaths'], [GROUP_NODE])
+
         def test_open_vfio_group(self):
                 self.start()
                 path = self.lease()
