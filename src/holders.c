@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 
 #include "holders.h"
 #include "log.h"
@@ -83,6 +84,28 @@ static char *read_comm(int pid_dir_fd) {
         return strdup(buf);
 }
 
+/*
+ * Whether the file that |fd_name| (an entry of /proc/PID/fd) has open is the node |path| names in
+ * this daemon's own mount namespace. The link reads the path in the holder's namespace, so a process
+ * in a container with a /dev of its own, holding a different node of the same name, would otherwise
+ * count. A character device matches by device number (the same VFIO group, however its node was
+ * made), or else by device and inode (a test bed's nodes are plain files that its preload reports as
+ * character devices). A node of that name that does not exist here is not ours either (a group node
+ * goes only once vfio-pci let its function go, which it does only when nothing holds it). When the
+ * holder's file cannot be stat'ed (it went away) or ours fails otherwise, the path decides as before.
+ */
+static bool fd_is_our_node(int fd_dir, const char *fd_name, const char *path) {
+        struct stat held, ours;
+
+        if (fstatat(fd_dir, fd_name, &held, 0) < 0)
+                return true;
+        if (stat(path, &ours) < 0)
+                return errno != ENOENT;
+        if (S_ISCHR(held.st_mode) && S_ISCHR(ours.st_mode) && held.st_rdev == ours.st_rdev)
+                return true;
+        return held.st_dev == ours.st_dev && held.st_ino == ours.st_ino;
+}
+
 static int scan_pid(int proc_fd, const char *pid_name, Holder **holders, size_t *n) {
         _cleanup_close_ int pid_fd = -EBADF;
         _cleanup_closedir_ DIR *fds = NULL;
@@ -117,6 +140,8 @@ static int scan_pid(int proc_fd, const char *pid_name, Holder **holders, size_t 
                         continue; /* closed meanwhile */
                 target[k] = '\0';
                 if (!holder_node_is_group(target, NULL) && !node_is_cdev(target))
+                        continue;
+                if (!fd_is_our_node(dirfd(fds), de->d_name, target))
                         continue;
 
                 for (size_t i = first; i < *n; i++)

@@ -26,7 +26,10 @@ typedef struct Holder {
 
 /*
  * Scan |proc_root|/[0-9]* /fd (NULL: "/proc"; tests pass a temporary tree
- * of symlinks). One entry per (pid, node), sorted by pid then node.
+ * of symlinks). One entry per (pid, node), sorted by pid then node. A
+ * link that names a VFIO node but whose open file is not the node of that
+ * name in the caller's mount namespace (another namespace's /dev) is not a
+ * holder: the same st_rdev for character devices, or the same st_dev/st_ino.
  * Processes that vanish or whose fd directory cannot be read (EACCES when
  * not root) are skipped. Returns 0 and a new array (NULL, 0 when none),
  * -ENOMEM, or -errno when |proc_root| itself cannot be opened.

@@ -13,9 +13,11 @@ module on the build machine.
 """
 import errno
 import json
+import shutil
 import os
 import stat
 import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -207,7 +209,7 @@ class ReconcileTestCase(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 return json.loads(r.stdout)
 
-        def hold(self, group, closable=False):
+        def hold(self, group, closable=False, foreign=False):
                 """A process holding /dev/vfio/<group> open, as a VMM does.
 
                 The node is a plain file in the testbed's dev/vfio, the directory the daemon
@@ -218,9 +220,14 @@ class ReconcileTestCase(unittest.TestCase):
                 "/dev/vfio/<group>" to the daemon, and the build machine's /dev is not touched.
                 |closable|: it closes the node when a line is written to its stdin (and then
                 prints "closed"), staying alive; its command name is "sh" then, else "sleep".
-                |group| may also be a path below /dev/vfio ('devices/vfio3': a VFIO cdev)."""
+                |group| may also be a path below /dev/vfio ('devices/vfio3': a VFIO cdev).
+                |foreign|: its /dev/vfio is a directory of its own, as in a container with a /dev of
+                its own: the same path, another file, so not a holder of the testbed's node."""
                 node = '/dev/vfio/%s' % group
                 tb_vfio = os.path.join(self.H.t.root, 'dev', 'vfio')
+                if foreign:
+                        tb_vfio = tempfile.mkdtemp(prefix='foreign-vfio-')
+                        self.addCleanup(shutil.rmtree, tb_vfio, True)
                 # mknod, not open(): an open by this (unrelated) process would be an fanotify open event
                 # of its own, a holder for the daemon until its close is seen.
                 os.makedirs(os.path.dirname(os.path.join(tb_vfio, str(group))), exist_ok=True)
@@ -1361,6 +1368,22 @@ class Failures(ReconcileTestCase):
                 holder.kill()
                 holder.wait()
                 self.wait_converged(NIC, 'e1000e')
+
+        def test_holder_of_another_namespace_node(self):
+                """A process whose /dev/vfio/10 is another file (its own mount namespace) holds nothing
+                here: the NIC is given back (scan mode, where only the path was compared before)."""
+                c = self.start({'50-nic.conf': conf({'Address': NIC}, {'Driver': 'vfio-pci'})},
+                               env={'HOSTDEVD_HOLDER_TRACKING': 'scan'})
+                self.wait_converged(NIC, 'vfio-pci')
+                self.assertEqual(c.manager('HolderTracking'), 'scan')
+                stranger = self.hold(10, foreign=True)
+                os.unlink(self.etc('50-nic.conf'))
+                self.call('Reload')
+                self.wait_converged(NIC, 'e1000e')
+                self.wait_manager('State', 'converged')
+                self.assertEqual(self.dev(NIC, 'Holders'), [])
+                self.assertEqual(c.manager('UnleasedHolders'), [])
+                self.assertIsNone(stranger.poll(), 'the stranger still holds its own node')
 
         def test_apply_returns_state_after(self):
                 """org.hostdevd1.xml: Apply returns when every transaction finished, with Manager.State."""
