@@ -124,8 +124,9 @@ static int cpu_times(uint64_t *ret_busy, uint64_t *ret_all) {
 
         if (!f)
                 return -errno;
-        n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                   &v[6], &v[7]);
+        n =
+                fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                       &v[5], &v[6], &v[7]);
         fclose(f);
         if (n < 5)
                 return -EIO;
@@ -293,10 +294,17 @@ static int call_release(sd_bus *bus, const char *path) {
         return r;
 }
 
+/* Connected, authenticated and Hello'd before anything is timed: sd_bus_open_system() only starts the
+ * connection, and the first call would wait for the rest; sd_bus_get_unique_name() waits for it (the
+ * unique name comes with the Hello reply). */
 static int open_bus(sd_bus **ret) {
+        const char *unique;
         int r = sd_bus_open_system(ret);
 
-        return r < 0 ? fail("connect to the system bus", r) : 0;
+        if (r < 0)
+                return fail("connect to the system bus", r);
+        r = sd_bus_get_unique_name(*ret, &unique);
+        return r < 0 ? fail("finish the connection to the system bus", r) : 0;
 }
 
 static int do_acquire(const char *bdf, unsigned rounds, bool traced) {

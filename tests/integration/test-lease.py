@@ -127,6 +127,41 @@ class Lease(R.ReconcileTestCase):
                 self.assertRegex(self.daemon.output(),
                                  r'Process %d \((sh|sleep)\) holds /dev/vfio/10 with no lease' % other.pid)
 
+        def test_acquire_asks_the_bus_once(self):
+                """A root caller's Acquire asks the bus daemon one thing, the caller's credentials: polkit's
+                root shortcut takes the euid read for the owner, and a request authorized within its own
+                call's dispatch runs without a GetNameOwner check (held or queued ones keep it:
+                test-polkit-bound, test-reconcile)."""
+                self.start()
+                p = self.vmm()
+                daemon = self.c.conn.get_name_owner(h.BUS_NAME)
+                mon = dbus.bus.BusConnection(self.bus.address)
+                seen = []
+                def on_message(conn, msg):
+                        seen.append((msg.get_sender(), msg.get_member()))
+                        # handled: no UnknownMethod answer to the Get it sees (a monitor that sends is cut off;
+                        # libdbus answers a Peer.Ping itself, so that cannot be the marker)
+                        return dbus.lowlevel.HANDLER_RESULT_HANDLED
+
+                mon.add_message_filter(on_message)
+                mon.call_blocking(
+                        'org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
+                        'BecomeMonitor', 'asu',
+                        (["type='method_call',sender='%s',destination='org.freedesktop.DBus'" % daemon,
+                          "type='method_call',interface='org.freedesktop.DBus.Properties',member='Get'"], 0))
+                try:
+                        self.acquire([R.NIC], p.pid, dry_run=True)
+                        # Everything the daemon asked before it answered was routed before this Get.
+                        self.c.manager('State')
+                        self.c.wait_for(lambda: any(m == 'Get' for _, m in seen), 10,
+                                        lambda: 'the monitor sees the Get (seen: %r)' % seen)
+                finally:
+                        mon.close()
+                asked = [m for sender, m in seen if sender == daemon]
+                self.assertNotIn('GetNameOwner', asked)
+                self.assertEqual(len(asked), 1, asked)
+                self.assertIn(asked[0], ('GetConnectionCredentials', 'GetConnectionUnixProcessID'))
+
         def test_names(self):
                 """[Device] Name=: Device.Name, GetDeviceByName, and methods that take a name."""
                 self.start({'40-nic.conf': R.conf({'Address': R.NIC}, {'Name': 'vm-nic'}),
