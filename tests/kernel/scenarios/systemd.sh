@@ -7,7 +7,8 @@
 #      function with its driver, `busctl tree` an object for each;
 #      LogControl1 sets the level; the watchdog is pinged (WatchdogSec=2s by a
 #      drop-in, the timestamp moves and the unit stays up);
-#      `systemd-analyze security hostdevd` exposure printed, <= 4.0
+#      `systemd-analyze security hostdevd` exposure printed, <= 4.0;
+#      Manager.EarlyBindThread is sched-fifo under the unit's sandboxing
 #   B  D-Bus activation: stopped, a busctl call to org.hostdevd1 starts it
 #   C  a desired-state file in /etc/hostdevd/devices.d + `systemctl reload`:
 #      the first e1000e converges to vfio-pci
@@ -76,6 +77,9 @@ busctl --system set-property org.hostdevd1 /org/freedesktop/LogControl1 org.free
 kl_check "A: LogControl1: LogLevel set to debug" \
         test "$(busctl --system get-property org.hostdevd1 /org/freedesktop/LogControl1 org.freedesktop.LogControl1 LogLevel)" = 's "debug"'
 busctl --system set-property org.hostdevd1 /org/freedesktop/LogControl1 org.freedesktop.LogControl1 LogLevel s info
+# CAP_SYS_NICE, RestrictRealtime=no and sched_setscheduler in the unit: the early-bind thread's class.
+kl_check "A: the unit lets the early-bind thread run at SCHED_FIFO (Manager.EarlyBindThread)" \
+        test "$(busctl --system get-property org.hostdevd1 /org/hostdevd1 org.hostdevd1.Manager EarlyBindThread)" = 's "sched-fifo"'
 
 mkdir -p /run/systemd/system/hostdevd.service.d
 printf '[Service]\nWatchdogSec=2s\n' > /run/systemd/system/hostdevd.service.d/50-kl-watchdog.conf
