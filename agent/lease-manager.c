@@ -676,6 +676,9 @@ static void on_acquire_converged(Reconciler *rec, int error, void *userdata) {
                 job->done(error, NULL, NULL, job->userdata);
                 return;
         }
+        /* The reply and the handoff quote the model: read the functions as the job left them. */
+        for (size_t i = 0; i < l->record->n_devices; i++)
+                reconciler_reread_device(rec, l->record->devices[i].address);
         for (size_t i = 0; i < l->record->n_devices; i++) {
                 const char *address = l->record->devices[i].address;
                 DeviceStatusView v;

@@ -1533,6 +1533,15 @@ static void reconciler_refresh_device(Reconciler *r, const char *address) {
                 r->hooks.queue_refresh(r->hooks_userdata, address);
 }
 
+void reconciler_reread_device(Reconciler *r, const char *address) {
+        assert(r);
+        assert(address);
+
+        reconciler_refresh_device(r, address);
+        if (r->hooks.flush_uevents)
+                r->hooks.flush_uevents(r->hooks_userdata);
+}
+
 /* For a failure to load the driver's module: the reason, and when the load is tried again
  * (module-loader.h). NULL otherwise, or on OOM. */
 static char *reason_with_backoff(Reconciler *r, const ExecutorEvent *ev) {

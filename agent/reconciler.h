@@ -178,6 +178,13 @@ void reconciler_on_pci_bind(Reconciler *r, const char *sysname);
  * the function (ReconcilerHooks.queue_refresh). */
 bool reconciler_job_touches(Reconciler *r, const char *address);
 
+/*
+ * Re-read the PCI function at |address| now and publish what changed (ReconcilerHooks.queue_refresh,
+ * then .flush_uevents): for an answer that quotes the model right after a job. The job verified the
+ * driver from sysfs, but the kernel's "bind" uevent that updates the model may still be on its way.
+ */
+void reconciler_reread_device(Reconciler *r, const char *address);
+
 /* Model changes were applied (from uevents, a rescan): schedule a plan if one concerns us. */
 void reconciler_on_model_changes(Reconciler *r, const ModelChange *changes, size_t n);
 

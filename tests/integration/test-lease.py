@@ -89,6 +89,8 @@ class Lease(R.ReconcileTestCase):
                 path, devices = self.acquire([R.NIC], p.pid)
                 self.assertEqual(list(devices), [R.NIC])
                 self.assertEqual(self.driver(R.NIC), 'vfio-pci')
+                # the published model agrees at the reply, whether or not the bind uevent came yet
+                self.assertEqual(self.dev(R.NIC, 'Driver'), 'vfio-pci')
                 lease = self.c.get_all(path, LEASE_IFACE)
                 self.assertEqual(lease['State'], 'active')
                 self.assertEqual(int(lease['Pid']), p.pid)
