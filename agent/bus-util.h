@@ -41,9 +41,9 @@ sd_bus *bus_close(sd_bus *bus);
  */
 int bus_message_append_text(sd_bus_message *m, const char *s);
 /*
- * Append |s| as a D-Bus string that is known valid UTF-8 (a name of our own, an interface or property
- * name, a PCI address, an enum's string, or text bus_message_append_text() has checked), without
- * sd-bus checking it again. Never for a string from outside the daemon. Returns 0 or -errno.
+ * Append |s|, known to be ASCII (a name of our own, an interface or property name, a PCI address, an
+ * enum's string, or text bus_message_append_text() has checked), as a D-Bus string without sd-bus
+ * checking its UTF-8. Never for a string from outside the daemon. Returns 0 or -errno.
  */
 int bus_message_append_valid_string(sd_bus_message *m, const char *s);
 /* The same for an array of strings ("as"; NULL: empty). */
