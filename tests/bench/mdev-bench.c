@@ -241,6 +241,10 @@ static int waiter_open(Waiter *w, int want, bool bus) {
 /* Until both ends are reached (with no bus: the sysfs one); 60 s at most. */
 static int waiter_run(Waiter *w) {
         uint64_t deadline = now_us() + 60u * 1000000u;
+        /* The events said done but the directory did not agree: the kernel sends an mdev's "remove"
+         * before it deletes its directory (device_del(), drivers/base/core.c), so count again soon
+         * rather than wait for an event that will not come. */
+        bool settle = false;
 
         for (;;) {
                 struct pollfd p[2] = { { .fd = w->uevents, .events = POLLIN } };
@@ -249,9 +253,11 @@ static int waiter_run(Waiter *w) {
                 waiter_read_uevents(w);
                 /* The events say so (or overshoot: an event that came between the socket's bind and the
                  * first count is counted twice); the directory decides. */
-                if (!w->t_sysfs && w->want >= 0 && (w->down ? w->count <= w->want : w->count >= w->want)) {
+                if (!w->t_sysfs && w->want >= 0 &&
+                    (settle || (w->down ? w->count <= w->want : w->count >= w->want))) {
                         w->count = count_mdevs();
-                        if (w->count == w->want)
+                        settle = w->count != w->want;
+                        if (!settle)
                                 w->t_sysfs = now_us();
                 }
                 while (w->bus && (r = sd_bus_process(w->bus, NULL)) > 0)
@@ -268,7 +274,7 @@ static int waiter_run(Waiter *w) {
                                                 .events = (short)sd_bus_get_events(w->bus) };
                         n = 2;
                 }
-                (void)poll(p, n, 1000);
+                (void)poll(p, n, settle ? 1 : 1000);
         }
 }
 
