@@ -534,6 +534,29 @@ static JobTx *job_next_tx_locked(Job *job) {
         return NULL;
 }
 
+/* Under core->lock: whether a lane could take more work now (an urgent job, or a transaction of the
+ * current job that may start; a next job only when there is no current one). */
+static bool executor_has_work_locked(Executor *e) {
+        if (e->urgent)
+                return true;
+        if (!e->current)
+                return e->jobs != NULL;
+        return job_next_tx_locked(e->current) != NULL;
+}
+
+/*
+ * Called by a lane right after it took work, with core->lock released: wake one idle lane when more
+ * work may be taken now (|more|, computed under the lock). That lane, when it takes work, wakes the
+ * next in the same way, so as many lanes run as there is work that shares no conflict key, and none
+ * wakes only to find nothing: the 24 creates of one mdev parent share a key and run on one lane with
+ * no other lane woken. A lane that finishes work takes the next itself (its loop), so a finished
+ * transaction wakes nobody. A spurious wakeup costs one look at the queues.
+ */
+static void executor_wake_one(Executor *e, bool more) {
+        if (more)
+                pthread_cond_signal(&e->jobs_cond);
+}
+
 /* Under core->lock: JOB_DONE with the job's counts. */
 static void job_post_done_locked(Executor *e, Job *job) {
         EventNode *n = core_post_locked(
@@ -559,13 +582,16 @@ static void *lane_main(void *userdata) {
         while (!e->quit) {
                 Job *job;
                 JobTx *jt;
+                bool more;
 
                 job = executor_pop_urgent_locked(e);
                 if (job) {
                         bool quit = false;
 
                         e->n_busy++;
+                        more = executor_has_work_locked(e);
                         pthread_mutex_unlock(&c->lock);
+                        executor_wake_one(e, more);
                         for (size_t i = 0; i < job->n_txs && !quit; i++) {
                                 job_run_tx(l, job, &job->txs[i]);
                                 pthread_mutex_lock(&c->lock);
@@ -577,7 +603,6 @@ static void *lane_main(void *userdata) {
                         if (!quit)
                                 job_post_done_locked(e, job);
                         job_free(job);
-                        pthread_cond_broadcast(&e->jobs_cond);
                         continue;
                 }
 
@@ -592,8 +617,6 @@ static void *lane_main(void *userdata) {
                                 e->current = job_free(e->current);
                                 continue;
                         }
-                        /* Other lanes may take its transactions too. */
-                        pthread_cond_broadcast(&e->jobs_cond);
                 }
 
                 job = e->current;
@@ -605,7 +628,9 @@ static void *lane_main(void *userdata) {
                 }
                 jt->started = true;
                 e->n_busy++;
+                more = executor_has_work_locked(e);
                 pthread_mutex_unlock(&c->lock);
+                executor_wake_one(e, more);
 
                 job_run_tx(l, job, jt);
 
@@ -616,7 +641,7 @@ static void *lane_main(void *userdata) {
                         job_post_done_locked(e, job);
                         e->current = job_free(job);
                 }
-                pthread_cond_broadcast(&e->jobs_cond);
+                /* No wakeup: this lane looks for the next work itself. */
         }
         pthread_mutex_unlock(&c->lock);
 
@@ -901,6 +926,41 @@ static int job_split(Executor *e, Job *job, bool keys) {
         return 0;
 }
 
+/*
+ * An upper bound on how many of |job|'s transactions can ever run side by side, at most |max|: the
+ * transactions are put in groups whose members all share a conflict key pairwise (each joins the
+ * first group all of whose members it conflicts with), and two transactions of one group never run at
+ * the same time, so no more than one per group runs at once. The 24 creates of one mdev parent
+ * ("mdev-parent:P" in each) make one group: one lane, not four. Keys as job_split() left them.
+ */
+static unsigned job_width(const Job *job, unsigned max) {
+        _cleanup_free_ size_t *group = NULL; /* the group of each transaction */
+        unsigned n_groups = 0;
+
+        if (job->n_txs <= 1 || max <= 1)
+                return job->n_txs < max ? (unsigned)job->n_txs : max;
+        group = calloc(job->n_txs, sizeof(size_t));
+        if (!group)
+                return max; /* no bound known: as many lanes as may run */
+        for (size_t i = 0; i < job->n_txs; i++) {
+                unsigned g;
+
+                for (g = 0; g < n_groups; g++) {
+                        bool all = true;
+
+                        for (size_t k = 0; k < i && all; k++)
+                                if (group[k] == g)
+                                        all = keys_overlap(job->txs[i].keys, job->txs[k].keys);
+                        if (all)
+                                break;
+                }
+                group[i] = g;
+                if (g == n_groups && ++n_groups >= max)
+                        return max;
+        }
+        return n_groups;
+}
+
 /* A name that becomes one path component under /sys. */
 static bool component_is_valid(const char *s) {
         return s && *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") && strlen(s) <= NAME_MAX;
@@ -929,7 +989,7 @@ static int mdev_action_validate(const PlanAction *a) {
 
 static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, uint64_t *ret_job) {
         Job *job;
-        unsigned last = 0, want;
+        unsigned last = 0, want, width = 0;
         uint64_t id;
         int r;
 
@@ -1003,6 +1063,8 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
         job->n_actions = plan->n_actions;
 
         r = job_split(e, job, !urgent);
+        if (r >= 0 && !urgent)
+                width = job_width(job, e->max_parallel);
         if (r >= 0 && e->n_lanes == 0)
                 r = lane_start(e);
         if (r < 0) {
@@ -1013,8 +1075,9 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
         pthread_mutex_lock(&e->core->lock);
         id = job->id = ++e->next_job;
         job->urgent = urgent;
-        /* Lanes for the work: one per transaction that may run now, at most max_parallel. */
-        want = e->n_busy + (urgent ? 1 : job->n_txs) + (e->current ? 1 : 0);
+        /* Lanes for the work: one per transaction that may ever run beside the others, at most
+         * max_parallel (job_width(); the keys are the job's own until it is queued). */
+        want = e->n_busy + (urgent ? 1 : width) + (e->current ? 1 : 0);
         if (urgent) {
                 *e->urgent_tail = job;
                 e->urgent_tail = &job->next;
@@ -1024,13 +1087,11 @@ static int executor_submit_internal(Executor *e, const Plan *plan, bool urgent, 
         }
         e->n_jobs++;
         pthread_mutex_unlock(&e->core->lock);
-        /* One idle lane for an urgent job (waking every lane takes the CPU from the probe it races).
-         * After the unlock: a lane woken with the lock still held would only block on it again, one
-         * more switch on a single CPU. */
-        if (urgent)
-                pthread_cond_signal(&e->jobs_cond);
-        else
-                pthread_cond_broadcast(&e->jobs_cond);
+        /* One idle lane (waking every lane takes the CPU from the probe an urgent job races): when it
+         * takes work and more may start, it wakes the next (executor_wake_one()). After the unlock: a
+         * lane woken with the lock still held would only block on it again, one more switch on a
+         * single CPU. */
+        pthread_cond_signal(&e->jobs_cond);
 
         if (want > e->max_parallel)
                 want = e->max_parallel;
@@ -1081,4 +1142,8 @@ unsigned executor_get_n_abandoned(Executor *e) {
         n = e->core->n_abandoned;
         pthread_mutex_unlock(&e->core->lock);
         return n;
+}
+
+unsigned executor_get_n_lanes(Executor *e) {
+        return e ? e->n_lanes : 0;
 }

@@ -4,6 +4,10 @@
  * The executor's mdev and vendor vGPU protocol (executor.h, "Mdev and vendor vGPU transactions"):
  * one instance per transaction, on a lane, every access through the lane's I/O worker
  * (runner_io()) but the lstat/readlink of links, which take no device lock (kernfs only).
+ * No write here may skip the worker to save its two thread switches: a type's create
+ * (mdev_device_create(), drivers/vfio/mdev/mdev_core.c) adds the device and so runs the mdev
+ * driver's probe, an mdev's remove its remove, and the attributes and current_vgpu_type are the
+ * vendor driver's own stores; each can sleep in a driver for as long as a PCI unbind.
  */
 
 #include <assert.h>

@@ -16,7 +16,10 @@
  * done shares a function, a PF (a VF's physfn) or an IOMMU group with it, so conflicting ones keep
  * the plan's order while independent ones overlap (an e1000e's unbind sleeps ~30 ms in its remove,
  * during which another function's writes go on). The next job starts when the last transaction of
- * the one before is done. Every sysfs access of a transaction (writes and the reads that verify
+ * the one before is done. Lanes are started only as far as a job's transactions could ever run side
+ * by side (the creates of one mdev parent share its key: one lane), and a lane that takes work wakes
+ * one idle lane only when more may start now; a finished transaction wakes none (its lane looks for
+ * the next itself). Every sysfs access of a transaction (writes and the reads that verify
  * them: driver_override_show() and sriov_numvfs_show() take the device lock, so a read can block as
  * long as a write) but the readlink of the driver link (kernfs only, no device lock) is handed to
  * the lane's I/O worker thread and waited for with a deadline
@@ -289,3 +292,7 @@ bool executor_is_stuck(Executor *e, const char *address);
 bool executor_is_busy(Executor *e);
 /* Workers abandoned in the kernel and not yet returned. */
 unsigned executor_get_n_abandoned(Executor *e);
+/* Lane threads started so far (they stay until executor_free()): at most max_parallel, and no more
+ * than the transactions of the jobs submitted could ever run side by side (conflict keys). Loop
+ * thread only. */
+unsigned executor_get_n_lanes(Executor *e);

@@ -662,6 +662,38 @@ static void test_submit_validation(void **state) {
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/*
+ * Lanes only for transactions that can run side by side: creates of one parent share its key and
+ * take one lane of the four allowed, whatever their number; a vGPU type on a VF (another key) in the
+ * same job takes a second. All of them still run, each once, in the plan's order for the parent.
+ */
+static void test_lanes_by_conflict_key(void **state) {
+        Fixture *f = *state;
+        PlanBuilder b = {};
+
+        f->options.max_parallel = 4;
+        create(&b, 1, U1);
+        create(&b, 2, U2);
+        run(f, &b);
+        assert_int_equal(executor_get_n_lanes(f->executor), 1);
+        assert_writes(
+                f,
+                (const char *const[]){ "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U1,
+                                       "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create=" U2, NULL });
+        assert_true(owned(f, false, U1));
+        assert_true(owned(f, false, U2));
+
+        act(&b, 1, PLAN_ACTION_MDEV_REMOVE, U1)->parent = strdup("mtty");
+        vgpu(&b, 2, 17);
+        act(&b, 3, PLAN_ACTION_MDEV_REMOVE, U2)->parent = strdup("mtty");
+        run(f, &b);
+        assert_int_equal(executor_get_n_lanes(f->executor), 2);
+        assert_false(exists(f, "bus/mdev/devices/" U1));
+        assert_false(exists(f, "bus/mdev/devices/" U2));
+        _cleanup_free_ char *v = get(f, "bus/pci/devices/" VF "/nvidia/current_vgpu_type");
+        assert_string_equal(v, "17");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_create),
@@ -674,6 +706,7 @@ int main(void) {
                 T(test_vgpu),
                 T(test_unusable_records),
                 T(test_submit_validation),
+                T(test_lanes_by_conflict_key),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
