@@ -405,6 +405,36 @@ class MdevBus(MdevDaemonCase):
                 self.assertNotIn(U1, self.H.t.mdev_uuids())
                 self.assertEqual(self.request_files(), [])
 
+        def test_held_mdev_blocks_parent_driver(self):
+                """Safety rule 4: a process holding an mdev holds its parent. SetDeviceDriver of the parent
+                (whose unbind would destroy the mdev) is Blocked naming pid and command, a
+                ResetDeviceDriver back to a file's rule leaves it blocked; nothing is written until the
+                holder exits."""
+                self.H.k.register_driver('vfio-pci')
+                c = self.start()
+                p = self.hold(21)  # the recording's vGPU on the T4
+                c.wait_for(lambda: len(self.mdev(ACTIVE, 'Holders')) == 1, 30, 'the holder seen')
+                msg = self.assertDBusError(ERR + 'Blocked', 'SetDeviceDriver', T4, 'vfio-pci',
+                                           R.dbus.Array([], signature='s'))
+                self.assertIn('pid %d (sleep) via /dev/vfio/21 of mdev %s' % (p.pid, ACTIVE), msg)
+                self.assertEqual(self.driver(T4), 'nvidia')
+                # a file wants vfio-pci, a request keeps nvidia (no change); dropping the request leaves
+                # the file's rule, which waits for the holder
+                self.call('SetDeviceDriver', T4, 'nvidia', R.dbus.Array([], signature='s'))
+                self.write_conf('50-t4.conf', R.conf({'Address': T4}, {'Driver': 'vfio-pci'}))
+                self.call('Reload')
+                self.call('ResetDeviceDriver', T4)
+                self.wait_dev(T4, 'State', 'blocked')
+                self.assertIn('pid %d (sleep)' % p.pid, self.dev(T4, 'StateReason'))
+                self.H.barrier(c)
+                self.assertEqual(self.driver(T4), 'nvidia')
+                self.assertEqual(self.writes_naming(T4), [])
+                self.assertIn(ACTIVE, self.H.t.mdev_uuids())
+                p.kill()
+                p.wait()
+                self.call('Apply')
+                self.wait_converged(T4, 'vfio-pci')
+
         def test_invalid_arguments_change_nothing(self):
                 c = self.start()
                 gen = c.manager('Generation')

@@ -779,6 +779,54 @@ static void test_strings(void **state) {
         assert_false(plan_action_type_is_mdev(PLAN_ACTION_VERIFY));
 }
 
+/* Safety rule 4: a VM holding an mdev holds its parent. Changing the parent's driver (which destroys
+ * every mdev on it), or the VF count of a PF whose VF is the parent, waits, naming the holder. */
+static void test_held_mdev_holds_parent(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+        const PlanDevice *pd;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        add_mdev(f, U3, GPU1, "nvidia-222", 62); /* foreign: no rule touches it */
+        add_mdev(f, U2, VF4, "nvidia-557", 63);
+        put(f, "10-gpu.conf", "[Match]\nAddress=" GPU1 "\n[Device]\nDriver=vfio-pci\n");
+        put(f, "20-pf.conf", "[Match]\nAddress=" PF "\n[SRIOV]\nNumVFs=0\n");
+
+        /* Nobody holds them: both changes are planned. */
+        res = resolve(f, &s, u);
+        p = plan(f, res);
+        pd = plan_get_device(p, GPU1);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_PENDING);
+        pd = plan_get_device(p, PF);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_PENDING);
+        assert_true(p->n_actions >= 2);
+        free_all(s, res, p);
+
+        add_holder(f, 4242, "qemu-system-x86", "/dev/vfio/62");
+        add_holder(f, 77, "qemu", "/dev/vfio/63");
+        res = resolve(f, &s, u);
+        p = plan(f, res);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_true(
+                        !p->actions[i].address ||
+                        (!streq(p->actions[i].address, GPU1) && !streq(p->actions[i].address, PF)));
+        pd = plan_get_device(p, GPU1);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_BLOCKED);
+        assert_non_null(strstr(pd->reason, "pid 4242 (qemu-system-x86) via /dev/vfio/62 of mdev " U3));
+        pd = plan_get_device(p, PF);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_BLOCKED);
+        assert_non_null(strstr(pd->reason, "VF " VF4 " held by pid 77 (qemu) via /dev/vfio/63 of mdev " U2));
+        free_all(s, res, p);
+        mdev_uuids_free(u);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -788,7 +836,7 @@ int main(void) {
                 T(test_ownership_decisions),     T(test_mdev_after_driver),
                 T(test_type_change_on_one_gpu),  T(test_vgpu),
                 T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
-                cmocka_unit_test(test_strings),
+                T(test_held_mdev_holds_parent),  cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
