@@ -11,6 +11,7 @@ daemon: validation, polkit, request files.
 Run through meson (`meson test --suite integration integration-mdev-kernel ...`).
 """
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -748,6 +749,27 @@ class MdevReconcile(MdevDaemonCase):
                 self.assertEqual(self.call('Plan')[1], [])
                 self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
                 self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
+
+        def test_vgpu_by_name_after_restart(self):
+                """The names learnt from the VFs are kept in the state directory: after a restart, when every
+                VF that should carry the type does and none lists it, the by-name rule still resolves: no
+                ConfigErrors, converged, nothing written."""
+                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
+                k = self.H.k
+                self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
+                                lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
+                self.assertEqual(self.call('Apply'), 'converged')
+                with open(os.path.join(self.dirs['state'], 'vgpu-type-names.json')) as f:
+                        self.assertEqual(json.load(f)['gpus'][VGPU_PF]['1163'], 'NVIDIA L40S-24Q')
+                self.assertEqual(self.daemon.stop(), 0)
+                n = len(self.reactor.writes)
+                self.start()
+                self.assertEqual(self.call('Apply'), 'converged')
+                self.H.barrier(self.c)
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.assertEqual(self.call('Plan')[1], [])
+                self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
+                self.assertEqual(self.reactor.writes[n:], [], 'a restart wrote sysfs')
 
         def test_sigkill_mid_create_leaves_no_orphan(self):
                 """SIGKILL while the create write is in the kernel, the rule removed, restart: the instance

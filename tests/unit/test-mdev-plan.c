@@ -827,6 +827,59 @@ static void test_held_mdev_holds_parent(void **state) {
         mdev_uuids_free(u);
 }
 
+/* The learnt names survive a restart (the state file), and a damaged file is refused naming the file
+ * and the bad value, loading nothing. */
+static void test_vgpu_names_persisted(void **state) {
+        Fixture *f = *state;
+        VgpuTypeNames *loaded = NULL;
+        char *error = NULL;
+
+        /* No file yet: an empty table. */
+        assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), 0);
+        assert_null(error);
+        assert_null(vgpu_type_names_get(loaded, PF, 557));
+        loaded = vgpu_type_names_free(loaded);
+
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 2);
+        assert_int_equal(vgpu_type_names_save(f->names, f->state_dir), 0);
+        assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), 0);
+        assert_string_equal(vgpu_type_names_get(loaded, PF, 557), "NVIDIA A40-1Q");
+        assert_int_equal(vgpu_type_names_find(loaded, PF, "NVIDIA A40-2Q"), 558);
+        assert_null(vgpu_type_names_get(loaded, "0000:82:00.0", 557));
+        /* Learning what was loaded is nothing new (no save needed). */
+        assert_int_equal(vgpu_type_names_learn(&loaded, (const VgpuVf *const *)f->vfs, 3), 0);
+        loaded = vgpu_type_names_free(loaded);
+
+        const struct {
+                const char *text, *names;
+        } bad[] = {
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"x557\": \"A\"}}}", "\"x557\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"0\": \"A\"}}}", "\"0\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"557\": 3}}}", "\"557\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"4294967296\": \"A\"}}}", "4294967296" },
+                { "{\"version\": 1, \"gpus\": {\"not-pci\": {}}}", "not-pci" },
+                { "{\"version\": 1, \"gpus\": []}", "\"gpus\"" },
+                { "{\"version\": 2, \"gpus\": {}}", "vgpu-type-names.json" },
+                { "not json", "vgpu-type-names.json" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char path[256];
+                FILE *file;
+
+                snprintf(path, sizeof(path), "%s/vgpu-type-names.json", f->state_dir);
+                file = fopen(path, "we");
+                assert_non_null(file);
+                fputs(bad[i].text, file);
+                assert_int_equal(fclose(file), 0);
+                assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), -EUCLEAN);
+                assert_null(loaded);
+                assert_non_null(error);
+                if (!strstr(error, bad[i].names) || !strstr(error, "vgpu-type-names.json"))
+                        fail_msg("case %zu: %s", i, error);
+                error = mfree(error);
+        }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -836,7 +889,8 @@ int main(void) {
                 T(test_ownership_decisions),     T(test_mdev_after_driver),
                 T(test_type_change_on_one_gpu),  T(test_vgpu),
                 T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
-                T(test_held_mdev_holds_parent),  cmocka_unit_test(test_strings),
+                T(test_held_mdev_holds_parent),  T(test_vgpu_names_persisted),
+                cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
