@@ -880,16 +880,61 @@ static void test_vgpu_names_persisted(void **state) {
         }
 }
 
+/* A resolution error names the line of the section that failed: the [VGPU] Type= of a rule that has an
+ * [Mdev] section as well (the parser refuses such a file today; the resolver must not rely on it). */
+static void test_rule_error_names_failing_section(void **state) {
+        Fixture *f = *state;
+        DesiredState *s = NULL;
+        DesiredResolution *res = NULL;
+        MdevUuids *u = NULL;
+        DesiredMdevRule mdev_part;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        put(f, "40-mdev.conf", "[Mdev]\nParent=mtty\nType=mtty-1\nUUID=" U1 "\n");
+        put(f, "50-vgpu.conf", "[Match]\nPF=" PF "\n\n[VGPU]\nType=NVIDIA A99-1Q\n");
+        assert_int_equal(desired_state_load(f->dirs, &s), 0);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 2);
+        /* The [VGPU] rule gets the (good) [Mdev] part of the other: one rule with both. */
+        mdev_part = s->rules[1].mdev;
+        s->rules[1].mdev = s->rules[0].mdev;
+        s->rules[0].mdev = (DesiredMdevRule){};
+        assert_int_equal(desired_state_resolve_devices(s, (const PciDevice *const *)f->devices, 6, &res), 0);
+        MdevResolveInput in = {
+                .devices = (const PciDevice *const *)f->devices,
+                .n_devices = 6,
+                .parents = (const MdevParent *const *)f->parents,
+                .n_parents = 3,
+                .vgpu_vfs = (const VgpuVf *const *)f->vfs,
+                .n_vgpu_vfs = 3,
+        };
+        assert_int_equal(desired_state_resolve_mdevs(s, &in, u, res), 0);
+        assert_int_equal(strv_length(res->errors), 1);
+        if (!strstr(res->errors[0], "/50-vgpu.conf:5: Type=NVIDIA A99-1Q: "))
+                fail_msg("%s", res->errors[0]);
+        s->rules[0].mdev = s->rules[1].mdev;
+        s->rules[1].mdev = mdev_part;
+        free_all(s, res, NULL);
+        mdev_uuids_free(u);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                T(test_spread_and_stable_uuids), T(test_pack_and_one_type_per_gpu),
-                T(test_resolution_errors),       T(test_waits_for_parent),
-                T(test_ownership_decisions),     T(test_mdev_after_driver),
-                T(test_type_change_on_one_gpu),  T(test_vgpu),
-                T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
-                T(test_held_mdev_holds_parent),  T(test_vgpu_names_persisted),
+                T(test_spread_and_stable_uuids),
+                T(test_pack_and_one_type_per_gpu),
+                T(test_resolution_errors),
+                T(test_waits_for_parent),
+                T(test_ownership_decisions),
+                T(test_mdev_after_driver),
+                T(test_type_change_on_one_gpu),
+                T(test_vgpu),
+                T(test_vgpu_name_learnt),
+                T(test_unresolved_rule_holds_its_parents),
+                T(test_held_mdev_holds_parent),
+                T(test_vgpu_names_persisted),
+                T(test_rule_error_names_failing_section),
                 cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
