@@ -110,6 +110,7 @@ struct Reconciler {
         MdevUuids *mdev_uuids; /* the stable UUIDs of Count= rules (mdev-uuids.h) */
         char **owned_mdevs, **owned_vgpus; /* of the last plan (ownership_list_owned_mdevs()) */
         VgpuTypeNames *vgpu_type_names; /* vGPU type names every VF read so far listed (mdev.h) */
+        bool vgpu_type_names_save; /* false: the state file was bad, left for the operator to look at */
         char **mdev_errors; /* the rules the last resolution could not place ("FILE:LINE: ...") */
         char **all_config_errors; /* config_errors, then mdev_errors: Manager.ConfigErrors */
         PlanMdev *mdev_status; /* the last plan's instances (PlanMdev copies), published on Mdev objects */
@@ -489,11 +490,22 @@ static int mdev_inputs_read(
                         m.vfs = a;
                         m.vfs[m.n_vfs++] = v;
                 }
-        /* Kept for a by-name [VGPU] Type= once no VF lists the type any more. */
-        if (m.n_vfs > 0 &&
-            vgpu_type_names_learn(&r->vgpu_type_names, (const VgpuVf *const *)m.vfs, m.n_vfs) == -ENOMEM) {
-                mdev_inputs_done(&m);
-                return -ENOMEM;
+        /* Kept for a by-name [VGPU] Type= once no VF lists the type any more, across restarts too. */
+        if (m.n_vfs > 0) {
+                int learnt =
+                        vgpu_type_names_learn(&r->vgpu_type_names, (const VgpuVf *const *)m.vfs, m.n_vfs);
+
+                if (learnt == -ENOMEM) {
+                        mdev_inputs_done(&m);
+                        return -ENOMEM;
+                }
+                if (learnt > 0 && r->vgpu_type_names_save) {
+                        int k = vgpu_type_names_save(r->vgpu_type_names, r->state_dir);
+                        if (k < 0)
+                                log_warning_errno(
+                                        k, "Failed to save the vGPU type names to %s/%s, ignoring: %m",
+                                        r->state_dir, HOSTDEVD_VGPU_TYPE_NAMES_FILE);
+                }
         }
         *ret = m;
         return 0;
@@ -1920,6 +1932,21 @@ int reconciler_new(
                 k = reconciler_read_owned_mdevs(r);
                 if (k < 0)
                         return k;
+        }
+        {
+                _cleanup_free_ char *error = NULL;
+
+                /* Names learnt before a restart: the VFs may all carry their type and list none now. A
+                 * damaged file is left as it is (not overwritten): names are learnt again from the VFs. */
+                k = vgpu_type_names_load(r->state_dir, &r->vgpu_type_names, &error);
+                if (k == -ENOMEM)
+                        return k;
+                r->vgpu_type_names_save = k >= 0;
+                if (k < 0)
+                        log_error(
+                                "Cannot load the learnt vGPU type names (%s), ignoring: a [VGPU] Type= by name "
+                                "resolves only once a VF lists the type again",
+                                error ?: strerror(-k));
         }
 
         eo.write_timeout_usec = reconciler_write_timeout();

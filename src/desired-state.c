@@ -1530,8 +1530,10 @@ static const char *rule_key(const DesiredRule *rule) {
         return slash ? slash + 1 : rule->path;
 }
 
-_printf_(3, 4) static int add_rule_error(
-        DesiredResolution *res, const DesiredRule *rule, const char *format, ...) {
+/* "FILE:LINE: message" into res->errors, |line| that of the section's Type= that failed ([Mdev] or
+ * [VGPU]: a rule may, in principle, carry both). */
+_printf_(4, 5) static int add_rule_error(
+        DesiredResolution *res, const DesiredRule *rule, unsigned line, const char *format, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
         int k;
@@ -1541,12 +1543,8 @@ _printf_(3, 4) static int add_rule_error(
         va_end(ap);
         if (k < 0)
                 return -ENOMEM;
-        log_debug(
-                "%s:%u: %s", rule->path, rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line,
-                msg);
-        return strv_extendf(
-                &res->errors, "%s:%u: %s", rule->path,
-                rule->mdev.present ? rule->mdev.type_line : rule->vgpu.type_line, msg);
+        log_debug("%s:%u: %s", rule->path, line, msg);
+        return strv_extendf(&res->errors, "%s:%u: %s", rule->path, line, msg);
 }
 
 static DesiredMdev *add_desired_mdev(
@@ -1640,8 +1638,8 @@ static int resolve_mdev_rule(
         if (n_selected > 0 && n_cands == 0) {
                 _cleanup_free_ char *names = strv_join_comma(present);
                 return add_rule_error(
-                        res, rule, "Type=%s: no such type id or name on %s", ESCAPE_QUOTE(rule->mdev.type),
-                        strna(names));
+                        res, rule, rule->mdev.type_line, "Type=%s: no such type id or name on %s",
+                        ESCAPE_QUOTE(rule->mdev.type), strna(names));
         }
 
         /* The instances. */
@@ -1670,7 +1668,8 @@ static int resolve_mdev_rule(
 
                 if (other)
                         return add_rule_error(
-                                res, rule, "UUID %s: already wanted by %s", list[k], other->source);
+                                res, rule, rule->mdev.type_line, "UUID %s: already wanted by %s", list[k],
+                                other->source);
                 if (m) {
                         for (c = 0; c < n_cands; c++)
                                 if (m->parent && streq(m->parent, cands[c].name) && m->type_id &&
@@ -1682,7 +1681,7 @@ static int resolve_mdev_rule(
                         }
                         if (rule->mdev.has_uuid && !strv_contains(in->owned_mdevs, m->uuid))
                                 return add_rule_error(
-                                        res, rule,
+                                        res, rule, rule->mdev.type_line,
                                         "UUID=%s: collides with an mdev hostdevd did not create (parent %s, type %s), "
                                         "which it never touches",
                                         m->uuid, strna(m->parent), strna(m->type_id));
@@ -1717,11 +1716,11 @@ static int resolve_mdev_rule(
                 uint32_t cap = mdev_placement_capacity(cands, n_cands);
                 if (rule->mdev.has_uuid)
                         return add_rule_error(
-                                res, rule,
+                                res, rule, rule->mdev.type_line,
                                 "UUID=%s: the matching parents can take %" PRIu32 " more of type %s",
                                 rule->mdev.uuid, cap, ESCAPE_QUOTE(rule->mdev.type));
                 return add_rule_error(
-                        res, rule,
+                        res, rule, rule->mdev.type_line,
                         "Count=%" PRIu32 ": the matching parents can take %" PRIu32
                         " more of type %s, not %zu",
                         count, cap, ESCAPE_QUOTE(rule->mdev.type), n_fresh);
@@ -1875,7 +1874,7 @@ static int resolve_vgpu_rule(const DesiredRule *rule, const MdevResolveInput *in
                         name = vgpu_type_names_get(in->vgpu_type_names, vfs[i]->physfn, id);
         if (id == 0)
                 return add_rule_error(
-                        res, rule,
+                        res, rule, rule->vgpu.type_line,
                         "Type=%s: no matching VF lists this vGPU type in %s/%s (use its numeric id)",
                         ESCAPE_QUOTE(rule->vgpu.type), SYSFS_ATTR_NVIDIA_DIR,
                         SYSFS_ATTR_NVIDIA_CREATABLE_VGPU_TYPES);

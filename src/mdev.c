@@ -7,10 +7,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <uuid/uuid.h>
 
 #include "escape.h"
+#include "json-file.h"
 #include "log.h"
 #include "macro.h"
 #include "mdev.h"
@@ -710,6 +712,143 @@ uint32_t vgpu_type_names_find(const VgpuTypeNames *names, const char *physfn, co
                 if (streq(names->entries[i].physfn, strempty(physfn)) && streq(names->entries[i].name, name))
                         return names->entries[i].id;
         return 0;
+}
+
+#define VGPU_TYPE_NAMES_VERSION 1
+#define VGPU_TYPE_NAMES_FILE_MAX (1024u * 1024u)
+#define VGPU_TYPE_NAME_MAX 256u
+
+static int vgpu_type_names_add(VgpuTypeNames *names, const char *physfn, uint32_t id, const char *name) {
+        VgpuTypeName *a = reallocarray(names->entries, names->n + 1, sizeof(VgpuTypeName));
+        char *p, *n;
+
+        if (!a)
+                return -ENOMEM;
+        names->entries = a;
+        p = strdup(physfn);
+        n = strdup(name);
+        if (!p || !n) {
+                free(p);
+                free(n);
+                return -ENOMEM;
+        }
+        a[names->n++] = (VgpuTypeName){ .physfn = p, .id = id, .name = n };
+        return 0;
+}
+
+int vgpu_type_names_load(const char *dir, VgpuTypeNames **ret, char **ret_error) {
+        _cleanup_(vgpu_type_names_freep) VgpuTypeNames *names = NULL;
+        json_object *root = NULL, *gpus;
+        int r;
+
+        assert(dir);
+        assert(ret);
+        if (ret_error)
+                *ret_error = NULL;
+        names = calloc(1, sizeof(VgpuTypeNames));
+        if (!names)
+                return -ENOMEM;
+        r = json_file_load(
+                dir, HOSTDEVD_VGPU_TYPE_NAMES_FILE, VGPU_TYPE_NAMES_FILE_MAX, VGPU_TYPE_NAMES_VERSION, &root,
+                ret_error);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                *ret = TAKE_PTR(names);
+                return 0;
+        }
+        if (!json_object_object_get_ex(root, "gpus", &gpus) ||
+            !json_object_is_type(gpus, json_type_object)) {
+                json_object_put(root);
+                return json_file_error(
+                        ret_error, -EUCLEAN, "%s/%s: \"gpus\" is not an object", dir,
+                        HOSTDEVD_VGPU_TYPE_NAMES_FILE);
+        }
+        json_object_object_foreach(gpus, gpu, types) {
+                if (*gpu && !pci_address_is_valid(gpu)) {
+                        r = json_file_error(
+                                ret_error, -EUCLEAN, "%s/%s: \"%s\" is not a PCI address", dir,
+                                HOSTDEVD_VGPU_TYPE_NAMES_FILE, gpu);
+                        json_object_put(root); /* after: |gpu| lives in |root| */
+                        return r;
+                }
+                if (!json_object_is_type(types, json_type_object)) {
+                        r = json_file_error(
+                                ret_error, -EUCLEAN, "%s/%s: GPU %s: not an object of type names", dir,
+                                HOSTDEVD_VGPU_TYPE_NAMES_FILE, gpu);
+                        json_object_put(root);
+                        return r;
+                }
+                json_object_object_foreach(types, key, value) {
+                        const char *name = json_object_is_type(value, json_type_string)
+                                ? json_object_get_string(value)
+                                : NULL;
+                        unsigned long id;
+                        char *end;
+
+                        errno = 0;
+                        id = strtoul(key, &end, 10);
+                        if (!isdigit((unsigned char)key[0]) || *end || errno || id == 0 || id > UINT32_MAX ||
+                            !name || !*name || strlen(name) > VGPU_TYPE_NAME_MAX ||
+                            vgpu_type_names_lookup(names, gpu, (uint32_t)id)) {
+                                r = json_file_error(
+                                        ret_error, -EUCLEAN,
+                                        "%s/%s: GPU %s: type \"%s\": not a type id (1..%" PRIu32
+                                        ") with a name of 1..%u bytes, or repeated",
+                                        dir, HOSTDEVD_VGPU_TYPE_NAMES_FILE, gpu, key, UINT32_MAX,
+                                        VGPU_TYPE_NAME_MAX);
+                                json_object_put(root);
+                                return r;
+                        }
+                        r = vgpu_type_names_add(names, gpu, (uint32_t)id, name);
+                        if (r < 0) {
+                                json_object_put(root);
+                                return r;
+                        }
+                }
+        }
+        json_object_put(root);
+        log_debug("Loaded %zu vGPU type names from %s/%s", names->n, dir, HOSTDEVD_VGPU_TYPE_NAMES_FILE);
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+int vgpu_type_names_save(const VgpuTypeNames *names, const char *dir) {
+        json_object *root, *gpus;
+        int r;
+
+        assert(dir);
+        root = json_object_new_object();
+        gpus = json_object_new_object();
+        if (!root || !gpus ||
+            json_object_object_add(root, "version", json_object_new_int(VGPU_TYPE_NAMES_VERSION)) < 0 ||
+            json_object_object_add(root, "gpus", gpus) < 0) {
+                json_object_put(root);
+                json_object_put(gpus);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; names && i < names->n; i++) {
+                const VgpuTypeName *e = &names->entries[i];
+                json_object *types;
+                char id[16];
+
+                if (!json_object_object_get_ex(gpus, e->physfn, &types)) {
+                        types = json_object_new_object();
+                        if (!types || json_object_object_add(gpus, e->physfn, types) < 0) {
+                                json_object_put(types);
+                                json_object_put(root);
+                                return -ENOMEM;
+                        }
+                }
+                (void)snprintf(id, sizeof(id), "%" PRIu32, e->id);
+                if (json_object_object_add(types, id, json_object_new_string(e->name)) < 0) {
+                        json_object_put(root);
+                        return -ENOMEM;
+                }
+        }
+        r = json_file_save(dir, HOSTDEVD_VGPU_TYPE_NAMES_FILE, root);
+        json_object_put(root);
+        return r;
 }
 
 VgpuTypeNames *vgpu_type_names_free(VgpuTypeNames *names) {

@@ -203,6 +203,16 @@ const char *vgpu_type_names_get(const VgpuTypeNames *names, const char *physfn, 
 /* The id of the type named |name| on the GPU |physfn|; 0 when never learnt. */
 uint32_t vgpu_type_names_find(const VgpuTypeNames *names, const char *physfn, const char *name);
 VgpuTypeNames *vgpu_type_names_free(VgpuTypeNames *names);
+/*
+ * The table kept across restarts (after one, every VF may carry its type already and list none):
+ * |dir|/HOSTDEVD_VGPU_TYPE_NAMES_FILE, {"version": 1, "gpus": {"<PF address, or "">": {"<decimal type
+ * id>": "<name>", ...}, ...}} (json-file.h).
+ * vgpu_type_names_load(): 0 and *ret (empty when there is no file), -EUCLEAN with *ret_error "PATH:
+ * what is wrong, naming the value" for bad contents (then nothing is loaded), -errno of reading,
+ * -ENOMEM. vgpu_type_names_save(): writes the whole table; 0, -ENOMEM, -errno of writing.
+ */
+int vgpu_type_names_load(const char *dir, VgpuTypeNames **ret, char **ret_error);
+int vgpu_type_names_save(const VgpuTypeNames *names, const char *dir);
 static inline void vgpu_type_names_freep(VgpuTypeNames **n) {
         if (*n)
                 vgpu_type_names_free(*n);

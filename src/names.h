@@ -261,6 +261,8 @@
 #define HOSTDEVD_MDEV_UUIDS_FILE "mdev-uuids.json"
 /* The mdevs and vGPU types hostdevd owns (mdev-owned.h), in the state directory. */
 #define HOSTDEVD_MDEV_OWNED_FILE "owned-mdevs.json"
+/* vGPU type names learnt per GPU (mdev.h vgpu_type_names_save()), in the state directory. */
+#define HOSTDEVD_VGPU_TYPE_NAMES_FILE "vgpu-type-names.json"
 #define MDEV_OWNER_HOSTDEVD_STRING "hostdevd"
 #define MDEV_OWNER_FOREIGN_STRING "foreign"
 /* Runtime requests (SetDeviceDriver/SetNumVFs): DIR/devices.d, transient in the runtime directory,

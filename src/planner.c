@@ -370,20 +370,35 @@ static int planner_critical_reason(const Planner *p, const PciDevice *d, char **
         return 0;
 }
 
-/* "pid 42 (qemu-system-x86) via /dev/vfio/12, ..." for every holder of d; NULL + 0 if none. */
+/*
+ * "pid 42 (qemu-system-x86) via /dev/vfio/12, ..." for every holder of d; NULL + 0 if none. A holder
+ * of an mdev whose parent is d (its group node or cdev, a lease's included) holds d too: unbinding
+ * or resetting the parent's driver, or destroying it as a VF, destroys every mdev on it
+ * (drivers/vfio/mdev/mdev_core.c, mdev_unregister_parent() removes each child device).
+ */
 static int planner_holders(const Planner *p, const PciDevice *d, char **ret) {
         _cleanup_free_ char *s = NULL;
 
         *ret = NULL;
         for (size_t i = 0; i < p->in->n_holders; i++) {
                 const Holder *h = &p->in->holders[i];
+                const char *via_mdev = NULL;
                 char *n;
 
-                if (!holder_holds_device(h, d))
-                        continue;
+                if (!holder_holds_device(h, d)) {
+                        for (size_t j = 0; j < p->in->n_mdevs && !via_mdev; j++) {
+                                const Mdev *m = p->in->mdevs[j];
+
+                                if (m && m->parent_is_pci && m->parent && streq(m->parent, d->address) &&
+                                    holder_holds_node(h, m->iommu_group, m->vfio_device))
+                                        via_mdev = m->uuid;
+                        }
+                        if (!via_mdev)
+                                continue;
+                }
                 if (asprintf(
-                            &n, "%s%spid %d (%s) via %s", strempty(s), s ? ", " : "", (int)h->pid, h->comm,
-                            h->node) < 0)
+                            &n, "%s%spid %d (%s) via %s%s%s", strempty(s), s ? ", " : "", (int)h->pid,
+                            h->comm, h->node, via_mdev ? " of mdev " : "", strempty(via_mdev)) < 0)
                         return -ENOMEM;
                 free(s);
                 s = n;

@@ -141,6 +141,26 @@ class LeaseMdev(M.MdevDaemonCase):
                 self.assertEqual(self.records(), [])
                 self.assertIn(M.ACTIVE, self.H.t.mdev_uuids(), 'the foreign instance is untouched')
 
+        def test_leased_mdev_holds_parent(self):
+                """Safety rule 4 for leases: a leased vGPU (nobody has opened it yet) holds its parent GPU,
+                so SetDeviceDriver of the parent, whose unbind would destroy it, is Blocked naming the
+                lease owner; nothing is written to the parent."""
+                self.H.k.register_driver('vfio-pci')
+                self.start()
+                p = self.vmm()
+                path, devices = self.acquire([], p.pid, mdevs=mdevs_option(('nvidia-222', M.T4)))
+                u = str(devices[0])
+                self.assertEqual(self.parent_of(u), M.T4)
+                n = len(self.writes_naming(M.T4))  # the create
+                msg = self.assertDBusError(ERR + 'Blocked', 'SetDeviceDriver', M.T4, 'vfio-pci',
+                                           dbus.Array([], signature='s'))
+                self.assertIn('pid %d (sleep) via /dev/vfio/%d of mdev %s' % (p.pid, self.mdev(u, 'IommuGroup'), u),
+                              msg)
+                self.H.barrier(self.c)
+                self.assertEqual(self.driver(M.T4), 'nvidia')
+                self.assertEqual(self.writes_naming(M.T4)[n:], [])
+                self.assertIn(u, self.typed())
+
         def test_mixed_with_function(self):
                 """A function and an mdev in one lease: both ready, both in the handoff, both given back at
                 exit (the function to its host driver, the mdev removed)."""

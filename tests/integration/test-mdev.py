@@ -11,6 +11,7 @@ daemon: validation, polkit, request files.
 Run through meson (`meson test --suite integration integration-mdev-kernel ...`).
 """
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -405,6 +406,36 @@ class MdevBus(MdevDaemonCase):
                 self.assertNotIn(U1, self.H.t.mdev_uuids())
                 self.assertEqual(self.request_files(), [])
 
+        def test_held_mdev_blocks_parent_driver(self):
+                """Safety rule 4: a process holding an mdev holds its parent. SetDeviceDriver of the parent
+                (whose unbind would destroy the mdev) is Blocked naming pid and command, a
+                ResetDeviceDriver back to a file's rule leaves it blocked; nothing is written until the
+                holder exits."""
+                self.H.k.register_driver('vfio-pci')
+                c = self.start()
+                p = self.hold(21)  # the recording's vGPU on the T4
+                c.wait_for(lambda: len(self.mdev(ACTIVE, 'Holders')) == 1, 30, 'the holder seen')
+                msg = self.assertDBusError(ERR + 'Blocked', 'SetDeviceDriver', T4, 'vfio-pci',
+                                           R.dbus.Array([], signature='s'))
+                self.assertIn('pid %d (sleep) via /dev/vfio/21 of mdev %s' % (p.pid, ACTIVE), msg)
+                self.assertEqual(self.driver(T4), 'nvidia')
+                # a file wants vfio-pci, a request keeps nvidia (no change); dropping the request leaves
+                # the file's rule, which waits for the holder
+                self.call('SetDeviceDriver', T4, 'nvidia', R.dbus.Array([], signature='s'))
+                self.write_conf('50-t4.conf', R.conf({'Address': T4}, {'Driver': 'vfio-pci'}))
+                self.call('Reload')
+                self.call('ResetDeviceDriver', T4)
+                self.wait_dev(T4, 'State', 'blocked')
+                self.assertIn('pid %d (sleep)' % p.pid, self.dev(T4, 'StateReason'))
+                self.H.barrier(c)
+                self.assertEqual(self.driver(T4), 'nvidia')
+                self.assertEqual(self.writes_naming(T4), [])
+                self.assertIn(ACTIVE, self.H.t.mdev_uuids())
+                p.kill()
+                p.wait()
+                self.call('Apply')
+                self.wait_converged(T4, 'vfio-pci')
+
         def test_invalid_arguments_change_nothing(self):
                 c = self.start()
                 gen = c.manager('Generation')
@@ -718,6 +749,27 @@ class MdevReconcile(MdevDaemonCase):
                 self.assertEqual(self.call('Plan')[1], [])
                 self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
                 self.assertEqual([w[1] for w in self.mdev_writes()], ['1163', '1163'])
+
+        def test_vgpu_by_name_after_restart(self):
+                """The names learnt from the VFs are kept in the state directory: after a restart, when every
+                VF that should carry the type does and none lists it, the by-name rule still resolves: no
+                ConfigErrors, converged, nothing written."""
+                self.start({'50-vgpu.conf': '[Match]\nVendor=10de\nDevice=26b9\n[VGPU]\nType=NVIDIA L40S-24Q\nCount=2\n'})
+                k = self.H.k
+                self.c.wait_for(lambda: sorted(k.vgpu_current(v) for v in VGPU_VFS) == [0, 0, 1163, 1163], 30,
+                                lambda: 'two VFs with 1163 (now %r)' % [k.vgpu_current(v) for v in VGPU_VFS])
+                self.assertEqual(self.call('Apply'), 'converged')
+                with open(os.path.join(self.dirs['state'], 'vgpu-type-names.json')) as f:
+                        self.assertEqual(json.load(f)['gpus'][VGPU_PF]['1163'], 'NVIDIA L40S-24Q')
+                self.assertEqual(self.daemon.stop(), 0)
+                n = len(self.reactor.writes)
+                self.start()
+                self.assertEqual(self.call('Apply'), 'converged')
+                self.H.barrier(self.c)
+                self.assertEqual(self.c.manager('ConfigErrors'), [])
+                self.assertEqual(self.call('Plan')[1], [])
+                self.assertEqual([k.vgpu_current(v) for v in VGPU_VFS], [1163, 1163, 0, 0])
+                self.assertEqual(self.reactor.writes[n:], [], 'a restart wrote sysfs')
 
         def test_sigkill_mid_create_leaves_no_orphan(self):
                 """SIGKILL while the create write is in the kernel, the rule removed, restart: the instance

@@ -779,15 +779,162 @@ static void test_strings(void **state) {
         assert_false(plan_action_type_is_mdev(PLAN_ACTION_VERIFY));
 }
 
+/* Safety rule 4: a VM holding an mdev holds its parent. Changing the parent's driver (which destroys
+ * every mdev on it), or the VF count of a PF whose VF is the parent, waits, naming the holder. */
+static void test_held_mdev_holds_parent(void **state) {
+        Fixture *f = *state;
+        DesiredState *s;
+        DesiredResolution *res;
+        MdevUuids *u = NULL;
+        Plan *p;
+        const PlanDevice *pd;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        add_mdev(f, U3, GPU1, "nvidia-222", 62); /* foreign: no rule touches it */
+        add_mdev(f, U2, VF4, "nvidia-557", 63);
+        put(f, "10-gpu.conf", "[Match]\nAddress=" GPU1 "\n[Device]\nDriver=vfio-pci\n");
+        put(f, "20-pf.conf", "[Match]\nAddress=" PF "\n[SRIOV]\nNumVFs=0\n");
+
+        /* Nobody holds them: both changes are planned. */
+        res = resolve(f, &s, u);
+        p = plan(f, res);
+        pd = plan_get_device(p, GPU1);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_PENDING);
+        pd = plan_get_device(p, PF);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_PENDING);
+        assert_true(p->n_actions >= 2);
+        free_all(s, res, p);
+
+        add_holder(f, 4242, "qemu-system-x86", "/dev/vfio/62");
+        add_holder(f, 77, "qemu", "/dev/vfio/63");
+        res = resolve(f, &s, u);
+        p = plan(f, res);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_true(
+                        !p->actions[i].address ||
+                        (!streq(p->actions[i].address, GPU1) && !streq(p->actions[i].address, PF)));
+        pd = plan_get_device(p, GPU1);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_BLOCKED);
+        assert_non_null(strstr(pd->reason, "pid 4242 (qemu-system-x86) via /dev/vfio/62 of mdev " U3));
+        pd = plan_get_device(p, PF);
+        assert_non_null(pd);
+        assert_int_equal(pd->state, DEVICE_STATE_BLOCKED);
+        assert_non_null(strstr(pd->reason, "VF " VF4 " held by pid 77 (qemu) via /dev/vfio/63 of mdev " U2));
+        free_all(s, res, p);
+        mdev_uuids_free(u);
+}
+
+/* The learnt names survive a restart (the state file), and a damaged file is refused naming the file
+ * and the bad value, loading nothing. */
+static void test_vgpu_names_persisted(void **state) {
+        Fixture *f = *state;
+        VgpuTypeNames *loaded = NULL;
+        char *error = NULL;
+
+        /* No file yet: an empty table. */
+        assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), 0);
+        assert_null(error);
+        assert_null(vgpu_type_names_get(loaded, PF, 557));
+        loaded = vgpu_type_names_free(loaded);
+
+        assert_int_equal(vgpu_type_names_learn(&f->names, (const VgpuVf *const *)f->vfs, 3), 2);
+        assert_int_equal(vgpu_type_names_save(f->names, f->state_dir), 0);
+        assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), 0);
+        assert_string_equal(vgpu_type_names_get(loaded, PF, 557), "NVIDIA A40-1Q");
+        assert_int_equal(vgpu_type_names_find(loaded, PF, "NVIDIA A40-2Q"), 558);
+        assert_null(vgpu_type_names_get(loaded, "0000:82:00.0", 557));
+        /* Learning what was loaded is nothing new (no save needed). */
+        assert_int_equal(vgpu_type_names_learn(&loaded, (const VgpuVf *const *)f->vfs, 3), 0);
+        loaded = vgpu_type_names_free(loaded);
+
+        const struct {
+                const char *text, *names;
+        } bad[] = {
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"x557\": \"A\"}}}", "\"x557\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"0\": \"A\"}}}", "\"0\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"557\": 3}}}", "\"557\"" },
+                { "{\"version\": 1, \"gpus\": {\"" PF "\": {\"4294967296\": \"A\"}}}", "4294967296" },
+                { "{\"version\": 1, \"gpus\": {\"not-pci\": {}}}", "not-pci" },
+                { "{\"version\": 1, \"gpus\": []}", "\"gpus\"" },
+                { "{\"version\": 2, \"gpus\": {}}", "vgpu-type-names.json" },
+                { "not json", "vgpu-type-names.json" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char path[256];
+                FILE *file;
+
+                snprintf(path, sizeof(path), "%s/vgpu-type-names.json", f->state_dir);
+                file = fopen(path, "we");
+                assert_non_null(file);
+                fputs(bad[i].text, file);
+                assert_int_equal(fclose(file), 0);
+                assert_int_equal(vgpu_type_names_load(f->state_dir, &loaded, &error), -EUCLEAN);
+                assert_null(loaded);
+                assert_non_null(error);
+                if (!strstr(error, bad[i].names) || !strstr(error, "vgpu-type-names.json"))
+                        fail_msg("case %zu: %s", i, error);
+                error = mfree(error);
+        }
+}
+
+/* A resolution error names the line of the section that failed: the [VGPU] Type= of a rule that has an
+ * [Mdev] section as well (the parser refuses such a file today; the resolver must not rely on it). */
+static void test_rule_error_names_failing_section(void **state) {
+        Fixture *f = *state;
+        DesiredState *s = NULL;
+        DesiredResolution *res = NULL;
+        MdevUuids *u = NULL;
+        DesiredMdevRule mdev_part;
+
+        assert_int_equal(mdev_uuids_new(NULL, &u), 0);
+        put(f, "40-mdev.conf", "[Mdev]\nParent=mtty\nType=mtty-1\nUUID=" U1 "\n");
+        put(f, "50-vgpu.conf", "[Match]\nPF=" PF "\n\n[VGPU]\nType=NVIDIA A99-1Q\n");
+        assert_int_equal(desired_state_load(f->dirs, &s), 0);
+        assert_null(s->errors);
+        assert_int_equal(s->n_rules, 2);
+        /* The [VGPU] rule gets the (good) [Mdev] part of the other: one rule with both. */
+        mdev_part = s->rules[1].mdev;
+        s->rules[1].mdev = s->rules[0].mdev;
+        s->rules[0].mdev = (DesiredMdevRule){};
+        assert_int_equal(desired_state_resolve_devices(s, (const PciDevice *const *)f->devices, 6, &res), 0);
+        MdevResolveInput in = {
+                .devices = (const PciDevice *const *)f->devices,
+                .n_devices = 6,
+                .parents = (const MdevParent *const *)f->parents,
+                .n_parents = 3,
+                .vgpu_vfs = (const VgpuVf *const *)f->vfs,
+                .n_vgpu_vfs = 3,
+        };
+        assert_int_equal(desired_state_resolve_mdevs(s, &in, u, res), 0);
+        assert_int_equal(strv_length(res->errors), 1);
+        if (!strstr(res->errors[0], "/50-vgpu.conf:5: Type=NVIDIA A99-1Q: "))
+                fail_msg("%s", res->errors[0]);
+        s->rules[0].mdev = s->rules[1].mdev;
+        s->rules[1].mdev = mdev_part;
+        free_all(s, res, NULL);
+        mdev_uuids_free(u);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                T(test_spread_and_stable_uuids), T(test_pack_and_one_type_per_gpu),
-                T(test_resolution_errors),       T(test_waits_for_parent),
-                T(test_ownership_decisions),     T(test_mdev_after_driver),
-                T(test_type_change_on_one_gpu),  T(test_vgpu),
-                T(test_vgpu_name_learnt),        T(test_unresolved_rule_holds_its_parents),
+                T(test_spread_and_stable_uuids),
+                T(test_pack_and_one_type_per_gpu),
+                T(test_resolution_errors),
+                T(test_waits_for_parent),
+                T(test_ownership_decisions),
+                T(test_mdev_after_driver),
+                T(test_type_change_on_one_gpu),
+                T(test_vgpu),
+                T(test_vgpu_name_learnt),
+                T(test_unresolved_rule_holds_its_parents),
+                T(test_held_mdev_holds_parent),
+                T(test_vgpu_names_persisted),
+                T(test_rule_error_names_failing_section),
                 cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
