@@ -136,9 +136,24 @@ static Lease *lease_free(Lease *l) {
         return NULL;
 }
 
+/* The lease as the holder of IOMMU group |group|'s node: h[*k], then *k + 1. A group < 0 (a function
+ * or mdev gone from the model, or without a group) holds nothing. Returns 0 or -ENOMEM. */
+static int holder_add_group(Holder *h, size_t *k, const Lease *l, int32_t group) {
+        if (group < 0)
+                return 0;
+        h[*k] = (Holder){ .pid = l->record->pid, .comm = l->comm };
+        if (asprintf(&h[*k].node, "/dev/vfio/%" PRId32, group) < 0) {
+                h[*k].node = NULL;
+                return -ENOMEM;
+        }
+        (*k)++;
+        return 0;
+}
+
 static int rebuild_holders(LeaseManager *m) {
         size_t n = 0, k = 0;
         Holder *h;
+        int r = 0;
 
         for (size_t i = 0; i < m->n_holders; i++)
                 free(m->holders[i].node);
@@ -153,43 +168,26 @@ static int rebuild_holders(LeaseManager *m) {
         h = calloc(n, sizeof(Holder));
         if (!h)
                 return -ENOMEM;
-        for (Lease *l = m->leases; l; l = l->next) {
+        for (Lease *l = m->leases; l && r >= 0; l = l->next) {
                 if (l->record->state != LEASE_STATE_ACTIVE)
                         continue;
-                for (size_t i = 0; i < l->record->n_devices; i++) {
+                for (size_t i = 0; r >= 0 && i < l->record->n_devices; i++) {
                         const PciDevice *d = model_get_device(m->model, l->record->devices[i].address);
 
-                        /* A function without a group (gone from the model) blocks nothing. */
-                        if (!d || d->iommu_group < 0)
-                                continue;
-                        h[k].pid = l->record->pid;
-                        h[k].comm = l->comm;
-                        if (asprintf(&h[k].node, "/dev/vfio/%" PRId32, d->iommu_group) < 0) {
-                                h[k].node = NULL;
-                                for (size_t j = 0; j < k; j++)
-                                        free(h[j].node);
-                                free(h);
-                                return -ENOMEM;
-                        }
-                        k++;
+                        r = holder_add_group(h, &k, l, d ? d->iommu_group : -1);
                 }
                 /* An mdev's group node: no plan removes the instance while the lease holds it. */
-                for (size_t i = 0; i < l->record->n_mdevs; i++) {
+                for (size_t i = 0; r >= 0 && i < l->record->n_mdevs; i++) {
                         const Mdev *md = model_get_mdev(m->model, l->record->mdevs[i].uuid);
 
-                        if (!md || md->iommu_group < 0)
-                                continue;
-                        h[k].pid = l->record->pid;
-                        h[k].comm = l->comm;
-                        if (asprintf(&h[k].node, "/dev/vfio/%" PRId32, md->iommu_group) < 0) {
-                                h[k].node = NULL;
-                                for (size_t j = 0; j < k; j++)
-                                        free(h[j].node);
-                                free(h);
-                                return -ENOMEM;
-                        }
-                        k++;
+                        r = holder_add_group(h, &k, l, md ? md->iommu_group : -1);
                 }
+        }
+        if (r < 0) {
+                for (size_t j = 0; j < k; j++)
+                        free(h[j].node);
+                free(h);
+                return r;
         }
         m->holders = h;
         m->n_holders = k;
