@@ -354,7 +354,9 @@ class MdevBus(MdevDaemonCase):
                 self.assertEqual((m['Owner'], m['State'], m['StateReason'], m['TypeName'], m['VfioGroup']),
                                  ('foreign', 'converged', '', 'GRID T4-1B', '/dev/vfio/21'))
                 p = self.hold(21)
-                self.assertEqual([tuple(x) for x in self.mdev(ACTIVE, 'Holders')], [(p.pid, 'sleep')])
+                # the open reaches the daemon as an fanotify event, handled on its own time
+                c.wait_for(lambda: [tuple(x) for x in self.mdev(ACTIVE, 'Holders')] == [(p.pid, 'sleep')], 30,
+                           lambda: 'the holder in Holders (now %r)' % self.mdev(ACTIVE, 'Holders'))
                 self.assertEqual(self.mdev_writes(), [])
 
         def test_create_remove_by_method(self):
