@@ -235,8 +235,11 @@ static void *early_thread(void *userdata) {
                 };
                 EarlyBindSnapshot *next;
 
-                if (poll(p, 2, -1) < 0)
-                        continue; /* EINTR */
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break; /* never spin at SCHED_FIFO; new functions are then planned from the model */
+                }
 
                 next = atomic_exchange(&w->pending, NULL);
                 if (next) {
