@@ -572,6 +572,20 @@ static void lease_mdevs_remove_all(Lease *l) {
                 l->record->mdevs[i].policy = LEASE_POLICY_REMOVE;
 }
 
+/* A verdict of lease_check() or lease_mdev_check() as the errno the bus maps: 0 for LEASE_CHECK_OK. */
+static int verdict_errno(LeaseCheckVerdict verdict) {
+        switch (verdict) {
+        case LEASE_CHECK_NOT_FOUND:
+                return -ENOENT;
+        case LEASE_CHECK_LEASED:
+                return -EBUSY;
+        case LEASE_CHECK_REFUSED:
+                return -EPERM;
+        default:
+                return 0;
+        }
+}
+
 /*
  * Place the mdevs |ask| asks for on the parents of the model (lease_mdev_check()). The mdevs of
  * leases in force that the model does not list yet (being created) take their room. Returns 0 and
@@ -616,16 +630,9 @@ static int acquire_place_mdevs(
         r = lease_mdev_check(&in, &verdict, places, ret_reason);
         if (r < 0)
                 return r;
-        switch (verdict) {
-        case LEASE_CHECK_OK:
-                break;
-        case LEASE_CHECK_NOT_FOUND:
-                return -ENOENT;
-        case LEASE_CHECK_LEASED:
-                return -EBUSY;
-        case LEASE_CHECK_REFUSED:
-                return -EPERM;
-        }
+        r = verdict_errno(verdict);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(places);
         return 0;
 }
@@ -816,16 +823,9 @@ int lease_manager_acquire(
         r = strv_length(ask->addresses) == 0 ? 0 : lease_check(&in, &verdict, &members, ret_reason);
         if (r < 0)
                 return r;
-        switch (verdict) {
-        case LEASE_CHECK_OK:
-                break;
-        case LEASE_CHECK_NOT_FOUND:
-                return -ENOENT;
-        case LEASE_CHECK_LEASED:
-                return -EBUSY;
-        case LEASE_CHECK_REFUSED:
-                return -EPERM;
-        }
+        r = verdict_errno(verdict);
+        if (r < 0)
+                return r;
         for (size_t i = 0; ask->policy_addresses && ask->policy_addresses[i]; i++)
                 if (!strv_contains(members, ask->policy_addresses[i])) {
                         (void)asprintf(

@@ -51,42 +51,7 @@ def mdevs_option(*asks):
         return dbus.Array([dbus.Struct(a, signature='ss') for a in asks], signature='(ss)')
 
 
-class LeaseMdev(M.MdevDaemonCase):
-        def setUp(self):
-                super().setUp()
-                self.vmms = []
-
-        def tearDown(self):
-                for p in self.vmms:
-                        if p.poll() is None:
-                                p.kill()
-                                p.wait()
-                super().tearDown()
-
-        def vmm(self):
-                p = subprocess.Popen(['sleep', '600'], env=h.preload_free_env())
-                self.vmms.append(p)
-                return p
-
-        def acquire(self, devices, pid, **options):
-                fd = os.pidfd_open(pid)
-                opts = {'pidfd': dbus.types.UnixFd(fd)}
-                for k, v in options.items():
-                        opts[k.replace('_', '-')] = v
-                try:
-                        return self.call('Acquire', dbus.Array(devices, signature='s'),
-                                         dbus.Dictionary(opts, signature='sv'))
-                finally:
-                        os.close(fd)
-
-        def acquire_error(self, devices, pid, **options):
-                with self.assertRaises(dbus.DBusException) as e:
-                        self.acquire(devices, pid, **options)
-                return e.exception.get_dbus_name(), e.exception.get_dbus_message()
-
-        def leases(self):
-                return {p: i[LEASE_IFACE] for p, i in self.c.managed_objects().items() if LEASE_IFACE in i}
-
+class LeaseMdev(R.LeaseClient, M.MdevDaemonCase):
         def records(self):
                 d = os.path.join(self.dirs['run'], 'leases')
                 return sorted(os.listdir(d)) if os.path.isdir(d) else []

@@ -32,47 +32,10 @@ LEASE_IFACE = 'org.hostdevd1.Lease'
 ERR = 'org.hostdevd1.Error.'
 
 
-class Lease(R.ReconcileTestCase):
+class Lease(R.LeaseClient, R.ReconcileTestCase):
         def setUp(self):
                 super().setUp()
                 R.build_host(self.H)
-                self.vmms = []
-
-        def tearDown(self):
-                for p in self.vmms:
-                        if p.poll() is None:
-                                p.kill()
-                                p.wait()
-                super().tearDown()
-
-        def vmm(self):
-                """A child process standing in for a VMM (not under umockdev)."""
-                p = subprocess.Popen(['sleep', '600'], env=h.preload_free_env())
-                self.vmms.append(p)
-                return p
-
-        def acquire(self, devices, pid=None, **options):
-                opts = {}
-                fd = None
-                if pid is not None:
-                        fd = os.pidfd_open(pid)
-                        opts['pidfd'] = dbus.types.UnixFd(fd)
-                for k, v in options.items():
-                        opts[k.replace('_', '-')] = v
-                try:
-                        return self.call('Acquire', dbus.Array(devices, signature='s'),
-                                         dbus.Dictionary(opts, signature='sv'))
-                finally:
-                        if fd is not None:
-                                os.close(fd)
-
-        def acquire_error(self, devices, pid=None, **options):
-                with self.assertRaises(dbus.DBusException) as e:
-                        self.acquire(devices, pid, **options)
-                return e.exception.get_dbus_name(), e.exception.get_dbus_message()
-
-        def leases(self):
-                return {p: i[LEASE_IFACE] for p, i in self.c.managed_objects().items() if LEASE_IFACE in i}
 
         def leases_path(self):
                 paths = list(self.leases())

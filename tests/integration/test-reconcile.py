@@ -261,6 +261,54 @@ class ReconcileTestCase(unittest.TestCase):
                 self.assertEqual(holder.stdout.readline().strip(), 'closed')
 
 
+
+class LeaseClient:
+        """Mixed into a ReconcileTestCase (before it) by the lease tests: child processes standing in
+        for VMMs (not under umockdev), ended at tearDown, and Manager.Acquire for them."""
+        LEASE_IFACE = 'org.hostdevd1.Lease'
+
+        def setUp(self):
+                super().setUp()
+                self.vmms = []
+
+        def tearDown(self):
+                for p in self.vmms:
+                        if p.poll() is None:
+                                p.kill()
+                                p.wait()
+                super().tearDown()
+
+        def vmm(self):
+                """A child process standing in for a VMM."""
+                p = subprocess.Popen(['sleep', '600'], env=h.preload_free_env())
+                self.vmms.append(p)
+                return p
+
+        def acquire(self, devices, pid=None, **options):
+                """Acquire |devices| for |pid| (its pidfd; None: the caller); option names with '-' as '_'."""
+                opts = {}
+                fd = None
+                if pid is not None:
+                        fd = os.pidfd_open(pid)
+                        opts['pidfd'] = dbus.types.UnixFd(fd)
+                for k, v in options.items():
+                        opts[k.replace('_', '-')] = v
+                try:
+                        return self.call('Acquire', dbus.Array(devices, signature='s'),
+                                         dbus.Dictionary(opts, signature='sv'))
+                finally:
+                        if fd is not None:
+                                os.close(fd)
+
+        def acquire_error(self, devices, pid=None, **options):
+                with self.assertRaises(dbus.DBusException) as e:
+                        self.acquire(devices, pid, **options)
+                return e.exception.get_dbus_name(), e.exception.get_dbus_message()
+
+        def leases(self):
+                return {p: i[self.LEASE_IFACE] for p, i in self.c.managed_objects().items()
+                        if self.LEASE_IFACE in i}
+
 # ---------------------------------------------------------------------------
 # The fake kernel's write reactor, without a daemon: a child process under the
 # shim and umockdev writes, as hostdevd's sysfs_write() does.
